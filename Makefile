@@ -1,0 +1,56 @@
+# The two commands a newcomer runs on a fresh Debian machine: `make demo` and `make test`.
+# Both create .venv, install netmon with its extras, and apt-install the programs the tests
+# talk to when they are missing.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# command:package pairs; a package is installed only when its command is missing.
+SYSTEM_TOOLS := ip:iproute2 sysctl:procps promtool:prometheus prometheus:prometheus fping:fping
+
+.PHONY: setup system-deps demo test lint format bench clean
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@missing=""; \
+	for pair in $(SYSTEM_TOOLS); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	if [ -n "$${missing// /}" ]; then \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "installing Debian packages:$$missing"; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/netmon demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check netmon collectors tests bench
+	$(BIN)/ruff format --check netmon collectors tests bench
+	$(BIN)/mypy --strict netmon collectors
+
+format: $(STAMP)
+	$(BIN)/ruff format netmon collectors tests bench
+	$(BIN)/ruff check --fix netmon collectors tests bench
+
+test: setup lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m bench.icmp_bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

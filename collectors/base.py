@@ -1,0 +1,114 @@
+"""The vocabulary shared by collectors and the core: what a probe is given and what it returns.
+
+Observations are frozen dataclasses; the core folds them into its state store. Nothing here
+does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Annotated, ClassVar, Protocol
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object) -> object:
+    """Accept 1.5, "1.5", "500ms", "2s", "5m", "1h"; other types are left to pydantic."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"not a duration: {value!r} (examples: 500ms, 2s, 5m, 1h)")
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds, written as a number or with a unit (ms, s, m, h)."""
+
+
+class CollectorSettings(BaseModel):
+    """Base of every collector's settings model: strict (typos are errors) and frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval: Duration
+    timeout: Duration
+
+
+class ReachPolicy(CollectorSettings):
+    """Settings of a collector whose results decide whether a target is up or down."""
+
+    down_after: int = Field(default=3, ge=1, description="consecutive losses before down")
+    up_after: int = Field(default=2, ge=1, description="consecutive replies before up again")
+    window: Duration = Field(default=60.0, gt=0, description="sliding window for loss and jitter")
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTarget:
+    """What a collector needs to know about a target: no labels, no secrets it does not use."""
+
+    id: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Result of one collection run against one target.
+
+    `ok` says whether the target answered as expected; `reason` says why not, in one of a few
+    stable words ("timeout", "refused", "unreachable", "resolve", "parse", ...), so the runner can
+    count errors by reason and a person can read it.
+    """
+
+    target: str
+    collector: str
+    ok: bool
+    duration: float
+    reason: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EchoRound(Observation):
+    """One round of ICMP echoes to a target.
+
+    `rtts` holds one entry per echo sent, in send order: the round-trip time in seconds, or None
+    when no reply came within the timeout.
+    """
+
+    address: str = ""
+    rtts: tuple[float | None, ...] = field(default_factory=tuple)
+
+    @property
+    def sent(self) -> int:
+        return len(self.rtts)
+
+    @property
+    def received(self) -> int:
+        return sum(1 for rtt in self.rtts if rtt is not None)
+
+
+class CollectError(Exception):
+    """A collection failed for a reason worth counting; `reason` is one stable word."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class Collector(Protocol):
+    """A protocol collector. The runner owns deadline, timing and error counting around it."""
+
+    name: ClassVar[str]
+    settings_model: ClassVar[type[CollectorSettings]]
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> Observation: ...

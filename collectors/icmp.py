@@ -1,0 +1,514 @@
+"""ICMP echo: many targets over ONE shared socket per address family.
+
+Replies are matched to requests by identifier, sequence and a per-socket token in the payload, so
+every other ICMP packet the host sees is ignored. Round-trip times come from the kernel's receive
+timestamp (SO_TIMESTAMPNS) rather than from when the event loop got round to the reply: under
+load the loop can be milliseconds late, the kernel is not.
+
+As root (or with CAP_NET_RAW) the sockets are raw; otherwise unprivileged ICMP datagram sockets,
+which need the process group inside `net.ipv4.ping_group_range`.
+
+This module must not import anything from the exporter, alerting or MQTT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import logging
+import os
+import secrets
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, ClassVar
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from collectors.base import (
+    CollectError,
+    CollectorSettings,
+    Duration,
+    EchoRound,
+    ProbeTarget,
+    ReachPolicy,
+)
+
+log = logging.getLogger(__name__)
+
+# Linux constants the socket module does not export.
+SO_TIMESTAMPNS = 35
+SOL_RAW = 255
+ICMP_FILTER = 1
+ICMP6_FILTER = 1
+
+ICMP_ECHO_REPLY = 0
+ICMP_ECHO_REQUEST = 8
+ICMP6_ECHO_REQUEST = 128
+ICMP6_ECHO_REPLY = 129
+
+_TOKEN_LEN = 8
+_HEADER = struct.Struct("!BBHHH")
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
+
+DSCP_NAMES: dict[str, int] = {
+    "BE": 0,
+    "DF": 0,
+    "EF": 46,
+    **{f"CS{n}": n * 8 for n in range(8)},
+    **{f"AF{c}{d}": c * 8 + d * 2 for c in range(1, 5) for d in range(1, 4)},
+}
+
+
+def parse_dscp(value: object) -> object:
+    """A DSCP code point as a number (0-63) or a name such as AF41, EF, CS5."""
+    if isinstance(value, str):
+        name = value.strip().upper()
+        if name in DSCP_NAMES:
+            return DSCP_NAMES[name]
+        if name.isdigit():
+            return int(name)
+        raise ValueError(f"unknown DSCP name {value!r} (use 0-63 or a name such as AF41, EF, CS5)")
+    return value
+
+
+Dscp = Annotated[int, BeforeValidator(parse_dscp), Field(ge=0, le=63)]
+
+
+class IcmpSettings(ReachPolicy):
+    """ICMP probe settings. Defaults suit a NOC watching ~200 sites: one echo a second each,
+    down after 3 consecutive losses (~3 s), up after 2 replies, loss and jitter over 60 s."""
+
+    interval: Duration = Field(default=1.0, gt=0)
+    timeout: Duration = Field(default=1.0, gt=0)
+    count: int = Field(default=1, ge=1, le=1000, description="echoes per round")
+    spacing: Duration = Field(default=0.02, ge=0.001, description="gap between echoes of a round")
+    size: int = Field(default=56, ge=_TOKEN_LEN, le=1472, description="payload bytes")
+    dscp: Dscp = Field(default=0, description="DSCP marking, e.g. AF41 for interactive video")
+
+    @model_validator(mode="after")
+    def _round_fits_interval(self) -> IcmpSettings:
+        round_time = self.timeout + (self.count - 1) * self.spacing
+        if round_time > self.interval:
+            raise ValueError(
+                f"a round of {self.count} echoes lasts up to {round_time:g}s "
+                f"(timeout + (count-1) x spacing), longer than the interval {self.interval:g}s"
+            )
+        return self
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+@dataclass(slots=True)
+class _Pending:
+    address: str
+    future: asyncio.Future[float | None]
+    sent_realtime_ns: int
+    sent_monotonic_ns: int
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(slots=True)
+class _FamilySocket:
+    """One ICMP socket for one address family, with its pending echoes."""
+
+    family: int
+    sock: socket.socket
+    identifier: int
+    raw: bool
+    pending: dict[int, _Pending] = field(default_factory=dict)
+    next_sequence: int = 0
+    tos_refused: bool = False
+
+
+class Pinger:
+    """Sends echoes and matches replies over one socket per address family.
+
+    Use as `async with Pinger() as pinger: await pinger.ping("192.0.2.1", count=5)`.
+    """
+
+    def __init__(self, *, receive_buffer: int = 4 * 1024 * 1024) -> None:
+        self._receive_buffer = receive_buffer
+        self._sockets: dict[int, _FamilySocket] = {}
+        self._token = secrets.token_bytes(_TOKEN_LEN)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.mode = "unopened"
+        self.malformed_replies = 0
+
+    async def __aenter__(self) -> Pinger:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        v4 = self._open(socket.AF_INET)
+        self._sockets[socket.AF_INET] = v4
+        self.mode = "raw" if v4.raw else "datagram"
+        try:
+            self._sockets[socket.AF_INET6] = self._open(socket.AF_INET6)
+        except OSError as exc:
+            log.warning("ICMPv6 unavailable, IPv6 targets will fail: %s", exc)
+        log.info(
+            "ICMP sockets open",
+            extra={
+                "mode": self.mode,
+                "families": ",".join(
+                    "ipv4" if fam == socket.AF_INET else "ipv6" for fam in self._sockets
+                ),
+                "why": "privileged raw sockets"
+                if v4.raw
+                else "unprivileged ICMP datagram sockets (no CAP_NET_RAW)",
+            },
+        )
+
+    async def close(self) -> None:
+        for fsock in self._sockets.values():
+            if self._loop is not None:
+                self._loop.remove_reader(fsock.sock.fileno())
+            for pending in fsock.pending.values():
+                if pending.timer is not None:
+                    pending.timer.cancel()
+                if not pending.future.done():
+                    pending.future.cancel()
+            fsock.pending.clear()
+            fsock.sock.close()
+        self._sockets.clear()
+        self.mode = "closed"
+
+    def _open(self, family: int) -> _FamilySocket:
+        proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
+        try:
+            sock = socket.socket(family, socket.SOCK_RAW, proto)
+            raw = True
+        except PermissionError:
+            try:
+                sock = socket.socket(family, socket.SOCK_DGRAM, proto)
+            except PermissionError as exc:
+                raise PermissionError(
+                    "ICMP needs a raw socket (root or CAP_NET_RAW) or an unprivileged ICMP "
+                    f"socket (group {os.getgid()} inside net.ipv4.ping_group_range)"
+                ) from exc
+            raw = False
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._receive_buffer)
+        if raw:
+            # Let only echo replies through, so the loop is not woken by every ICMP packet
+            # (our own echo requests on loopback, neighbour discovery, unreachables...).
+            if family == socket.AF_INET:
+                blocked = 0xFFFFFFFF & ~(1 << ICMP_ECHO_REPLY)
+                sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", blocked))
+            else:
+                words = [0xFFFFFFFF] * 8
+                words[ICMP6_ECHO_REPLY >> 5] &= ~(1 << (ICMP6_ECHO_REPLY & 31))
+                sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, struct.pack("8I", *words))
+            identifier = secrets.randbelow(0x10000)
+        else:
+            sock.bind(("", 0) if family == socket.AF_INET else ("::", 0))
+            identifier = sock.getsockname()[1]  # the kernel rewrites the id to the "port"
+        fsock = _FamilySocket(family=family, sock=sock, identifier=identifier, raw=raw)
+        assert self._loop is not None
+        self._loop.add_reader(sock.fileno(), self._make_reader(fsock))
+        return fsock
+
+    async def ping(
+        self,
+        address: str,
+        *,
+        count: int = 1,
+        spacing: float = 0.02,
+        timeout: float = 1.0,
+        size: int = 56,
+        dscp: int = 0,
+    ) -> tuple[float | None, ...]:
+        """Send `count` echoes `spacing` seconds apart; return each one's RTT or None if lost."""
+        ip = ipaddress.ip_address(address)
+        family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+        fsock = self._sockets.get(family)
+        if fsock is None:
+            raise CollectError("unreachable", f"no ICMP socket for IPv{ip.version}")
+        loop = asyncio.get_running_loop()
+        canonical = str(ip)
+        futures: list[asyncio.Future[float | None]] = []
+        sequences: list[int] = []
+        try:
+            for index in range(count):
+                if index:
+                    await asyncio.sleep(spacing)
+                sequence, future = await self._send(fsock, canonical, size, dscp, timeout, loop)
+                sequences.append(sequence)
+                futures.append(future)
+            return tuple(await asyncio.gather(*futures))
+        finally:
+            # Only on cancellation are some still pending; drop them so they cannot leak.
+            for sequence, future in zip(sequences, futures, strict=True):
+                pending = fsock.pending.get(sequence)
+                if pending is not None and pending.future is future:
+                    self._forget(fsock, sequence)
+
+    async def _send(
+        self,
+        fsock: _FamilySocket,
+        address: str,
+        size: int,
+        dscp: int,
+        timeout: float,
+        loop: asyncio.AbstractEventLoop,
+    ) -> tuple[int, asyncio.Future[float | None]]:
+        sequence = self._next_sequence(fsock)
+        echo_type = ICMP_ECHO_REQUEST if fsock.family == socket.AF_INET else ICMP6_ECHO_REQUEST
+        payload = self._token + bytes(size - _TOKEN_LEN)
+        header = _HEADER.pack(echo_type, 0, 0, fsock.identifier, sequence)
+        packet = header + payload
+        if fsock.family == socket.AF_INET:
+            # The kernel checksums ICMPv6 itself; ICMPv4 is ours (datagram sockets redo it).
+            packet = header[:2] + struct.pack("!H", _checksum(packet)) + header[4:] + payload
+        ancillary = self._tos_ancillary(fsock, dscp)
+        destination: tuple[str, int] | tuple[str, int, int, int] = (
+            (address, 0) if fsock.family == socket.AF_INET else (address, 0, 0, 0)
+        )
+        future: asyncio.Future[float | None] = loop.create_future()
+        pending = _Pending(
+            address=address,
+            future=future,
+            sent_realtime_ns=time.time_ns(),
+            sent_monotonic_ns=time.monotonic_ns(),
+        )
+        fsock.pending[sequence] = pending
+        try:
+            await self._sendmsg(fsock, packet, ancillary, destination, loop)
+        except OSError as exc:
+            self._forget(fsock, sequence)
+            if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
+                future = loop.create_future()
+                future.set_result(None)  # no route is a lost echo, not a crash
+                return sequence, future
+            raise CollectError("send", f"sending echo to {address}: {exc.strerror}") from exc
+        pending.timer = loop.call_later(timeout, self._expire, fsock, sequence, future)
+        return sequence, future
+
+    async def _sendmsg(
+        self,
+        fsock: _FamilySocket,
+        packet: bytes,
+        ancillary: list[tuple[int, int, bytes]],
+        destination: tuple[str, int] | tuple[str, int, int, int],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        while True:
+            try:
+                fsock.sock.sendmsg([packet], ancillary, 0, destination)
+                return
+            except BlockingIOError:
+                await self._writable(fsock.sock.fileno(), loop)
+            except OSError as exc:
+                if ancillary and exc.errno in (errno.EINVAL, errno.EPERM, errno.EOPNOTSUPP):
+                    fsock.tos_refused = True
+                    ancillary = []
+                    log.warning(
+                        "the OS refused the DSCP marking; echoes go unmarked",
+                        extra={"error": exc.strerror},
+                    )
+                    continue
+                raise
+
+    @staticmethod
+    async def _writable(fd: int, loop: asyncio.AbstractEventLoop) -> None:
+        writable: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not writable.done():
+                writable.set_result(None)
+
+        loop.add_writer(fd, wake)
+        try:
+            await writable
+        finally:
+            loop.remove_writer(fd)
+
+    @staticmethod
+    def _tos_ancillary(fsock: _FamilySocket, dscp: int) -> list[tuple[int, int, bytes]]:
+        if dscp == 0 or fsock.tos_refused:
+            return []
+        value = struct.pack("i", dscp << 2)
+        if fsock.family == socket.AF_INET:
+            return [(socket.IPPROTO_IP, socket.IP_TOS, value)]
+        return [(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, value)]
+
+    @staticmethod
+    def _next_sequence(fsock: _FamilySocket) -> int:
+        for _ in range(0x10000):
+            sequence = fsock.next_sequence
+            fsock.next_sequence = (sequence + 1) & 0xFFFF
+            if sequence not in fsock.pending:
+                return sequence
+        raise CollectError("busy", "65536 echoes in flight on one socket")
+
+    @staticmethod
+    def _forget(fsock: _FamilySocket, sequence: int) -> None:
+        pending = fsock.pending.pop(sequence, None)
+        if pending is not None and pending.timer is not None:
+            pending.timer.cancel()
+
+    @staticmethod
+    def _expire(fsock: _FamilySocket, sequence: int, future: asyncio.Future[float | None]) -> None:
+        pending = fsock.pending.get(sequence)
+        if pending is not None and pending.future is future:
+            del fsock.pending[sequence]
+        if not future.done():
+            future.set_result(None)
+
+    def _make_reader(self, fsock: _FamilySocket) -> Callable[[], None]:
+        def on_readable() -> None:
+            # Drain everything queued: one wake-up may cover hundreds of replies.
+            while True:
+                try:
+                    data, ancillary, _flags, source = fsock.sock.recvmsg(2048, _ANCILLARY_SPACE)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:
+                    log.debug("ICMP receive error: %s", exc)
+                    return
+                self._on_packet(fsock, data, ancillary, source[0])
+
+        return on_readable
+
+    def _on_packet(
+        self,
+        fsock: _FamilySocket,
+        data: bytes,
+        ancillary: list[tuple[int, int, bytes]],
+        source: str,
+    ) -> None:
+        received_monotonic_ns = time.monotonic_ns()
+        if fsock.family == socket.AF_INET and fsock.raw:
+            if len(data) < 20:
+                self.malformed_replies += 1
+                return
+            data = data[(data[0] & 0x0F) * 4 :]
+        if len(data) < _HEADER.size + _TOKEN_LEN:
+            self.malformed_replies += 1
+            return
+        icmp_type, _code, _sum, identifier, sequence = _HEADER.unpack_from(data)
+        reply_type = ICMP_ECHO_REPLY if fsock.family == socket.AF_INET else ICMP6_ECHO_REPLY
+        if icmp_type != reply_type or identifier != fsock.identifier:
+            return
+        if data[_HEADER.size : _HEADER.size + _TOKEN_LEN] != self._token:
+            return  # another pinger on this host that happened to pick our identifier
+        pending = fsock.pending.get(sequence)
+        if pending is None or pending.address != _canonical(source):
+            return  # late (already counted lost), duplicate, or from the wrong host
+        del fsock.pending[sequence]
+        if pending.timer is not None:
+            pending.timer.cancel()
+        rtt_ns = received_monotonic_ns - pending.sent_monotonic_ns
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                kernel_rtt_ns = seconds * 1_000_000_000 + nanoseconds - pending.sent_realtime_ns
+                # The kernel stamp is on the wall clock; if it was stepped meanwhile, fall back.
+                if 0 <= kernel_rtt_ns <= rtt_ns:
+                    rtt_ns = kernel_rtt_ns
+        if not pending.future.done():
+            pending.future.set_result(rtt_ns / 1e9)
+
+
+def _canonical(address: str) -> str:
+    return str(ipaddress.ip_address(address.split("%", 1)[0]))
+
+
+class IcmpCollector:
+    """The scheduler's ICMP collector: one round of echoes per run over a shared Pinger."""
+
+    name: ClassVar[str] = "icmp"
+    settings_model: ClassVar[type[CollectorSettings]] = IcmpSettings
+
+    def __init__(self, *, pinger: Pinger | None = None, resolve_ttl: float = 300.0) -> None:
+        self._pinger = pinger or Pinger()
+        self._owns_pinger = pinger is None
+        self._resolve_ttl = resolve_ttl
+        self._resolved: dict[str, tuple[str, float]] = {}
+
+    @property
+    def pinger(self) -> Pinger:
+        return self._pinger
+
+    async def start(self) -> None:
+        if self._owns_pinger:
+            await self._pinger.start()
+
+    async def close(self) -> None:
+        if self._owns_pinger:
+            await self._pinger.close()
+
+    async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> EchoRound:
+        assert isinstance(settings, IcmpSettings)
+        started = time.monotonic()
+        try:
+            address = await self.resolve(target.address, settings.timeout)
+        except CollectError as exc:
+            # An unresolvable name is as unreachable as a silent host: every echo counts lost.
+            return EchoRound(
+                target=target.id,
+                collector=self.name,
+                ok=False,
+                duration=time.monotonic() - started,
+                reason=exc.reason,
+                detail=exc.detail,
+                address="",
+                rtts=(None,) * settings.count,
+            )
+        rtts = await self._pinger.ping(
+            address,
+            count=settings.count,
+            spacing=settings.spacing,
+            timeout=settings.timeout,
+            size=settings.size,
+            dscp=settings.dscp,
+        )
+        ok = any(rtt is not None for rtt in rtts)
+        return EchoRound(
+            target=target.id,
+            collector=self.name,
+            ok=ok,
+            duration=time.monotonic() - started,
+            reason=None if ok else "timeout",
+            address=address,
+            rtts=rtts,
+        )
+
+    async def resolve(self, host: str, timeout: float) -> str:
+        """An IP literal as is; a hostname through the resolver, cached for `resolve_ttl`."""
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            pass
+        now = time.monotonic()
+        cached = self._resolved.get(host)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                infos = await loop.getaddrinfo(host, None, type=socket.SOCK_RAW)
+        except (OSError, TimeoutError) as exc:
+            raise CollectError("resolve", f"cannot resolve {host}") from exc
+        address = str(infos[0][4][0])
+        self._resolved[host] = (address, now + self._resolve_ttl)
+        return address

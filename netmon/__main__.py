@@ -1,0 +1,5 @@
+"""Entry point for `python -m netmon`."""
+
+from netmon.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""The HTTP server: /metrics, health and readiness, and the read-only targets API.
+
+Handlers only read the state store; they never start I/O towards targets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from netmon import __version__
+from netmon.exporter import render
+from netmon.state import StateStore, TargetState
+
+STORE_KEY = web.AppKey("store", StateStore)
+REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
+ReadyCheck = Callable[[], bool]
+READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("ready")
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+def target_json(state: TargetState) -> dict[str, Any]:
+    target = state.target
+    icmp = state.icmp
+    return {
+        "id": target.id,
+        "name": target.name,
+        "address": target.address,
+        "kind": target.kind,
+        "site": target.site,
+        "district": target.district,
+        "group": target.group,
+        "labels": dict(target.labels),
+        "state": state.reach.value,
+        "since": _iso(icmp.since) if icmp else None,
+        "rtt_ms": _ms(icmp.last_rtt) if icmp else None,
+        "loss_ratio": icmp.window.loss_ratio() if icmp else None,
+        "jitter_ms": _ms(icmp.window.jitter()) if icmp else None,
+        "packets_sent": icmp.sent_total if icmp else 0,
+        "packets_received": icmp.received_total if icmp else 0,
+        "probes": {
+            name: {
+                "success": result.success,
+                "duration_seconds": round(result.duration, 6),
+                "reason": result.reason,
+                "detail": result.detail,
+                "updated": _iso(result.updated),
+            }
+            for name, result in sorted(state.probes.items())
+        },
+    }
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body, content_type = render(request.app[REGISTRY_KEY], request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def healthy(_request: web.Request) -> web.Response:
+    return web.Response(text="netmon is healthy\n")
+
+
+async def ready(request: web.Request) -> web.Response:
+    if request.app[READY_KEY]():
+        return web.Response(text="netmon is ready\n")
+    return web.Response(status=503, text="netmon is not ready\n")
+
+
+async def targets(request: web.Request) -> web.Response:
+    store = request.app[STORE_KEY]
+    return web.json_response(
+        {"targets": [target_json(state) for _, state in sorted(store.targets.items())]},
+        dumps=_dumps,
+    )
+
+
+async def target(request: web.Request) -> web.Response:
+    store = request.app[STORE_KEY]
+    state = store.targets.get(request.match_info["id"])
+    if state is None:
+        return web.json_response(
+            {"error": f"no target {request.match_info['id']!r}"}, status=404, dumps=_dumps
+        )
+    return web.json_response(target_json(state), dumps=_dumps)
+
+
+async def index(request: web.Request) -> web.Response:
+    store = request.app[STORE_KEY]
+    counts: dict[str, int] = {}
+    for state in store.targets.values():
+        counts[state.reach.value] = counts.get(state.reach.value, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no targets"
+    body = (
+        "<!doctype html><meta charset=utf-8><title>netmon</title>"
+        f"<h1>netmon {html.escape(__version__)}</h1><p>{html.escape(summary)}</p><ul>"
+        '<li><a href="/metrics">/metrics</a></li>'
+        '<li><a href="/api/v1/targets">/api/v1/targets</a></li>'
+        '<li><a href="/-/healthy">/-/healthy</a> · <a href="/-/ready">/-/ready</a></li></ul>'
+    )
+    return web.Response(text=body, content_type="text/html")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def build_app(
+    *, store: StateStore, registry: CollectorRegistry, is_ready: Callable[[], bool]
+) -> web.Application:
+    app = web.Application()
+    app[STORE_KEY] = store
+    app[REGISTRY_KEY] = registry
+    app[READY_KEY] = is_ready
+    app.router.add_get("/", index)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_get("/api/v1/targets", targets)
+    app.router.add_get("/api/v1/targets/{id}", target)
+    return app

@@ -1,0 +1,139 @@
+"""The `netmon` command line: run, validate, inventory import, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, cast
+
+from netmon import __version__, logsetup
+from netmon.config import ConfigError, load_file, parse_listen
+from netmon.inventory_import import CsvImportError, csv_to_config, to_yaml
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+def _listen(value: str) -> str:
+    try:
+        parse_listen(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netmon", description="Monitor a telecom network and its conference endpoints."
+    )
+    parser.add_argument("--version", action="version", version=f"netmon {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def logging_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--log-format", choices=["text", "json"], default="text")
+        sub.add_argument(
+            "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        )
+
+    run = commands.add_parser("run", help="run the service")
+    run.add_argument("--config", required=True, type=Path, metavar="FILE")
+    run.add_argument("--listen", type=_listen, metavar="HOST:PORT", help="overrides http.listen")
+    logging_options(run)
+
+    validate = commands.add_parser("validate", help="check a config file")
+    validate.add_argument("--config", required=True, type=Path, metavar="FILE")
+
+    inventory = commands.add_parser("inventory", help="inventory tools")
+    inventory_commands = inventory.add_subparsers(dest="inventory_command", required=True)
+    importer = inventory_commands.add_parser("import", help="turn a CSV export into a config")
+    importer.add_argument("csv", type=Path, metavar="FILE.csv")
+    importer.add_argument("-o", "--output", type=Path, metavar="FILE.yaml")
+    importer.add_argument("--instance", default="netmon", help="instance name for the config")
+
+    demo = commands.add_parser("demo", help="run netmon on the built-in lab")
+    demo.add_argument("--listen", type=_listen, default="127.0.0.1:9842", metavar="HOST:PORT")
+    demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    logging_options(demo)
+    return parser
+
+
+def _print_problems(problems: Sequence[object]) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+
+
+def cmd_validate(config: Path) -> int:
+    try:
+        inventory = load_file(config)
+    except ConfigError as exc:
+        _print_problems(exc.problems)
+        print(f"{config}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"{config}: OK, {inventory.summary()}")
+    return EXIT_OK
+
+
+def cmd_import(csv_path: Path, output: Path | None, instance: str) -> int:
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{csv_path}: cannot read: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    try:
+        data = csv_to_config(text, instance=instance)
+    except CsvImportError as exc:
+        for problem in exc.problems:
+            print(f"{csv_path}:{problem}", file=sys.stderr)
+        print(f"{csv_path}: {len(exc.problems)} bad row(s), nothing written", file=sys.stderr)
+        return EXIT_PROBLEM
+    document = to_yaml(data)
+    if output is None:
+        sys.stdout.write(document)
+    else:
+        output.write_text(document, encoding="utf-8")
+        print(f"{output}: {len(data['targets'])} targets written", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_run(config: Path, listen: str | None) -> int:
+    from netmon.service import Service
+
+    try:
+        inventory = load_file(config)
+    except ConfigError as exc:
+        _print_problems(exc.problems)
+        return EXIT_PROBLEM
+    service = Service(inventory=inventory, config_path=config, listen=listen)
+    asyncio.run(service.run())
+    return EXIT_OK
+
+
+def cmd_demo(listen: str, duration: float | None) -> int:
+    from netmon.demo import run_demo
+
+    asyncio.run(run_demo(listen=listen, duration=duration))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if hasattr(args, "log_format"):
+        logsetup.configure(cast(Literal["text", "json"], args.log_format), args.log_level)
+    try:
+        if args.command == "validate":
+            return cmd_validate(args.config)
+        if args.command == "inventory":
+            return cmd_import(args.csv, args.output, args.instance)
+        if args.command == "run":
+            return cmd_run(args.config, args.listen)
+        if args.command == "demo":
+            return cmd_demo(args.listen, args.duration)
+    except PermissionError as exc:
+        print(f"netmon: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except OSError as exc:
+        print(f"netmon: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    return EXIT_USAGE

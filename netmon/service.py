@@ -1,0 +1,177 @@
+"""The composition root: builds every part from the inventory, wires them, runs until told to stop.
+
+SIGTERM and SIGINT stop cleanly (jobs cancelled, server closed, sockets released); SIGHUP reloads
+the config file, and a config that does not validate is logged and ignored while the old one
+keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from collectors import registry
+from collectors.base import Collector
+from netmon.api import build_app
+from netmon.config import ConfigError, Inventory, load_file, parse_listen
+from netmon.exporter import build_registry
+from netmon.scheduler import Scheduler
+from netmon.state import Reach, ReachChange, StateStore
+
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _log_reach(change: ReachChange) -> None:
+    context = {"target": change.target.id, "address": change.target.address}
+    if change.reach is Reach.DOWN:
+        log.warning("target down", extra=context)
+    elif change.previous is Reach.DOWN:
+        log.info("target up again", extra=context)
+
+
+class Service:
+    """netmon running: state store, collectors, scheduler and HTTP server, owned together."""
+
+    def __init__(
+        self,
+        *,
+        inventory: Inventory,
+        config_path: Path | None = None,
+        listen: str | None = None,
+        load: Callable[[Path], Inventory] = load_file,
+    ) -> None:
+        self.inventory = inventory
+        self.store = StateStore()
+        self.store.on_reach_change(_log_reach)
+        self._config_path = config_path
+        self._listen = listen or inventory.config.http.listen
+        self._load = load
+        self._collectors: dict[str, Collector] = {}
+        self._scheduler: Scheduler | None = None
+        self._runner: web.AppRunner | None = None
+        self._stop = asyncio.Event()
+        self._ready = False
+        self._reloading: asyncio.Task[bool] | None = None
+        self.http_url = ""
+
+    def is_ready(self) -> bool:
+        return self._ready
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, *, on_ready: Callable[[Service], Awaitable[None]] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        try:
+            await self._start()
+            if on_ready is not None:
+                await on_ready(self)
+            await self._stop.wait()
+        finally:
+            self._ready = False
+            for sig in (*STOP_SIGNALS, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            await self._shutdown()
+
+    async def _start(self) -> None:
+        self.store.apply_inventory(self.inventory)
+        await self._start_collectors(self.inventory)
+        self._scheduler = Scheduler(
+            store=self.store,
+            collectors=self._collectors,
+            max_concurrency=self.inventory.config.scheduler.max_concurrency,
+        )
+        self._scheduler.apply(self.inventory)
+        metrics_registry = build_registry(self.store, instance=self.inventory.config.instance)
+        app = build_app(store=self.store, registry=metrics_registry, is_ready=self.is_ready)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
+        await self._runner.setup()
+        host, port = parse_listen(self._listen)
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        sockets = self._runner.addresses
+        bound_host, bound_port = sockets[0][0], sockets[0][1]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self.http_url = f"http://{shown}:{bound_port}"
+        self._ready = True
+        log.info(
+            "netmon running",
+            extra={
+                "instance": self.inventory.config.instance,
+                "targets": len(self.inventory.targets),
+                "jobs": self._scheduler.job_count,
+                "url": self.http_url,
+            },
+        )
+
+    async def _start_collectors(self, inventory: Inventory) -> None:
+        needed = {name for target in inventory.targets.values() for name, _ in target.probes}
+        for name in sorted(needed - set(self._collectors)):
+            collector = registry.COLLECTORS[name]()
+            await collector.start()
+            self._collectors[name] = collector
+
+    async def _shutdown(self) -> None:
+        if self._reloading is not None:
+            self._reloading.cancel()
+        if self._scheduler is not None:
+            await self._scheduler.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for collector in self._collectors.values():
+            await collector.close()
+        self._collectors.clear()
+        log.info("netmon stopped")
+
+    def request_reload(self) -> None:
+        if self._reloading is not None and not self._reloading.done():
+            log.info("reload already in progress")
+            return
+        self._reloading = asyncio.create_task(self.reload(), name="config-reload")
+
+    async def reload(self) -> bool:
+        """Re-read the config file; apply it if valid, keep the running one if not."""
+        if self._config_path is None:
+            log.warning("reload requested but netmon runs without a config file")
+            return False
+        stats = self.store.stats
+        try:
+            inventory = await asyncio.to_thread(self._load, self._config_path)
+        except ConfigError as exc:
+            stats.reloads["failure"] += 1
+            log.error(
+                "config reload rejected; the running config stays",
+                extra={
+                    "config": str(self._config_path),
+                    "problems": "; ".join(map(str, exc.problems)),
+                },
+            )
+            return False
+        if inventory.config.http.listen != self.inventory.config.http.listen:
+            log.warning("http.listen changed: it takes effect at the next restart")
+        await self._start_collectors(inventory)
+        added, removed, changed = self.store.apply_inventory(inventory)
+        assert self._scheduler is not None
+        self._scheduler.apply(inventory)
+        self.inventory = inventory
+        stats.reloads["success"] += 1
+        log.info(
+            "config reloaded",
+            extra={
+                "added": len(added),
+                "removed": len(removed),
+                "changed": len(changed),
+                "targets": len(inventory.targets),
+            },
+        )
+        return True

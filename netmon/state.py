@@ -1,0 +1,281 @@
+"""The state store: the one source of truth for what netmon currently knows.
+
+Collectors' observations are folded in here (counters, histograms, sliding windows, up/down
+state); the exporter, the API and (later) the alert engine only read it. Everything runs on the
+event loop, so there is no locking; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from collectors.base import EchoRound, Observation, ReachPolicy
+from netmon.config import Inventory, Target
+
+# Round trips from a LAN (sub-millisecond) to a congested rural broadband link (seconds).
+RTT_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075,
+    0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0,
+)  # fmt: skip
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LAG_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+
+
+class Reach(StrEnum):
+    UNKNOWN = "unknown"
+    UP = "up"
+    DOWN = "down"
+
+
+class Histogram:
+    """Cumulative-bucket histogram in the Prometheus sense, kept as plain counts."""
+
+    def __init__(self, buckets: Iterable[float]) -> None:
+        self.bounds = tuple(buckets)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        running = 0
+        out = []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            out.append(("+Inf" if bound == float("inf") else repr(bound), running))
+        return out
+
+
+class EchoWindow:
+    """Echo outcomes over the last `seconds`, in send order, for loss, jitter and percentiles."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: deque[tuple[float, float | None]] = deque()
+
+    def add(self, when: float, rtts: Iterable[float | None]) -> None:
+        for rtt in rtts:
+            self._entries.append((when, rtt))
+        self.prune(when)
+
+    def prune(self, now: float) -> None:
+        horizon = now - self.seconds
+        while self._entries and self._entries[0][0] < horizon:
+            self._entries.popleft()
+
+    @property
+    def sent(self) -> int:
+        return len(self._entries)
+
+    def rtts(self) -> list[float]:
+        return [rtt for _, rtt in self._entries if rtt is not None]
+
+    def loss_ratio(self) -> float | None:
+        if not self._entries:
+            return None
+        lost = sum(1 for _, rtt in self._entries if rtt is None)
+        return lost / len(self._entries)
+
+    def jitter(self) -> float | None:
+        """Mean absolute difference of consecutive RTTs (RFC 3550's D), over the window."""
+        rtts = self.rtts()
+        if len(rtts) < 2:
+            return None
+        return sum(abs(b - a) for a, b in itertools.pairwise(rtts)) / (len(rtts) - 1)
+
+    def quantile(self, q: float) -> float | None:
+        rtts = sorted(self.rtts())
+        if not rtts:
+            return None
+        return rtts[min(len(rtts) - 1, int(q * len(rtts)))]
+
+
+@dataclass(slots=True)
+class IcmpState:
+    window: EchoWindow
+    down_after: int
+    up_after: int
+    rtt: Histogram = field(default_factory=lambda: Histogram(RTT_BUCKETS))
+    sent_total: int = 0
+    received_total: int = 0
+    reach: Reach = Reach.UNKNOWN
+    since: float = field(default_factory=time.time)
+    consecutive_lost: int = 0
+    consecutive_received: int = 0
+    last_rtt: float | None = None
+    address: str = ""
+
+    def fold(self, echo: EchoRound, now: float) -> Reach | None:
+        """Add one round; return the new reachability if it changed."""
+        self.address = echo.address
+        self.window.add(now, echo.rtts)
+        previous = self.reach
+        for rtt in echo.rtts:
+            self.sent_total += 1
+            if rtt is None:
+                self.consecutive_lost += 1
+                self.consecutive_received = 0
+                if self.consecutive_lost >= self.down_after and self.reach is not Reach.DOWN:
+                    self.reach = Reach.DOWN
+            else:
+                self.received_total += 1
+                self.rtt.observe(rtt)
+                self.last_rtt = rtt
+                self.consecutive_received += 1
+                self.consecutive_lost = 0
+                # From unknown the first reply is proof enough; from down, wait for up_after.
+                if self.reach is Reach.UNKNOWN or (
+                    self.reach is Reach.DOWN and self.consecutive_received >= self.up_after
+                ):
+                    self.reach = Reach.UP
+        if self.reach is previous:
+            return None
+        self.since = time.time()
+        return self.reach
+
+
+@dataclass(slots=True)
+class ProbeState:
+    success: bool
+    duration: float
+    reason: str | None
+    detail: str | None
+    updated: float  # wall clock, for people
+    updated_monotonic: float  # for ages
+
+
+@dataclass(slots=True)
+class TargetState:
+    target: Target
+    icmp: IcmpState | None = None
+    probes: dict[str, ProbeState] = field(default_factory=dict)
+
+    @property
+    def reach(self) -> Reach:
+        return self.icmp.reach if self.icmp is not None else Reach.UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class ReachChange:
+    target: Target
+    reach: Reach
+    previous: Reach
+
+
+class SelfStats:
+    """netmon's own health: how long collectors take, how they fail, how late the scheduler is."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.collector_duration: dict[str, Histogram] = {}
+        self.collector_errors: dict[tuple[str, str], int] = {}
+        self.scheduler_lag: dict[str, Histogram] = {}
+        self.skipped_runs: dict[str, int] = {}
+        self.reloads: dict[str, int] = {"success": 0, "failure": 0}
+        self.last_reload_success: float | None = None
+
+    def observe_run(self, collector: str, duration: float, reason: str | None) -> None:
+        self.collector_duration.setdefault(collector, Histogram(DURATION_BUCKETS)).observe(duration)
+        if reason is not None:
+            key = (collector, reason)
+            self.collector_errors[key] = self.collector_errors.get(key, 0) + 1
+
+    def observe_lag(self, collector: str, lag: float) -> None:
+        self.scheduler_lag.setdefault(collector, Histogram(LAG_BUCKETS)).observe(lag)
+
+    def skipped(self, collector: str, runs: int) -> None:
+        self.skipped_runs[collector] = self.skipped_runs.get(collector, 0) + runs
+
+
+ReachListener = Callable[[ReachChange], None]
+
+
+class StateStore:
+    def __init__(self) -> None:
+        self.targets: dict[str, TargetState] = {}
+        self.stats = SelfStats()
+        self._reach_listeners: list[ReachListener] = []
+
+    def on_reach_change(self, listener: ReachListener) -> None:
+        self._reach_listeners.append(listener)
+
+    def apply_inventory(self, inventory: Inventory) -> tuple[set[str], set[str], set[str]]:
+        """Make the store match the inventory; return the ids (added, removed, changed).
+
+        Unchanged targets keep their state and history; a changed address starts afresh, since
+        the old numbers described another host.
+        """
+        new = inventory.targets
+        added = set(new) - set(self.targets)
+        removed = set(self.targets) - set(new)
+        changed = {
+            tid for tid in set(new) & set(self.targets) if new[tid] != self.targets[tid].target
+        }
+        for tid in removed:
+            del self.targets[tid]
+        for tid in added:
+            self.targets[tid] = TargetState(target=new[tid])
+        for tid in changed:
+            state = self.targets[tid]
+            if state.target.address != new[tid].address:
+                self.targets[tid] = TargetState(target=new[tid])
+            else:
+                state.target = new[tid]
+                state.probes = {n: p for n, p in state.probes.items() if new[tid].probe(n)}
+                if not any(isinstance(s, ReachPolicy) for _, s in new[tid].probes):
+                    state.icmp = None
+        return added, removed, changed
+
+    def record(self, observation: Observation) -> None:
+        state = self.targets.get(observation.target)
+        if state is None:
+            return  # the target was removed while its probe was in flight
+        now_wall = time.time()
+        state.probes[observation.collector] = ProbeState(
+            success=observation.ok,
+            duration=observation.duration,
+            reason=observation.reason,
+            detail=observation.detail,
+            updated=now_wall,
+            updated_monotonic=time.monotonic(),
+        )
+        if isinstance(observation, EchoRound):
+            self._record_echo(state, observation)
+
+    def _record_echo(self, state: TargetState, echo: EchoRound) -> None:
+        settings = state.target.probe(echo.collector)
+        policy = (
+            settings if isinstance(settings, ReachPolicy) else ReachPolicy(interval=1, timeout=1)
+        )
+        window, down_after, up_after = policy.window, policy.down_after, policy.up_after
+        icmp = state.icmp
+        if icmp is None:
+            icmp = state.icmp = IcmpState(
+                window=EchoWindow(window), down_after=down_after, up_after=up_after
+            )
+        else:
+            icmp.window.seconds, icmp.down_after, icmp.up_after = window, down_after, up_after
+        previous = icmp.reach
+        new_reach = icmp.fold(echo, time.monotonic())
+        if new_reach is not None:
+            change = ReachChange(target=state.target, reach=new_reach, previous=previous)
+            for listener in self._reach_listeners:
+                listener(change)
+
+    def prune_windows(self) -> None:
+        now = time.monotonic()
+        for state in self.targets.values():
+            if state.icmp is not None:
+                state.icmp.window.prune(now)
