@@ -85,7 +85,7 @@ def cmd_import(csv_path: Path, output: Path | None, instance: str) -> int:
         data = csv_to_config(text, instance=instance)
     except CsvImportError as exc:
         for problem in exc.problems:
-            print(f"{csv_path}:{problem}", file=sys.stderr)
+            print(f"{csv_path}: {problem}", file=sys.stderr)
         print(f"{csv_path}: {len(exc.problems)} bad row(s), nothing written", file=sys.stderr)
         return EXIT_PROBLEM
     document = to_yaml(data)

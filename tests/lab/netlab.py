@@ -1,0 +1,180 @@
+"""A network lab of our own: hosts in network namespaces behind veth pairs.
+
+Each host is a namespace with one veth link to the root namespace and a /30 out of 198.18.0.0/15
+(the benchmarking range, RFC 2544), picked at random and checked to be free so parallel runs do
+not collide. Its kernel echo replies are off and `icmp_responder.py` answers with a set delay and
+loss. Names carry the creating pid, so leftovers of a crashed run are recognised and removed.
+Traffic never leaves this machine: the namespaces have no other link.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RESPONDER = Path(__file__).with_name("icmp_responder.py")
+LAB_RANGE = ipaddress.ip_network("198.18.0.0/15")
+PREFIX = "nmt"
+_NAME = re.compile(rf"^{PREFIX}(\d+)h(\d+)")
+
+
+class LabUnavailableError(RuntimeError):
+    pass
+
+
+def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True, timeout=10)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale() -> None:
+    """Delete namespaces and links left by lab runs whose process is gone."""
+    for line in ip("netns", "list", check=False).stdout.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        match = _NAME.match(name)
+        if match and not _pid_alive(int(match.group(1))):
+            ip("netns", "del", name, check=False)
+    for line in ip("-o", "link", "show", check=False).stdout.splitlines():
+        parts = line.split(":")
+        if len(parts) > 1:
+            name = parts[1].strip().split("@")[0]
+            match = _NAME.match(name)
+            if match and not _pid_alive(int(match.group(1))):
+                ip("link", "del", name, check=False)
+
+
+def guard_lab_range() -> None:
+    """Make lab addresses unroutable beyond this machine.
+
+    The /30 of each host is more specific and wins while it exists; if a link or route goes
+    away, packets for the lab range hit this route and fail here instead of following the
+    default route off the machine.
+    """
+    result = ip("route", "add", "unreachable", str(LAB_RANGE), "metric", "4242", check=False)
+    if result.returncode != 0 and "File exists" not in result.stderr:
+        raise LabUnavailableError(f"cannot add the lab's guard route: {result.stderr.strip()}")
+
+
+def check_available() -> None:
+    if os.geteuid() != 0:
+        raise LabUnavailableError(
+            "the network lab needs root (network namespaces, veth, raw sockets); "
+            "run the tests as root, as CI does"
+        )
+    probe = f"{PREFIX}{os.getpid()}h99probe"
+    result = ip("netns", "add", probe, check=False)
+    if result.returncode != 0:
+        raise LabUnavailableError(f"cannot create a network namespace: {result.stderr.strip()}")
+    ip("netns", "del", probe, check=False)
+
+
+@dataclass
+class LabHost:
+    namespace: str
+    link: str
+    address: str
+    gateway: str
+    responder: subprocess.Popen[str] | None = None
+    record: Path | None = None
+
+    def run(self, *command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ip", "netns", "exec", self.namespace, *command],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+
+    def link_down(self) -> None:
+        """Cut the host off: its end of the veth goes down, the root side loses carrier."""
+        self.run("ip", "link", "set", "eth0", "down")
+
+    def link_up(self) -> None:
+        self.run("ip", "link", "set", "eth0", "up")
+        self.run("ip", "route", "replace", "default", "via", self.gateway)
+
+    def recorded(self) -> list[tuple[str, int, int]]:
+        """(source, sequence, tos) of every echo request the responder saw."""
+        if self.record is None or not self.record.exists():
+            return []
+        rows = []
+        for line in self.record.read_text().splitlines():
+            source, sequence, tos = line.split()
+            rows.append((source, int(sequence), int(tos)))
+        return rows
+
+
+@dataclass
+class NetLab:
+    workdir: Path
+    hosts: list[LabHost] = field(default_factory=list)
+
+    def _free_block(self) -> ipaddress.IPv4Network:
+        used = ip("-4", "-o", "addr", "show").stdout
+        for _ in range(100):
+            block = random.randrange(LAB_RANGE.num_addresses // 4)
+            network = ipaddress.ip_network(f"{LAB_RANGE.network_address + block * 4}/30")
+            if f" {network.network_address + 1}/" not in used:
+                return network
+        raise LabUnavailableError("no free /30 left in 198.18.0.0/15")
+
+    def add_host(self, *, delay: float = 0.0, loss: float = 0.0, record: bool = False) -> LabHost:
+        index = len(self.hosts)
+        namespace = f"{PREFIX}{os.getpid()}h{index}ns"
+        link = f"{PREFIX}{os.getpid()}h{index}"
+        network = self._free_block()
+        gateway, address = str(network.network_address + 1), str(network.network_address + 2)
+        host = LabHost(namespace=namespace, link=link, address=address, gateway=gateway)
+        self.hosts.append(host)  # registered first, so close() cleans up half-built hosts
+        ip("netns", "add", namespace)
+        ip("link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", namespace)
+        ip("addr", "add", f"{gateway}/30", "dev", link)
+        ip("link", "set", link, "up")
+        host.run("ip", "link", "set", "lo", "up")
+        host.run("ip", "addr", "add", f"{address}/30", "dev", "eth0")
+        host.run("ip", "link", "set", "eth0", "up")
+        host.run("ip", "route", "add", "default", "via", gateway)
+        host.run("sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1")
+        command = [
+            "ip", "netns", "exec", namespace, sys.executable, str(RESPONDER),
+            "--delay", str(delay), "--loss", str(loss),
+        ]  # fmt: skip
+        if record:
+            host.record = self.workdir / f"{namespace}.requests"
+            command += ["--record", str(host.record)]
+        host.responder = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert host.responder.stdout is not None
+        deadline = time.monotonic() + 10
+        line = host.responder.stdout.readline()
+        if line.strip() != "ready" or time.monotonic() > deadline:
+            raise LabUnavailableError(f"the ICMP responder in {namespace} did not start")
+        return host
+
+    def close(self) -> None:
+        for host in self.hosts:
+            if host.responder is not None and host.responder.poll() is None:
+                host.responder.terminate()
+                try:
+                    host.responder.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    host.responder.kill()
+            ip("link", "del", host.link, check=False)
+            ip("netns", "del", host.namespace, check=False)
+        self.hosts.clear()

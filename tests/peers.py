@@ -1,0 +1,72 @@
+"""Real peer programs owned by tests: started on a free loopback port, stopped afterwards."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.helpers import http_get, wait_until
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Prometheus:
+    """A Prometheus server with a generated scrape config (never Debian's default one)."""
+
+    def __init__(self, binary: str, workdir: Path, scrape_targets: dict[str, list[str]]) -> None:
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [
+                {"job_name": job, "static_configs": [{"targets": targets}]}
+                for job, targets in scrape_targets.items()
+            ],
+        }
+        config_file = workdir / "prometheus.yml"
+        config_file.write_text(yaml.safe_dump(config))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (workdir / "prometheus.log").open("w")
+        self.process = subprocess.Popen(
+            [
+                binary, f"--config.file={config_file}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_until(self._ready, timeout=30, what="prometheus /-/ready")
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"prometheus exited with {self.process.returncode}")
+        try:
+            return http_get(self.url + "/-/ready", timeout=1)[0] == 200
+        except OSError:
+            return False
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        status, _, body = http_get(
+            f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+        )
+        assert status == 200, body
+        result: list[dict[str, Any]] = json.loads(body)["data"]["result"]
+        return result
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()

@@ -1,0 +1,240 @@
+"""Config validation: every broken config names its field with the exact message."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from netmon.config import ConfigError, load_data, load_file, parse_listen, parse_yaml
+from tests.helpers import netmon_command
+
+GOOD_TARGET = "targets:\n  - {id: ep-1, address: 127.0.0.1}\n"
+
+BAD_CONFIGS = [
+    (
+        "address not an IP",
+        "targets:\n  - {id: ep-1, address: 300.1.1.1}\n",
+        ["targets[0].address: not an IP address or hostname"],
+    ),
+    (
+        "address with a space",
+        "targets:\n  - {id: ep-1, address: 127.0.0.1}\n  - {id: ep-2, address: 'a b'}\n",
+        ["targets[1].address: not an IP address or hostname"],
+    ),
+    (
+        "typo in a target key",
+        "targets:\n  - {id: ep-1, adress: 127.0.0.1}\n",
+        ["targets[0].address: required", "targets[0].adress: unknown key (check the spelling)"],
+    ),
+    (
+        "typo in a top-level key",
+        "target:\n  - {id: ep-1, address: 127.0.0.1}\n",
+        ["target: unknown key (check the spelling)"],
+    ),
+    (
+        "duplicate id",
+        "targets:\n  - {id: a, address: 127.0.0.1}\n  - {id: b, address: 127.0.0.2}\n"
+        "  - {id: a, address: 127.0.0.3}\n",
+        ["targets[2].id: duplicate id 'a' (first used by targets[0])"],
+    ),
+    (
+        "id unusable as a label value and topic",
+        "targets:\n  - {id: 'ep/1', address: 127.0.0.1}\n",
+        [
+            "targets[0].id: not usable as an id: use letters, digits, '.', '_' and '-', starting "
+            "with a letter or digit, at most 128 characters (ids become label values and MQTT "
+            "topic levels)"
+        ],
+    ),
+    (
+        "unknown kind",
+        "targets:\n  - {id: r1, address: 127.0.0.1, kind: rooter}\n",
+        [
+            "targets[0].kind: must be one of 'endpoint', 'mcu', 'router', 'switch', 'olt', "
+            "'cpe', 'firewall', 'server' or 'service'"
+        ],
+    ),
+    (
+        "unknown probe",
+        "targets:\n  - {id: ep-1, address: 127.0.0.1, probes: [icmpp]}\n",
+        ["targets[0].probes.icmpp: unknown probe; known: icmp"],
+    ),
+    (
+        "bad duration in defaults",
+        "defaults:\n  icmp: {interval: fast}\n" + GOOD_TARGET,
+        ["defaults.icmp.interval: not a duration: 'fast' (examples: 500ms, 2s, 5m, 1h)"],
+    ),
+    (
+        "round longer than the interval",
+        "defaults:\n  icmp: {interval: 1s, count: 10, spacing: 200ms}\n" + GOOD_TARGET,
+        [
+            "defaults.icmp: a round of 10 echoes lasts up to 2.8s (timeout + (count-1) x "
+            "spacing), longer than the interval 1s"
+        ],
+    ),
+    (
+        "unknown DSCP name on one target",
+        "targets:\n  - id: ep-1\n    address: 127.0.0.1\n    probes: {icmp: {dscp: AF99}}\n",
+        [
+            "targets[0].probes.icmp.dscp: unknown DSCP name 'AF99' (use 0-63 or a name such as "
+            "AF41, EF, CS5)"
+        ],
+    ),
+    (
+        "down_after zero",
+        "targets:\n  - id: ep-1\n    address: 127.0.0.1\n    probes: {icmp: {down_after: 0}}\n",
+        ["targets[0].probes.icmp.down_after: Input should be greater than or equal to 1"],
+    ),
+    (
+        "unknown probe setting",
+        "defaults:\n  icmp: {intervall: 5s}\n" + GOOD_TARGET,
+        ["defaults.icmp.intervall: unknown key (check the spelling)"],
+    ),
+    (
+        "reserved label",
+        "targets:\n  - {id: ep-1, address: 127.0.0.1, labels: {site: x}}\n",
+        ["targets[0].labels.site: label name 'site' is reserved (netmon sets it)"],
+    ),
+    (
+        "label name not usable by Prometheus",
+        "targets:\n  - {id: ep-1, address: 127.0.0.1, labels: {vendor-name: x}}\n",
+        ["targets[0].labels.vendor-name: not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)"],
+    ),
+    (
+        "bad listen address",
+        "http: {listen: localhost}\n" + GOOD_TARGET,
+        ["http.listen: expected HOST:PORT, e.g. 127.0.0.1:9842 or [::]:9842"],
+    ),
+    (
+        "loss threshold above 1",
+        "thresholds: {loss_bad: 5}\n" + GOOD_TARGET,
+        ["thresholds.loss_bad: Input should be less than or equal to 1"],
+    ),
+    (
+        "not a mapping",
+        "- just\n- a list\n",
+        ["the config must be a mapping of keys to values"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [case[1:] for case in BAD_CONFIGS], ids=[case[0] for case in BAD_CONFIGS]
+)
+def test_bad_config_names_the_field(text: str, expected: list[str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_data(parse_yaml(text, "config.yaml"))
+    assert sorted(str(problem) for problem in caught.value.problems) == sorted(expected)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    text = textwrap.dedent(
+        """\
+        instanse: x
+        targets:
+          - {id: a, address: 300.0.0.1}
+          - {id: a, address: 127.0.0.1, kind: rooter}
+        """
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_data(parse_yaml(text, "c.yaml"))
+    paths = sorted(problem.path for problem in caught.value.problems)
+    assert paths == ["instanse", "targets[0].address", "targets[1].id", "targets[1].kind"]
+
+
+def test_duplicate_yaml_key_is_an_error() -> None:
+    text = "instance: a\ntargets: []\ninstance: b\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(text, "c.yaml")
+    assert str(caught.value) == (
+        "c.yaml: YAML error at line 3, column 1: duplicate key 'instance' (first on line 1)"
+    )
+
+
+def test_yaml_syntax_error_gives_the_line() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml("targets:\n  - {id: a, address: [\n", "c.yaml")
+    assert str(caught.value).startswith("c.yaml: YAML error at line 3")
+
+
+def test_valid_config_resolves_defaults_and_overrides() -> None:
+    text = textwrap.dedent(
+        """\
+        instance: thanh-hoa
+        defaults:
+          icmp: {interval: 2s, timeout: 500ms, dscp: AF41}
+        targets:
+          - {id: ep-1, address: 127.0.0.1, name: "Sở Văn hóa, Thể thao và Du lịch"}
+          - id: core-1
+            address: core1.example.net
+            kind: router
+            probes: {icmp: {count: 3, spacing: 100ms, dscp: EF}}
+        """
+    )
+    inventory = load_data(parse_yaml(text, "c.yaml"))
+    endpoint = inventory.targets["ep-1"].probe("icmp")
+    router = inventory.targets["core-1"].probe("icmp")
+    assert endpoint is not None
+    assert router is not None
+    assert (endpoint.interval, endpoint.timeout, endpoint.dscp) == (2.0, 0.5, 34)  # type: ignore[attr-defined]
+    assert (router.interval, router.count, router.spacing, router.dscp) == (2.0, 3, 0.1, 46)  # type: ignore[attr-defined]
+    assert inventory.targets["ep-1"].name == "Sở Văn hóa, Thể thao và Du lịch"
+    assert inventory.summary() == (
+        "instance thanh-hoa: 2 targets (1 endpoint, 1 router); probes: icmp x2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:9842", ("127.0.0.1", 9842)),
+        ("[::1]:9842", ("::1", 9842)),
+        (":9842", ("0.0.0.0", 9842)),
+        ("localhost:0", ("localhost", 0)),
+    ],
+)
+def test_listen_addresses(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(text) == expected
+
+
+def test_validate_command_exit_codes(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD_TARGET)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("targets:\n  - {id: ep-1, address: 300.1.1.1}\n")
+
+    result = subprocess.run(
+        [*netmon_command(), "validate", "--config", str(good)], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert (
+        result.stdout.strip()
+        == f"{good}: OK, instance netmon: 1 targets (1 endpoint); probes: icmp x1"
+    )
+
+    result = subprocess.run(
+        [*netmon_command(), "validate", "--config", str(bad)], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "targets[0].address: not an IP address or hostname" in result.stderr.splitlines()
+
+
+def test_run_refuses_a_broken_config(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("targets:\n  - {id: ep-1, address: 127.0.0.1, probes: {icmp: {count: 0}}}\n")
+    result = subprocess.run(
+        [*netmon_command(), "run", "--config", str(bad)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    assert (
+        "targets[0].probes.icmp.count: Input should be greater than or equal to 1" in result.stderr
+    )
+
+
+def test_missing_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_file(tmp_path / "nope.yaml")
+    assert str(caught.value).startswith(f"{tmp_path / 'nope.yaml'}: cannot read:")

@@ -1,0 +1,45 @@
+"""`netmon demo`: the 215 lab endpoints come up and are served on /metrics."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+
+from tests.helpers import http_get, netmon_command, samples, wait_until
+
+
+def test_demo_serves_215_targets_up() -> None:
+    process = subprocess.Popen(
+        [*netmon_command(), "demo", "--listen", "127.0.0.1:0", "--duration", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        lines.extend(process.stdout)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        match = wait_until(
+            lambda: re.search(r"metrics\s+(http://\S+)/metrics", "".join(lines)),
+            timeout=20,
+            what="the demo to print its URLs",
+        )
+        url = match.group(1)
+
+        def all_up() -> bool:
+            body = http_get(url + "/metrics")[2]
+            up = samples(body, "netmon_target_up")
+            return len(up) == 215 and all(value == 1.0 for _, value in up)
+
+        wait_until(all_up, timeout=15, interval=0.5, what="215 targets up")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        reader.join(timeout=2)
+    assert process.returncode == 0, "".join(lines)

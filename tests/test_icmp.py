@@ -1,0 +1,164 @@
+"""ICMP collector against real packets: loopback, and lab hosts with delay, loss and outages."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+
+import pytest
+
+from collectors.base import ProbeTarget
+from collectors.icmp import IcmpCollector, IcmpSettings, Pinger
+from netmon.config import load_data
+from netmon.scheduler import Scheduler
+from netmon.state import Reach, ReachChange, StateStore
+from tests.lab.netlab import NetLab
+
+LOOPBACK_215 = [f"127.0.{1 + i // 250}.{1 + i % 250}" for i in range(215)]
+
+
+async def test_215_loopback_targets_answer_without_false_loss() -> None:
+    async with Pinger() as pinger:
+        rounds = await asyncio.gather(
+            *(pinger.ping(a, count=5, spacing=0.05, timeout=1.0) for a in LOOPBACK_215)
+        )
+    rtts = [rtt for round_ in rounds for rtt in round_]
+    assert len(rtts) == 215 * 5
+    assert None not in rtts, f"{rtts.count(None)} echoes reported lost on loopback"
+    assert statistics.median(r for r in rtts if r is not None) < 0.002
+
+
+async def test_ipv6_loopback() -> None:
+    async with Pinger() as pinger:
+        rtts = await pinger.ping("::1", count=3, spacing=0.01, timeout=1.0)
+    assert all(rtt is not None and rtt < 0.01 for rtt in rtts)
+
+
+async def test_two_pingers_on_one_host_do_not_steal_each_others_replies() -> None:
+    # Every raw ICMP socket sees every reply; matching must keep them apart.
+    async with Pinger() as first, Pinger() as second:
+        results = await asyncio.gather(
+            *(p.ping(a, count=3, spacing=0.01, timeout=1.0)
+              for a in LOOPBACK_215[:50] for p in (first, second))
+        )  # fmt: skip
+    assert all(None not in rtts for rtts in results)
+
+
+async def test_hostname_is_resolved() -> None:
+    collector = IcmpCollector()
+    await collector.start()
+    try:
+        settings = IcmpSettings(count=2, spacing=0.01, timeout=0.5)
+        echo = await collector.collect(ProbeTarget(id="me", address="localhost"), settings)
+    finally:
+        await collector.close()
+    assert echo.ok
+    assert echo.address in ("127.0.0.1", "::1")
+    assert echo.received == 2
+
+
+async def test_unresolvable_name_counts_as_lost() -> None:
+    collector = IcmpCollector()
+    await collector.start()
+    try:
+        settings = IcmpSettings(count=2, timeout=0.5)
+        target = ProbeTarget(id="ghost", address="no-such-host.invalid")
+        echo = await collector.collect(target, settings)
+    finally:
+        await collector.close()
+    assert not echo.ok
+    assert echo.reason == "resolve"
+    assert echo.rtts == (None, None)
+
+
+@pytest.mark.netns
+async def test_delay_is_measured_within_2ms(netlab: NetLab) -> None:
+    host = netlab.add_host(delay=0.020)
+    async with Pinger() as pinger:
+        rtts = await pinger.ping(host.address, count=40, spacing=0.01, timeout=1.0)
+    received = [rtt for rtt in rtts if rtt is not None]
+    assert len(received) == 40
+    assert abs(statistics.median(received) - 0.020) < 0.002, statistics.median(received)
+
+
+@pytest.mark.netns
+async def test_loss_ratio_converges(netlab: NetLab) -> None:
+    host = netlab.add_host(loss=0.3)
+    store = StateStore()
+    store.apply_inventory(
+        _inventory({"lossy": host.address}, count=100, spacing=0.005, timeout=0.5, interval=2)
+    )
+    collector = IcmpCollector()
+    await collector.start()
+    try:
+        target = store.targets["lossy"].target
+        settings = target.probe("icmp")
+        assert settings is not None
+        for _ in range(3):
+            store.record(await collector.collect(target.probe_target, settings))
+    finally:
+        await collector.close()
+    icmp = store.targets["lossy"].icmp
+    assert icmp is not None
+    assert icmp.sent_total == 300
+    loss = icmp.window.loss_ratio()
+    assert loss is not None
+    assert abs(loss - 0.3) <= 0.1, loss
+
+
+@pytest.mark.netns
+async def test_probes_carry_the_dscp_marking(netlab: NetLab) -> None:
+    host = netlab.add_host(record=True)
+    async with Pinger() as pinger:
+        await pinger.ping(host.address, count=3, spacing=0.01, timeout=1.0, dscp=34)  # AF41
+        await pinger.ping(host.address, count=2, spacing=0.01, timeout=1.0)
+    tos = [row[2] for row in host.recorded()]
+    assert tos == [34 << 2] * 3 + [0] * 2
+
+
+@pytest.mark.netns
+async def test_target_goes_down_after_n_losses_and_up_after_m_replies(netlab: NetLab) -> None:
+    host = netlab.add_host()
+    inventory = _inventory(
+        {"site": host.address}, interval=0.1, timeout=0.08, down_after=4, up_after=3
+    )
+    store = StateStore()
+    changes: list[tuple[Reach, int, int]] = []
+
+    def on_change(change: ReachChange) -> None:
+        icmp = store.targets["site"].icmp
+        assert icmp is not None
+        changes.append((change.reach, icmp.consecutive_lost, icmp.consecutive_received))
+
+    store.on_reach_change(on_change)
+    store.apply_inventory(inventory)
+    collector = IcmpCollector()
+    await collector.start()
+    scheduler = Scheduler(store=store, collectors={"icmp": collector}, max_concurrency=10)
+    try:
+        scheduler.apply(inventory)
+        await _until(lambda: store.targets["site"].reach is Reach.UP)
+        host.link_down()
+        await _until(lambda: store.targets["site"].reach is Reach.DOWN)
+        host.link_up()
+        await _until(lambda: store.targets["site"].reach is Reach.UP and len(changes) == 3)
+    finally:
+        await scheduler.stop()
+        await collector.close()
+    assert changes == [(Reach.UP, 0, 1), (Reach.DOWN, 4, 0), (Reach.UP, 0, 3)]
+
+
+async def _until(condition: object, timeout: float = 10.0) -> None:
+    assert callable(condition)
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+def _inventory(addresses: dict[str, str], **icmp: object) -> object:
+    return load_data(
+        {
+            "defaults": {"icmp": icmp},
+            "targets": [{"id": tid, "address": address} for tid, address in addresses.items()],
+        }
+    )

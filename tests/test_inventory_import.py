@@ -1,0 +1,113 @@
+"""CSV import: the 215-row lab inventory round-trips with its Vietnamese names intact."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from netmon.config import load_file
+from netmon.demo import demo_endpoints_csv
+from netmon.inventory_import import CsvImportError, csv_to_config
+from tests.helpers import netmon_command
+
+SHARED_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "endpoints.csv"
+
+
+def test_packaged_demo_data_is_the_shared_inventory() -> None:
+    if SHARED_CSV.exists():
+        assert demo_endpoints_csv() == SHARED_CSV.read_text(encoding="utf-8")
+
+
+def test_import_round_trips_215_rows_with_names_intact(tmp_path: Path) -> None:
+    source = tmp_path / "endpoints.csv"
+    source.write_text(demo_endpoints_csv(), encoding="utf-8")
+    output = tmp_path / "endpoints.yaml"
+    result = subprocess.run(
+        [*netmon_command(), "inventory", "import", str(source), "-o", str(output)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    inventory = load_file(output)
+
+    with source.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 215
+    assert len(inventory.targets) == 215
+    for row in rows:
+        target = inventory.targets[row["id"]]
+        assert target.name == row["name"]
+        assert target.address == row["address"]
+        assert target.district == row["district"]
+        assert target.kind == "endpoint"
+        assert target.group == row["level"]
+        labels = dict(target.labels)
+        assert labels["vendor"] == row["vendor"]
+        assert labels["sip_uri"] == row["sip_uri"]
+    assert inventory.targets["ep-so-15"].name == "Sở Văn hóa, Thể thao và Du lịch"
+
+
+def test_only_id_and_address_are_required() -> None:
+    data = csv_to_config("id,address\nep-1,127.0.0.1\n")
+    assert data["targets"] == [{"id": "ep-1", "address": "127.0.0.1", "kind": "endpoint"}]
+
+
+def test_excel_bom_and_semicolons() -> None:
+    data = csv_to_config("\ufeffid;address;name\nep-1;127.0.0.1;Xã Định Hòa, huyện Yên Định\n")
+    assert data["targets"][0]["name"] == "Xã Định Hòa, huyện Yên Định"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "id,address,name\nep-1,127.0.0.1,A\nep-2,300.0.0.1,B\n",
+            ["line 3: address '300.0.0.1': not an IP address or hostname"],
+        ),
+        (
+            "id,address\nep-1,127.0.0.1\nep-1,127.0.0.2\n",
+            ["line 3: duplicate id 'ep-1' (first on line 2)"],
+        ),
+        (
+            'id,address,name\nep-1,127.0.0.1,"Sở Y tế, tỉnh"\nep-2,127.0.0.2\n',
+            ["line 3: 2 columns, the header has 3"],
+        ),
+        (
+            "id,address\nep 1,127.0.0.1\n,127.0.0.2\n",
+            [
+                "line 2: id 'ep 1': not usable as an id: use letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit, at most 128 characters (ids become label "
+                "values and MQTT topic levels)",
+                "line 3: id '': not usable as an id: use letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit, at most 128 characters (ids become label "
+                "values and MQTT topic levels)",
+            ],
+        ),
+        ("name,address\nA,127.0.0.1\n", ["line 1: missing column 'id' in the header"]),
+        ("", ["line 1: the file is empty"]),
+    ],
+)
+def test_bad_rows_are_reported_with_their_line(text: str, expected: list[str]) -> None:
+    with pytest.raises(CsvImportError) as caught:
+        csv_to_config(text)
+    assert [str(problem) for problem in caught.value.problems] == expected
+
+
+def test_bad_csv_writes_nothing(tmp_path: Path) -> None:
+    source = tmp_path / "bad.csv"
+    source.write_text("id,address\nep-1,not an address\n", encoding="utf-8")
+    output = tmp_path / "out.yaml"
+    result = subprocess.run(
+        [*netmon_command(), "inventory", "import", str(source), "-o", str(output)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert (
+        f"{source}: line 2: address 'not an address': not an IP address or hostname"
+        in result.stderr
+    )
+    assert not output.exists()

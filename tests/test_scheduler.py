@@ -1,0 +1,187 @@
+"""Scheduler: spread start times, no drift, hung probes isolated, jobs follow the inventory."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from typing import ClassVar
+
+import pytest
+
+from collectors.base import CollectError, CollectorSettings, Observation, ProbeTarget
+from netmon.config import Inventory, load_data
+from netmon.scheduler import Scheduler, next_slot, phase_fraction
+from netmon.state import StateStore
+
+
+class FakeCollector:
+    """Records when it was called; hangs or fails for chosen targets."""
+
+    name: ClassVar[str] = "icmp"
+    settings_model: ClassVar[type[CollectorSettings]] = CollectorSettings
+
+    def __init__(self, *, hang: set[str] = frozenset(), fail: set[str] = frozenset(),  # type: ignore[assignment]
+                 busy: float = 0.0) -> None:  # fmt: skip
+        self.starts: dict[str, list[float]] = defaultdict(list)
+        self.hang = hang
+        self.fail = fail
+        self.busy = busy
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> Observation:
+        self.starts[target.id].append(asyncio.get_running_loop().time())
+        if target.id in self.hang:
+            await asyncio.Event().wait()
+        if target.id in self.fail:
+            raise CollectError("refused", "connection refused")
+        if self.busy:
+            await asyncio.sleep(random.uniform(0, self.busy))
+        return Observation(target=target.id, collector="icmp", ok=True, duration=0.0)
+
+
+def _inventory(count: int, *, interval: float) -> Inventory:
+    return load_data(
+        {
+            "defaults": {"icmp": {"interval": interval, "timeout": interval / 2}},
+            "targets": [{"id": f"t{i}", "address": "127.0.0.1"} for i in range(count)],
+        }
+    )
+
+
+def test_start_times_spread_over_the_interval() -> None:
+    phases = sorted(phase_fraction(f"ep-{i}", "icmp") for i in range(215))
+    deciles = [sum(1 for p in phases if k / 10 <= p < (k + 1) / 10) for k in range(10)]
+    assert all(8 <= n <= 36 for n in deciles), deciles
+    assert len({round(p, 3) for p in phases}) > 150  # not all in the same millisecond
+
+
+@pytest.mark.parametrize(
+    ("now", "phase", "interval", "expected"),
+    [(10.0, 0.25, 1.0, 10.25), (10.25, 0.25, 1.0, 10.25), (10.3, 0.25, 1.0, 11.25)],
+)
+def test_next_slot(now: float, phase: float, interval: float, expected: float) -> None:
+    assert next_slot(now, phase, interval) == pytest.approx(expected)
+
+
+async def test_intervals_do_not_drift() -> None:
+    store = StateStore()
+    collector = FakeCollector(busy=0.03)
+    inventory = _inventory(5, interval=0.1)
+    store.apply_inventory(inventory)
+    scheduler = Scheduler(store=store, collectors={"icmp": collector}, max_concurrency=10)
+    scheduler.apply(inventory)
+    await asyncio.sleep(2.05)
+    await scheduler.stop()
+    for target, starts in collector.starts.items():
+        # Every start stays on its grid: drift would accumulate the run times (~15 ms each).
+        offsets = [(s - starts[0]) - round((s - starts[0]) / 0.1) * 0.1 for s in starts]
+        assert max(abs(o) for o in offsets) < 0.02, (target, offsets)
+        assert len(starts) >= 18
+
+
+async def test_hung_probe_does_not_delay_other_targets() -> None:
+    store = StateStore()
+    collector = FakeCollector(hang={"t0"})
+    inventory = _inventory(3, interval=0.2)
+    store.apply_inventory(inventory)
+    scheduler = Scheduler(store=store, collectors={"icmp": collector}, max_concurrency=10)
+    scheduler.apply(inventory)
+    await asyncio.sleep(1.3)
+    await scheduler.stop()
+    assert len(collector.starts["t1"]) >= 6
+    assert len(collector.starts["t2"]) >= 6
+    # The hung run is cut at one interval and the job goes on with its next slots.
+    assert len(collector.starts["t0"]) >= 3
+    assert store.stats.collector_errors[("icmp", "timeout")] >= 2
+    assert store.targets["t0"].probes["icmp"].reason == "timeout"
+    assert store.targets["t1"].probes["icmp"].success
+
+
+async def test_failures_are_recorded_with_their_reason() -> None:
+    store = StateStore()
+    collector = FakeCollector(fail={"t1"})
+    inventory = _inventory(2, interval=0.1)
+    store.apply_inventory(inventory)
+    scheduler = Scheduler(store=store, collectors={"icmp": collector}, max_concurrency=10)
+    scheduler.apply(inventory)
+    await asyncio.sleep(0.35)
+    await scheduler.stop()
+    probe = store.targets["t1"].probes["icmp"]
+    assert (probe.success, probe.reason, probe.detail) == (False, "refused", "connection refused")
+    assert store.stats.collector_errors[("icmp", "refused")] >= 2
+
+
+async def test_concurrency_is_bounded() -> None:
+    store = StateStore()
+    running = 0
+    peak = 0
+
+    class Slow(FakeCollector):
+        async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> Observation:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.05)
+            running -= 1
+            return Observation(target=target.id, collector="icmp", ok=True, duration=0.05)
+
+    inventory = _inventory(50, interval=0.2)
+    store.apply_inventory(inventory)
+    scheduler = Scheduler(store=store, collectors={"icmp": Slow()}, max_concurrency=4)
+    scheduler.apply(inventory)
+    await asyncio.sleep(0.5)
+    await scheduler.stop()
+    assert peak == 4
+
+
+async def test_jobs_follow_the_inventory() -> None:
+    store = StateStore()
+    collector = FakeCollector()
+    scheduler = Scheduler(store=store, collectors={"icmp": collector}, max_concurrency=10)
+    first = _inventory(3, interval=0.1)
+    store.apply_inventory(first)
+    scheduler.apply(first)
+    kept = {key: task for key, (_, task) in scheduler._jobs.items()}
+    second = load_data(
+        {
+            "defaults": {"icmp": {"interval": 0.1, "timeout": 0.05}},
+            "targets": [
+                {"id": "t0", "address": "127.0.0.1"},
+                {"id": "t1", "address": "127.0.0.1"},
+                {"id": "t9", "address": "127.0.0.1"},
+            ],
+        }
+    )
+    store.apply_inventory(second)
+    scheduler.apply(second)
+    await asyncio.sleep(0)
+    assert sorted(key[0] for key in scheduler._jobs) == ["t0", "t1", "t9"]
+    assert scheduler._jobs[("t0", "icmp")][1] is kept[("t0", "icmp")]  # untouched
+    assert kept[("t2", "icmp")].cancelled() or kept[("t2", "icmp")].cancelling()
+    await asyncio.sleep(0.25)
+    await scheduler.stop()
+    assert collector.starts["t9"]
+    assert scheduler.job_count == 0
+
+
+async def test_stop_cancels_everything_quickly() -> None:
+    store = StateStore()
+    inventory = _inventory(200, interval=0.5)
+    store.apply_inventory(inventory)
+    scheduler = Scheduler(
+        store=store, collectors={"icmp": FakeCollector(hang={f"t{i}" for i in range(200)})},
+        max_concurrency=500,
+    )  # fmt: skip
+    scheduler.apply(inventory)
+    await asyncio.sleep(0.6)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await scheduler.stop()
+    assert loop.time() - started < 0.5
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("collect:")]
