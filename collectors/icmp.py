@@ -102,13 +102,16 @@ class IcmpSettings(ReachPolicy):
         return self
 
 
-def _checksum(data: bytes) -> int:
+def _word_sum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\x00"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
+    return sum(struct.unpack(f"!{len(data) // 2}H", data))
+
+
+def _checksum(word_sum: int) -> int:
+    word_sum = (word_sum >> 16) + (word_sum & 0xFFFF)
+    word_sum += word_sum >> 16
+    return ~word_sum & 0xFFFF
 
 
 @dataclass(slots=True)
@@ -146,6 +149,8 @@ class Pinger:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.mode = "unopened"
         self.malformed_replies = 0
+        self._parsed: dict[str, tuple[int, str]] = {}
+        self._payloads: dict[int, tuple[bytes, int]] = {}
 
     async def __aenter__(self) -> Pinger:
         await self.start()
@@ -238,13 +243,12 @@ class Pinger:
         dscp: int = 0,
     ) -> tuple[float | None, ...]:
         """Send `count` echoes `spacing` seconds apart; return each one's RTT or None if lost."""
-        ip = ipaddress.ip_address(address)
-        family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+        family, canonical = self._parse(address)
         fsock = self._sockets.get(family)
         if fsock is None:
-            raise CollectError("unreachable", f"no ICMP socket for IPv{ip.version}")
+            version = 4 if family == socket.AF_INET else 6
+            raise CollectError("unreachable", f"no ICMP socket for IPv{version}")
         loop = asyncio.get_running_loop()
-        canonical = str(ip)
         futures: list[asyncio.Future[float | None]] = []
         sequences: list[int] = []
         try:
@@ -254,6 +258,8 @@ class Pinger:
                 sequence, future = await self._send(fsock, canonical, size, dscp, timeout, loop)
                 sequences.append(sequence)
                 futures.append(future)
+            if count == 1:
+                return (await futures[0],)
             return tuple(await asyncio.gather(*futures))
         finally:
             # Only on cancellation are some still pending; drop them so they cannot leak.
@@ -261,6 +267,25 @@ class Pinger:
                 pending = fsock.pending.get(sequence)
                 if pending is not None and pending.future is future:
                     self._forget(fsock, sequence)
+
+    def _payload(self, size: int) -> tuple[bytes, int]:
+        """The payload for a size, with its checksum contribution; the same for every echo."""
+        cached = self._payloads.get(size)
+        if cached is None:
+            payload = self._token + bytes(size - _TOKEN_LEN)
+            cached = self._payloads[size] = (payload, _word_sum(payload))
+        return cached
+
+    def _parse(self, address: str) -> tuple[int, str]:
+        """(family, canonical text) of an IP literal; cached, as the same targets come back."""
+        parsed = self._parsed.get(address)
+        if parsed is None:
+            ip = ipaddress.ip_address(address)
+            parsed = (socket.AF_INET if ip.version == 4 else socket.AF_INET6, str(ip))
+            if len(self._parsed) > 100_000:
+                self._parsed.clear()
+            self._parsed[address] = parsed
+        return parsed
 
     async def _send(
         self,
@@ -273,12 +298,12 @@ class Pinger:
     ) -> tuple[int, asyncio.Future[float | None]]:
         sequence = self._next_sequence(fsock)
         echo_type = ICMP_ECHO_REQUEST if fsock.family == socket.AF_INET else ICMP6_ECHO_REQUEST
-        payload = self._token + bytes(size - _TOKEN_LEN)
-        header = _HEADER.pack(echo_type, 0, 0, fsock.identifier, sequence)
-        packet = header + payload
+        payload, payload_sum = self._payload(size)
+        checksum = 0
         if fsock.family == socket.AF_INET:
             # The kernel checksums ICMPv6 itself; ICMPv4 is ours (datagram sockets redo it).
-            packet = header[:2] + struct.pack("!H", _checksum(packet)) + header[4:] + payload
+            checksum = _checksum((echo_type << 8) + fsock.identifier + sequence + payload_sum)
+        packet = _HEADER.pack(echo_type, 0, checksum, fsock.identifier, sequence) + payload
         ancillary = self._tos_ancillary(fsock, dscp)
         destination: tuple[str, int] | tuple[str, int, int, int] = (
             (address, 0) if fsock.family == socket.AF_INET else (address, 0, 0, 0)
@@ -412,7 +437,7 @@ class Pinger:
         if data[_HEADER.size : _HEADER.size + _TOKEN_LEN] != self._token:
             return  # another pinger on this host that happened to pick our identifier
         pending = fsock.pending.get(sequence)
-        if pending is None or pending.address != _canonical(source):
+        if pending is None or (pending.address != source and pending.address != _canonical(source)):
             return  # late (already counted lost), duplicate, or from the wrong host
         del fsock.pending[sequence]
         if pending.timer is not None:
@@ -495,14 +520,17 @@ class IcmpCollector:
 
     async def resolve(self, host: str, timeout: float) -> str:
         """An IP literal as is; a hostname through the resolver, cached for `resolve_ttl`."""
-        try:
-            return str(ipaddress.ip_address(host))
-        except ValueError:
-            pass
         now = time.monotonic()
         cached = self._resolved.get(host)
         if cached is not None and cached[1] > now:
             return cached[0]
+        try:
+            literal = str(ipaddress.ip_address(host))
+        except ValueError:
+            pass
+        else:
+            self._resolved[host] = (literal, float("inf"))
+            return literal
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):

@@ -26,10 +26,24 @@ from netmon.state import StateStore
 
 log = logging.getLogger(__name__)
 
+TICK = 0.050
+
 
 def phase_fraction(target_id: str, collector: str) -> float:
     """A stable pseudo-random fraction in [0, 1) for spreading start times."""
     return zlib.crc32(f"{collector}/{target_id}".encode()) / 2**32
+
+
+def start_phase(target_id: str, collector: str, interval: float) -> float:
+    """Where in the interval a job starts: spread by hash, on a grid of ticks.
+
+    The grid (50 ms, or 1/20 of shorter intervals) lets jobs that share a tick wake in one
+    pass of the event loop: waking is most of the CPU cost of probing, and a 10 ms grid cost
+    twice the CPU per probe of this one at 215 targets (bench/icmp_bench.py). 215 targets on
+    a 1 s interval still start in 20 groups of about 11, not all at once.
+    """
+    tick = min(TICK, interval / 20)
+    return round(phase_fraction(target_id, collector) * interval / tick) * tick % interval
 
 
 def next_slot(now: float, phase: float, interval: float) -> float:
@@ -90,7 +104,7 @@ class Scheduler:
     async def _job(self, spec: JobSpec) -> None:
         loop = asyncio.get_running_loop()
         interval = spec.settings.interval
-        phase = phase_fraction(spec.target.id, spec.collector) * interval
+        phase = start_phase(spec.target.id, spec.collector, interval)
         slot = next_slot(loop.time(), phase, interval)
         collector = self._collectors[spec.collector]
         while True:

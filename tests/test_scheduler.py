@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import ClassVar
 
 import pytest
 
 from collectors.base import CollectError, CollectorSettings, Observation, ProbeTarget
 from netmon.config import Inventory, load_data
-from netmon.scheduler import Scheduler, next_slot, phase_fraction
+from netmon.scheduler import Scheduler, next_slot, phase_fraction, start_phase
 from netmon.state import StateStore
 
 
@@ -58,7 +58,14 @@ def test_start_times_spread_over_the_interval() -> None:
     phases = sorted(phase_fraction(f"ep-{i}", "icmp") for i in range(215))
     deciles = [sum(1 for p in phases if k / 10 <= p < (k + 1) / 10) for k in range(10)]
     assert all(8 <= n <= 36 for n in deciles), deciles
-    assert len({round(p, 3) for p in phases}) > 150  # not all in the same millisecond
+    starts = Counter(round(start_phase(f"ep-{i}", "icmp", 1.0), 3) for i in range(215))
+    assert len(starts) == 20  # every 50 ms tick of the second is used
+    assert max(starts.values()) <= 20  # so no more than a few percent start together
+
+
+def test_a_target_keeps_its_start_time() -> None:
+    assert start_phase("ep-1", "icmp", 5.0) == start_phase("ep-1", "icmp", 5.0)
+    assert 0 <= start_phase("ep-1", "icmp", 0.2) < 0.2
 
 
 @pytest.mark.parametrize(
