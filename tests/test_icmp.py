@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -146,6 +150,54 @@ async def test_target_goes_down_after_n_losses_and_up_after_m_replies(netlab: Ne
         await scheduler.stop()
         await collector.close()
     assert changes == [(Reach.UP, 0, 1), (Reach.DOWN, 4, 0), (Reach.UP, 0, 3)]
+
+
+UNPRIVILEGED_PING = """
+import asyncio, json
+from collectors.icmp import Pinger
+async def main():
+    try:
+        async with Pinger() as pinger:
+            rtts = await pinger.ping("127.0.0.1", count=3, spacing=0.01, timeout=1.0)
+            v6 = await pinger.ping("::1", count=1, timeout=1.0)
+            print(json.dumps({"mode": pinger.mode, "rtts": list(rtts) + list(v6)}))
+    except PermissionError as exc:
+        print(json.dumps({"error": str(exc)}))
+asyncio.run(main())
+"""
+
+
+def _run_without_capabilities(namespace: str) -> dict[str, object]:
+    # Root with an empty capability bounding set behaves like an ordinary user here.
+    result = subprocess.run(
+        ["ip", "netns", "exec", namespace, "setpriv", "--inh-caps=-all", "--bounding-set=-all",
+         sys.executable, "-c", UNPRIVILEGED_PING],
+        capture_output=True, text=True, timeout=30, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    output: dict[str, object] = json.loads(result.stdout)
+    return output
+
+
+@pytest.mark.netns
+def test_without_cap_net_raw_unprivileged_sockets_are_used(netlab: NetLab) -> None:
+    namespace = netlab.add_namespace("net.ipv4.ping_group_range=0 2147483647")
+    output = _run_without_capabilities(namespace)
+    assert output["mode"] == "datagram"
+    rtts = output["rtts"]
+    assert isinstance(rtts, list)
+    assert len(rtts) == 4
+    assert all(rtt is not None and rtt < 0.01 for rtt in rtts)
+
+
+@pytest.mark.netns
+def test_without_any_icmp_permission_the_error_says_what_is_needed(netlab: NetLab) -> None:
+    namespace = netlab.add_namespace("net.ipv4.ping_group_range=1 0")
+    output = _run_without_capabilities(namespace)
+    assert output == {
+        "error": "ICMP needs a raw socket (root or CAP_NET_RAW) or an unprivileged ICMP socket "
+        "(group 0 inside net.ipv4.ping_group_range)"
+    }
 
 
 async def _until(condition: object, timeout: float = 10.0) -> None:

@@ -125,6 +125,23 @@ class LabHost:
 class NetLab:
     workdir: Path
     hosts: list[LabHost] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)
+
+    def add_namespace(self, *sysctls: str) -> str:
+        """An empty namespace with only loopback up (kernel echo replies on), for running a
+        program in isolation with its own sysctls."""
+        namespace = f"{PREFIX}{os.getpid()}h{len(self.namespaces) + 50}ns"
+        self.namespaces.append(namespace)
+        ip("netns", "add", namespace)
+        ip("-n", namespace, "link", "set", "lo", "up")
+        for setting in sysctls:
+            subprocess.run(
+                ["ip", "netns", "exec", namespace, "sysctl", "-qw", setting],
+                check=True,
+                capture_output=True,
+                timeout=10,
+            )
+        return namespace
 
     def _free_block(self) -> ipaddress.IPv4Network:
         used = ip("-4", "-o", "addr", "show").stdout
@@ -178,3 +195,6 @@ class NetLab:
             ip("link", "del", host.link, check=False)
             ip("netns", "del", host.namespace, check=False)
         self.hosts.clear()
+        for namespace in self.namespaces:
+            ip("netns", "del", namespace, check=False)
+        self.namespaces.clear()
