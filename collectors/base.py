@@ -7,8 +7,9 @@ does I/O.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, ClassVar, Protocol
+from typing import Annotated, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -112,3 +113,16 @@ class Collector(Protocol):
     async def close(self) -> None: ...
 
     async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> Observation: ...
+
+
+@runtime_checkable
+class BatchCollector(Collector, Protocol):
+    """A collector that probes many targets in one call more cheaply than one by one.
+
+    The scheduler hands it every target whose run falls on the same tick. It returns one
+    observation per item, in any order.
+    """
+
+    async def collect_batch(
+        self, items: Sequence[tuple[ProbeTarget, CollectorSettings]]
+    ) -> Sequence[Observation]: ...

@@ -23,7 +23,7 @@ import secrets
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, ClassVar
 
@@ -85,7 +85,9 @@ class IcmpSettings(ReachPolicy):
     down after 3 consecutive losses (~3 s), up after 2 replies, loss and jitter over 60 s."""
 
     interval: Duration = Field(default=1.0, gt=0)
-    timeout: Duration = Field(default=1.0, gt=0)
+    # An echo later than 800 ms is a failure for interactive video anyway, and the round must
+    # end inside the interval or every round of a silent target would push back the next one.
+    timeout: Duration = Field(default=0.8, gt=0)
     count: int = Field(default=1, ge=1, le=1000, description="echoes per round")
     spacing: Duration = Field(default=0.02, ge=0.001, description="gap between echoes of a round")
     size: int = Field(default=56, ge=_TOKEN_LEN, le=1472, description="payload bytes")
@@ -94,10 +96,11 @@ class IcmpSettings(ReachPolicy):
     @model_validator(mode="after")
     def _round_fits_interval(self) -> IcmpSettings:
         round_time = self.timeout + (self.count - 1) * self.spacing
-        if round_time > self.interval:
+        if round_time >= self.interval:
             raise ValueError(
                 f"a round of {self.count} echoes lasts up to {round_time:g}s "
-                f"(timeout + (count-1) x spacing), longer than the interval {self.interval:g}s"
+                f"(timeout + (count-1) x spacing); it must be shorter than the interval "
+                f"{self.interval:g}s"
             )
         return self
 
@@ -114,13 +117,29 @@ def _checksum(word_sum: int) -> int:
     return ~word_sum & 0xFFFF
 
 
+@dataclass(slots=True, eq=False)
+class _Batch:
+    """Echoes sent together (one ping() or ping_many() call) and what became of them."""
+
+    results: list[list[float | None]]  # per address, per echo; None until answered
+    done: asyncio.Future[None]
+    outstanding: int = 0
+    sending: bool = True
+
+    def settle(self) -> None:
+        self.outstanding -= 1
+        if self.outstanding == 0 and not self.sending and not self.done.done():
+            self.done.set_result(None)
+
+
 @dataclass(slots=True)
 class _Pending:
     address: str
-    future: asyncio.Future[float | None]
+    batch: _Batch
+    target_index: int
+    echo_index: int
     sent_realtime_ns: int
     sent_monotonic_ns: int
-    timer: asyncio.TimerHandle | None = None
 
 
 @dataclass(slots=True)
@@ -133,6 +152,7 @@ class _FamilySocket:
     raw: bool
     pending: dict[int, _Pending] = field(default_factory=dict)
     next_sequence: int = 0
+    write_waiters: list[asyncio.Future[None]] = field(default_factory=list)
     tos_refused: bool = False
 
 
@@ -185,11 +205,12 @@ class Pinger:
         for fsock in self._sockets.values():
             if self._loop is not None:
                 self._loop.remove_reader(fsock.sock.fileno())
+                self._loop.remove_writer(fsock.sock.fileno())
+            for waiter in fsock.write_waiters:
+                waiter.cancel()
             for pending in fsock.pending.values():
-                if pending.timer is not None:
-                    pending.timer.cancel()
-                if not pending.future.done():
-                    pending.future.cancel()
+                if not pending.batch.done.done():
+                    pending.batch.done.cancel()
             fsock.pending.clear()
             fsock.sock.close()
         self._sockets.clear()
@@ -243,30 +264,72 @@ class Pinger:
         dscp: int = 0,
     ) -> tuple[float | None, ...]:
         """Send `count` echoes `spacing` seconds apart; return each one's RTT or None if lost."""
-        family, canonical = self._parse(address)
-        fsock = self._sockets.get(family)
-        if fsock is None:
+        family, _ = self._parse(address)
+        if family not in self._sockets:
             version = 4 if family == socket.AF_INET else 6
             raise CollectError("unreachable", f"no ICMP socket for IPv{version}")
+        rounds = await self.ping_many(
+            [address], count=count, spacing=spacing, timeout=timeout, size=size, dscp=dscp
+        )
+        return rounds[0]
+
+    async def ping_many(
+        self,
+        addresses: Sequence[str],
+        *,
+        count: int = 1,
+        spacing: float = 0.02,
+        timeout: float = 1.0,
+        size: int = 56,
+        dscp: int = 0,
+    ) -> list[tuple[float | None, ...]]:
+        """Ping many IP addresses at once: `count` echoes to each, `spacing` apart.
+
+        One task, one timer per round of echoes and one wake-up at the end, however many
+        addresses: per-echo tasks and timers would cost more CPU than the echoes themselves.
+        """
         loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[float | None]] = []
-        sequences: list[int] = []
+        parsed = [self._parse(address) for address in addresses]
+        batch = _Batch(results=[[None] * count for _ in addresses], done=loop.create_future())
+        in_flight: list[tuple[_FamilySocket, int]] = []
+        timers: list[asyncio.TimerHandle] = []
+        payload, payload_sum = self._payload(size)
         try:
-            for index in range(count):
-                if index:
+            for echo_index in range(count):
+                if echo_index:
                     await asyncio.sleep(spacing)
-                sequence, future = await self._send(fsock, canonical, size, dscp, timeout, loop)
-                sequences.append(sequence)
-                futures.append(future)
-            if count == 1:
-                return (await futures[0],)
-            return tuple(await asyncio.gather(*futures))
+                sent_this_round = len(in_flight)
+                for target_index, (family, canonical) in enumerate(parsed):
+                    fsock = self._sockets.get(family)
+                    if fsock is None:
+                        continue  # no socket for this family: the echo is lost
+                    sequence = self._send(
+                        fsock, canonical, payload, payload_sum, dscp, batch,
+                        target_index, echo_index,
+                    )  # fmt: skip
+                    if sequence is None:
+                        await self._writable(fsock, loop)
+                        sequence = self._send(
+                            fsock, canonical, payload, payload_sum, dscp, batch,
+                            target_index, echo_index,
+                        )  # fmt: skip
+                    if sequence is not None and sequence >= 0:
+                        in_flight.append((fsock, sequence))
+                round_echoes = in_flight[sent_this_round:]
+                if round_echoes:
+                    timers.append(loop.call_later(timeout, self._expire, round_echoes, batch))
+            batch.sending = False
+            if batch.outstanding:
+                await batch.done
+            return [tuple(results) for results in batch.results]
         finally:
-            # Only on cancellation are some still pending; drop them so they cannot leak.
-            for sequence, future in zip(sequences, futures, strict=True):
+            for timer in timers:
+                timer.cancel()
+            # Only after cancellation are some still pending; drop them so they cannot leak.
+            for fsock, sequence in in_flight:
                 pending = fsock.pending.get(sequence)
-                if pending is not None and pending.future is future:
-                    self._forget(fsock, sequence)
+                if pending is not None and pending.batch is batch:
+                    del fsock.pending[sequence]
 
     def _payload(self, size: int) -> tuple[bytes, int]:
         """The payload for a size, with its checksum contribution; the same for every echo."""
@@ -287,61 +350,45 @@ class Pinger:
             self._parsed[address] = parsed
         return parsed
 
-    async def _send(
+    def _send(
         self,
         fsock: _FamilySocket,
         address: str,
-        size: int,
+        payload: bytes,
+        payload_sum: int,
         dscp: int,
-        timeout: float,
-        loop: asyncio.AbstractEventLoop,
-    ) -> tuple[int, asyncio.Future[float | None]]:
+        batch: _Batch,
+        target_index: int,
+        echo_index: int,
+    ) -> int | None:
+        """Send one echo; its sequence number, or None if the socket buffer is full."""
         sequence = self._next_sequence(fsock)
         echo_type = ICMP_ECHO_REQUEST if fsock.family == socket.AF_INET else ICMP6_ECHO_REQUEST
-        payload, payload_sum = self._payload(size)
         checksum = 0
         if fsock.family == socket.AF_INET:
             # The kernel checksums ICMPv6 itself; ICMPv4 is ours (datagram sockets redo it).
             checksum = _checksum((echo_type << 8) + fsock.identifier + sequence + payload_sum)
         packet = _HEADER.pack(echo_type, 0, checksum, fsock.identifier, sequence) + payload
-        ancillary = self._tos_ancillary(fsock, dscp)
         destination: tuple[str, int] | tuple[str, int, int, int] = (
             (address, 0) if fsock.family == socket.AF_INET else (address, 0, 0, 0)
         )
-        future: asyncio.Future[float | None] = loop.create_future()
         pending = _Pending(
             address=address,
-            future=future,
+            batch=batch,
+            target_index=target_index,
+            echo_index=echo_index,
             sent_realtime_ns=time.time_ns(),
             sent_monotonic_ns=time.monotonic_ns(),
         )
         fsock.pending[sequence] = pending
-        try:
-            await self._sendmsg(fsock, packet, ancillary, destination, loop)
-        except OSError as exc:
-            self._forget(fsock, sequence)
-            if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
-                future = loop.create_future()
-                future.set_result(None)  # no route is a lost echo, not a crash
-                return sequence, future
-            raise CollectError("send", f"sending echo to {address}: {exc.strerror}") from exc
-        pending.timer = loop.call_later(timeout, self._expire, fsock, sequence, future)
-        return sequence, future
-
-    async def _sendmsg(
-        self,
-        fsock: _FamilySocket,
-        packet: bytes,
-        ancillary: list[tuple[int, int, bytes]],
-        destination: tuple[str, int] | tuple[str, int, int, int],
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
+        ancillary = self._tos_ancillary(fsock, dscp)
         while True:
             try:
                 fsock.sock.sendmsg([packet], ancillary, 0, destination)
-                return
+                break
             except BlockingIOError:
-                await self._writable(fsock.sock.fileno(), loop)
+                del fsock.pending[sequence]
+                return None
             except OSError as exc:
                 if ancillary and exc.errno in (errno.EINVAL, errno.EPERM, errno.EOPNOTSUPP):
                     fsock.tos_refused = True
@@ -351,21 +398,30 @@ class Pinger:
                         extra={"error": exc.strerror},
                     )
                     continue
-                raise
+                del fsock.pending[sequence]
+                if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
+                    return -1  # no route: a lost echo, not a crash
+                raise CollectError("send", f"sending echo to {address}: {exc.strerror}") from exc
+        batch.outstanding += 1
+        return sequence
 
     @staticmethod
-    async def _writable(fd: int, loop: asyncio.AbstractEventLoop) -> None:
-        writable: asyncio.Future[None] = loop.create_future()
+    async def _writable(fsock: _FamilySocket, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait until the socket's send buffer has room; any number of senders may wait."""
+        fd = fsock.sock.fileno()
+        waiter: asyncio.Future[None] = loop.create_future()
 
-        def wake() -> None:
-            if not writable.done():
-                writable.set_result(None)
-
-        loop.add_writer(fd, wake)
-        try:
-            await writable
-        finally:
+        def wake_all() -> None:
             loop.remove_writer(fd)
+            waiters, fsock.write_waiters = fsock.write_waiters, []
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
+
+        if not fsock.write_waiters:
+            loop.add_writer(fd, wake_all)
+        fsock.write_waiters.append(waiter)
+        await waiter
 
     @staticmethod
     def _tos_ancillary(fsock: _FamilySocket, dscp: int) -> list[tuple[int, int, bytes]]:
@@ -386,18 +442,12 @@ class Pinger:
         raise CollectError("busy", "65536 echoes in flight on one socket")
 
     @staticmethod
-    def _forget(fsock: _FamilySocket, sequence: int) -> None:
-        pending = fsock.pending.pop(sequence, None)
-        if pending is not None and pending.timer is not None:
-            pending.timer.cancel()
-
-    @staticmethod
-    def _expire(fsock: _FamilySocket, sequence: int, future: asyncio.Future[float | None]) -> None:
-        pending = fsock.pending.get(sequence)
-        if pending is not None and pending.future is future:
-            del fsock.pending[sequence]
-        if not future.done():
-            future.set_result(None)
+    def _expire(echoes: list[tuple[_FamilySocket, int]], batch: _Batch) -> None:
+        for fsock, sequence in echoes:
+            pending = fsock.pending.get(sequence)
+            if pending is not None and pending.batch is batch:
+                del fsock.pending[sequence]
+                batch.settle()
 
     def _make_reader(self, fsock: _FamilySocket) -> Callable[[], None]:
         def on_readable() -> None:
@@ -440,8 +490,6 @@ class Pinger:
         if pending is None or (pending.address != source and pending.address != _canonical(source)):
             return  # late (already counted lost), duplicate, or from the wrong host
         del fsock.pending[sequence]
-        if pending.timer is not None:
-            pending.timer.cancel()
         rtt_ns = received_monotonic_ns - pending.sent_monotonic_ns
         for level, kind, value in ancillary:
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
@@ -450,8 +498,8 @@ class Pinger:
                 # The kernel stamp is on the wall clock; if it was stepped meanwhile, fall back.
                 if 0 <= kernel_rtt_ns <= rtt_ns:
                     rtt_ns = kernel_rtt_ns
-        if not pending.future.done():
-            pending.future.set_result(rtt_ns / 1e9)
+        pending.batch.results[pending.target_index][pending.echo_index] = rtt_ns / 1e9
+        pending.batch.settle()
 
 
 def _canonical(address: str) -> str:
@@ -483,54 +531,110 @@ class IcmpCollector:
             await self._pinger.close()
 
     async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> EchoRound:
-        assert isinstance(settings, IcmpSettings)
-        started = time.monotonic()
+        return (await self.collect_batch([(target, settings)]))[0]
+
+    async def collect_batch(
+        self, items: Sequence[tuple[ProbeTarget, CollectorSettings]]
+    ) -> list[EchoRound]:
+        """One round for each target; targets that share settings share one ping_many()."""
+        by_settings: dict[IcmpSettings, list[int]] = {}
+        for index, (_, settings) in enumerate(items):
+            assert isinstance(settings, IcmpSettings)
+            by_settings.setdefault(settings, []).append(index)
+        results: list[EchoRound | None] = [None] * len(items)
+
+        async def run(settings: IcmpSettings, indexes: list[int]) -> None:
+            # Literals and cached names resolve without a task each; only new names wait.
+            resolved: list[str | EchoRound | None] = [
+                self._cached(items[i][0].address) for i in indexes
+            ]
+            unresolved = [n for n, address in enumerate(resolved) if address is None]
+            if unresolved:
+                looked_up = await asyncio.gather(
+                    *(self._resolve_or_fail(items[indexes[n]][0], settings) for n in unresolved)
+                )
+                for n, address in zip(unresolved, looked_up, strict=True):
+                    resolved[n] = address
+            pingable = [(i, address) for i, address in zip(indexes, resolved, strict=True)
+                        if isinstance(address, str)]  # fmt: skip
+            rounds = await self._pinger.ping_many(
+                [address for _, address in pingable],
+                count=settings.count,
+                spacing=settings.spacing,
+                timeout=settings.timeout,
+                size=settings.size,
+                dscp=settings.dscp,
+            )
+            for (index, address), rtts in zip(pingable, rounds, strict=True):
+                results[index] = self._round(items[index][0], settings, address, rtts)
+            for index, failure in zip(indexes, resolved, strict=True):
+                if isinstance(failure, EchoRound):
+                    results[index] = failure
+
+        if len(by_settings) == 1:
+            await run(*next(iter(by_settings.items())))
+        else:
+            await asyncio.gather(*(run(s, indexes) for s, indexes in by_settings.items()))
+        return [result for result in results if result is not None]
+
+    def _round(
+        self,
+        target: ProbeTarget,
+        settings: IcmpSettings,
+        address: str,
+        rtts: tuple[float | None, ...],
+    ) -> EchoRound:
+        answered = [rtt for rtt in rtts if rtt is not None]
+        ok = bool(answered)
+        # How long this target's round took, not the whole batch's.
+        last = settings.timeout if len(answered) < len(rtts) else max(answered)
+        return EchoRound(
+            target=target.id,
+            collector=self.name,
+            ok=ok,
+            duration=(settings.count - 1) * settings.spacing + last,
+            reason=None if ok else "timeout",
+            address=address,
+            rtts=rtts,
+        )
+
+    async def _resolve_or_fail(
+        self, target: ProbeTarget, settings: IcmpSettings
+    ) -> str | EchoRound:
+        """The address to ping, or the failed round when the name does not resolve."""
         try:
-            address = await self.resolve(target.address, settings.timeout)
+            return await self.resolve(target.address, settings.timeout)
         except CollectError as exc:
             # An unresolvable name is as unreachable as a silent host: every echo counts lost.
             return EchoRound(
                 target=target.id,
                 collector=self.name,
                 ok=False,
-                duration=time.monotonic() - started,
+                duration=0.0,
                 reason=exc.reason,
                 detail=exc.detail,
                 address="",
                 rtts=(None,) * settings.count,
             )
-        rtts = await self._pinger.ping(
-            address,
-            count=settings.count,
-            spacing=settings.spacing,
-            timeout=settings.timeout,
-            size=settings.size,
-            dscp=settings.dscp,
-        )
-        ok = any(rtt is not None for rtt in rtts)
-        return EchoRound(
-            target=target.id,
-            collector=self.name,
-            ok=ok,
-            duration=time.monotonic() - started,
-            reason=None if ok else "timeout",
-            address=address,
-            rtts=rtts,
-        )
 
-    async def resolve(self, host: str, timeout: float) -> str:
-        """An IP literal as is; a hostname through the resolver, cached for `resolve_ttl`."""
-        now = time.monotonic()
+    def _cached(self, host: str) -> str | None:
+        """An IP literal as is, or a name resolved less than `resolve_ttl` ago; else None."""
         cached = self._resolved.get(host)
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         try:
             literal = str(ipaddress.ip_address(host))
         except ValueError:
-            pass
-        else:
-            self._resolved[host] = (literal, float("inf"))
-            return literal
+            return None
+        self._resolved[host] = (literal, float("inf"))
+        return literal
+
+    async def resolve(self, host: str, timeout: float) -> str:
+        """An IP literal as is; a hostname through the resolver, cached for `resolve_ttl`."""
+        cached = self._cached(host)
+        if cached is not None:
+            return cached
+        now = time.monotonic()
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):

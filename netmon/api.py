@@ -83,6 +83,7 @@ async def ready(request: web.Request) -> web.Response:
 
 async def targets(request: web.Request) -> web.Response:
     store = request.app[STORE_KEY]
+    store.prune_windows()
     return web.json_response(
         {"targets": [target_json(state) for _, state in sorted(store.targets.items())]},
         dumps=_dumps,
@@ -91,6 +92,7 @@ async def targets(request: web.Request) -> web.Response:
 
 async def target(request: web.Request) -> web.Response:
     store = request.app[STORE_KEY]
+    store.prune_windows()
     state = store.targets.get(request.match_info["id"])
     if state is None:
         return web.json_response(

@@ -111,6 +111,11 @@ Kind = Literal["endpoint", "mcu", "router", "switch", "olt", "cpe", "firewall", 
 
 def _probe_list_to_map(value: object) -> object:
     if isinstance(value, list):
+        if not all(isinstance(name, str) for name in value):
+            raise ValueError(
+                "expected a list of probe names ([icmp]) or a mapping of probe name to "
+                "settings ({icmp: {timeout: 500ms}})"
+            )
         return {name: {} for name in value}
     return value
 
@@ -350,7 +355,10 @@ def _probe_problems(raw_targets: list[Any], raw_defaults: object) -> list[Config
     for index, entry in enumerate(raw_targets):
         if not isinstance(entry, dict):
             continue
-        probes = _probe_list_to_map(entry.get("probes", {}))
+        try:
+            probes = _probe_list_to_map(entry.get("probes", {}))
+        except ValueError:
+            continue  # the schema reports it
         if not isinstance(probes, dict):
             continue
         for name, override in probes.items():

@@ -26,7 +26,7 @@ from prometheus_client.samples import Sample
 from netmon import __version__
 from netmon.state import Histogram, Reach, StateStore
 
-TARGET_UP_LABELS = ["target", "kind", "site", "district", "group"]
+TARGET_UP_LABELS = ["target", "kind", "site", "group"]
 
 
 def _histogram(name: str, documentation: str, labels: list[str]) -> HistogramMetricFamily:
@@ -40,23 +40,23 @@ def _add_histogram(family: HistogramMetricFamily, labels: list[str], hist: Histo
 class StoreCollector:
     """Builds every netmon_* family from a StateStore snapshot."""
 
-    def __init__(self, store: StateStore, *, instance: str) -> None:
+    def __init__(self, store: StateStore) -> None:
         self._store = store
-        self._instance = instance
 
     def describe(self) -> Iterable[Metric]:
         return []  # families vary with the inventory; skip the registry's duplicate check
 
     def collect(self) -> Iterator[Metric]:
+        self._store.prune_windows()  # a target whose rounds stopped must not report old loss
         yield from self._self_families()
         yield from self._target_families()
 
     def _self_families(self) -> Iterator[Metric]:
         stats = self._store.stats
         info = GaugeMetricFamily(
-            "netmon_build_info", "netmon version; always 1.", labels=["version", "instance"]
+            "netmon_build_info", "netmon version; always 1.", labels=["version"]
         )
-        info.add_metric([__version__, self._instance], 1)
+        info.add_metric([__version__], 1)
         yield info
 
         targets = GaugeMetricFamily(
@@ -180,7 +180,7 @@ class StoreCollector:
             if icmp is not None:
                 if icmp.reach is not Reach.UNKNOWN:
                     up.add_metric(
-                        [target_id, target.kind, target.site, target.district, target.group],
+                        [target_id, target.kind, target.site, target.group],
                         1 if icmp.reach is Reach.UP else 0,
                     )
                 _add_histogram(rtt, [target_id], icmp.rtt)
@@ -204,9 +204,9 @@ class StoreCollector:
         yield from (up, info, rtt, sent, received, loss, jitter, success, probe_duration, age)
 
 
-def build_registry(store: StateStore, *, instance: str) -> CollectorRegistry:
+def build_registry(store: StateStore) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(store, instance=instance))
+    registry.register(StoreCollector(store))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     return registry

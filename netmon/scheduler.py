@@ -2,10 +2,15 @@
 
 Each job runs on a fixed grid `phase + k x interval` of the loop's monotonic clock, so intervals
 never drift however long a run takes; the phase is a hash of (target, collector), so 215 targets
-spread evenly over the interval and a target keeps its phase across reloads. A run that
-overruns its slot skips the missed slots (counted) rather than bunching up. Every run has a
-deadline of one interval, a global semaphore bounds concurrency, and every task is owned here
-and cancelled on stop.
+spread over the interval and a target keeps its phase across reloads. Jobs whose runs fall on
+the same tick are woken together by one task (a "tick group"), and a collector that can probe
+many targets in one call (ICMP) gets them all at once: waking is most of the CPU cost of
+probing. A run that overruns its slot skips the missed slots (counted) rather than bunching up.
+Every run has a deadline of one interval, a global semaphore bounds concurrency, and every task
+is owned here and cancelled on stop.
+
+A run's deadline is one and a half intervals: a safety net for a collector that hangs, well
+above the round a collector times itself (which must end inside the interval).
 
 The runner around each collector owns what all collectors share: deadline, timing, error
 reasons, self-metrics, and logging only when a probe starts failing or recovers.
@@ -17,16 +22,23 @@ import asyncio
 import logging
 import math
 import zlib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-from collectors.base import CollectError, Collector, CollectorSettings, Observation
+from collectors.base import (
+    BatchCollector,
+    CollectError,
+    Collector,
+    CollectorSettings,
+    Observation,
+)
 from netmon.config import Inventory, Target
 from netmon.state import StateStore
 
 log = logging.getLogger(__name__)
 
 TICK = 0.050
+DEADLINE_INTERVALS = 1.5
 
 
 def phase_fraction(target_id: str, collector: str) -> float:
@@ -37,10 +49,9 @@ def phase_fraction(target_id: str, collector: str) -> float:
 def start_phase(target_id: str, collector: str, interval: float) -> float:
     """Where in the interval a job starts: spread by hash, on a grid of ticks.
 
-    The grid (50 ms, or 1/20 of shorter intervals) lets jobs that share a tick wake in one
-    pass of the event loop: waking is most of the CPU cost of probing, and a 10 ms grid cost
-    twice the CPU per probe of this one at 215 targets (bench/icmp_bench.py). 215 targets on
-    a 1 s interval still start in 20 groups of about 11, not all at once.
+    The grid (50 ms, or 1/20 of shorter intervals) lets jobs that share a tick run in one pass:
+    215 targets on a 1 s interval start in 20 groups of about 11, not all at once, and at a
+    fraction of the CPU that 215 separate wake-ups cost (bench/icmp_bench.py).
     """
     tick = min(TICK, interval / 20)
     return round(phase_fraction(target_id, collector) * interval / tick) * tick % interval
@@ -58,6 +69,16 @@ class JobSpec:
     settings: CollectorSettings
 
 
+GroupKey = tuple[str, float, float]  # collector, interval, phase
+
+
+@dataclass(eq=False)
+class _TickGroup:
+    key: GroupKey
+    members: dict[str, JobSpec] = field(default_factory=dict)  # by target id
+    task: asyncio.Task[None] | None = None
+
+
 class Scheduler:
     def __init__(
         self,
@@ -69,75 +90,139 @@ class Scheduler:
         self._store = store
         self._collectors = collectors
         self._semaphore = asyncio.Semaphore(max_concurrency)
-        self._jobs: dict[tuple[str, str], tuple[JobSpec, asyncio.Task[None]]] = {}
+        self._specs: dict[tuple[str, str], JobSpec] = {}
+        self._groups: dict[GroupKey, _TickGroup] = {}
         self._failing: dict[tuple[str, str], str] = {}
 
     @property
     def job_count(self) -> int:
-        return len(self._jobs)
+        return len(self._specs)
+
+    def jobs(self) -> set[tuple[str, str]]:
+        """The (target, collector) pairs being polled."""
+        return set(self._specs)
+
+    @staticmethod
+    def _group_key(spec: JobSpec) -> GroupKey:
+        interval = spec.settings.interval
+        return (spec.collector, interval, start_phase(spec.target.id, spec.collector, interval))
 
     def apply(self, inventory: Inventory) -> None:
-        """Start, stop and restart jobs so that they match the inventory."""
+        """Start, stop and restart jobs so that they match the inventory.
+
+        A job whose target and settings did not change is left alone: same phase, same group,
+        no extra run.
+        """
         wanted: dict[tuple[str, str], JobSpec] = {}
         for target in inventory.targets.values():
             for name, settings in target.probes:
                 if name in self._collectors:
                     wanted[(target.id, name)] = JobSpec(target, name, settings)
-        for key in list(self._jobs):
-            spec, task = self._jobs[key]
+        for key, spec in list(self._specs.items()):
             if wanted.get(key) != spec:
-                task.cancel()
-                del self._jobs[key]
+                group = self._groups[self._group_key(spec)]
+                del group.members[spec.target.id]
+                del self._specs[key]
                 self._failing.pop(key, None)
         for key, spec in wanted.items():
-            if key not in self._jobs:
-                task = asyncio.create_task(self._job(spec), name=f"collect:{key[1]}:{key[0]}")
-                self._jobs[key] = (spec, task)
+            if key in self._specs:
+                continue
+            self._specs[key] = spec
+            group_key = self._group_key(spec)
+            if group_key not in self._groups:
+                group = self._groups[group_key] = _TickGroup(key=group_key)
+                collector, interval, phase = group_key
+                group.task = asyncio.create_task(
+                    self._group_loop(group), name=f"collect:{collector}:{interval:g}s@{phase:g}"
+                )
+            self._groups[group_key].members[spec.target.id] = spec
+        for group_key, group in list(self._groups.items()):
+            if not group.members:
+                if group.task is not None:
+                    group.task.cancel()
+                del self._groups[group_key]
 
     async def stop(self) -> None:
-        tasks = [task for _, task in self._jobs.values()]
-        self._jobs.clear()
+        tasks = [group.task for group in self._groups.values() if group.task is not None]
+        self._groups.clear()
+        self._specs.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _job(self, spec: JobSpec) -> None:
+    async def _group_loop(self, group: _TickGroup) -> None:
         loop = asyncio.get_running_loop()
-        interval = spec.settings.interval
-        phase = start_phase(spec.target.id, spec.collector, interval)
+        name, interval, phase = group.key
+        collector = self._collectors[name]
         slot = next_slot(loop.time(), phase, interval)
-        collector = self._collectors[spec.collector]
         while True:
             await asyncio.sleep(max(0.0, slot - loop.time()))
-            async with self._semaphore:
-                self._store.stats.observe_lag(spec.collector, max(0.0, loop.time() - slot))
-                await self._run_once(collector, spec)
+            members = list(group.members.values())
+            if isinstance(collector, BatchCollector):
+                async with self._semaphore:
+                    self._store.stats.observe_lag(name, max(0.0, loop.time() - slot))
+                    await self._run_batch(collector, members, interval)
+            else:
+                await asyncio.gather(*(self._run_one(collector, spec, slot) for spec in members))
             following = next_slot(loop.time(), phase, interval)
             if following <= slot:
                 following = slot + interval
             missed = round((following - slot) / interval) - 1
             if missed > 0:
-                self._store.stats.skipped(spec.collector, missed)
+                self._store.stats.skipped(name, missed * len(members))
             slot = following
 
-    async def _run_once(self, collector: Collector, spec: JobSpec) -> None:
+    async def _run_one(self, collector: Collector, spec: JobSpec, slot: float) -> None:
+        loop = asyncio.get_running_loop()
+        async with self._semaphore:
+            self._store.stats.observe_lag(spec.collector, max(0.0, loop.time() - slot))
+            started = loop.time()
+            try:
+                async with asyncio.timeout(spec.settings.interval * DEADLINE_INTERVALS):
+                    observation = await collector.collect(spec.target.probe_target, spec.settings)
+            except CollectError as exc:
+                observation = self._failure(spec, loop.time() - started, exc.reason, exc.detail)
+            except TimeoutError:
+                observation = self._failure(
+                    spec, loop.time() - started, "timeout", "no result within the deadline"
+                )
+            except Exception as exc:  # a collector bug must not kill the job
+                log.exception(
+                    "collector crashed",
+                    extra={"target": spec.target.id, "collector": spec.collector},
+                )
+                observation = self._failure(spec, loop.time() - started, "internal", repr(exc))
+        self._record(spec, observation)
+
+    async def _run_batch(
+        self, collector: BatchCollector, members: Sequence[JobSpec], interval: float
+    ) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        target = spec.target
+        failure: tuple[str, str] | None = None
+        observations: Sequence[Observation] = ()
         try:
-            async with asyncio.timeout(spec.settings.interval):
-                observation = await collector.collect(target.probe_target, spec.settings)
+            async with asyncio.timeout(interval * DEADLINE_INTERVALS):
+                observations = await collector.collect_batch(
+                    [(spec.target.probe_target, spec.settings) for spec in members]
+                )
         except CollectError as exc:
-            observation = self._failure(spec, loop.time() - started, exc.reason, exc.detail)
+            failure = (exc.reason, exc.detail)
         except TimeoutError:
-            observation = self._failure(
-                spec, loop.time() - started, "timeout", "no result within one interval"
-            )
+            failure = ("timeout", "no result within the deadline")
         except Exception as exc:  # a collector bug must not kill the job
-            log.exception(
-                "collector crashed", extra={"target": target.id, "collector": spec.collector}
-            )
-            observation = self._failure(spec, loop.time() - started, "internal", repr(exc))
+            log.exception("collector crashed", extra={"collector": members[0].collector})
+            failure = ("internal", repr(exc))
+        by_target = {observation.target: observation for observation in observations}
+        elapsed = loop.time() - started
+        for spec in members:
+            observation = by_target.get(spec.target.id)
+            if observation is None:
+                reason, detail = failure or ("internal", "the collector returned no result")
+                observation = self._failure(spec, elapsed, reason, detail)
+            self._record(spec, observation)
+
+    def _record(self, spec: JobSpec, observation: Observation) -> None:
         self._store.stats.observe_run(spec.collector, observation.duration, observation.reason)
         self._store.record(observation)
         self._log_transition(spec, observation)
@@ -155,6 +240,8 @@ class Scheduler:
 
     def _log_transition(self, spec: JobSpec, observation: Observation) -> None:
         key = (spec.target.id, spec.collector)
+        if key not in self._specs:
+            return  # removed by a reload while its run was in flight
         context = {"target": spec.target.id, "collector": spec.collector}
         if observation.ok:
             if self._failing.pop(key, None) is not None:

@@ -58,7 +58,8 @@ class Service:
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
         self._ready = False
-        self._reloading: asyncio.Task[bool] | None = None
+        self._reloading: asyncio.Task[None] | None = None
+        self._reload_again = False
         self.http_url = ""
 
     def is_ready(self) -> bool:
@@ -92,7 +93,7 @@ class Service:
             max_concurrency=self.inventory.config.scheduler.max_concurrency,
         )
         self._scheduler.apply(self.inventory)
-        metrics_registry = build_registry(self.store, instance=self.inventory.config.instance)
+        metrics_registry = build_registry(self.store)
         app = build_app(store=self.store, registry=metrics_registry, is_ready=self.is_ready)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
@@ -135,9 +136,17 @@ class Service:
 
     def request_reload(self) -> None:
         if self._reloading is not None and not self._reloading.done():
-            log.info("reload already in progress")
+            # The file may have changed again since the running reload read it.
+            self._reload_again = True
             return
-        self._reloading = asyncio.create_task(self.reload(), name="config-reload")
+        self._reloading = asyncio.create_task(self._reload_until_settled(), name="config-reload")
+
+    async def _reload_until_settled(self) -> None:
+        while True:
+            self._reload_again = False
+            await self.reload()
+            if not self._reload_again:
+                return
 
     async def reload(self) -> bool:
         """Re-read the config file; apply it if valid, keep the running one if not."""
@@ -157,8 +166,22 @@ class Service:
                 },
             )
             return False
-        if inventory.config.http.listen != self.inventory.config.http.listen:
-            log.warning("http.listen changed: it takes effect at the next restart")
+        except Exception:  # a loader bug must not leave netmon half-reloaded
+            stats.reloads["failure"] += 1
+            log.exception("config reload failed; the running config stays")
+            return False
+        old, new = self.inventory.config, inventory.config
+        for name, before, after in (
+            ("http.listen", old.http.listen, new.http.listen),
+            (
+                "scheduler.max_concurrency",
+                old.scheduler.max_concurrency,
+                new.scheduler.max_concurrency,
+            ),
+            ("instance", old.instance, new.instance),
+        ):
+            if before != after:
+                log.warning(f"{name} changed: it takes effect at the next restart")
         await self._start_collectors(inventory)
         added, removed, changed = self.store.apply_inventory(inventory)
         assert self._scheduler is not None

@@ -71,8 +71,24 @@ BAD_CONFIGS = [
         "round longer than the interval",
         "defaults:\n  icmp: {interval: 1s, count: 10, spacing: 200ms}\n" + GOOD_TARGET,
         [
-            "defaults.icmp: a round of 10 echoes lasts up to 2.8s (timeout + (count-1) x "
-            "spacing), longer than the interval 1s"
+            "defaults.icmp: a round of 10 echoes lasts up to 2.6s (timeout + (count-1) x "
+            "spacing); it must be shorter than the interval 1s"
+        ],
+    ),
+    (
+        "timeout as long as the interval",
+        "defaults:\n  icmp: {interval: 1s, timeout: 1s}\n" + GOOD_TARGET,
+        [
+            "defaults.icmp: a round of 1 echoes lasts up to 1s (timeout + (count-1) x "
+            "spacing); it must be shorter than the interval 1s"
+        ],
+    ),
+    (
+        "probe list holding a mapping",
+        "targets:\n  - {id: ep-1, address: 127.0.0.1, probes: [{icmp: {timeout: 500ms}}]}\n",
+        [
+            "targets[0].probes: expected a list of probe names ([icmp]) or a mapping of probe "
+            "name to settings ({icmp: {timeout: 500ms}})"
         ],
     ),
     (

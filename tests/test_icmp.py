@@ -214,3 +214,29 @@ def _inventory(addresses: dict[str, str], **icmp: object) -> object:
             "targets": [{"id": tid, "address": address} for tid, address in addresses.items()],
         }
     )
+
+
+@pytest.mark.netns
+async def test_default_settings_take_a_silent_target_down(netlab: NetLab) -> None:
+    # Defaults: one echo a second, 800 ms timeout, down after 3 losses.
+    host = netlab.add_host(loss=1.0)
+    inventory = load_data({"targets": [{"id": "silent", "address": host.address}]})
+    store = StateStore()
+    store.apply_inventory(inventory)
+    collector = IcmpCollector()
+    await collector.start()
+    scheduler = Scheduler(store=store, collectors={"icmp": collector}, max_concurrency=10)
+    try:
+        scheduler.apply(inventory)
+        await _until(lambda: store.targets["silent"].reach is Reach.DOWN, timeout=6)
+        icmp = store.targets["silent"].icmp
+        assert icmp is not None
+        sent = icmp.sent_total
+        await asyncio.sleep(2.0)
+    finally:
+        await scheduler.stop()
+        await collector.close()
+    assert sent == 3
+    assert icmp.sent_total == 5  # still one echo a second: no round pushed back the next
+    assert store.stats.skipped_runs.get("icmp", 0) == 0
+    assert icmp.window.loss_ratio() == 1.0

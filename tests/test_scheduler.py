@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import ClassVar
 
 import pytest
@@ -154,7 +156,7 @@ async def test_jobs_follow_the_inventory() -> None:
     first = _inventory(3, interval=0.1)
     store.apply_inventory(first)
     scheduler.apply(first)
-    kept = {key: task for key, (_, task) in scheduler._jobs.items()}
+    await asyncio.sleep(0.35)
     second = load_data(
         {
             "defaults": {"icmp": {"interval": 0.1, "timeout": 0.05}},
@@ -167,14 +169,47 @@ async def test_jobs_follow_the_inventory() -> None:
     )
     store.apply_inventory(second)
     scheduler.apply(second)
-    await asyncio.sleep(0)
-    assert sorted(key[0] for key in scheduler._jobs) == ["t0", "t1", "t9"]
-    assert scheduler._jobs[("t0", "icmp")][1] is kept[("t0", "icmp")]  # untouched
-    assert kept[("t2", "icmp")].cancelled() or kept[("t2", "icmp")].cancelling()
-    await asyncio.sleep(0.25)
+    removed_runs = len(collector.starts["t2"])
+    assert scheduler.jobs() == {("t0", "icmp"), ("t1", "icmp"), ("t9", "icmp")}
+    await asyncio.sleep(0.35)
     await scheduler.stop()
     assert collector.starts["t9"]
+    assert len(collector.starts["t2"]) == removed_runs  # t2 stopped
+    # t0 was unchanged: it went on on its grid, with no extra run at the reload.
+    starts = collector.starts["t0"]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert all(abs(gap - 0.1) < 0.03 for gap in gaps), gaps
     assert scheduler.job_count == 0
+
+
+async def test_batch_collectors_get_every_target_of_a_tick_in_one_call() -> None:
+    calls: list[tuple[float, int]] = []
+
+    class Batch(FakeCollector):
+        async def collect_batch(
+            self, items: Sequence[tuple[ProbeTarget, CollectorSettings]]
+        ) -> list[Observation]:
+            calls.append((asyncio.get_running_loop().time(), len(items)))
+            return [
+                Observation(target=t.id, collector="icmp", ok=True, duration=0.0) for t, _ in items
+            ]
+
+    store = StateStore()
+    inventory = load_data(
+        {
+            "defaults": {"icmp": {"interval": "1s"}},
+            "targets": [{"id": f"ep-{i}", "address": "127.0.0.1"} for i in range(215)],
+        }
+    )
+    store.apply_inventory(inventory)
+    scheduler = Scheduler(store=store, collectors={"icmp": Batch()}, max_concurrency=10)
+    scheduler.apply(inventory)
+    await asyncio.sleep(1.5)
+    await scheduler.stop()
+    first_second = [size for when, size in calls if when < calls[0][0] + 0.99]
+    assert sum(first_second) == 215  # each target once a second
+    assert len(first_second) == 20  # in one call per 50 ms tick
+    assert all(state.probes["icmp"].success for state in store.targets.values())
 
 
 async def test_stop_cancels_everything_quickly() -> None:
@@ -191,4 +226,6 @@ async def test_stop_cancels_everything_quickly() -> None:
     started = loop.time()
     await scheduler.stop()
     assert loop.time() - started < 0.5
-    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("collect:")]
+    assert not [
+        t for t in asyncio.all_tasks() if t.get_name().startswith("collect:") and not t.done()
+    ]

@@ -115,3 +115,20 @@ def test_results_for_removed_targets_are_ignored() -> None:
     store.apply_inventory(_inventory({"id": "a", "address": "127.0.0.1"}))
     store.record(Observation(target="gone", collector="icmp", ok=False, duration=1.0))
     assert list(store.targets) == ["a"]
+
+
+def test_a_target_whose_rounds_stopped_reports_no_stale_loss() -> None:
+    from netmon.exporter import StoreCollector
+
+    store = StateStore()
+    store.apply_inventory(_inventory({"id": "a", "address": "127.0.0.1"}, window=10))
+    store.record(_echo("a", None, None))
+    icmp = store.targets["a"].icmp
+    assert icmp is not None
+    assert icmp.window.loss_ratio() == 1.0
+    icmp.window._entries = type(icmp.window._entries)(
+        (when - 60.0, rtt) for when, rtt in icmp.window._entries
+    )  # as if the last round was a minute ago
+    families = {family.name: family for family in StoreCollector(store).collect()}
+    assert families["netmon_icmp_loss_ratio"].samples == []
+    assert icmp.window.loss_ratio() is None
