@@ -76,7 +76,7 @@ def run_fping(addresses: list[str], seconds: int) -> LoadResult:
     spacing_ms = max(0.1, min(10.0, 500.0 / len(addresses)))
     before = _children_cpu()
     result = subprocess.run(
-        ["fping", "-C", str(seconds), "-p", "1000", "-i", f"{spacing_ms:g}", "-t", "1000",
+        ["fping", "-C", str(seconds), "-p", "1000", "-i", f"{spacing_ms:g}", "-t", "800",
          "-r", "0", "-q", *addresses],
         capture_output=True,
         text=True,
