@@ -1,0 +1,348 @@
+"""A lean BER codec for the SNMP message subset netmon polls with (RFC 3416, v1 and v2c).
+
+pysnmp spends most of a poll building pyasn1 objects; this module reads and writes the few
+shapes SNMP polling needs straight from and to bytes: a message is
+`SEQUENCE { version, community, PDU { request-id, error-status, error-index, varbinds } }`.
+Values come out as plain Python values tagged with their SNMP type, OIDs as tuples of ints
+(which compare in OID order). It is proven against pysnmp by differential tests, not trusted.
+
+Anything that does not parse raises `DecodeError`, never another exception: a malformed packet
+is counted and dropped by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+OID = tuple[int, ...]
+
+
+class Tag(IntEnum):
+    INTEGER = 0x02
+    OCTET_STRING = 0x04
+    NULL = 0x05
+    OBJECT_IDENTIFIER = 0x06
+    SEQUENCE = 0x30
+    IP_ADDRESS = 0x40
+    COUNTER32 = 0x41
+    GAUGE32 = 0x42
+    TIMETICKS = 0x43
+    OPAQUE = 0x44
+    COUNTER64 = 0x46
+    NO_SUCH_OBJECT = 0x80
+    NO_SUCH_INSTANCE = 0x81
+    END_OF_MIB_VIEW = 0x82
+
+
+class PduType(IntEnum):
+    GET = 0xA0
+    GET_NEXT = 0xA1
+    RESPONSE = 0xA2
+    SET = 0xA3
+    TRAP_V1 = 0xA4
+    GET_BULK = 0xA5
+    INFORM = 0xA6
+    TRAP_V2 = 0xA7
+    REPORT = 0xA8
+
+
+class Version(IntEnum):
+    V1 = 0
+    V2C = 1
+
+
+EXCEPTIONS = frozenset({Tag.NO_SUCH_OBJECT, Tag.NO_SUCH_INSTANCE, Tag.END_OF_MIB_VIEW})
+_UNSIGNED = frozenset({Tag.COUNTER32, Tag.GAUGE32, Tag.TIMETICKS, Tag.COUNTER64})
+_UNSIGNED_LIMIT = {Tag.COUNTER32: 1 << 32, Tag.GAUGE32: 1 << 32, Tag.TIMETICKS: 1 << 32,
+                   Tag.COUNTER64: 1 << 64}  # fmt: skip
+_TAGS = {int(tag): tag for tag in Tag}
+_PDU_TYPES = {int(kind): kind for kind in PduType}
+
+Value = int | bytes | OID | None
+"""int for INTEGER and the unsigned types; bytes for OCTET STRING, IpAddress and Opaque; a
+tuple for OBJECT IDENTIFIER; None for NULL and the exceptions (noSuchObject...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VarBind:
+    oid: OID
+    tag: Tag
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    version: Version
+    community: bytes
+    pdu_type: PduType
+    request_id: int
+    error_status: int  # non-repeaters in a GetBulk request
+    error_index: int  # max-repetitions in a GetBulk request
+    varbinds: tuple[VarBind, ...]
+
+
+class DecodeError(ValueError):
+    """The bytes are not an SNMP message this codec understands."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding
+
+
+def _length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes((length,))
+    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(body),)) + body
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    return bytes((tag,)) + _length(len(body)) + body
+
+
+def _signed(value: int) -> bytes:
+    # Minimal two's complement: -128 is one byte (0x80), 128 is two (0x00 0x80).
+    magnitude = value if value >= 0 else ~value
+    return value.to_bytes(magnitude.bit_length() // 8 + 1, "big", signed=True)
+
+
+def _unsigned(value: int) -> bytes:
+    # One extra bit so the high bit of the first byte is 0: BER integers are signed.
+    return value.to_bytes(value.bit_length() // 8 + 1, "big")
+
+
+def encode_oid(oid: OID) -> bytes:
+    if len(oid) < 2 or oid[0] > 2 or (oid[0] < 2 and oid[1] > 39):
+        raise ValueError(f"not an encodable OID: {oid}")
+    out = bytearray()
+    for arc in (oid[0] * 40 + oid[1], *oid[2:]):
+        if arc < 0:
+            raise ValueError(f"negative arc in OID: {oid}")
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        out.extend(reversed(chunk))
+    return bytes(out)
+
+
+def encode_value(tag: Tag, value: Value) -> bytes:
+    if tag == Tag.INTEGER:
+        assert isinstance(value, int)
+        if not -(1 << 31) <= value < 1 << 31:
+            raise ValueError(f"INTEGER out of range: {value}")
+        return _tlv(tag, _signed(value))
+    if tag in _UNSIGNED:
+        assert isinstance(value, int)
+        if not 0 <= value < _UNSIGNED_LIMIT[tag]:
+            raise ValueError(f"{tag.name} out of range: {value}")
+        return _tlv(tag, _unsigned(value))
+    if tag in (Tag.OCTET_STRING, Tag.OPAQUE, Tag.IP_ADDRESS):
+        assert isinstance(value, bytes)
+        if tag == Tag.IP_ADDRESS and len(value) != 4:
+            raise ValueError("IpAddress must be 4 bytes")
+        return _tlv(tag, value)
+    if tag == Tag.OBJECT_IDENTIFIER:
+        assert isinstance(value, tuple)
+        return _tlv(tag, encode_oid(value))
+    if tag == Tag.NULL or tag in EXCEPTIONS:
+        return bytes((tag, 0))
+    raise ValueError(f"cannot encode {tag!r}")
+
+
+def encode_message(message: Message) -> bytes:
+    varbinds = b"".join(
+        _tlv(
+            Tag.SEQUENCE,
+            _tlv(Tag.OBJECT_IDENTIFIER, encode_oid(vb.oid)) + encode_value(vb.tag, vb.value),
+        )
+        for vb in message.varbinds
+    )
+    pdu = _tlv(
+        message.pdu_type,
+        _tlv(Tag.INTEGER, _signed(message.request_id))
+        + _tlv(Tag.INTEGER, _signed(message.error_status))
+        + _tlv(Tag.INTEGER, _signed(message.error_index))
+        + _tlv(Tag.SEQUENCE, varbinds),
+    )
+    return _tlv(
+        Tag.SEQUENCE,
+        _tlv(Tag.INTEGER, _signed(message.version))
+        + _tlv(Tag.OCTET_STRING, message.community)
+        + pdu,
+    )
+
+
+def encode_request(
+    *,
+    version: Version,
+    community: bytes,
+    pdu_type: PduType,
+    request_id: int,
+    oids: tuple[OID, ...] | list[OID],
+    non_repeaters: int = 0,
+    max_repetitions: int = 0,
+) -> bytes:
+    """A GET, GETNEXT or GETBULK request for `oids` (values NULL)."""
+    bulk = pdu_type == PduType.GET_BULK
+    return encode_message(
+        Message(
+            version=version,
+            community=community,
+            pdu_type=pdu_type,
+            request_id=request_id,
+            error_status=non_repeaters if bulk else 0,
+            error_index=max_repetitions if bulk else 0,
+            varbinds=tuple(VarBind(oid, Tag.NULL, None) for oid in oids),
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+def _header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """(tag, start of contents, end of contents) of the TLV at `pos`."""
+    if pos + 2 > end:
+        raise DecodeError("truncated TLV header")
+    tag = data[pos]
+    length = data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or pos + count > end:
+            raise DecodeError("bad length")
+        length = int.from_bytes(data[pos : pos + count], "big")
+        pos += count
+    if pos + length > end:
+        raise DecodeError("length runs past the end")
+    return tag, pos, pos + length
+
+
+def _int(data: bytes, start: int, stop: int) -> int:
+    if start == stop:
+        raise DecodeError("empty integer")
+    return int.from_bytes(data[start:stop], "big", signed=True)
+
+
+def decode_oid(data: bytes, start: int, stop: int) -> OID:
+    if start == stop:
+        raise DecodeError("empty OID")
+    arcs: list[int] = []
+    value = 0
+    for pos in range(start, stop):
+        byte = data[pos]
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    if data[stop - 1] & 0x80:
+        raise DecodeError("OID ends inside a sub-identifier")
+    first = arcs[0]
+    head = (first // 40, first % 40) if first < 80 else (2, first - 80)
+    return (*head, *arcs[1:])
+
+
+def _value(tag: int, data: bytes, start: int, stop: int) -> tuple[Tag, Value]:
+    kind = _TAGS.get(tag)
+    if kind is None:
+        raise DecodeError(f"unknown value tag 0x{tag:02x}")
+    if kind == Tag.INTEGER:
+        return kind, _int(data, start, stop)
+    if kind in _UNSIGNED:
+        if start == stop:
+            raise DecodeError("empty integer")
+        value = int.from_bytes(data[start:stop], "big")
+        if value >= _UNSIGNED_LIMIT[kind]:
+            # Some agents send a 32-bit counter's high bit without the leading zero byte;
+            # read as signed that would be negative. Unsigned it is right, but too long is not.
+            raise DecodeError(f"{kind.name} out of range")
+        return kind, value
+    if kind in (Tag.OCTET_STRING, Tag.OPAQUE, Tag.IP_ADDRESS):
+        return kind, bytes(data[start:stop])
+    if kind == Tag.OBJECT_IDENTIFIER:
+        return kind, decode_oid(data, start, stop)
+    if kind == Tag.NULL or kind in EXCEPTIONS:
+        return kind, None
+    raise DecodeError(f"unexpected tag {kind.name} as a value")
+
+
+def decode_message(data: bytes) -> Message:
+    """Parse a v1/v2c message; raise DecodeError on anything malformed."""
+    try:
+        return _decode(data)
+    except DecodeError:
+        raise
+    except (IndexError, ValueError) as exc:
+        raise DecodeError(str(exc)) from exc
+
+
+def _decode(data: bytes) -> Message:
+    end = len(data)
+    tag, pos, msg_end = _header(data, 0, end)
+    if tag != Tag.SEQUENCE:
+        raise DecodeError("not a SEQUENCE")
+    tag, start, stop = _header(data, pos, msg_end)
+    if tag != Tag.INTEGER:
+        raise DecodeError("no version")
+    version_number = _int(data, start, stop)
+    if version_number not in (0, 1):
+        raise DecodeError(f"unsupported SNMP version {version_number}")
+    tag, start, stop = _header(data, stop, msg_end)
+    if tag != Tag.OCTET_STRING:
+        raise DecodeError("no community")
+    community = bytes(data[start:stop])
+    tag, pos, pdu_end = _header(data, stop, msg_end)
+    pdu_type = _PDU_TYPES.get(tag)
+    if pdu_type is None or pdu_type == PduType.TRAP_V1:
+        raise DecodeError(f"unsupported PDU 0x{tag:02x}")
+    fields = []
+    for _ in range(3):
+        tag, start, pos = _header(data, pos, pdu_end)
+        if tag != Tag.INTEGER:
+            raise DecodeError("bad PDU header")
+        fields.append(_int(data, start, pos))
+    tag, pos, list_end = _header(data, pos, pdu_end)
+    if tag != Tag.SEQUENCE:
+        raise DecodeError("no varbind list")
+    varbinds = []
+    while pos < list_end:
+        tag, vb_start, vb_end = _header(data, pos, list_end)
+        if tag != Tag.SEQUENCE:
+            raise DecodeError("bad varbind")
+        tag, start, stop = _header(data, vb_start, vb_end)
+        if tag != Tag.OBJECT_IDENTIFIER:
+            raise DecodeError("varbind without OID")
+        oid = decode_oid(data, start, stop)
+        tag, start, stop = _header(data, stop, vb_end)
+        kind, value = _value(tag, data, start, stop)
+        varbinds.append(VarBind(oid, kind, value))
+        pos = vb_end
+    return Message(
+        version=Version(version_number),
+        community=community,
+        pdu_type=pdu_type,
+        request_id=fields[0],
+        error_status=fields[1],
+        error_index=fields[2],
+        varbinds=tuple(varbinds),
+    )
+
+
+def oid_from_text(text: str) -> OID:
+    """'1.3.6.1.2.1.1.3.0' (a leading dot allowed) to a tuple."""
+    parts = text.strip().lstrip(".").split(".")
+    try:
+        oid = tuple(int(part) for part in parts)
+    except ValueError:
+        raise ValueError(f"not a numeric OID: {text!r}") from None
+    if len(oid) < 2 or any(arc < 0 for arc in oid):
+        raise ValueError(f"not a numeric OID: {text!r}")
+    return oid
+
+
+def oid_to_text(oid: OID) -> str:
+    return ".".join(map(str, oid))
