@@ -25,7 +25,7 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, NamedTuple
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -34,6 +34,7 @@ from collectors.base import (
     CollectorSettings,
     Duration,
     EchoRound,
+    Observation,
     ProbeTarget,
     ReachPolicy,
 )
@@ -117,12 +118,18 @@ def _checksum(word_sum: int) -> int:
     return ~word_sum & 0xFFFF
 
 
+class PingOutcome(NamedTuple):
+    rtts: tuple[float | None, ...]  # per echo, in send order; None when lost
+    error: str | None  # why sending failed, when it did (no route, refused by a firewall...)
+
+
 @dataclass(slots=True, eq=False)
 class _Batch:
     """Echoes sent together (one ping() or ping_many() call) and what became of them."""
 
     results: list[list[float | None]]  # per address, per echo; None until answered
     done: asyncio.Future[None]
+    errors: dict[int, str] = field(default_factory=dict)  # per address: why a send failed
     outstanding: int = 0
     sending: bool = True
 
@@ -268,10 +275,10 @@ class Pinger:
         if family not in self._sockets:
             version = 4 if family == socket.AF_INET else 6
             raise CollectError("unreachable", f"no ICMP socket for IPv{version}")
-        rounds = await self.ping_many(
+        outcomes = await self.ping_many(
             [address], count=count, spacing=spacing, timeout=timeout, size=size, dscp=dscp
         )
-        return rounds[0]
+        return outcomes[0].rtts
 
     async def ping_many(
         self,
@@ -282,7 +289,7 @@ class Pinger:
         timeout: float = 1.0,
         size: int = 56,
         dscp: int = 0,
-    ) -> list[tuple[float | None, ...]]:
+    ) -> list[PingOutcome]:
         """Ping many IP addresses at once: `count` echoes to each, `spacing` apart.
 
         One task, one timer per round of echoes and one wake-up at the end, however many
@@ -291,7 +298,7 @@ class Pinger:
         loop = asyncio.get_running_loop()
         parsed = [self._parse(address) for address in addresses]
         batch = _Batch(results=[[None] * count for _ in addresses], done=loop.create_future())
-        in_flight: list[tuple[_FamilySocket, int]] = []
+        in_flight: list[tuple[_FamilySocket, int, _Pending]] = []
         timers: list[asyncio.TimerHandle] = []
         payload, payload_sum = self._payload(size)
         try:
@@ -307,28 +314,30 @@ class Pinger:
                         fsock, canonical, payload, payload_sum, dscp, batch,
                         target_index, echo_index,
                     )  # fmt: skip
-                    if sequence is None:
+                    while sequence is None:  # the send buffer is full: wait for room
                         await self._writable(fsock, loop)
                         sequence = self._send(
                             fsock, canonical, payload, payload_sum, dscp, batch,
                             target_index, echo_index,
                         )  # fmt: skip
-                    if sequence is not None and sequence >= 0:
-                        in_flight.append((fsock, sequence))
+                    if sequence >= 0:
+                        in_flight.append((fsock, sequence, fsock.pending[sequence]))
                 round_echoes = in_flight[sent_this_round:]
                 if round_echoes:
                     timers.append(loop.call_later(timeout, self._expire, round_echoes, batch))
             batch.sending = False
             if batch.outstanding:
                 await batch.done
-            return [tuple(results) for results in batch.results]
+            return [
+                PingOutcome(tuple(results), batch.errors.get(index))
+                for index, results in enumerate(batch.results)
+            ]
         finally:
             for timer in timers:
                 timer.cancel()
             # Only after cancellation are some still pending; drop them so they cannot leak.
-            for fsock, sequence in in_flight:
-                pending = fsock.pending.get(sequence)
-                if pending is not None and pending.batch is batch:
+            for fsock, sequence, pending in in_flight:
+                if fsock.pending.get(sequence) is pending:
                     del fsock.pending[sequence]
 
     def _payload(self, size: int) -> tuple[bytes, int]:
@@ -390,20 +399,37 @@ class Pinger:
                 del fsock.pending[sequence]
                 return None
             except OSError as exc:
-                if ancillary and exc.errno in (errno.EINVAL, errno.EPERM, errno.EOPNOTSUPP):
-                    fsock.tos_refused = True
-                    ancillary = []
-                    log.warning(
-                        "the OS refused the DSCP marking; echoes go unmarked",
-                        extra={"error": exc.strerror},
-                    )
-                    continue
+                refused_marking = ancillary and exc.errno in (
+                    errno.EINVAL, errno.EPERM, errno.EOPNOTSUPP
+                )  # fmt: skip
+                if refused_marking and self._send_unmarked(fsock, packet, destination, exc):
+                    break
                 del fsock.pending[sequence]
-                if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
-                    return -1  # no route: a lost echo, not a crash
-                raise CollectError("send", f"sending echo to {address}: {exc.strerror}") from exc
+                # One destination's failure (no route, a firewall, a broadcast address) is a
+                # lost echo for that target, never an error for the others in the batch.
+                batch.errors[target_index] = exc.strerror or str(exc)
+                return -1
         batch.outstanding += 1
         return sequence
+
+    @staticmethod
+    def _send_unmarked(
+        fsock: _FamilySocket,
+        packet: bytes,
+        destination: tuple[str, int] | tuple[str, int, int, int],
+        refusal: OSError,
+    ) -> bool:
+        """Retry without DSCP; if that works, the OS refused the marking, not the packet."""
+        try:
+            fsock.sock.sendmsg([packet], [], 0, destination)
+        except OSError:
+            return False
+        fsock.tos_refused = True
+        log.warning(
+            "the OS refused the DSCP marking; echoes go unmarked",
+            extra={"error": refusal.strerror},
+        )
+        return True
 
     @staticmethod
     async def _writable(fsock: _FamilySocket, loop: asyncio.AbstractEventLoop) -> None:
@@ -442,10 +468,10 @@ class Pinger:
         raise CollectError("busy", "65536 echoes in flight on one socket")
 
     @staticmethod
-    def _expire(echoes: list[tuple[_FamilySocket, int]], batch: _Batch) -> None:
-        for fsock, sequence in echoes:
-            pending = fsock.pending.get(sequence)
-            if pending is not None and pending.batch is batch:
+    def _expire(echoes: list[tuple[_FamilySocket, int, _Pending]], batch: _Batch) -> None:
+        for fsock, sequence, pending in echoes:
+            # Identity, not sequence: the number may already belong to a newer echo.
+            if fsock.pending.get(sequence) is pending:
                 del fsock.pending[sequence]
                 batch.settle()
 
@@ -507,16 +533,33 @@ def _canonical(address: str) -> str:
 
 
 class IcmpCollector:
-    """The scheduler's ICMP collector: one round of echoes per run over a shared Pinger."""
+    """The scheduler's ICMP collector: one round of echoes per run over a shared Pinger.
+
+    Names are resolved in the background, never inside a round: a slow resolver must not eat
+    the round's time (and with it every other target of the tick). A name not yet resolved
+    gives a "resolving" result that leaves the target's state alone; a name that does not
+    resolve counts as unreachable, and is retried after `negative_ttl`. A known name keeps its
+    address while it is refreshed every `resolve_ttl`.
+    """
 
     name: ClassVar[str] = "icmp"
     settings_model: ClassVar[type[CollectorSettings]] = IcmpSettings
 
-    def __init__(self, *, pinger: Pinger | None = None, resolve_ttl: float = 300.0) -> None:
+    def __init__(
+        self,
+        *,
+        pinger: Pinger | None = None,
+        resolve_ttl: float = 300.0,
+        negative_ttl: float = 30.0,
+        resolve_timeout: float = 5.0,
+    ) -> None:
         self._pinger = pinger or Pinger()
         self._owns_pinger = pinger is None
         self._resolve_ttl = resolve_ttl
-        self._resolved: dict[str, tuple[str, float]] = {}
+        self._negative_ttl = negative_ttl
+        self._resolve_timeout = resolve_timeout
+        self._resolved: dict[str, tuple[str | None, float]] = {}  # name: (address, expires)
+        self._lookups: dict[str, asyncio.Task[None]] = {}
 
     @property
     def pinger(self) -> Pinger:
@@ -527,37 +570,39 @@ class IcmpCollector:
             await self._pinger.start()
 
     async def close(self) -> None:
+        lookups = list(self._lookups.values())
+        for task in lookups:
+            task.cancel()
+        await asyncio.gather(*lookups, return_exceptions=True)
         if self._owns_pinger:
             await self._pinger.close()
 
-    async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> EchoRound:
+    async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> Observation:
+        """One round for one target; a name is resolved first (for one-off checks)."""
+        with contextlib.suppress(CollectError):
+            await self.resolve(target.address)
         return (await self.collect_batch([(target, settings)]))[0]
 
     async def collect_batch(
         self, items: Sequence[tuple[ProbeTarget, CollectorSettings]]
-    ) -> list[EchoRound]:
+    ) -> list[Observation]:
         """One round for each target; targets that share settings share one ping_many()."""
         by_settings: dict[IcmpSettings, list[int]] = {}
         for index, (_, settings) in enumerate(items):
             assert isinstance(settings, IcmpSettings)
             by_settings.setdefault(settings, []).append(index)
-        results: list[EchoRound | None] = [None] * len(items)
+        results: list[Observation | None] = [None] * len(items)
 
         async def run(settings: IcmpSettings, indexes: list[int]) -> None:
-            # Literals and cached names resolve without a task each; only new names wait.
-            resolved: list[str | EchoRound | None] = [
-                self._cached(items[i][0].address) for i in indexes
-            ]
-            unresolved = [n for n, address in enumerate(resolved) if address is None]
-            if unresolved:
-                looked_up = await asyncio.gather(
-                    *(self._resolve_or_fail(items[indexes[n]][0], settings) for n in unresolved)
-                )
-                for n, address in zip(unresolved, looked_up, strict=True):
-                    resolved[n] = address
-            pingable = [(i, address) for i, address in zip(indexes, resolved, strict=True)
-                        if isinstance(address, str)]  # fmt: skip
-            rounds = await self._pinger.ping_many(
+            pingable: list[tuple[int, str]] = []
+            for index in indexes:
+                target = items[index][0]
+                address = self._address(target.address)
+                if isinstance(address, str):
+                    pingable.append((index, address))
+                else:
+                    results[index] = self._unresolved(target, settings, address)
+            outcomes = await self._pinger.ping_many(
                 [address for _, address in pingable],
                 count=settings.count,
                 spacing=settings.spacing,
@@ -565,11 +610,8 @@ class IcmpCollector:
                 size=settings.size,
                 dscp=settings.dscp,
             )
-            for (index, address), rtts in zip(pingable, rounds, strict=True):
-                results[index] = self._round(items[index][0], settings, address, rtts)
-            for index, failure in zip(indexes, resolved, strict=True):
-                if isinstance(failure, EchoRound):
-                    results[index] = failure
+            for (index, address), outcome in zip(pingable, outcomes, strict=True):
+                results[index] = self._round(items[index][0], settings, address, outcome)
 
         if len(by_settings) == 1:
             await run(*next(iter(by_settings.items())))
@@ -582,65 +624,101 @@ class IcmpCollector:
         target: ProbeTarget,
         settings: IcmpSettings,
         address: str,
-        rtts: tuple[float | None, ...],
+        outcome: PingOutcome,
     ) -> EchoRound:
-        answered = [rtt for rtt in rtts if rtt is not None]
+        answered = [rtt for rtt in outcome.rtts if rtt is not None]
         ok = bool(answered)
         # How long this target's round took, not the whole batch's.
-        last = settings.timeout if len(answered) < len(rtts) else max(answered)
+        last = settings.timeout if len(answered) < len(outcome.rtts) else max(answered)
+        reason = None if ok else ("send" if outcome.error else "timeout")
         return EchoRound(
             target=target.id,
             collector=self.name,
             ok=ok,
             duration=(settings.count - 1) * settings.spacing + last,
-            reason=None if ok else "timeout",
+            reason=reason,
+            detail=outcome.error if not ok else None,
             address=address,
-            rtts=rtts,
+            rtts=outcome.rtts,
         )
 
-    async def _resolve_or_fail(
-        self, target: ProbeTarget, settings: IcmpSettings
-    ) -> str | EchoRound:
-        """The address to ping, or the failed round when the name does not resolve."""
-        try:
-            return await self.resolve(target.address, settings.timeout)
-        except CollectError as exc:
-            # An unresolvable name is as unreachable as a silent host: every echo counts lost.
-            return EchoRound(
+    def _unresolved(
+        self, target: ProbeTarget, settings: IcmpSettings, failure: CollectError | None
+    ) -> Observation:
+        if failure is None:
+            # Not known yet: say so without touching the target's up/down state.
+            return Observation(
                 target=target.id,
                 collector=self.name,
                 ok=False,
                 duration=0.0,
-                reason=exc.reason,
-                detail=exc.detail,
-                address="",
-                rtts=(None,) * settings.count,
+                reason="resolving",
+                detail=f"looking up {target.address}",
             )
+        # A name that does not resolve is as unreachable as a silent host: every echo is lost.
+        return EchoRound(
+            target=target.id,
+            collector=self.name,
+            ok=False,
+            duration=0.0,
+            reason=failure.reason,
+            detail=failure.detail,
+            address="",
+            rtts=(None,) * settings.count,
+        )
 
-    def _cached(self, host: str) -> str | None:
-        """An IP literal as is, or a name resolved less than `resolve_ttl` ago; else None."""
+    def _address(self, host: str) -> str | CollectError | None:
+        """The address to ping now; CollectError if the name does not resolve; None if the
+        answer is not in yet. Starts (or refreshes) a background lookup when needed."""
         cached = self._resolved.get(host)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        try:
-            literal = str(ipaddress.ip_address(host))
-        except ValueError:
-            return None
-        self._resolved[host] = (literal, float("inf"))
-        return literal
+        if cached is None:
+            try:
+                literal = str(ipaddress.ip_address(host))
+            except ValueError:
+                self._start_lookup(host)
+                return None
+            self._resolved[host] = (literal, float("inf"))
+            return literal
+        address, expires = cached
+        if expires <= time.monotonic():
+            self._start_lookup(host)  # serve the old answer meanwhile
+        if address is None:
+            return CollectError("resolve", f"cannot resolve {host}")
+        return address
 
-    async def resolve(self, host: str, timeout: float) -> str:
-        """An IP literal as is; a hostname through the resolver, cached for `resolve_ttl`."""
-        cached = self._cached(host)
-        if cached is not None:
-            return cached
-        now = time.monotonic()
+    def _start_lookup(self, host: str) -> None:
+        if host not in self._lookups:
+            self._lookups[host] = asyncio.create_task(self._lookup(host), name=f"resolve:{host}")
+
+    async def _lookup(self, host: str) -> None:
+        try:
+            address: str | None = await self._getaddrinfo(host)
+            expires = time.monotonic() + self._resolve_ttl
+        except CollectError:
+            address, expires = None, time.monotonic() + self._negative_ttl
+        finally:
+            self._lookups.pop(host, None)
+        self._resolved[host] = (address, expires)
+
+    async def _getaddrinfo(self, host: str) -> str:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(self._resolve_timeout):
                 infos = await loop.getaddrinfo(host, None, type=socket.SOCK_RAW)
         except (OSError, TimeoutError) as exc:
             raise CollectError("resolve", f"cannot resolve {host}") from exc
-        address = str(infos[0][4][0])
-        self._resolved[host] = (address, now + self._resolve_ttl)
+        return str(infos[0][4][0])
+
+    async def resolve(self, host: str) -> str:
+        """The address for a host now, waiting for the resolver if need be."""
+        address = self._address(host)
+        if address is None:
+            lookup = self._lookups.get(host)
+            if lookup is not None:
+                await asyncio.shield(lookup)
+            address = self._address(host)
+        if isinstance(address, CollectError):
+            raise address
+        if address is None:
+            raise CollectError("resolve", f"cannot resolve {host}")
         return address

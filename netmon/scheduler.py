@@ -224,6 +224,8 @@ class Scheduler:
 
     def _record(self, spec: JobSpec, observation: Observation) -> None:
         self._store.stats.observe_run(spec.collector, observation.duration, observation.reason)
+        if self._specs.get((spec.target.id, spec.collector)) is not spec:
+            return  # removed or changed by a reload while this run was in flight
         self._store.record(observation)
         self._log_transition(spec, observation)
 
@@ -240,8 +242,6 @@ class Scheduler:
 
     def _log_transition(self, spec: JobSpec, observation: Observation) -> None:
         key = (spec.target.id, spec.collector)
-        if key not in self._specs:
-            return  # removed by a reload while its run was in flight
         context = {"target": spec.target.id, "collector": spec.collector}
         if observation.ok:
             if self._failing.pop(key, None) is not None:

@@ -125,6 +125,7 @@ class Service:
     async def _shutdown(self) -> None:
         if self._reloading is not None:
             self._reloading.cancel()
+            await asyncio.gather(self._reloading, return_exceptions=True)
         if self._scheduler is not None:
             await self._scheduler.stop()
         if self._runner is not None:
@@ -144,7 +145,11 @@ class Service:
     async def _reload_until_settled(self) -> None:
         while True:
             self._reload_again = False
-            await self.reload()
+            try:
+                await self.reload()
+            except Exception:  # never let a reload bug end reloads for good
+                self.store.stats.reloads["failure"] += 1
+                log.exception("config reload failed")
             if not self._reload_again:
                 return
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from collectors.base import ProbeTarget
+from collectors.base import Observation, ProbeTarget
 from collectors.icmp import IcmpCollector, IcmpSettings, Pinger
 from netmon.config import load_data
 from netmon.scheduler import Scheduler
@@ -240,3 +240,45 @@ async def test_default_settings_take_a_silent_target_down(netlab: NetLab) -> Non
     assert icmp.sent_total == 5  # still one echo a second: no round pushed back the next
     assert store.stats.skipped_runs.get("icmp", 0) == 0
     assert icmp.window.loss_ratio() == 1.0
+
+
+async def test_a_send_error_for_one_target_spares_the_others() -> None:
+    # The kernel refuses echoes to a broadcast address (EACCES) without SO_BROADCAST.
+    async with Pinger() as pinger:
+        good, refused = await pinger.ping_many(
+            ["127.0.0.1", "127.255.255.255"], count=2, spacing=0.01, timeout=0.5
+        )
+    assert None not in good.rtts
+    assert good.error is None
+    assert refused.rtts == (None, None)
+    assert refused.error == "Permission denied"
+
+
+async def test_names_resolve_in_the_background_without_touching_state() -> None:
+    store = StateStore()
+    inventory = load_data(
+        {
+            "defaults": {"icmp": {"interval": 0.2, "timeout": 0.1}},
+            "targets": [{"id": "named", "address": "localhost"}],
+        }
+    )
+    store.apply_inventory(inventory)
+    seen: list[str | None] = []
+    collector = IcmpCollector()
+    await collector.start()
+    scheduler = Scheduler(store=store, collectors={"icmp": collector}, max_concurrency=10)
+    original = store.record
+
+    def spy(observation: Observation) -> None:
+        seen.append(observation.reason)
+        original(observation)
+
+    store.record = spy  # type: ignore[method-assign]
+    try:
+        scheduler.apply(inventory)
+        await _until(lambda: store.targets["named"].reach is Reach.UP)
+    finally:
+        await scheduler.stop()
+        await collector.close()
+    assert seen[0] == "resolving"  # the first round did not wait for the resolver
+    assert seen[-1] is None
