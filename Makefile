@@ -9,7 +9,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # command:package pairs; a package is installed only when its command is missing.
-SYSTEM_TOOLS := ip:iproute2 sysctl:procps promtool:prometheus prometheus:prometheus fping:fping
+SYSTEM_TOOLS := ip:iproute2 sysctl:procps setpriv:util-linux promtool:prometheus \
+  prometheus:prometheus fping:fping snmpd:snmpd snmpbulkwalk:snmp
 
 .PHONY: setup system-deps demo test lint format bench clean
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import urllib.parse
@@ -61,6 +62,75 @@ class Prometheus:
         assert status == 200, body
         result: list[dict[str, Any]] = json.loads(body)["data"]["result"]
         return result
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def snmp_answers(port: int, community: bytes) -> bool:
+    """True when an agent on 127.0.0.1:port answers a v2c GET of sysUpTime."""
+    from collectors.snmp.codec import PduType, Version, encode_request
+
+    packet = encode_request(
+        version=Version.V2C, community=community, pdu_type=PduType.GET, request_id=1,
+        oids=[(1, 3, 6, 1, 2, 1, 1, 3, 0)],
+    )  # fmt: skip
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.2)
+        sock.sendto(packet, ("127.0.0.1", port))
+        try:
+            sock.recvfrom(65535)
+        except (TimeoutError, ConnectionRefusedError):
+            return False
+    return True
+
+
+class Snmpd:
+    """net-snmp's snmpd on a free loopback UDP port with a generated config.
+
+    The config and snmpd's persistent directory are kept apart: snmpd rewrites the
+    snmpd.conf in its persistent directory when it stops.
+    """
+
+    def __init__(self, binary: str, workdir: Path, *, community: str = "public",
+                 extra_config: str = "") -> None:  # fmt: skip
+        self.port = free_udp_port()
+        self.community = community
+        conf_dir = workdir / "snmpd-conf"
+        persist = workdir / "snmpd-persist"
+        conf_dir.mkdir(parents=True, exist_ok=True)
+        persist.mkdir(parents=True, exist_ok=True)
+        config = conf_dir / "snmpd.conf"
+        config.write_text(
+            f"agentAddress udp:127.0.0.1:{self.port}\n"
+            f"rocommunity {community} default\n"
+            "dontLogTCPWrappersConnects yes\n" + extra_config
+        )
+        self.log = (workdir / "snmpd.log").open("w")
+        self.process = subprocess.Popen(
+            [binary, "-f", "-Le", "-C", "-c", str(config), "-p", str(conf_dir / "snmpd.pid")],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "MIBS": "", "SNMP_PERSISTENT_DIR": str(persist)},
+        )
+        wait_until(self._ready, timeout=15, what="snmpd to answer")
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"snmpd exited with {self.process.returncode}")
+        return snmp_answers(self.port, self.community.encode())
 
     def stop(self) -> None:
         self.process.terminate()
