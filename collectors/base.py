@@ -7,11 +7,13 @@ does I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from collectors.credentials import SnmpCredential
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -39,6 +41,18 @@ class CollectorSettings(BaseModel):
     interval: Duration
     timeout: Duration
 
+    # True for collectors that read a device's state (SNMP): their failures mark the device
+    # unreachable even before its first successful poll.
+    device_collector: ClassVar[bool] = False
+
+    def usage_problems(self) -> list[tuple[str, str]]:
+        """(field, message) for what a target that uses these settings still lacks.
+
+        Defaults may leave a field empty that every target using the probe must fill (an SNMP
+        credential); the config checks this only for targets that use the probe.
+        """
+        return []
+
 
 class ReachPolicy(CollectorSettings):
     """Settings of a collector whose results decide whether a target is up or down."""
@@ -50,10 +64,14 @@ class ReachPolicy(CollectorSettings):
 
 @dataclass(frozen=True, slots=True)
 class ProbeTarget:
-    """What a collector needs to know about a target: no labels, no secrets it does not use."""
+    """What a collector needs to know about a target: no labels, no secrets it does not use.
+
+    `credentials` holds only the credentials this target's probes refer to, by name.
+    """
 
     id: str
     address: str
+    credentials: Mapping[str, SnmpCredential] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +109,42 @@ class EchoRound(Observation):
     @property
     def received(self) -> int:
         return sum(1 for rtt in self.rtts if rtt is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceSample:
+    """One interface as read from IF-MIB; None where the agent did not say."""
+
+    index: int
+    name: str
+    alias: str
+    descr: str
+    admin_up: bool | None
+    oper_up: bool | None
+    speed_bps: int | None
+    counter_bits: int  # 64 when the HC counters were read, else 32
+    in_octets: int | None
+    out_octets: int | None
+    in_errors: int | None
+    out_errors: int | None
+    in_discards: int | None
+    out_discards: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSample(Observation):
+    """One SNMP poll of a device: system group and interfaces.
+
+    `missing` names what could not be read while the rest was (a failed subtree does not
+    fail the poll).
+    """
+
+    uptime_ticks: int | None = None
+    sys_name: str = ""
+    sys_descr: str = ""
+    sys_object_id: str = ""
+    interfaces: tuple[InterfaceSample, ...] = ()
+    missing: tuple[str, ...] = ()
 
 
 class CollectError(Exception):

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collectors.base import Collector, CollectorSettings
 from collectors.icmp import IcmpCollector
+from collectors.snmp.collector import SnmpCollector
 
 COLLECTORS: dict[str, type[Collector]] = {
     IcmpCollector.name: IcmpCollector,
+    SnmpCollector.name: SnmpCollector,
 }
 
 

@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from collectors import registry
 from collectors.base import CollectorSettings, Duration, ProbeTarget
+from collectors.credentials import SnmpCredential
 
 TARGET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -166,6 +167,7 @@ class Config(StrictModel):
     http: HttpConfig = Field(default_factory=HttpConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    credentials: dict[TargetId, SnmpCredential] = Field(default_factory=dict)
     defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
     targets: list[TargetConfig] = Field(default_factory=list)
 
@@ -183,13 +185,14 @@ class Target:
     group: str
     labels: tuple[tuple[str, str], ...]
     probes: tuple[tuple[str, CollectorSettings], ...]
+    credentials: tuple[tuple[str, SnmpCredential], ...] = ()
 
     def probe(self, name: str) -> CollectorSettings | None:
         return dict(self.probes).get(name)
 
     @property
     def probe_target(self) -> ProbeTarget:
-        return ProbeTarget(id=self.id, address=self.address)
+        return ProbeTarget(id=self.id, address=self.address, credentials=dict(self.credentials))
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,9 +301,16 @@ def load_data(raw: Any) -> Inventory:
         problems.extend(_duplicate_ids(raw_targets))
         problems.extend(_probe_problems(raw_targets, raw.get("defaults")))
 
+    raw_credentials = raw.get("credentials")
+    known = set(raw_credentials) if isinstance(raw_credentials, dict) else set()
+    problems.extend(_credential_problems(raw, known))
+
     if problems or config is None:
         raise ConfigError(_dedupe(problems))
-    targets = {target.id: _resolve_target(target, defaults) for target in config.targets}
+    targets = {
+        target.id: _resolve_target(target, defaults, config.credentials)
+        for target in config.targets
+    }
     return Inventory(config=config, defaults=defaults, targets=targets)
 
 
@@ -376,7 +386,9 @@ def _probe_problems(raw_targets: list[Any], raw_defaults: object) -> list[Config
             section = defaults.get(name)
             base: dict[str, Any] = section if isinstance(section, dict) else {}
             try:
-                registry.settings_model(name).model_validate({**base, **override})
+                settings = registry.settings_model(name).model_validate({**base, **override})
+                for field, message in settings.usage_problems():
+                    problems.append(ConfigProblem(f"{where}.{field}", message))
             except ValidationError as exc:
                 for problem in _problems(exc):
                     field = problem.path.split(".", 1)[0].split("[", 1)[0]
@@ -388,12 +400,48 @@ def _probe_problems(raw_targets: list[Any], raw_defaults: object) -> list[Config
     return problems
 
 
-def _resolve_target(target: TargetConfig, defaults: Mapping[str, CollectorSettings]) -> Target:
+def _credential_problems(raw: dict[str, Any], known: set[str]) -> list[ConfigProblem]:
+    """Every probe setting named `credential` must name an entry of `credentials`."""
+    defined = ", ".join(sorted(known)) or "none"
+    problems = []
+
+    def check(path: str, section: object) -> None:
+        if isinstance(section, dict) and isinstance(section.get("credential"), str):
+            name = section["credential"]
+            if name not in known:
+                problems.append(
+                    ConfigProblem(
+                        f"{path}.credential", f"unknown credential {name!r} (defined: {defined})"
+                    )
+                )
+
+    defaults = raw.get("defaults")
+    if isinstance(defaults, dict):
+        for name, section in defaults.items():
+            check(f"defaults.{name}", section)
+    targets = raw.get("targets")
+    for index, entry in enumerate(targets if isinstance(targets, list) else []):
+        probes = entry.get("probes") if isinstance(entry, dict) else None
+        if isinstance(probes, dict):
+            for name, section in probes.items():
+                check(f"targets[{index}].probes.{name}", section)
+    return problems
+
+
+def _resolve_target(
+    target: TargetConfig,
+    defaults: Mapping[str, CollectorSettings],
+    credentials: Mapping[str, SnmpCredential],
+) -> Target:
     probes = []
+    used: dict[str, SnmpCredential] = {}
     for name, override in target.probes.items():
         base = defaults[name]
         settings = base if not override else base.model_validate({**base.model_dump(), **override})
         probes.append((name, settings))
+        reference = getattr(settings, "credential", None)
+        if isinstance(reference, str) and reference in credentials:
+            used[reference] = credentials[reference]
     return Target(
         id=target.id,
         address=target.address,
@@ -404,4 +452,5 @@ def _resolve_target(target: TargetConfig, defaults: Mapping[str, CollectorSettin
         group=target.group,
         labels=tuple(sorted(target.labels.items())),
         probes=tuple(probes),
+        credentials=tuple(sorted(used.items())),
     )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from collectors.base import EchoRound, Observation, ReachPolicy
+from collectors.base import DeviceSample, EchoRound, InterfaceSample, Observation, ReachPolicy
 from netmon.config import Inventory, Target
 
 # Round trips from a LAN (sub-millisecond) to a congested rural broadband link (seconds).
@@ -156,11 +156,93 @@ class ProbeState:
     updated_monotonic: float  # for ages
 
 
+def interface_rates(
+    previous: InterfaceSample, previous_ticks: int, current: InterfaceSample, ticks: int
+) -> tuple[float, float] | None:
+    """Utilisation in and out between two polls, timed by the agent's own sysUpTime.
+
+    None when no honest rate exists: the agent rebooted (sysUpTime went back), the counter
+    width changed, the speed is unknown, or a 64-bit counter went back (a discontinuity;
+    only 32-bit counters wrap in practice).
+    """
+    if ticks <= previous_ticks or previous.counter_bits != current.counter_bits:
+        return None
+    speed = current.speed_bps
+    if not speed:
+        return None
+    seconds = (ticks - previous_ticks) / 100
+    rates = []
+    for before, after in (
+        (previous.in_octets, current.in_octets),
+        (previous.out_octets, current.out_octets),
+    ):
+        if before is None or after is None:
+            return None
+        delta = after - before
+        if delta < 0:
+            if current.counter_bits != 32:
+                return None
+            delta += 1 << 32
+        rates.append(delta * 8 / seconds / speed)
+    return rates[0], rates[1]
+
+
+@dataclass(slots=True)
+class InterfaceState:
+    sample: InterfaceSample
+    utilization: tuple[float, float] | None = None  # in, out
+
+
+@dataclass(slots=True)
+class DeviceState:
+    """What the last SNMP poll of a device said, and what is needed for the next rate."""
+
+    up: bool = False
+    duration: float = 0.0
+    uptime_ticks: int | None = None
+    sys_name: str = ""
+    sys_descr: str = ""
+    sys_object_id: str = ""
+    interfaces: dict[int, InterfaceState] = field(default_factory=dict)
+    reboots: int = 0
+    # The last good reading, kept across failed polls so the next rate spans the gap.
+    last_ticks: int | None = None
+    last_interfaces: dict[int, InterfaceSample] = field(default_factory=dict)
+
+    def fold(self, sample: DeviceSample) -> None:
+        self.up = True
+        self.duration = sample.duration
+        self.sys_name, self.sys_descr = sample.sys_name, sample.sys_descr
+        self.sys_object_id = sample.sys_object_id
+        ticks = sample.uptime_ticks
+        if ticks is not None and self.last_ticks is not None and ticks < self.last_ticks:
+            self.reboots += 1
+        self.uptime_ticks = ticks
+        interfaces: dict[int, InterfaceState] = {}
+        for current in sample.interfaces:
+            previous = self.last_interfaces.get(current.index)
+            rates = None
+            if previous is not None and ticks is not None and self.last_ticks is not None:
+                rates = interface_rates(previous, self.last_ticks, current, ticks)
+            interfaces[current.index] = InterfaceState(current, rates)
+        if "interfaces" not in sample.missing:
+            self.interfaces = interfaces
+            self.last_interfaces = {i.index: i for i in sample.interfaces}
+        if ticks is not None:
+            self.last_ticks = ticks
+
+    def failed(self, observation: Observation) -> None:
+        self.up = False
+        self.duration = observation.duration
+        self.interfaces = {}  # no stale counters on /metrics while the device is silent
+
+
 @dataclass(slots=True)
 class TargetState:
     target: Target
     icmp: IcmpState | None = None
     probes: dict[str, ProbeState] = field(default_factory=dict)
+    devices: dict[str, DeviceState] = field(default_factory=dict)  # by collector
 
     @property
     def reach(self) -> Reach:
@@ -234,6 +316,7 @@ class StateStore:
             else:
                 state.target = new[tid]
                 state.probes = {n: p for n, p in state.probes.items() if new[tid].probe(n)}
+                state.devices = {n: d for n, d in state.devices.items() if new[tid].probe(n)}
                 if not any(isinstance(s, ReachPolicy) for _, s in new[tid].probes):
                     state.icmp = None
         return added, removed, changed
@@ -253,6 +336,12 @@ class StateStore:
         )
         if isinstance(observation, EchoRound):
             self._record_echo(state, observation)
+        elif isinstance(observation, DeviceSample):
+            state.devices.setdefault(observation.collector, DeviceState()).fold(observation)
+        else:
+            settings = state.target.probe(observation.collector)
+            if settings is not None and settings.device_collector:
+                state.devices.setdefault(observation.collector, DeviceState()).failed(observation)
 
     def _record_echo(self, state: TargetState, echo: EchoRound) -> None:
         settings = state.target.probe(echo.collector)

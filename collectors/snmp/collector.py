@@ -1,0 +1,211 @@
+"""The scheduler's SNMP collector: system group and IF-MIB interfaces of one device per run.
+
+One GET reads the system scalars (sysUpTime is the clock for rates); the ifTable and ifXTable
+columns netmon needs are walked side by side in GETBULK steps, with the 64-bit HC octet
+counters when the agent has them and the 32-bit ones otherwise. If the system GET fails the
+device is unreachable; if only the interface walk fails, the system facts are still kept and
+the walk's failure is named in `missing`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import time
+from typing import ClassVar
+
+from pydantic import Field
+
+from collectors.base import (
+    CollectError,
+    CollectorSettings,
+    DeviceSample,
+    Duration,
+    InterfaceSample,
+    ProbeTarget,
+)
+from collectors.snmp.client import Agent, SnmpClient
+from collectors.snmp.codec import OID, Tag, VarBind, Version, oid_to_text
+
+SYSTEM = (1, 3, 6, 1, 2, 1, 1)
+SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME = (
+    (*SYSTEM, 1, 0), (*SYSTEM, 2, 0), (*SYSTEM, 3, 0), (*SYSTEM, 5, 0)
+)  # fmt: skip
+IF_ENTRY = (1, 3, 6, 1, 2, 1, 2, 2, 1)
+IF_X_ENTRY = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
+COLUMNS: dict[str, OID] = {
+    "descr": (*IF_ENTRY, 2),
+    "speed": (*IF_ENTRY, 5),
+    "admin": (*IF_ENTRY, 7),
+    "oper": (*IF_ENTRY, 8),
+    "in_octets32": (*IF_ENTRY, 10),
+    "in_discards": (*IF_ENTRY, 13),
+    "in_errors": (*IF_ENTRY, 14),
+    "out_octets32": (*IF_ENTRY, 16),
+    "out_discards": (*IF_ENTRY, 19),
+    "out_errors": (*IF_ENTRY, 20),
+    "name": (*IF_X_ENTRY, 1),
+    "in_octets64": (*IF_X_ENTRY, 6),
+    "out_octets64": (*IF_X_ENTRY, 10),
+    "high_speed": (*IF_X_ENTRY, 15),
+    "alias": (*IF_X_ENTRY, 18),
+}
+_VERSIONS = {"1": Version.V1, "2c": Version.V2C}
+
+
+class SnmpSettings(CollectorSettings):
+    device_collector: ClassVar[bool] = True
+
+    interval: Duration = Field(default=30.0, gt=0)
+    timeout: Duration = Field(default=2.0, gt=0, description="per request")
+    retries: int = Field(default=1, ge=0, le=5)
+    port: int = Field(default=161, ge=1, le=65535)
+    credential: str | None = Field(default=None, description="a name from `credentials`")
+    max_repetitions: int = Field(default=25, ge=1, le=200)
+    interfaces: tuple[str, ...] = Field(
+        default=(), description="glob patterns on ifName, ifDescr or ifAlias; empty = all"
+    )
+
+    def usage_problems(self) -> list[tuple[str, str]]:
+        if self.credential is None:
+            return [("credential", "required: the name of an entry in credentials")]
+        return []
+
+
+def _text(varbind: VarBind | None) -> str:
+    if varbind is None:
+        return ""
+    if isinstance(varbind.value, bytes):
+        return varbind.value.decode("utf-8", "replace")
+    if isinstance(varbind.value, tuple):
+        return oid_to_text(varbind.value)
+    return str(varbind.value)
+
+
+def _int(varbind: VarBind | None) -> int | None:
+    if varbind is None or not isinstance(varbind.value, int):
+        return None
+    return varbind.value
+
+
+def _status(varbind: VarBind | None) -> bool | None:
+    value = _int(varbind)
+    return None if value is None else value == 1
+
+
+class SnmpCollector:
+    name: ClassVar[str] = "snmp"
+    settings_model: ClassVar[type[CollectorSettings]] = SnmpSettings
+
+    def __init__(self, *, client: SnmpClient | None = None) -> None:
+        self._client = client or SnmpClient()
+        self._owns_client = client is None
+
+    async def start(self) -> None:
+        if self._owns_client:
+            await self._client.start()
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.close()
+
+    def _agent(self, target: ProbeTarget, settings: SnmpSettings) -> Agent:
+        credential = target.credentials.get(settings.credential or "")
+        if credential is None:
+            raise CollectError("config", f"no credential {settings.credential!r}")
+        if credential.snmp_version == "3":
+            raise CollectError("unsupported", "SNMPv3 polling is not implemented yet")
+        assert credential.community is not None
+        try:
+            address = str(ipaddress.ip_address(target.address))
+        except ValueError:
+            raise CollectError("config", "SNMP targets need an IP address for now") from None
+        return Agent(
+            address=address,
+            port=settings.port,
+            version=_VERSIONS[credential.snmp_version],
+            community=credential.community.reveal().encode(),
+            timeout=settings.timeout,
+            retries=settings.retries,
+        )
+
+    async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> DeviceSample:
+        assert isinstance(settings, SnmpSettings)
+        started = time.monotonic()
+        agent = self._agent(target, settings)
+        system = {
+            vb.oid: vb
+            for vb in await self._client.get(
+                agent, [SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME]
+            )
+            if vb.tag not in (Tag.NO_SUCH_OBJECT, Tag.NO_SUCH_INSTANCE)
+        }
+        missing: list[str] = []
+        interfaces: tuple[InterfaceSample, ...] = ()
+        reason: str | None = None
+        detail: str | None = None
+        try:
+            interfaces = await self._interfaces(agent, settings)
+        except CollectError as exc:
+            missing.append("interfaces")
+            reason, detail = exc.reason, f"interfaces: {exc.detail}"
+        return DeviceSample(
+            target=target.id,
+            collector=self.name,
+            ok=True,
+            duration=time.monotonic() - started,
+            reason=reason,
+            detail=detail,
+            uptime_ticks=_int(system.get(SYS_UPTIME)),
+            sys_name=_text(system.get(SYS_NAME)),
+            sys_descr=_text(system.get(SYS_DESCR)),
+            sys_object_id=_text(system.get(SYS_OBJECT_ID)),
+            interfaces=interfaces,
+            missing=tuple(missing),
+        )
+
+    async def _interfaces(
+        self, agent: Agent, settings: SnmpSettings
+    ) -> tuple[InterfaceSample, ...]:
+        names = list(COLUMNS)
+        table = await self._client.walk_columns(
+            agent, list(COLUMNS.values()), max_repetitions=settings.max_repetitions
+        )
+        by_name = dict(zip(names, table.columns, strict=True))
+        indexes = sorted({index for column in table.columns for index in column if len(index) == 1})
+        samples = []
+        for (ifindex,) in indexes:
+            row = {name: by_name[name].get((ifindex,)) for name in names}
+            hc = row["in_octets64"] is not None and row["out_octets64"] is not None
+            high_speed = _int(row["high_speed"])
+            speed = high_speed * 1_000_000 if high_speed else _int(row["speed"])
+            sample = InterfaceSample(
+                index=ifindex,
+                name=_text(row["name"]) or _text(row["descr"]),
+                alias=_text(row["alias"]),
+                descr=_text(row["descr"]),
+                admin_up=_status(row["admin"]),
+                oper_up=_status(row["oper"]),
+                speed_bps=speed,
+                counter_bits=64 if hc else 32,
+                in_octets=_int(row["in_octets64"] if hc else row["in_octets32"]),
+                out_octets=_int(row["out_octets64"] if hc else row["out_octets32"]),
+                in_errors=_int(row["in_errors"]),
+                out_errors=_int(row["out_errors"]),
+                in_discards=_int(row["in_discards"]),
+                out_discards=_int(row["out_discards"]),
+            )
+            if _selected(sample, settings.interfaces):
+                samples.append(sample)
+        return tuple(samples)
+
+
+def _selected(sample: InterfaceSample, patterns: tuple[str, ...]) -> bool:
+    if not patterns:
+        return True
+    return any(
+        fnmatch.fnmatchcase(text, pattern)
+        for pattern in patterns
+        for text in (sample.name, sample.descr, sample.alias)
+        if text
+    )
