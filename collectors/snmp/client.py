@@ -18,7 +18,7 @@ import ipaddress
 import logging
 import secrets
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from collectors.base import CollectError
@@ -250,54 +250,69 @@ class SnmpClient:
         max_repetitions: int = 25,
         max_rows: int = 10_000,
     ) -> TableResult:
-        """Walk several table columns side by side, one GETBULK (GETNEXT for v1) per step.
+        """Walk several table columns side by side, one GETBULK (GETNEXT for v1) per step."""
 
-        Returns each column's values by row index (the OID suffix after the column). A column
-        the agent lacks simply comes back empty; the others are still read.
-        """
-        last: list[OID] = list(columns)
-        done = [False] * len(columns)
-        values: list[dict[OID, VarBind]] = [{} for _ in columns]
-        truncated: str | None = None
-        while not all(done):
-            active = [i for i, finished in enumerate(done) if not finished]
-            oids = [last[i] for i in active]
+        async def fetch(oids: list[OID]) -> list[VarBind]:
             if agent.version == Version.V1:
                 response = await self.request(agent, PduType.GET_NEXT, oids)
                 if response.error_status == 2:  # noSuchName: v1's end of the MIB
-                    break
+                    return []
             else:
                 response = await self.request(
                     agent, PduType.GET_BULK, oids, max_repetitions=max_repetitions
                 )
             _raise_for_status(response, agent)
-            if not response.varbinds:
-                break
-            for position, varbind in enumerate(response.varbinds):
-                column = active[position % len(active)]
-                if done[column]:
-                    continue
-                root = columns[column]
-                if varbind.tag == Tag.END_OF_MIB_VIEW or varbind.oid[: len(root)] != root:
-                    done[column] = True
-                    continue
-                if varbind.oid <= last[column]:
-                    done[column] = True
-                    truncated = "non-increasing OID"
-                    continue
-                last[column] = varbind.oid
-                if varbind.tag not in EXCEPTIONS:
-                    values[column][varbind.oid[len(root) :]] = varbind
-                if len(values[column]) >= max_rows:
-                    done[column] = True
-                    truncated = "row cap"
-        return TableResult(columns=values, truncated=truncated)
+            return list(response.varbinds)
+
+        return await walk_columns_with(fetch, columns, max_rows=max_rows)
 
 
 @dataclass(frozen=True, slots=True)
 class TableResult:
     columns: list[dict[OID, VarBind]]  # per requested column: row index -> value
     truncated: str | None = None
+
+
+async def walk_columns_with(
+    fetch: Callable[[list[OID]], Awaitable[list[VarBind]]],
+    columns: Sequence[OID],
+    *,
+    max_rows: int,
+) -> TableResult:
+    """The column walk, whatever carries the requests (our codec, or pysnmp for v3).
+
+    `fetch` asks for the successors of a list of OIDs (GETBULK or GETNEXT) and returns the
+    varbinds row by row. Returns each column's values by row index (the OID suffix after the
+    column). A column the agent lacks comes back empty; the others are still read.
+    """
+    last: list[OID] = list(columns)
+    done = [False] * len(columns)
+    values: list[dict[OID, VarBind]] = [{} for _ in columns]
+    truncated: str | None = None
+    while not all(done):
+        active = [i for i, finished in enumerate(done) if not finished]
+        varbinds = await fetch([last[i] for i in active])
+        if not varbinds:
+            break
+        for position, varbind in enumerate(varbinds):
+            column = active[position % len(active)]
+            if done[column]:
+                continue
+            root = columns[column]
+            if varbind.tag == Tag.END_OF_MIB_VIEW or varbind.oid[: len(root)] != root:
+                done[column] = True
+                continue
+            if varbind.oid <= last[column]:
+                done[column] = True
+                truncated = "non-increasing OID"
+                continue
+            last[column] = varbind.oid
+            if varbind.tag not in EXCEPTIONS:
+                values[column][varbind.oid[len(root) :]] = varbind
+            if len(values[column]) >= max_rows:
+                done[column] = True
+                truncated = "row cap"
+    return TableResult(columns=values, truncated=truncated)
 
 
 def _raise_for_status(response: Message, agent: Agent) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import ClassVar
 
 from pydantic import Field
@@ -24,8 +26,9 @@ from collectors.base import (
     InterfaceSample,
     ProbeTarget,
 )
-from collectors.snmp.client import Agent, SnmpClient
+from collectors.snmp.client import Agent, SnmpClient, TableResult
 from collectors.snmp.codec import OID, Tag, VarBind, Version, oid_to_text
+from collectors.snmp.v3 import V3Agent, V3Session
 
 SYSTEM = (1, 3, 6, 1, 2, 1, 1)
 SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME = (
@@ -93,6 +96,14 @@ def _status(varbind: VarBind | None) -> bool | None:
     return None if value is None else value == 1
 
 
+@dataclass(frozen=True, slots=True)
+class _Session:
+    """One device's requests, whichever path (our codec for v1/v2c, pysnmp for v3) they take."""
+
+    get: Callable[[list[OID]], Awaitable[list[VarBind]]]
+    walk: Callable[[list[OID], int], Awaitable[TableResult]]
+
+
 class SnmpCollector:
     name: ClassVar[str] = "snmp"
     settings_model: ClassVar[type[CollectorSettings]] = SnmpSettings
@@ -100,6 +111,7 @@ class SnmpCollector:
     def __init__(self, *, client: SnmpClient | None = None) -> None:
         self._client = client or SnmpClient()
         self._owns_client = client is None
+        self._v3 = V3Session()
 
     async def start(self) -> None:
         if self._owns_client:
@@ -108,19 +120,32 @@ class SnmpCollector:
     async def close(self) -> None:
         if self._owns_client:
             await self._client.close()
+        await self._v3.close()
 
-    def _agent(self, target: ProbeTarget, settings: SnmpSettings) -> Agent:
+    def _session(self, target: ProbeTarget, settings: SnmpSettings) -> _Session:
         credential = target.credentials.get(settings.credential or "")
         if credential is None:
             raise CollectError("config", f"no credential {settings.credential!r}")
-        if credential.snmp_version == "3":
-            raise CollectError("unsupported", "SNMPv3 polling is not implemented yet")
-        assert credential.community is not None
         try:
             address = str(ipaddress.ip_address(target.address))
         except ValueError:
             raise CollectError("config", "SNMP targets need an IP address for now") from None
-        return Agent(
+        if credential.snmp_version == "3":
+            v3_agent = V3Agent(
+                address=address,
+                port=settings.port,
+                credential=credential,
+                timeout=settings.timeout,
+                retries=settings.retries,
+            )
+            return _Session(
+                get=lambda oids: self._v3.get(v3_agent, oids),
+                walk=lambda columns, repetitions: self._v3.walk_columns(
+                    v3_agent, columns, max_repetitions=repetitions
+                ),
+            )
+        assert credential.community is not None
+        agent = Agent(
             address=address,
             port=settings.port,
             version=_VERSIONS[credential.snmp_version],
@@ -128,16 +153,20 @@ class SnmpCollector:
             timeout=settings.timeout,
             retries=settings.retries,
         )
+        return _Session(
+            get=lambda oids: self._client.get(agent, oids),
+            walk=lambda columns, repetitions: self._client.walk_columns(
+                agent, columns, max_repetitions=repetitions
+            ),
+        )
 
     async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> DeviceSample:
         assert isinstance(settings, SnmpSettings)
         started = time.monotonic()
-        agent = self._agent(target, settings)
+        session = self._session(target, settings)
         system = {
             vb.oid: vb
-            for vb in await self._client.get(
-                agent, [SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME]
-            )
+            for vb in await session.get([SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME])
             if vb.tag not in (Tag.NO_SUCH_OBJECT, Tag.NO_SUCH_INSTANCE)
         }
         missing: list[str] = []
@@ -145,7 +174,7 @@ class SnmpCollector:
         reason: str | None = None
         detail: str | None = None
         try:
-            interfaces = await self._interfaces(agent, settings)
+            interfaces = await self._interfaces(session, settings)
         except CollectError as exc:
             missing.append("interfaces")
             reason, detail = exc.reason, f"interfaces: {exc.detail}"
@@ -165,12 +194,10 @@ class SnmpCollector:
         )
 
     async def _interfaces(
-        self, agent: Agent, settings: SnmpSettings
+        self, session: _Session, settings: SnmpSettings
     ) -> tuple[InterfaceSample, ...]:
         names = list(COLUMNS)
-        table = await self._client.walk_columns(
-            agent, list(COLUMNS.values()), max_repetitions=settings.max_repetitions
-        )
+        table = await session.walk(list(COLUMNS.values()), settings.max_repetitions)
         by_name = dict(zip(names, table.columns, strict=True))
         indexes = sorted({index for column in table.columns for index in column if len(index) == 1})
         samples = []

@@ -1,0 +1,105 @@
+"""SNMPv3 against snmpd: every auth/priv combination polls; a wrong key is "auth", not "timeout"."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from collectors.base import CollectError, ProbeTarget
+from collectors.credentials import SnmpCredential
+from collectors.snmp.collector import SnmpCollector, SnmpSettings
+from tests.conftest import require_program
+from tests.peers import Snmpd
+
+# (user, net-snmp auth, our auth, net-snmp priv, our priv)
+USERS = [
+    ("md5des", "MD5", "MD5", "DES", "DES"),
+    ("shaaes", "SHA", "SHA", "AES", "AES128"),
+    ("sha224aes", "SHA-224", "SHA224", "AES", "AES"),
+    ("sha256aes192", "SHA-256", "SHA256", "AES-192", "AES192"),
+    ("sha384aes256", "SHA-384", "SHA384", "AES-256", "AES256"),
+    ("sha512aes256", "SHA-512", "SHA512", "AES-256", "AES256"),
+    ("shaonly", "SHA", "SHA", None, None),
+    ("md5only", "MD5", "MD5", None, None),
+]
+AUTH_KEY = "auth-passphrase-1"
+PRIV_KEY = "priv-passphrase-2"
+
+
+def _config() -> str:
+    lines = []
+    for user, auth, _, priv, _ in USERS:
+        if priv:
+            lines.append(f'createUser {user} {auth} "{AUTH_KEY}" {priv} "{PRIV_KEY}"')
+            lines.append(f"rouser {user} priv")
+        else:
+            lines.append(f'createUser {user} {auth} "{AUTH_KEY}"')
+            lines.append(f"rouser {user} auth")
+    lines += ["createUser plainuser", "rouser plainuser noauth"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpd]:
+    agent = Snmpd(require_program("snmpd"), tmp_path_factory.mktemp("snmpd-v3"),
+                  extra_config=_config())  # fmt: skip
+    try:
+        yield agent
+    finally:
+        agent.stop()
+
+
+async def _poll(snmpd: Snmpd, **credential: Any) -> Any:
+    collector = SnmpCollector()
+    await collector.start()
+    try:
+        target = ProbeTarget(
+            id="v3", address="127.0.0.1",
+            credentials={"v3": SnmpCredential.model_validate({"snmp_version": "3", **credential})},
+        )  # fmt: skip
+        settings = SnmpSettings(credential="v3", port=snmpd.port, timeout=1.0, retries=0)
+        return await collector.collect(target, settings)
+    finally:
+        await collector.close()
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize(("user", "auth", "priv"), [(u[0], u[2], u[4]) for u in USERS],
+                         ids=[u[0] for u in USERS])  # fmt: skip
+async def test_every_auth_priv_combination_polls(
+    snmpd: Snmpd, user: str, auth: str, priv: str | None
+) -> None:
+    credential: dict[str, Any] = {"user": user, "auth_protocol": auth, "auth_key": AUTH_KEY}
+    if priv:
+        credential |= {"priv_protocol": priv, "priv_key": PRIV_KEY}
+    sample = await _poll(snmpd, **credential)
+    assert sample.ok
+    assert sample.uptime_ticks > 0
+    assert "lo" in {interface.name for interface in sample.interfaces}
+
+
+@pytest.mark.peer
+async def test_no_auth_no_priv(snmpd: Snmpd) -> None:
+    sample = await _poll(snmpd, user="plainuser")
+    assert sample.ok
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize(
+    "credential",
+    [
+        {"user": "shaaes", "auth_protocol": "SHA", "auth_key": "not-the-right-key",
+         "priv_protocol": "AES", "priv_key": PRIV_KEY},
+        {"user": "nobody-here", "auth_protocol": "SHA", "auth_key": AUTH_KEY},
+    ],
+    ids=["wrong-key", "unknown-user"],
+)  # fmt: skip
+async def test_wrong_credentials_are_auth_not_timeout(
+    snmpd: Snmpd, credential: dict[str, Any]
+) -> None:
+    with pytest.raises(CollectError) as caught:
+        await _poll(snmpd, **credential)
+    assert caught.value.reason == "auth"
+    assert "not-the-right-key" not in caught.value.detail
