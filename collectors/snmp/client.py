@@ -81,6 +81,7 @@ class SnmpClient:
         self._sockets: dict[int, socket.socket] = {}
         self._waiting: dict[int, tuple[asyncio.Future[Message], tuple[str, int]]] = {}
         self._next_id = secrets.randbelow(1 << 30) + 1
+        self._garbled: set[tuple[str, int]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.stats = ClientStats()
 
@@ -136,7 +137,10 @@ class SnmpClient:
         try:
             message = decode_message(data)
         except DecodeError:
+            # Dropped, but remembered against the agent it came from: if its request then
+            # times out, the reason is the garbage it sent, not silence.
             self.stats.malformed += 1
+            self._garbled.add(source)
             return
         waiting = self._waiting.get(message.request_id)
         if waiting is None or waiting[1] != source:
@@ -169,6 +173,7 @@ class SnmpClient:
         loop = asyncio.get_running_loop()
         async with self._window:
             sock = self._socket(family)
+            self._garbled.discard(destination)
             for attempt in range(agent.retries + 1):
                 if attempt:
                     self.stats.retries += 1
@@ -196,6 +201,11 @@ class SnmpClient:
                     raise CollectError("send", f"sending to {destination[0]}: {exc}") from exc
                 finally:
                     self._waiting.pop(request_id, None)
+        if destination in self._garbled:
+            self._garbled.discard(destination)
+            raise CollectError(
+                "malformed", f"{agent.address}:{agent.port} answered with undecodable packets"
+            )
         raise CollectError(
             "timeout",
             f"no answer from {agent.address}:{agent.port} after {agent.retries + 1} tries",

@@ -65,6 +65,7 @@ class SnmpSettings(CollectorSettings):
     port: int = Field(default=161, ge=1, le=65535)
     credential: str | None = Field(default=None, description="a name from `credentials`")
     max_repetitions: int = Field(default=25, ge=1, le=200)
+    max_interfaces: int = Field(default=4096, ge=1, description="rows read per table, at most")
     interfaces: tuple[str, ...] = Field(
         default=(), description="glob patterns on ifName, ifDescr or ifAlias; empty = all"
     )
@@ -101,7 +102,7 @@ class _Session:
     """One device's requests, whichever path (our codec for v1/v2c, pysnmp for v3) they take."""
 
     get: Callable[[list[OID]], Awaitable[list[VarBind]]]
-    walk: Callable[[list[OID], int], Awaitable[TableResult]]
+    walk: Callable[[list[OID], int, int], Awaitable[TableResult]]
 
 
 class SnmpCollector:
@@ -140,8 +141,8 @@ class SnmpCollector:
             )
             return _Session(
                 get=lambda oids: self._v3.get(v3_agent, oids),
-                walk=lambda columns, repetitions: self._v3.walk_columns(
-                    v3_agent, columns, max_repetitions=repetitions
+                walk=lambda columns, repetitions, rows: self._v3.walk_columns(
+                    v3_agent, columns, max_repetitions=repetitions, max_rows=rows
                 ),
             )
         assert credential.community is not None
@@ -155,8 +156,8 @@ class SnmpCollector:
         )
         return _Session(
             get=lambda oids: self._client.get(agent, oids),
-            walk=lambda columns, repetitions: self._client.walk_columns(
-                agent, columns, max_repetitions=repetitions
+            walk=lambda columns, repetitions, rows: self._client.walk_columns(
+                agent, columns, max_repetitions=repetitions, max_rows=rows
             ),
         )
 
@@ -174,7 +175,11 @@ class SnmpCollector:
         reason: str | None = None
         detail: str | None = None
         try:
-            interfaces = await self._interfaces(session, settings)
+            interfaces, truncated = await self._interfaces(session, settings)
+            if truncated is not None:
+                # Keep what was read; say why the table may be incomplete.
+                reason = truncated.replace(" ", "-").lower()
+                detail = f"interface walk stopped early: {truncated}"
         except CollectError as exc:
             missing.append("interfaces")
             reason, detail = exc.reason, f"interfaces: {exc.detail}"
@@ -195,9 +200,11 @@ class SnmpCollector:
 
     async def _interfaces(
         self, session: _Session, settings: SnmpSettings
-    ) -> tuple[InterfaceSample, ...]:
+    ) -> tuple[tuple[InterfaceSample, ...], str | None]:
         names = list(COLUMNS)
-        table = await session.walk(list(COLUMNS.values()), settings.max_repetitions)
+        table = await session.walk(
+            list(COLUMNS.values()), settings.max_repetitions, settings.max_interfaces
+        )
         by_name = dict(zip(names, table.columns, strict=True))
         indexes = sorted({index for column in table.columns for index in column if len(index) == 1})
         samples = []
@@ -224,7 +231,7 @@ class SnmpCollector:
             )
             if _selected(sample, settings.interfaces):
                 samples.append(sample)
-        return tuple(samples)
+        return tuple(samples), table.truncated
 
 
 def _selected(sample: InterfaceSample, patterns: tuple[str, ...]) -> bool:

@@ -1,0 +1,176 @@
+"""Agents that misbehave: each failure has its own reason, partial results are kept."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from collectors.base import CollectError, DeviceSample, ProbeTarget
+from collectors.credentials import SnmpCredential
+from collectors.snmp.codec import (
+    OID,
+    DecodeError,
+    Message,
+    PduType,
+    Tag,
+    VarBind,
+    decode_message,
+    encode_message,
+)
+from collectors.snmp.collector import IF_ENTRY, SYSTEM, SnmpCollector, SnmpSettings
+
+Responder = Callable[[Message], list[VarBind] | bytes | None]
+
+
+class BadAgent(asyncio.DatagramProtocol):
+    """A UDP SNMP agent whose answers a test writes: varbinds, raw bytes, or silence."""
+
+    def __init__(self, respond: Responder) -> None:
+        self.respond = respond
+        self.transport: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # selector datagram transports are not DatagramTransport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            request = decode_message(data)
+        except DecodeError:
+            return
+        answer = self.respond(request)
+        if answer is None:
+            return
+        if isinstance(answer, list):
+            answer = encode_message(
+                Message(request.version, request.community, PduType.RESPONSE,
+                        request.request_id, 0, 0, tuple(answer))
+            )  # fmt: skip
+        assert self.transport is not None
+        self.transport.sendto(answer, addr)
+
+
+@pytest.fixture
+async def bad_agent() -> AsyncIterator[Callable[[Responder], Any]]:
+    transports: list[asyncio.BaseTransport] = []
+
+    async def start(respond: Responder) -> int:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: BadAgent(respond), local_addr=("127.0.0.1", 0)
+        )
+        transports.append(transport)
+        return int(transport.get_extra_info("sockname")[1])
+
+    yield start
+    for transport in transports:
+        transport.close()
+
+
+def _system(request: Message) -> list[VarBind]:
+    uptime = (*SYSTEM, 3, 0)
+    return [
+        VarBind(vb.oid, Tag.TIMETICKS, 12345)
+        if vb.oid == uptime
+        else VarBind(vb.oid, Tag.OCTET_STRING, b"x")
+        for vb in request.varbinds
+    ]
+
+
+async def _poll(port: int, **settings: Any) -> DeviceSample:
+    collector = SnmpCollector()
+    await collector.start()
+    try:
+        target = ProbeTarget(
+            id="bad", address="127.0.0.1",
+            credentials={"c": SnmpCredential.model_validate({"community": "public"})},
+        )  # fmt: skip
+        sample = await collector.collect(
+            target, SnmpSettings(credential="c", port=port, timeout=0.3, retries=0, **settings)
+        )
+        assert isinstance(sample, DeviceSample)
+        return sample
+    finally:
+        await collector.close()
+
+
+async def test_garbage_replies_are_reported_as_malformed(bad_agent: Any) -> None:
+    port = await bad_agent(lambda request: b"\x30\x05garbage")
+    with pytest.raises(CollectError) as caught:
+        await _poll(port)
+    assert caught.value.reason == "malformed"
+
+
+async def test_silence_is_a_timeout(bad_agent: Any) -> None:
+    port = await bad_agent(lambda request: None)
+    with pytest.raises(CollectError) as caught:
+        await _poll(port)
+    assert caught.value.reason == "timeout"
+
+
+def _table(rows: Callable[[OID], OID]) -> Responder:
+    """System GETs answered; GETBULKs answered with the successor `rows` gives each OID."""
+
+    def respond(request: Message) -> list[VarBind]:
+        if request.pdu_type == PduType.GET:
+            return _system(request)
+        return [VarBind(rows(vb.oid), Tag.INTEGER, 1) for vb in request.varbinds]
+
+    return respond
+
+
+async def test_non_increasing_oids_stop_the_walk_and_keep_the_rest(bad_agent: Any) -> None:
+    def backwards(oid: OID) -> OID:
+        column = oid[: len(IF_ENTRY) + 1]
+        index = oid[len(column) :]
+        if not index:
+            return (*column, 5)
+        return (*column, index[0] - 1)  # goes back: 5, 4, ... is a broken agent
+
+    port = await bad_agent(_table(backwards))
+    sample = await _poll(port)
+    assert sample.ok
+    assert sample.uptime_ticks == 12345  # the system facts survive
+    assert sample.reason == "non-increasing-oid"
+    assert [interface.index for interface in sample.interfaces] == [5]
+
+
+async def test_endless_tables_are_capped(bad_agent: Any) -> None:
+    def forever(oid: OID) -> OID:
+        column = oid[: len(IF_ENTRY) + 1]
+        index = oid[len(column) :]
+        return (*column, (index[0] + 1) if index else 1)
+
+    port = await bad_agent(_table(forever))
+    sample = await _poll(port, max_interfaces=50, max_repetitions=10)
+    assert sample.reason == "row-cap"
+    assert len(sample.interfaces) == 50
+
+
+async def test_missing_objects_are_left_out(bad_agent: Any) -> None:
+    def respond(request: Message) -> list[VarBind]:
+        if request.pdu_type == PduType.GET:
+            return [VarBind(vb.oid, Tag.NO_SUCH_OBJECT, None) for vb in request.varbinds]
+        return [VarBind(vb.oid, Tag.END_OF_MIB_VIEW, None) for vb in request.varbinds]
+
+    port = await bad_agent(respond)
+    sample = await _poll(port)
+    assert sample.ok
+    assert sample.uptime_ticks is None
+    assert sample.interfaces == ()
+
+
+async def test_an_error_status_names_itself(bad_agent: Any) -> None:
+    def respond(request: Message) -> bytes:
+        return encode_message(
+            Message(request.version, request.community, PduType.RESPONSE, request.request_id,
+                    5, 1, request.varbinds)
+        )  # fmt: skip
+
+    port = await bad_agent(respond)
+    with pytest.raises(CollectError) as caught:
+        await _poll(port)
+    assert caught.value.reason == "snmp-error"
+    assert "genErr at varbind 1" in caught.value.detail
