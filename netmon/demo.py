@@ -8,6 +8,7 @@ started on enter and stopped on exit without touching the service.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from importlib import resources
 from types import TracebackType
@@ -15,6 +16,7 @@ from typing import Any
 
 from netmon.config import Inventory, load_data
 from netmon.inventory_import import csv_to_config
+from netmon.lab.snmpsim import SimDevice, SnmpSimulator, build_lab
 from netmon.service import Service
 from netmon.state import Reach
 
@@ -25,19 +27,63 @@ def demo_endpoints_csv() -> str:
     return resources.files("netmon").joinpath("data/endpoints.csv").read_text(encoding="utf-8")
 
 
+# Short, so utilisation shows within half a minute; snmpsim then uses about half a core here.
+SNMP_INTERVAL = "15s"
+
+
 def demo_config(listen: str) -> dict[str, Any]:
     data = csv_to_config(demo_endpoints_csv(), instance="netmon-demo")
     data["http"] = {"listen": listen}
     return data
 
 
-class Lab:
-    """The demo's simulated world."""
+def add_devices(data: dict[str, Any], devices: list[SimDevice], port: int) -> dict[str, Any]:
+    """The simulated devices as SNMP targets of the demo config, one credential each."""
+    credentials = dict(data.get("credentials", {}))
+    targets = list(data["targets"])
+    for device in devices:
+        credentials[device.id] = {"snmp_version": "2c", "community": device.community}
+        targets.append(
+            {
+                "id": device.id,
+                "address": "127.0.0.1",
+                "kind": device.kind,
+                "name": device.name,
+                "district": device.district,
+                "group": {"router": "core", "switch": "aggregation", "cpe": "access"}[device.kind],
+                "probes": {
+                    "snmp": {"credential": device.id, "port": port, "interval": SNMP_INTERVAL}
+                },
+            }
+        )
+    return {**data, "credentials": credentials, "targets": targets}
 
-    def __init__(self, *, listen: str) -> None:
+
+class Lab:
+    """The demo's simulated world: the 215 endpoints on loopback, and simulated SNMP devices
+    (core router, district switches, a CPE per endpoint) served by snmpsim."""
+
+    def __init__(self, *, listen: str, with_devices: bool = True) -> None:
+        self._listen = listen
+        self._with_devices = with_devices
+        self._stack = contextlib.AsyncExitStack()
         self.inventory: Inventory = load_data(demo_config(listen))
 
     async def __aenter__(self) -> Lab:
+        data = demo_config(self._listen)
+        if self._with_devices:
+            endpoints = [
+                {"id": t["id"], "name": t.get("name", ""), "district": t.get("district", "")}
+                for t in data["targets"]
+            ]
+            devices = build_lab(endpoints)
+            simulator = await self._stack.enter_async_context(SnmpSimulator(devices))
+            log.info(
+                "simulated SNMP devices ready",
+                extra={"devices": len(devices), "port": simulator.port},
+            )
+            data = add_devices(data, devices, simulator.port)
+        self.inventory = load_data(data)
         return self
 
     async def __aexit__(
@@ -46,24 +92,33 @@ class Lab:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        return None
+        await self._stack.aclose()
+
+
+def status_line(service: Service) -> str:
+    counts = dict.fromkeys(Reach, 0)
+    answering = devices = 0
+    for state in service.store.targets.values():
+        if state.icmp is not None or state.target.probe("icmp") is not None:
+            counts[state.reach] += 1
+        for device in state.devices.values():
+            devices += 1
+            answering += device.up
+    line = (
+        f"endpoints: {counts[Reach.UP]} up, {counts[Reach.DOWN]} down, "
+        f"{counts[Reach.UNKNOWN]} unknown"
+    )
+    return line + (f"; SNMP devices: {answering} of {devices} answering" if devices else "")
 
 
 async def _report(service: Service, every: float) -> None:
     while True:
         await asyncio.sleep(every)
-        counts = dict.fromkeys(Reach, 0)
-        for state in service.store.targets.values():
-            counts[state.reach] += 1
-        print(
-            f"targets: {counts[Reach.UP]} up, {counts[Reach.DOWN]} down, "
-            f"{counts[Reach.UNKNOWN]} unknown (of {len(service.store.targets)})",
-            flush=True,
-        )
+        print(status_line(service), flush=True)
 
 
-async def run_demo(*, listen: str, duration: float | None) -> None:
-    async with Lab(listen=listen) as lab:
+async def run_demo(*, listen: str, duration: float | None, devices: bool = True) -> None:
+    async with Lab(listen=listen, with_devices=devices) as lab:
         service = Service(inventory=lab.inventory, listen=listen)
         reporter: asyncio.Task[None] | None = None
 
@@ -71,7 +126,8 @@ async def run_demo(*, listen: str, duration: float | None) -> None:
             nonlocal reporter
             url = running.http_url
             print(
-                f"netmon demo: {len(lab.inventory.targets)} endpoints on loopback\n"
+                f"netmon demo: {len(lab.inventory.targets)} targets on loopback "
+                "(conference endpoints, and simulated SNMP devices)\n"
                 f"  metrics       {url}/metrics\n"
                 f"  targets API   {url}/api/v1/targets\n"
                 f"  status page   {url}/\n"

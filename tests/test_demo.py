@@ -1,4 +1,4 @@
-"""`netmon demo`: the 215 lab endpoints come up and are served on /metrics."""
+"""`netmon demo`: the 215 lab endpoints come up, and the simulated devices show traffic."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import threading
 from tests.helpers import http_get, netmon_command, samples, wait_until
 
 
-def test_demo_serves_215_targets_up() -> None:
+def test_demo_serves_endpoints_and_device_traffic() -> None:
     process = subprocess.Popen(
-        [*netmon_command(), "demo", "--listen", "127.0.0.1:0", "--duration", "20"],
+        [*netmon_command(), "demo", "--listen", "127.0.0.1:0", "--duration", "60"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -38,6 +38,17 @@ def test_demo_serves_215_targets_up() -> None:
             return len(up) == 215 and all(value == 1.0 for _, value in up)
 
         wait_until(all_up, timeout=15, interval=0.5, what="215 targets up")
+
+        def devices_with_traffic() -> bool:
+            body = http_get(url + "/metrics")[2]
+            answering = [v for _, v in samples(body, "netmon_snmp_up") if v == 1.0]
+            utilisation = samples(body, "netmon_interface_utilization_ratio")
+            wan = [v for labels, v in utilisation
+                   if labels["target"] == "cpe-ep-so-01" and labels["ifname"] == "WAN"]  # fmt: skip
+            return len(answering) == 243 and len(wan) == 2 and all(0 < v < 1 for v in wan)
+
+        # Two polls 15 s apart give the first utilisation.
+        wait_until(devices_with_traffic, timeout=45, interval=1, what="interface utilisation")
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -1,0 +1,1 @@
+"""The demo lab's simulated world: devices and endpoints that netmon can watch on loopback."""
