@@ -140,3 +140,41 @@ class Snmpd:
             self.process.kill()
             self.process.wait()
         self.log.close()
+
+
+class SnmpSim:
+    """snmpsim serving the .snmprec files of `data_dir` (the community picks the file)."""
+
+    def __init__(self, data_dir: Path, workdir: Path, *, probe_community: str) -> None:
+        import shutil
+        import sys
+
+        binary = shutil.which("snmpsim-command-responder", path=str(Path(sys.executable).parent))
+        if binary is None:
+            raise AssertionError("snmpsim is not installed: `make test` installs the lab extra")
+        self.port = free_udp_port()
+        self.log = (workdir / "snmpsim.log").open("w")
+        cache = workdir / "snmpsim-cache"
+        cache.mkdir(exist_ok=True)
+        self.process = subprocess.Popen(
+            [binary, f"--data-dir={data_dir}", f"--cache-dir={cache}",
+             f"--agent-udpv4-endpoint=127.0.0.1:{self.port}"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+            env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"},
+        )  # fmt: skip
+        self.community = probe_community
+        wait_until(self._ready, timeout=60, what="snmpsim to answer")
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"snmpsim exited with {self.process.returncode}")
+        return snmp_answers(self.port, self.community.encode())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()

@@ -80,7 +80,9 @@ def _text(varbind: VarBind | None) -> str:
     if varbind is None:
         return ""
     if isinstance(varbind.value, bytes):
-        return varbind.value.decode("utf-8", "replace")
+        # Many agents NUL-terminate their DisplayStrings (one recorded converter sends
+        # "port0\0"); a NUL has no place in a label value.
+        return varbind.value.decode("utf-8", "replace").replace("\x00", "").strip()
     if isinstance(varbind.value, tuple):
         return oid_to_text(varbind.value)
     return str(varbind.value)
