@@ -129,6 +129,7 @@ class InterfaceSample:
     out_errors: int | None
     in_discards: int | None
     out_discards: int | None
+    discontinuity: int | None = None  # ifCounterDiscontinuityTime, in sysUpTime ticks
 
 
 @dataclass(frozen=True, slots=True)

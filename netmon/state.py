@@ -162,11 +162,13 @@ def interface_rates(
     """Utilisation in and out between two polls, timed by the agent's own sysUpTime.
 
     None when no honest rate exists: the agent rebooted (sysUpTime went back), the counter
-    width changed, the speed is unknown, or a 64-bit counter went back (a discontinuity;
-    only 32-bit counters wrap in practice).
+    width changed, ifCounterDiscontinuityTime moved, the speed is unknown, or a 64-bit counter
+    went back (a discontinuity; only 32-bit counters wrap in practice).
     """
     if ticks <= previous_ticks or previous.counter_bits != current.counter_bits:
         return None
+    if previous.discontinuity != current.discontinuity:
+        return None  # the agent says its counters restarted (ifCounterDiscontinuityTime)
     speed = current.speed_bps
     if not speed:
         return None

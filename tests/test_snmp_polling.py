@@ -20,12 +20,17 @@ COMMUNITY = "s3cr3t-c0mmunity-for-tests"
 
 
 def _iface(
-    octets_in: int, octets_out: int, *, bits: int = 64, speed: int = 100_000_000
+    octets_in: int,
+    octets_out: int,
+    *,
+    bits: int = 64,
+    speed: int = 100_000_000,
+    discontinuity: int = 0,
 ) -> InterfaceSample:
     return InterfaceSample(
         index=1, name="wan", alias="", descr="", admin_up=True, oper_up=True, speed_bps=speed,
         counter_bits=bits, in_octets=octets_in, out_octets=octets_out, in_errors=0,
-        out_errors=0, in_discards=0, out_discards=0,
+        out_errors=0, in_discards=0, out_discards=0, discontinuity=discontinuity,
     )  # fmt: skip
 
 
@@ -43,6 +48,8 @@ def _iface(
         (_iface(10**9, 10**9), 1000, _iface(10, 10**9), 4000, None),
         # 64-bit read before, 32-bit now: different counters, no rate
         (_iface(0, 0), 1000, _iface(0, 0, bits=32), 4000, None),
+        # ifCounterDiscontinuityTime moved: the agent says the counters restarted
+        (_iface(0, 0), 1000, _iface(10**6, 10**6, discontinuity=3000), 4000, None),
         # unknown speed
         (_iface(0, 0, speed=0), 1000, _iface(10, 10, speed=0), 4000, None),
     ],

@@ -52,6 +52,7 @@ COLUMNS: dict[str, OID] = {
     "out_octets64": (*IF_X_ENTRY, 10),
     "high_speed": (*IF_X_ENTRY, 15),
     "alias": (*IF_X_ENTRY, 18),
+    "discontinuity": (*IF_X_ENTRY, 19),
 }
 _VERSIONS = {"1": Version.V1, "2c": Version.V2C}
 
@@ -230,6 +231,7 @@ class SnmpCollector:
                 out_errors=_int(row["out_errors"]),
                 in_discards=_int(row["in_discards"]),
                 out_discards=_int(row["out_discards"]),
+                discontinuity=_int(row["discontinuity"]),
             )
             if _selected(sample, settings.interfaces):
                 samples.append(sample)

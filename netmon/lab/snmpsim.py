@@ -46,6 +46,7 @@ class SimInterface:
     out_bps: float
     flapping: bool = False
     admin_down: bool = False
+    initial_octets: int | None = None  # where the counters start; derived from the id if None
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class SimDevice:
     sys_descr: str
     sys_object_id: str
     interfaces: tuple[SimInterface, ...] = field(default_factory=tuple)
+    high_capacity: bool = True  # False: an old agent with 32-bit counters only
 
 
 def _fraction(*parts: object) -> float:
@@ -178,7 +180,9 @@ def snmprec(device: SimDevice) -> str:
     ]
     for interface in device.interfaces:
         i = interface.index
-        start = int(2**31 * _fraction("octets", device.id, i))
+        start = interface.initial_octets
+        if start is None:
+            start = int(2**31 * _fraction("octets", device.id, i))
         in_rate, out_rate = interface.in_bps / 8, interface.out_bps / 8
         oper = "2|2" if interface.admin_down else "2|1"
         if interface.flapping:
@@ -198,11 +202,14 @@ def snmprec(device: SimDevice) -> str:
             (f"{IF}.19.{i}", "65:numeric|rate=0.001,initial=0"),
             (f"{IF}.20.{i}", "65:numeric|rate=0.001,initial=0"),
             (f"{IFX}.1.{i}", _text(interface.name)),
-            (f"{IFX}.6.{i}", f"70:numeric|rate={in_rate:.0f},initial={start}"),
-            (f"{IFX}.10.{i}", f"70:numeric|rate={out_rate:.0f},initial={start}"),
             (f"{IFX}.15.{i}", f"66|{interface.speed_bps // 1_000_000}"),
             (f"{IFX}.18.{i}", _text(interface.alias)),
         ]
+        if device.high_capacity:
+            rows += [
+                (f"{IFX}.6.{i}", f"70:numeric|rate={in_rate:.0f},initial={start}"),
+                (f"{IFX}.10.{i}", f"70:numeric|rate={out_rate:.0f},initial={start}"),
+            ]
     rows.sort(key=lambda row: tuple(int(part) for part in row[0].split(".")))
     return "".join(f"{oid}|{value}\n" for oid, value in rows)
 
