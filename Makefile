@@ -52,6 +52,7 @@ test: setup lint
 
 bench: setup
 	$(BIN)/python -m bench.icmp_bench
+	$(BIN)/python -m bench.snmp_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

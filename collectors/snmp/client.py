@@ -64,6 +64,7 @@ class ClientStats:
     malformed: int = 0
     unmatched: int = 0
     retries: int = 0
+    varbinds: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,7 @@ class SnmpClient:
             return
         future, _ = waiting
         del self._waiting[message.request_id]
+        self.stats.varbinds += len(message.varbinds)
         if not future.done():
             future.set_result(message)
 
@@ -298,28 +300,33 @@ async def walk_columns_with(
     last: list[OID] = list(columns)
     done = [False] * len(columns)
     values: list[dict[OID, VarBind]] = [{} for _ in columns]
+    widths = [len(root) for root in columns]
     truncated: str | None = None
+    end_of_view, exceptions = Tag.END_OF_MIB_VIEW, EXCEPTIONS
     while not all(done):
         active = [i for i, finished in enumerate(done) if not finished]
         varbinds = await fetch([last[i] for i in active])
         if not varbinds:
             break
+        width = len(active)
         for position, varbind in enumerate(varbinds):
-            column = active[position % len(active)]
+            column = active[position % width]
             if done[column]:
                 continue
-            root = columns[column]
-            if varbind.tag == Tag.END_OF_MIB_VIEW or varbind.oid[: len(root)] != root:
+            oid = varbind.oid
+            cut = widths[column]
+            if varbind.tag == end_of_view or oid[:cut] != columns[column]:
                 done[column] = True
                 continue
-            if varbind.oid <= last[column]:
+            if oid <= last[column]:
                 done[column] = True
                 truncated = "non-increasing OID"
                 continue
-            last[column] = varbind.oid
-            if varbind.tag not in EXCEPTIONS:
-                values[column][varbind.oid[len(root) :]] = varbind
-            if len(values[column]) >= max_rows:
+            last[column] = oid
+            rows = values[column]
+            if varbind.tag not in exceptions:
+                rows[oid[cut:]] = varbind
+            if len(rows) >= max_rows:
                 done[column] = True
                 truncated = "row cap"
     return TableResult(columns=values, truncated=truncated)

@@ -57,6 +57,8 @@ _UNSIGNED = frozenset({Tag.COUNTER32, Tag.GAUGE32, Tag.TIMETICKS, Tag.COUNTER64}
 _UNSIGNED_LIMIT = {Tag.COUNTER32: 1 << 32, Tag.GAUGE32: 1 << 32, Tag.TIMETICKS: 1 << 32,
                    Tag.COUNTER64: 1 << 64}  # fmt: skip
 _TAGS = {int(tag): tag for tag in Tag}
+_UNSIGNED_FAST = {int(tag): limit for tag, limit in _UNSIGNED_LIMIT.items()}
+_OID_CACHE_SIZE = 200_000  # per direction; ~40 MB at most; cleared whole when full
 _PDU_TYPES = {int(kind): kind for kind in PduType}
 
 Value = int | bytes | OID | None
@@ -112,7 +114,20 @@ def _unsigned(value: int) -> bytes:
     return value.to_bytes(value.bit_length() // 8 + 1, "big")
 
 
+_ENCODED_OIDS: dict[OID, bytes] = {}
+
+
 def encode_oid(oid: OID) -> bytes:
+    encoded = _ENCODED_OIDS.get(oid)
+    if encoded is None:
+        encoded = _encode_oid(oid)
+        if len(_ENCODED_OIDS) >= _OID_CACHE_SIZE:
+            _ENCODED_OIDS.clear()
+        _ENCODED_OIDS[oid] = encoded
+    return encoded
+
+
+def _encode_oid(oid: OID) -> bytes:
     if len(oid) < 2 or oid[0] > 2 or (oid[0] < 2 and oid[1] > 39):
         raise ValueError(f"not an encodable OID: {oid}")
     out = bytearray()
@@ -228,9 +243,17 @@ def _int(data: bytes, start: int, stop: int) -> int:
     return int.from_bytes(data[start:stop], "big", signed=True)
 
 
+_OID_CACHE: dict[bytes, OID] = {}
+
+
 def decode_oid(data: bytes, start: int, stop: int) -> OID:
     if start == stop:
         raise DecodeError("empty OID")
+    chunk = data[start:stop]
+    if max(chunk) < 0x80:  # every sub-identifier in one byte: the common case
+        first = chunk[0]
+        head = (first // 40, first % 40) if first < 80 else (2, first - 80)
+        return (*head, *chunk[1:])
     arcs: list[int] = []
     value = 0
     for pos in range(start, stop):
@@ -309,17 +332,46 @@ def _decode(data: bytes) -> Message:
     if tag != Tag.SEQUENCE:
         raise DecodeError("no varbind list")
     varbinds = []
+    oids = _OID_CACHE
     while pos < list_end:
-        tag, vb_start, vb_end = _header(data, pos, list_end)
-        if tag != Tag.SEQUENCE:
-            raise DecodeError("bad varbind")
-        tag, start, stop = _header(data, vb_start, vb_end)
-        if tag != Tag.OBJECT_IDENTIFIER:
-            raise DecodeError("varbind without OID")
-        oid = decode_oid(data, start, stop)
+        # Short-form lengths inline (nearly every varbind); anything else takes _header.
+        if data[pos] == 0x30 and data[pos + 1] < 0x80:
+            vb_start = pos + 2
+            vb_end = vb_start + data[pos + 1]
+            if vb_end > list_end:
+                raise DecodeError("length runs past the end")
+        else:
+            tag, vb_start, vb_end = _header(data, pos, list_end)
+            if tag != Tag.SEQUENCE:
+                raise DecodeError("bad varbind")
+        if vb_start + 2 <= vb_end and data[vb_start] == 0x06 and data[vb_start + 1] < 0x80:
+            start = vb_start + 2
+            stop = start + data[vb_start + 1]
+            if stop > vb_end:
+                raise DecodeError("length runs past the end")
+        else:
+            tag, start, stop = _header(data, vb_start, vb_end)
+            if tag != Tag.OBJECT_IDENTIFIER:
+                raise DecodeError("varbind without OID")
+        # Polls bring back the same OIDs again and again (every poll of every device with
+        # the same table layout): decoding each once is most of the decoding work saved.
+        raw = data[start:stop]
+        oid = oids.get(raw)
+        if oid is None:
+            oid = decode_oid(data, start, stop)
+            if len(oids) >= _OID_CACHE_SIZE:
+                oids.clear()
+            oids[raw] = oid
         tag, start, stop = _header(data, stop, vb_end)
-        kind, value = _value(tag, data, start, stop)
-        varbinds.append(VarBind(oid, kind, value))
+        limit = _UNSIGNED_FAST.get(tag)
+        if limit is not None and start < stop:  # counters and gauges: most of a table
+            number = int.from_bytes(data[start:stop], "big")
+            if number >= limit:
+                raise DecodeError(f"{_TAGS[tag].name} out of range")
+            varbinds.append(VarBind(oid, _TAGS[tag], number))
+        else:
+            kind, value = _value(tag, data, start, stop)
+            varbinds.append(VarBind(oid, kind, value))
         pos = vb_end
     return Message(
         version=Version(version_number),

@@ -117,6 +117,10 @@ class SnmpCollector:
         self._owns_client = client is None
         self._v3 = V3Session()
 
+    @property
+    def varbinds_received(self) -> int:
+        return self._client.stats.varbinds + self._v3.varbinds
+
     async def start(self) -> None:
         if self._owns_client:
             await self._client.start()

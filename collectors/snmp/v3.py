@@ -111,6 +111,7 @@ class V3Session:
     def __init__(self) -> None:
         self._engine: SnmpEngine | None = None
         self._lock = asyncio.Lock()
+        self.varbinds = 0
 
     async def _get_engine(self) -> SnmpEngine:
         async with self._lock:
@@ -167,6 +168,7 @@ class V3Session:
         if int(status):
             name = ERROR_STATUS_NAMES.get(int(status), str(int(status)))
             raise CollectError("snmp-error", f"{agent.address}: {name} at varbind {int(index)}")
+        self.varbinds += len(varbinds)
         return [to_varbind(name, value) for name, value in varbinds]
 
     async def get(self, agent: V3Agent, oids: Sequence[OID]) -> list[VarBind]:
