@@ -10,15 +10,24 @@ STAMP := $(VENV)/.installed
 
 # command:package pairs; a package is installed only when its command is missing.
 SYSTEM_TOOLS := ip:iproute2 sysctl:procps setpriv:util-linux promtool:prometheus \
-  prometheus:prometheus fping:fping snmpd:snmpd snmpbulkwalk:snmp
+  prometheus:prometheus snmpd:snmpd snmpbulkwalk:snmp
+# Peers that only the benchmarks measure netmon against.
+BENCH_TOOLS := fping:fping prometheus-snmp-exporter:prometheus-snmp-exporter
 
-.PHONY: setup system-deps demo test lint format bench clean
+.PHONY: setup system-deps bench-deps apt-missing demo test lint format bench clean
 
 setup: system-deps $(STAMP)
 
 system-deps:
+	@$(MAKE) --no-print-directory apt-missing TOOLS="$(SYSTEM_TOOLS)"
+
+bench-deps:
+	@$(MAKE) --no-print-directory apt-missing TOOLS="$(BENCH_TOOLS)"
+
+# Installs the Debian package of every command:package pair in TOOLS whose command is missing.
+apt-missing:
 	@missing=""; \
-	for pair in $(SYSTEM_TOOLS); do \
+	for pair in $(TOOLS); do \
 	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
 	done; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
@@ -50,7 +59,7 @@ format: $(STAMP)
 test: setup lint
 	$(BIN)/pytest
 
-bench: setup
+bench: setup bench-deps
 	$(BIN)/python -m bench.icmp_bench
 	$(BIN)/python -m bench.snmp_bench
 
