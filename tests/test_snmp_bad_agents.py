@@ -174,3 +174,54 @@ async def test_an_error_status_names_itself(bad_agent: Any) -> None:
         await _poll(port)
     assert caught.value.reason == "snmp-error"
     assert "genErr at varbind 1" in caught.value.detail
+
+
+async def test_names_are_read_again_when_if_table_last_change_moves(bad_agent: Any) -> None:
+    from collectors.snmp.client import SnmpClient
+    from collectors.snmp.collector import IF_TABLE_LAST_CHANGE
+
+    last_change = [100]
+    walked: list[int] = []
+
+    def respond(request: Message) -> list[VarBind]:
+        if request.pdu_type == PduType.GET:
+            return [
+                VarBind(vb.oid, Tag.TIMETICKS, last_change[0])
+                if vb.oid == IF_TABLE_LAST_CHANGE
+                else VarBind(vb.oid, Tag.TIMETICKS, 5000)
+                if vb.oid == (*SYSTEM, 3, 0)
+                else VarBind(vb.oid, Tag.OCTET_STRING, b"x")
+                for vb in request.varbinds
+            ]
+        walked.append(len(request.varbinds))
+        # One interface (index 1) in every column, then the end of the MIB.
+        return [
+            VarBind((*vb.oid[: len(IF_ENTRY) + 1], 1), Tag.INTEGER, 1)
+            if len(vb.oid) == len(IF_ENTRY) + 1
+            else VarBind(vb.oid, Tag.END_OF_MIB_VIEW, None)
+            for vb in request.varbinds
+        ]
+
+    port = await bad_agent(respond)
+    client = SnmpClient()
+    collector = SnmpCollector(client=client)
+    await client.start()
+    try:
+        target = ProbeTarget(
+            id="bad", address="127.0.0.1",
+            credentials={"c": SnmpCredential.model_validate({"community": "public"})},
+        )  # fmt: skip
+        settings = SnmpSettings(credential="c", port=port, timeout=0.3, retries=0)
+        await collector.collect(target, settings)
+        first = walked[0]
+        walked.clear()
+        await collector.collect(target, settings)
+        cached = walked[0]
+        walked.clear()
+        last_change[0] = 200  # an interface was added or renamed on the device
+        await collector.collect(target, settings)
+        refreshed = walked[0]
+    finally:
+        await client.close()
+    assert cached == first - 3
+    assert refreshed == first

@@ -129,3 +129,56 @@ async def test_many_agents_share_one_socket(snmpd: Snmpd) -> None:
         results = await asyncio.gather(*(client.walk(_agent(snmpd), SYSTEM) for _ in range(100)))
         assert len(client._sockets) == 1
     assert len({len(result.varbinds) for result in results}) == 1
+
+
+async def _collect_twice(snmpd: Snmpd, **settings: Any) -> tuple[list[list[OID]], list[list[str]]]:
+    """Two polls through one collector: the columns each walked, and the names each found."""
+    from collectors.base import DeviceSample, ProbeTarget
+    from collectors.credentials import SnmpCredential
+    from collectors.snmp.collector import SnmpCollector, SnmpSettings
+
+    client = SnmpClient()
+    walked: list[list[OID]] = []
+    original = client.walk_columns
+
+    async def spy(agent: Agent, columns: Any, **options: Any) -> Any:
+        walked.append(list(columns))
+        return await original(agent, columns, **options)
+
+    client.walk_columns = spy  # type: ignore[method-assign]
+    collector = SnmpCollector(client=client)
+    await client.start()
+    try:
+        target = ProbeTarget(
+            id="cached", address="127.0.0.1",
+            credentials={"c": SnmpCredential.model_validate({"community": "public"})},
+        )  # fmt: skip
+        config = SnmpSettings(credential="c", port=snmpd.port, **settings)
+        names = []
+        for _ in range(2):
+            sample = await collector.collect(target, config)
+            assert isinstance(sample, DeviceSample)
+            names.append([interface.name for interface in sample.interfaces])
+            await asyncio.sleep(0.2)
+    finally:
+        await client.close()
+    return walked, names
+
+
+IF_NAME = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1)
+
+
+@pytest.mark.peer
+async def test_interface_names_are_cached_between_polls(snmpd: Snmpd) -> None:
+    walked, names = await _collect_twice(snmpd)
+    assert names[1] == names[0]
+    assert "lo" in names[0]
+    assert IF_NAME in walked[0]
+    assert IF_NAME not in walked[1]  # ifName, ifAlias, ifDescr came from the cache
+    assert len(walked[1]) == len(walked[0]) - 3
+
+
+@pytest.mark.peer
+async def test_cached_names_expire(snmpd: Snmpd) -> None:
+    walked, _ = await _collect_twice(snmpd, lookup_max_age=0.1)
+    assert IF_NAME in walked[1]

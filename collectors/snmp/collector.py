@@ -14,7 +14,7 @@ import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -34,6 +34,7 @@ SYSTEM = (1, 3, 6, 1, 2, 1, 1)
 SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME = (
     (*SYSTEM, 1, 0), (*SYSTEM, 2, 0), (*SYSTEM, 3, 0), (*SYSTEM, 5, 0)
 )  # fmt: skip
+IF_TABLE_LAST_CHANGE = (1, 3, 6, 1, 2, 1, 31, 1, 5, 0)
 IF_ENTRY = (1, 3, 6, 1, 2, 1, 2, 2, 1)
 IF_X_ENTRY = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
 COLUMNS: dict[str, OID] = {
@@ -54,7 +55,31 @@ COLUMNS: dict[str, OID] = {
     "alias": (*IF_X_ENTRY, 18),
     "discontinuity": (*IF_X_ENTRY, 19),
 }
+# Text columns change rarely; they are cached per device (see _LookupCache).
+LOOKUP_COLUMNS = ("descr", "name", "alias")
 _VERSIONS = {"1": Version.V1, "2c": Version.V2C}
+
+
+@dataclass
+class _Lookups:
+    """A device's interface names, kept between polls.
+
+    Re-read when the device rebooted (sysUpTime went back), when ifTableLastChange moved, when
+    an interface shows up that the cache does not know, or after `lookup_max_age`.
+    """
+
+    uptime_ticks: int
+    table_last_change: int | None
+    read_at: float
+    rows: dict[OID, tuple[VarBind | None, VarBind | None, VarBind | None]]
+
+    def valid(self, uptime: int | None, last_change: int | None, max_age: float) -> bool:
+        return (
+            uptime is not None
+            and uptime >= self.uptime_ticks
+            and last_change == self.table_last_change
+            and time.monotonic() - self.read_at < max_age
+        )
 
 
 class SnmpSettings(CollectorSettings):
@@ -67,6 +92,9 @@ class SnmpSettings(CollectorSettings):
     credential: str | None = Field(default=None, description="a name from `credentials`")
     max_repetitions: int = Field(default=25, ge=1, le=200)
     max_interfaces: int = Field(default=4096, ge=1, description="rows read per table, at most")
+    lookup_max_age: Duration = Field(
+        default=3600.0, gt=0, description="re-read interface names at least this often"
+    )
     interfaces: tuple[str, ...] = Field(
         default=(), description="glob patterns on ifName, ifDescr or ifAlias; empty = all"
     )
@@ -116,6 +144,7 @@ class SnmpCollector:
         self._client = client or SnmpClient()
         self._owns_client = client is None
         self._v3 = V3Session()
+        self._lookups: dict[tuple[str, str, int], _Lookups] = {}
 
     @property
     def varbinds_received(self) -> int:
@@ -174,15 +203,27 @@ class SnmpCollector:
         session = self._session(target, settings)
         system = {
             vb.oid: vb
-            for vb in await session.get([SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME])
+            for vb in await session.get(
+                [SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME, IF_TABLE_LAST_CHANGE]
+            )
             if vb.tag not in (Tag.NO_SUCH_OBJECT, Tag.NO_SUCH_INSTANCE)
         }
+        key = (target.id, target.address, settings.port)
+        uptime = _int(system.get(SYS_UPTIME))
+        last_change = _int(system.get(IF_TABLE_LAST_CHANGE))
+        lookups = self._lookups.get(key)
+        if lookups is not None and not lookups.valid(uptime, last_change, settings.lookup_max_age):
+            lookups = None
         missing: list[str] = []
         interfaces: tuple[InterfaceSample, ...] = ()
         reason: str | None = None
         detail: str | None = None
         try:
-            interfaces, truncated = await self._interfaces(session, settings)
+            interfaces, truncated, fresh = await self._interfaces(session, settings, lookups)
+            if fresh is not None and uptime is not None:
+                self._lookups[key] = _Lookups(uptime, last_change, time.monotonic(), fresh)
+            elif fresh is None and lookups is not None:
+                lookups.uptime_ticks = uptime or lookups.uptime_ticks
             if truncated is not None:
                 # Keep what was read; say why the table may be incomplete.
                 reason = truncated.replace(" ", "-").lower()
@@ -206,17 +247,33 @@ class SnmpCollector:
         )
 
     async def _interfaces(
-        self, session: _Session, settings: SnmpSettings
-    ) -> tuple[tuple[InterfaceSample, ...], str | None]:
-        names = list(COLUMNS)
+        self, session: _Session, settings: SnmpSettings, lookups: _Lookups | None
+    ) -> tuple[tuple[InterfaceSample, ...], str | None, dict[OID, Any] | None]:
+        """The interfaces; with valid cached lookups only the numeric columns are walked.
+
+        Returns the samples, why the walk stopped early (if it did), and freshly read lookup
+        rows to cache (None when the cache was used).
+        """
+        names = [name for name in COLUMNS if lookups is None or name not in LOOKUP_COLUMNS]
         table = await session.walk(
-            list(COLUMNS.values()), settings.max_repetitions, settings.max_interfaces
+            [COLUMNS[name] for name in names], settings.max_repetitions, settings.max_interfaces
         )
         by_name = dict(zip(names, table.columns, strict=True))
         indexes = sorted({index for column in table.columns for index in column if len(index) == 1})
+        if lookups is not None and any(index not in lookups.rows for index in indexes):
+            # An interface the cache does not know: read everything again, now.
+            return await self._interfaces(session, settings, None)
+        fresh: dict[OID, Any] | None = None
+        if lookups is None:
+            fresh = {
+                index: tuple(by_name[name].get(index) for name in LOOKUP_COLUMNS)
+                for index in indexes
+            }
+        cached_rows = fresh if fresh is not None else lookups.rows if lookups else {}
         samples = []
         for (ifindex,) in indexes:
             row = {name: by_name[name].get((ifindex,)) for name in names}
+            row.update(zip(LOOKUP_COLUMNS, cached_rows[(ifindex,)], strict=True))
             hc = row["in_octets64"] is not None and row["out_octets64"] is not None
             high_speed = _int(row["high_speed"])
             speed = high_speed * 1_000_000 if high_speed else _int(row["speed"])
@@ -239,7 +296,7 @@ class SnmpCollector:
             )
             if _selected(sample, settings.interfaces):
                 samples.append(sample)
-        return tuple(samples), table.truncated
+        return tuple(samples), table.truncated, fresh
 
 
 def _selected(sample: InterfaceSample, patterns: tuple[str, ...]) -> bool:
