@@ -146,6 +146,8 @@ class DeviceSample(Observation):
     sys_object_id: str = ""
     interfaces: tuple[InterfaceSample, ...] = ()
     missing: tuple[str, ...] = ()
+    # From data-defined modules: (name, type, help, labels, value), name without netmon_.
+    metrics: tuple[tuple[str, str, str, tuple[tuple[str, str], ...], float], ...] = ()
 
 
 class CollectError(Exception):

@@ -141,6 +141,25 @@ class StoreCollector:
                         utilization.add_metric([*labels, "out"], interface.utilization[1])
         yield from (snmp_up, poll_duration, uptime, device_info, reboots, *counters.values(),
                     oper, admin, speed, utilization)  # fmt: skip
+        yield from self._module_families()
+
+    def _module_families(self) -> Iterator[Metric]:
+        """Metrics of data-defined SNMP modules, one family per name across all devices."""
+        families: dict[str, Metric] = {}
+        for target_id, state in sorted(self._store.targets.items()):
+            for device in state.devices.values():
+                if not device.up:
+                    continue
+                for name, kind, help_text, labels, value in device.metrics:
+                    full = f"netmon_{name}"
+                    family = families.get(full)
+                    if family is None:
+                        family = families[full] = _module_family(full, kind, help_text)
+                    sample_name = full + "_total" if kind == "counter" else full
+                    family.samples.append(
+                        Sample(sample_name, {"target": target_id, **dict(labels)}, value)
+                    )
+        yield from families.values()
 
     def _self_families(self) -> Iterator[Metric]:
         stats = self._store.stats
@@ -293,6 +312,14 @@ class StoreCollector:
                 Sample("netmon_target_info", dict(zip(names, values, strict=True)), 1)
             )
         yield from (up, info, rtt, sent, received, loss, jitter, success, probe_duration, age)
+
+
+def _module_family(name: str, kind: str, help_text: str) -> Metric:
+    documentation = help_text or "From an SNMP module."
+    if kind == "counter":
+        return CounterMetricFamily(name, documentation)
+    # Info and state sets go out as gauges (1, or 1/0 per state): every scraper reads those.
+    return GaugeMetricFamily(name, documentation)
 
 
 def build_registry(store: StateStore) -> CollectorRegistry:

@@ -206,6 +206,7 @@ class DeviceState:
     sys_descr: str = ""
     sys_object_id: str = ""
     interfaces: dict[int, InterfaceState] = field(default_factory=dict)
+    metrics: tuple[tuple[str, str, str, tuple[tuple[str, str], ...], float], ...] = ()
     reboots: int = 0
     # The last good reading, kept across failed polls so the next rate spans the gap.
     last_ticks: int | None = None
@@ -232,11 +233,13 @@ class DeviceState:
             self.last_interfaces = {i.index: i for i in sample.interfaces}
         if ticks is not None:
             self.last_ticks = ticks
+        self.metrics = sample.metrics
 
     def failed(self, observation: Observation) -> None:
         self.up = False
         self.duration = observation.duration
         self.interfaces = {}  # no stale counters on /metrics while the device is silent
+        self.metrics = ()
 
 
 @dataclass(slots=True)

@@ -8,6 +8,8 @@ import pytest
 
 from tests.lab import netlab as lab
 
+pytest_plugins = ["tests.snmp_agent"]  # the bad_agent fixture
+
 
 @pytest.fixture(scope="session")
 def _lab_ready() -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,61 +11,14 @@ from collectors.base import CollectError, DeviceSample, ProbeTarget
 from collectors.credentials import SnmpCredential
 from collectors.snmp.codec import (
     OID,
-    DecodeError,
     Message,
     PduType,
     Tag,
     VarBind,
-    decode_message,
     encode_message,
 )
 from collectors.snmp.collector import IF_ENTRY, SYSTEM, SnmpCollector, SnmpSettings
-
-Responder = Callable[[Message], list[VarBind] | bytes | None]
-
-
-class BadAgent(asyncio.DatagramProtocol):
-    """A UDP SNMP agent whose answers a test writes: varbinds, raw bytes, or silence."""
-
-    def __init__(self, respond: Responder) -> None:
-        self.respond = respond
-        self.transport: Any = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # selector datagram transports are not DatagramTransport
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            request = decode_message(data)
-        except DecodeError:
-            return
-        answer = self.respond(request)
-        if answer is None:
-            return
-        if isinstance(answer, list):
-            answer = encode_message(
-                Message(request.version, request.community, PduType.RESPONSE,
-                        request.request_id, 0, 0, tuple(answer))
-            )  # fmt: skip
-        assert self.transport is not None
-        self.transport.sendto(answer, addr)
-
-
-@pytest.fixture
-async def bad_agent() -> AsyncIterator[Callable[[Responder], Any]]:
-    transports: list[asyncio.BaseTransport] = []
-
-    async def start(respond: Responder) -> int:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: BadAgent(respond), local_addr=("127.0.0.1", 0)
-        )
-        transports.append(transport)
-        return int(transport.get_extra_info("sockname")[1])
-
-    yield start
-    for transport in transports:
-        transport.close()
+from tests.snmp_agent import Responder
 
 
 def _system(request: Message) -> list[VarBind]:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from collectors.base import (
     CollectError,
@@ -28,6 +28,7 @@ from collectors.base import (
 )
 from collectors.snmp.client import Agent, SnmpClient, TableResult
 from collectors.snmp.codec import OID, Tag, VarBind, Version, oid_to_text
+from collectors.snmp.modules import BUILT_IN, ModuleDef, ModuleSample, samples_for, shipped
 from collectors.snmp.v3 import V3Agent, V3Session
 
 SYSTEM = (1, 3, 6, 1, 2, 1, 1)
@@ -95,6 +96,26 @@ class SnmpSettings(CollectorSettings):
     lookup_max_age: Duration = Field(
         default=3600.0, gt=0, description="re-read interface names at least this often"
     )
+    modules: tuple[str, ...] = Field(
+        default=BUILT_IN, description="what to poll: system, if_mib, shipped or own modules"
+    )
+    module_definitions: dict[str, ModuleDef] = Field(
+        default_factory=dict, description="modules of your own, or overrides of shipped ones"
+    )
+
+    @model_validator(mode="after")
+    def _known_modules(self) -> SnmpSettings:
+        known = {*BUILT_IN, *shipped(), *self.module_definitions}
+        unknown = [name for name in self.modules if name not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown module {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
+            )
+        return self
+
+    def module(self, name: str) -> ModuleDef:
+        return self.module_definitions.get(name) or shipped()[name]
+
     interfaces: tuple[str, ...] = Field(
         default=(), description="glob patterns on ifName, ifDescr or ifAlias; empty = all"
     )
@@ -218,19 +239,30 @@ class SnmpCollector:
         interfaces: tuple[InterfaceSample, ...] = ()
         reason: str | None = None
         detail: str | None = None
-        try:
-            interfaces, truncated, fresh = await self._interfaces(session, settings, lookups)
-            if fresh is not None and uptime is not None:
-                self._lookups[key] = _Lookups(uptime, last_change, time.monotonic(), fresh)
-            elif fresh is None and lookups is not None:
-                lookups.uptime_ticks = uptime or lookups.uptime_ticks
-            if truncated is not None:
-                # Keep what was read; say why the table may be incomplete.
-                reason = truncated.replace(" ", "-").lower()
-                detail = f"interface walk stopped early: {truncated}"
-        except CollectError as exc:
-            missing.append("interfaces")
-            reason, detail = exc.reason, f"interfaces: {exc.detail}"
+        if "if_mib" in settings.modules:
+            try:
+                interfaces, truncated, fresh = await self._interfaces(session, settings, lookups)
+                if fresh is not None and uptime is not None:
+                    self._lookups[key] = _Lookups(uptime, last_change, time.monotonic(), fresh)
+                elif fresh is None and lookups is not None:
+                    lookups.uptime_ticks = uptime or lookups.uptime_ticks
+                if truncated is not None:
+                    # Keep what was read; say why the table may be incomplete.
+                    reason = truncated.replace(" ", "-").lower()
+                    detail = f"interface walk stopped early: {truncated}"
+            except CollectError as exc:
+                missing.append("interfaces")
+                reason, detail = exc.reason, f"interfaces: {exc.detail}"
+        metrics: list[ModuleSample] = []
+        for name in settings.modules:
+            if name in BUILT_IN:
+                continue
+            try:
+                metrics += await self._module(session, settings, settings.module(name))
+            except CollectError as exc:
+                # A failed module is reported; the rest of the poll is kept.
+                missing.append(name)
+                reason, detail = exc.reason, f"module {name}: {exc.detail}"
         return DeviceSample(
             target=target.id,
             collector=self.name,
@@ -244,7 +276,32 @@ class SnmpCollector:
             sys_object_id=_text(system.get(SYS_OBJECT_ID)),
             interfaces=interfaces,
             missing=tuple(missing),
+            metrics=tuple(metrics),
         )
+
+    async def _module(
+        self, session: _Session, settings: SnmpSettings, module: ModuleDef
+    ) -> list[ModuleSample]:
+        out: list[ModuleSample] = []
+        if module.scalars:
+            values = {vb.oid: vb for vb in await session.get([m.oid_tuple for m in module.scalars])}
+            for metric in module.scalars:
+                out += samples_for(metric, values.get(metric.oid_tuple), ())
+        for table in module.tables:
+            lookup_names = list(table.lookups)
+            columns = [m.oid_tuple for m in table.columns] + [
+                _oid(table.lookups[label]) for label in lookup_names
+            ]
+            result = await session.walk(columns, settings.max_repetitions, settings.max_interfaces)
+            metric_columns = result.columns[: len(table.columns)]
+            lookup_columns = result.columns[len(table.columns) :]
+            for metric, rows in zip(table.columns, metric_columns, strict=True):
+                for index, varbind in sorted(rows.items()):
+                    labels = [(table.index_label, ".".join(map(str, index)))]
+                    for label, lookup in zip(lookup_names, lookup_columns, strict=True):
+                        labels.append((label, _text(lookup.get(index))))
+                    out += samples_for(metric, varbind, tuple(labels))
+        return out
 
     async def _interfaces(
         self, session: _Session, settings: SnmpSettings, lookups: _Lookups | None
@@ -297,6 +354,10 @@ class SnmpCollector:
             if _selected(sample, settings.interfaces):
                 samples.append(sample)
         return tuple(samples), table.truncated, fresh
+
+
+def _oid(text: str) -> OID:
+    return tuple(int(part) for part in text.split("."))
 
 
 def _selected(sample: InterfaceSample, patterns: tuple[str, ...]) -> bool:
