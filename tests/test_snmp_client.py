@@ -150,7 +150,7 @@ async def _collect_twice(snmpd: Snmpd, **settings: Any) -> tuple[list[list[OID]]
     await client.start()
     try:
         target = ProbeTarget(
-            id="cached", address="127.0.0.1",
+            id="cached", address="localhost",  # a name, resolved by the collector
             credentials={"c": SnmpCredential.model_validate({"community": "public"})},
         )  # fmt: skip
         config = SnmpSettings(credential="c", port=snmpd.port, **settings)

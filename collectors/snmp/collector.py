@@ -9,8 +9,10 @@ the walk's failure is named in `missing`.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import ipaddress
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -166,6 +168,7 @@ class SnmpCollector:
         self._owns_client = client is None
         self._v3 = V3Session()
         self._lookups: dict[tuple[str, str, int], _Lookups] = {}
+        self._resolved: dict[str, tuple[str, float]] = {}
 
     @property
     def varbinds_received(self) -> int:
@@ -180,14 +183,31 @@ class SnmpCollector:
             await self._client.close()
         await self._v3.close()
 
-    def _session(self, target: ProbeTarget, settings: SnmpSettings) -> _Session:
+    async def _address(self, host: str, timeout: float) -> str:
+        """An IP literal as is; a name resolved (IPv4 first) and cached for five minutes."""
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            pass
+        cached = self._resolved.get(host)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                infos = await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+        except (OSError, TimeoutError) as exc:
+            raise CollectError("resolve", f"cannot resolve {host}") from exc
+        infos.sort(key=lambda info: info[0] != socket.AF_INET)
+        address = str(infos[0][4][0])
+        self._resolved[host] = (address, time.monotonic() + 300)
+        return address
+
+    async def _session(self, target: ProbeTarget, settings: SnmpSettings) -> _Session:
         credential = target.credentials.get(settings.credential or "")
         if credential is None:
             raise CollectError("config", f"no credential {settings.credential!r}")
-        try:
-            address = str(ipaddress.ip_address(target.address))
-        except ValueError:
-            raise CollectError("config", "SNMP targets need an IP address for now") from None
+        address = await self._address(target.address, settings.timeout)
         if credential.snmp_version == "3":
             v3_agent = V3Agent(
                 address=address,
@@ -221,7 +241,7 @@ class SnmpCollector:
     async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> DeviceSample:
         assert isinstance(settings, SnmpSettings)
         started = time.monotonic()
-        session = self._session(target, settings)
+        session = await self._session(target, settings)
         system = {
             vb.oid: vb
             for vb in await session.get(
