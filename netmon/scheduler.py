@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.050
 DEADLINE_INTERVALS = 1.5
+SLOW_SHARE = 0.8  # a run longer than this share of its interval is logged as slow
 
 
 def phase_fraction(target_id: str, collector: str) -> float:
@@ -93,6 +94,7 @@ class Scheduler:
         self._specs: dict[tuple[str, str], JobSpec] = {}
         self._groups: dict[GroupKey, _TickGroup] = {}
         self._failing: dict[tuple[str, str], str] = {}
+        self._slow: set[tuple[str, str]] = set()
 
     @property
     def job_count(self) -> int:
@@ -124,6 +126,7 @@ class Scheduler:
                 del group.members[spec.target.id]
                 del self._specs[key]
                 self._failing.pop(key, None)
+                self._slow.discard(key)
         for key, spec in wanted.items():
             if key in self._specs:
                 continue
@@ -252,3 +255,16 @@ class Scheduler:
                 "probe failing",
                 extra={**context, "reason": observation.reason, "detail": observation.detail},
             )
+        # A run that takes most of its interval is about to miss slots: name the target once.
+        # (Only answers count: a silent target is slow because it is failing, logged above.)
+        slow = observation.ok and observation.duration > SLOW_SHARE * spec.settings.interval
+        if slow and key not in self._slow:
+            self._slow.add(key)
+            log.warning(
+                "probe slow",
+                extra={**context, "duration": round(observation.duration, 3),
+                       "interval": spec.settings.interval},
+            )  # fmt: skip
+        elif not slow and key in self._slow:
+            self._slow.discard(key)
+            log.info("probe no longer slow", extra=context)

@@ -229,3 +229,21 @@ async def test_stop_cancels_everything_quickly() -> None:
     assert not [
         t for t in asyncio.all_tasks() if t.get_name().startswith("collect:") and not t.done()
     ]
+
+
+async def test_slow_targets_are_named_once(caplog: pytest.LogCaptureFixture) -> None:
+    class Slow(FakeCollector):
+        async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> Observation:
+            duration = 0.09 if target.id == "t0" else 0.0
+            return Observation(target=target.id, collector="icmp", ok=True, duration=duration)
+
+    store = StateStore()
+    inventory = _inventory(2, interval=0.1)
+    store.apply_inventory(inventory)
+    scheduler = Scheduler(store=store, collectors={"icmp": Slow()}, max_concurrency=10)
+    with caplog.at_level("INFO", logger="netmon.scheduler"):
+        scheduler.apply(inventory)
+        await asyncio.sleep(0.5)
+        await scheduler.stop()
+    slow = [r for r in caplog.records if r.getMessage() == "probe slow"]
+    assert [r.__dict__["target"] for r in slow] == ["t0"]
