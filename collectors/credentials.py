@@ -38,22 +38,33 @@ class Secret:
         return hash(self._value)
 
 
+def _checked(value: str, where: str) -> Secret:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # Never echo the value: say where it came from.
+        raise ValueError(f"the secret {where} is not valid UTF-8") from None
+    return Secret(value)
+
+
 def _load_secret(value: object) -> Secret:
     if isinstance(value, Secret):
         return value
     if isinstance(value, str):
-        return Secret(value)
+        return _checked(value, "written inline")
     if isinstance(value, dict) and len(value) == 1:
         ((source, name),) = value.items()
         if source == "env" and isinstance(name, str):
             if name not in os.environ:
                 raise ValueError(f"environment variable {name} is not set")
-            return Secret(os.environ[name])
+            return _checked(os.environ[name], f"in environment variable {name}")
         if source == "file" and isinstance(name, str):
             try:
                 return Secret(Path(name).read_text(encoding="utf-8").rstrip("\n"))
             except OSError as exc:
                 raise ValueError(f"cannot read secret file {name}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise ValueError(f"the secret in file {name} is not valid UTF-8") from None
     raise ValueError("expected a string, {env: VARIABLE} or {file: PATH}")
 
 

@@ -42,6 +42,11 @@ DEADLINE_INTERVALS = 1.5
 SLOW_SHARE = 0.8  # a run longer than this share of its interval is logged as slow
 
 
+def _exception_name(exc: BaseException) -> str:
+    # Only the type: an unexpected exception's text may hold anything, a key included.
+    return f"unexpected {type(exc).__name__} (see the log)"
+
+
 def phase_fraction(target_id: str, collector: str) -> float:
     """A stable pseudo-random fraction in [0, 1) for spreading start times."""
     return zlib.crc32(f"{collector}/{target_id}".encode()) / 2**32
@@ -194,7 +199,9 @@ class Scheduler:
                     "collector crashed",
                     extra={"target": spec.target.id, "collector": spec.collector},
                 )
-                observation = self._failure(spec, loop.time() - started, "internal", repr(exc))
+                observation = self._failure(
+                    spec, loop.time() - started, "internal", _exception_name(exc)
+                )
         self._record(spec, observation)
 
     async def _run_batch(
@@ -215,7 +222,7 @@ class Scheduler:
             failure = ("timeout", "no result within the deadline")
         except Exception as exc:  # a collector bug must not kill the job
             log.exception("collector crashed", extra={"collector": members[0].collector})
-            failure = ("internal", repr(exc))
+            failure = ("internal", _exception_name(exc))
         by_target = {observation.target: observation for observation in observations}
         elapsed = loop.time() - started
         for spec in members:
@@ -229,7 +236,14 @@ class Scheduler:
         self._store.stats.observe_run(spec.collector, observation.duration, observation.reason)
         if self._specs.get((spec.target.id, spec.collector)) is not spec:
             return  # removed or changed by a reload while this run was in flight
-        self._store.record(observation)
+        try:
+            self._store.record(observation)
+        except Exception:  # a bad value must not stop the polling of a whole tick group
+            log.exception(
+                "could not record a result",
+                extra={"target": spec.target.id, "collector": spec.collector},
+            )
+            return
         self._log_transition(spec, observation)
 
     @staticmethod

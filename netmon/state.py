@@ -173,6 +173,8 @@ def interface_rates(
     if not speed:
         return None
     seconds = (ticks - previous_ticks) / 100
+    if current.counter_bits == 32 and speed / 8 * seconds >= 1 << 32:
+        return None  # a 32-bit counter at this speed may have wrapped more than once
     rates = []
     for before, after in (
         (previous.in_octets, current.in_octets),
@@ -208,7 +210,9 @@ class DeviceState:
     interfaces: dict[int, InterfaceState] = field(default_factory=dict)
     metrics: tuple[tuple[str, str, str, tuple[tuple[str, str], ...], float], ...] = ()
     reboots: int = 0
-    # The last good reading, kept across failed polls so the next rate spans the gap.
+    seen_ticks: int | None = None  # the last sysUpTime read, for reboot detection
+    # The last complete reading (counters and their sysUpTime, always updated together), kept
+    # across failed polls so the next rate spans the gap.
     last_ticks: int | None = None
     last_interfaces: dict[int, InterfaceSample] = field(default_factory=dict)
 
@@ -218,22 +222,24 @@ class DeviceState:
         self.sys_name, self.sys_descr = sample.sys_name, sample.sys_descr
         self.sys_object_id = sample.sys_object_id
         ticks = sample.uptime_ticks
-        if ticks is not None and self.last_ticks is not None and ticks < self.last_ticks:
+        if ticks is not None and self.seen_ticks is not None and ticks < self.seen_ticks:
             self.reboots += 1
+        if ticks is not None:
+            self.seen_ticks = ticks
         self.uptime_ticks = ticks
+        self.metrics = sample.metrics
+        if "interfaces" in sample.missing or ticks is None:
+            return  # keep the last complete reading: a rate needs counters and time together
         interfaces: dict[int, InterfaceState] = {}
         for current in sample.interfaces:
             previous = self.last_interfaces.get(current.index)
             rates = None
-            if previous is not None and ticks is not None and self.last_ticks is not None:
+            if previous is not None and self.last_ticks is not None:
                 rates = interface_rates(previous, self.last_ticks, current, ticks)
             interfaces[current.index] = InterfaceState(current, rates)
-        if "interfaces" not in sample.missing:
-            self.interfaces = interfaces
-            self.last_interfaces = {i.index: i for i in sample.interfaces}
-        if ticks is not None:
-            self.last_ticks = ticks
-        self.metrics = sample.metrics
+        self.interfaces = interfaces
+        self.last_interfaces = {i.index: i for i in sample.interfaces}
+        self.last_ticks = ticks
 
     def failed(self, observation: Observation) -> None:
         self.up = False

@@ -247,3 +247,20 @@ async def test_slow_targets_are_named_once(caplog: pytest.LogCaptureFixture) -> 
         await scheduler.stop()
     slow = [r for r in caplog.records if r.getMessage() == "probe slow"]
     assert [r.__dict__["target"] for r in slow] == ["t0"]
+
+
+async def test_an_unexpected_error_never_shows_its_text() -> None:
+    class Leaky(FakeCollector):
+        async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> Observation:
+            raise UnicodeEncodeError("latin-1", "the-secret-key", 0, 1, "no")
+
+    store = StateStore()
+    inventory = _inventory(1, interval=0.1)
+    store.apply_inventory(inventory)
+    scheduler = Scheduler(store=store, collectors={"icmp": Leaky()}, max_concurrency=10)
+    scheduler.apply(inventory)
+    await asyncio.sleep(0.25)
+    await scheduler.stop()
+    probe = store.targets["t0"].probes["icmp"]
+    assert probe.reason == "internal"
+    assert probe.detail == "unexpected UnicodeEncodeError (see the log)"

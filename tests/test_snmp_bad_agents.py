@@ -177,3 +177,60 @@ async def test_names_are_read_again_when_if_table_last_change_moves(bad_agent: A
         await client.close()
     assert cached == first - 3
     assert refreshed == first
+
+
+async def test_an_agent_answering_nosuchinstance_forever_is_cut_off(bad_agent: Any) -> None:
+    def respond(request: Message) -> list[VarBind]:
+        if request.pdu_type == PduType.GET:
+            return _system(request)
+        return [VarBind((*vb.oid[: len(IF_ENTRY) + 1], (vb.oid[len(IF_ENTRY) + 1 :] or (0,))[0]
+                         + 1), Tag.NO_SUCH_INSTANCE, None) for vb in request.varbinds]  # fmt: skip
+
+    port = await bad_agent(respond)
+    sample = await _poll(port, max_interfaces=30, max_repetitions=10)
+    assert sample.reason == "row-cap"
+    assert sample.interfaces == ()
+
+
+async def test_v1_agent_without_if_mib_extensions(bad_agent: Any) -> None:
+    from tests.snmp_agent import mib_agent
+
+    # An RFC 1213 agent: ifTable only, no ifXTable, no ifTableLastChange; v1 says noSuchName.
+    values = {
+        (*SYSTEM, 3, 0): (Tag.TIMETICKS, 100),
+        (*SYSTEM, 5, 0): (Tag.OCTET_STRING, b"old"),
+        (*IF_ENTRY, 2, 1): (Tag.OCTET_STRING, b"eth0"),
+        (*IF_ENTRY, 8, 1): (Tag.INTEGER, 1),
+        (*IF_ENTRY, 10, 1): (Tag.COUNTER32, 5000),
+        (*IF_ENTRY, 16, 1): (Tag.COUNTER32, 7000),
+    }
+    answer = mib_agent(values)
+
+    def respond(request: Message) -> list[VarBind] | bytes:
+        varbinds = answer(request)
+        for position, vb in enumerate(varbinds, start=1):
+            if vb.tag in (Tag.NO_SUCH_OBJECT, Tag.END_OF_MIB_VIEW):
+                return encode_message(Message(request.version, request.community,
+                                              PduType.RESPONSE, request.request_id, 2,
+                                              position, request.varbinds))  # fmt: skip
+        return varbinds
+
+    port = await bad_agent(respond)
+    collector = SnmpCollector()
+    await collector.start()
+    try:
+        target = ProbeTarget(
+            id="old", address="127.0.0.1",
+            credentials={"c": SnmpCredential.model_validate(
+                {"snmp_version": 1, "community": "public"})},
+        )  # fmt: skip
+        sample = await collector.collect(
+            target, SnmpSettings(credential="c", port=port, timeout=0.3, retries=0)
+        )
+    finally:
+        await collector.close()
+    assert isinstance(sample, DeviceSample)
+    assert sample.reason is None
+    assert [(i.name, i.in_octets, i.counter_bits) for i in sample.interfaces] == [
+        ("eth0", 5000, 32)
+    ]

@@ -255,3 +255,17 @@ def test_oid_text(text: str, expected: OID) -> None:
 def test_bad_oid_text(text: str) -> None:
     with pytest.raises(ValueError, match="not a numeric OID"):
         oid_from_text(text)
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    length = bytes([len(body)]) if len(body) < 0x80 else bytes([0x81, len(body)])
+    return bytes([tag]) + length + body
+
+
+def test_an_oversized_integer_is_refused_not_built() -> None:
+    # A hostile agent's 140-byte INTEGER as sysUpTime's value must not reach the state store.
+    varbind = _tlv(0x30, _tlv(0x06, bytes([0x2B, 6, 1, 2, 1, 1, 3, 0])) + _tlv(0x02, b"\x7f" * 140))
+    pdu = _tlv(0xA2, _tlv(2, b"\x01") + _tlv(2, b"\x00") + _tlv(2, b"\x00") + _tlv(0x30, varbind))
+    message = _tlv(0x30, _tlv(2, b"\x01") + _tlv(4, b"c") + pdu)
+    with pytest.raises(DecodeError, match="INTEGER longer than 32 bits"):
+        decode_message(message)

@@ -137,3 +137,25 @@ def test_own_module_in_config() -> None:
     settings = inventory.targets["r1"].probe("snmp")
     assert isinstance(settings, SnmpSettings)
     assert settings.module("cisco_temperature").tables[0].index_label == "sensor"
+
+
+@pytest.mark.parametrize(
+    ("definitions", "expected"),
+    [
+        ({"a": {"scalars": [{"name": "calls", "oid": "1.3.6.1.4.1.1.1.0", "type": "counter"}]},
+          "b": {"scalars": [{"name": "calls", "oid": "1.3.6.1.4.1.1.2.0"}]}},
+         "metric 'calls' is a counter in module 'a' and a gauge in module 'b'"),
+        ({"a": {"tables": [{"index_label": "camera", "columns": [
+            {"name": "camera_info", "oid": "1.3.6.1.4.1.1.3", "type": "info"}]}]}, "b": {}},
+         "metric 'camera_info' in module 'a' sets a label twice"),
+    ],
+)  # fmt: skip
+def test_modules_that_would_clash_are_refused(definitions: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_data({
+            "credentials": {"c": {"community": "public"}},
+            "targets": [{"id": "r1", "address": "127.0.0.1", "probes": {"snmp": {
+                "credential": "c", "modules": list(definitions),
+                "module_definitions": definitions}}}],
+        })  # fmt: skip
+    assert [str(p) for p in caught.value.problems] == [f"targets[0].probes.snmp: {expected}"]

@@ -190,3 +190,22 @@ def test_snmp_probe_without_credential_is_a_config_error() -> None:
     assert [str(p) for p in caught.value.problems] == [
         "credentials.x.community: environment variable NETMON_UNSET_FOR_TEST is not set"
     ]
+
+
+def test_a_poll_without_interfaces_does_not_double_the_next_rate() -> None:
+    from collectors.base import DeviceSample
+    from netmon.state import DeviceState
+
+    def sample(ticks: int, octets: int | None) -> DeviceSample:
+        interfaces = () if octets is None else (_iface(octets, octets),)
+        return DeviceSample(
+            target="d", collector="snmp", ok=True, duration=0.1, uptime_ticks=ticks,
+            interfaces=interfaces, missing=("interfaces",) if octets is None else (),
+        )  # fmt: skip
+
+    device = DeviceState()
+    device.fold(sample(1000, 0))
+    device.fold(sample(4000, None))  # the interface walk failed this time
+    device.fold(sample(7000, 2 * 187_500_000))  # 60 s of 50 Mbit/s since the first poll
+    utilisation = device.interfaces[1].utilization
+    assert utilisation == pytest.approx((0.5, 0.5), rel=0.01)

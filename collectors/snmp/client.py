@@ -141,7 +141,8 @@ class SnmpClient:
             # Dropped, but remembered against the agent it came from: if its request then
             # times out, the reason is the garbage it sent, not silence.
             self.stats.malformed += 1
-            self._garbled.add(source)
+            if any(destination == source for _, destination in self._waiting.values()):
+                self._garbled.add(source)
             return
         waiting = self._waiting.get(message.request_id)
         if waiting is None or waiting[1] != source:
@@ -214,10 +215,27 @@ class SnmpClient:
         )
 
     async def get(self, agent: Agent, oids: Sequence[OID]) -> list[VarBind]:
-        """GET scalars; an error status becomes CollectError("snmp-error")."""
-        response = await self.request(agent, PduType.GET, oids)
-        _raise_for_status(response, agent)
-        return list(response.varbinds)
+        """GET scalars; an error status becomes CollectError("snmp-error").
+
+        In v1 one missing object (noSuchName) fails the whole request: it is answered
+        noSuchObject, as v2c would, and the others are asked again.
+        """
+        missing: set[int] = set()
+        while True:
+            asked = [i for i in range(len(oids)) if i not in missing]
+            if not asked:
+                return [VarBind(oid, Tag.NO_SUCH_OBJECT, None) for oid in oids]
+            response = await self.request(agent, PduType.GET, [oids[i] for i in asked])
+            v1_missing = agent.version == Version.V1 and response.error_status == 2
+            if v1_missing and 1 <= response.error_index <= len(asked):
+                missing.add(asked[response.error_index - 1])
+                continue
+            _raise_for_status(response, agent)
+            answers = dict(zip(asked, response.varbinds, strict=False))
+            return [
+                answers.get(i) or VarBind(oid, Tag.NO_SUCH_OBJECT, None)
+                for i, oid in enumerate(oids)
+            ]
 
     async def walk(
         self,
@@ -230,6 +248,7 @@ class SnmpClient:
         """Every varbind under `root`, in OID order."""
         found: list[VarBind] = []
         last: OID = root
+        steps = 0
         while True:
             if agent.version == Version.V1:
                 response = await self.request(agent, PduType.GET_NEXT, [last])
@@ -247,11 +266,11 @@ class SnmpClient:
                     return WalkResult(found)
                 if varbind.oid <= last:
                     return WalkResult(found, truncated="non-increasing OID")
-                if varbind.tag in EXCEPTIONS:
-                    continue
-                found.append(varbind)
                 last = varbind.oid
-                if len(found) >= max_rows:
+                steps += 1
+                if varbind.tag not in EXCEPTIONS:
+                    found.append(varbind)
+                if steps >= max_rows:
                     return WalkResult(found, truncated="row cap")
 
     async def walk_columns(
@@ -266,17 +285,33 @@ class SnmpClient:
 
         async def fetch(oids: list[OID]) -> list[VarBind]:
             if agent.version == Version.V1:
-                response = await self.request(agent, PduType.GET_NEXT, oids)
-                if response.error_status == 2:  # noSuchName: v1's end of the MIB
-                    return []
-            else:
-                response = await self.request(
-                    agent, PduType.GET_BULK, oids, max_repetitions=max_repetitions
-                )
+                return await self._v1_next(agent, oids)
+            response = await self.request(
+                agent, PduType.GET_BULK, oids, max_repetitions=max_repetitions
+            )
             _raise_for_status(response, agent)
             return list(response.varbinds)
 
         return await walk_columns_with(fetch, columns, max_rows=max_rows)
+
+    async def _v1_next(self, agent: Agent, oids: list[OID]) -> list[VarBind]:
+        """GETNEXT for v1, where one column at its end (noSuchName) fails the whole request:
+        that column is answered endOfMibView and the others are asked again."""
+        ended: set[int] = set()
+        while True:
+            asked = [i for i in range(len(oids)) if i not in ended]
+            if not asked:
+                return [VarBind(oid, Tag.END_OF_MIB_VIEW, None) for oid in oids]
+            response = await self.request(agent, PduType.GET_NEXT, [oids[i] for i in asked])
+            if response.error_status == 2 and 1 <= response.error_index <= len(asked):
+                ended.add(asked[response.error_index - 1])
+                continue
+            _raise_for_status(response, agent)
+            answers = dict(zip(asked, response.varbinds, strict=False))
+            return [
+                answers.get(i) or VarBind(oid, Tag.END_OF_MIB_VIEW, None)
+                for i, oid in enumerate(oids)
+            ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +336,7 @@ async def walk_columns_with(
     done = [False] * len(columns)
     values: list[dict[OID, VarBind]] = [{} for _ in columns]
     widths = [len(root) for root in columns]
+    steps = [0] * len(columns)
     truncated: str | None = None
     end_of_view, exceptions = Tag.END_OF_MIB_VIEW, EXCEPTIONS
     while not all(done):
@@ -324,9 +360,11 @@ async def walk_columns_with(
                 continue
             last[column] = oid
             rows = values[column]
+            steps[column] += 1
             if varbind.tag not in exceptions:
                 rows[oid[cut:]] = varbind
-            if len(rows) >= max_rows:
+            # Steps, not rows: an agent answering noSuchInstance forever must end too.
+            if steps[column] >= max_rows:
                 done[column] = True
                 truncated = "row cap"
     return TableResult(columns=values, truncated=truncated)

@@ -58,7 +58,8 @@ _UNSIGNED_LIMIT = {Tag.COUNTER32: 1 << 32, Tag.GAUGE32: 1 << 32, Tag.TIMETICKS: 
                    Tag.COUNTER64: 1 << 64}  # fmt: skip
 _TAGS = {int(tag): tag for tag in Tag}
 _UNSIGNED_FAST = {int(tag): limit for tag, limit in _UNSIGNED_LIMIT.items()}
-_OID_CACHE_SIZE = 200_000  # per direction; ~40 MB at most; cleared whole when full
+_OID_CACHE_SIZE = 50_000  # per direction, cleared whole when full
+_OID_CACHE_MAX_BYTES = 32  # only OIDs this short are cached: ~15 MB at most per cache
 _PDU_TYPES = {int(kind): kind for kind in PduType}
 
 Value = int | bytes | OID | None
@@ -121,9 +122,10 @@ def encode_oid(oid: OID) -> bytes:
     encoded = _ENCODED_OIDS.get(oid)
     if encoded is None:
         encoded = _encode_oid(oid)
-        if len(_ENCODED_OIDS) >= _OID_CACHE_SIZE:
-            _ENCODED_OIDS.clear()
-        _ENCODED_OIDS[oid] = encoded
+        if len(encoded) <= _OID_CACHE_MAX_BYTES:
+            if len(_ENCODED_OIDS) >= _OID_CACHE_SIZE:
+                _ENCODED_OIDS.clear()
+            _ENCODED_OIDS[oid] = encoded
     return encoded
 
 
@@ -274,7 +276,14 @@ def _value(tag: int, data: bytes, start: int, stop: int) -> tuple[Tag, Value]:
     if kind is None:
         raise DecodeError(f"unknown value tag 0x{tag:02x}")
     if kind == Tag.INTEGER:
-        return kind, _int(data, start, stop)
+        # Integer32 (RFC 2578); the length check first so a hostile agent cannot make us
+        # build a huge number. (pyasn1 writes some values one byte long, hence 5.)
+        if stop - start > 5:
+            raise DecodeError("INTEGER longer than 32 bits")
+        number = _int(data, start, stop)
+        if not -(1 << 31) <= number < 1 << 31:
+            raise DecodeError("INTEGER outside 32 bits")
+        return kind, number
     if kind in _UNSIGNED:
         if start == stop:
             raise DecodeError("empty integer")
@@ -359,9 +368,10 @@ def _decode(data: bytes) -> Message:
         oid = oids.get(raw)
         if oid is None:
             oid = decode_oid(data, start, stop)
-            if len(oids) >= _OID_CACHE_SIZE:
-                oids.clear()
-            oids[raw] = oid
+            if len(raw) <= _OID_CACHE_MAX_BYTES:
+                if len(oids) >= _OID_CACHE_SIZE:
+                    oids.clear()
+                oids[raw] = oid
         tag, start, stop = _header(data, stop, vb_end)
         limit = _UNSIGNED_FAST.get(tag)
         if limit is not None and start < stop:  # counters and gauges: most of a table

@@ -30,7 +30,14 @@ from collectors.base import (
 )
 from collectors.snmp.client import Agent, SnmpClient, TableResult
 from collectors.snmp.codec import OID, Tag, VarBind, Version, oid_to_text
-from collectors.snmp.modules import BUILT_IN, ModuleDef, ModuleSample, samples_for, shipped
+from collectors.snmp.modules import (
+    BUILT_IN,
+    ModuleDef,
+    ModuleSample,
+    clash,
+    samples_for,
+    shipped,
+)
 from collectors.snmp.v3 import V3Agent, V3Session
 
 SYSTEM = (1, 3, 6, 1, 2, 1, 1)
@@ -113,6 +120,11 @@ class SnmpSettings(CollectorSettings):
             raise ValueError(
                 f"unknown module {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
             )
+        problem = clash(
+            [(name, self.module(name)) for name in self.modules if name not in BUILT_IN]
+        )
+        if problem:
+            raise ValueError(problem)
         return self
 
     def module(self, name: str) -> ModuleDef:
@@ -157,6 +169,7 @@ class _Session:
 
     get: Callable[[list[OID]], Awaitable[list[VarBind]]]
     walk: Callable[[list[OID], int, int], Awaitable[TableResult]]
+    v1: bool = False
 
 
 class SnmpCollector:
@@ -169,6 +182,7 @@ class SnmpCollector:
         self._v3 = V3Session()
         self._lookups: dict[tuple[str, str, int], _Lookups] = {}
         self._resolved: dict[str, tuple[str, float]] = {}
+        self._last_sweep = time.monotonic()
 
     @property
     def varbinds_received(self) -> int:
@@ -182,6 +196,17 @@ class SnmpCollector:
         if self._owns_client:
             await self._client.close()
         await self._v3.close()
+
+    def _forget_unused_lookups(self, max_age: float) -> None:
+        """Drop cached names of devices not polled for a while (removed by a reload...)."""
+        now = time.monotonic()
+        if now - self._last_sweep < 600:
+            return
+        self._last_sweep = now
+        for key in [k for k, v in self._lookups.items() if now - v.read_at > 2 * max_age]:
+            del self._lookups[key]
+        for host in [h for h, (_, expires) in self._resolved.items() if expires < now]:
+            del self._resolved[host]
 
     async def _address(self, host: str, timeout: float) -> str:
         """An IP literal as is; a name resolved (IPv4 first) and cached for five minutes."""
@@ -236,6 +261,7 @@ class SnmpCollector:
             walk=lambda columns, repetitions, rows: self._client.walk_columns(
                 agent, columns, max_repetitions=repetitions, max_rows=rows
             ),
+            v1=agent.version == Version.V1,
         )
 
     async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> DeviceSample:
@@ -245,11 +271,14 @@ class SnmpCollector:
         system = {
             vb.oid: vb
             for vb in await session.get(
-                [SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME, IF_TABLE_LAST_CHANGE]
+                # An RFC 1213-only v1 agent would fail the whole GET on the IF-MIB scalar.
+                [SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME]
+                + ([] if session.v1 else [IF_TABLE_LAST_CHANGE])
             )
             if vb.tag not in (Tag.NO_SUCH_OBJECT, Tag.NO_SUCH_INSTANCE)
         }
         key = (target.id, target.address, settings.port)
+        self._forget_unused_lookups(settings.lookup_max_age)
         uptime = _int(system.get(SYS_UPTIME))
         last_change = _int(system.get(IF_TABLE_LAST_CHANGE))
         lookups = self._lookups.get(key)
@@ -262,7 +291,7 @@ class SnmpCollector:
         if "if_mib" in settings.modules:
             try:
                 interfaces, truncated, fresh = await self._interfaces(session, settings, lookups)
-                if fresh is not None and uptime is not None:
+                if fresh is not None and uptime is not None and truncated is None:
                     self._lookups[key] = _Lookups(uptime, last_change, time.monotonic(), fresh)
                 elif fresh is None and lookups is not None:
                     lookups.uptime_ticks = uptime or lookups.uptime_ticks

@@ -105,6 +105,28 @@ def shipped() -> dict[str, ModuleDef]:
     return {name: ModuleDef.model_validate(body) for name, body in raw.items()}
 
 
+def clash(modules: list[tuple[str, ModuleDef]]) -> str | None:
+    """Why these modules cannot be exported together, if they cannot: one metric name with two
+    types, or a label that two parts of a row would both set."""
+    types: dict[str, tuple[str, str]] = {}
+    for module_name, module in modules:
+        tables = [(table, [table.index_label, *table.lookups]) for table in module.tables]
+        for metric, labels in [(m, []) for m in module.scalars] + [
+            (m, labels) for table, labels in tables for m in table.columns
+        ]:
+            seen = types.setdefault(metric.name, (metric.type, module_name))
+            if seen[0] != metric.type:
+                return (
+                    f"metric {metric.name!r} is a {seen[0]} in module {seen[1]!r} and a "
+                    f"{metric.type} in module {module_name!r}"
+                )
+            own = {"stateset": "state", "info": metric.name.removesuffix("_info")}.get(metric.type)
+            names = [*labels, *([own] if own else [])]
+            if len(set(names)) != len(names):
+                return f"metric {metric.name!r} in module {module_name!r} sets a label twice"
+    return None
+
+
 # A metric sample produced by a module: name (without prefix), type, help, labels, value.
 ModuleSample = tuple[str, str, str, tuple[tuple[str, str], ...], float]
 

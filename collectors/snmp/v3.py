@@ -109,26 +109,31 @@ class V3Session:
     """SNMPv3 requests over one shared pysnmp engine."""
 
     def __init__(self) -> None:
-        self._engine: SnmpEngine | None = None
+        # One engine per credential: pysnmp keys its USM users by (user, engine id) inside an
+        # engine, so two sites with the same user name and different keys would keep swapping
+        # keys (and failing) on a shared one.
+        self._engines: dict[SnmpCredential, SnmpEngine] = {}
         self._lock = asyncio.Lock()
         self.varbinds = 0
 
-    async def _get_engine(self) -> SnmpEngine:
+    async def _get_engine(self, credential: SnmpCredential) -> SnmpEngine:
         async with self._lock:
-            if self._engine is None:
-                # Building the engine loads MIB modules from disk: keep it off the loop.
-                self._engine = await asyncio.to_thread(SnmpEngine)
-            return self._engine
+            engine = self._engines.get(credential)
+            if engine is None:
+                # Building an engine loads MIB modules from disk: keep it off the loop.
+                engine = self._engines[credential] = await asyncio.to_thread(SnmpEngine)
+            return engine
 
     async def close(self) -> None:
-        if self._engine is not None:
-            self._engine.close_dispatcher()
-            self._engine = None
+        for engine in self._engines.values():
+            engine.close_dispatcher()
+        self._engines.clear()
 
     @staticmethod
     def _user(credential: SnmpCredential) -> UsmUserData:
-        auth = credential.auth_key.reveal() if credential.auth_key else None
-        priv = credential.priv_key.reveal() if credential.priv_key else None
+        # Bytes, so pysnmp never has to encode (and quote) a key in an error of its own.
+        auth = credential.auth_key.reveal().encode() if credential.auth_key else None
+        priv = credential.priv_key.reveal().encode() if credential.priv_key else None
         return UsmUserData(
             credential.user or "",
             authKey=auth,
@@ -142,7 +147,7 @@ class V3Session:
         )
 
     async def _request(self, agent: V3Agent, oids: Sequence[OID], bulk: int) -> list[VarBind]:
-        engine = await self._get_engine()
+        engine = await self._get_engine(agent.credential)
         transport = await UdpTransportTarget.create(
             (agent.address, agent.port), timeout=agent.timeout, retries=agent.retries
         )
