@@ -130,6 +130,7 @@ class InterfaceSample:
     in_discards: int | None
     out_discards: int | None
     discontinuity: int | None = None  # ifCounterDiscontinuityTime, in sysUpTime ticks
+    ticks: int | None = None  # the agent's sysUpTime when the octet counters were read
 
 
 @dataclass(frozen=True, slots=True)

@@ -237,7 +237,10 @@ class DeviceState:
             previous = self.last_interfaces.get(current.index)
             rates = None
             if previous is not None and self.last_ticks is not None:
-                rates = interface_rates(previous, self.last_ticks, current, ticks)
+                # Each reading's own agent time when the agent gave one, else the poll's.
+                rates = interface_rates(
+                    previous, previous.ticks or self.last_ticks, current, current.ticks or ticks
+                )
             interfaces[current.index] = InterfaceState(current, rates)
         self.interfaces = interfaces
         self.last_interfaces = {i.index: i for i in sample.interfaces}

@@ -86,9 +86,11 @@ def mib_agent(values: dict[OID, tuple[Tag, Any]]) -> Responder:
                 else VarBind(vb.oid, Tag.NO_SUCH_OBJECT, None)
                 for vb in request.varbinds
             ]
-        repetitions = request.error_index if request.pdu_type == PduType.GET_BULK else 1
-        out: list[VarBind] = []
-        current = [vb.oid for vb in request.varbinds]
+        bulk = request.pdu_type == PduType.GET_BULK
+        repetitions = request.error_index if bulk else 1
+        non_repeaters = request.error_status if bulk else 0
+        out = [successor(vb.oid) for vb in request.varbinds[:non_repeaters]]
+        current = [vb.oid for vb in request.varbinds[non_repeaters:]]
         for _ in range(max(1, repetitions)):
             step = [successor(oid) for oid in current]
             out += step

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +41,10 @@ async def _poll(port: int, **settings: Any) -> DeviceSample:
             credentials={"c": SnmpCredential.model_validate({"community": "public"})},
         )  # fmt: skip
         sample = await collector.collect(
-            target, SnmpSettings(credential="c", port=port, timeout=0.3, retries=0, **settings)
+            target,
+            SnmpSettings.model_validate(
+                {"credential": "c", "port": port, "timeout": 0.3, "retries": 0, **settings}
+            ),
         )
         assert isinstance(sample, DeviceSample)
         return sample
@@ -250,3 +254,50 @@ async def test_counters_are_timed_between_the_uptimes_around_the_walk(bad_agent:
     sample = await _poll(port)
     assert sample.uptime_ticks == 1000
     assert sample.counters_ticks == 2000
+
+
+async def test_a_retry_inside_the_walk_does_not_skew_utilisation(bad_agent: Any) -> None:
+    import time
+
+    from netmon.state import DeviceState
+
+    started = time.monotonic()
+    rate = 1_250_000  # octets per second: 10 Mbit/s on a 100 Mbit/s port
+    drop_next_bulk = [False]
+
+    def now_ticks() -> int:
+        return 100_000 + int((time.monotonic() - started) * 100)
+
+    def octets() -> int:
+        return int((time.monotonic() - started) * rate)
+
+    def respond(request: Message) -> list[VarBind] | None:
+        if request.pdu_type == PduType.GET:
+            return [VarBind(vb.oid, Tag.TIMETICKS, now_ticks()) if vb.oid == (*SYSTEM, 3, 0)
+                    else VarBind(vb.oid, Tag.NO_SUCH_OBJECT, None)
+                    for vb in request.varbinds]  # fmt: skip
+        if drop_next_bulk[0]:
+            drop_next_bulk[0] = False
+            return None  # lost: the client retries after its timeout
+        out = [VarBind((*SYSTEM, 3, 0), Tag.TIMETICKS, now_ticks())]
+        for vb in request.varbinds[1:]:
+            column = vb.oid[: len(IF_ENTRY) + 1]
+            if len(vb.oid) > len(column):  # past row 1: the end of this column
+                out.append(VarBind(vb.oid, Tag.END_OF_MIB_VIEW, None))
+            elif column == (*IF_ENTRY, 10):
+                out.append(VarBind((*column, 1), Tag.COUNTER32, octets() % 2**32))
+            elif column == (*IF_ENTRY, 5):
+                out.append(VarBind((*column, 1), Tag.GAUGE32, 100_000_000))
+            else:
+                out.append(VarBind((*column, 1), Tag.INTEGER, 1))
+        return out
+
+    port = await bad_agent(respond)
+    device = DeviceState()
+    device.fold(await _poll(port, retries=1))
+    await asyncio.sleep(1.0)
+    drop_next_bulk[0] = True  # the second poll's walk needs a retry (0.3 s timeout)
+    device.fold(await _poll(port, retries=1))
+    utilisation = device.interfaces[1].utilization
+    assert utilisation is not None
+    assert utilisation[0] == pytest.approx(0.1, rel=0.03)

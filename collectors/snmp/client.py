@@ -280,19 +280,24 @@ class SnmpClient:
         *,
         max_repetitions: int = 25,
         max_rows: int = 10_000,
+        clock: OID | None = None,
     ) -> TableResult:
         """Walk several table columns side by side, one GETBULK (GETNEXT for v1) per step."""
 
-        async def fetch(oids: list[OID]) -> list[VarBind]:
+        async def fetch(oids: list[OID], non_repeaters: int) -> list[VarBind]:
             if agent.version == Version.V1:
                 return await self._v1_next(agent, oids)
             response = await self.request(
-                agent, PduType.GET_BULK, oids, max_repetitions=max_repetitions
+                agent,
+                PduType.GET_BULK,
+                oids,
+                max_repetitions=max_repetitions,
+                non_repeaters=non_repeaters,
             )
             _raise_for_status(response, agent)
             return list(response.varbinds)
 
-        return await walk_columns_with(fetch, columns, max_rows=max_rows)
+        return await walk_columns_with(fetch, columns, max_rows=max_rows, clock=clock)
 
     async def _v1_next(self, agent: Agent, oids: list[OID]) -> list[VarBind]:
         """GETNEXT for v1, where one column at its end (noSuchName) fails the whole request:
@@ -318,19 +323,25 @@ class SnmpClient:
 class TableResult:
     columns: list[dict[OID, VarBind]]  # per requested column: row index -> value
     truncated: str | None = None
+    ticks: list[dict[OID, int]] = field(default_factory=list)  # per column: row -> sysUpTime
 
 
 async def walk_columns_with(
-    fetch: Callable[[list[OID]], Awaitable[list[VarBind]]],
+    fetch: Callable[[list[OID], int], Awaitable[list[VarBind]]],
     columns: Sequence[OID],
     *,
     max_rows: int,
+    clock: OID | None = None,
 ) -> TableResult:
     """The column walk, whatever carries the requests (our codec, or pysnmp for v3).
 
     `fetch` asks for the successors of a list of OIDs (GETBULK or GETNEXT) and returns the
     varbinds row by row. Returns each column's values by row index (the OID suffix after the
     column). A column the agent lacks comes back empty; the others are still read.
+
+    With `clock` (sysUpTime's OID without the .0), every request also asks for it as a
+    non-repeater, and each value is stamped with the agent's uptime of the response that
+    brought it: rates then use the agent's time of the very reading, retries or not.
     """
     last: list[OID] = list(columns)
     done = [False] * len(columns)
@@ -339,9 +350,16 @@ async def walk_columns_with(
     steps = [0] * len(columns)
     truncated: str | None = None
     end_of_view, exceptions = Tag.END_OF_MIB_VIEW, EXCEPTIONS
+    times: list[dict[OID, int]] = [{} for _ in columns]
+    prefix = [clock] if clock is not None else []
     while not all(done):
         active = [i for i, finished in enumerate(done) if not finished]
-        varbinds = await fetch([last[i] for i in active])
+        varbinds = await fetch(prefix + [last[i] for i in active], len(prefix))
+        stamp: int | None = None
+        if clock is not None and varbinds:
+            first, varbinds = varbinds[0], varbinds[1:]
+            if first.tag == Tag.TIMETICKS and isinstance(first.value, int):
+                stamp = first.value
         if not varbinds:
             break
         width = len(active)
@@ -363,11 +381,13 @@ async def walk_columns_with(
             steps[column] += 1
             if varbind.tag not in exceptions:
                 rows[oid[cut:]] = varbind
+                if stamp is not None:
+                    times[column][oid[cut:]] = stamp
             # Steps, not rows: an agent answering noSuchInstance forever must end too.
             if steps[column] >= max_rows:
                 done[column] = True
                 truncated = "row cap"
-    return TableResult(columns=values, truncated=truncated)
+    return TableResult(columns=values, truncated=truncated, ticks=times)
 
 
 def _raise_for_status(response: Message, agent: Agent) -> None:

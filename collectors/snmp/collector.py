@@ -168,7 +168,7 @@ class _Session:
     """One device's requests, whichever path (our codec for v1/v2c, pysnmp for v3) they take."""
 
     get: Callable[[list[OID]], Awaitable[list[VarBind]]]
-    walk: Callable[[list[OID], int, int], Awaitable[TableResult]]
+    walk: Callable[[list[OID], int, int, OID | None], Awaitable[TableResult]]
     v1: bool = False
 
 
@@ -243,8 +243,8 @@ class SnmpCollector:
             )
             return _Session(
                 get=lambda oids: self._v3.get(v3_agent, oids),
-                walk=lambda columns, repetitions, rows: self._v3.walk_columns(
-                    v3_agent, columns, max_repetitions=repetitions, max_rows=rows
+                walk=lambda columns, repetitions, rows, clock: self._v3.walk_columns(
+                    v3_agent, columns, max_repetitions=repetitions, max_rows=rows, clock=clock
                 ),
             )
         assert credential.community is not None
@@ -258,8 +258,8 @@ class SnmpCollector:
         )
         return _Session(
             get=lambda oids: self._client.get(agent, oids),
-            walk=lambda columns, repetitions, rows: self._client.walk_columns(
-                agent, columns, max_repetitions=repetitions, max_rows=rows
+            walk=lambda columns, repetitions, rows, clock: self._client.walk_columns(
+                agent, columns, max_repetitions=repetitions, max_rows=rows, clock=clock
             ),
             v1=agent.version == Version.V1,
         )
@@ -357,7 +357,9 @@ class SnmpCollector:
             columns = [m.oid_tuple for m in table.columns] + [
                 _oid(table.lookups[label]) for label in lookup_names
             ]
-            result = await session.walk(columns, settings.max_repetitions, settings.max_interfaces)
+            result = await session.walk(
+                columns, settings.max_repetitions, settings.max_interfaces, None
+            )
             metric_columns = result.columns[: len(table.columns)]
             lookup_columns = result.columns[len(table.columns) :]
             for metric, rows in zip(table.columns, metric_columns, strict=True):
@@ -378,8 +380,12 @@ class SnmpCollector:
         """
         names = [name for name in COLUMNS if lookups is None or name not in LOOKUP_COLUMNS]
         table = await session.walk(
-            [COLUMNS[name] for name in names], settings.max_repetitions, settings.max_interfaces
+            [COLUMNS[name] for name in names],
+            settings.max_repetitions,
+            settings.max_interfaces,
+            (*SYSTEM, 3),  # sysUpTime rides along on every step: counters timed exactly
         )
+        stamps = dict(zip(names, table.ticks, strict=False))
         by_name = dict(zip(names, table.columns, strict=True))
         indexes = sorted({index for column in table.columns for index in column if len(index) == 1})
         if lookups is not None and any(index not in lookups.rows for index in indexes):
@@ -415,6 +421,7 @@ class SnmpCollector:
                 in_discards=_int(row["in_discards"]),
                 out_discards=_int(row["out_discards"]),
                 discontinuity=_int(row["discontinuity"]),
+                ticks=stamps.get("in_octets64" if hc else "in_octets32", {}).get((ifindex,)),
             )
             if _selected(sample, settings.interfaces):
                 samples.append(sample)

@@ -146,7 +146,9 @@ class V3Session:
             else None,
         )
 
-    async def _request(self, agent: V3Agent, oids: Sequence[OID], bulk: int) -> list[VarBind]:
+    async def _request(
+        self, agent: V3Agent, oids: Sequence[OID], bulk: int, non_repeaters: int = 0
+    ) -> list[VarBind]:
         engine = await self._get_engine(agent.credential)
         transport = await UdpTransportTarget.create(
             (agent.address, agent.port), timeout=agent.timeout, retries=agent.retries
@@ -156,7 +158,7 @@ class V3Session:
         user = self._user(agent.credential)
         if bulk:
             indication, status, index, varbinds = await bulk_cmd(
-                engine, user, transport, context, 0, bulk, *objects, lookupMib=False
+                engine, user, transport, context, non_repeaters, bulk, *objects, lookupMib=False
             )
         else:
             indication, status, index, varbinds = await get_cmd(
@@ -186,8 +188,11 @@ class V3Session:
         *,
         max_repetitions: int = 25,
         max_rows: int = 10_000,
+        clock: OID | None = None,
     ) -> TableResult:
-        async def fetch(oids: list[OID]) -> list[VarBind]:
-            return await self._request(agent, oids, bulk=max_repetitions)
+        async def fetch(oids: list[OID], non_repeaters: int) -> list[VarBind]:
+            return await self._request(
+                agent, oids, bulk=max_repetitions, non_repeaters=non_repeaters
+            )
 
-        return await walk_columns_with(fetch, columns, max_rows=max_rows)
+        return await walk_columns_with(fetch, columns, max_rows=max_rows, clock=clock)
