@@ -142,9 +142,6 @@ class DeviceSample(Observation):
     """
 
     uptime_ticks: int | None = None
-    # When the interface counters were read, on the agent's clock: the midpoint of sysUpTime
-    # read before and after the walk (a retry in the walk would otherwise skew the rate).
-    counters_ticks: int | None = None
     sys_name: str = ""
     sys_descr: str = ""
     sys_object_id: str = ""

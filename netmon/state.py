@@ -230,8 +230,6 @@ class DeviceState:
         self.metrics = sample.metrics
         if "interfaces" in sample.missing or ticks is None:
             return  # keep the last complete reading: a rate needs counters and time together
-        if sample.counters_ticks is not None:
-            ticks = sample.counters_ticks
         interfaces: dict[int, InterfaceState] = {}
         for current in sample.interfaces:
             previous = self.last_interfaces.get(current.index)

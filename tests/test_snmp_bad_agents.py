@@ -240,22 +240,6 @@ async def test_v1_agent_without_if_mib_extensions(bad_agent: Any) -> None:
     ]
 
 
-async def test_counters_are_timed_between_the_uptimes_around_the_walk(bad_agent: Any) -> None:
-    uptimes = iter([1000, 3000])
-
-    def respond(request: Message) -> list[VarBind]:
-        if request.pdu_type == PduType.GET:
-            return [VarBind(vb.oid, Tag.TIMETICKS, next(uptimes)) if vb.oid == (*SYSTEM, 3, 0)
-                    else VarBind(vb.oid, Tag.NO_SUCH_OBJECT, None)
-                    for vb in request.varbinds]  # fmt: skip
-        return [VarBind(vb.oid, Tag.END_OF_MIB_VIEW, None) for vb in request.varbinds]
-
-    port = await bad_agent(respond)
-    sample = await _poll(port)
-    assert sample.uptime_ticks == 1000
-    assert sample.counters_ticks == 2000
-
-
 async def test_a_retry_inside_the_walk_does_not_skew_utilisation(bad_agent: Any) -> None:
     import time
 

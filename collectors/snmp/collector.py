@@ -288,11 +288,9 @@ class SnmpCollector:
         interfaces: tuple[InterfaceSample, ...] = ()
         reason: str | None = None
         detail: str | None = None
-        counters_ticks: int | None = None
         if "if_mib" in settings.modules:
             try:
                 interfaces, truncated, fresh = await self._interfaces(session, settings, lookups)
-                counters_ticks = await self._uptime_midpoint(session, uptime)
                 if fresh is not None and uptime is not None and truncated is None:
                     self._lookups[key] = _Lookups(uptime, last_change, time.monotonic(), fresh)
                 elif fresh is None and lookups is not None:
@@ -322,7 +320,6 @@ class SnmpCollector:
             reason=reason,
             detail=detail,
             uptime_ticks=uptime,
-            counters_ticks=counters_ticks,
             sys_name=_text(system.get(SYS_NAME)),
             sys_descr=_text(system.get(SYS_DESCR)),
             sys_object_id=_text(system.get(SYS_OBJECT_ID)),
@@ -330,19 +327,6 @@ class SnmpCollector:
             missing=tuple(missing),
             metrics=tuple(metrics),
         )
-
-    @staticmethod
-    async def _uptime_midpoint(session: _Session, before: int | None) -> int | None:
-        if before is None:
-            return None
-        try:
-            (after,) = await session.get([SYS_UPTIME])
-        except CollectError:
-            return before
-        ticks = _int(after)
-        if ticks is None or ticks < before:
-            return before
-        return (before + ticks) // 2
 
     async def _module(
         self, session: _Session, settings: SnmpSettings, module: ModuleDef
