@@ -280,7 +280,7 @@ class SnmpClient:
         *,
         max_repetitions: int = 25,
         max_rows: int = 10_000,
-        clock: OID | None = None,
+        clock: Clock | None = None,
     ) -> TableResult:
         """Walk several table columns side by side, one GETBULK (GETNEXT for v1) per step."""
 
@@ -319,6 +319,10 @@ class SnmpClient:
             ]
 
 
+Clock = tuple[OID, frozenset[int]]
+"""sysUpTime's OID (without .0) and the positions of the columns whose values it times."""
+
+
 @dataclass(frozen=True, slots=True)
 class TableResult:
     columns: list[dict[OID, VarBind]]  # per requested column: row index -> value
@@ -331,7 +335,7 @@ async def walk_columns_with(
     columns: Sequence[OID],
     *,
     max_rows: int,
-    clock: OID | None = None,
+    clock: Clock | None = None,
 ) -> TableResult:
     """The column walk, whatever carries the requests (our codec, or pysnmp for v3).
 
@@ -339,9 +343,10 @@ async def walk_columns_with(
     varbinds row by row. Returns each column's values by row index (the OID suffix after the
     column). A column the agent lacks comes back empty; the others are still read.
 
-    With `clock` (sysUpTime's OID without the .0), every request also asks for it as a
-    non-repeater, and each value is stamped with the agent's uptime of the response that
-    brought it: rates then use the agent's time of the very reading, retries or not.
+    With `clock` (sysUpTime's OID without the .0, and the positions of the columns to stamp),
+    every request also asks for sysUpTime as a non-repeater, and the values of those columns
+    are stamped with the agent's uptime of the response that brought them: rates then use the
+    agent's time of the very reading, retries or not.
     """
     last: list[OID] = list(columns)
     done = [False] * len(columns)
@@ -351,7 +356,8 @@ async def walk_columns_with(
     truncated: str | None = None
     end_of_view, exceptions = Tag.END_OF_MIB_VIEW, EXCEPTIONS
     times: list[dict[OID, int]] = [{} for _ in columns]
-    prefix = [clock] if clock is not None else []
+    prefix = [clock[0]] if clock is not None else []
+    stamped = clock[1] if clock is not None else frozenset()
     while not all(done):
         active = [i for i, finished in enumerate(done) if not finished]
         varbinds = await fetch(prefix + [last[i] for i in active], len(prefix))
@@ -380,9 +386,10 @@ async def walk_columns_with(
             rows = values[column]
             steps[column] += 1
             if varbind.tag not in exceptions:
-                rows[oid[cut:]] = varbind
-                if stamp is not None:
-                    times[column][oid[cut:]] = stamp
+                key = oid[cut:]
+                rows[key] = varbind
+                if stamp is not None and column in stamped:
+                    times[column][key] = stamp
             # Steps, not rows: an agent answering noSuchInstance forever must end too.
             if steps[column] >= max_rows:
                 done[column] = True

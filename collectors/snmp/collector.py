@@ -28,7 +28,7 @@ from collectors.base import (
     InterfaceSample,
     ProbeTarget,
 )
-from collectors.snmp.client import Agent, SnmpClient, TableResult
+from collectors.snmp.client import Agent, Clock, SnmpClient, TableResult
 from collectors.snmp.codec import OID, Tag, VarBind, Version, oid_to_text
 from collectors.snmp.modules import (
     BUILT_IN,
@@ -168,7 +168,7 @@ class _Session:
     """One device's requests, whichever path (our codec for v1/v2c, pysnmp for v3) they take."""
 
     get: Callable[[list[OID]], Awaitable[list[VarBind]]]
-    walk: Callable[[list[OID], int, int, OID | None], Awaitable[TableResult]]
+    walk: Callable[[list[OID], int, int, Clock | None], Awaitable[TableResult]]
     v1: bool = False
 
 
@@ -367,7 +367,8 @@ class SnmpCollector:
             [COLUMNS[name] for name in names],
             settings.max_repetitions,
             settings.max_interfaces,
-            (*SYSTEM, 3),  # sysUpTime rides along on every step: counters timed exactly
+            # sysUpTime rides along on every step, so the octet counters are timed exactly.
+            ((*SYSTEM, 3), frozenset(i for i, n in enumerate(names) if "octets" in n)),
         )
         stamps = dict(zip(names, table.ticks, strict=False))
         by_name = dict(zip(names, table.columns, strict=True))

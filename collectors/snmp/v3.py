@@ -41,7 +41,7 @@ from pysnmp.proto import rfc1902, rfc1905
 
 from collectors.base import CollectError
 from collectors.credentials import SnmpCredential
-from collectors.snmp.client import ERROR_STATUS_NAMES, TableResult, walk_columns_with
+from collectors.snmp.client import ERROR_STATUS_NAMES, Clock, TableResult, walk_columns_with
 from collectors.snmp.codec import OID, Tag, Value, VarBind
 
 AUTH_PROTOCOLS = {
@@ -188,7 +188,7 @@ class V3Session:
         *,
         max_repetitions: int = 25,
         max_rows: int = 10_000,
-        clock: OID | None = None,
+        clock: Clock | None = None,
     ) -> TableResult:
         async def fetch(oids: list[OID], non_repeaters: int) -> list[VarBind]:
             return await self._request(
