@@ -127,6 +127,8 @@ class StoreCollector:
                     sample = interface.sample
                     labels = [target_id, str(index), sample.name, sample.alias]
                     for name, family in counters.items():
+                        if "octets" in name and not interface.octets_comparable:
+                            continue
                         value = getattr(sample, name)
                         if value is not None:
                             family.add_metric(labels, value)

@@ -156,6 +156,25 @@ class ProbeState:
     updated_monotonic: float  # for ages
 
 
+TICKS_WRAP = 1 << 32  # sysUpTime is a 32-bit TimeTicks: it wraps after 497 days
+_NEAR = 100 * 86_400  # one day of ticks
+
+
+def uptime_wrapped(before: int, after: int) -> bool:
+    """True when a smaller sysUpTime is the counter wrapping, not a reboot: it was within a
+    day of 2^32 and is now within a day of 0."""
+    return before > TICKS_WRAP - _NEAR and after < _NEAR
+
+
+def ticks_between(before: int, after: int) -> int | None:
+    """Agent time from one reading to the next, across a wrap; None across a reboot."""
+    if after > before:
+        return after - before
+    if uptime_wrapped(before, after):
+        return after + TICKS_WRAP - before
+    return None
+
+
 def interface_rates(
     previous: InterfaceSample, previous_ticks: int, current: InterfaceSample, ticks: int
 ) -> tuple[float, float] | None:
@@ -165,14 +184,15 @@ def interface_rates(
     width changed, ifCounterDiscontinuityTime moved, the speed is unknown, or a 64-bit counter
     went back (a discontinuity; only 32-bit counters wrap in practice).
     """
-    if ticks <= previous_ticks or previous.counter_bits != current.counter_bits:
+    elapsed = ticks_between(previous_ticks, ticks)
+    if elapsed is None or previous.counter_bits != current.counter_bits:
         return None
     if previous.discontinuity != current.discontinuity:
         return None  # the agent says its counters restarted (ifCounterDiscontinuityTime)
     speed = current.speed_bps
     if not speed:
         return None
-    seconds = (ticks - previous_ticks) / 100
+    seconds = elapsed / 100
     if current.counter_bits == 32 and speed / 8 * seconds >= 1 << 32:
         return None  # a 32-bit counter at this speed may have wrapped more than once
     rates = []
@@ -195,6 +215,9 @@ def interface_rates(
 class InterfaceState:
     sample: InterfaceSample
     utilization: tuple[float, float] | None = None  # in, out
+    # False when this poll fell back from 64- to 32-bit counters: their raw values are not
+    # published under the same series (Prometheus would read it as a counter reset).
+    octets_comparable: bool = True
 
 
 @dataclass(slots=True)
@@ -222,7 +245,12 @@ class DeviceState:
         self.sys_name, self.sys_descr = sample.sys_name, sample.sys_descr
         self.sys_object_id = sample.sys_object_id
         ticks = sample.uptime_ticks
-        if ticks is not None and self.seen_ticks is not None and ticks < self.seen_ticks:
+        if (
+            ticks is not None
+            and self.seen_ticks is not None
+            and ticks < self.seen_ticks
+            and not uptime_wrapped(self.seen_ticks, ticks)
+        ):
             self.reboots += 1
         if ticks is not None:
             self.seen_ticks = ticks
@@ -239,7 +267,8 @@ class DeviceState:
                 rates = interface_rates(
                     previous, previous.ticks or self.last_ticks, current, current.ticks or ticks
                 )
-            interfaces[current.index] = InterfaceState(current, rates)
+            comparable = previous is None or previous.counter_bits <= current.counter_bits
+            interfaces[current.index] = InterfaceState(current, rates, comparable)
         self.interfaces = interfaces
         self.last_interfaces = {i.index: i for i in sample.interfaces}
         self.last_ticks = ticks

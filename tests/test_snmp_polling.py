@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from collectors.base import InterfaceSample
-from netmon.state import interface_rates
+from netmon.config import load_data
+from netmon.state import StateStore, interface_rates
 from tests.conftest import require_program
 from tests.helpers import NetmonProcess, metric_value, samples, wait_until, write_config
 from tests.peers import Snmpd
@@ -209,3 +210,40 @@ def test_a_poll_without_interfaces_does_not_double_the_next_rate() -> None:
     device.fold(sample(7000, 2 * 187_500_000))  # 60 s of 50 Mbit/s since the first poll
     utilisation = device.interfaces[1].utilization
     assert utilisation == pytest.approx((0.5, 0.5), rel=0.01)
+
+
+def test_sysuptime_wrapping_after_497_days_is_not_a_reboot() -> None:
+    from collectors.base import DeviceSample
+    from netmon.state import DeviceState
+
+    def sample(ticks: int, octets: int) -> DeviceSample:
+        return DeviceSample(target="d", collector="snmp", ok=True, duration=0.1,
+                            uptime_ticks=ticks, interfaces=(_iface(octets, octets),))  # fmt: skip
+
+    device = DeviceState()
+    device.fold(sample(2**32 - 1000, 0))  # 10 s before the wrap
+    device.fold(sample(2000, 187_500_000))  # 30 s later, past it
+    assert device.reboots == 0
+    assert device.interfaces[1].utilization == pytest.approx((0.5, 0.5), rel=0.01)
+
+
+def test_a_one_poll_fallback_to_32_bit_counters_is_not_published() -> None:
+    from collectors.base import DeviceSample
+    from netmon.exporter import StoreCollector
+
+    store = StateStore()
+    store.apply_inventory(load_data({
+        "credentials": {"c": {"community": "x"}},
+        "targets": [{"id": "d", "address": "127.0.0.1", "probes": {"snmp": {"credential": "c"}}}],
+    }))  # fmt: skip
+
+    def record(ticks: int, octets: int, bits: int) -> list[float]:
+        store.record(DeviceSample(target="d", collector="snmp", ok=True, duration=0.1,
+                                  uptime_ticks=ticks,
+                                  interfaces=(_iface(octets, octets, bits=bits),)))  # fmt: skip
+        return [s.value for family in StoreCollector(store).collect() for s in family.samples
+                if s.name == "netmon_interface_in_octets_total"]  # fmt: skip
+
+    assert record(1000, 5 * 10**9, 64) == [5 * 10**9]
+    assert record(4000, 12345, 32) == []  # the 64-bit series is not "reset" to a 32-bit value
+    assert record(7000, 6 * 10**9, 64) == [6 * 10**9]
