@@ -34,36 +34,23 @@ from collectors.snmp.modules import (
     BUILT_IN,
     ModuleDef,
     ModuleSample,
+    builtin,
     clash,
     samples_for,
     shipped,
 )
 from collectors.snmp.v3 import V3Agent, V3Session
 
-SYSTEM = (1, 3, 6, 1, 2, 1, 1)
+_SYSTEM_MODULE = builtin("system")
+_IF_MIB = builtin("if_mib")
+SYSTEM = _SYSTEM_MODULE.oid("sys_uptime")[:-2]
 SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME = (
-    (*SYSTEM, 1, 0), (*SYSTEM, 2, 0), (*SYSTEM, 3, 0), (*SYSTEM, 5, 0)
-)  # fmt: skip
-IF_TABLE_LAST_CHANGE = (1, 3, 6, 1, 2, 1, 31, 1, 5, 0)
-IF_ENTRY = (1, 3, 6, 1, 2, 1, 2, 2, 1)
-IF_X_ENTRY = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
+    _SYSTEM_MODULE.oid(name) for name in ("sys_descr", "sys_object_id", "sys_uptime", "sys_name")
+)
+IF_TABLE_LAST_CHANGE = _IF_MIB.oid("if_table_last_change")
+IF_ENTRY = _IF_MIB.oid("in_octets32")[:-1]
 COLUMNS: dict[str, OID] = {
-    "descr": (*IF_ENTRY, 2),
-    "speed": (*IF_ENTRY, 5),
-    "admin": (*IF_ENTRY, 7),
-    "oper": (*IF_ENTRY, 8),
-    "in_octets32": (*IF_ENTRY, 10),
-    "in_discards": (*IF_ENTRY, 13),
-    "in_errors": (*IF_ENTRY, 14),
-    "out_octets32": (*IF_ENTRY, 16),
-    "out_discards": (*IF_ENTRY, 19),
-    "out_errors": (*IF_ENTRY, 20),
-    "name": (*IF_X_ENTRY, 1),
-    "in_octets64": (*IF_X_ENTRY, 6),
-    "out_octets64": (*IF_X_ENTRY, 10),
-    "high_speed": (*IF_X_ENTRY, 15),
-    "alias": (*IF_X_ENTRY, 18),
-    "discontinuity": (*IF_X_ENTRY, 19),
+    name: _IF_MIB.oid(name) for name in _IF_MIB.oids if name != "if_table_last_change"
 }
 # Text columns change rarely; they are cached per device (see _LookupCache).
 LOOKUP_COLUMNS = ("descr", "name", "alias")

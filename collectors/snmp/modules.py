@@ -97,12 +97,38 @@ class ModuleDef(_Strict):
     tables: list[TableDef] = Field(default_factory=list)
 
 
+class BuiltinModule(_Strict):
+    """What a built-in module reads: named OIDs its code relies on."""
+
+    builtin: Literal[True]
+    description: str = ""
+    oids: dict[str, NumericOid]
+
+    def oid(self, name: str) -> OID:
+        return oid_from_text(self.oids[name])
+
+
+@cache
+def _shipped_file() -> dict[str, dict[str, object]]:
+    text = resources.files("collectors.snmp").joinpath("modules.yaml").read_text("utf-8")
+    raw: dict[str, dict[str, object]] = yaml.safe_load(text) or {}
+    return raw
+
+
 @cache
 def shipped() -> dict[str, ModuleDef]:
-    """The modules that come with netmon."""
-    text = resources.files("collectors.snmp").joinpath("modules.yaml").read_text("utf-8")
-    raw = yaml.safe_load(text) or {}
-    return {name: ModuleDef.model_validate(body) for name, body in raw.items()}
+    """The data-defined modules that come with netmon."""
+    return {
+        name: ModuleDef.model_validate(body)
+        for name, body in _shipped_file().items()
+        if not body.get("builtin")
+    }
+
+
+@cache
+def builtin(name: str) -> BuiltinModule:
+    """What the built-in module `name` (system, if_mib) reads."""
+    return BuiltinModule.model_validate(_shipped_file()[name])
 
 
 def clash(modules: list[tuple[str, ModuleDef]]) -> str | None:
