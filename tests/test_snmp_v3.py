@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,3 +104,38 @@ async def test_wrong_credentials_are_auth_not_timeout(
         await _poll(snmpd, **credential)
     assert caught.value.reason == "auth"
     assert "not-the-right-key" not in caught.value.detail
+
+
+@pytest.mark.peer
+def test_v3_target_end_to_end_without_leaking_passphrases(
+    snmpd: Snmpd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import NetmonProcess, metric_value, wait_until, write_config
+
+    monkeypatch.setenv("NETMON_TEST_V3_AUTH", AUTH_KEY)
+    priv_file = tmp_path / "priv-key"
+    priv_file.write_text(PRIV_KEY + "\n")
+    config = write_config(tmp_path / "netmon.yaml", {
+        "credentials": {"core-v3": {
+            "snmp_version": "3", "user": "sha256aes192",
+            "auth_protocol": "SHA256", "auth_key": {"env": "NETMON_TEST_V3_AUTH"},
+            "priv_protocol": "AES192", "priv_key": {"file": str(priv_file)},
+        }},
+        "targets": [{"id": "core", "address": "127.0.0.1", "kind": "router", "probes": {
+            "snmp": {"credential": "core-v3", "port": snmpd.port, "interval": "1s"}}}],
+    })  # fmt: skip
+    netmon = NetmonProcess(config, extra_args=["--log-level", "DEBUG"])
+    try:
+        wait_until(
+            lambda: metric_value(netmon.metrics(), "netmon_interface_in_octets_total",
+                                 target="core", ifname="lo") is not None,
+            timeout=20, what="v3 interface counters",
+        )  # fmt: skip
+        metrics = netmon.metrics()
+        api = netmon.get("/api/v1/targets")[2] + netmon.get("/api/v1/targets/core")[2]
+    finally:
+        netmon.stop()
+    logs = "".join(netmon.stderr_lines)
+    for secret in (AUTH_KEY, PRIV_KEY):
+        for where, text in (("logs", logs), ("/metrics", metrics), ("the API", api)):
+            assert secret not in text, f"a passphrase leaked into {where}"
