@@ -53,6 +53,18 @@ def target_json(state: TargetState) -> dict[str, Any]:
         "jitter_ms": _ms(icmp.window.jitter()) if icmp else None,
         "packets_sent": icmp.sent_total if icmp else 0,
         "packets_received": icmp.received_total if icmp else 0,
+        "snmp": {
+            name: {
+                "up": device.up,
+                "sys_name": device.sys_name,
+                "uptime_seconds": None
+                if device.uptime_ticks is None
+                else device.uptime_ticks / 100,
+                "interfaces": len(device.interfaces),
+                "reboots": device.reboots,
+            }
+            for name, device in sorted(state.devices.items())
+        },
         "probes": {
             name: {
                 "success": result.success,
@@ -107,6 +119,9 @@ async def index(request: web.Request) -> web.Response:
     for state in store.targets.values():
         counts[state.reach.value] = counts.get(state.reach.value, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no targets"
+    devices = [d for state in store.targets.values() for d in state.devices.values()]
+    if devices:
+        summary += f"; SNMP devices: {sum(d.up for d in devices)} of {len(devices)} answering"
     body = (
         "<!doctype html><meta charset=utf-8><title>netmon</title>"
         f"<h1>netmon {html.escape(__version__)}</h1><p>{html.escape(summary)}</p><ul>"

@@ -289,7 +289,12 @@ class TargetState:
 
     @property
     def reach(self) -> Reach:
-        return self.icmp.reach if self.icmp is not None else Reach.UNKNOWN
+        """ICMP's verdict; for a target polled only by SNMP, whether its agent answers."""
+        if self.icmp is not None:
+            return self.icmp.reach
+        if self.devices:
+            return Reach.UP if any(d.up for d in self.devices.values()) else Reach.DOWN
+        return Reach.UNKNOWN
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,12 @@ def test_snmpd_interfaces_reach_metrics_and_secrets_stay_hidden(
         assert result.returncode == 0, result.stdout + result.stderr
         api = netmon.get("/api/v1/targets")[2]
         logs = "".join(netmon.stderr_lines)
+        agent = json.loads(netmon.get("/api/v1/targets/agent")[2])
+        # A target polled only by SNMP is up when its agent answers.
+        assert agent["state"] == "up"
+        assert agent["snmp"]["snmp"]["up"] is True
+        assert agent["snmp"]["snmp"]["interfaces"] >= 1
+        assert "SNMP devices: 2 of 2 answering" in netmon.get("/")[2]
     finally:
         netmon.stop()
     for where, content in (("metrics", text), ("API", api), ("logs", logs),
