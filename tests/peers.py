@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from netmon.lab.snmpsim import free_udp_port, snmp_answers
 from tests.helpers import http_get, wait_until
 
 
@@ -73,31 +74,33 @@ class Prometheus:
         self.log.close()
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class _SnmpPeer:
+    """A child process answering SNMP on 127.0.0.1:port; stopped by stop()."""
 
+    port: int
+    community: str
+    process: subprocess.Popen[bytes]
+    log: Any
 
-def snmp_answers(port: int, community: bytes) -> bool:
-    """True when an agent on 127.0.0.1:port answers a v2c GET of sysUpTime."""
-    from collectors.snmp.codec import PduType, Version, encode_request
+    def wait_ready(self, *, timeout: float) -> None:
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.process.args!r} exited with {self.process.returncode}")
+            return snmp_answers(self.port, self.community)
 
-    packet = encode_request(
-        version=Version.V2C, community=community, pdu_type=PduType.GET, request_id=1,
-        oids=[(1, 3, 6, 1, 2, 1, 1, 3, 0)],
-    )  # fmt: skip
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.2)
-        sock.sendto(packet, ("127.0.0.1", port))
+        wait_until(ready, timeout=timeout, what=f"{type(self).__name__} to answer")
+
+    def stop(self) -> None:
+        self.process.terminate()
         try:
-            sock.recvfrom(65535)
-        except (TimeoutError, ConnectionRefusedError):
-            return False
-    return True
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
 
 
-class Snmpd:
+class Snmpd(_SnmpPeer):
     """net-snmp's snmpd on a free loopback UDP port with a generated config.
 
     The config and snmpd's persistent directory are kept apart: snmpd rewrites the
@@ -125,24 +128,10 @@ class Snmpd:
             stderr=subprocess.STDOUT,
             env={**os.environ, "MIBS": "", "SNMP_PERSISTENT_DIR": str(persist)},
         )
-        wait_until(self._ready, timeout=15, what="snmpd to answer")
-
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"snmpd exited with {self.process.returncode}")
-        return snmp_answers(self.port, self.community.encode())
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+        self.wait_ready(timeout=15)
 
 
-class SnmpSim:
+class SnmpSim(_SnmpPeer):
     """snmpsim serving the .snmprec files of `data_dir` (the community picks the file)."""
 
     def __init__(self, data_dir: Path, workdir: Path, *, probe_community: str) -> None:
@@ -163,18 +152,4 @@ class SnmpSim:
             env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"},
         )  # fmt: skip
         self.community = probe_community
-        wait_until(self._ready, timeout=60, what="snmpsim to answer")
-
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"snmpsim exited with {self.process.returncode}")
-        return snmp_answers(self.port, self.community.encode())
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+        self.wait_ready(timeout=60)

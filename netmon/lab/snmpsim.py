@@ -214,13 +214,14 @@ def snmprec(device: SimDevice) -> str:
     return "".join(f"{oid}|{value}\n" for oid, value in rows)
 
 
-def _free_udp_port() -> int:
+def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _answers(port: int, community: str) -> bool:
+def snmp_answers(port: int, community: str) -> bool:
+    """True when an agent on 127.0.0.1:port answers a v2c GET of sysUpTime."""
     from collectors.snmp.codec import PduType, Version, encode_request
 
     packet = encode_request(
@@ -264,7 +265,7 @@ class SnmpSimulator:
         data = self._workdir / "data"
         cache = self._workdir / "cache"
         await asyncio.to_thread(self._write, data, cache)
-        self.port = _free_udp_port()
+        self.port = free_udp_port()
         self._process = await asyncio.create_subprocess_exec(
             snmpsim_command(),
             f"--data-dir={data}",
@@ -276,7 +277,7 @@ class SnmpSimulator:
         )
         probe = self.devices[0].community
         deadline = time.monotonic() + 120
-        while not await asyncio.to_thread(_answers, self.port, probe):
+        while not await asyncio.to_thread(snmp_answers, self.port, probe):
             if self._process.returncode is not None:
                 raise RuntimeError(f"snmpsim exited with {self._process.returncode}")
             if time.monotonic() > deadline:
