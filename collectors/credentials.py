@@ -119,11 +119,3 @@ class SnmpCredential(BaseModel):
             if key is not None and len(key.reveal()) < 8:
                 raise ValueError("v3 passphrases must be at least 8 characters (RFC 3414)")
         return self
-
-    @property
-    def security_level(self) -> str:
-        if self.priv_key is not None:
-            return "authPriv"
-        if self.auth_key is not None:
-            return "authNoPriv"
-        return "noAuthNoPriv"

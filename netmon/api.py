@@ -119,9 +119,9 @@ async def index(request: web.Request) -> web.Response:
     for state in store.targets.values():
         counts[state.reach.value] = counts.get(state.reach.value, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no targets"
-    devices = [d for state in store.targets.values() for d in state.devices.values()]
+    answering, devices = store.devices_answering()
     if devices:
-        summary += f"; SNMP devices: {sum(d.up for d in devices)} of {len(devices)} answering"
+        summary += f"; SNMP devices: {answering} of {devices} answering"
     body = (
         "<!doctype html><meta charset=utf-8><title>netmon</title>"
         f"<h1>netmon {html.escape(__version__)}</h1><p>{html.escape(summary)}</p><ul>"

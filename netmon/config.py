@@ -188,7 +188,8 @@ class Target:
     credentials: tuple[tuple[str, SnmpCredential], ...] = ()
 
     def probe(self, name: str) -> CollectorSettings | None:
-        return dict(self.probes).get(name)
+        # Called for every result recorded: a scan of one or two pairs, no dict built.
+        return next((settings for probe, settings in self.probes if probe == name), None)
 
     @property
     def probe_target(self) -> ProbeTarget:

@@ -97,13 +97,10 @@ class Lab:
 
 def status_line(service: Service) -> str:
     counts = dict.fromkeys(Reach, 0)
-    answering = devices = 0
     for state in service.store.targets.values():
         if state.icmp is not None or state.target.probe("icmp") is not None:
             counts[state.reach] += 1
-        for device in state.devices.values():
-            devices += 1
-            answering += device.up
+    answering, devices = service.store.devices_answering()
     line = (
         f"endpoints: {counts[Reach.UP]} up, {counts[Reach.DOWN]} down, "
         f"{counts[Reach.UNKNOWN]} unknown"

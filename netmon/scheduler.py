@@ -31,6 +31,7 @@ from collectors.base import (
     Collector,
     CollectorSettings,
     Observation,
+    ProbeTarget,
 )
 from netmon.config import Inventory, Target
 from netmon.state import StateStore
@@ -73,6 +74,11 @@ class JobSpec:
     target: Target
     collector: str
     settings: CollectorSettings
+    # What the collector is handed on every run: built once here, not per run.
+    probe_target: ProbeTarget = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "probe_target", self.target.probe_target)
 
 
 GroupKey = tuple[str, float, float]  # collector, interval, phase
@@ -187,7 +193,7 @@ class Scheduler:
             started = loop.time()
             try:
                 async with asyncio.timeout(spec.settings.interval * DEADLINE_INTERVALS):
-                    observation = await collector.collect(spec.target.probe_target, spec.settings)
+                    observation = await collector.collect(spec.probe_target, spec.settings)
             except CollectError as exc:
                 observation = self._failure(spec, loop.time() - started, exc.reason, exc.detail)
             except TimeoutError:
@@ -214,7 +220,7 @@ class Scheduler:
         try:
             async with asyncio.timeout(interval * DEADLINE_INTERVALS):
                 observations = await collector.collect_batch(
-                    [(spec.target.probe_target, spec.settings) for spec in members]
+                    [(spec.probe_target, spec.settings) for spec in members]
                 )
         except CollectError as exc:
             failure = (exc.reason, exc.detail)

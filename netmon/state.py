@@ -95,12 +95,6 @@ class EchoWindow:
             return None
         return sum(abs(b - a) for a, b in itertools.pairwise(rtts)) / (len(rtts) - 1)
 
-    def quantile(self, q: float) -> float | None:
-        rtts = sorted(self.rtts())
-        if not rtts:
-            return None
-        return rtts[min(len(rtts) - 1, int(q * len(rtts)))]
-
 
 @dataclass(slots=True)
 class IcmpState:
@@ -308,13 +302,11 @@ class SelfStats:
     """netmon's own health: how long collectors take, how they fail, how late the scheduler is."""
 
     def __init__(self) -> None:
-        self.started = time.time()
         self.collector_duration: dict[str, Histogram] = {}
         self.collector_errors: dict[tuple[str, str], int] = {}
         self.scheduler_lag: dict[str, Histogram] = {}
         self.skipped_runs: dict[str, int] = {}
         self.reloads: dict[str, int] = {"success": 0, "failure": 0}
-        self.last_reload_success: float | None = None
 
     def observe_run(self, collector: str, duration: float, reason: str | None) -> None:
         self.collector_duration.setdefault(collector, Histogram(DURATION_BUCKETS)).observe(duration)
@@ -410,6 +402,11 @@ class StateStore:
             change = ReachChange(target=state.target, reach=new_reach, previous=previous)
             for listener in self._reach_listeners:
                 listener(change)
+
+    def devices_answering(self) -> tuple[int, int]:
+        """(answering, polled) over every SNMP-polled device."""
+        devices = [d for state in self.targets.values() for d in state.devices.values()]
+        return sum(d.up for d in devices), len(devices)
 
     def prune_windows(self) -> None:
         now = time.monotonic()

@@ -22,7 +22,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class Prometheus:
+class _ChildPeer:
+    """A peer program run as a child process with its output in a log file."""
+
+    process: subprocess.Popen[bytes]
+    log: Any
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+class Prometheus(_ChildPeer):
     """A Prometheus server with a generated scrape config (never Debian's default one)."""
 
     def __init__(self, binary: str, workdir: Path, scrape_targets: dict[str, list[str]]) -> None:
@@ -64,23 +80,12 @@ class Prometheus:
         result: list[dict[str, Any]] = json.loads(body)["data"]["result"]
         return result
 
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
 
-
-class _SnmpPeer:
-    """A child process answering SNMP on 127.0.0.1:port; stopped by stop()."""
+class _SnmpPeer(_ChildPeer):
+    """A child process answering SNMP on 127.0.0.1:port."""
 
     port: int
     community: str
-    process: subprocess.Popen[bytes]
-    log: Any
 
     def wait_ready(self, *, timeout: float) -> None:
         def ready() -> bool:
@@ -89,15 +94,6 @@ class _SnmpPeer:
             return snmp_answers(self.port, self.community)
 
         wait_until(ready, timeout=timeout, what=f"{type(self).__name__} to answer")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
 
 
 class Snmpd(_SnmpPeer):

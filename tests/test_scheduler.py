@@ -56,6 +56,21 @@ def _inventory(count: int, *, interval: float) -> Inventory:
     )
 
 
+async def _run(
+    collector: FakeCollector, inventory: Inventory, seconds: float, *, max_concurrency: int = 10
+) -> StateStore:
+    """Poll `inventory` with `collector` for `seconds`, stop, and return the filled store."""
+    store = StateStore()
+    store.apply_inventory(inventory)
+    scheduler = Scheduler(
+        store=store, collectors={"icmp": collector}, max_concurrency=max_concurrency
+    )
+    scheduler.apply(inventory)
+    await asyncio.sleep(seconds)
+    await scheduler.stop()
+    return store
+
+
 def test_start_times_spread_over_the_interval() -> None:
     phases = sorted(phase_fraction(f"ep-{i}", "icmp") for i in range(215))
     deciles = [sum(1 for p in phases if k / 10 <= p < (k + 1) / 10) for k in range(10)]
@@ -79,14 +94,9 @@ def test_next_slot(now: float, phase: float, interval: float, expected: float) -
 
 
 async def test_intervals_do_not_drift() -> None:
-    store = StateStore()
     collector = FakeCollector(busy=0.03)
     inventory = _inventory(5, interval=0.1)
-    store.apply_inventory(inventory)
-    scheduler = Scheduler(store=store, collectors={"icmp": collector}, max_concurrency=10)
-    scheduler.apply(inventory)
-    await asyncio.sleep(2.05)
-    await scheduler.stop()
+    await _run(collector, inventory, 2.05)
     for target, starts in collector.starts.items():
         # Every start stays on its grid: drift would accumulate the run times (~15 ms each).
         offsets = [(s - starts[0]) - round((s - starts[0]) / 0.1) * 0.1 for s in starts]
@@ -95,14 +105,9 @@ async def test_intervals_do_not_drift() -> None:
 
 
 async def test_hung_probe_does_not_delay_other_targets() -> None:
-    store = StateStore()
     collector = FakeCollector(hang={"t0"})
     inventory = _inventory(3, interval=0.2)
-    store.apply_inventory(inventory)
-    scheduler = Scheduler(store=store, collectors={"icmp": collector}, max_concurrency=10)
-    scheduler.apply(inventory)
-    await asyncio.sleep(1.3)
-    await scheduler.stop()
+    store = await _run(collector, inventory, 1.3)
     assert len(collector.starts["t1"]) >= 6
     assert len(collector.starts["t2"]) >= 6
     # The hung run is cut at one interval and the job goes on with its next slots.
@@ -113,21 +118,15 @@ async def test_hung_probe_does_not_delay_other_targets() -> None:
 
 
 async def test_failures_are_recorded_with_their_reason() -> None:
-    store = StateStore()
     collector = FakeCollector(fail={"t1"})
     inventory = _inventory(2, interval=0.1)
-    store.apply_inventory(inventory)
-    scheduler = Scheduler(store=store, collectors={"icmp": collector}, max_concurrency=10)
-    scheduler.apply(inventory)
-    await asyncio.sleep(0.35)
-    await scheduler.stop()
+    store = await _run(collector, inventory, 0.35)
     probe = store.targets["t1"].probes["icmp"]
     assert (probe.success, probe.reason, probe.detail) == (False, "refused", "connection refused")
     assert store.stats.collector_errors[("icmp", "refused")] >= 2
 
 
 async def test_concurrency_is_bounded() -> None:
-    store = StateStore()
     running = 0
     peak = 0
 
@@ -141,11 +140,7 @@ async def test_concurrency_is_bounded() -> None:
             return Observation(target=target.id, collector="icmp", ok=True, duration=0.05)
 
     inventory = _inventory(50, interval=0.2)
-    store.apply_inventory(inventory)
-    scheduler = Scheduler(store=store, collectors={"icmp": Slow()}, max_concurrency=4)
-    scheduler.apply(inventory)
-    await asyncio.sleep(0.5)
-    await scheduler.stop()
+    await _run(Slow(), inventory, 0.5, max_concurrency=4)
     assert peak == 4
 
 
@@ -194,18 +189,13 @@ async def test_batch_collectors_get_every_target_of_a_tick_in_one_call() -> None
                 Observation(target=t.id, collector="icmp", ok=True, duration=0.0) for t, _ in items
             ]
 
-    store = StateStore()
     inventory = load_data(
         {
             "defaults": {"icmp": {"interval": "1s"}},
             "targets": [{"id": f"ep-{i}", "address": "127.0.0.1"} for i in range(215)],
         }
     )
-    store.apply_inventory(inventory)
-    scheduler = Scheduler(store=store, collectors={"icmp": Batch()}, max_concurrency=10)
-    scheduler.apply(inventory)
-    await asyncio.sleep(1.5)
-    await scheduler.stop()
+    store = await _run(Batch(), inventory, 1.5)
     first_second = [size for when, size in calls if when < calls[0][0] + 0.99]
     assert sum(first_second) == 215  # each target once a second
     assert len(first_second) == 20  # in one call per 50 ms tick
@@ -237,14 +227,8 @@ async def test_slow_targets_are_named_once(caplog: pytest.LogCaptureFixture) -> 
             duration = 0.09 if target.id == "t0" else 0.0
             return Observation(target=target.id, collector="icmp", ok=True, duration=duration)
 
-    store = StateStore()
-    inventory = _inventory(2, interval=0.1)
-    store.apply_inventory(inventory)
-    scheduler = Scheduler(store=store, collectors={"icmp": Slow()}, max_concurrency=10)
     with caplog.at_level("INFO", logger="netmon.scheduler"):
-        scheduler.apply(inventory)
-        await asyncio.sleep(0.5)
-        await scheduler.stop()
+        await _run(Slow(), _inventory(2, interval=0.1), 0.5)
     slow = [r for r in caplog.records if r.getMessage() == "probe slow"]
     assert [r.__dict__["target"] for r in slow] == ["t0"]
 
@@ -254,13 +238,8 @@ async def test_an_unexpected_error_never_shows_its_text() -> None:
         async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> Observation:
             raise UnicodeEncodeError("latin-1", "the-secret-key", 0, 1, "no")
 
-    store = StateStore()
     inventory = _inventory(1, interval=0.1)
-    store.apply_inventory(inventory)
-    scheduler = Scheduler(store=store, collectors={"icmp": Leaky()}, max_concurrency=10)
-    scheduler.apply(inventory)
-    await asyncio.sleep(0.25)
-    await scheduler.stop()
+    store = await _run(Leaky(), inventory, 0.25)
     probe = store.targets["t0"].probes["icmp"]
     assert probe.reason == "internal"
     assert probe.detail == "unexpected UnicodeEncodeError (see the log)"

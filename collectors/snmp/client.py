@@ -215,27 +215,12 @@ class SnmpClient:
         )
 
     async def get(self, agent: Agent, oids: Sequence[OID]) -> list[VarBind]:
-        """GET scalars; an error status becomes CollectError("snmp-error").
-
-        In v1 one missing object (noSuchName) fails the whole request: it is answered
-        noSuchObject, as v2c would, and the others are asked again.
-        """
-        missing: set[int] = set()
-        while True:
-            asked = [i for i in range(len(oids)) if i not in missing]
-            if not asked:
-                return [VarBind(oid, Tag.NO_SUCH_OBJECT, None) for oid in oids]
-            response = await self.request(agent, PduType.GET, [oids[i] for i in asked])
-            v1_missing = agent.version == Version.V1 and response.error_status == 2
-            if v1_missing and 1 <= response.error_index <= len(asked):
-                missing.add(asked[response.error_index - 1])
-                continue
-            _raise_for_status(response, agent)
-            answers = dict(zip(asked, response.varbinds, strict=False))
-            return [
-                answers.get(i) or VarBind(oid, Tag.NO_SUCH_OBJECT, None)
-                for i, oid in enumerate(oids)
-            ]
+        """GET scalars; an error status becomes CollectError("snmp-error")."""
+        if agent.version == Version.V1:
+            return await self._v1_request(agent, PduType.GET, oids, Tag.NO_SUCH_OBJECT)
+        response = await self.request(agent, PduType.GET, oids)
+        _raise_for_status(response, agent)
+        return list(response.varbinds)
 
     async def walk(
         self,
@@ -245,33 +230,11 @@ class SnmpClient:
         max_repetitions: int = 25,
         max_rows: int = 100_000,
     ) -> WalkResult:
-        """Every varbind under `root`, in OID order."""
-        found: list[VarBind] = []
-        last: OID = root
-        steps = 0
-        while True:
-            if agent.version == Version.V1:
-                response = await self.request(agent, PduType.GET_NEXT, [last])
-                if response.error_status == 2:  # noSuchName: v1's end of the MIB
-                    return WalkResult(found)
-            else:
-                response = await self.request(
-                    agent, PduType.GET_BULK, [last], max_repetitions=max_repetitions
-                )
-            _raise_for_status(response, agent)
-            if not response.varbinds:
-                return WalkResult(found)
-            for varbind in response.varbinds:
-                if varbind.tag == Tag.END_OF_MIB_VIEW or varbind.oid[: len(root)] != root:
-                    return WalkResult(found)
-                if varbind.oid <= last:
-                    return WalkResult(found, truncated="non-increasing OID")
-                last = varbind.oid
-                steps += 1
-                if varbind.tag not in EXCEPTIONS:
-                    found.append(varbind)
-                if steps >= max_rows:
-                    return WalkResult(found, truncated="row cap")
+        """Every varbind under `root`, in OID order: the column walk with one column."""
+        table = await self.walk_columns(
+            agent, [root], max_repetitions=max_repetitions, max_rows=max_rows
+        )
+        return WalkResult(list(table.columns[0].values()), truncated=table.truncated)
 
     async def walk_columns(
         self,
@@ -286,7 +249,7 @@ class SnmpClient:
 
         async def fetch(oids: list[OID], non_repeaters: int) -> list[VarBind]:
             if agent.version == Version.V1:
-                return await self._v1_next(agent, oids)
+                return await self._v1_request(agent, PduType.GET_NEXT, oids, Tag.END_OF_MIB_VIEW)
             response = await self.request(
                 agent,
                 PduType.GET_BULK,
@@ -299,24 +262,24 @@ class SnmpClient:
 
         return await walk_columns_with(fetch, columns, max_rows=max_rows, clock=clock)
 
-    async def _v1_next(self, agent: Agent, oids: list[OID]) -> list[VarBind]:
-        """GETNEXT for v1, where one column at its end (noSuchName) fails the whole request:
-        that column is answered endOfMibView and the others are asked again."""
-        ended: set[int] = set()
+    async def _v1_request(
+        self, agent: Agent, pdu_type: PduType, oids: Sequence[OID], missing: Tag
+    ) -> list[VarBind]:
+        """A v1 GET or GETNEXT. In v1 one object the agent lacks (noSuchName) fails the whole
+        request: it is answered `missing` (noSuchObject, or endOfMibView at the end of a
+        column), as v2c would, and the others are asked again."""
+        dropped: set[int] = set()
         while True:
-            asked = [i for i in range(len(oids)) if i not in ended]
+            asked = [i for i in range(len(oids)) if i not in dropped]
             if not asked:
-                return [VarBind(oid, Tag.END_OF_MIB_VIEW, None) for oid in oids]
-            response = await self.request(agent, PduType.GET_NEXT, [oids[i] for i in asked])
+                return [VarBind(oid, missing, None) for oid in oids]
+            response = await self.request(agent, pdu_type, [oids[i] for i in asked])
             if response.error_status == 2 and 1 <= response.error_index <= len(asked):
-                ended.add(asked[response.error_index - 1])
+                dropped.add(asked[response.error_index - 1])
                 continue
             _raise_for_status(response, agent)
             answers = dict(zip(asked, response.varbinds, strict=False))
-            return [
-                answers.get(i) or VarBind(oid, Tag.END_OF_MIB_VIEW, None)
-                for i, oid in enumerate(oids)
-            ]
+            return [answers.get(i) or VarBind(oid, missing, None) for i, oid in enumerate(oids)]
 
 
 Clock = tuple[OID, frozenset[int]]

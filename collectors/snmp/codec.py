@@ -73,6 +73,17 @@ class VarBind:
     tag: Tag
     value: Value
 
+    def text(self) -> str:
+        """The value as a person reads it: a string, a dotted OID, a number, or ""."""
+        value = self.value
+        if isinstance(value, bytes):
+            # Many agents NUL-terminate their DisplayStrings (one recorded converter sends
+            # "port0\0"); a NUL has no place in a label value.
+            return value.decode("utf-8", "replace").replace("\x00", "").strip()
+        if isinstance(value, tuple):
+            return ".".join(map(str, value))
+        return "" if value is None else str(value)
+
 
 @dataclass(frozen=True, slots=True)
 class Message:

@@ -29,7 +29,7 @@ from collectors.base import (
     ProbeTarget,
 )
 from collectors.snmp.client import Agent, Clock, SnmpClient, TableResult
-from collectors.snmp.codec import OID, Tag, VarBind, Version, oid_to_text
+from collectors.snmp.codec import OID, Tag, VarBind, Version, oid_from_text
 from collectors.snmp.modules import (
     BUILT_IN,
     ModuleDef,
@@ -128,15 +128,7 @@ class SnmpSettings(CollectorSettings):
 
 
 def _text(varbind: VarBind | None) -> str:
-    if varbind is None:
-        return ""
-    if isinstance(varbind.value, bytes):
-        # Many agents NUL-terminate their DisplayStrings (one recorded converter sends
-        # "port0\0"); a NUL has no place in a label value.
-        return varbind.value.decode("utf-8", "replace").replace("\x00", "").strip()
-    if isinstance(varbind.value, tuple):
-        return oid_to_text(varbind.value)
-    return str(varbind.value)
+    return "" if varbind is None else varbind.text()
 
 
 def _int(varbind: VarBind | None) -> int | None:
@@ -326,7 +318,7 @@ class SnmpCollector:
         for table in module.tables:
             lookup_names = list(table.lookups)
             columns = [m.oid_tuple for m in table.columns] + [
-                _oid(table.lookups[label]) for label in lookup_names
+                oid_from_text(table.lookups[label]) for label in lookup_names
             ]
             result = await session.walk(
                 columns, settings.max_repetitions, settings.max_interfaces, None
@@ -398,10 +390,6 @@ class SnmpCollector:
             if _selected(sample, settings.interfaces):
                 samples.append(sample)
         return tuple(samples), table.truncated, fresh
-
-
-def _oid(text: str) -> OID:
-    return tuple(int(part) for part in text.split("."))
 
 
 def _selected(sample: InterfaceSample, patterns: tuple[str, ...]) -> bool:

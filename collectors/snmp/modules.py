@@ -163,25 +163,14 @@ def _number(varbind: VarBind | None) -> float | None:
     return float(varbind.value) if isinstance(varbind.value, int) else None
 
 
-def _text(varbind: VarBind | None) -> str:
-    if varbind is None:
-        return ""
-    value = varbind.value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace").replace("\x00", "").strip()
-    if isinstance(value, tuple):
-        return ".".join(map(str, value))
-    return "" if value is None else str(value)
-
-
 def samples_for(
     metric: MetricDef, varbind: VarBind | None, labels: tuple[tuple[str, str], ...]
 ) -> list[ModuleSample]:
     """What one value becomes: one sample, or one per state for a stateset."""
     if metric.type == "info":
-        text = _text(varbind)
         if varbind is None:
             return []
+        text = varbind.text()
         field = metric.name.removesuffix("_info")
         return [(metric.name, "info", metric.help, (*labels, (field, text)), 1.0)]
     number = _number(varbind)
