@@ -10,7 +10,9 @@ STAMP := $(VENV)/.installed
 
 # command:package pairs; a package is installed only when its command is missing.
 SYSTEM_TOOLS := ip:iproute2 sysctl:procps setpriv:util-linux promtool:prometheus \
-  prometheus:prometheus snmpd:snmpd snmpbulkwalk:snmp
+  prometheus:prometheus snmpd:snmpd snmpbulkwalk:snmp snmptrap:snmp \
+  mosquitto:mosquitto mosquitto_sub:mosquitto-clients \
+  prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager
 # Peers that only the benchmarks measure netmon against.
 BENCH_TOOLS := fping:fping prometheus-snmp-exporter:prometheus-snmp-exporter
 

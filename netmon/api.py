@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -137,7 +137,11 @@ def _dumps(value: Any) -> str:
 
 
 def build_app(
-    *, store: StateStore, registry: CollectorRegistry, is_ready: Callable[[], bool]
+    *,
+    store: StateStore,
+    registry: CollectorRegistry,
+    is_ready: Callable[[], bool],
+    extra_routes: Sequence[web.AbstractRouteDef] = (),
 ) -> web.Application:
     app = web.Application()
     app[STORE_KEY] = store
@@ -149,4 +153,5 @@ def build_app(
     app.router.add_get("/-/ready", ready)
     app.router.add_get("/api/v1/targets", targets)
     app.router.add_get("/api/v1/targets/{id}", target)
+    app.router.add_routes(extra_routes)
     return app

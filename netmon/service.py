@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -46,6 +46,7 @@ class Service:
         config_path: Path | None = None,
         listen: str | None = None,
         load: Callable[[Path], Inventory] = load_file,
+        extra_routes: Sequence[web.AbstractRouteDef] = (),
     ) -> None:
         self.inventory = inventory
         self.store = StateStore()
@@ -53,6 +54,7 @@ class Service:
         self._config_path = config_path
         self._listen = listen or inventory.config.http.listen
         self._load = load
+        self._extra_routes = extra_routes  # the demo's fault injection, for one
         self._collectors: dict[str, Collector] = {}
         self._scheduler: Scheduler | None = None
         self._runner: web.AppRunner | None = None
@@ -94,7 +96,12 @@ class Service:
         )
         self._scheduler.apply(self.inventory)
         metrics_registry = build_registry(self.store)
-        app = build_app(store=self.store, registry=metrics_registry, is_ready=self.is_ready)
+        app = build_app(
+            store=self.store,
+            registry=metrics_registry,
+            is_ready=self.is_ready,
+            extra_routes=self._extra_routes,
+        )
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
         host, port = parse_listen(self._listen)
