@@ -11,7 +11,7 @@ import ipaddress
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,7 +20,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from collectors import registry
 from collectors.base import CollectorSettings, Duration, ProbeTarget
-from collectors.credentials import SnmpCredential
+from collectors.credentials import SecretValue, SnmpCredential
+from netmon.alerting.rules import Rule
+from netmon.alerting.settings import AlertingConfig, resolve_rules
 
 TARGET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -126,7 +128,13 @@ class StrictModel(BaseModel):
 
 
 class HttpConfig(StrictModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
     listen: Listen = f"0.0.0.0:{DEFAULT_PORT}"
+    token: SecretValue | None = Field(
+        default=None,
+        description="bearer token for requests that change anything; none = loopback only",
+    )
 
 
 class SchedulerConfig(StrictModel):
@@ -157,6 +165,12 @@ class TargetConfig(StrictModel):
     district: str = ""
     group: str = ""
     labels: dict[LabelName, str] = Field(default_factory=dict)
+    parent: TargetId | None = Field(
+        default=None, description="the target this one hangs off (its district switch, say)"
+    )
+    uplink: str = Field(
+        default="", description="interface whose loss cuts off every target behind this one"
+    )
     probes: Annotated[dict[str, dict[str, Any]], BeforeValidator(_probe_list_to_map)] = Field(
         default_factory=lambda: {"icmp": dict[str, Any]()}
     )
@@ -167,6 +181,7 @@ class Config(StrictModel):
     http: HttpConfig = Field(default_factory=HttpConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     credentials: dict[TargetId, SnmpCredential] = Field(default_factory=dict)
     defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
     targets: list[TargetConfig] = Field(default_factory=list)
@@ -186,6 +201,12 @@ class Target:
     labels: tuple[tuple[str, str], ...]
     probes: tuple[tuple[str, CollectorSettings], ...]
     credentials: tuple[tuple[str, SnmpCredential], ...] = ()
+    parent: str | None = None
+    uplink: str = ""
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
 
     def probe(self, name: str) -> CollectorSettings | None:
         # Called for every result recorded: a scan of one or two pairs, no dict built.
@@ -201,6 +222,7 @@ class Inventory:
     config: Config
     defaults: Mapping[str, CollectorSettings]
     targets: Mapping[str, Target]
+    rules: Mapping[str, Rule] = field(default_factory=dict)
 
     def summary(self) -> str:
         kinds = Counter(target.kind for target in self.targets.values())
@@ -300,19 +322,24 @@ def load_data(raw: Any) -> Inventory:
     raw_targets = raw.get("targets")
     if isinstance(raw_targets, list):
         problems.extend(_duplicate_ids(raw_targets))
+        problems.extend(_parent_problems(raw_targets))
         problems.extend(_probe_problems(raw_targets, raw.get("defaults")))
 
     raw_credentials = raw.get("credentials")
     known = set(raw_credentials) if isinstance(raw_credentials, dict) else set()
     problems.extend(_credential_problems(raw, known))
 
+    rules: dict[str, Rule] = {}
+    if config is not None:
+        rules, rule_problems = resolve_rules(config.alerting, config.thresholds)
+        problems.extend(ConfigProblem(f"alerting.rules.{p}", m) for p, m in rule_problems)
     if problems or config is None:
         raise ConfigError(_dedupe(problems))
     targets = {
         target.id: _resolve_target(target, defaults, config.credentials)
         for target in config.targets
     }
-    return Inventory(config=config, defaults=defaults, targets=targets)
+    return Inventory(config=config, defaults=defaults, targets=targets, rules=rules)
 
 
 def _dedupe(problems: list[ConfigProblem]) -> list[ConfigProblem]:
@@ -357,6 +384,34 @@ def _duplicate_ids(raw_targets: list[Any]) -> list[ConfigProblem]:
             )
         else:
             first_seen[target_id] = index
+    return problems
+
+
+def _parent_problems(raw_targets: list[Any]) -> list[ConfigProblem]:
+    """A parent must be another target, and following parents must never come back around."""
+    parents = {
+        entry["id"]: (index, entry.get("parent"))
+        for index, entry in enumerate(raw_targets)
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str)
+    }
+    problems = []
+    for target_id, (index, parent) in parents.items():
+        if parent is None:
+            continue
+        where = f"targets[{index}].parent"
+        if parent == target_id:
+            problems.append(ConfigProblem(where, "a target cannot be its own parent"))
+        elif parent not in parents:
+            problems.append(ConfigProblem(where, f"unknown target {parent!r}"))
+        else:
+            seen = {target_id}
+            current: Any = parent
+            while current is not None and current in parents:
+                if current in seen:
+                    problems.append(ConfigProblem(where, f"parents form a loop through {parent!r}"))
+                    break
+                seen.add(current)
+                current = parents[current][1]
     return problems
 
 
@@ -454,4 +509,6 @@ def _resolve_target(
         labels=tuple(sorted(target.labels.items())),
         probes=tuple(probes),
         credentials=tuple(sorted(used.items())),
+        parent=target.parent,
+        uplink=target.uplink,
     )

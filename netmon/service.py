@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -17,6 +18,10 @@ from aiohttp import web
 
 from collectors import registry
 from collectors.base import Collector
+from netmon.alerting.api import routes as alert_routes
+from netmon.alerting.metrics import AlertingCollector
+from netmon.alerting.runtime import Alerting
+from netmon.alerting.sinks.factory import build_sinks
 from netmon.api import build_app
 from netmon.config import ConfigError, Inventory, load_file, parse_listen
 from netmon.exporter import build_registry
@@ -47,6 +52,7 @@ class Service:
         listen: str | None = None,
         load: Callable[[Path], Inventory] = load_file,
         extra_routes: Sequence[web.AbstractRouteDef] = (),
+        alert_db: Path | None = None,
     ) -> None:
         self.inventory = inventory
         self.store = StateStore()
@@ -55,6 +61,8 @@ class Service:
         self._listen = listen or inventory.config.http.listen
         self._load = load
         self._extra_routes = extra_routes  # the demo's fault injection, for one
+        self._alert_db = alert_db
+        self.alerting: Alerting | None = None
         self._collectors: dict[str, Collector] = {}
         self._scheduler: Scheduler | None = None
         self._runner: web.AppRunner | None = None
@@ -63,6 +71,13 @@ class Service:
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
         self.http_url = ""
+
+    def _public_url(self) -> str:
+        """Where people reach this netmon (alert links); the listen address as best guess."""
+        host, port = parse_listen(self._listen)
+        if host in ("0.0.0.0", "::"):
+            host = socket.gethostname()
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
     def is_ready(self) -> bool:
         return self._ready
@@ -86,8 +101,26 @@ class Service:
                 loop.remove_signal_handler(sig)
             await self._shutdown()
 
+    def _alert_db_path(self) -> Path:
+        if self._alert_db is not None:
+            return self._alert_db
+        path = Path(self.inventory.config.alerting.database)
+        if not path.is_absolute() and self._config_path is not None:
+            path = self._config_path.parent / path
+        return path
+
     async def _start(self) -> None:
         self.store.apply_inventory(self.inventory)
+        routes = list(self._extra_routes)
+        if self.inventory.config.alerting.enabled:
+            self.alerting = Alerting(
+                store=self.store,
+                inventory=self.inventory,
+                db_path=self._alert_db_path(),
+                sinks=build_sinks(self.inventory, generator_url=self._public_url()),
+            )
+            await self.alerting.start()
+            routes += alert_routes(self.alerting, self.inventory.config.http.token)
         await self._start_collectors(self.inventory)
         self._scheduler = Scheduler(
             store=self.store,
@@ -96,11 +129,13 @@ class Service:
         )
         self._scheduler.apply(self.inventory)
         metrics_registry = build_registry(self.store)
+        if self.alerting is not None:
+            metrics_registry.register(AlertingCollector(self.alerting))
         app = build_app(
             store=self.store,
             registry=metrics_registry,
             is_ready=self.is_ready,
-            extra_routes=self._extra_routes,
+            extra_routes=routes,
         )
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
@@ -140,6 +175,8 @@ class Service:
         for collector in self._collectors.values():
             await collector.close()
         self._collectors.clear()
+        if self.alerting is not None:
+            await self.alerting.stop()
         log.info("netmon stopped")
 
     def request_reload(self) -> None:
@@ -198,6 +235,8 @@ class Service:
         added, removed, changed = self.store.apply_inventory(inventory)
         assert self._scheduler is not None
         self._scheduler.apply(inventory)
+        if self.alerting is not None:
+            self.alerting.apply_inventory(inventory)
         self.inventory = inventory
         stats.reloads["success"] += 1
         log.info(

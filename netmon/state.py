@@ -88,6 +88,16 @@ class EchoWindow:
         lost = sum(1 for _, rtt in self._entries if rtt is None)
         return lost / len(self._entries)
 
+    def counts_since(self, since: float) -> tuple[int, int]:
+        """(sent, lost) over the entries from `since` (monotonic) on."""
+        sent = lost = 0
+        for when, rtt in reversed(self._entries):
+            if when < since:
+                break
+            sent += 1
+            lost += rtt is None
+        return sent, lost
+
     def jitter(self) -> float | None:
         """Mean absolute difference of consecutive RTTs (RFC 3550's D), over the window."""
         rtts = self.rtts()
@@ -106,6 +116,7 @@ class IcmpState:
     received_total: int = 0
     reach: Reach = Reach.UNKNOWN
     since: float = field(default_factory=time.time)
+    since_monotonic: float = field(default_factory=time.monotonic)
     consecutive_lost: int = 0
     consecutive_received: int = 0
     last_rtt: float | None = None
@@ -137,6 +148,7 @@ class IcmpState:
         if self.reach is previous:
             return None
         self.since = time.time()
+        self.since_monotonic = now
         return self.reach
 
 
@@ -205,10 +217,33 @@ def interface_rates(
     return rates[0], rates[1]
 
 
+def error_rate(
+    previous: InterfaceSample, previous_ticks: int, current: InterfaceSample, ticks: int
+) -> float | None:
+    """Errors plus discards, in and out, per second between two polls; None when unknown or
+    across a reboot or counter discontinuity."""
+    elapsed = ticks_between(previous_ticks, ticks)
+    if not elapsed or previous.discontinuity != current.discontinuity:
+        return None
+    total = 0
+    for before, after in (
+        (previous.in_errors, current.in_errors),
+        (previous.out_errors, current.out_errors),
+        (previous.in_discards, current.in_discards),
+        (previous.out_discards, current.out_discards),
+    ):
+        if before is None or after is None:
+            continue
+        delta = after - before
+        total += delta if delta >= 0 else delta + (1 << 32)  # these are 32-bit counters
+    return total / (elapsed / 100)
+
+
 @dataclass(slots=True)
 class InterfaceState:
     sample: InterfaceSample
     utilization: tuple[float, float] | None = None  # in, out
+    errors_per_second: float | None = None
     # False when this poll fell back from 64- to 32-bit counters: their raw values are not
     # published under the same series (Prometheus would read it as a counter reset).
     octets_comparable: bool = True
@@ -255,14 +290,14 @@ class DeviceState:
         interfaces: dict[int, InterfaceState] = {}
         for current in sample.interfaces:
             previous = self.last_interfaces.get(current.index)
-            rates = None
+            rates = errors = None
             if previous is not None and self.last_ticks is not None:
                 # Each reading's own agent time when the agent gave one, else the poll's.
-                rates = interface_rates(
-                    previous, previous.ticks or self.last_ticks, current, current.ticks or ticks
-                )
+                before, after = previous.ticks or self.last_ticks, current.ticks or ticks
+                rates = interface_rates(previous, before, current, after)
+                errors = error_rate(previous, before, current, after)
             comparable = previous is None or previous.counter_bits <= current.counter_bits
-            interfaces[current.index] = InterfaceState(current, rates, comparable)
+            interfaces[current.index] = InterfaceState(current, rates, errors, comparable)
         self.interfaces = interfaces
         self.last_interfaces = {i.index: i for i in sample.interfaces}
         self.last_ticks = ticks
@@ -322,6 +357,7 @@ class SelfStats:
 
 
 ReachListener = Callable[[ReachChange], None]
+RecordListener = Callable[[TargetState, Observation], None]
 
 
 class StateStore:
@@ -329,9 +365,14 @@ class StateStore:
         self.targets: dict[str, TargetState] = {}
         self.stats = SelfStats()
         self._reach_listeners: list[ReachListener] = []
+        self._record_listeners: list[RecordListener] = []
 
     def on_reach_change(self, listener: ReachListener) -> None:
         self._reach_listeners.append(listener)
+
+    def on_record(self, listener: RecordListener) -> None:
+        """Called after every observation is folded in (the alert engine evaluates there)."""
+        self._record_listeners.append(listener)
 
     def apply_inventory(self, inventory: Inventory) -> tuple[set[str], set[str], set[str]]:
         """Make the store match the inventory; return the ids (added, removed, changed).
@@ -382,6 +423,8 @@ class StateStore:
             settings = state.target.probe(observation.collector)
             if settings is not None and settings.device_collector:
                 state.devices.setdefault(observation.collector, DeviceState()).failed(observation)
+        for listener in self._record_listeners:
+            listener(state, observation)
 
     def _record_echo(self, state: TargetState, echo: EchoRound) -> None:
         settings = state.target.probe(echo.collector)

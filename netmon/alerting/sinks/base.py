@@ -11,7 +11,7 @@ for good (it is dropped and counted, so one bad event cannot block the queue for
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from netmon.alerting.model import AlertEvent
 
@@ -46,6 +46,7 @@ class Sink(Protocol):
         """Stop background work and release connections; pending events stay in the outbox."""
 
 
+@runtime_checkable
 class StatusPublisher(Protocol):
     """A sink that also carries live per-target status (MQTT's retained status topics)."""
 

@@ -1,0 +1,113 @@
+"""One worker per sink: reads the sink's outbox queue in order and delivers it, with backoff.
+
+A sink that is slow or dead only ever holds up its own queue; the engine, the collectors and
+the other sinks go on. An event leaves the outbox only after the sink confirmed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from netmon.alerting.sinks.base import Sink, SinkRejected, SinkUnavailable
+from netmon.alerting.store import AlertDB
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+
+
+class NotificationStats:
+    """Counts behind netmon_alert_notifications_total{sink,result}."""
+
+    def __init__(self) -> None:
+        self.results: dict[tuple[str, str], int] = {}
+
+    def count(self, sink: str, result: str, n: int = 1) -> None:
+        key = (sink, result)
+        self.results[key] = self.results.get(key, 0) + n
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        sink: Sink,
+        db: AlertDB,
+        stats: NotificationStats,
+        *,
+        send_timeout: float = 15.0,
+        backoff_min: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        self.sink = sink
+        self._db = db
+        self._stats = stats
+        self._send_timeout = send_timeout
+        self._backoff_min = backoff_min
+        self._backoff_max = backoff_max
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.failing = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"deliver-{self.sink.queue}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = self._backoff_min
+        while True:
+            self._wake.clear()
+            entries = await self._db.call(self._db.pending, self.sink.queue, BATCH)
+            if not entries:
+                await self._wake.wait()
+                continue
+            for entry in entries:
+                try:
+                    await asyncio.wait_for(self.sink.send(entry.event), self._send_timeout)
+                except SinkRejected as exc:
+                    self._stats.count(self.sink.name, "rejected")
+                    log.error(
+                        "alert notification rejected; dropped",
+                        extra={"sink": self.sink.queue, "alert": entry.event.alertname,
+                               "target": entry.event.target, "reason": str(exc)},
+                    )  # fmt: skip
+                except (SinkUnavailable, TimeoutError, OSError) as exc:
+                    self._stats.count(self.sink.name, "failure")
+                    self._set_failing(True, str(exc) or type(exc).__name__)
+                    # Jitter, so several netmon instances do not hammer a sink in step.
+                    await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+                    backoff = min(backoff * 2, self._backoff_max)
+                    break
+                except Exception:
+                    # A sink bug must not kill delivery for good; the event is retried.
+                    self._stats.count(self.sink.name, "failure")
+                    log.exception("alert sink failed", extra={"sink": self.sink.queue})
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self._backoff_max)
+                    break
+                else:
+                    self._stats.count(self.sink.name, "success")
+                    self._set_failing(False, "")
+                    backoff = self._backoff_min
+                await self._db.call(self._db.ack, entry.seq)
+
+    def _set_failing(self, failing: bool, reason: str) -> None:
+        if failing == self.failing:
+            return
+        self.failing = failing
+        if failing:
+            log.warning(
+                "alert sink unavailable; notifications are queued and retried",
+                extra={"sink": self.sink.queue, "reason": reason},
+            )
+        else:
+            log.info("alert sink delivering again", extra={"sink": self.sink.queue})

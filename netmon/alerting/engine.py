@@ -1,0 +1,762 @@
+"""The alert engine: rules evaluated as observations arrive, and each alert's lifecycle.
+
+pending -> firing -> resolved, with hysteresis (levels clear below their raise point, and a
+change must hold for `for` / `clear_for`), flap damping (a condition that keeps changing is one
+alert marked flapping, not a storm), silences, and topology (endpoints behind a cut district
+are one DistrictUnreachable alert). Every announced transition is written to the database
+together with its outbox rows; after a restart, firing alerts come back without being announced
+again, and those whose condition is found cleared are resolved once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from collectors.base import Observation
+from netmon.alerting import templates
+from netmon.alerting.model import AlertEvent, Severity, Status, fingerprint
+from netmon.alerting.rules import (
+    INTERFACE_METRICS,
+    MIN_LOST_ECHOES,
+    MIN_RTT_SAMPLES,
+    REBOOT_HOLD,
+    Level,
+    Rule,
+)
+from netmon.alerting.settings import AlertingConfig, Silence
+from netmon.alerting.store import AlertDB
+from netmon.config import Inventory, Target
+from netmon.state import Reach, StateStore, TargetState
+
+log = logging.getLogger(__name__)
+
+DOWN_METRIC = "down"
+QUALITY_ALERTS = frozenset({"HighLatency", "HighPacketLoss", "HighJitter"})
+GROUP_ALERT = "DistrictUnreachable"
+# A restored alert whose condition cannot be judged again (the target went away, its probe
+# was removed) is resolved after this long rather than left firing for ever.
+RESTORE_GRACE = 300.0
+_EVENT_RULE = Rule(metric="down", levels=[Level(severity=Severity.WARNING, above=0.5)])
+
+
+@dataclass(slots=True)
+class Tracked:
+    """One alert identity and where it stands."""
+
+    alertname: str
+    target: str
+    labels: dict[str, str]
+    rule: Rule
+    metric: str
+    level: int = -1  # index into rule.levels; -1 = not firing
+    candidate: int | None = None
+    candidate_since: float = 0.0
+    value: float | None = None
+    started: float = 0.0
+    toggles: deque[float] = field(default_factory=deque)
+    raw_active: bool = False
+    flapping: bool = False
+    peak: int = -1  # highest level while flapping
+    announced: bool = False  # the sinks have its current firing
+    emitted: AlertEvent | None = None  # the last firing event (announced or recorded)
+    restored_until: float | None = None
+    hold_until: float | None = None  # event alerts resolve by themselves then
+    held_until: float | None = None  # topology wait before a child's down alert is paged
+    suppressed_by: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return fingerprint(self.alertname, self.target, self.labels)
+
+    @property
+    def severity(self) -> Severity:
+        level = self.peak if self.flapping else self.level
+        return self.rule.levels[max(level, 0)].severity
+
+
+def desired_level(levels: Sequence[Level], current: int, value: float) -> int:
+    """The highest level whose raise point the value passed, or that it has not yet fallen
+    back below the clear point of (hysteresis)."""
+    desired = -1
+    for index, level in enumerate(levels):
+        if value > level.above or (index <= current and value > level.clear_at):
+            desired = index
+    return desired
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        config: AlertingConfig,
+        rules: Mapping[str, Rule],
+        db: AlertDB,
+        queues: Callable[[], Sequence[str]],
+        on_queued: Callable[[], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self.config = config
+        self.rules = dict(rules)
+        self._db = db
+        self._queues = queues
+        self._on_queued = on_queued
+        self._clock = clock
+        self.tracked: dict[str, Tracked] = {}
+        self.silences: dict[str, Silence] = {s.id: s for s in config.static_silences()}
+        self._seen_up: set[tuple[str, str]] = set()
+        self._reboots: dict[str, int] = {}
+        self._children: dict[str, list[str]] = {}
+        self._writes: set[asyncio.Future[Any]] = set()
+        self.dropped: dict[str, int] = {}
+        self._status_listeners: list[Callable[[str], None]] = []
+
+    # --- set-up --------------------------------------------------------------------------
+
+    async def restore(self) -> int:
+        """Bring back what was firing when netmon stopped; nothing is announced again."""
+        stored = await self._db.call(self._db.load_alerts)
+        now = self._clock()
+        for item in stored:
+            event = item.event
+            rule = self.rules.get(event.alertname) or self._event_rule(event.severity)
+            level = min(item.level, len(rule.levels) - 1)
+            tracked = Tracked(
+                alertname=event.alertname,
+                target=event.target,
+                labels=dict(event.labels),
+                rule=rule,
+                metric=rule.metric,
+                level=level,
+                started=event.starts_at,
+                value=event.value,
+                raw_active=True,
+                announced=item.announced,
+                emitted=event,
+                restored_until=now + RESTORE_GRACE,
+            )
+            if event.alertname not in self.rules:
+                tracked.hold_until = (event.event_at or now) + self._hold_for(event.alertname)
+            self.tracked[tracked.key] = tracked
+        for silence in await self._db.call(self._db.load_silences, now):
+            loaded = Silence.model_validate(silence)
+            self.silences[loaded.id] = loaded
+        return len(stored)
+
+    def apply_inventory(self, inventory: Inventory) -> None:
+        children: dict[str, list[str]] = {}
+        for target in inventory.targets.values():
+            if target.parent is not None:
+                children.setdefault(target.parent, []).append(target.id)
+        self._children = children
+
+    def on_status_change(self, listener: Callable[[str], None]) -> None:
+        """Told the target id whenever an alert that colours its status changes."""
+        self._status_listeners.append(listener)
+
+    # --- evaluation ----------------------------------------------------------------------
+
+    def observe(self, state: TargetState, observation: Observation | None = None) -> None:
+        now = self._clock()
+        target = state.target
+        for name, rule in self.rules.items():
+            if not rule.enabled or (rule.kinds is not None and target.kind not in rule.kinds):
+                continue
+            for labels, value in self._extract(rule, state):
+                self._update(name, rule, target, labels, value, now)
+        self._check_reboot(state, now)
+
+    def _extract(
+        self, rule: Rule, state: TargetState
+    ) -> Iterator[tuple[dict[str, str], float | None]]:
+        metric = rule.metric
+        icmp = state.icmp
+        if metric in INTERFACE_METRICS:
+            yield from self._extract_interfaces(rule, state)
+            return
+        if metric in ("snmp_down", "snmp_auth"):
+            for collector, device in state.devices.items():
+                probe = state.probes.get(collector)
+                if probe is None:
+                    continue
+                auth = probe.reason == "auth"
+                if metric == "snmp_auth":
+                    yield {}, float(auth)
+                elif icmp is not None and icmp.reach is Reach.DOWN:
+                    yield {}, 0.0  # the target is down: TargetDown says it all
+                else:
+                    yield {}, float(not device.up and not auth)
+            return
+        if icmp is None:
+            return
+        if metric == DOWN_METRIC:
+            reach = icmp.reach
+            yield {}, None if reach is Reach.UNKNOWN else float(reach is Reach.DOWN)
+            return
+        if icmp.reach is not Reach.UP:
+            yield {}, None  # quality of a dead link means nothing; EndpointDown covers it
+            return
+        window = icmp.window
+        if metric == "loss_ratio":
+            # Only echoes since the target last came up: an outage is not packet loss.
+            sent, lost = window.counts_since(icmp.since_monotonic)
+            if sent < 10:
+                yield {}, None
+            else:
+                yield {}, (lost / sent if lost >= MIN_LOST_ECHOES else 0.0)
+            return
+        rtts = window.rtts()
+        if len(rtts) < MIN_RTT_SAMPLES:
+            yield {}, None
+        elif metric == "rtt_p95":
+            yield {}, _p95(rtts)
+        elif metric == "jitter":
+            yield {}, window.jitter()
+
+    def _extract_interfaces(
+        self, rule: Rule, state: TargetState
+    ) -> Iterator[tuple[dict[str, str], float | None]]:
+        for device in state.devices.values():
+            for interface in device.interfaces.values():
+                sample = interface.sample
+                ifname = sample.name or sample.descr or str(sample.index)
+                if not any(fnmatch.fnmatchcase(ifname, glob) for glob in rule.interfaces):
+                    continue
+                labels = {"ifname": ifname}
+                if rule.metric == "interface_down":
+                    seen_key = (state.target.id, ifname)
+                    if sample.oper_up:
+                        self._seen_up.add(seen_key)
+                    down = sample.admin_up is True and sample.oper_up is False
+                    if down and rule.only_seen_up and seen_key not in self._seen_up:
+                        down = False
+                    yield labels, float(down)
+                elif rule.metric == "interface_errors":
+                    yield labels, interface.errors_per_second
+                elif interface.utilization is not None:
+                    yield labels, max(interface.utilization)
+
+    def _update(
+        self,
+        name: str,
+        rule: Rule,
+        target: Target,
+        labels: dict[str, str],
+        value: float | None,
+        now: float,
+        extra: dict[str, object] | None = None,
+    ) -> None:
+        key = fingerprint(name, target.id, labels)
+        tracked = self.tracked.get(key)
+        if value is None:
+            if tracked is not None:
+                tracked.candidate = None  # unknown: hold what is announced, decide nothing
+            return
+        desired = desired_level(rule.levels, tracked.level if tracked else -1, value)
+        if tracked is None:
+            if desired < 0:
+                return
+            tracked = Tracked(name, target.id, labels, rule, rule.metric)
+            self.tracked[key] = tracked
+        tracked.rule = rule
+        tracked.value = value
+        tracked.restored_until = None
+        if extra is not None:
+            tracked.extra = extra
+        active = desired >= 0
+        if active != tracked.raw_active:
+            tracked.raw_active = active
+            tracked.toggles.append(now)
+            self._check_flapping(tracked, target, now)
+        self._advance(tracked, desired, now)
+
+    def _advance(self, tracked: Tracked, desired: int, now: float) -> None:
+        if desired == tracked.level:
+            tracked.candidate = None
+            return
+        if tracked.candidate != desired:
+            tracked.candidate, tracked.candidate_since = desired, now
+        wait = tracked.rule.for_ if desired > tracked.level else tracked.rule.clear_for
+        if now - tracked.candidate_since >= wait:
+            self._transition(tracked, desired, now)
+
+    def _transition(self, tracked: Tracked, level: int, now: float) -> None:
+        previous = tracked.level
+        tracked.level, tracked.candidate = level, None
+        if tracked.flapping:
+            tracked.peak = max(tracked.peak, level)
+            return  # announced state stays put until the flapping settles
+        target = self._target(tracked.target)
+        if level >= 0 and previous < 0:
+            tracked.started = now
+            if (
+                tracked.metric == DOWN_METRIC
+                and target is not None
+                and target.parent is not None
+                and self.config.topology.wait > 0
+            ):
+                tracked.held_until = now + self.config.topology.wait
+                return
+            self._fire(tracked, now)
+        elif level >= 0:
+            old = tracked.rule.levels[max(previous, 0)].severity
+            self._fire(tracked, now, previous_severity=old)
+        else:
+            self._resolve(tracked, now)
+
+    def _check_flapping(self, tracked: Tracked, target: Target, now: float) -> None:
+        settings = self.config.flapping
+        while tracked.toggles and tracked.toggles[0] < now - settings.window:
+            tracked.toggles.popleft()
+        if tracked.flapping or len(tracked.toggles) < settings.changes:
+            return
+        tracked.flapping = True
+        tracked.peak = max(tracked.level, tracked.candidate or 0, 0)
+        tracked.held_until = None
+        if tracked.emitted is None:
+            tracked.started = now
+        log.warning(
+            "alert flapping; further changes are held back until it settles",
+            extra={"alert": tracked.alertname, "target": tracked.target},
+        )
+        self._fire(tracked, now)
+
+    # --- periodic work -------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Time-driven changes: `for` and `clear_for` elapsing between observations, holds
+        expiring, flapping settling, topology waits, silences ending."""
+        now = self._clock()
+        self._update_groups(now)
+        for tracked in list(self.tracked.values()):
+            if tracked.flapping:
+                self._settle_flapping(tracked, now)
+                continue
+            if tracked.candidate is not None:
+                self._advance(tracked, tracked.candidate, now)
+            if tracked.hold_until is not None and now >= tracked.hold_until and tracked.level >= 0:
+                tracked.level = -1
+                self._resolve(tracked, now)
+            elif tracked.restored_until is not None and now >= tracked.restored_until:
+                log.info(
+                    "restored alert could not be re-evaluated; resolving it",
+                    extra={"alert": tracked.alertname, "target": tracked.target},
+                )
+                tracked.level = -1
+                self._resolve(tracked, now)
+            elif tracked.held_until is not None and tracked.level >= 0:
+                self._release_held(tracked, now)
+            elif (
+                tracked.level >= 0
+                and not tracked.announced
+                and tracked.emitted is not None
+                and not self._silenced(tracked.emitted)
+                and tracked.suppressed_by is None
+            ):
+                self._announce(tracked.emitted)  # its silence ended while it still fires
+                tracked.announced = True
+        self._forget_settled(now)
+        expired = [s.id for s in self.silences.values() if s.ends_at <= now]
+        for silence_id in expired:
+            del self.silences[silence_id]
+
+    def _forget_settled(self, now: float) -> None:
+        """Drop identities with nothing left to say; their recent changes are kept until the
+        flapping window has passed, or a flapping alert would be forgotten at each resolve."""
+        horizon = now - self.config.flapping.window
+        settled = [
+            key
+            for key, t in self.tracked.items()
+            if t.level < 0
+            and t.emitted is None
+            and t.candidate is None
+            and not t.flapping
+            and (not t.toggles or t.toggles[-1] < horizon)
+        ]
+        for key in settled:
+            del self.tracked[key]
+
+    def _settle_flapping(self, tracked: Tracked, now: float) -> None:
+        quiet = self.config.flapping.quiet
+        if tracked.toggles and tracked.toggles[-1] > now - quiet:
+            return
+        tracked.flapping = False
+        tracked.toggles.clear()
+        tracked.peak = -1
+        if tracked.candidate is not None:
+            tracked.level, tracked.candidate = tracked.candidate, None
+        if tracked.level >= 0:
+            self._fire(tracked, now)
+        else:
+            self._resolve(tracked, now)
+
+    def _release_held(self, tracked: Tracked, now: float) -> None:
+        assert tracked.held_until is not None
+        cut = self._cut_ancestor(tracked.target)
+        if cut is not None:
+            tracked.suppressed_by = cut
+            tracked.held_until = now  # re-checked every tick until the ancestor is back
+            return
+        if tracked.candidate == -1:
+            return  # already recovering: it is resolved quietly, never paged
+        if now < tracked.held_until and tracked.suppressed_by is None:
+            return
+        tracked.held_until = None
+        tracked.suppressed_by = None
+        self._fire(tracked, now)
+
+    # --- topology ------------------------------------------------------------------------
+
+    def _target(self, target_id: str) -> Target | None:
+        state = self._store.targets.get(target_id)
+        return state.target if state is not None else None
+
+    def _down(self, target_id: str) -> bool:
+        state = self._store.targets.get(target_id)
+        return state is not None and state.reach is Reach.DOWN
+
+    def _descendants(self, target_id: str) -> list[str]:
+        found, pending = [], list(self._children.get(target_id, ()))
+        while pending:
+            child = pending.pop()
+            found.append(child)
+            pending.extend(self._children.get(child, ()))
+        return found
+
+    def _is_cut(self, target_id: str) -> bool:
+        """The target is unreachable, its uplink is down, or most of what hangs off it is."""
+        state = self._store.targets.get(target_id)
+        if state is None:
+            return False
+        if state.reach is Reach.DOWN:
+            return True
+        uplink = state.target.uplink
+        if uplink:
+            for device in state.devices.values():
+                for interface in device.interfaces.values():
+                    if interface.sample.name == uplink and interface.sample.oper_up is False:
+                        return True
+            key = fingerprint("InterfaceDown", target_id, {"ifname": uplink})
+            uplink_alert = self.tracked.get(key)
+            if uplink_alert is not None and uplink_alert.raw_active:
+                return True
+        children = self._children.get(target_id, [])
+        down = sum(self._down(child) for child in children)
+        settings = self.config.topology
+        return down >= settings.min_children_down and down >= settings.min_ratio_down * len(
+            children
+        )
+
+    def _cut_ancestor(self, target_id: str) -> str | None:
+        target = self._target(target_id)
+        seen: set[str] = set()
+        while target is not None and target.parent is not None and target.parent not in seen:
+            seen.add(target.parent)
+            if self._is_cut(target.parent):
+                return target.parent
+            target = self._target(target.parent)
+        return None
+
+    def _update_groups(self, now: float) -> None:
+        rule = self._group_rule()
+        for parent_id in self._children:
+            parent = self._target(parent_id)
+            if parent is None:
+                continue
+            cut = self._is_cut(parent_id)
+            behind = [t for t in self._descendants(parent_id) if self._down(t)] if cut else []
+            names = []
+            for target_id in sorted(behind):
+                target = self._target(target_id)
+                names.append(target.display_name if target else target_id)
+            shown = ", ".join(names[:20]) + (f" (+{len(names) - 20})" if len(names) > 20 else "")
+            self._update(
+                GROUP_ALERT,
+                rule,
+                parent,
+                {},
+                float(len(behind)),
+                now,
+                extra={"count": len(behind), "targets": shown, "affected": sorted(behind)},
+            )
+
+    def _group_rule(self) -> Rule:
+        configured = self.rules.get(GROUP_ALERT)
+        if configured is not None:
+            return configured
+        return Rule(
+            metric="down",
+            levels=[Level(severity=Severity.CRITICAL, above=0.5)],
+            clear_for=0,
+        )
+
+    # --- events (traps, reboots) ---------------------------------------------------------
+
+    def _event_rule(self, severity: Severity) -> Rule:
+        return Rule(metric="down", levels=[Level(severity=severity, above=0.5)], clear_for=0)
+
+    def _hold_for(self, alertname: str) -> float:
+        for rule in self.config.trap_alerts.values():
+            if rule.alertname == alertname:
+                return rule.hold
+        return REBOOT_HOLD
+
+    def fire_event(
+        self,
+        alertname: str,
+        target: Target,
+        *,
+        severity: Severity,
+        hold: float,
+        labels: dict[str, str] | None = None,
+        extra: dict[str, object] | None = None,
+        summary: str | None = None,
+    ) -> None:
+        """A one-off alert (a reboot, a vendor trap): fires now, resolves after `hold`."""
+        now = self._clock()
+        labels = labels or {}
+        key = fingerprint(alertname, target.id, labels)
+        tracked = self.tracked.get(key)
+        if tracked is not None and tracked.level >= 0:
+            tracked.hold_until = now + hold  # still the same incident: extend, do not repeat
+            return
+        rule = self._event_rule(severity)
+        if summary is not None:
+            rule = rule.model_copy(update={"summary": summary})
+        tracked = Tracked(alertname, target.id, labels, rule, "event", value=1.0)
+        tracked.extra = extra or {}
+        tracked.hold_until = now + hold
+        self.tracked[key] = tracked
+        tracked.level, tracked.started = 0, now
+        self._fire(tracked, now)
+
+    def clear_event(self, alertname: str, target: Target, labels: dict[str, str]) -> None:
+        tracked = self.tracked.get(fingerprint(alertname, target.id, labels))
+        if tracked is not None and tracked.level >= 0 and tracked.hold_until is not None:
+            tracked.level = -1
+            self._resolve(tracked, self._clock())
+
+    def interface_trap(self, target: Target, if_index: int | None, down: bool) -> None:
+        """linkDown/linkUp: the same InterfaceDown alert the polls drive, only sooner."""
+        rule = self.rules.get("InterfaceDown")
+        if rule is None or not rule.enabled:
+            return
+        ifname = str(if_index) if if_index is not None else "?"
+        state = self._store.targets.get(target.id)
+        if state is not None and if_index is not None:
+            for device in state.devices.values():
+                interface = device.interfaces.get(if_index)
+                if interface is not None:
+                    sample = interface.sample
+                    ifname = sample.name or sample.descr or ifname
+        if not down:
+            self._seen_up.add((target.id, ifname))
+        self._update("InterfaceDown", rule, target, {"ifname": ifname}, float(down), self._clock())
+
+    def _check_reboot(self, state: TargetState, now: float) -> None:
+        reboots = sum(device.reboots for device in state.devices.values())
+        known = self._reboots.get(state.target.id)
+        self._reboots[state.target.id] = reboots
+        if known is not None and reboots > known:
+            self.fire_event(
+                "DeviceRebooted", state.target, severity=Severity.WARNING, hold=REBOOT_HOLD
+            )
+
+    # --- announcing ----------------------------------------------------------------------
+
+    def _render(self, tracked: Tracked, now: float, status: Status) -> AlertEvent:
+        target = self._target(tracked.target)
+        level = tracked.rule.levels[max(tracked.peak if tracked.flapping else tracked.level, 0)]
+        values: dict[str, object] = {
+            "name": target.display_name if target else tracked.target,
+            "target": tracked.target,
+            "district": target.district if target else "",
+            "value": templates.format_value(tracked.metric, tracked.value),
+            "threshold": templates.format_value(tracked.metric, level.above),
+            **tracked.labels,
+            **tracked.extra,
+        }
+        language = self.config.language
+        text = templates.summary(language, tracked.alertname, values, tracked.rule.summary)
+        if tracked.flapping:
+            text += templates.flapping_suffix(
+                language, len(tracked.toggles), self.config.flapping.window
+            )
+        context = {}
+        if target is not None:
+            context = {
+                "kind": target.kind,
+                "site": target.site,
+                "district": target.district,
+                "group": target.group,
+            }
+            context = {k: v for k, v in context.items() if v}
+        affected = tracked.extra.get("affected")
+        description = ""
+        if isinstance(affected, list):
+            description = "affected: " + ", ".join(map(str, affected))
+        return AlertEvent(
+            alertname=tracked.alertname,
+            target=tracked.target,
+            severity=tracked.severity,
+            status=status,
+            starts_at=tracked.started or now,
+            ends_at=now if status is Status.RESOLVED else None,
+            summary=text,
+            labels={**tracked.rule.labels, **tracked.labels},
+            context=context,
+            value=tracked.value,
+            description=description,
+            flapping=tracked.flapping,
+            event_at=now,
+        )
+
+    def _fire(
+        self, tracked: Tracked, now: float, previous_severity: Severity | None = None
+    ) -> None:
+        event = self._render(tracked, now, Status.FIRING)
+        if previous_severity is not None and previous_severity != event.severity:
+            event = replace(event, previous_severity=previous_severity)
+        silenced = self._silenced(event)
+        tracked.emitted = event
+        announce = not silenced
+        tracked.announced = announce
+        level = tracked.peak if tracked.flapping else tracked.level
+        self._record(event, max(level, 0), announce)
+        self._status_changed(tracked)
+
+    def _resolve(self, tracked: Tracked, now: float) -> None:
+        tracked.held_until = None
+        suppressed = tracked.suppressed_by is not None
+        tracked.suppressed_by = None
+        if tracked.emitted is not None:
+            event = self._render(tracked, now, Status.RESOLVED)
+            # The resolve goes out if and only if the sinks heard of the firing.
+            self._record(event, -1, tracked.announced and not suppressed)
+        tracked.announced = False
+        tracked.emitted = None
+        tracked.hold_until = tracked.restored_until = None
+        self._status_changed(tracked)
+
+    def _record(self, event: AlertEvent, level: int, announce: bool) -> None:
+        queues = list(self._queues()) if announce else []
+        log.log(
+            logging.WARNING if event.firing else logging.INFO,
+            f"alert {event.status.value}" + ("" if announce else " (not announced)"),
+            extra={
+                "alert": event.alertname,
+                "target": event.target,
+                "severity": event.severity.value,
+                "summary": event.summary,
+            },
+        )
+        future = asyncio.ensure_future(
+            self._db.call(self._db.record, event, level, announce, queues)
+        )
+        self._writes.add(future)
+        future.add_done_callback(self._written)
+
+    def _announce(self, event: AlertEvent) -> None:
+        self._record(event, 0, True)
+
+    def _written(self, future: asyncio.Future[Any]) -> None:
+        self._writes.discard(future)
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            log.error("could not store an alert transition", exc_info=exc)
+            return
+        for queue, count in future.result().items():
+            self.dropped[queue] = self.dropped.get(queue, 0) + count
+            log.error("outbox full; oldest notifications dropped", extra={"queue": queue})
+        self._on_queued()
+
+    async def flush(self) -> None:
+        """Wait until every transition decided so far is on disk."""
+        while self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
+
+    def _status_changed(self, tracked: Tracked) -> None:
+        for listener in self._status_listeners:
+            listener(tracked.target)
+
+    # --- silences ------------------------------------------------------------------------
+
+    def _silenced(self, event: AlertEvent) -> bool:
+        now = self._clock()
+        labels = event.all_labels()
+        return any(s.active(now) and s.matches(labels) for s in self.silences.values())
+
+    async def add_silence(self, silence: Silence) -> None:
+        self.silences[silence.id] = silence
+        await self._db.call(
+            self._db.save_silence, silence.id, silence.model_dump(mode="json"), silence.ends_at
+        )
+
+    async def delete_silence(self, silence_id: str) -> bool:
+        if self.silences.pop(silence_id, None) is None:
+            return False
+        await self._db.call(self._db.delete_silence, silence_id)
+        return True
+
+    # --- reading -------------------------------------------------------------------------
+
+    def firing(self) -> list[AlertEvent]:
+        """Alerts the sinks should consider active (announced and still firing)."""
+        return [
+            t.emitted
+            for t in self.tracked.values()
+            if t.emitted is not None and t.announced and (t.level >= 0 or t.flapping)
+        ]
+
+    def active_by_severity(self) -> dict[str, int]:
+        counts = {severity.value: 0 for severity in Severity}
+        for tracked in self.tracked.values():
+            if tracked.emitted is not None and (tracked.level >= 0 or tracked.flapping):
+                counts[tracked.severity.value] += 1
+        return counts
+
+    def quality_alerts(self, target_id: str) -> list[Tracked]:
+        return [
+            t
+            for t in self.tracked.values()
+            if t.target == target_id and t.alertname in QUALITY_ALERTS and t.emitted is not None
+        ]
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every tracked alert with its state, for the API."""
+        now = self._clock()
+        out = []
+        for tracked in self.tracked.values():
+            if tracked.emitted is not None:
+                state = "firing"
+            elif tracked.held_until is not None or tracked.suppressed_by is not None:
+                state = "held"
+            elif tracked.candidate is not None and tracked.candidate >= 0:
+                state = "pending"
+            else:
+                continue
+            event = tracked.emitted or self._render(tracked, now, Status.FIRING)
+            item = event.to_json()
+            item["state"] = state
+            item["silenced"] = self._silenced(event)
+            item["announced"] = tracked.announced
+            item["suppressed_by"] = tracked.suppressed_by
+            out.append(item)
+        out.sort(key=lambda a: (-Severity(a["severity"]).rank, a["target"], a["alertname"]))
+        return out

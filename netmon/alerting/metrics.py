@@ -1,0 +1,57 @@
+"""Alerting's own series on /metrics: what fires, what was delivered, what waits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from netmon.alerting.runtime import Alerting
+
+RESULTS = ("success", "failure", "rejected", "dropped")
+
+
+class AlertingCollector:
+    def __init__(self, alerting: Alerting) -> None:
+        self._alerting = alerting
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        alerting = self._alerting
+        active = GaugeMetricFamily(
+            "netmon_alerts_active", "Alerts firing now, by severity", labels=["severity"]
+        )
+        for severity, count in alerting.engine.active_by_severity().items():
+            active.add_metric([severity], count)
+        yield active
+
+        results = dict(alerting.stats.results)
+        for queue, count in alerting.engine.dropped.items():
+            key = (queue.split(":", 1)[0], "dropped")
+            results[key] = results.get(key, 0) + count
+        notifications = CounterMetricFamily(
+            "netmon_alert_notifications",
+            "Alert notifications handed to sinks, by result (failure = will be retried)",
+            labels=["sink", "result"],
+        )
+        for name in sorted({s.name for s in alerting.sinks} | {s for s, _ in results}):
+            for result in RESULTS:
+                notifications.add_metric([name, result], results.get((name, result), 0))
+        yield notifications
+
+        queued = GaugeMetricFamily(
+            "netmon_alert_outbox_events",
+            "Alert notifications waiting in the outbox for a sink",
+            labels=["sink", "queue"],
+        )
+        for sink in alerting.sinks:
+            queued.add_metric([sink.name, sink.queue], alerting.pending.get(sink.queue, 0))
+        yield queued
+
+        errors = CounterMetricFamily(
+            "netmon_alert_evaluation_errors", "Alert rule evaluations that failed (a bug)"
+        )
+        errors.add_metric([], alerting.engine_errors)
+        yield errors

@@ -1,0 +1,203 @@
+"""Alert state and the delivery outbox, in one SQLite file (WAL) that survives restarts.
+
+Every call runs on one dedicated thread, so the event loop never waits on the disk and writes
+happen in the order they were asked for. An alert transition is written together with its
+outbox rows in one transaction: after a crash, what was decided is either entirely recorded
+or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from netmon.alerting.model import AlertEvent
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    fingerprint TEXT PRIMARY KEY,
+    event TEXT NOT NULL,       -- the last AlertEvent JSON of a firing alert
+    level INTEGER NOT NULL,
+    announced INTEGER NOT NULL -- 0 while silenced or held back: the sinks never heard of it
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    event TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (queue, seq);
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY,
+    silence TEXT NOT NULL,
+    ends REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS engine_ids (
+    target TEXT NOT NULL,
+    engine_id TEXT NOT NULL,
+    learned REAL NOT NULL,
+    PRIMARY KEY (target, engine_id)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    event: AlertEvent
+    level: int
+    announced: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    seq: int
+    event: AlertEvent
+
+
+class AlertDB:
+    """The SQLite file. Use `await db.call(db.method, ...)` from the loop, or the async helpers."""
+
+    def __init__(self, path: str | Path, *, max_queue: int = 50_000) -> None:
+        self.path = str(path)
+        self.max_queue = max_queue
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="alert-db")
+        self._connection: sqlite3.Connection | None = None
+
+    async def call(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    # --- the blocking side, run on the db thread -------------------------------------------
+
+    def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a power cut may lose the last transactions, a crash of netmon
+        # loses nothing; the fsync per transition FULL would cost is not worth it here.
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.executescript(SCHEMA)
+        self._connection = connection
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        assert self._connection is not None, "AlertDB.open() first"
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def load_alerts(self) -> list[StoredAlert]:
+        rows = self._db.execute("SELECT event, level, announced FROM alerts").fetchall()
+        return [StoredAlert(AlertEvent.from_json(json.loads(e)), lv, bool(a)) for e, lv, a in rows]
+
+    def record(
+        self, event: AlertEvent, level: int, announced: bool, queues: Sequence[str]
+    ) -> dict[str, int]:
+        """Store one transition and queue it for `queues`; return rows dropped per queue when a
+        queue was full (its oldest events go: the newest state matters most)."""
+        payload = json.dumps(event.to_json(), ensure_ascii=False)
+        dropped: dict[str, int] = {}
+        with self._transaction() as db:
+            if event.firing:
+                db.execute(
+                    "INSERT OR REPLACE INTO alerts (fingerprint, event, level, announced)"
+                    " VALUES (?, ?, ?, ?)",
+                    (event.fingerprint, payload, level, int(announced)),
+                )
+            else:
+                db.execute("DELETE FROM alerts WHERE fingerprint = ?", (event.fingerprint,))
+            now = time.time()
+            for queue in queues:
+                db.execute(
+                    "INSERT INTO outbox (queue, event, created) VALUES (?, ?, ?)",
+                    (queue, payload, now),
+                )
+                (count,) = db.execute(
+                    "SELECT count(*) FROM outbox WHERE queue = ?", (queue,)
+                ).fetchone()
+                if count > self.max_queue:
+                    excess = count - self.max_queue
+                    db.execute(
+                        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE queue = ?"
+                        " ORDER BY seq LIMIT ?)",
+                        (queue, excess),
+                    )
+                    dropped[queue] = excess
+        return dropped
+
+    def pending(self, queue: str, limit: int) -> list[OutboxEntry]:
+        rows = self._db.execute(
+            "SELECT seq, event FROM outbox WHERE queue = ? ORDER BY seq LIMIT ?", (queue, limit)
+        ).fetchall()
+        return [OutboxEntry(seq, AlertEvent.from_json(json.loads(event))) for seq, event in rows]
+
+    def pending_counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT queue, count(*) FROM outbox GROUP BY queue").fetchall()
+        return dict(rows)
+
+    def ack(self, seq: int) -> None:
+        self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+    def forget_queues(self, keep: Iterable[str]) -> int:
+        """Drop the outbox of sinks no longer configured; return how many events went."""
+        kept = list(keep)
+        marks = ",".join("?" * len(kept)) or "''"
+        cursor = self._db.execute(f"DELETE FROM outbox WHERE queue NOT IN ({marks})", kept)  # noqa: S608 - only placeholders are formatted in
+        return cursor.rowcount
+
+    def save_silence(self, silence_id: str, silence: dict[str, Any], ends: float) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO silences (id, silence, ends) VALUES (?, ?, ?)",
+            (silence_id, json.dumps(silence, ensure_ascii=False), ends),
+        )
+
+    def delete_silence(self, silence_id: str) -> None:
+        self._db.execute("DELETE FROM silences WHERE id = ?", (silence_id,))
+
+    def load_silences(self, now: float) -> list[dict[str, Any]]:
+        self._db.execute("DELETE FROM silences WHERE ends <= ?", (now,))
+        rows = self._db.execute("SELECT silence FROM silences").fetchall()
+        return [json.loads(text) for (text,) in rows]
+
+    def save_engine_id(self, target: str, engine_id: bytes) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO engine_ids (target, engine_id, learned) VALUES (?, ?, ?)",
+            (target, engine_id.hex(), time.time()),
+        )
+
+    def load_engine_ids(self) -> dict[str, list[bytes]]:
+        learned: dict[str, list[bytes]] = {}
+        for target, engine_id in self._db.execute("SELECT target, engine_id FROM engine_ids"):
+            learned.setdefault(target, []).append(bytes.fromhex(engine_id))
+        return learned
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def shutdown(self) -> None:
+        self._executor.submit(self.close).result()
+        self._executor.shutdown(wait=True)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")

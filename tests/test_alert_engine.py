@@ -1,0 +1,318 @@
+"""The alert engine on a real state store and a real SQLite outbox, with a controlled clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collectors.base import EchoRound
+from netmon.alerting.engine import AlertEngine
+from netmon.alerting.model import AlertEvent, Severity, Status
+from netmon.alerting.settings import Silence
+from netmon.alerting.store import AlertDB
+from netmon.config import ConfigError, Inventory, load_data
+from netmon.state import StateStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def inventory(extra: dict[str, Any] | None = None, targets: list[dict[str, Any]] | None = None):
+    data: dict[str, Any] = {
+        "targets": targets
+        or [
+            {"id": "ep1", "address": "192.0.2.10", "name": "Hội trường tỉnh", "district": "D1"},
+            {"id": "ep2", "address": "192.0.2.11", "district": "D2"},
+            {"id": "rtr", "address": "192.0.2.1", "kind": "router"},
+        ]
+    }
+    data.update(extra or {})
+    return load_data(data)
+
+
+class Harness:
+    def __init__(self, inv: Inventory, db: AlertDB, clock: Clock) -> None:
+        self.store = StateStore()
+        self.store.apply_inventory(inv)
+        self.clock = clock
+        self.db = db
+        self.engine = AlertEngine(
+            store=self.store,
+            config=inv.config.alerting,
+            rules=inv.rules,
+            db=db,
+            queues=lambda: ["test"],
+            on_queued=lambda: None,
+            clock=clock,
+        )
+        self.engine.apply_inventory(inv)
+        self.store.on_record(lambda state, _obs: self.engine.observe(state))
+
+    def echo(self, target: str, *rtts: float | None) -> None:
+        for rtt in rtts:
+            self.store.record(
+                EchoRound(target=target, collector="icmp", ok=rtt is not None, duration=0.1,
+                          address="192.0.2.10", rtts=(rtt,))
+            )  # fmt: skip
+
+    def down(self, target: str) -> None:
+        self.echo(target, None, None, None)
+
+    def up(self, target: str) -> None:
+        self.echo(target, 0.01, 0.01)
+
+    def advance(self, seconds: float, step: float = 1.0) -> None:
+        end = self.clock.now + seconds
+        while self.clock.now < end:
+            self.clock.now = min(end, self.clock.now + step)
+            self.engine.tick()
+
+    async def events(self) -> list[AlertEvent]:
+        await self.engine.flush()
+        return [entry.event for entry in await self.db.call(self.db.pending, "test", 10_000)]
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[AlertDB]:
+    database = AlertDB(tmp_path / "alerts.sqlite")
+    await database.call(database.open)
+    yield database
+    database.shutdown()
+
+
+def transitions(events: list[AlertEvent]) -> list[tuple[str, str, str]]:
+    return [(e.alertname, e.target, e.status.value) for e in events]
+
+
+async def test_endpoint_down_fires_once_critical_and_resolves_once(db: AlertDB) -> None:
+    h = Harness(inventory(), db, Clock())
+    h.up("ep1")
+    h.down("ep1")
+    h.down("ep1")  # still down: no second notification
+    h.advance(3)
+    h.up("ep1")
+    h.advance(4)
+    assert len(await h.events()) == 1  # back, but not yet for the 5 s that clears it
+    h.advance(2)
+    events = await h.events()
+    assert transitions(events) == [
+        ("EndpointDown", "ep1", "firing"),
+        ("EndpointDown", "ep1", "resolved"),
+    ]
+    assert events[0].severity is Severity.CRITICAL
+    assert events[0].summary == "Hội trường tỉnh is unreachable (no reply to ping)"
+    assert events[0].context["district"] == "D1"
+    assert events[1].ends_at is not None
+    assert events[1].starts_at == events[0].starts_at
+
+
+async def test_a_router_that_goes_down_is_target_down_major(db: AlertDB) -> None:
+    h = Harness(inventory(), db, Clock())
+    h.up("rtr")
+    h.down("rtr")
+    (event,) = await h.events()
+    assert (event.alertname, event.severity) == ("TargetDown", Severity.MAJOR)
+
+
+async def test_latency_hysteresis_raises_once_and_clears_only_below_the_clear_level(
+    db: AlertDB,
+) -> None:
+    h = Harness(inventory(), db, Clock())
+    h.echo("ep1", *[0.160] * 20)  # p95 160 ms > 150 ms warning level
+    h.advance(5)
+    assert await h.events() == []  # `for: 10s` not yet over
+    h.advance(6)
+    h.echo("ep1", 0.160)
+    # The window spans real time, so it takes many samples to move its 95th percentile.
+    h.echo("ep1", *[0.140] * 400)  # p95 between clear (120 ms) and raise (150 ms): stays
+    h.advance(30)
+    h.echo("ep1", *[0.100] * 10_000)  # p95 below the clear level: resolves after clear_for
+    h.advance(4)
+    assert transitions(await h.events()) == [("HighLatency", "ep1", "firing")]
+    h.advance(7)
+    events = await h.events()
+    assert transitions(events) == [
+        ("HighLatency", "ep1", "firing"),
+        ("HighLatency", "ep1", "resolved"),
+    ]
+    assert events[0].severity is Severity.WARNING
+    assert "160 ms > 150 ms" in events[0].summary
+
+
+async def test_loss_that_gets_worse_raises_the_severity_of_the_same_alert(db: AlertDB) -> None:
+    h = Harness(inventory(), db, Clock())
+    h.up("ep1")
+    # 2 lost in 100 (2 %): above the 1 % major level, below the 5 % critical one.
+    h.echo("ep1", *([0.01] * 49 + [None] + [0.01] * 49 + [None]))
+    h.advance(6)
+    h.echo("ep1", 0.01)
+    h.echo("ep1", *([None, 0.01, 0.01, 0.01, 0.01] * 10))  # now ~9 %: critical
+    h.advance(6)
+    h.echo("ep1", 0.01)
+    events = await h.events()
+    assert [(e.status.value, e.severity.value) for e in events] == [
+        ("firing", "major"),
+        ("firing", "critical"),
+    ]
+    assert events[1].previous_severity is Severity.MAJOR
+    assert events[0].fingerprint == events[1].fingerprint
+
+
+async def test_one_lost_echo_pages_nobody(db: AlertDB) -> None:
+    h = Harness(inventory(), db, Clock())
+    h.echo("ep1", *([0.01] * 30 + [None] + [0.01] * 29))
+    h.advance(20)
+    h.echo("ep1", 0.01)
+    assert await h.events() == []
+
+
+async def test_a_flapping_target_is_one_alert_marked_flapping(db: AlertDB) -> None:
+    h = Harness(inventory(), db, Clock())
+    h.up("ep1")
+    for _ in range(15):  # down and up every 2 s for a minute
+        h.down("ep1")
+        h.advance(2)
+        h.up("ep1")
+        h.advance(2)
+    events = await h.events()
+    assert {e.fingerprint for e in events} == {events[0].fingerprint}
+    assert [e.status for e in events].count(Status.RESOLVED) <= 1
+    assert [e.flapping for e in events if e.firing][-1] is True
+    assert len(events) == 2, transitions(events)  # fired, then marked flapping
+    assert "flapping" in events[-1].summary
+    h.advance(61)  # quiet for a minute: settles, and since it is up, resolves once
+    events = await h.events()
+    assert events[-1].status is Status.RESOLVED
+    assert [e.status for e in events].count(Status.RESOLVED) == 1
+
+
+async def test_silence_by_district_holds_notifications_until_it_ends(db: AlertDB) -> None:
+    clock = Clock()
+    h = Harness(inventory(), db, clock)
+    ends = dt.datetime.fromtimestamp(clock.now + 60, dt.UTC)
+    await h.engine.add_silence(
+        Silence.model_validate({"matchers": {"district": "D1"}, "ends_at": ends.isoformat()})
+    )
+    h.up("ep1")
+    h.up("ep2")
+    h.down("ep1")
+    h.down("ep2")
+    assert transitions(await h.events()) == [("EndpointDown", "ep2", "firing")]
+    assert any(a["target"] == "ep1" and a["silenced"] for a in h.engine.listing())
+    h.advance(61)  # the maintenance is over and ep1 is still down: now it is news
+    assert transitions(await h.events())[-1] == ("EndpointDown", "ep1", "firing")
+
+
+async def test_a_silenced_alert_that_clears_is_never_heard_of(db: AlertDB) -> None:
+    clock = Clock()
+    h = Harness(inventory(), db, clock)
+    ends = dt.datetime.fromtimestamp(clock.now + 600, dt.UTC)
+    await h.engine.add_silence(
+        Silence.model_validate({"matchers": {"target": "ep*"}, "ends_at": ends.isoformat()})
+    )
+    h.up("ep1")
+    h.down("ep1")
+    h.up("ep1")
+    assert await h.events() == []
+
+
+def district_inventory() -> Inventory:
+    targets: list[dict[str, Any]] = [
+        {"id": "sw-d1", "address": "192.0.2.100", "kind": "switch", "district": "D1"},
+    ]
+    targets += [
+        {"id": f"d1-ep{i}", "address": f"192.0.2.{10 + i}", "district": "D1", "parent": "sw-d1"}
+        for i in range(6)
+    ]
+    targets += [{"id": "d2-ep", "address": "192.0.2.50", "district": "D2", "parent": "sw-d2"}]
+    targets += [{"id": "sw-d2", "address": "192.0.2.101", "kind": "switch", "district": "D2"}]
+    return inventory(targets=targets)
+
+
+async def test_endpoints_behind_a_cut_district_are_one_alert_with_the_list(db: AlertDB) -> None:
+    h = Harness(district_inventory(), db, Clock())
+    for i in range(6):
+        h.up(f"d1-ep{i}")
+    h.up("d2-ep")
+    for i in range(6):
+        h.down(f"d1-ep{i}")
+    h.down("d2-ep")  # a lone endpoint elsewhere: its own page, after the grouping wait
+    h.advance(3)
+    events = await h.events()
+    assert sorted(transitions(events)) == [
+        ("DistrictUnreachable", "sw-d1", "firing"),
+        ("EndpointDown", "d2-ep", "firing"),
+    ]
+    group = next(e for e in events if e.alertname == "DistrictUnreachable")
+    assert group.severity is Severity.CRITICAL
+    assert group.value == 6
+    assert "6 endpoints" in group.summary
+    assert "d1-ep0" in group.description
+    for i in range(6):
+        h.up(f"d1-ep{i}")
+    h.advance(2)
+    assert transitions(await h.events())[-1] == ("DistrictUnreachable", "sw-d1", "resolved")
+
+
+async def test_restart_neither_repeats_firing_nor_forgets_to_resolve(
+    db: AlertDB, tmp_path: Path
+) -> None:
+    clock = Clock()
+    h = Harness(inventory(), db, clock)
+    h.up("ep1")
+    h.up("ep2")
+    h.down("ep1")
+    h.down("ep2")
+    assert len(await h.events()) == 2
+    for entry in await db.call(db.pending, "test", 100):
+        await db.call(db.ack, entry.seq)
+
+    # netmon restarts: a new store knows nothing yet, a new engine reads the database.
+    h2 = Harness(inventory(), db, clock)
+    assert await h2.engine.restore() == 2
+    assert {a["target"] for a in h2.engine.listing()} == {"ep1", "ep2"}
+    h2.down("ep1")  # still down: must not be announced again
+    h2.up("ep2")  # cleared while netmon was away: resolved, once
+    h2.advance(6)
+    assert transitions(await h2.events()) == [("EndpointDown", "ep2", "resolved")]
+
+
+def test_vietnamese_summaries_and_rule_config_errors_name_the_field() -> None:
+    inv = inventory({"alerting": {"language": "vi"}})
+    assert inv.config.alerting.language == "vi"
+    with pytest.raises(ConfigError) as caught:
+        inventory(
+            {
+                "alerting": {
+                    "rules": {
+                        "HighLatency": {"levels": [{"severity": "warning", "above": 0.1,
+                                                    "clear": 0.2}]},
+                        "MyRule": {"metric": "rtt_p95", "levels": [{"severity": "loud",
+                                                                    "above": 1}]},
+                        "Typo": {"metric": "rtt_p95", "levels": [{"severity": "info",
+                                                                  "above": 1}], "fro": "1s"},
+                    }
+                }
+            }
+        )  # fmt: skip
+    text = str(caught.value)
+    assert "alerting.rules.HighLatency.levels.0: clear (0.2) must not be above" in text
+    assert "alerting.rules.MyRule.levels.0.severity" in text
+    assert "alerting.rules.Typo.fro: unknown key" in text
+
+
+async def test_vietnamese_summary(db: AlertDB) -> None:
+    h = Harness(inventory({"alerting": {"language": "vi"}}), db, Clock())
+    h.up("ep1")
+    h.down("ep1")
+    (event,) = await h.events()
+    assert event.summary == "Hội trường tỉnh mất kết nối (không phản hồi ping)"
