@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from collectors import registry
 from collectors.base import CollectorSettings, Duration, ProbeTarget
 from collectors.credentials import SecretValue, SnmpCredential
+from collectors.traps.receiver import TrapSettings
 from netmon.alerting.rules import Rule
 from netmon.alerting.settings import AlertingConfig, resolve_rules
 
@@ -105,6 +106,17 @@ def _check_listen(value: str) -> str:
     return value
 
 
+def _check_engine_id(value: str) -> str:
+    text = value.lower().removeprefix("0x").replace(":", "")
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError("not hexadecimal (e.g. 80001f8880e9630000d61ff449)") from None
+    if not 5 <= len(raw) <= 32:
+        raise ValueError(f"an engine ID is 5 to 32 octets (RFC 3411), this is {len(raw)}")
+    return text
+
+
 TargetId = Annotated[str, AfterValidator(_check_target_id)]
 Address = Annotated[str, AfterValidator(_check_address)]
 LabelName = Annotated[str, AfterValidator(_check_label_name)]
@@ -171,6 +183,9 @@ class TargetConfig(StrictModel):
     uplink: str = Field(
         default="", description="interface whose loss cuts off every target behind this one"
     )
+    trap_engine_ids: list[Annotated[str, AfterValidator(_check_engine_id)]] = Field(
+        default_factory=list, description="SNMPv3 engine IDs (hex) this target sends traps with"
+    )
     probes: Annotated[dict[str, dict[str, Any]], BeforeValidator(_probe_list_to_map)] = Field(
         default_factory=lambda: {"icmp": dict[str, Any]()}
     )
@@ -182,6 +197,14 @@ class Config(StrictModel):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    trap_receiver: TrapSettings | None = Field(
+        default=None, description="receive SNMP traps (listen on UDP 162 by default)"
+    )
+    trap_credentials: list[TargetId] = Field(
+        default_factory=list,
+        description="credentials accepted on traps from any inventory target, besides the "
+        "credentials its own SNMP probe uses (one v3 user shared by 200 devices, say)",
+    )
     credentials: dict[TargetId, SnmpCredential] = Field(default_factory=dict)
     defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
     targets: list[TargetConfig] = Field(default_factory=list)
@@ -203,6 +226,7 @@ class Target:
     credentials: tuple[tuple[str, SnmpCredential], ...] = ()
     parent: str | None = None
     uplink: str = ""
+    trap_engine_ids: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:
@@ -475,6 +499,11 @@ def _credential_problems(raw: dict[str, Any], known: set[str]) -> list[ConfigPro
     if isinstance(defaults, dict):
         for name, section in defaults.items():
             check(f"defaults.{name}", section)
+    trap_credentials = raw.get("trap_credentials")
+    for index, name in enumerate(trap_credentials if isinstance(trap_credentials, list) else []):
+        if isinstance(name, str) and name not in known:
+            message = f"unknown credential {name!r} (defined: {defined})"
+            problems.append(ConfigProblem(f"trap_credentials[{index}]", message))
     targets = raw.get("targets")
     for index, entry in enumerate(targets if isinstance(targets, list) else []):
         probes = entry.get("probes") if isinstance(entry, dict) else None
@@ -511,4 +540,5 @@ def _resolve_target(
         credentials=tuple(sorted(used.items())),
         parent=target.parent,
         uplink=target.uplink,
+        trap_engine_ids=tuple(target.trap_engine_ids),
     )

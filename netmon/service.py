@@ -117,7 +117,11 @@ class Service:
                 store=self.store,
                 inventory=self.inventory,
                 db_path=self._alert_db_path(),
-                sinks=build_sinks(self.inventory, generator_url=self._public_url()),
+                sinks=lambda active: build_sinks(
+                    self.inventory,
+                    generator_url=self._public_url() + "/api/v1/alerts",
+                    active=active,
+                ),
             )
             await self.alerting.start()
             routes += alert_routes(self.alerting, self.inventory.config.http.token)

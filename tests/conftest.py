@@ -8,7 +8,8 @@ import pytest
 
 from tests.lab import netlab as lab
 
-pytest_plugins = ["tests.snmp_agent"]  # the bad_agent fixture
+# Fixtures of the peers: bad SNMP agents, Alertmanager and HTTP recorders.
+pytest_plugins = ["tests.snmp_agent", "tests.alertmanager_peer"]
 
 
 @pytest.fixture(scope="session")

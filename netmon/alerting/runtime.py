@@ -11,15 +11,16 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from collectors.base import Observation
 from netmon.alerting.delivery import DeliveryWorker, NotificationStats
 from netmon.alerting.engine import AlertEngine
-from netmon.alerting.sinks.base import Sink, StatusPublisher
+from netmon.alerting.sinks.base import ActiveAlerts, Sink, StatusPublisher
 from netmon.alerting.store import AlertDB
+from netmon.alerting.traps import TrapIntake
 from netmon.config import Inventory
 from netmon.state import Reach, ReachChange, StateStore, TargetState
 
@@ -45,14 +46,12 @@ class Alerting:
         store: StateStore,
         inventory: Inventory,
         db_path: str | Path,
-        sinks: Sequence[Sink] = (),
+        sinks: Callable[[ActiveAlerts], Sequence[Sink]] = lambda active: (),
     ) -> None:
         self._store = store
         self.inventory = inventory
         self.db = AlertDB(db_path)
         self.stats = NotificationStats()
-        self.sinks = list(sinks)
-        self.workers = [DeliveryWorker(sink, self.db, self.stats) for sink in self.sinks]
         self.engine = AlertEngine(
             store=store,
             config=inventory.config.alerting,
@@ -61,10 +60,18 @@ class Alerting:
             queues=lambda: [sink.queue for sink in self.sinks],
             on_queued=self._wake_workers,
         )
+        self.sinks = list(sinks(self.engine.firing))
+        self.workers = [DeliveryWorker(sink, self.db, self.stats) for sink in self.sinks]
         self.engine_errors = 0
         self.pending: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._publishers = [s for s in self.sinks if isinstance(s, StatusPublisher)]
+        trap_settings = inventory.config.trap_receiver
+        self.traps = (
+            TrapIntake(trap_settings, inventory, self.engine, self.db)
+            if trap_settings is not None
+            else None
+        )
 
     async def start(self) -> None:
         await self.db.call(self.db.open)
@@ -85,11 +92,15 @@ class Alerting:
             await sink.start()
         for worker in self.workers:
             worker.start()
+        if self.traps is not None:
+            await self.traps.start()
         self._tasks.append(asyncio.create_task(self._tick(), name="alert-tick"))
         if self._publishers:
             self._tasks.append(asyncio.create_task(self._refresh_status(), name="alert-status"))
 
     async def stop(self) -> None:
+        if self.traps is not None:
+            await self.traps.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -110,6 +121,8 @@ class Alerting:
         self.engine.config = inventory.config.alerting
         self.engine.rules = dict(inventory.rules)
         self.engine.apply_inventory(inventory)
+        if self.traps is not None:
+            self.traps.apply_inventory(inventory)
 
     # --- feeding the engine ----------------------------------------------------------------
 

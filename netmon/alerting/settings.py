@@ -17,6 +17,8 @@ from netmon.alerting.rules import (
     TrapRule,
     default_rules,
 )
+from netmon.alerting.sinks.alertmanager import AlertmanagerSettings
+from netmon.alerting.sinks.webhook import WebhookSettings
 from netmon.alerting.templates import Language
 
 MatcherName = Literal["target", "group", "district", "kind", "site", "alertname", "severity"]
@@ -69,7 +71,7 @@ class Silence(BaseModel):
 
 
 class AlertingConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     enabled: bool = True
     language: Language = "en"
@@ -87,6 +89,16 @@ class AlertingConfig(BaseModel):
     topology: TopologyConfig = Field(default_factory=TopologyConfig)
     silences: list[Silence] = Field(default_factory=list)
     status_interval: float = Field(default=30.0, gt=0, description="MQTT status refresh")
+    alertmanager: AlertmanagerSettings | None = None
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _webhook_names_unique(self) -> AlertingConfig:
+        names = [hook.name for hook in self.webhooks]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"webhooks need distinct names; repeated: {', '.join(duplicates)}")
+        return self
 
     def static_silences(self) -> list[Silence]:
         return [s for s in self.silences if s.ends_at > dt.datetime.now(dt.UTC).timestamp()]

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from netmon.alerting.sinks.base import Sink
+from netmon.alerting.sinks.alertmanager import AlertmanagerSink
+from netmon.alerting.sinks.base import ActiveAlerts, Sink
+from netmon.alerting.sinks.webhook import WebhookSink
 from netmon.config import Inventory
 
 
-def build_sinks(inventory: Inventory, *, generator_url: str) -> list[Sink]:
-    return []
+def build_sinks(inventory: Inventory, *, generator_url: str, active: ActiveAlerts) -> list[Sink]:
+    config = inventory.config
+    alerting = config.alerting
+    sinks: list[Sink] = []
+    if alerting.alertmanager is not None:
+        # One sink per member of an HA pair: a dead member never holds up the other.
+        sinks += [
+            AlertmanagerSink(url, alerting.alertmanager, active=active, generator_url=generator_url)
+            for url in alerting.alertmanager.urls
+        ]
+    sinks += [WebhookSink(hook, instance=config.instance) for hook in alerting.webhooks]
+    return sinks

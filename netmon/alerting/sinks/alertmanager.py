@@ -1,0 +1,254 @@
+"""Alertmanager sink: hands netmon's alert transitions to one Alertmanager (API v2).
+
+One sink per Alertmanager URL, each with its own outbox queue, so one dead member of an HA pair
+never holds up the other. Besides delivering transitions it re-sends every firing alert each
+`resend_interval`, as Prometheus does: Alertmanager expects it, and it is how an Alertmanager
+that restarted with empty memory gets the alerts back. Routing, grouping, inhibition and
+silences are Alertmanager's job, never this module's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from collectors.base import Duration
+from collectors.credentials import SecretValue
+from netmon.alerting.model import AlertEvent, Severity, iso
+from netmon.alerting.sinks.base import ActiveAlerts, SinkRejected, SinkUnavailable
+from netmon.alerting.sinks.webhook import BaseUrl, bearer_headers, post_json
+
+log = logging.getLogger(__name__)
+
+ALERTS_PATH = "/api/v2/alerts"
+# Prometheus' own factor: an alert ends by itself 4 resends after netmon went quiet for good.
+ENDS_AT_RESENDS = 4
+# Keeps one re-send request of a large outage well below Alertmanager's body limits.
+RESEND_BATCH = 500
+
+
+class BasicAuth(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    username: str = Field(min_length=1)
+    password: SecretValue
+
+    def header(self) -> dict[str, str]:
+        raw = f"{self.username}:{self.password.reveal()}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
+
+
+class AlertmanagerSettings(BaseModel):
+    """Where netmon's alerts go in Alertmanager, and how to reach it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    urls: list[BaseUrl] = Field(min_length=1, description="every member of an HA cluster")
+    resend_interval: Duration = Field(default=60.0, gt=0)
+    timeout: Duration = Field(default=5.0, gt=0)
+    bearer_token: SecretValue | None = None
+    basic_auth: BasicAuth | None = None
+    ca_file: Path | None = None
+    tls_insecure: bool = False
+
+    @field_validator("urls")
+    @classmethod
+    def _distinct(cls, urls: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for url in urls:
+            if url in seen:
+                raise ValueError(f"{url} is listed twice")
+            seen.add(url)
+        return urls
+
+    @field_validator("basic_auth")
+    @classmethod
+    def _one_auth(cls, value: BasicAuth | None, info: ValidationInfo) -> BasicAuth | None:
+        if value is not None and info.data.get("bearer_token") is not None:
+            raise ValueError("use either bearer_token or basic_auth, not both")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @field_validator("tls_insecure")
+    @classmethod
+    def _not_both(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("ca_file") is not None:
+            raise ValueError("tls_insecure skips verification, so ca_file would be ignored")
+        return value
+
+    def auth_headers(self) -> dict[str, str]:
+        if self.basic_auth is not None:
+            return self.basic_auth.header()
+        return bearer_headers(self.bearer_token)
+
+
+class AlertmanagerSink:
+    """Delivers alert transitions to the Alertmanager at `url`, and re-sends firing alerts."""
+
+    name = "alertmanager"
+
+    def __init__(
+        self,
+        url: str,
+        settings: AlertmanagerSettings,
+        *,
+        active: ActiveAlerts,
+        generator_url: str,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.settings = settings
+        self.queue = f"alertmanager:{self.url}"
+        self._active = active
+        self._generator_url = generator_url
+        self._session: aiohttp.ClientSession | None = None
+        self._resender: asyncio.Task[None] | None = None
+        # A re-send must not overtake a transition sent meanwhile (a stale "firing" after a
+        # "resolved" would revive the alert for 4 resend intervals): posts go one at a time.
+        self._post_lock = asyncio.Lock()
+        self._resend_failing: bool | None = None
+
+    def __repr__(self) -> str:
+        return f"AlertmanagerSink(queue={self.queue!r})"
+
+    async def start(self) -> None:
+        tls: ssl.SSLContext | bool = True
+        if self.settings.tls_insecure:
+            tls = False
+        elif self.settings.ca_file is not None:
+            # Reads the CA file: off the loop.
+            tls = await asyncio.to_thread(
+                ssl.create_default_context, cafile=str(self.settings.ca_file)
+            )
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls))
+        self._resender = asyncio.create_task(self._resend_loop(), name=f"resend-{self.queue}")
+
+    async def close(self) -> None:
+        if self._resender is not None:
+            self._resender.cancel()
+            await asyncio.gather(self._resender, return_exceptions=True)
+            self._resender = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> AlertmanagerSink:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def send(self, event: AlertEvent) -> None:
+        now = time.time()
+        alerts = [self._alert(event, now)]
+        if event.firing and event.previous_severity not in (None, event.severity):
+            # Alertmanager keys alerts by their labels, severity included: without this the
+            # old-severity alert would stay active until its endsAt.
+            alerts.append(self._alert(event, now, ended_severity=event.previous_severity))
+        async with self._post_lock:
+            await self._post(alerts)
+
+    async def resend_active(self) -> int:
+        """Re-send every firing alert now; returns how many. Raises like `send`."""
+        async with self._post_lock:
+            # Taken under the lock, so a transition sent after this snapshot lands after it.
+            events = [event for event in self._active() if event.firing]
+            now = time.time()
+            for first in range(0, len(events), RESEND_BATCH):
+                batch = events[first : first + RESEND_BATCH]
+                await self._post([self._alert(event, now) for event in batch])
+        return len(events)
+
+    async def _post(self, alerts: list[dict[str, Any]]) -> None:
+        if self._session is None:
+            raise RuntimeError("AlertmanagerSink used before start()")
+        await post_json(
+            self._session,
+            self.url + ALERTS_PATH,
+            alerts,
+            timeout=self.settings.timeout,
+            headers=self.settings.auth_headers(),
+        )
+
+    def _alert(
+        self, event: AlertEvent, now: float, *, ended_severity: Severity | None = None
+    ) -> dict[str, Any]:
+        labels = {name: value for name, value in event.all_labels().items() if value}
+        if ended_severity is not None:
+            labels["severity"] = ended_severity.value
+            ends_at = now
+        elif event.firing:
+            ends_at = now + ENDS_AT_RESENDS * self.settings.resend_interval
+        else:
+            ends_at = event.ends_at if event.ends_at is not None else now
+        # Alertmanager refuses an alert that ends before it starts (clock steps, replays).
+        ends_at = max(ends_at, event.starts_at)
+        alert: dict[str, Any] = {
+            "labels": labels,
+            "annotations": _annotations(event),
+            "startsAt": iso(event.starts_at),
+            "endsAt": iso(ends_at),
+        }
+        if self._generator_url:
+            separator = "&" if "?" in self._generator_url else "?"
+            alert["generatorURL"] = (
+                f"{self._generator_url}{separator}fingerprint={event.fingerprint}"
+            )
+        return alert
+
+    async def _resend_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.resend_interval)
+            try:
+                count = await self.resend_active()
+            except (SinkUnavailable, SinkRejected) as exc:
+                self._resend_state(failing=True, reason=str(exc))
+            except Exception as exc:
+                # A bug in active() or here must not end the re-sends for good.
+                self._resend_state(failing=True, reason=f"{type(exc).__name__}: {exc}")
+            else:
+                self._resend_state(failing=False, count=count)
+
+    def _resend_state(self, *, failing: bool, reason: str = "", count: int = 0) -> None:
+        # Logged on transitions only: an Alertmanager down for an hour is two lines, not 60.
+        if failing == self._resend_failing or (self._resend_failing is None and not failing):
+            self._resend_failing = failing
+            return
+        self._resend_failing = failing
+        if failing:
+            log.warning(
+                "alertmanager re-send failing; firing alerts are re-sent when it answers",
+                extra={"sink": self.queue, "reason": reason},
+            )
+        else:
+            log.info(
+                "alertmanager re-send working again", extra={"sink": self.queue, "alerts": count}
+            )
+
+
+def _annotations(event: AlertEvent) -> dict[str, str]:
+    annotations = {"summary": event.summary, "fingerprint": event.fingerprint}
+    if event.description:
+        annotations["description"] = event.description
+    if event.value is not None:
+        annotations["value"] = format(event.value, ".6g")
+    if event.flapping:
+        annotations["flapping"] = "true"
+    return {name: text for name, text in annotations.items() if text}
+
+
+__all__ = ["AlertmanagerSettings", "AlertmanagerSink", "BasicAuth"]

@@ -1,0 +1,563 @@
+"""The trap receiver against net-snmp's snmptrap and snmpinform, on loopback.
+
+Each 127.0.0.x address plays a different device (snmptrap `--clientaddr`, or a Python socket
+bound to it). What is checked is what an operator would notice: the trap's name, target and
+interface; a wrong community or key refused and counted; informs acknowledged; v3 engine IDs
+learned (and only when the message authenticates); storms and garbage not taking it down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collectors.credentials import SnmpCredential
+from collectors.snmp.codec import Message, PduType, Tag, VarBind, Version, encode_message
+from collectors.traps import TrapEvent, TrapListenError, TrapReceiver, TrapSettings, TrapSource
+from collectors.traps.events import v1_trap_oid, value_text
+from collectors.traps.limits import LogGate, TokenBuckets
+from tests.conftest import require_program
+
+COMMUNITY = "trap-community-1"
+AUTH_KEY = "auth-passphrase-1"
+PRIV_KEY = "priv-passphrase-2"
+ENGINE_A = "8000000001aa000001"
+ENGINE_B = "8000000001bb000002"
+LINK_DOWN = "1.3.6.1.6.3.1.1.5.3"
+IF_INDEX_7 = ["1.3.6.1.2.1.2.2.1.1.7", "i", "7"]
+LINK_STATUS_7 = ["1.3.6.1.2.1.2.2.1.7.7", "i", "2", "1.3.6.1.2.1.2.2.1.8.7", "i", "2"]
+
+V2C = SnmpCredential.model_validate({"snmp_version": "2c", "community": COMMUNITY})
+V3_USER = SnmpCredential.model_validate(
+    {"snmp_version": "3", "user": "netmon", "auth_protocol": "SHA", "auth_key": AUTH_KEY,
+     "priv_protocol": "AES", "priv_key": PRIV_KEY}
+)  # fmt: skip
+
+
+def _v3_args(engine_id: str | None, auth_key: str = AUTH_KEY, priv_key: str = PRIV_KEY,
+             user: str = "netmon") -> list[str]:  # fmt: skip
+    args = ["-v", "3", "-u", user, "-l", "authPriv", "-a", "SHA", "-A", auth_key,
+            "-x", "AES", "-X", priv_key]  # fmt: skip
+    return [*args, "-e", f"0x{engine_id}"] if engine_id else args
+
+
+@dataclass
+class Harness:
+    receiver: TrapReceiver
+    events: list[TrapEvent] = field(default_factory=list)
+    learned: list[tuple[str, bytes]] = field(default_factory=list)
+
+    @property
+    def to(self) -> str:
+        return f"127.0.0.1:{self.receiver.port}"
+
+
+MakeReceiver = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def make_receiver() -> AsyncIterator[MakeReceiver]:
+    receivers: list[TrapReceiver] = []
+
+    async def make(sources: dict[str, TrapSource], **settings: Any) -> Harness:
+        harness: Harness
+
+        def on_engine_id(target: str, engine_id: bytes) -> None:
+            harness.learned.append((target, engine_id))
+
+        receiver = TrapReceiver(
+            TrapSettings.model_validate({"listen": "127.0.0.1:0", **settings}),
+            resolve=sources.get,
+            on_trap=lambda event: harness.events.append(event),
+            on_engine_id=on_engine_id,
+        )
+        harness = Harness(receiver)
+        await receiver.start()
+        receivers.append(receiver)
+        return harness
+
+    yield make
+    for receiver in receivers:
+        await receiver.close()
+
+
+@pytest.fixture(scope="module")
+def snmp_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    require_program("snmptrap")
+    require_program("snmpinform")
+    home = tmp_path_factory.mktemp("net-snmp")
+    # No MIB files here; and a private persistent/config dir so no snmp.conf of the machine
+    # (or state left by an earlier run) changes what the tools send.
+    return {**os.environ, "MIBS": "", "SNMP_PERSISTENT_DIR": str(home), "SNMPCONFPATH": str(home)}
+
+
+async def _run(env: dict[str, str], *args: str, timeout: float = 10.0) -> int:
+    """Run a net-snmp tool without blocking the loop the receiver runs on; its exit code."""
+    process = await asyncio.create_subprocess_exec(
+        *args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    if process.returncode and args[0] == "snmptrap":
+        raise AssertionError(f"{' '.join(args[:3])}... failed: {stderr.decode()}")
+    return process.returncode or 0
+
+
+async def _until(condition: Callable[[], object], *, timeout: float = 5.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        await asyncio.sleep(0.01)
+
+
+async def _settle() -> None:
+    """Long enough for a datagram on loopback to be read; used only to assert a non-event."""
+    await asyncio.sleep(0.2)
+
+
+# ---------------------------------------------------------------------------------------------
+# v1 and v2c
+
+
+@pytest.mark.peer
+async def test_v2c_link_down_names_the_target_and_interface(
+    make_receiver: MakeReceiver, snmp_env: dict[str, str]
+) -> None:
+    harness = await make_receiver({"127.0.0.1": TrapSource("sw-1", [V2C])})
+    await _run(snmp_env, "snmptrap", "-v", "2c", "-c", COMMUNITY, harness.to, "",
+               LINK_DOWN, *IF_INDEX_7, *LINK_STATUS_7)  # fmt: skip
+    await _until(lambda: harness.events, what="the linkDown trap")
+    (event,) = harness.events
+    assert (event.target, event.trap, event.if_index) == ("sw-1", "linkDown", 7)
+    assert (event.version, event.trap_oid, event.source) == ("2c", LINK_DOWN, "127.0.0.1")
+    assert event.varbinds[0] == ("1.3.6.1.2.1.2.2.1.1.7", "7")
+    assert event.uptime_ticks
+    assert abs(event.received_at - time.time()) < 5
+    assert harness.receiver.stats.received[("sw-1", "linkDown")] == 1
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize(
+    ("generic", "specific", "trap", "trap_oid", "if_index"),
+    [
+        ("0", "0", "coldStart", "1.3.6.1.6.3.1.1.5.1", None),
+        ("2", "0", "linkDown", LINK_DOWN, 7),
+        ("6", "17", "1.3.6.1.4.1.99999.0.17", "1.3.6.1.4.1.99999.0.17", None),
+    ],
+    ids=["coldStart", "linkDown", "enterprise-specific"],
+)
+async def test_v1_trap_takes_the_v2_form_and_the_agent_address_names_the_target(
+    make_receiver: MakeReceiver, snmp_env: dict[str, str],
+    generic: str, specific: str, trap: str, trap_oid: str, if_index: int | None,
+) -> None:  # fmt: skip
+    # Sent from 127.0.0.1 (a relay, not in the inventory) on behalf of the OLT at 127.0.0.9.
+    harness = await make_receiver({"127.0.0.9": TrapSource("olt-9", [V2C])})
+    await _run(snmp_env, "snmptrap", "-v", "1", "-c", COMMUNITY, harness.to,
+               "1.3.6.1.4.1.99999", "127.0.0.9", generic, specific, "", *IF_INDEX_7)  # fmt: skip
+    await _until(lambda: harness.events, what="the v1 trap")
+    (event,) = harness.events
+    assert (event.target, event.version, event.source) == ("olt-9", "1", "127.0.0.1")
+    assert (event.trap, event.trap_oid, event.if_index) == (trap, trap_oid, if_index)
+    # RFC 3584: the agent address and enterprise travel on as varbinds (the community never).
+    assert ("1.3.6.1.6.3.18.1.3.0", "127.0.0.9") in event.varbinds
+    assert ("1.3.6.1.6.3.1.1.4.3.0", "1.3.6.1.4.1.99999") in event.varbinds
+    assert all(COMMUNITY not in value for _, value in event.varbinds)
+
+
+@pytest.mark.peer
+async def test_v1_trap_without_agent_address_is_named_by_its_udp_source(
+    make_receiver: MakeReceiver, snmp_env: dict[str, str]
+) -> None:
+    harness = await make_receiver({"127.0.0.2": TrapSource("cpe-2", [V2C])})
+    await _run(snmp_env, "snmptrap", "-v", "1", "-c", COMMUNITY, "--clientaddr=127.0.0.2",
+               harness.to, "1.3.6.1.4.1.99999", "0.0.0.0", "3", "0", "",
+               "1.3.6.1.2.1.2.2.1.1.4", "i", "4")  # fmt: skip
+    await _until(lambda: harness.events, what="the v1 linkUp trap")
+    (event,) = harness.events
+    assert (event.target, event.trap, event.if_index, event.source) == (
+        "cpe-2",
+        "linkUp",
+        4,
+        "127.0.0.2",
+    )
+
+
+@pytest.mark.peer
+async def test_wrong_community_is_dropped_and_counted_as_auth_failure(
+    make_receiver: MakeReceiver, snmp_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    harness = await make_receiver({"127.0.0.1": TrapSource("sw-1", [V2C])})
+    for version in ("1", "2c"):
+        args = (
+            ["1.3.6.1.4.1.99999", "127.0.0.1", "0", "0", ""] if version == "1" else ["", LINK_DOWN]
+        )
+        await _run(snmp_env, "snmptrap", "-v", version, "-c", "guessed-community", harness.to,
+                   *args)  # fmt: skip
+    await _until(lambda: harness.receiver.stats.auth_failures["sw-1"] == 2, what="2 failures")
+    await _settle()
+    assert harness.events == []
+    assert "authentication failed" in caplog.text
+    assert "guessed-community" not in caplog.text
+    assert COMMUNITY not in caplog.text
+    assert COMMUNITY not in repr(TrapSource("sw-1", [V2C]))
+
+
+@pytest.mark.peer
+async def test_unknown_source_is_delivered_without_target_and_logged_once(
+    make_receiver: MakeReceiver, snmp_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    harness = await make_receiver({})
+    for _ in range(3):
+        await _run(snmp_env, "snmptrap", "-v", "2c", "-c", "any", harness.to, "",
+                   "1.3.6.1.6.3.1.1.5.1")  # fmt: skip
+    # A v3 trap nobody can read: counted as unknown, not delivered, no failure of its own.
+    await _run(snmp_env, "snmptrap", *_v3_args(ENGINE_A), harness.to, "", "1.3.6.1.6.3.1.1.5.1")
+    await _until(lambda: harness.receiver.stats.unknown_sources["127.0.0.1"] == 4, what="4")
+    assert [(e.target, e.trap, e.version) for e in harness.events] == [
+        (None, "coldStart", "2c")
+    ] * 3
+    assert harness.receiver.stats.received == {}
+    assert caplog.text.count("source not in the inventory") == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# v3
+
+
+@pytest.mark.peer
+async def test_v3_auth_priv_trap_from_a_configured_engine_id(
+    make_receiver: MakeReceiver, snmp_env: dict[str, str]
+) -> None:
+    source = TrapSource("pe-1", [V3_USER], [bytes.fromhex(ENGINE_A)])
+    harness = await make_receiver({"127.0.0.1": source})
+    await _run(snmp_env, "snmptrap", *_v3_args(ENGINE_A), harness.to, "", LINK_DOWN, *IF_INDEX_7)
+    await _until(lambda: harness.events, what="the v3 trap")
+    (event,) = harness.events
+    assert (event.target, event.version, event.trap, event.if_index) == ("pe-1", "3", "linkDown", 7)
+    assert harness.learned == []
+
+
+@pytest.mark.peer
+async def test_v3_engine_id_is_learned_from_an_authenticated_trap(
+    make_receiver: MakeReceiver, snmp_env: dict[str, str]
+) -> None:
+    harness = await make_receiver({"127.0.0.1": TrapSource("pe-1", [V3_USER])})
+    for trap in ("1.3.6.1.6.3.1.1.5.1", "1.3.6.1.6.3.1.1.5.2"):
+        await _run(snmp_env, "snmptrap", *_v3_args(ENGINE_B), harness.to, "", trap)
+    await _until(lambda: len(harness.events) == 2, what="both v3 traps")
+    assert [e.trap for e in harness.events] == ["coldStart", "warmStart"]
+    assert harness.learned == [("pe-1", bytes.fromhex(ENGINE_B))]  # once, not per trap
+    assert harness.receiver.stats.engine_ids_learned == 1
+
+
+@pytest.mark.peer
+async def test_v3_wrong_key_is_refused_and_teaches_nothing(
+    make_receiver: MakeReceiver, snmp_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    harness = await make_receiver({"127.0.0.1": TrapSource("pe-1", [V3_USER])})
+    await _run(snmp_env, "snmptrap", *_v3_args(ENGINE_A, auth_key="wrong-passphrase"),
+               harness.to, "", LINK_DOWN)  # fmt: skip
+    await _run(snmp_env, "snmptrap", *_v3_args(ENGINE_A, priv_key="wrong-passphrase"),
+               harness.to, "", LINK_DOWN)  # fmt: skip
+    await _until(lambda: harness.receiver.stats.auth_failures["pe-1"] == 2, what="2 failures")
+    assert harness.events == []
+    assert harness.learned == []
+    # The refused engine ID was not kept: the real device with that engine ID is learned.
+    await _run(snmp_env, "snmptrap", *_v3_args(ENGINE_A), harness.to, "", LINK_DOWN)
+    await _until(lambda: harness.events, what="the authentic trap")
+    assert harness.learned == [("pe-1", bytes.fromhex(ENGINE_A))]
+    for secret in (AUTH_KEY, PRIV_KEY, "wrong-passphrase"):
+        assert secret not in caplog.text
+
+
+@pytest.mark.peer
+async def test_two_devices_share_a_user_name_with_their_own_keys(
+    make_receiver: MakeReceiver, snmp_env: dict[str, str]
+) -> None:
+    other_keys = SnmpCredential.model_validate(
+        {**V3_USER.model_dump(), "auth_key": "other-auth-key", "priv_key": "other-priv-key"}
+    )
+    harness = await make_receiver({
+        "127.0.0.2": TrapSource("dev-a", [V3_USER], [bytes.fromhex(ENGINE_A)]),
+        "127.0.0.3": TrapSource("dev-b", [other_keys]),  # its engine ID will be learned
+    })  # fmt: skip
+    await _run(snmp_env, "snmptrap", *_v3_args(ENGINE_A), "--clientaddr=127.0.0.2",
+               harness.to, "", "1.3.6.1.6.3.1.1.5.1")  # fmt: skip
+    await _run(snmp_env, "snmptrap",
+               *_v3_args(ENGINE_B, auth_key="other-auth-key", priv_key="other-priv-key"),
+               "--clientaddr=127.0.0.3", harness.to, "", "1.3.6.1.6.3.1.1.5.2")  # fmt: skip
+    await _until(lambda: len(harness.events) == 2, what="a trap from each device")
+    assert sorted((e.target, e.trap) for e in harness.events) == [
+        ("dev-a", "coldStart"), ("dev-b", "warmStart"),
+    ]  # fmt: skip
+    assert harness.learned == [("dev-b", bytes.fromhex(ENGINE_B))]
+
+
+@pytest.mark.peer
+async def test_engine_ids_learned_per_target_are_capped(
+    make_receiver: MakeReceiver, snmp_env: dict[str, str]
+) -> None:
+    harness = await make_receiver(
+        {"127.0.0.1": TrapSource("pe-1", [V3_USER])}, max_learned_engine_ids=1
+    )
+    for engine_id in (ENGINE_A, ENGINE_B):
+        await _run(snmp_env, "snmptrap", *_v3_args(engine_id), harness.to, "", LINK_DOWN)
+    await _until(lambda: harness.receiver.stats.auth_failures["pe-1"] == 1, what="the refusal")
+    assert len(harness.events) == 1
+    assert harness.learned == [("pe-1", bytes.fromhex(ENGINE_A))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Informs
+
+
+@pytest.mark.peer
+async def test_informs_are_acknowledged_and_delivered(
+    make_receiver: MakeReceiver, snmp_env: dict[str, str]
+) -> None:
+    harness = await make_receiver({"127.0.0.1": TrapSource("pe-1", [V2C, V3_USER])})
+    inform = ["snmpinform", "-t", "2", "-r", "1"]
+    assert await _run(snmp_env, *inform, "-v", "2c", "-c", COMMUNITY, harness.to, "",
+                      LINK_DOWN, *IF_INDEX_7) == 0  # fmt: skip
+    # v3: snmpinform discovers netmon's engine ID first, then sends the inform to it.
+    assert await _run(snmp_env, *inform, *_v3_args(None), harness.to, "",
+                      "1.3.6.1.6.3.1.1.5.4", "1.3.6.1.2.1.2.2.1.1.3", "i", "3") == 0  # fmt: skip
+    assert [(e.version, e.trap, e.if_index) for e in harness.events] == [
+        ("2c", "linkDown", 7), ("3", "linkUp", 3),
+    ]  # fmt: skip
+    # Not acknowledged when refused: the sender knows it did not get through.
+    assert await _run(snmp_env, "snmpinform", "-t", "0.3", "-r", "0", "-v", "2c", "-c",
+                      "guessed-community", harness.to, "", LINK_DOWN) != 0  # fmt: skip
+    assert harness.receiver.stats.auth_failures["pe-1"] == 1
+    assert len(harness.events) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Garbage and storms
+
+
+def _v2c_trap(community: str, if_index: int = 1) -> bytes:
+    return encode_message(
+        Message(
+            version=Version.V2C,
+            community=community.encode(),
+            pdu_type=PduType.TRAP_V2,
+            request_id=1,
+            error_status=0,
+            error_index=0,
+            varbinds=(
+                VarBind((1, 3, 6, 1, 2, 1, 1, 3, 0), Tag.TIMETICKS, 100),
+                VarBind((1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0), Tag.OBJECT_IDENTIFIER,
+                        (1, 3, 6, 1, 6, 3, 1, 1, 5, 3)),
+                VarBind((1, 3, 6, 1, 2, 1, 2, 2, 1, 1, if_index), Tag.INTEGER, if_index),
+            ),
+        )
+    )  # fmt: skip
+
+
+def _send(address: str, port: int, datagrams: list[bytes]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((address, 0))
+        for datagram in datagrams:
+            sock.sendto(datagram, ("127.0.0.1", port))
+
+
+async def test_malformed_datagrams_are_counted_and_the_receiver_goes_on(
+    make_receiver: MakeReceiver,
+) -> None:
+    harness = await make_receiver({"127.0.0.1": TrapSource("sw-1", [V2C])})
+    good = _v2c_trap(COMMUNITY)
+    get_request = encode_message(
+        Message(Version.V2C, COMMUNITY.encode(), PduType.GET, 1, 0, 0,
+                (VarBind((1, 3, 6, 1, 2, 1, 1, 3, 0), Tag.NULL, None),))
+    )  # fmt: skip
+    garbage = [
+        b"",
+        b"\x00",
+        b"hello, world",
+        os.urandom(200),
+        good[: len(good) // 2],  # truncated BER
+        good[:-3] + b"\x02\x09\x01",  # a value that runs past its varbind
+        b"\x30\x84\xff\xff\xff\xff\x02\x01\x01",  # a length far past the end
+        b"\x30\x06\x02\x01\x03\x30\x01\x00",  # v3 with a broken header
+        bytes.fromhex("300e020101040474657374a703020101"),  # PDU cut after request-id
+        get_request,  # well formed, but not a notification
+    ]
+    await asyncio.to_thread(_send, "127.0.0.1", harness.receiver.port, garbage)
+    await _until(lambda: harness.receiver.stats.malformed == len(garbage), what="all counted")
+    await asyncio.to_thread(_send, "127.0.0.1", harness.receiver.port, [good])
+    await _until(lambda: harness.events, what="a good trap after the garbage")
+    stats = harness.receiver.stats
+    assert stats.errors == 0
+    assert stats.malformed == len(garbage)
+    assert [e.trap for e in harness.events] == ["linkDown"]
+
+
+async def test_a_storm_is_rate_limited_and_other_sources_still_get_through(
+    make_receiver: MakeReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    sources = {
+        "127.0.0.5": TrapSource("storm", [V2C]),
+        "127.0.0.6": TrapSource("calm", [V2C]),
+    }
+    harness = await make_receiver(sources, rate_limit=100, burst=200)
+    storm = [_v2c_trap(COMMUNITY, 1 + n % 48) for n in range(5000)]
+    started = time.monotonic()
+    await asyncio.to_thread(_send, "127.0.0.5", harness.receiver.port, storm)
+    stats = harness.receiver.stats
+    await _until(lambda: stats.rate_limited["storm"] > 0, what="rate limiting")
+    await asyncio.to_thread(_send, "127.0.0.6", harness.receiver.port, [_v2c_trap(COMMUNITY, 9)])
+    await _until(lambda: stats.received[("calm", "linkDown")] == 1, what="the calm trap")
+    elapsed = time.monotonic() - started
+    delivered = stats.received[("storm", "linkDown")]
+    assert 200 <= delivered <= 200 + 100 * elapsed + 5
+    assert caplog.text.count("over its rate limit") == 1
+    assert stats.errors == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting
+
+
+async def test_a_port_in_use_is_a_clear_error() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        receiver = TrapReceiver(
+            TrapSettings(listen=f"127.0.0.1:{port}"),
+            resolve=lambda address: None, on_trap=lambda event: None,
+            on_engine_id=lambda target, engine_id: None,
+        )  # fmt: skip
+        with pytest.raises(TrapListenError, match=f"127.0.0.1:{port}.*in use"):
+            await receiver.start()
+        await receiver.close()
+
+
+_BIND_162 = """
+import asyncio
+from collectors.traps import TrapReceiver, TrapSettings
+async def main():
+    receiver = TrapReceiver(TrapSettings(listen="127.0.0.1:162"), resolve=lambda a: None,
+                            on_trap=lambda e: None, on_engine_id=lambda t, e: None)
+    try:
+        await receiver.start()
+    except OSError as exc:
+        print(exc)
+    else:
+        print("BOUND")
+    await receiver.close()
+asyncio.run(main())
+"""
+
+
+def test_refused_port_162_names_the_capability(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", _BIND_162]
+    if os.geteuid() == 0:
+        # root binds 162 through CAP_NET_BIND_SERVICE; take exactly that capability away.
+        command = ["setpriv", "--inh-caps=-net_bind_service", "--bounding-set=-net_bind_service",
+                   "--", *command]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30,
+                            cwd=Path(__file__).parent.parent, check=False)  # fmt: skip
+    if "BOUND" in result.stdout:
+        pytest.skip("this machine lets unprivileged processes bind port 162")
+    assert "127.0.0.1:162" in result.stdout, result.stderr
+    assert "CAP_NET_BIND_SERVICE" in result.stdout or "in use" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure parts
+
+
+@pytest.mark.parametrize(
+    ("enterprise", "generic", "specific", "expected"),
+    [
+        ((1, 3, 6, 1, 4, 1, 9), 0, 0, (1, 3, 6, 1, 6, 3, 1, 1, 5, 1)),
+        ((1, 3, 6, 1, 4, 1, 9), 5, 0, (1, 3, 6, 1, 6, 3, 1, 1, 5, 6)),
+        ((1, 3, 6, 1, 4, 1, 9), 6, 42, (1, 3, 6, 1, 4, 1, 9, 0, 42)),
+    ],
+)
+def test_v1_trap_oid_follows_rfc_3584(
+    enterprise: tuple[int, ...], generic: int, specific: int, expected: tuple[int, ...]
+) -> None:
+    assert v1_trap_oid(enterprise, generic, specific) == expected
+
+
+@pytest.mark.parametrize(
+    ("varbind", "text"),
+    [
+        (VarBind((1, 3), Tag.IP_ADDRESS, b"\x0a\x00\x00\x01"), "10.0.0.1"),
+        (VarBind((1, 3), Tag.OCTET_STRING, b"Gi0/1\x00"), "Gi0/1"),
+        (VarBind((1, 3), Tag.OCTET_STRING, b"\x00\x1b\x21\x0a\xff\x01"), "00:1b:21:0a:ff:01"),
+        (VarBind((1, 3), Tag.OCTET_STRING, "Cổng 1".encode()), "Cổng 1"),
+        (VarBind((1, 3), Tag.OBJECT_IDENTIFIER, (1, 3, 6, 1)), "1.3.6.1"),
+        (VarBind((1, 3), Tag.COUNTER64, 2**40), str(2**40)),
+        (VarBind((1, 3), Tag.NULL, None), ""),
+    ],
+)
+def test_values_read_as_text(varbind: VarBind, text: str) -> None:
+    assert value_text(varbind) == text
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"listen": "162"}, "expected HOST:PORT"),
+        ({"listen": "trapserver:162"}, "HOST must be an IP address"),
+        ({"listen": "0.0.0.0:70000"}, "out of range"),
+        ({"engine_id": "80zz"}, "must be hexadecimal"),
+        ({"engine_id": "8000"}, "5 to 32 octets"),
+        ({"rate_limit": 0}, "greater than 0"),
+        ({"burst": 0}, "greater than or equal to 1"),
+        ({"listne": "0.0.0.0:162"}, "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_settings_say_what_is_wrong(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrapSettings.model_validate(settings)
+
+
+def test_settings_defaults() -> None:
+    settings = TrapSettings(listen="[::]:1162", engine_id="0x80004fb805AABBCCDD")
+    assert settings.address == ("::", 1162)
+    assert settings.engine_id_octets == bytes.fromhex("80004fb805aabbccdd")
+    default = TrapSettings()
+    assert default.address == ("0.0.0.0", 162)
+    assert default.engine_id_octets == TrapSettings().engine_id_octets  # stable
+    assert 5 <= len(default.engine_id_octets) <= 32
+
+
+def test_token_bucket_allows_a_burst_then_the_rate() -> None:
+    now = [0.0]
+    buckets = TokenBuckets(rate=10, burst=5, clock=lambda: now[0])
+    assert [buckets.allow("a") for _ in range(6)] == [True] * 5 + [False]
+    assert buckets.allow("b")  # per source
+    now[0] += 0.25  # 2.5 tokens
+    assert [buckets.allow("a") for _ in range(3)] == [True, True, False]
+    now[0] += 100
+    assert sum(buckets.allow("a") for _ in range(10)) == 5  # never more than the burst
+
+
+def test_log_gate_opens_once_per_interval() -> None:
+    now = [0.0]
+    gate = LogGate(interval=60, clock=lambda: now[0])
+    assert [gate.open("x"), gate.open("x"), gate.open("y")] == [True, False, True]
+    now[0] += 61
+    assert gate.open("x")
