@@ -477,7 +477,10 @@ def test_refused_port_162_names_the_capability(tmp_path: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=30,
                             cwd=Path(__file__).parent.parent, check=False)  # fmt: skip
     if "BOUND" in result.stdout:
-        pytest.skip("this machine lets unprivileged processes bind port 162")
+        pytest.fail(
+            "cannot test the refusal: this machine lets unprivileged processes bind port 162 "
+            "(net.ipv4.ip_unprivileged_port_start)"
+        )
     assert "127.0.0.1:162" in result.stdout, result.stderr
     assert "CAP_NET_BIND_SERVICE" in result.stdout or "in use" in result.stdout
 
