@@ -8,8 +8,8 @@ import pytest
 
 from tests.lab import netlab as lab
 
-# Fixtures of the peers: bad SNMP agents, Alertmanager and HTTP recorders.
-pytest_plugins = ["tests.snmp_agent", "tests.alertmanager_peer"]
+# Fixtures of the peers: bad SNMP agents, Alertmanager and HTTP recorders, Mosquitto.
+pytest_plugins = ["tests.snmp_agent", "tests.alertmanager_peer", "tests.mqtt_peer"]
 
 
 @pytest.fixture(scope="session")

@@ -84,7 +84,7 @@ class DeliveryWorker:
                     self._stats.count(self.sink.name, "failure")
                     self._set_failing(True, str(exc) or type(exc).__name__)
                     # Jitter, so several netmon instances do not hammer a sink in step.
-                    await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+                    await self._pause(backoff * random.uniform(0.8, 1.2))
                     backoff = min(backoff * 2, self._backoff_max)
                     break
                 except Exception:
@@ -99,6 +99,16 @@ class DeliveryWorker:
                     self._set_failing(False, "")
                     backoff = self._backoff_min
                 await self._db.call(self._db.ack, entry.seq)
+
+    async def _pause(self, seconds: float) -> None:
+        """Back off, but not past the moment a sink that keeps its own connection (MQTT) is
+        connected again: queued alerts go out then, not up to 30 s later."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while (left := end - loop.time()) > 0:
+            if getattr(self.sink, "connected", False):
+                return
+            await asyncio.sleep(min(left, 0.2))
 
     def _set_failing(self, failing: bool, reason: str) -> None:
         if failing == self.failing:

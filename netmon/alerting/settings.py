@@ -18,6 +18,7 @@ from netmon.alerting.rules import (
     default_rules,
 )
 from netmon.alerting.sinks.alertmanager import AlertmanagerSettings
+from netmon.alerting.sinks.mqtt import MqttSettings
 from netmon.alerting.sinks.webhook import WebhookSettings
 from netmon.alerting.templates import Language
 
@@ -89,6 +90,7 @@ class AlertingConfig(BaseModel):
     topology: TopologyConfig = Field(default_factory=TopologyConfig)
     silences: list[Silence] = Field(default_factory=list)
     status_interval: float = Field(default=30.0, gt=0, description="MQTT status refresh")
+    mqtt: MqttSettings | None = None
     alertmanager: AlertmanagerSettings | None = None
     webhooks: list[WebhookSettings] = Field(default_factory=list)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from netmon.alerting.sinks.alertmanager import AlertmanagerSink
 from netmon.alerting.sinks.base import ActiveAlerts, Sink
+from netmon.alerting.sinks.mqtt import MqttSink
 from netmon.alerting.sinks.webhook import WebhookSink
 from netmon.config import Inventory
 
@@ -12,6 +13,8 @@ def build_sinks(inventory: Inventory, *, generator_url: str, active: ActiveAlert
     config = inventory.config
     alerting = config.alerting
     sinks: list[Sink] = []
+    if alerting.mqtt is not None:
+        sinks.append(MqttSink(alerting.mqtt, instance=config.instance, active=active))
     if alerting.alertmanager is not None:
         # One sink per member of an HA pair: a dead member never holds up the other.
         sinks += [

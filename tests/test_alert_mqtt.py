@@ -1,0 +1,305 @@
+"""netmon as a process with a real Mosquitto: traps and lab faults become MQTT alerts, and a
+broker outage or a kill -9 of netmon loses nothing and repeats nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from tests.alertmanager_peer import eventually
+from tests.conftest import require_program
+from tests.helpers import NetmonProcess, metric_value, write_config
+from tests.lab.netlab import NetLab
+from tests.mqtt_peer import Mosquitto, MqttMessage, MqttRecorder, retained
+
+COMMUNITY = "lab-trap-community"
+AUTH_KEY = "lab-auth-passphrase"
+PRIV_KEY = "lab-priv-passphrase"
+LINK_DOWN, LINK_UP, COLD_START = "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.6.3.1.1.5.4", "1.3.6.1.6.3.1.1.5.1"
+EVENTS = "netmon/events/alerts"
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def config(tmp_path: Path, broker: Mosquitto, targets: list[dict[str, Any]], **extra: Any) -> Path:
+    return write_config(
+        tmp_path / "netmon.yaml",
+        {
+            "instance": "mqtt-e2e",
+            "alerting": {
+                "database": str(tmp_path / "alerts.sqlite"),
+                "mqtt": {"host": broker.host, "port": broker.port, "reconnect_max": "1s"},
+            },
+            "targets": targets,
+            **extra,
+        },
+    )
+
+
+def alert_events(recorder: MqttRecorder) -> list[tuple[str, str, str]]:
+    out = []
+    for message in recorder.matching(lambda m: m.topic == EVENTS):
+        alert = json.loads(message.payload)
+        out.append((alert["alertname"], alert["target"], alert["status"]))
+    return out
+
+
+def is_event(alertname: str, target: str, status: str) -> Any:
+    def match(message: MqttMessage) -> bool:
+        if message.topic != EVENTS:
+            return False
+        alert = json.loads(message.payload)
+        return (alert["alertname"], alert["target"], alert["status"]) == (
+            alertname,
+            target,
+            status,
+        )
+
+    return match
+
+
+async def wait_up(netmon: NetmonProcess, *targets: str) -> None:
+    for target in targets:
+        await eventually(
+            lambda t=target: metric_value(netmon.metrics(), "netmon_target_up", target=t) == 1,
+            timeout=10,
+            what=f"{target} up",
+        )
+
+
+async def test_statuses_alerts_and_the_service_flag_on_mqtt(
+    netlab: NetLab, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    host = netlab.add_host()
+    with MqttRecorder(mosquitto, "netmon/#") as recorder:
+        netmon = NetmonProcess(
+            config(tmp_path, mosquitto, [{"id": "ep-1", "address": host.address}])
+        )
+        try:
+            await recorder.until(lambda m: m.topic == "netmon/service/mqtt-e2e", timeout=10)
+            await wait_up(netmon, "ep-1")
+            host.link_down()
+            firing = await recorder.until(is_event("EndpointDown", "ep-1", "firing"), timeout=8)
+            assert json.loads(firing.payload)["severity"] == "critical"
+            assert "netmon/alerts/ep-1/EndpointDown" in retained(mosquitto, "netmon/alerts/#")
+            status = await recorder.until(
+                lambda m: m.topic == "netmon/status/ep-1" and '"down"' in m.payload, timeout=5
+            )
+            assert json.loads(status.payload)["state"] == "down"
+            host.link_up()
+            await recorder.until(is_event("EndpointDown", "ep-1", "resolved"), timeout=15)
+            assert retained(mosquitto, "netmon/alerts/#") == {}
+            assert retained(mosquitto, "netmon/service/#") == {"netmon/service/mqtt-e2e": "online"}
+        finally:
+            netmon.stop()
+        await recorder.until(
+            lambda m: m.topic == "netmon/service/mqtt-e2e" and m.payload == "offline", timeout=5
+        )
+
+
+async def test_kill_9_neither_repeats_firing_nor_forgets_a_resolve(
+    netlab: NetLab, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    a, b = netlab.add_host(), netlab.add_host()
+    path = config(
+        tmp_path, mosquitto,
+        [{"id": "ep-a", "address": a.address}, {"id": "ep-b", "address": b.address}],
+    )  # fmt: skip
+    with MqttRecorder(mosquitto, "netmon/#") as recorder:
+        netmon = NetmonProcess(path)
+        try:
+            await wait_up(netmon, "ep-a", "ep-b")
+            a.link_down()
+            b.link_down()
+            await recorder.until(is_event("EndpointDown", "ep-a", "firing"), timeout=8)
+            await recorder.until(is_event("EndpointDown", "ep-b", "firing"), timeout=8)
+            netmon.process.kill()
+            netmon.process.wait(timeout=5)
+            # The broker tells everyone that netmon died (its last will).
+            await recorder.until(
+                lambda m: m.topic == "netmon/service/mqtt-e2e" and m.payload == "offline",
+                timeout=10,
+            )
+            a.link_up()  # cleared while netmon was away
+        finally:
+            netmon.stop()
+        restarted = NetmonProcess(path)
+        try:
+            await recorder.until(is_event("EndpointDown", "ep-a", "resolved"), timeout=20)
+            await asyncio.sleep(5)  # long enough for ep-b to be judged down again
+            assert metric_value(restarted.metrics(), "netmon_target_up", target="ep-b") == 0
+            assert alert_events(recorder) == [
+                ("EndpointDown", "ep-a", "firing"),
+                ("EndpointDown", "ep-b", "firing"),
+                ("EndpointDown", "ep-a", "resolved"),
+            ] or alert_events(recorder) == [
+                ("EndpointDown", "ep-b", "firing"),
+                ("EndpointDown", "ep-a", "firing"),
+                ("EndpointDown", "ep-a", "resolved"),
+            ]
+            assert list(retained(mosquitto, "netmon/alerts/#")) == [
+                "netmon/alerts/ep-b/EndpointDown"
+            ]
+        finally:
+            restarted.stop()
+
+
+async def test_alerts_raised_while_the_broker_is_down_arrive_in_order(
+    netlab: NetLab, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    a, b = netlab.add_host(), netlab.add_host()
+    path = config(
+        tmp_path, mosquitto,
+        [{"id": "ep-a", "address": a.address}, {"id": "ep-b", "address": b.address}],
+    )  # fmt: skip
+    netmon = NetmonProcess(path)
+    try:
+        await wait_up(netmon, "ep-a", "ep-b")
+        mosquitto.stop()
+
+        def listed() -> list[tuple[str, str]]:
+            _, _, body = netmon.get("/api/v1/alerts")
+            return [(x["target"], x["state"]) for x in json.loads(body)["alerts"]]
+
+        a.link_down()
+        await eventually(lambda: ("ep-a", "firing") in listed(), timeout=8, what="ep-a firing")
+        b.link_down()
+        await eventually(lambda: ("ep-b", "firing") in listed(), timeout=8, what="ep-b firing")
+        a.link_up()
+        await eventually(lambda: listed() == [("ep-b", "firing")], timeout=15, what="ep-a over")
+        await eventually(
+            lambda: (
+                metric_value(
+                    netmon.metrics(), "netmon_alert_outbox_events", sink="mqtt", queue="mqtt"
+                )
+                == 3
+            ),
+            timeout=5,
+            what="three transitions queued for the broker",
+        )
+        # The subscriber connects before netmon can (netmon retries about once a second).
+        mosquitto.start()
+        with MqttRecorder(mosquitto, EVENTS) as recorder:
+            await recorder.until(is_event("EndpointDown", "ep-a", "resolved"), timeout=10)
+            assert alert_events(recorder) == [
+                ("EndpointDown", "ep-a", "firing"),
+                ("EndpointDown", "ep-b", "firing"),
+                ("EndpointDown", "ep-a", "resolved"),
+            ]
+        # The broker forgot everything it retained: netmon put the truth back.
+        assert list(retained(mosquitto, "netmon/alerts/#")) == ["netmon/alerts/ep-b/EndpointDown"]
+    finally:
+        netmon.stop()
+
+
+async def snmptrap(*args: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        require_program("snmptrap"), *args, env={**os.environ, "MIBS": ""},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 10)
+    assert process.returncode == 0, stderr.decode()
+
+
+def trap_config(tmp_path: Path, broker: Mosquitto, port: int) -> Path:
+    return config(
+        tmp_path,
+        broker,
+        [
+            {"id": "sw-v2c", "address": "127.0.0.5", "kind": "switch", "probes": {}},
+            {"id": "olt-v3", "address": "127.0.0.6", "kind": "olt", "probes": {}},
+        ],
+        trap_receiver={"listen": f"127.0.0.1:{port}"},
+        credentials={
+            "traps-v2c": {"snmp_version": "2c", "community": COMMUNITY},
+            "traps-v3": {
+                "snmp_version": "3",
+                "user": "netmon",
+                "auth_protocol": "SHA",
+                "auth_key": AUTH_KEY,
+                "priv_protocol": "AES",
+                "priv_key": PRIV_KEY,
+            },
+        },
+        trap_credentials=["traps-v2c", "traps-v3"],
+    )
+
+
+async def test_snmptrap_v2c_linkdown_and_a_v3_trap_become_alerts_on_mqtt(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    port = free_udp_port()
+    with MqttRecorder(mosquitto, "netmon/#") as recorder:
+        netmon = NetmonProcess(trap_config(tmp_path, mosquitto, port))
+        try:
+            await snmptrap(
+                "-v", "2c", "-c", COMMUNITY, "--clientaddr=127.0.0.5", f"127.0.0.1:{port}", "",
+                LINK_DOWN, "1.3.6.1.2.1.2.2.1.1.7", "i", "7",
+            )  # fmt: skip
+            message = await recorder.until(is_event("InterfaceDown", "sw-v2c", "firing"), timeout=5)
+            alert = json.loads(message.payload)
+            assert alert["labels"] == {"ifname": "7"}
+            assert alert["severity"] == "major"
+            # A v3 trap from a device whose engine ID nobody configured: learned, then read.
+            await snmptrap(
+                "-v", "3", "-e", "0x80001f8880aabbccdd01", "-u", "netmon", "-l", "authPriv",
+                "-a", "SHA", "-A", AUTH_KEY, "-x", "AES", "-X", PRIV_KEY,
+                "--clientaddr=127.0.0.6", f"127.0.0.1:{port}", "", COLD_START,
+            )  # fmt: skip
+            await recorder.until(is_event("DeviceRebooted", "olt-v3", "firing"), timeout=5)
+            text = netmon.metrics()
+            assert (
+                metric_value(text, "netmon_snmp_traps_received_total", target="sw-v2c",
+                             trap="linkDown") == 1
+            )  # fmt: skip
+            assert (
+                metric_value(text, "netmon_snmp_traps_received_total", target="olt-v3",
+                             trap="coldStart") == 1
+            )  # fmt: skip
+            # linkUp clears it (after the 5 s it must hold)
+            await snmptrap(
+                "-v", "2c", "-c", COMMUNITY, "--clientaddr=127.0.0.5", f"127.0.0.1:{port}", "",
+                LINK_UP, "1.3.6.1.2.1.2.2.1.1.7", "i", "7",
+            )  # fmt: skip
+            await recorder.until(is_event("InterfaceDown", "sw-v2c", "resolved"), timeout=10)
+            assert COMMUNITY not in "".join(netmon.stderr_lines)
+        finally:
+            netmon.stop()
+
+
+async def test_a_link_flapping_every_2s_for_a_minute_is_one_flapping_alert(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    port = free_udp_port()
+    with MqttRecorder(mosquitto, "netmon/#") as recorder:
+        netmon = NetmonProcess(trap_config(tmp_path, mosquitto, port))
+        try:
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 60
+            down = True
+            while loop.time() < end:
+                await snmptrap(
+                    "-v", "2c", "-c", COMMUNITY, "--clientaddr=127.0.0.5", f"127.0.0.1:{port}",
+                    "", LINK_DOWN if down else LINK_UP, "1.3.6.1.2.1.2.2.1.1.3", "i", "3",
+                )  # fmt: skip
+                down = not down
+                await asyncio.sleep(2)
+            events = [json.loads(m.payload) for m in recorder.matching(lambda m: m.topic == EVENTS)]
+            assert {(e["alertname"], e["target"], e["fingerprint"]) for e in events} == {
+                ("InterfaceDown", "sw-v2c", events[0]["fingerprint"])
+            }
+            assert [e["status"] for e in events] == ["firing", "firing"]  # raised, then flapping
+            assert [e["flapping"] for e in events] == [False, True]
+            assert "flapping" in events[-1]["summary"]
+            topic = f"netmon/alerts/sw-v2c/InterfaceDown~{events[0]['fingerprint']}"
+            assert json.loads(retained(mosquitto, "netmon/alerts/#")[topic])["flapping"] is True
+        finally:
+            netmon.stop()
