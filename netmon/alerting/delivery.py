@@ -105,8 +105,11 @@ class DeliveryWorker:
         connected again: queued alerts go out then, not up to 30 s later."""
         loop = asyncio.get_running_loop()
         end = loop.time() + seconds
+        # Only a reconnection cuts the pause short: a sink that is connected and still
+        # failing must not be retried in a tight loop.
+        was_connected = getattr(self.sink, "connected", True)
         while (left := end - loop.time()) > 0:
-            if getattr(self.sink, "connected", False):
+            if not was_connected and getattr(self.sink, "connected", False):
                 return
             await asyncio.sleep(min(left, 0.2))
 
