@@ -316,3 +316,18 @@ async def test_vietnamese_summary(db: AlertDB) -> None:
     h.down("ep1")
     (event,) = await h.events()
     assert event.summary == "Hội trường tỉnh mất kết nối (không phản hồi ping)"
+
+
+async def test_alerts_of_a_target_removed_from_the_inventory_are_resolved(db: AlertDB) -> None:
+    clock = Clock()
+    h = Harness(inventory(), db, clock)
+    h.up("ep2")
+    h.down("ep2")
+    smaller = inventory(targets=[{"id": "ep1", "address": "192.0.2.10"}])
+    h.store.apply_inventory(smaller)
+    h.engine.apply_inventory(smaller)
+    assert transitions(await h.events()) == [
+        ("EndpointDown", "ep2", "firing"),
+        ("EndpointDown", "ep2", "resolved"),
+    ]
+    assert h.engine.listing() == []

@@ -158,6 +158,14 @@ class AlertEngine:
         return len(stored)
 
     def apply_inventory(self, inventory: Inventory) -> None:
+        """New topology; alerts of targets that left the inventory are resolved, once."""
+        now = self._clock()
+        for tracked in list(self.tracked.values()):
+            if tracked.target not in inventory.targets:
+                tracked.level = -1
+                tracked.flapping = False
+                self._resolve(tracked, now)
+                self.tracked.pop(tracked.key, None)
         children: dict[str, list[str]] = {}
         for target in inventory.targets.values():
             if target.parent is not None:
