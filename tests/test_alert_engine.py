@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from collectors.base import EchoRound
+from collectors.traps import TrapEvent, TrapSettings
 from netmon.alerting.engine import AlertEngine
 from netmon.alerting.model import AlertEvent, Severity, Status
 from netmon.alerting.settings import Silence
 from netmon.alerting.store import AlertDB
+from netmon.alerting.traps import TrapIntake
 from netmon.config import ConfigError, Inventory, load_data
 from netmon.state import StateStore
 
@@ -331,3 +333,46 @@ async def test_alerts_of_a_target_removed_from_the_inventory_are_resolved(db: Al
         ("EndpointDown", "ep2", "resolved"),
     ]
     assert h.engine.listing() == []
+
+
+def trap(target: str, name: str, oid: str, if_index: int | None = None) -> TrapEvent:
+    return TrapEvent(
+        target=target, source="192.0.2.1", version="2c", trap_oid=oid, trap=name, varbinds=(),
+        if_index=if_index, uptime_ticks=None, received_at=0.0,
+    )  # fmt: skip
+
+
+async def test_vendor_traps_map_to_alerts_that_clear_by_trap_or_by_time(db: AlertDB) -> None:
+    fan_fail, fan_ok = "1.3.6.1.4.1.9.9.13.3.0.5", "1.3.6.1.4.1.9.9.13.3.0.6"
+    inv = inventory(
+        {
+            "alerting": {
+                "trap_alerts": {
+                    fan_fail: {"alertname": "FanFailure", "severity": "major", "hold": "1h",
+                               "clear_trap": fan_ok},
+                    "1.3.6.1.4.1.9.9.43.2.0.1": {"alertname": "ConfigChanged", "severity": "info",
+                                                 "hold": "5m"},
+                }
+            }
+        }
+    )  # fmt: skip
+    clock = Clock()
+    h = Harness(inv, db, clock)
+    intake = TrapIntake(TrapSettings(listen="127.0.0.1:0"), inv, h.engine, db)
+    intake.apply_inventory(inv)
+    intake.on_trap(trap("rtr", fan_fail, fan_fail))
+    intake.on_trap(trap("rtr", fan_fail, fan_fail))  # the same incident again: no new alert
+    intake.on_trap(trap("rtr", "1.3.6.1.4.1.9.9.43.2.0.1", "1.3.6.1.4.1.9.9.43.2.0.1"))
+    intake.on_trap(trap("rtr", "warmStart", "1.3.6.1.6.3.1.1.5.2"))
+    intake.on_trap(trap("rtr", fan_ok, fan_ok))
+    h.advance(301)  # ConfigChanged's 5 minutes are over
+    events = await h.events()
+    assert transitions(events) == [
+        ("FanFailure", "rtr", "firing"),
+        ("ConfigChanged", "rtr", "firing"),
+        ("DeviceRebooted", "rtr", "firing"),
+        ("FanFailure", "rtr", "resolved"),
+        ("ConfigChanged", "rtr", "resolved"),
+    ]
+    assert [e.severity for e in events[:3]] == [Severity.MAJOR, Severity.INFO, Severity.WARNING]
+    assert events[0].summary == "FanFailure on rtr"

@@ -31,7 +31,6 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "DeviceAuthenticationFailure": (
             "{name} reports an SNMP authentication failure (a wrong community or key was used)"
         ),
-        "_trap": "{name} sent trap {trap}",
         "_default": "{alertname} on {name}",
         "_flapping": " (flapping: {changes} changes in {window})",
     },
@@ -53,7 +52,6 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "DeviceAuthenticationFailure": (
             "{name} báo lỗi xác thực SNMP (có truy cập dùng sai community hoặc khóa)"
         ),
-        "_trap": "{name} gửi trap {trap}",
         "_default": "{alertname} trên {name}",
         "_flapping": " (chập chờn: {changes} lần thay đổi trong {window})",
     },
