@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--listen", type=_listen, default="127.0.0.1:9842", metavar="HOST:PORT")
     demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
     logging_options(demo)
+    from netmon.lab import fault_client
+
+    fault_client.add_parser(demo.add_subparsers(dest="demo_command", metavar="COMMAND"))
     return parser
 
 
@@ -128,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_import(args.csv, args.output, args.instance)
         if args.command == "run":
             return cmd_run(args.config, args.listen)
+        if args.command == "demo" and args.demo_command == "fault":
+            from netmon.lab import fault_client
+
+            return fault_client.run(args)
         if args.command == "demo":
             return cmd_demo(args.listen, args.duration)
     except PermissionError as exc:

@@ -1,8 +1,14 @@
-"""The built-in lab: 215 simulated conference endpoints on loopback addresses.
+"""The built-in lab: 215 simulated conference endpoints and 243 simulated SNMP devices.
 
-`Lab` builds the demo inventory and owns whatever the lab needs while it runs. It is an async
-context manager so later parts (simulated SNMP devices, SIP endpoints, injected faults) can be
-started on enter and stopped on exit without touching the service.
+`Lab` builds the demo inventory and owns whatever the lab needs while it runs; it is an async
+context manager so its parts start on enter and stop on exit without touching the service.
+
+When this process may build network namespaces (root, checked through its capabilities), the
+endpoints live in one of their own (`netmon.lab.netns.EndpointNetwork`) with addresses from
+198.18.0.0/15, answered by a responder that can be told to drop, lose or delay; the devices are
+served by snmpsim on loopback. `Lab.faults` then injects faults (`netmon.lab.faults`), and
+`Lab.routes()` is the HTTP API for them. Otherwise the endpoints are the loopback addresses of
+the CSV, answered by the kernel, and faults that need the namespace are refused with the reason.
 """
 
 from __future__ import annotations
@@ -10,13 +16,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import subprocess
+import tempfile
+import time
 from importlib import resources
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from aiohttp import web
+
 from netmon.config import Inventory, load_data
 from netmon.inventory_import import csv_to_config
-from netmon.lab.snmpsim import SimDevice, SnmpSimulator, build_lab
+from netmon.lab import netns
+from netmon.lab.fault_api import PATH as FAULTS_PATH
+from netmon.lab.fault_api import fault_routes
+from netmon.lab.fault_client import DEFAULT_URL
+from netmon.lab.faults import FaultInjector
+from netmon.lab.netns import EndpointNetwork, LabUnavailableError
+from netmon.lab.snmpsim import UPLINK_ALIAS, SimDevice, SnmpSimulator, build_lab, slug
 from netmon.service import Service
 from netmon.state import Reach
 
@@ -38,53 +56,130 @@ def demo_config(listen: str) -> dict[str, Any]:
 
 
 def add_devices(data: dict[str, Any], devices: list[SimDevice], port: int) -> dict[str, Any]:
-    """The simulated devices as SNMP targets of the demo config, one credential each."""
+    """The simulated devices as SNMP targets of the demo config, one credential each, and the
+    topology: endpoints hang off their district switch, whose uplink interface is named, and
+    the switches off the core router, so a cut uplink is one district alert. The CPEs hang off
+    nothing: they answer SNMP from loopback even while their district is cut."""
     credentials = dict(data.get("credentials", {}))
-    targets = list(data["targets"])
+    switches = {device.district: device for device in devices if device.kind == "switch"}
+    routers = [device.id for device in devices if device.kind == "router"]
+    targets = []
+    for target in data["targets"]:
+        switch = switches.get(target.get("district", ""))
+        targets.append({**target, "parent": switch.id} if switch else target)
     for device in devices:
         credentials[device.id] = {"snmp_version": "2c", "community": device.community}
-        targets.append(
-            {
-                "id": device.id,
-                "address": "127.0.0.1",
-                "kind": device.kind,
-                "name": device.name,
-                "district": device.district,
-                "group": {"router": "core", "switch": "aggregation", "cpe": "access"}[device.kind],
-                "probes": {
-                    "snmp": {"credential": device.id, "port": port, "interval": SNMP_INTERVAL}
-                },
-            }
-        )
+        entry: dict[str, Any] = {
+            "id": device.id,
+            "address": "127.0.0.1",
+            "kind": device.kind,
+            "name": device.name,
+            "district": device.district,
+            "group": {"router": "core", "switch": "aggregation", "cpe": "access"}[device.kind],
+            "probes": {"snmp": {"credential": device.id, "port": port, "interval": SNMP_INTERVAL}},
+        }
+        if device.kind == "switch":
+            uplinks = [i.name for i in device.interfaces if i.alias == UPLINK_ALIAS]
+            entry.update({"uplink": uplinks[0]} if uplinks else {})
+            entry.update({"parent": routers[0]} if routers else {})
+        targets.append(entry)
     return {**data, "credentials": credentials, "targets": targets}
 
 
 class Lab:
-    """The demo's simulated world: the 215 endpoints on loopback, and simulated SNMP devices
-    (core router, district switches, a CPE per endpoint) served by snmpsim."""
+    """The demo's simulated world: the 215 endpoints (in a namespace of their own when this
+    process may build one, else on loopback), simulated SNMP devices (core router, district
+    switches, a CPE per endpoint) served by snmpsim, and the faults injected into them."""
 
-    def __init__(self, *, listen: str, with_devices: bool = True) -> None:
+    def __init__(
+        self, *, listen: str, with_devices: bool = True, with_network: bool = True
+    ) -> None:
         self._listen = listen
         self._with_devices = with_devices
+        self._with_network = with_network
         self._stack = contextlib.AsyncExitStack()
         self.inventory: Inventory = load_data(demo_config(listen))
+        self.network: EndpointNetwork | None = None
+        self.network_unavailable = ""  # why the endpoints are on loopback, when they are
+        self.simulator: SnmpSimulator | None = None
+        self.faults = FaultInjector(endpoints={}, devices=[], network=None, devices_control=None)
+        self.workdir = Path()  # a directory of this run's own (the alert database), once entered
 
     async def __aenter__(self) -> Lab:
+        try:
+            await self._enter()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def _enter(self) -> None:
+        self.workdir = Path(
+            self._stack.enter_context(tempfile.TemporaryDirectory(prefix="netmon-demo-"))
+        )
         data = demo_config(self._listen)
+        endpoints = [
+            {"id": t["id"], "name": t.get("name", ""), "district": t.get("district", "")}
+            for t in data["targets"]
+        ]
+        if self._with_network:
+            self.network = await self._start_network(endpoints)
+        else:
+            self.network_unavailable = "the demo was started without its namespace network"
+        if self.network is not None:
+            addresses = self.network.addresses
+            data["targets"] = [{**t, "address": addresses[t["id"]]} for t in data["targets"]]
+        devices: list[SimDevice] = []
         if self._with_devices:
-            endpoints = [
-                {"id": t["id"], "name": t.get("name", ""), "district": t.get("district", "")}
-                for t in data["targets"]
-            ]
             devices = build_lab(endpoints)
-            simulator = await self._stack.enter_async_context(SnmpSimulator(devices))
+            self.simulator = await self._stack.enter_async_context(SnmpSimulator(devices))
             log.info(
                 "simulated SNMP devices ready",
-                extra={"devices": len(devices), "port": simulator.port},
+                extra={"devices": len(devices), "port": self.simulator.port},
             )
-            data = add_devices(data, devices, simulator.port)
+            data = add_devices(data, devices, self.simulator.port)
         self.inventory = load_data(data)
-        return self
+        self.faults = FaultInjector(
+            endpoints={t["id"]: (t["address"], t.get("district", "")) for t in data["targets"]
+                       if t.get("kind") == "endpoint"},
+            devices=devices,
+            network=self.network,
+            devices_control=self.simulator,
+            network_reason=self.network_unavailable,
+        )  # fmt: skip
+        self._stack.push_async_callback(self.faults.close)
+
+    async def _start_network(self, endpoints: list[dict[str, str]]) -> EndpointNetwork | None:
+        reason = netns.unavailable_reason()
+        if reason is not None:
+            self.network_unavailable = reason
+            return None
+        started = time.monotonic()
+        network = EndpointNetwork(
+            endpoints={e["id"]: e["district"] for e in endpoints},
+            slugs={e["district"]: slug(e["district"]) for e in endpoints},
+        )
+        try:
+            await self._stack.enter_async_context(network)
+        except (LabUnavailableError, OSError, subprocess.SubprocessError) as exc:
+            self.network_unavailable = f"the namespace network could not be built: {exc}"
+            log.warning(
+                "demo endpoints stay on loopback", extra={"reason": self.network_unavailable}
+            )
+            return None
+        log.info(
+            "demo endpoint network ready",
+            extra={
+                "namespace": network.namespace,
+                "block": network.block,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
+        return network
+
+    def routes(self) -> list[web.RouteDef]:
+        """The fault API, for `Service(extra_routes=...)`."""
+        return fault_routes(self.faults)
 
     async def __aexit__(
         self,
@@ -114,23 +209,60 @@ async def _report(service: Service, every: float) -> None:
         print(status_line(service), flush=True)
 
 
-async def run_demo(*, listen: str, duration: float | None, devices: bool = True) -> None:
-    async with Lab(listen=listen, with_devices=devices) as lab:
-        service = Service(inventory=lab.inventory, listen=listen)
+def _banner(lab: Lab, url: str) -> str:
+    endpoints = sum(1 for t in lab.inventory.targets.values() if t.kind == "endpoint")
+    devices = len(lab.inventory.targets) - endpoints
+    if lab.network is not None:
+        where = (
+            f"{endpoints} conference endpoints in network namespace {lab.network.namespace} "
+            f"({lab.network.block})"
+        )
+    else:
+        where = f"{endpoints} conference endpoints on loopback"
+    lines = [
+        f"netmon demo: {where}" + (f", {devices} simulated SNMP devices" if devices else ""),
+        f"  metrics       {url}/metrics",
+        f"  targets API   {url}/api/v1/targets",
+        f"  status page   {url}/",
+        f"  faults API    {url}{FAULTS_PATH}",
+    ]
+    unavailable = lab.faults.unavailable()
+    url_option = "" if url == DEFAULT_URL else f" --url {url}"
+    for kind, example in (
+        ("endpoint-down", "ep-so-01"),
+        ("interface-down", "cpe-ep-so-01 WAN"),
+    ):
+        if kind not in unavailable:
+            lines.append(
+                f"Inject a fault: netmon demo fault add {kind} {example}{url_option} "
+                "(all kinds: netmon demo fault add --help)"
+            )
+            break
+    if unavailable:
+        reasons: dict[str, list[str]] = {}
+        for kind, reason in unavailable.items():
+            reasons.setdefault(reason, []).append(kind)
+        for reason, kinds in reasons.items():
+            lines.append(f"Faults unavailable ({', '.join(kinds)}): {reason}")
+    lines.append("Ctrl-C stops it.")
+    return "\n".join(lines)
+
+
+async def run_demo(
+    *, listen: str, duration: float | None, devices: bool = True, network: bool = True
+) -> None:
+    async with Lab(listen=listen, with_devices=devices, with_network=network) as lab:
+        service = Service(
+            inventory=lab.inventory,
+            listen=listen,
+            extra_routes=lab.routes(),
+            alert_db=lab.workdir / "alerts.sqlite",  # a fresh lab each run, fresh alerts too
+        )
         reporter: asyncio.Task[None] | None = None
 
         async def on_ready(running: Service) -> None:
             nonlocal reporter
-            url = running.http_url
-            print(
-                f"netmon demo: {len(lab.inventory.targets)} targets on loopback "
-                "(conference endpoints, and simulated SNMP devices)\n"
-                f"  metrics       {url}/metrics\n"
-                f"  targets API   {url}/api/v1/targets\n"
-                f"  status page   {url}/\n"
-                "Ctrl-C stops it.",
-                flush=True,
-            )
+            print(_banner(lab, running.http_url), flush=True)
             reporter = asyncio.create_task(_report(running, 5.0), name="demo-report")
             if duration is not None:
                 asyncio.get_running_loop().call_later(duration, running.stop)
@@ -140,3 +272,4 @@ async def run_demo(*, listen: str, duration: float | None, devices: bool = True)
         finally:
             if reporter is not None:
                 reporter.cancel()
+                await asyncio.gather(reporter, return_exceptions=True)

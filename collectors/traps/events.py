@@ -46,7 +46,7 @@ class TrapSource:
     engine_ids: Sequence[bytes] = ()
 
 
-Resolve = Callable[[str], "TrapSource | None"]
+Resolve = Callable[[str], TrapSource | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,13 @@ wrapping), so the demo shows real traffic and utilisation; one district uplink f
 snmpsim picks the device by community, so every device here has its own community and the demo
 config one credential per device. Rates are derived from the device id, so a lab looks the same
 on every run.
+
+An interface's oper status can be overridden while snmpsim runs (`SnmpSimulator.set_oper_status`,
+the demo's interface faults): the device's file is rewritten with a fixed value. snmpsim 1.2
+reopens and re-indexes a data file whose mtime (whole seconds) changed since it last read it, on
+the next request for that device, so every rewrite gets an mtime a second past the previous one.
+A fixed value rather than a changed variation, because snmpsim keeps each variation's parsed
+settings per OID for as long as it runs.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import tempfile
 import time
 import unicodedata
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +42,7 @@ IFX = "1.3.6.1.2.1.31.1.1.1"
 HUAWEI_ROUTER = "1.3.6.1.4.1.2011.2.224.67"
 HUAWEI_SWITCH = "1.3.6.1.4.1.2011.2.23.425"
 TPLINK_CPE = "1.3.6.1.4.1.11863.1.1.3"
+UPLINK_ALIAS = "uplink to core"  # how a district switch's uplink is recognised
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,7 @@ def _fraction(*parts: object) -> float:
     return zlib.crc32("/".join(map(str, parts)).encode()) / 2**32
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     """'Bá Thước' -> 'ba-thuoc': letters without their marks (đ is a letter of its own)."""
     decomposed = unicodedata.normalize("NFKD", text.replace("đ", "d").replace("Đ", "D"))
     ascii_text = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
@@ -104,7 +113,7 @@ def build_lab(endpoints: list[dict[str, str]]) -> list[SimDevice]:
         )
     )
     for number, district in enumerate(districts, start=1):
-        slug = _slug(district)
+        name = slug(district)
         ports = 24 if _fraction("ports", district) < 0.5 else 48
         interfaces = [
             SimInterface(
@@ -122,7 +131,7 @@ def build_lab(endpoints: list[dict[str, str]]) -> list[SimDevice]:
             SimInterface(
                 index=ports + 1,
                 name="XGigabitEthernet0/0/1",
-                alias="uplink to core",
+                alias=UPLINK_ALIAS,
                 speed_bps=10_000_000_000,
                 in_bps=uplink_load * 10e9,
                 out_bps=uplink_load * 10e9 * 0.25,
@@ -131,11 +140,11 @@ def build_lab(endpoints: list[dict[str, str]]) -> list[SimDevice]:
         )
         devices.append(
             SimDevice(
-                id=f"sw-{slug}",
+                id=f"sw-{name}",
                 kind="switch",
                 name=f"Aggregation switch {district}",
                 district=district,
-                community=f"sim-sw-{slug}",
+                community=f"sim-sw-{name}",
                 sys_descr="Huawei S5735-S48T4X, VRP V200R021",
                 sys_object_id=HUAWEI_SWITCH,
                 interfaces=tuple(interfaces),
@@ -164,12 +173,30 @@ def build_lab(endpoints: list[dict[str, str]]) -> list[SimDevice]:
     return devices
 
 
+def uplink_ports(devices: list[SimDevice], district: str) -> list[tuple[SimDevice, SimInterface]]:
+    """Both ends of a district's uplink: its switch's uplink and the core router's port to it."""
+    ends = []
+    for device in devices:
+        for interface in device.interfaces:
+            if (
+                device.kind == "switch"
+                and device.district == district
+                and interface.alias == UPLINK_ALIAS
+            ) or (device.kind == "router" and interface.alias == f"to {district}"):
+                ends.append((device, interface))
+    return ends  # fmt: skip
+
+
 def _text(value: str) -> str:
     return "4x|" + value.encode("utf-8").hex()
 
 
-def snmprec(device: SimDevice) -> str:
-    """The device as snmpsim data: one `OID|type|value` line each, in OID order."""
+def snmprec(device: SimDevice, oper_status: Mapping[int, int] | None = None) -> str:
+    """The device as snmpsim data: one `OID|type|value` line each, in OID order.
+
+    `oper_status` fixes ifOperStatus (1 up, 2 down) of the interfaces it names, by ifIndex.
+    """
+    oper_status = oper_status or {}
     boot_ticks = int(8_640_000 * (1 + 30 * _fraction("uptime", device.id)))  # 1-31 days
     rows: list[tuple[str, str]] = [
         (f"{SYS}.1.0", _text(device.sys_descr)),
@@ -188,6 +215,8 @@ def snmprec(device: SimDevice) -> str:
         if interface.flapping:
             # Down about a third of each 2-minute cycle.
             oper = "2:numeric|function=cos,rate=0.0524,scale=0.99,initial=1.5,min=1,max=2"
+        if i in oper_status:
+            oper = f"2|{oper_status[i]}"
         rows += [
             (f"{IF}.1.{i}", f"2|{i}"),
             (f"{IF}.2.{i}", _text(interface.name)),
@@ -257,6 +286,10 @@ class SnmpSimulator:
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._process: asyncio.subprocess.Process | None = None
         self.port = 0
+        self._by_id = {device.id: device for device in devices}
+        self._oper_status: dict[str, dict[int, int]] = {}
+        self._mtimes: dict[str, int] = {}
+        self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> SnmpSimulator:
         if self._workdir is None:
@@ -275,15 +308,22 @@ class SnmpSimulator:
             stderr=asyncio.subprocess.DEVNULL,
             env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"},
         )
+        try:
+            await self._wait_ready(self._process)
+        except BaseException:
+            await self.__aexit__(None, None, None)  # no snmpsim left behind
+            raise
+        return self
+
+    async def _wait_ready(self, process: asyncio.subprocess.Process) -> None:
         probe = self.devices[0].community
         deadline = time.monotonic() + 120
         while not await asyncio.to_thread(snmp_answers, self.port, probe):
-            if self._process.returncode is not None:
-                raise RuntimeError(f"snmpsim exited with {self._process.returncode}")
+            if process.returncode is not None:
+                raise RuntimeError(f"snmpsim exited with {process.returncode}")
             if time.monotonic() > deadline:
                 raise TimeoutError("snmpsim did not answer within 120 s")
             await asyncio.sleep(0.2)
-        return self
 
     def _write(self, data: Path, cache: Path) -> None:
         data.mkdir(parents=True, exist_ok=True)
@@ -293,6 +333,44 @@ class SnmpSimulator:
             text = snmprec(device)
             if not path.exists() or path.read_text() != text:
                 path.write_text(text)
+
+    @property
+    def oper_status(self) -> dict[str, dict[int, int]]:
+        """The overrides in force: device id -> {ifIndex: 1 up / 2 down}."""
+        return {device: dict(table) for device, table in self._oper_status.items()}
+
+    async def set_oper_status(self, overrides: Mapping[str, Mapping[int, int]]) -> None:
+        """Replace every oper-status override; devices absent get their recorded behaviour
+        back. A changed device is visible from the next request for it."""
+        unknown = set(overrides) - set(self._by_id)
+        if unknown:
+            raise KeyError(f"no simulated device {sorted(unknown)[0]!r}")
+        wanted = {device: dict(table) for device, table in overrides.items() if table}
+        async with self._lock:
+            changed = {
+                device
+                for device in set(wanted) | set(self._oper_status)
+                if wanted.get(device) != self._oper_status.get(device)
+            }
+            if changed:
+                await asyncio.to_thread(self._rewrite, {d: wanted.get(d, {}) for d in changed})
+            self._oper_status = wanted
+
+    def _rewrite(self, tables: Mapping[str, Mapping[int, int]]) -> None:
+        assert self._workdir is not None
+        for device_id, table in tables.items():
+            device = self._by_id[device_id]
+            path = self._workdir / "data" / f"{device.community}.snmprec"
+            staging = path.with_suffix(".tmp")
+            staging.write_text(snmprec(device, table))
+            # snmpsim compares whole-second mtimes: each version of a file needs its own second.
+            last = self._mtimes.get(device_id)
+            if last is None:
+                last = int(path.stat().st_mtime)
+            second = max(int(time.time()), last + 1)
+            os.utime(staging, (second, second))
+            self._mtimes[device_id] = second
+            staging.replace(path)  # atomic: snmpsim never reads half a file
 
     async def __aexit__(
         self,

@@ -1,87 +1,47 @@
 """A network lab of our own: hosts in network namespaces behind veth pairs.
 
 Each host is a namespace with one veth link to the root namespace and a /30 out of 198.18.0.0/15
-(the benchmarking range, RFC 2544), picked at random and checked to be free so parallel runs do
-not collide. Its kernel echo replies are off and `icmp_responder.py` answers with a set delay and
-loss. Names carry the creating pid, so leftovers of a crashed run are recognised and removed.
-Traffic never leaves this machine: the namespaces have no other link.
+(the benchmarking range, RFC 2544), picked at random and checked to be free so parallel runs (and
+a running demo) do not collide. Its kernel echo replies are off and `netmon.lab.responder` answers
+with a set delay and loss. Names carry the creating pid, so leftovers of a crashed run are
+recognised and removed. Traffic never leaves this machine: the namespaces have no other link.
+
+The namespace plumbing (stale removal, the guard route, the availability check, free blocks) and
+the responder are the demo's too: they live in `netmon.lab`, shared, and are re-exported here.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import random
-import re
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RESPONDER = Path(__file__).with_name("icmp_responder.py")
-LAB_RANGE = ipaddress.ip_network("198.18.0.0/15")
-PREFIX = "nmt"
-_NAME = re.compile(rf"^{PREFIX}(\d+)h(\d+)")
+from netmon.lab.netns import (
+    LAB_RANGE,
+    TEST_PREFIX,
+    LabUnavailableError,
+    check_available,
+    free_block,
+    guard_lab_range,
+    ip,
+    remove_stale,
+)
 
+__all__ = [
+    "LAB_RANGE",
+    "LabHost",
+    "LabUnavailableError",
+    "NetLab",
+    "check_available",
+    "guard_lab_range",
+    "ip",
+    "remove_stale",
+]
 
-class LabUnavailableError(RuntimeError):
-    pass
-
-
-def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True, timeout=10)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale() -> None:
-    """Delete namespaces and links left by lab runs whose process is gone."""
-    for line in ip("netns", "list", check=False).stdout.splitlines():
-        name = line.split()[0] if line.strip() else ""
-        match = _NAME.match(name)
-        if match and not _pid_alive(int(match.group(1))):
-            ip("netns", "del", name, check=False)
-    for line in ip("-o", "link", "show", check=False).stdout.splitlines():
-        parts = line.split(":")
-        if len(parts) > 1:
-            name = parts[1].strip().split("@")[0]
-            match = _NAME.match(name)
-            if match and not _pid_alive(int(match.group(1))):
-                ip("link", "del", name, check=False)
-
-
-def guard_lab_range() -> None:
-    """Make lab addresses unroutable beyond this machine.
-
-    The /30 of each host is more specific and wins while it exists; if a link or route goes
-    away, packets for the lab range hit this route and fail here instead of following the
-    default route off the machine.
-    """
-    result = ip("route", "add", "unreachable", str(LAB_RANGE), "metric", "4242", check=False)
-    if result.returncode != 0 and "File exists" not in result.stderr:
-        raise LabUnavailableError(f"cannot add the lab's guard route: {result.stderr.strip()}")
-
-
-def check_available() -> None:
-    if os.geteuid() != 0:
-        raise LabUnavailableError(
-            "the network lab needs root (network namespaces, veth, raw sockets); "
-            "run the tests as root, as CI does"
-        )
-    probe = f"{PREFIX}{os.getpid()}h99probe"
-    result = ip("netns", "add", probe, check=False)
-    if result.returncode != 0:
-        raise LabUnavailableError(f"cannot create a network namespace: {result.stderr.strip()}")
-    ip("netns", "del", probe, check=False)
+PREFIX = TEST_PREFIX
 
 
 @dataclass
@@ -143,20 +103,11 @@ class NetLab:
             )
         return namespace
 
-    def _free_block(self) -> ipaddress.IPv4Network:
-        used = ip("-4", "-o", "addr", "show").stdout
-        for _ in range(100):
-            block = random.randrange(LAB_RANGE.num_addresses // 4)
-            network = ipaddress.ip_network(f"{LAB_RANGE.network_address + block * 4}/30")
-            if f" {network.network_address + 1}/" not in used:
-                return network
-        raise LabUnavailableError("no free /30 left in 198.18.0.0/15")
-
     def add_host(self, *, delay: float = 0.0, loss: float = 0.0, record: bool = False) -> LabHost:
         index = len(self.hosts)
         namespace = f"{PREFIX}{os.getpid()}h{index}ns"
         link = f"{PREFIX}{os.getpid()}h{index}"
-        network = self._free_block()
+        network = free_block(30)
         gateway, address = str(network.network_address + 1), str(network.network_address + 2)
         host = LabHost(namespace=namespace, link=link, address=address, gateway=gateway)
         self.hosts.append(host)  # registered first, so close() cleans up half-built hosts
@@ -170,7 +121,7 @@ class NetLab:
         host.run("ip", "route", "add", "default", "via", gateway)
         host.run("sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1")
         command = [
-            "ip", "netns", "exec", namespace, sys.executable, str(RESPONDER),
+            "ip", "netns", "exec", namespace, sys.executable, "-m", "netmon.lab.responder",
             "--delay", str(delay), "--loss", str(loss),
         ]  # fmt: skip
         if record:

@@ -1,0 +1,165 @@
+"""`netmon demo fault add|list|clear`: the command line of a running demo's fault API.
+
+It only speaks HTTP to the demo (`--url`, the demo's default address unless told otherwise) and
+prints what the demo answers; validation is the demo's, so the API and the command line can never
+disagree on what a fault may be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+import aiohttp
+
+from netmon.lab.fault_api import PATH
+from netmon.lab.faults import FIELDS, FaultKind
+
+DEFAULT_URL = "http://127.0.0.1:9842"
+TIMEOUT = 10.0
+EXIT_OK, EXIT_PROBLEM = 0, 1
+
+_ARGUMENTS: dict[str, tuple[str, str]] = {  # field -> (metavar, help)
+    "target": ("TARGET", "endpoint id as in /api/v1/targets (or its address), e.g. ep-so-01"),
+    "device": ("DEVICE", "simulated device id, e.g. sw-ba-thuoc, core-router, cpe-ep-so-01"),
+    "interface": ("IF", "ifIndex or ifName of the device's interface, e.g. 3 or WAN"),
+    "district": ("DISTRICT", "district name as in the inventory, or without accents: ba-thuoc"),
+}
+_VALUES: dict[FaultKind, tuple[str, str]] = {
+    FaultKind.LOSS: ("RATIO", "share of pings lost, e.g. 0.05 or 5%%"),
+    FaultKind.DELAY: ("SECONDS", "extra round-trip delay, e.g. 0.2 or 200ms"),
+    FaultKind.INTERFACE_FLAP: ("PERIOD", "seconds per down+up cycle, e.g. 30 or 30s"),
+}
+_KIND_HELP: dict[FaultKind, str] = {
+    FaultKind.ENDPOINT_DOWN: "an endpoint stops answering pings",
+    FaultKind.LOSS: "an endpoint loses a share of pings",
+    FaultKind.DELAY: "an endpoint answers pings later",
+    FaultKind.INTERFACE_DOWN: "a device reports an interface oper-down (SNMP)",
+    FaultKind.INTERFACE_FLAP: "a device's interface goes down and up, periodically",
+    FaultKind.UPLINK_CUT: "a district's uplink is cut: its endpoints and the uplink go down",
+}
+
+
+def add_parser(demo_commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `fault` and its commands to the `demo` command's subparsers."""
+    fault = demo_commands.add_parser(
+        "fault", help="inject faults into a running demo", description=__doc__.splitlines()[0]
+    )
+    commands = fault.add_subparsers(dest="fault_command", required=True, metavar="COMMAND")
+
+    def url_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--url", default=DEFAULT_URL, help=f"the running demo (default {DEFAULT_URL})"
+        )
+
+    add = commands.add_parser("add", help="inject a fault")
+    kinds = add.add_subparsers(dest="kind", required=True, metavar="KIND")
+    for kind in FaultKind:
+        parser = kinds.add_parser(kind.value, help=_KIND_HELP[kind])
+        for name in FIELDS[kind]:
+            metavar, text = _VALUES[kind] if name == "value" else _ARGUMENTS[name]
+            parser.add_argument(name, metavar=metavar, help=text)
+        url_option(parser)
+    listing = commands.add_parser("list", help="the faults in force")
+    url_option(listing)
+    clear = commands.add_parser("clear", help="clear one fault, or all")
+    which = clear.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", nargs="?", metavar="ID", help="the fault's id, e.g. f1")
+    which.add_argument("--all", action="store_true", help="clear every fault")
+    url_option(clear)
+
+
+class DemoUnreachableError(Exception):
+    pass
+
+
+async def _call(
+    method: str, base: str, path: str, body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+    url = base + path
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.request(method, url, json=body) as response,
+        ):
+            text = await response.text()
+    except aiohttp.ClientConnectorError as exc:
+        number = exc.os_error.errno
+        why = os.strerror(number).lower() if number else str(exc.os_error)
+        raise DemoUnreachableError(f"no netmon demo answers at {base} ({why})") from None
+    except TimeoutError:
+        raise DemoUnreachableError(f"{base} did not answer within {TIMEOUT:g} s") from None
+    except aiohttp.ClientError as exc:
+        raise DemoUnreachableError(f"{base}: {exc}") from None
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise DemoUnreachableError(
+            f"{base} does not serve a netmon demo's fault API (HTTP {response.status} for {path})"
+        )
+    return response.status, document
+
+
+def _problem(message: str) -> int:
+    print(f"netmon demo fault: {message}", file=sys.stderr)
+    return EXIT_PROBLEM
+
+
+def _line(fault: dict[str, Any]) -> str:
+    return f"{fault.get('id', '?'):<4} {fault.get('summary', '')}  (since {fault.get('created')})"
+
+
+async def _run(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    if args.fault_command == "add":
+        kind = FaultKind(args.kind)
+        body = {"kind": kind.value, **{name: getattr(args, name) for name in FIELDS[kind]}}
+        status, document = await _call("POST", base, PATH, body)
+        if status != 201:
+            return _problem(str(document.get("error", f"HTTP {status}")))
+        print(f"{document['id']}  {document['summary']}")
+        return EXIT_OK
+    if args.fault_command == "list":
+        status, document = await _call("GET", base, PATH)
+        if status != 200:
+            return _problem(str(document.get("error", f"HTTP {status}")))
+        faults = document.get("faults", [])
+        for fault in faults:
+            print(_line(fault))
+        if not faults:
+            print("no faults in force")
+        by_reason: dict[str, list[str]] = {}
+        for kind, reason in document.get("unavailable", {}).items():
+            by_reason.setdefault(reason, []).append(kind)
+        for reason, kinds in by_reason.items():
+            print(f"unavailable in this demo: {', '.join(kinds)}: {reason}")
+        return EXIT_OK
+    if args.all:
+        status, document = await _call("DELETE", base, PATH)
+        if status != 200:
+            return _problem(str(document.get("error", f"HTTP {status}")))
+        cleared = document.get("cleared", [])
+        for fault in cleared:
+            print(f"cleared {fault.get('id')}  {fault.get('summary')}")
+        print(f"{len(cleared)} fault(s) cleared")
+        return EXIT_OK
+    status, document = await _call("DELETE", base, f"{PATH}/{args.id}")
+    if status != 200:
+        return _problem(str(document.get("error", f"HTTP {status}")))
+    print(f"cleared {document['id']}  {document['summary']}")
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out `netmon demo fault ...`; the exit code."""
+    try:
+        return asyncio.run(_run(args))
+    except DemoUnreachableError as exc:
+        return _problem(f"{exc}; start one with `netmon demo`, or pass --url")

@@ -1,0 +1,588 @@
+"""Faults in the demo: a user injects one and sees it in /metrics and /api/v1/targets.
+
+The injector's logic (validation, faults combining) is tested with fakes of its two seams; the
+seams against the real programs (snmpsim, namespaces and the responder); and the whole path
+against `netmon demo` as a child process, shared by the tests of this module, each of which clears
+what it injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from netmon.lab import netns
+from netmon.lab.fault_api import PATH, fault_routes
+from netmon.lab.faults import FaultInjector, FaultInputError, FaultUnavailableError
+from netmon.lab.responder import Impairment
+from netmon.lab.snmpsim import SnmpSimulator, build_lab
+from tests.conftest import require_program
+from tests.helpers import metric_value, netmon_command, samples, wait_until
+from tests.lab.netlab import NetLab
+from tests.peers import free_port
+
+# -- the injector, with fakes of the lab ----------------------------------------------------------
+
+ENDPOINTS = {
+    "ep-a": ("198.18.0.2", "Bá Thước"),
+    "ep-b": ("198.18.0.3", "Bá Thước"),
+    "ep-c": ("198.18.0.18", "Cẩm Thủy"),
+}
+
+
+@dataclass
+class FakeLab:
+    impaired: list[dict[str, Impairment]] = field(default_factory=list)
+    cuts: list[set[str]] = field(default_factory=list)
+    oper: list[dict[str, dict[int, int]]] = field(default_factory=list)
+
+    async def impair(self, impairments: Mapping[str, Impairment]) -> None:
+        self.impaired.append(dict(impairments))
+
+    async def cut(self, districts: set[str]) -> None:
+        self.cuts.append(set(districts))
+
+    async def set_oper_status(self, overrides: Mapping[str, Mapping[int, int]]) -> None:
+        self.oper.append({device: dict(table) for device, table in overrides.items()})
+
+
+def _injector(lab: FakeLab, *, network: bool = True, devices: bool = True) -> FaultInjector:
+    endpoints = [{"id": e, "name": e, "district": d} for e, (_, d) in ENDPOINTS.items()]
+    return FaultInjector(
+        endpoints=ENDPOINTS,
+        devices=build_lab(endpoints),
+        network=lab if network else None,
+        devices_control=lab if devices else None,
+        network_reason="not root",
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        ({}, "kind: missing (one of: endpoint-down, loss, delay, interface-down, "
+             "interface-flap, uplink-cut)"),
+        ({"kind": "boom"}, "kind: unknown fault kind 'boom' (one of: endpoint-down, loss, delay, "
+                           "interface-down, interface-flap, uplink-cut)"),
+        ({"kind": "loss", "target": "ep-a"}, "value: required for loss"),
+        ({"kind": "loss", "target": "ep-a", "value": 1.5},
+         "value: 1.5 is not a loss ratio above 0 and at most 1, e.g. 0.05 (or 5%)"),
+        ({"kind": "loss", "target": "ep-a", "value": True},
+         "value: True is not a loss ratio above 0 and at most 1, e.g. 0.05 (or 5%)"),
+        ({"kind": "delay", "target": "ep-a", "value": "soon"},
+         "value: 'soon' is not extra delay in seconds, above 0 and at most 10, e.g. 0.2 "
+         "(or 200ms)"),
+        ({"kind": "interface-flap", "device": "sw-ba-thuoc", "interface": 1, "value": 1},
+         "value: 1 is not the flap period in seconds, 2 to 3600, e.g. 30 (down half of it, "
+         "up the other half)"),
+        ({"kind": "endpoint-down", "target": "ep-z"},
+         "target: no endpoint 'ep-z' in the demo (ids as in /api/v1/targets, e.g. ep-a)"),
+        ({"kind": "endpoint-down", "target": "ep-a", "value": 1},
+         "value: not a field of endpoint-down (it takes: target)"),
+        ({"kind": "uplink-cut", "district": "Nowhere"},
+         "district: no district 'Nowhere' (a name as in the inventory, its switch id or its name "
+         "without accents, e.g. 'Bá Thước', 'Cẩm Thủy')"),
+        ({"kind": "interface-down", "device": "sw-nowhere", "interface": 1},
+         "device: no simulated device 'sw-nowhere' (e.g. core-router, a district switch such as "
+         "sw-ba-thuoc, or cpe-<endpoint id>)"),
+        ({"kind": "interface-down", "device": "cpe-ep-a", "interface": "LAN9"},
+         "interface: cpe-ep-a has no interface 'LAN9' (an ifIndex or ifName: 1 WAN, 2 LAN1, "
+         "3 LAN2)"),
+    ],
+    ids=["no-kind", "unknown-kind", "no-value", "loss-above-1", "loss-bool", "delay-text",
+         "flap-too-fast", "unknown-endpoint", "extra-field", "unknown-district",
+         "unknown-device", "unknown-interface"],
+)  # fmt: skip
+async def test_a_bad_fault_is_refused_naming_the_field(
+    request_: dict[str, Any], message: str
+) -> None:
+    lab = FakeLab()
+    with pytest.raises(FaultInputError) as raised:
+        await _injector(lab).add(request_)
+    assert str(raised.value) == message
+    assert lab.impaired == lab.cuts == lab.oper == []
+
+
+async def test_faults_combine_and_clearing_one_keeps_the_others() -> None:
+    lab = FakeLab()
+    injector = _injector(lab)
+    loss = await injector.add({"kind": "loss", "target": "ep-a", "value": 0.1})
+    await injector.add({"kind": "loss", "target": "ep-a", "value": "10%"})
+    await injector.add({"kind": "delay", "target": "ep-a", "value": "150ms"})
+    await injector.add({"kind": "delay", "target": "198.18.0.2", "value": 0.05})  # by address
+    assert lab.impaired[-1] == {"198.18.0.2": Impairment(loss=0.19, delay=0.2)}
+    down = await injector.add({"kind": "endpoint-down", "target": "ep-b"})
+    cut = await injector.add({"kind": "uplink-cut", "district": "ba-thuoc"})
+    assert lab.cuts[-1] == {"Bá Thước"}
+    # Both ends of the district's uplink report oper-down.
+    uplink = len(injector._device_by_id["sw-ba-thuoc"].interfaces)
+    assert lab.oper[-1] == {"sw-ba-thuoc": {uplink: 2}, "core-router": {1: 2}}
+    assert cut.to_json()["endpoints"] == ["ep-a", "ep-b"]
+    await injector.add({"kind": "interface-down", "device": "sw-ba-thuoc", "interface": 3})
+    await injector.clear(cut.id)
+    assert lab.cuts[-1] == set()
+    assert lab.oper[-1] == {"sw-ba-thuoc": {3: 2}}
+    await injector.clear(loss.id)
+    await injector.clear(down.id)
+    assert lab.impaired[-1] == {"198.18.0.2": Impairment(loss=0.1, delay=0.2)}
+    cleared = await injector.clear_all()
+    assert len(cleared) == 4
+    assert (lab.impaired[-1], lab.oper[-1]) == ({}, {})
+    assert injector.faults() == []
+
+
+async def test_a_flap_goes_down_first_then_up_and_down_wins_over_it() -> None:
+    lab = FakeLab()
+    injector = _injector(lab)
+    try:
+        await injector.add(
+            {"kind": "interface-flap", "device": "cpe-ep-c", "interface": "wan", "value": 2}
+        )
+        assert lab.oper[-1] == {"cpe-ep-c": {1: 2}}
+        await asyncio.wait_for(_until(lambda: lab.oper[-1] == {"cpe-ep-c": {1: 1}}), 3)
+        await injector.add({"kind": "interface-down", "device": "cpe-ep-c", "interface": 1})
+        assert lab.oper[-1] == {"cpe-ep-c": {1: 2}}
+    finally:
+        await injector.close()
+
+
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0.05)
+
+
+async def test_without_the_namespace_endpoint_faults_say_why_and_interface_faults_work() -> None:
+    lab = FakeLab()
+    injector = _injector(lab, network=False)
+    assert injector.unavailable() == {
+        "endpoint-down": "not root", "loss": "not root", "delay": "not root",
+        "uplink-cut": "not root",
+    }  # fmt: skip
+    with pytest.raises(FaultUnavailableError, match="endpoint-down faults are unavailable: not"):
+        await injector.add({"kind": "endpoint-down", "target": "ep-a"})
+    await injector.add({"kind": "interface-down", "device": "core-router", "interface": 2})
+    assert lab.oper[-1] == {"core-router": {2: 2}}
+
+
+def test_district_subnets_hold_their_endpoints_and_do_not_overlap() -> None:
+    districts = {"A": [f"a{i}" for i in range(28)], "B": ["b1", "b2"], "C": ["c1"]}
+    prefixlen, sized = netns.plan_links(districts)
+    block = next(netns.LAB_RANGE.subnets(new_prefix=prefixlen))
+    links = netns.assign(block, sized, link_prefix="nmd1", slugs={})
+    assert [link.network.prefixlen for link in links] == [27, 29, 30]
+    addresses = [address for link in links for _, address in link.endpoints]
+    assert len(set(addresses)) == 31
+    for link in links:
+        assert link.network.subnet_of(block)
+        assert all(a in [str(h) for h in link.network.hosts()] for _, a in link.endpoints)
+        assert link.gateway not in addresses
+    for first, second in itertools.pairwise(links):
+        assert not first.network.overlaps(second.network)
+
+
+# -- the seams, against the real programs ----------------------------------------------------------
+
+
+def _oper_status(port: int, community: str, ifindex: int) -> object:
+    import socket
+
+    from collectors.snmp.codec import PduType, Version, decode_message, encode_request
+
+    oid = (1, 3, 6, 1, 2, 1, 2, 2, 1, 8, ifindex)
+    packet = encode_request(
+        version=Version.V2C, community=community.encode(), pdu_type=PduType.GET,
+        request_id=7, oids=[oid],
+    )  # fmt: skip
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2)
+        sock.sendto(packet, ("127.0.0.1", port))
+        return decode_message(sock.recvfrom(65535)[0]).varbinds[0].value
+
+
+async def test_snmpsim_serves_an_override_from_the_next_request_even_within_a_second() -> None:
+    devices = build_lab([{"id": "ep-a", "name": "A", "district": "Z"}])
+    cpe = devices[-1]
+    async with SnmpSimulator(devices) as simulator:
+        assert await asyncio.to_thread(_oper_status, simulator.port, cpe.community, 1) == 1
+        for status in (2, 1, 2):  # three versions of the file inside about a second
+            await simulator.set_oper_status({cpe.id: {1: status}})
+            got = await asyncio.to_thread(_oper_status, simulator.port, cpe.community, 1)
+            assert got == status
+        await simulator.set_oper_status({})
+        assert await asyncio.to_thread(_oper_status, simulator.port, cpe.community, 1) == 1
+
+
+@pytest.mark.netns
+@pytest.mark.usefixtures("_lab_ready")
+def test_leftovers_of_a_dead_demo_are_removed() -> None:
+    dead = _dead_pid()
+    namespace = f"{netns.DEMO_PREFIX}{dead}lab"
+    netns.ip("netns", "add", namespace)
+    netns.ip("link", "add", f"{netns.DEMO_PREFIX}{dead}d0", "type", "veth", "peer", "name", "x")
+    netns.remove_stale()
+    assert namespace not in netns.ip("netns", "list").stdout
+    assert f"{netns.DEMO_PREFIX}{dead}d0" not in netns.ip("-o", "link", "show").stdout
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    assert not netns.pid_alive(process.pid)
+    return process.pid
+
+
+@pytest.mark.netns
+async def test_changes_from_another_host_are_refused(netlab: NetLab) -> None:
+    host = netlab.add_host()
+    app = web.Application()
+    app.add_routes(fault_routes(_injector(FakeLab(), network=False)))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host.gateway, 0).start()
+        port = runner.addresses[0][1]
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        script = (
+            "import sys, urllib.request, urllib.error\n"
+            "request = urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), "
+            "method=sys.argv[3])\n"
+            "try:\n"
+            "    response = urllib.request.urlopen(request, timeout=5)\n"
+            "    print(response.status, response.read().decode())\n"
+            "except urllib.error.HTTPError as exc:\n"
+            "    print(exc.code, exc.read().decode())\n"
+        )
+        body = json.dumps({"kind": "interface-down", "device": "core-router", "interface": 1})
+
+        async def from_host(method: str) -> str:
+            process = await asyncio.create_subprocess_exec(
+                "ip", "netns", "exec", host.namespace, sys.executable, "-c", script,
+                f"http://{host.gateway}:{port}{PATH}", body, method,
+                stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            output, _ = await asyncio.wait_for(process.communicate(), 15)
+            return output.decode()
+
+        refused = await from_host("POST")
+        assert refused.startswith("403 ")
+        assert f"came from {host.address}" in refused
+        assert (await from_host("DELETE")).startswith("403 ")
+        assert (await from_host("GET")).startswith("200 ")  # reading is fine from anywhere
+        status, document = await asyncio.to_thread(
+            _call, "POST", f"http://127.0.0.1:{port}{PATH}", json.loads(body)
+        )
+        assert (status, document["kind"]) == (201, "interface-down")
+    finally:
+        await runner.cleanup()
+
+
+# -- the whole demo ------------------------------------------------------------------------------
+
+
+def _call(method: str, url: str, body: object = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+class Demo:
+    """`netmon demo` as a child process, with its output collected as it comes."""
+
+    def __init__(self, *prefix: str) -> None:
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [*prefix, *netmon_command(), "demo", "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        match = wait_until(
+            lambda: (
+                re.search(r"metrics\s+(http://\S+)/metrics", self.output)
+                or self.process.poll() is not None
+            ),
+            timeout=30,
+            what="the demo to print its URLs",
+        )
+        if match is True:
+            raise AssertionError(f"the demo exited early:\n{self.output}")
+        self.url = match.group(1)  # type: ignore[union-attr]
+        self.touched: set[str] = set()  # endpoints the tests have faulted
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def call(self, method: str, body: object = None, suffix: str = "") -> tuple[int, Any]:
+        return _call(method, self.url + PATH + suffix, body)
+
+    def inject(self, body: dict[str, Any]) -> dict[str, Any]:
+        status, fault = self.call("POST", body)
+        assert status == 201, fault
+        self.touched.update(fault["endpoints"])
+        return dict(fault)
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:  # noqa: S310
+            return str(response.read().decode())
+
+    def target(self, target: str) -> dict[str, Any]:
+        status, document = _call("GET", f"{self.url}/api/v1/targets/{target}")
+        assert status == 200
+        return dict(document)
+
+    def up(self) -> dict[str, float]:
+        return {
+            labels["target"]: value
+            for labels, value in samples(self.metrics(), "netmon_target_up")
+            if labels["kind"] == "endpoint"
+        }
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(timeout=2)
+        return self.process.returncode
+
+
+@pytest.fixture(scope="module")
+def demo(_lab_ready: None) -> Iterator[Demo]:
+    running = Demo()
+    try:
+        wait_until(
+            lambda: list(running.up().values()) == [1.0] * 215,
+            timeout=20,
+            interval=0.5,
+            what="215 endpoints up",
+        )
+        yield running
+    finally:
+        code = running.stop()
+        namespace = re.search(r"network namespace (\S+)", running.output)
+        assert code == 0, running.output
+        assert namespace is not None, running.output
+        assert namespace.group(1) not in netns.ip("netns", "list").stdout  # cleaned up
+
+
+@pytest.fixture
+def clean(demo: Demo) -> Iterator[Demo]:
+    try:
+        yield demo
+    finally:
+        demo.call("DELETE")
+
+
+@pytest.mark.netns
+def test_demo_endpoints_live_in_the_lab_range_with_their_inventory_names(clean: Demo) -> None:
+    target = clean.target("ep-so-01")
+    assert target["address"].startswith("198.1")
+    assert (target["name"], target["district"]) == ("Văn phòng UBND tỉnh", "TP Thanh Hóa")
+    assert "faults API" in clean.output
+    assert "Faults unavailable" not in clean.output
+
+
+@pytest.mark.netns
+def test_endpoint_down_takes_the_endpoint_down_and_clearing_brings_it_back(clean: Demo) -> None:
+    fault = clean.inject({"kind": "endpoint-down", "target": "ep-so-05"})
+    assert fault["id"].startswith("f")
+    status, listing = clean.call("GET")
+    assert status == 200
+    assert [f["id"] for f in listing["faults"]] == [fault["id"]]
+    started = time.monotonic()
+    wait_until(lambda: clean.up()["ep-so-05"] == 0.0, timeout=10, interval=0.3, what="down")
+    assert time.monotonic() - started < 6
+    assert clean.up()["ep-so-06"] == 1.0
+    status, cleared = clean.call("DELETE", suffix="/" + fault["id"])
+    assert (status, cleared["id"]) == (200, fault["id"])
+    wait_until(lambda: clean.up()["ep-so-05"] == 1.0, timeout=10, interval=0.3, what="up again")
+    assert clean.call("GET")[1]["faults"] == []
+
+
+@pytest.mark.netns
+def test_loss_shows_on_that_endpoint_only(clean: Demo) -> None:
+    clean.inject({"kind": "loss", "target": "ep-so-06", "value": 0.5})
+
+    def lossy() -> dict[str, float]:
+        ratios = samples(clean.metrics(), "netmon_icmp_loss_ratio")
+        return {labels["target"]: value for labels, value in ratios if value > 0}
+
+    wait_until(lambda: lossy().get("ep-so-06", 0) > 0.25, timeout=25, interval=1, what="loss")
+    assert set(lossy()) <= clean.touched  # no endpoint that no test faulted loses anything
+    assert clean.up()["ep-so-06"] in (0.0, 1.0)
+
+
+@pytest.mark.netns
+def test_delay_raises_the_round_trip_by_that_much(clean: Demo) -> None:
+    before = clean.target("ep-so-07")["rtt_ms"]
+    assert before < 20
+    clean.inject({"kind": "delay", "target": "ep-so-07", "value": 0.2})
+    wait_until(
+        lambda: clean.target("ep-so-07")["rtt_ms"] > 150, timeout=10, interval=0.3, what="delay"
+    )
+    time.sleep(1.2)  # one more round
+    after = clean.target("ep-so-07")["rtt_ms"]
+    assert 185 < after - before < 260, (before, after)
+    rtt = metric_value(clean.metrics(), "netmon_icmp_rtt_seconds_sum", target="ep-so-07")
+    assert rtt is not None
+    assert rtt > 0.19
+
+
+@pytest.mark.netns
+def test_uplink_cut_takes_down_the_district_and_only_it(clean: Demo) -> None:
+    status, targets = _call("GET", clean.url + "/api/v1/targets")
+    assert status == 200
+    district = "Cẩm Thủy"
+    inside = {
+        t["id"] for t in targets["targets"] if t["district"] == district and t["kind"] == "endpoint"
+    }
+    assert len(inside) >= 5
+    fault = clean.inject({"kind": "uplink-cut", "district": "cam-thuy"})
+    assert (fault["district"], set(fault["endpoints"])) == (district, inside)
+
+    def only_district_down() -> bool:
+        down = {target for target, value in clean.up().items() if value == 0.0}
+        return down == inside
+
+    wait_until(only_district_down, timeout=10, interval=0.3, what="the district down, only it")
+
+    def uplink_reported_down() -> bool:
+        text = clean.metrics()
+        switch = metric_value(
+            text, "netmon_interface_oper_up", target="sw-cam-thuy", ifalias="uplink to core"
+        )
+        core = metric_value(
+            text, "netmon_interface_oper_up", target="core-router", ifalias=f"to {district}"
+        )
+        return switch == 0.0 and core == 0.0
+
+    # The next SNMP poll of the switch and the core router (every 15 s in the demo).
+    wait_until(uplink_reported_down, timeout=25, interval=1, what="uplink oper-down")
+    clean.call("DELETE", suffix="/" + fault["id"])
+    wait_until(
+        lambda: set(clean.up().values()) == {1.0}, timeout=10, interval=0.3, what="all up again"
+    )
+
+
+@pytest.mark.netns
+def test_interface_down_shows_at_the_next_poll_and_comes_back(clean: Demo) -> None:
+    fault = clean.inject({"kind": "interface-down", "device": "cpe-ep-so-08", "interface": "WAN"})
+    assert (fault["interface"], fault["ifname"]) == (1, "WAN")
+
+    def oper() -> float | None:
+        return metric_value(
+            clean.metrics(), "netmon_interface_oper_up", target="cpe-ep-so-08", ifname="WAN"
+        )
+
+    wait_until(lambda: oper() == 0.0, timeout=25, interval=1, what="WAN oper-down")
+    lan = metric_value(
+        clean.metrics(), "netmon_interface_oper_up", target="cpe-ep-so-08", ifname="LAN1"
+    )
+    assert lan == 1.0
+    assert clean.up()["ep-so-08"] == 1.0  # SNMP faults do not touch the pings
+    clean.call("DELETE", suffix="/" + fault["id"])
+    wait_until(lambda: oper() == 1.0, timeout=25, interval=1, what="WAN oper-up again")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*netmon_command(), "demo", "fault", *args],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.netns
+def test_the_command_line_adds_lists_and_clears(clean: Demo) -> None:
+    added = _cli("add", "endpoint-down", "ep-so-09", "--url", clean.url)
+    assert added.returncode == 0, added.stderr
+    fault_id = added.stdout.split()[0]
+    assert "ep-so-09" in added.stdout
+    clean.touched.add("ep-so-09")
+    listed = _cli("list", "--url", clean.url)
+    assert listed.returncode == 0
+    assert listed.stdout.startswith(f"{fault_id} ")
+    cleared = _cli("clear", fault_id, "--url", clean.url)
+    assert cleared.returncode == 0
+    assert cleared.stdout.startswith(f"cleared {fault_id} ")
+    assert _cli("list", "--url", clean.url).stdout == "no faults in force\n"
+
+    assert _cli("add", "delay", "ep-so-10", "300ms", "--url", clean.url).returncode == 0
+    assert (
+        _cli("add", "interface-flap", "sw-cam-thuy", "3", "30", "--url", clean.url).returncode == 0
+    )
+    clean.touched.add("ep-so-10")
+    all_cleared = _cli("clear", "--all", "--url", clean.url)
+    assert all_cleared.stdout.endswith("2 fault(s) cleared\n")
+
+    bad = _cli("add", "loss", "ep-so-10", "2", "--url", clean.url)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("netmon demo fault: value: '2' is not a loss ratio")
+    unknown = _cli("clear", "f999", "--url", clean.url)
+    assert (unknown.returncode, unknown.stderr) == (
+        1,
+        f"netmon demo fault: no fault 'f999' in force (GET {PATH} lists them)\n",
+    )
+    nobody = f"http://127.0.0.1:{free_port()}"
+    missing = _cli("list", "--url", nobody)
+    assert missing.returncode == 1
+    assert missing.stderr == (
+        f"netmon demo fault: no netmon demo answers at {nobody} (connection refused); "
+        "start one with `netmon demo`, or pass --url\n"
+    )
+
+
+@pytest.mark.netns
+def test_without_namespace_rights_the_demo_runs_on_loopback_and_says_why() -> None:
+    # Root, but without CAP_NET_ADMIN and CAP_SYS_ADMIN, as in a restricted container.
+    setpriv = require_program("setpriv")
+    limited = Demo(setpriv, "--bounding-set=-net_admin,-sys_admin", "--")
+    try:
+        assert "215 conference endpoints on loopback" in limited.output
+        assert (
+            "Faults unavailable (endpoint-down, loss, delay, uplink-cut): building network "
+            "namespaces needs CAP_NET_ADMIN and CAP_SYS_ADMIN" in limited.output
+        )
+        status, document = limited.call("POST", {"kind": "endpoint-down", "target": "ep-so-01"})
+        assert status == 503
+        assert document["error"].startswith("endpoint-down faults are unavailable: building")
+        status, fault = limited.call(
+            "POST", {"kind": "interface-down", "device": "core-router", "interface": 1}
+        )
+        assert status == 201, fault  # the simulated devices need no namespace
+        status, target = _call("GET", limited.url + "/api/v1/targets/ep-so-01")
+        assert target["address"] == "127.0.1.2"
+    finally:
+        assert limited.stop() == 0, limited.output
