@@ -24,6 +24,10 @@ def _listen(value: str) -> str:
     return value
 
 
+def _optional_listen(value: str) -> str:
+    return _listen(value) if value else value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netmon", description="Monitor a telecom network and its conference endpoints."
@@ -55,6 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run netmon on the built-in lab")
     demo.add_argument("--listen", type=_listen, default="127.0.0.1:9842", metavar="HOST:PORT")
     demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    demo.add_argument(
+        "--mqtt",
+        type=_optional_listen,
+        default="127.0.0.1:1883",
+        metavar="HOST:PORT",
+        help="publish to the MQTT broker there when one answers ('' for never)",
+    )
+    demo.add_argument(
+        "--alertmanager",
+        default="http://127.0.0.1:9093",
+        metavar="URL",
+        help="send alerts to the Alertmanager there when one answers ('' for never)",
+    )
     logging_options(demo)
     from netmon.lab import fault_client
 
@@ -113,10 +130,10 @@ def cmd_run(config: Path, listen: str | None) -> int:
     return EXIT_OK
 
 
-def cmd_demo(listen: str, duration: float | None) -> int:
+def cmd_demo(listen: str, duration: float | None, mqtt: str, alertmanager: str) -> int:
     from netmon.demo import run_demo
 
-    asyncio.run(run_demo(listen=listen, duration=duration))
+    asyncio.run(run_demo(listen=listen, duration=duration, mqtt=mqtt, alertmanager=alertmanager))
     return EXIT_OK
 
 
@@ -136,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return fault_client.run(args)
         if args.command == "demo":
-            return cmd_demo(args.listen, args.duration)
+            return cmd_demo(args.listen, args.duration, args.mqtt, args.alertmanager)
     except PermissionError as exc:
         print(f"netmon: {exc}", file=sys.stderr)
         return EXIT_PROBLEM

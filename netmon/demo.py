@@ -24,9 +24,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
-from netmon.config import Inventory, load_data
+from netmon.config import Inventory, load_data, parse_listen
 from netmon.inventory_import import csv_to_config
 from netmon.lab import netns
 from netmon.lab.fault_api import PATH as FAULTS_PATH
@@ -86,15 +87,54 @@ def add_devices(data: dict[str, Any], devices: list[SimDevice], port: int) -> di
     return {**data, "credentials": credentials, "targets": targets}
 
 
+DEFAULT_MQTT = "127.0.0.1:1883"
+DEFAULT_ALERTMANAGER = "http://127.0.0.1:9093"
+
+
+async def detect_sinks(mqtt: str, alertmanager: str) -> dict[str, Any]:
+    """The alert sinks of the demo: a broker and an Alertmanager when they answer where they
+    usually listen, so a new user sees alerts travel without writing a config."""
+    found: dict[str, Any] = {}
+    if mqtt:
+        host, port = parse_listen(mqtt)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+            writer.close()
+            found["mqtt"] = {"host": host, "port": port, "reconnect_max": "5s"}
+        except (OSError, TimeoutError):
+            pass
+    if alertmanager:
+        try:
+            timeout = aiohttp.ClientTimeout(total=2)
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(alertmanager.rstrip("/") + "/-/healthy") as response,
+            ):
+                if response.status == 200:
+                    found["alertmanager"] = {"urls": [alertmanager.rstrip("/")]}
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+    return found
+
+
 class Lab:
     """The demo's simulated world: the 215 endpoints (in a namespace of their own when this
     process may build one, else on loopback), simulated SNMP devices (core router, district
     switches, a CPE per endpoint) served by snmpsim, and the faults injected into them."""
 
     def __init__(
-        self, *, listen: str, with_devices: bool = True, with_network: bool = True
+        self,
+        *,
+        listen: str,
+        with_devices: bool = True,
+        with_network: bool = True,
+        mqtt: str = DEFAULT_MQTT,
+        alertmanager: str = DEFAULT_ALERTMANAGER,
     ) -> None:
         self._listen = listen
+        self.mqtt = mqtt
+        self._alertmanager = alertmanager
+        self.sinks: dict[str, Any] = {}
         self._with_devices = with_devices
         self._with_network = with_network
         self._stack = contextlib.AsyncExitStack()
@@ -138,6 +178,9 @@ class Lab:
                 extra={"devices": len(devices), "port": self.simulator.port},
             )
             data = add_devices(data, devices, self.simulator.port)
+        self.sinks = await detect_sinks(self.mqtt, self._alertmanager)
+        if self.sinks:
+            data["alerting"] = {**data.get("alerting", {}), **self.sinks}
         self.inventory = load_data(data)
         self.faults = FaultInjector(
             endpoints={t["id"]: (t["address"], t.get("district", "")) for t in data["targets"]
@@ -223,9 +266,11 @@ def _banner(lab: Lab, url: str) -> str:
         f"netmon demo: {where}" + (f", {devices} simulated SNMP devices" if devices else ""),
         f"  metrics       {url}/metrics",
         f"  targets API   {url}/api/v1/targets",
+        f"  alerts API    {url}/api/v1/alerts",
         f"  status page   {url}/",
         f"  faults API    {url}{FAULTS_PATH}",
     ]
+    lines += _sink_lines(lab)
     unavailable = lab.faults.unavailable()
     url_option = "" if url == DEFAULT_URL else f" --url {url}"
     for kind, example in (
@@ -248,10 +293,42 @@ def _banner(lab: Lab, url: str) -> str:
     return "\n".join(lines)
 
 
+def _sink_lines(lab: Lab) -> list[str]:
+    mqtt = lab.sinks.get("mqtt")
+    if mqtt is not None:
+        lines = [
+            f"MQTT: publishing alerts and statuses to {mqtt['host']}:{mqtt['port']} "
+            f"(watch: mosquitto_sub -h {mqtt['host']} -p {mqtt['port']} -t 'netmon/#' -v)"
+        ]
+    elif lab.mqtt:
+        lines = [
+            f"MQTT: no broker answers at {lab.mqtt}; alerts are at /api/v1/alerts "
+            "(start mosquitto and restart the demo to see them on MQTT)"
+        ]
+    else:
+        lines = []
+    alertmanager = lab.sinks.get("alertmanager")
+    if alertmanager is not None:
+        lines.append(f"Alertmanager: sending alerts to {alertmanager['urls'][0]}")
+    return lines
+
+
 async def run_demo(
-    *, listen: str, duration: float | None, devices: bool = True, network: bool = True
+    *,
+    listen: str,
+    duration: float | None,
+    devices: bool = True,
+    network: bool = True,
+    mqtt: str = DEFAULT_MQTT,
+    alertmanager: str = DEFAULT_ALERTMANAGER,
 ) -> None:
-    async with Lab(listen=listen, with_devices=devices, with_network=network) as lab:
+    async with Lab(
+        listen=listen,
+        with_devices=devices,
+        with_network=network,
+        mqtt=mqtt,
+        alertmanager=alertmanager,
+    ) as lab:
         service = Service(
             inventory=lab.inventory,
             listen=listen,

@@ -245,9 +245,11 @@ async def test_endpoints_behind_a_cut_district_are_one_alert_with_the_list(db: A
     for i in range(6):
         h.up(f"d1-ep{i}")
     h.up("d2-ep")
-    for i in range(6):
-        h.down(f"d1-ep{i}")
-    h.down("d2-ep")  # a lone endpoint elsewhere: its own page, after the grouping wait
+    for _ in range(3):  # the district's link is cut: all its endpoints lose echoes together
+        for i in range(6):
+            h.echo(f"d1-ep{i}", None)
+    h.down("d2-ep")  # a lone endpoint elsewhere among healthy neighbours: paged at once
+    assert transitions(await h.events()) == [("EndpointDown", "d2-ep", "firing")]
     h.advance(3)
     events = await h.events()
     assert sorted(transitions(events)) == [

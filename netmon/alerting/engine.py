@@ -314,8 +314,8 @@ class AlertEngine:
             if (
                 tracked.metric == DOWN_METRIC
                 and target is not None
-                and target.parent is not None
                 and self.config.topology.wait > 0
+                and self._district_suspect(target)
             ):
                 tracked.held_until = now + self.config.topology.wait
                 return
@@ -468,6 +468,22 @@ class AlertEngine:
         return down >= settings.min_children_down and down >= settings.min_ratio_down * len(
             children
         )
+
+    def _district_suspect(self, target: Target) -> bool:
+        """Whether a down target may be part of something bigger: its parent is cut, or one of
+        its siblings is losing echoes too. Only then is its page held back to be grouped; a
+        lone endpoint failing among healthy neighbours is paged at once."""
+        if target.parent is None:
+            return False
+        if self._cut_ancestor(target.id) is not None:
+            return True
+        for sibling in self._children.get(target.parent, ()):
+            state = self._store.targets.get(sibling)
+            if sibling == target.id or state is None or state.icmp is None:
+                continue
+            if state.icmp.reach is Reach.DOWN or state.icmp.consecutive_lost > 0:
+                return True
+        return False
 
     def _cut_ancestor(self, target_id: str) -> str | None:
         target = self._target(target_id)
