@@ -14,7 +14,8 @@ SYSTEM_TOOLS := ip:iproute2 sysctl:procps setpriv:util-linux promtool:prometheus
   mosquitto:mosquitto mosquitto_sub:mosquitto-clients \
   prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager
 # Peers that only the benchmarks measure netmon against.
-BENCH_TOOLS := fping:fping prometheus-snmp-exporter:prometheus-snmp-exporter
+BENCH_TOOLS := fping:fping prometheus-snmp-exporter:prometheus-snmp-exporter \
+  prometheus-blackbox-exporter:prometheus-blackbox-exporter snmptrapd:snmptrapd
 
 .PHONY: setup system-deps bench-deps apt-missing demo test lint format bench clean
 
@@ -64,6 +65,8 @@ test: setup lint
 bench: setup bench-deps
 	$(BIN)/python -m bench.icmp_bench
 	$(BIN)/python -m bench.snmp_bench
+	$(BIN)/python -m bench.trap_bench
+	$(BIN)/python -m bench.alert_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

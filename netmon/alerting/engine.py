@@ -517,16 +517,26 @@ class AlertEngine:
                 now,
                 extra={"count": len(behind), "targets": shown, "affected": sorted(behind)},
             )
+            group = self.tracked.get(fingerprint(GROUP_ALERT, parent_id, {}))
+            if (
+                group is not None
+                and group.emitted is not None
+                and group.level >= 0
+                and not group.flapping
+                and len(behind) > (group.emitted.value or 0)
+            ):
+                self._fire(group, now)  # more endpoints are cut off than first reported
 
     def _group_rule(self) -> Rule:
         configured = self.rules.get(GROUP_ALERT)
         if configured is not None:
             return configured
-        return Rule(
-            metric="down",
-            levels=[Level(severity=Severity.CRITICAL, above=0.5)],
-            clear_for=0,
-        )
+        # `for`: the endpoints of a cut district are found down within about a second of each
+        # other (their pings are spread over the interval); the first page lists them all.
+        return Rule.model_validate(
+            {"metric": "down", "levels": [{"severity": "critical", "above": 0.5}],
+             "for": 1.0, "clear_for": 0}
+        )  # fmt: skip
 
     # --- events (traps, reboots) ---------------------------------------------------------
 
