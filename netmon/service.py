@@ -232,6 +232,12 @@ class Service:
                 new.scheduler.max_concurrency,
             ),
             ("instance", old.instance, new.instance),
+            ("alerting.mqtt", old.alerting.mqtt, new.alerting.mqtt),
+            ("alerting.alertmanager", old.alerting.alertmanager, new.alerting.alertmanager),
+            ("alerting.webhooks", old.alerting.webhooks, new.alerting.webhooks),
+            ("alerting.database", old.alerting.database, new.alerting.database),
+            ("alerting.enabled", old.alerting.enabled, new.alerting.enabled),
+            ("trap_receiver", old.trap_receiver, new.trap_receiver),
         ):
             if before != after:
                 log.warning(f"{name} changed: it takes effect at the next restart")

@@ -117,7 +117,9 @@ class AlertEngine:
         self._on_queued = on_queued
         self._clock = clock
         self.tracked: dict[str, Tracked] = {}
-        self.silences: dict[str, Silence] = {s.id: s for s in config.static_silences()}
+        self.silences: dict[str, Silence] = {}
+        self._static_silences: set[str] = set()
+        self.set_config(config)
         self._seen_up: set[tuple[str, str]] = set()
         self._reboots: dict[str, int] = {}
         self._children: dict[str, list[str]] = {}
@@ -156,6 +158,16 @@ class AlertEngine:
             loaded = Silence.model_validate(silence)
             self.silences[loaded.id] = loaded
         return len(stored)
+
+    def set_config(self, config: AlertingConfig) -> None:
+        """The `alerting:` section (again, on reload): its silences replace the previous
+        config's; those made through the API stay."""
+        self.config = config
+        for silence_id in self._static_silences:
+            self.silences.pop(silence_id, None)
+        static = config.static_silences()
+        self._static_silences = {s.id for s in static}
+        self.silences.update({s.id: s for s in static})
 
     def apply_inventory(self, inventory: Inventory) -> None:
         """New topology; alerts of targets that left the inventory are resolved, once."""

@@ -118,7 +118,7 @@ class Alerting:
     def apply_inventory(self, inventory: Inventory) -> None:
         """A reload: new rules, thresholds and topology apply now; sinks at the next restart."""
         self.inventory = inventory
-        self.engine.config = inventory.config.alerting
+        self.engine.set_config(inventory.config.alerting)
         self.engine.rules = dict(inventory.rules)
         self.engine.apply_inventory(inventory)
         if self.traps is not None:
