@@ -16,11 +16,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from collectors import registry
 from collectors.base import CollectorSettings, Duration, ProbeTarget
-from collectors.credentials import SecretValue, SnmpCredential
+from collectors.credentials import Secret, SecretValue, SnmpCredential
 from collectors.traps.receiver import TrapSettings
 from netmon.alerting.rules import Rule
 from netmon.alerting.settings import AlertingConfig, resolve_rules
@@ -147,6 +155,13 @@ class HttpConfig(StrictModel):
         default=None,
         description="bearer token for requests that change anything; none = loopback only",
     )
+
+    @field_validator("token")
+    @classmethod
+    def _token_not_empty(cls, token: Secret | None) -> Secret | None:
+        if token is not None and len(token.reveal().strip()) < 16:
+            raise ValueError("the token must be at least 16 characters (not blank)")
+        return token
 
 
 class SchedulerConfig(StrictModel):

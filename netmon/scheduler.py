@@ -271,10 +271,8 @@ class Scheduler:
                 log.info("probe recovered", extra=context)
         elif observation.reason is not None and self._failing.get(key) != observation.reason:
             self._failing[key] = observation.reason
-            log.warning(
-                "probe failing",
-                extra={**context, "reason": observation.reason, "detail": observation.detail},
-            )
+            detail = {"detail": observation.detail} if observation.detail else {}
+            log.warning("probe failing", extra={**context, "reason": observation.reason, **detail})
         # A run that takes most of its interval is about to miss slots: name the target once.
         # (Only answers count: a silent target is slow because it is failing, logged above.)
         slow = observation.ok and observation.duration > SLOW_SHARE * spec.settings.interval

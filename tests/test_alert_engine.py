@@ -378,3 +378,110 @@ async def test_vendor_traps_map_to_alerts_that_clear_by_trap_or_by_time(db: Aler
     ]
     assert [e.severity for e in events[:3]] == [Severity.MAJOR, Severity.INFO, Severity.WARNING]
     assert events[0].summary == "FanFailure on rtr"
+
+
+# --- found by review: each of these once lost a resolve, repeated a page, or crashed ---------
+
+
+async def test_an_announced_alert_that_changes_under_a_silence_still_resolves(
+    db: AlertDB,
+) -> None:
+    clock = Clock()
+    h = Harness(inventory(), db, clock)
+    h.up("ep1")
+    h.echo("ep1", *([0.01] * 49 + [None] + [0.01] * 49 + [None]))  # 2 %: major
+    h.advance(6)
+    h.echo("ep1", 0.01)
+    ends = dt.datetime.fromtimestamp(clock.now + 600, dt.UTC)
+    await h.engine.add_silence(
+        Silence.model_validate({"matchers": {"target": "ep1"}, "ends_at": ends.isoformat()})
+    )
+    h.echo("ep1", *([None, 0.01, 0.01, 0.01, 0.01] * 10))  # worse: critical, while silenced
+    h.advance(6)
+    h.echo("ep1", 0.01)
+    # It ends (here: its rule is switched off by a reload) while the silence still runs.
+    h.engine.set_rules(
+        inventory({"alerting": {"rules": {"HighPacketLoss": {"enabled": False}}}}).rules
+    )
+    events = await h.events()
+    assert [(e.status.value, e.severity.value) for e in events] == [
+        ("firing", "major"),
+        ("firing", "critical"),
+        ("resolved", "critical"),  # under the severity the sinks know it by
+    ]
+    assert events[1].previous_severity is Severity.MAJOR
+
+
+async def test_restart_keeps_district_interface_and_trap_alerts_as_they_were(
+    db: AlertDB,
+) -> None:
+    clock = Clock()
+    inv = district_inventory()
+    h = Harness(inv, db, clock)
+    for i in range(6):
+        h.up(f"d1-ep{i}")
+    for _ in range(2):
+        for i in range(6):
+            h.echo(f"d1-ep{i}", None)
+    h.engine.fire_event("DeviceRebooted", inv.targets["sw-d1"], severity=Severity.WARNING, hold=900)
+    h.advance(3)
+    fired = transitions(await h.events())
+    assert ("DistrictUnreachable", "sw-d1", "firing") in fired
+    assert ("DeviceRebooted", "sw-d1", "firing") in fired
+
+    clock.now += 300  # netmon was away for a while; the district is still cut
+    h2 = Harness(inv, db, clock)
+    await h2.engine.restore()
+    for _ in range(2):
+        for i in range(6):
+            h2.echo(f"d1-ep{i}", None)
+    h2.advance(400)  # past the restore grace: nothing may have been repeated or resolved
+    assert transitions(await h2.events()) == fired
+    clock.now += 200  # the reboot alert's own 15 minutes are over
+    h2.advance(1)
+    assert transitions(await h2.events())[-1] == ("DeviceRebooted", "sw-d1", "resolved")
+
+
+async def test_a_rule_reloaded_with_fewer_levels_or_disabled_neither_crashes_nor_sticks(
+    db: AlertDB,
+) -> None:
+    h = Harness(inventory(), db, Clock())
+    h.up("ep1")
+    h.echo("ep1", *([None, 0.01, 0.01, 0.01, 0.01] * 20))  # ~20 %: critical
+    h.advance(6)
+    h.echo("ep1", 0.01)
+    two_levels = inventory(
+        {"alerting": {"rules": {"HighPacketLoss": {"levels": [
+            {"severity": "warning", "above": 0.001, "clear": 0},
+            {"severity": "major", "above": 0.01, "clear": 0.005},
+        ]}}}}
+    )  # fmt: skip
+    h.engine.set_rules(two_levels.rules)
+    h.echo("ep1", 0.01)
+    h.advance(11)
+    assert h.engine.active_by_severity()["major"] == 1
+    disabled = inventory({"alerting": {"rules": {"HighPacketLoss": {"enabled": False}}}})
+    h.engine.set_rules(disabled.rules)
+    events = await h.events()
+    assert [(e.status.value, e.severity.value) for e in events] == [
+        ("firing", "critical"),
+        ("firing", "major"),
+        ("resolved", "major"),
+    ]
+
+
+async def test_a_condition_that_never_outlasts_its_for_never_flaps(db: AlertDB) -> None:
+    h = Harness(inventory({"alerting": {"rules": {"EndpointDown": {"for": "10s"}}}}), db, Clock())
+    h.up("ep1")
+    for _ in range(10):  # outages of 2 s, far shorter than the rule's `for: 10s`
+        h.down("ep1")
+        h.advance(2)
+        h.up("ep1")
+        h.advance(2)
+    assert await h.events() == []
+
+
+def test_an_empty_api_token_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        inventory({"http": {"token": "   "}})
+    assert "http.token: " in str(caught.value)

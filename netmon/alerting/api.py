@@ -15,19 +15,27 @@ from collectors.credentials import Secret
 from netmon.alerting.runtime import Alerting
 from netmon.alerting.settings import Silence
 
+MAX_SILENCE = 366 * 86_400  # a silence longer than a year is a mistake, not maintenance
+
 
 def authorized(request: web.Request, token: Secret | None) -> bool:
     """DESIGN.md: with a token configured it is required; without one, loopback only."""
     if token is not None:
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), token.reveal().encode()
+        expected = token.reveal().encode()
+        return (
+            bool(expected)  # the config refuses an empty token; never let one match
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(given.strip().encode(), expected)
         )
     try:
-        return ipaddress.ip_address(request.remote or "").is_loopback
+        address = ipaddress.ip_address(request.remote or "")
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback  # ::ffff:127.0.0.1 on a dual-stack listener
+    return address.is_loopback
 
 
 def _refuse(token: Secret | None) -> web.Response:
@@ -64,9 +72,14 @@ def routes(alerting: Alerting, token: Secret | None) -> list[web.RouteDef]:
         if "duration" in body and "ends_at" not in body:
             # A convenience for people: {"matchers": {...}, "duration": 3600}.
             seconds = body.pop("duration")
-            if not isinstance(seconds, int | float) or seconds <= 0:
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not 0 < seconds <= MAX_SILENCE
+            ):
                 return web.json_response(
-                    {"error": "duration: a positive number of seconds"}, status=400
+                    {"error": f"duration: seconds, more than 0 and at most {MAX_SILENCE}"},
+                    status=400,
                 )
             ends = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
             body["ends_at"] = ends.isoformat()

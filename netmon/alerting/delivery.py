@@ -63,6 +63,18 @@ class DeliveryWorker:
             self._task = None
 
     async def _run(self) -> None:
+        while True:
+            try:
+                await self._deliver()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database hiccuped (locked, disk full): the events stay queued; a worker
+                # that died here would leave its sink silent for good.
+                log.exception("alert delivery failed; retrying", extra={"sink": self.sink.queue})
+                await asyncio.sleep(self._backoff_max / 6)
+
+    async def _deliver(self) -> None:
         backoff = self._backoff_min
         while True:
             self._wake.clear()

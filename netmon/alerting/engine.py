@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from collectors.base import Observation
+from collectors.base import InterfaceSample, Observation
 from netmon.alerting import templates
 from netmon.alerting.model import AlertEvent, Severity, Status, fingerprint
 from netmon.alerting.rules import (
@@ -117,11 +117,11 @@ class AlertEngine:
         self._on_queued = on_queued
         self._clock = clock
         self.tracked: dict[str, Tracked] = {}
+        self._seen_up: set[tuple[str, str]] = set()
+        self._reboots: dict[str, int] = {}
         self.silences: dict[str, Silence] = {}
         self._static_silences: set[str] = set()
         self.set_config(config)
-        self._seen_up: set[tuple[str, str]] = set()
-        self._reboots: dict[str, int] = {}
         self._children: dict[str, list[str]] = {}
         self._writes: set[asyncio.Future[Any]] = set()
         self.dropped: dict[str, int] = {}
@@ -135,7 +135,15 @@ class AlertEngine:
         now = self._clock()
         for item in stored:
             event = item.event
-            rule = self.rules.get(event.alertname) or self._event_rule(event.severity)
+            is_event = event.alertname not in self.rules and event.alertname != GROUP_ALERT
+            if event.alertname == GROUP_ALERT:
+                rule = self._group_rule()
+            elif is_event:
+                # The rendered summary stands in for the template it came from.
+                text = event.summary.replace("{", "{{").replace("}", "}}")
+                rule = self._event_rule(event.severity).model_copy(update={"summary": text})
+            else:
+                rule = self.rules[event.alertname]
             level = min(item.level, len(rule.levels) - 1)
             tracked = Tracked(
                 alertname=event.alertname,
@@ -149,10 +157,14 @@ class AlertEngine:
                 raw_active=True,
                 announced=item.announced,
                 emitted=event,
-                restored_until=now + RESTORE_GRACE,
             )
-            if event.alertname not in self.rules:
-                tracked.hold_until = (event.event_at or now) + self._hold_for(event.alertname)
+            if is_event:
+                started = event.starts_at or now
+                tracked.hold_until = started + self._hold_for(event.alertname)
+            else:
+                tracked.restored_until = now + RESTORE_GRACE
+            if event.alertname == "InterfaceDown" and "ifname" in event.labels:
+                self._seen_up.add((event.target, event.labels["ifname"]))
             self.tracked[tracked.key] = tracked
         for silence in await self._db.call(self._db.load_silences, now):
             loaded = Silence.model_validate(silence)
@@ -169,15 +181,49 @@ class AlertEngine:
         self._static_silences = {s.id for s in static}
         self.silences.update({s.id: s for s in static})
 
-    def apply_inventory(self, inventory: Inventory) -> None:
-        """New topology; alerts of targets that left the inventory are resolved, once."""
+    def set_rules(self, rules: Mapping[str, Rule]) -> None:
+        """New rule set (a reload): firing alerts follow their changed rule; those whose rule
+        is gone or disabled are resolved rather than left firing for ever."""
+        self.rules = dict(rules)
         now = self._clock()
         for tracked in list(self.tracked.values()):
-            if tracked.target not in inventory.targets:
-                tracked.level = -1
-                tracked.flapping = False
-                self._resolve(tracked, now)
-                self.tracked.pop(tracked.key, None)
+            if tracked.alertname == GROUP_ALERT or tracked.hold_until is not None:
+                continue
+            rule = self.rules.get(tracked.alertname)
+            if rule is None or not rule.enabled:
+                self._drop(tracked, now)
+                continue
+            tracked.rule = rule
+            top = len(rule.levels) - 1
+            tracked.level = min(tracked.level, top)
+            tracked.peak = min(tracked.peak, top)
+            if tracked.candidate is not None:
+                tracked.candidate = min(tracked.candidate, top)
+            emitted = tracked.emitted
+            if emitted is not None and tracked.level >= 0 and emitted.severity != tracked.severity:
+                self._fire(tracked, now)  # the level it stood at is gone: say where it is now
+
+    def _drop(self, tracked: Tracked, now: float) -> None:
+        """Resolve (once, if it was heard of) and forget: its source is gone."""
+        tracked.level = -1
+        tracked.flapping = False
+        self._resolve(tracked, now)
+        self.tracked.pop(tracked.key, None)
+
+    def apply_inventory(self, inventory: Inventory) -> None:
+        """New topology; alerts of targets that left the inventory, or that a rule no longer
+        covers, are resolved, once."""
+        now = self._clock()
+        for tracked in list(self.tracked.values()):
+            target = inventory.targets.get(tracked.target)
+            kinds = tracked.rule.kinds
+            if target is None or (
+                tracked.hold_until is None and kinds is not None and target.kind not in kinds
+            ):
+                self._drop(tracked, now)
+        known = set(inventory.targets)
+        self._seen_up = {key for key in self._seen_up if key[0] in known}
+        self._reboots = {k: v for k, v in self._reboots.items() if k in known}
         children: dict[str, list[str]] = {}
         for target in inventory.targets.values():
             if target.parent is not None:
@@ -196,8 +242,21 @@ class AlertEngine:
         for name, rule in self.rules.items():
             if not rule.enabled or (rule.kinds is not None and target.kind not in rule.kinds):
                 continue
+            produced = set()
             for labels, value in self._extract(rule, state):
+                produced.add(fingerprint(name, target.id, labels))
                 self._update(name, rule, target, labels, value, now)
+            if rule.metric in INTERFACE_METRICS and self._interfaces_complete(state):
+                # A full interface table without this interface: it is gone (a module out,
+                # a renamed port). Its alert has nothing left to watch.
+                for tracked in list(self.tracked.values()):
+                    if (
+                        tracked.target == target.id
+                        and tracked.alertname == name
+                        and tracked.key not in produced
+                        and tracked.hold_until is None
+                    ):
+                        self._drop(tracked, now)
         self._check_reboot(state, now)
 
     def _extract(
@@ -247,13 +306,28 @@ class AlertEngine:
         elif metric == "jitter":
             yield {}, window.jitter()
 
+    @staticmethod
+    def _interfaces_complete(state: TargetState) -> bool:
+        return any(device.up and device.interfaces for device in state.devices.values())
+
+    @staticmethod
+    def interface_names(samples: Mapping[int, InterfaceSample]) -> dict[int, str]:
+        """ifName (else ifDescr, else ifIndex) per index, made unique: cheap switches give
+        every port the same ifDescr, and two ports must not share one alert."""
+        names = {index: s.name or s.descr or str(index) for index, s in samples.items()}
+        counts: dict[str, int] = {}
+        for name in names.values():
+            counts[name] = counts.get(name, 0) + 1
+        return {i: (f"{n}#{i}" if counts[n] > 1 else n) for i, n in names.items()}
+
     def _extract_interfaces(
         self, rule: Rule, state: TargetState
     ) -> Iterator[tuple[dict[str, str], float | None]]:
         for device in state.devices.values():
-            for interface in device.interfaces.values():
+            names = self.interface_names({i: x.sample for i, x in device.interfaces.items()})
+            for index, interface in device.interfaces.items():
                 sample = interface.sample
-                ifname = sample.name or sample.descr or str(sample.index)
+                ifname = names[index]
                 if not any(fnmatch.fnmatchcase(ifname, glob) for glob in rule.interfaces):
                     continue
                 labels = {"ifname": ifname}
@@ -333,8 +407,7 @@ class AlertEngine:
                 return
             self._fire(tracked, now)
         elif level >= 0:
-            old = tracked.rule.levels[max(previous, 0)].severity
-            self._fire(tracked, now, previous_severity=old)
+            self._fire(tracked, now)
         else:
             self._resolve(tracked, now)
 
@@ -343,6 +416,10 @@ class AlertEngine:
         while tracked.toggles and tracked.toggles[0] < now - settings.window:
             tracked.toggles.popleft()
         if tracked.flapping or len(tracked.toggles) < settings.changes:
+            return
+        if tracked.emitted is None or not tracked.announced:
+            # Only what was announced can flap: a condition still inside its `for`, or held
+            # back by the district grouping, has told nobody anything yet.
             return
         tracked.flapping = True
         tracked.peak = max(tracked.level, tracked.candidate or 0, 0)
@@ -387,8 +464,7 @@ class AlertEngine:
                 and not self._silenced(tracked.emitted)
                 and tracked.suppressed_by is None
             ):
-                self._announce(tracked.emitted)  # its silence ended while it still fires
-                tracked.announced = True
+                self._announce(tracked)  # its silence ended while it still fires
         self._forget_settled(now)
         expired = [s.id for s in self.silences.values() if s.ends_at <= now]
         for silence_id in expired:
@@ -509,6 +585,8 @@ class AlertEngine:
 
     def _update_groups(self, now: float) -> None:
         rule = self._group_rule()
+        if not rule.enabled:
+            return
         for parent_id in self._children:
             parent = self._target(parent_id)
             if parent is None:
@@ -599,19 +677,28 @@ class AlertEngine:
     def interface_trap(self, target: Target, if_index: int | None, down: bool) -> None:
         """linkDown/linkUp: the same InterfaceDown alert the polls drive, only sooner."""
         rule = self.rules.get("InterfaceDown")
-        if rule is None or not rule.enabled:
+        if rule is None or not rule.enabled or if_index is None:
             return
-        ifname = str(if_index) if if_index is not None else "?"
+        if rule.kinds is not None and target.kind not in rule.kinds:
+            return
+        ifname: str | None = None
         state = self._store.targets.get(target.id)
-        if state is not None and if_index is not None:
-            for device in state.devices.values():
-                interface = device.interfaces.get(if_index)
-                if interface is not None:
-                    sample = interface.sample
-                    ifname = sample.name or sample.descr or ifname
+        for device in state.devices.values() if state is not None else ():
+            # The last complete reading: it survives polls that fail while the link is down.
+            ifname = self.interface_names(device.last_interfaces).get(if_index, ifname)
+        known = ifname is not None
+        ifname = ifname if ifname is not None else str(if_index)
+        if not any(fnmatch.fnmatchcase(ifname, glob) for glob in rule.interfaces):
+            return
         if not down:
             self._seen_up.add((target.id, ifname))
-        self._update("InterfaceDown", rule, target, {"ifname": ifname}, float(down), self._clock())
+        now = self._clock()
+        self._update("InterfaceDown", rule, target, {"ifname": ifname}, float(down), now)
+        tracked = self.tracked.get(fingerprint("InterfaceDown", target.id, {"ifname": ifname}))
+        if not known and tracked is not None and tracked.level >= 0:
+            # Named by index only (never polled): no poll will ever speak for it, so it ends
+            # by itself unless a linkUp comes first.
+            tracked.hold_until = tracked.hold_until or now + REBOOT_HOLD
 
     def _check_reboot(self, state: TargetState, now: float) -> None:
         reboots = sum(device.reboots for device in state.devices.values())
@@ -671,15 +758,15 @@ class AlertEngine:
             event_at=now,
         )
 
-    def _fire(
-        self, tracked: Tracked, now: float, previous_severity: Severity | None = None
-    ) -> None:
+    def _fire(self, tracked: Tracked, now: float) -> None:
         event = self._render(tracked, now, Status.FIRING)
-        if previous_severity is not None and previous_severity != event.severity:
-            event = replace(event, previous_severity=previous_severity)
-        silenced = self._silenced(event)
+        before = tracked.emitted
+        if before is not None and tracked.announced and before.severity != event.severity:
+            event = replace(event, previous_severity=before.severity)
         tracked.emitted = event
-        announce = not silenced
+        tracked.suppressed_by = None
+        # A silence mutes new incidents; what the sinks already heard of stays in step.
+        announce = tracked.announced or not self._silenced(event)
         tracked.announced = announce
         level = tracked.peak if tracked.flapping else tracked.level
         self._record(event, max(level, 0), announce)
@@ -687,12 +774,14 @@ class AlertEngine:
 
     def _resolve(self, tracked: Tracked, now: float) -> None:
         tracked.held_until = None
-        suppressed = tracked.suppressed_by is not None
         tracked.suppressed_by = None
         if tracked.emitted is not None:
-            event = self._render(tracked, now, Status.RESOLVED)
+            # Under the severity the sinks know it by (they may key alerts on it).
+            event = replace(
+                self._render(tracked, now, Status.RESOLVED), severity=tracked.emitted.severity
+            )
             # The resolve goes out if and only if the sinks heard of the firing.
-            self._record(event, -1, tracked.announced and not suppressed)
+            self._record(event, -1, tracked.announced)
         tracked.announced = False
         tracked.emitted = None
         tracked.hold_until = tracked.restored_until = None
@@ -716,8 +805,11 @@ class AlertEngine:
         self._writes.add(future)
         future.add_done_callback(self._written)
 
-    def _announce(self, event: AlertEvent) -> None:
-        self._record(event, 0, True)
+    def _announce(self, tracked: Tracked) -> None:
+        assert tracked.emitted is not None
+        tracked.announced = True
+        level = tracked.peak if tracked.flapping else tracked.level
+        self._record(tracked.emitted, max(level, 0), True)
 
     def _written(self, future: asyncio.Future[Any]) -> None:
         self._writes.discard(future)

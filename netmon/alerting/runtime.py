@@ -119,7 +119,7 @@ class Alerting:
         """A reload: new rules, thresholds and topology apply now; sinks at the next restart."""
         self.inventory = inventory
         self.engine.set_config(inventory.config.alerting)
-        self.engine.rules = dict(inventory.rules)
+        self.engine.set_rules(inventory.rules)
         self.engine.apply_inventory(inventory)
         if self.traps is not None:
             self.traps.apply_inventory(inventory)

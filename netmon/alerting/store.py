@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 from netmon.alerting.model import AlertEvent
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -138,10 +140,19 @@ class AlertDB:
         return dropped
 
     def pending(self, queue: str, limit: int) -> list[OutboxEntry]:
+        """The oldest events of a queue; a row that no longer decodes (written by another
+        version, damaged) is removed and logged instead of blocking the queue for ever."""
         rows = self._db.execute(
             "SELECT seq, event FROM outbox WHERE queue = ? ORDER BY seq LIMIT ?", (queue, limit)
         ).fetchall()
-        return [OutboxEntry(seq, AlertEvent.from_json(json.loads(event))) for seq, event in rows]
+        entries = []
+        for seq, text in rows:
+            try:
+                entries.append(OutboxEntry(seq, AlertEvent.from_json(json.loads(text))))
+            except (ValueError, KeyError, TypeError):
+                log.error("unreadable outbox entry dropped", extra={"queue": queue, "seq": seq})
+                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+        return entries
 
     def pending_counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT queue, count(*) FROM outbox GROUP BY queue").fetchall()
@@ -200,4 +211,11 @@ class _Transaction:
         return self._db
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                self._db.execute("ROLLBACK")
+                raise
+        self._db.execute("ROLLBACK")

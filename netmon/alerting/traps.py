@@ -84,7 +84,10 @@ class TrapIntake:
         self._rules = trap_rules(inventory.config.alerting.trap_alerts)
 
     def resolve(self, address: str) -> TrapSource | None:
-        return self._sources.get(_address_key(address))
+        # Called for every datagram: the address as the socket gives it is tried first, so
+        # only unusual spellings pay for parsing.
+        source = self._sources.get(address)
+        return source if source is not None else self._sources.get(_address_key(address))
 
     def on_engine_id(self, target: str, engine_id: bytes) -> None:
         self._learned.setdefault(target, []).append(engine_id)
