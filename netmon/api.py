@@ -5,7 +5,6 @@ Handlers only read the state store; they never start I/O towards targets.
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import json
 from collections.abc import Callable, Sequence
@@ -15,6 +14,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from netmon import __version__
+from netmon.alerting.model import iso
 from netmon.exporter import render
 from netmon.state import StateStore, TargetState
 
@@ -24,13 +24,7 @@ ReadyCheck = Callable[[], bool]
 READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("ready")
 
 
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")
-
-
-def _ms(seconds: float | None) -> float | None:
+def ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
 
@@ -47,10 +41,10 @@ def target_json(state: TargetState) -> dict[str, Any]:
         "group": target.group,
         "labels": dict(target.labels),
         "state": state.reach.value,
-        "since": _iso(icmp.since) if icmp else None,
-        "rtt_ms": _ms(icmp.last_rtt) if icmp else None,
+        "since": iso(icmp.since) if icmp else None,
+        "rtt_ms": ms(icmp.last_rtt) if icmp else None,
         "loss_ratio": icmp.window.loss_ratio() if icmp else None,
-        "jitter_ms": _ms(icmp.window.jitter()) if icmp else None,
+        "jitter_ms": ms(icmp.window.jitter()) if icmp else None,
         "packets_sent": icmp.sent_total if icmp else 0,
         "packets_received": icmp.received_total if icmp else 0,
         "snmp": {
@@ -71,7 +65,7 @@ def target_json(state: TargetState) -> dict[str, Any]:
                 "duration_seconds": round(result.duration, 6),
                 "reason": result.reason,
                 "detail": result.detail,
-                "updated": _iso(result.updated),
+                "updated": iso(result.updated),
             }
             for name, result in sorted(state.probes.items())
         },

@@ -33,7 +33,7 @@ from aiohttp import web
 
 from tests.conftest import require_program
 from tests.helpers import http_get, wait_until
-from tests.peers import free_port
+from tests.peers import free_port, terminate
 
 T = TypeVar("T")
 
@@ -102,12 +102,7 @@ class Alertmanager:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
         self.process = None
 
     def restart(self, *, keep_storage: bool = True) -> None:

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.helpers import wait_until
-from tests.peers import free_port
+from tests.peers import free_port, terminate
 
 
 def _program(name: str) -> str:
@@ -214,12 +214,7 @@ class Mosquitto:
     def stop(self) -> None:
         """Stop the broker; what it retained is gone (no persistence)."""
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            terminate(self.process)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,25 +18,17 @@ from typing import Any
 from collectors.base import Observation
 from netmon.alerting.delivery import DeliveryWorker, NotificationStats
 from netmon.alerting.engine import AlertEngine
+from netmon.alerting.model import iso
 from netmon.alerting.sinks.base import ActiveAlerts, Sink, StatusPublisher
 from netmon.alerting.store import AlertDB
 from netmon.alerting.traps import TrapIntake
+from netmon.api import ms
 from netmon.config import Inventory
 from netmon.state import Reach, ReachChange, StateStore, TargetState
 
 log = logging.getLogger(__name__)
 
 TICK = 1.0
-
-
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 3)
 
 
 class Alerting:
@@ -165,11 +157,11 @@ class Alerting:
             "name": state.target.name,
             "district": state.target.district,
             "state": text,
-            "since": _iso(icmp.since) if icmp else None,
-            "rtt_ms": _ms(icmp.last_rtt) if icmp else None,
+            "since": iso(icmp.since) if icmp else None,
+            "rtt_ms": ms(icmp.last_rtt) if icmp else None,
             "loss_ratio": icmp.window.loss_ratio() if icmp else None,
-            "jitter_ms": _ms(icmp.window.jitter()) if icmp else None,
-            "updated": _iso(dt.datetime.now(dt.UTC).timestamp()),
+            "jitter_ms": ms(icmp.window.jitter()) if icmp else None,
+            "updated": iso(time.time()),
         }
 
     def _publish_status(self, target_id: str) -> None:
