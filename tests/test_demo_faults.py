@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ from netmon.lab.snmpsim import SnmpSimulator, build_lab
 from tests.conftest import require_program
 from tests.helpers import metric_value, netmon_command, samples, wait_until
 from tests.lab.netlab import NetLab
+from tests.mqtt_peer import Mosquitto, MqttMessage, MqttRecorder, retained
 from tests.peers import free_port
 
 # -- the injector, with fakes of the lab ----------------------------------------------------------
@@ -309,10 +310,20 @@ def _call(method: str, url: str, body: object = None) -> tuple[int, Any]:
 class Demo:
     """`netmon demo` as a child process, with its output collected as it comes."""
 
-    def __init__(self, *prefix: str) -> None:
+    def __init__(self, *prefix: str, mqtt: str = "", alertmanager: str = "") -> None:
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [*prefix, *netmon_command(), "demo", "--listen", "127.0.0.1:0"],
+            [
+                *prefix,
+                *netmon_command(),
+                "demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--mqtt",
+                mqtt,
+                "--alertmanager",
+                alertmanager,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -380,8 +391,17 @@ class Demo:
 
 
 @pytest.fixture(scope="module")
-def demo(_lab_ready: None) -> Iterator[Demo]:
-    running = Demo()
+def broker() -> Iterator[Mosquitto]:
+    mosquitto = Mosquitto()
+    try:
+        yield mosquitto
+    finally:
+        mosquitto.cleanup()
+
+
+@pytest.fixture(scope="module")
+def demo(_lab_ready: None, broker: Mosquitto) -> Iterator[Demo]:
+    running = Demo(mqtt=f"{broker.host}:{broker.port}")
     try:
         wait_until(
             lambda: list(running.up().values()) == [1.0] * 215,
@@ -404,6 +424,37 @@ def clean(demo: Demo) -> Iterator[Demo]:
         yield demo
     finally:
         demo.call("DELETE")
+
+
+@pytest.mark.netns
+async def test_the_demo_publishes_statuses_and_a_faults_alert_on_mqtt(
+    clean: Demo, broker: Mosquitto
+) -> None:
+    assert f"MQTT: publishing alerts and statuses to {broker.host}:{broker.port}" in clean.output
+    statuses = await asyncio.to_thread(retained, broker, "netmon/status/#")
+    endpoints = set(clean.up())
+    assert endpoints <= {topic.rsplit("/", 1)[1] for topic in statuses}
+    assert len(endpoints) == 215
+    assert await asyncio.to_thread(retained, broker, "netmon/service/#") == {
+        "netmon/service/netmon-demo": "online"
+    }
+    with MqttRecorder(broker, "netmon/events/alerts") as recorder:
+        injected = time.monotonic()
+        fault = clean.inject({"kind": "endpoint-down", "target": "ep-so-05"})
+
+        def event(status: str) -> Callable[[MqttMessage], bool]:
+            def match(message: MqttMessage) -> bool:
+                alert = json.loads(message.payload)
+                return (alert["alertname"], alert["target"], alert["status"]) == (
+                    "EndpointDown", "ep-so-05", status,
+                )  # fmt: skip
+
+            return match
+
+        await recorder.until(event("firing"), timeout=6)
+        assert time.monotonic() - injected < 3.5  # the acceptance asks for 3 s; CI jitter
+        clean.call("DELETE", suffix=f"/{fault['id']}")
+        await recorder.until(event("resolved"), timeout=15)
 
 
 @pytest.mark.netns
