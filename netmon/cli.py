@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     from netmon.lab import fault_client
 
     fault_client.add_parser(demo.add_subparsers(dest="demo_command", metavar="COMMAND"))
+    from netmon.checks import command as check_command
+
+    check_command.add_parser(commands)
     return parser
 
 
@@ -148,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_import(args.csv, args.output, args.instance)
         if args.command == "run":
             return cmd_run(args.config, args.listen)
+        if args.command == "check":
+            from netmon.checks import command as check_command
+
+            return check_command.run(args)
         if args.command == "demo" and args.demo_command == "fault":
             from netmon.lab import fault_client
 

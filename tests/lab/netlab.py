@@ -103,7 +103,16 @@ class NetLab:
             )
         return namespace
 
-    def add_host(self, *, delay: float = 0.0, loss: float = 0.0, record: bool = False) -> LabHost:
+    def add_host(
+        self,
+        *,
+        delay: float = 0.0,
+        loss: float = 0.0,
+        record: bool = False,
+        seed: int | None = None,
+    ) -> LabHost:
+        """A host answering pings after `delay`, dropping a `loss` share (the same drops every
+        run with a `seed`)."""
         index = len(self.hosts)
         namespace = f"{PREFIX}{os.getpid()}h{index}ns"
         link = f"{PREFIX}{os.getpid()}h{index}"
@@ -124,6 +133,8 @@ class NetLab:
             "ip", "netns", "exec", namespace, sys.executable, "-m", "netmon.lab.responder",
             "--delay", str(delay), "--loss", str(loss),
         ]  # fmt: skip
+        if seed is not None:
+            command += ["--seed", str(seed)]
         if record:
             host.record = self.workdir / f"{namespace}.requests"
             command += ["--record", str(host.record)]

@@ -1,0 +1,301 @@
+"""Running a readiness check: every endpoint of the scope at once, within a deadline.
+
+For each endpoint, in parallel: an ICMP burst marked like the video it stands for (RTT p95,
+loss, jitter), its configured TCP/SIP/HTTP probes once, and where SNMP is configured its uptime,
+interface state and error growth across the burst, and the utilisation of its district uplink
+(the parent's `uplink` interface, read before and after the burst). The verdicts come from the
+same thresholds as the alert rules (`verdict.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from collectors import registry
+from collectors.base import (
+    Collector,
+    CollectorSettings,
+    DeviceSample,
+    EchoRound,
+    Observation,
+)
+from collectors.icmp import IcmpCollector, IcmpSettings
+from netmon.checks.model import CheckReport, EndpointReport
+from netmon.checks.verdict import judge
+from netmon.config import Inventory, Target, Thresholds
+from netmon.state import interface_rates
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int], None]  # (what finished, how many steps it was)
+
+
+@dataclass(frozen=True, slots=True)
+class BurstSettings:
+    """The ICMP burst: 50 echoes 20 ms apart, marked AF41 (interactive video) by default."""
+
+    count: int = 50
+    spacing: float = 0.02
+    timeout: float = 1.0
+    dscp: int = 34  # AF41
+    size: int = 200
+
+
+@dataclass(slots=True)
+class Collected:
+    """What was gathered for one endpoint, before judging."""
+
+    echo: EchoRound | None = None
+    probes: dict[str, Observation] = field(default_factory=dict)
+    device_before: DeviceSample | None = None
+    device_after: DeviceSample | None = None
+    device_error: str | None = None
+    uplink_utilization: float | None = None
+    uplink_name: str = ""
+
+
+class ScopeError(ValueError):
+    """The scope names nothing: an unknown target, group or district."""
+
+
+def select(
+    inventory: Inventory,
+    *,
+    targets: Sequence[str] = (),
+    group: str | None = None,
+    district: str | None = None,
+) -> list[Target]:
+    """The endpoints (and MCUs) a check covers; devices and services are not meeting rooms."""
+    rooms = [t for t in inventory.targets.values() if t.kind in ("endpoint", "mcu")]
+    if targets:
+        unknown = [t for t in targets if t not in inventory.targets]
+        if unknown:
+            raise ScopeError(f"unknown target(s): {', '.join(unknown)}")
+        return [inventory.targets[t] for t in targets]
+    if group is not None:
+        chosen = [t for t in rooms if t.group == group]
+        if not chosen:
+            known = sorted({t.group for t in rooms if t.group})
+            raise ScopeError(f"no endpoint in group {group!r} (groups: {', '.join(known)})")
+        return chosen
+    if district is not None:
+        wanted = district.casefold()
+        chosen = [t for t in rooms if t.district.casefold() == wanted]
+        if not chosen:
+            known = sorted({t.district for t in rooms if t.district})
+            raise ScopeError(
+                f"no endpoint in district {district!r} (districts: {', '.join(known)})"
+            )
+        return chosen
+    return rooms
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
+class CheckRunner:
+    """Owns the collectors a check needs; one runner serves many checks."""
+
+    def __init__(self, inventory: Inventory, *, burst: BurstSettings | None = None) -> None:
+        self.inventory = inventory
+        self.burst = burst or BurstSettings()
+        self._icmp = IcmpCollector()
+        self._collectors: dict[str, Collector] = {}
+
+    async def start(self) -> None:
+        await self._icmp.start()
+
+    async def close(self) -> None:
+        await self._icmp.close()
+        for collector in self._collectors.values():
+            await collector.close()
+        self._collectors.clear()
+
+    async def _collector(self, name: str) -> Collector:
+        collector = self._collectors.get(name)
+        if collector is None:
+            collector = registry.COLLECTORS[name]()
+            await collector.start()
+            self._collectors[name] = collector
+        return collector
+
+    async def run(
+        self,
+        targets: Sequence[Target],
+        *,
+        scope: dict[str, Any],
+        thresholds: Thresholds | None = None,
+        deadline: float = 10.0,
+        progress: Progress | None = None,
+    ) -> CheckReport:
+        report = CheckReport(id=uuid.uuid4().hex[:12], scope=scope, started=time.time())
+        collected = {t.id: Collected() for t in targets}
+        limits = thresholds or self.inventory.config.thresholds
+        # Parts that do not finish by the deadline are reported as such, not waited for.
+        try:
+            await asyncio.wait_for(self._gather(targets, collected, progress), deadline)
+        except TimeoutError:
+            log.warning("readiness check hit its deadline", extra={"deadline": deadline})
+        for target in targets:
+            endpoint = EndpointReport(
+                target=target.id,
+                name=target.display_name,
+                district=target.district,
+                address=target.address,
+            )
+            judge(endpoint, target, collected[target.id], limits, self.burst.count)
+            report.endpoints.append(endpoint)
+        report.finished = time.time()
+        return report
+
+    async def _gather(
+        self,
+        targets: Sequence[Target],
+        collected: dict[str, Collected],
+        progress: Progress | None,
+    ) -> None:
+        devices = [t for t in targets if t.probe("snmp") is not None]
+        parents = self._uplink_parents(targets)
+        before = await asyncio.gather(
+            self._poll_devices(devices, collected, "before"),
+            self._poll_parents(parents),
+        )
+        first_parent_poll = before[1]
+        if progress:
+            progress("SNMP before", 1)
+        await asyncio.gather(
+            self._burst(targets, collected, progress),
+            self._probes(targets, collected, progress),
+        )
+        after = await asyncio.gather(
+            self._poll_devices(devices, collected, "after"),
+            self._poll_parents(parents),
+        )
+        self._uplinks(targets, collected, first_parent_poll, after[1])
+        if progress:
+            progress("SNMP after", 1)
+
+    async def _burst(
+        self, targets: Sequence[Target], collected: dict[str, Collected], progress: Progress | None
+    ) -> None:
+        burst = self.burst
+        settings = IcmpSettings(
+            interval=burst.timeout + burst.count * burst.spacing + 1,
+            timeout=burst.timeout,
+            count=burst.count,
+            spacing=burst.spacing,
+            size=burst.size,
+            dscp=burst.dscp,
+        )
+        for target in targets:
+            if not _is_ip(target.address):
+                with contextlib.suppress(Exception):
+                    await self._icmp.resolve(target.address)
+        rounds = await self._icmp.collect_batch([(t.probe_target, settings) for t in targets])
+        for observation in rounds:
+            if isinstance(observation, EchoRound):
+                collected[observation.target].echo = observation
+        if progress:
+            progress("ICMP burst", len(targets))
+
+    async def _probes(
+        self, targets: Sequence[Target], collected: dict[str, Collected], progress: Progress | None
+    ) -> None:
+        async def one(target: Target, name: str, settings: CollectorSettings) -> None:
+            collector = await self._collector(name)
+            try:
+                observation = await asyncio.wait_for(
+                    collector.collect(target.probe_target, settings), settings.timeout + 1.0
+                )
+            except TimeoutError:
+                observation = Observation(target.id, name, False, settings.timeout, "timeout")
+            collected[target.id].probes[name] = observation
+            if progress:
+                progress(f"{name} probe", 1)
+
+        jobs = [
+            one(target, name, settings)
+            for target in targets
+            for name, settings in target.probes
+            if name not in ("icmp", "snmp")
+        ]
+        await asyncio.gather(*jobs)
+
+    async def _poll(self, target: Target) -> DeviceSample | str:
+        settings = target.probe("snmp")
+        assert settings is not None
+        collector = await self._collector("snmp")
+        try:
+            observation = await asyncio.wait_for(
+                collector.collect(target.probe_target, settings), settings.timeout * 2 + 1.0
+            )
+        except TimeoutError:
+            return "timeout"
+        if isinstance(observation, DeviceSample):
+            return observation
+        return observation.reason or "failed"
+
+    async def _poll_devices(
+        self, devices: Sequence[Target], collected: dict[str, Collected], when: str
+    ) -> None:
+        samples = await asyncio.gather(*(self._poll(t) for t in devices))
+        for target, sample in zip(devices, samples, strict=True):
+            entry = collected[target.id]
+            if isinstance(sample, str):
+                entry.device_error = sample
+            elif when == "before":
+                entry.device_before = sample
+            else:
+                entry.device_after = sample
+
+    def _uplink_parents(self, targets: Sequence[Target]) -> list[Target]:
+        parents = {}
+        for target in targets:
+            parent = self.inventory.targets.get(target.parent or "")
+            if parent is not None and parent.uplink and parent.probe("snmp") is not None:
+                parents[parent.id] = parent
+        return list(parents.values())
+
+    async def _poll_parents(self, parents: Sequence[Target]) -> dict[str, DeviceSample]:
+        samples = await asyncio.gather(*(self._poll(p) for p in parents))
+        return {
+            p.id: s for p, s in zip(parents, samples, strict=True) if isinstance(s, DeviceSample)
+        }
+
+    def _uplinks(
+        self,
+        targets: Sequence[Target],
+        collected: dict[str, Collected],
+        before: dict[str, DeviceSample],
+        after: dict[str, DeviceSample],
+    ) -> None:
+        for target in targets:
+            parent = self.inventory.targets.get(target.parent or "")
+            if parent is None or parent.id not in before or parent.id not in after:
+                continue
+            first, second = before[parent.id], after[parent.id]
+            old = next((i for i in first.interfaces if i.name == parent.uplink), None)
+            new = next((i for i in second.interfaces if i.name == parent.uplink), None)
+            if old is None or new is None or first.uptime_ticks is None:
+                continue
+            if second.uptime_ticks is None:
+                continue
+            rates = interface_rates(
+                old, old.ticks or first.uptime_ticks, new, new.ticks or second.uptime_ticks
+            )
+            if rates is not None:
+                collected[target.id].uplink_utilization = max(rates)
+                collected[target.id].uplink_name = f"{parent.display_name} {parent.uplink}"
