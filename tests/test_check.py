@@ -67,3 +67,23 @@ def test_a_scope_that_names_nothing_is_a_usage_error(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "no endpoint in group 'nope'" in result.stderr
+
+
+def test_the_html_report_stands_alone_and_escapes_names(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "netmon.yaml",
+        {"targets": [{"id": "ep-1", "address": "127.0.0.1", "name": "Phòng <họp> & A"}]},
+    )
+    output = tmp_path / "report.html"
+    result = subprocess.run(
+        [*netmon_command(), "check", "--config", str(config), "--format", "html",
+         "--output", str(output)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    page = output.read_text(encoding="utf-8")
+    assert "Phòng &lt;họp&gt; &amp; A (ep-1)" in page
+    assert "1 GO, 0 WARN, 0 NO-GO" in page
+    assert "<script" not in page
+    assert "src=" not in page
+    assert "href=" not in page  # nothing to fetch: it opens the same offline

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from netmon.checks.html import render_html
 from netmon.checks.model import CheckReport, Verdict
 from netmon.checks.runner import CheckRunner, ScopeError, select
 from netmon.config import ConfigError, load_file
@@ -34,7 +35,7 @@ def add_parser(commands: Any) -> None:
     scope.add_argument(
         "--target", action="append", metavar="ID", help="these endpoints (repeatable)"
     )
-    check.add_argument("--format", choices=["table", "json"], default="table")
+    check.add_argument("--format", choices=["table", "json", "html"], default="table")
     check.add_argument("--output", type=Path, metavar="FILE", help="write the report here")
     check.add_argument(
         "--deadline", type=float, default=10.0, metavar="SECONDS", help="default: 10"
@@ -65,11 +66,11 @@ def run(args: argparse.Namespace) -> int:
         if value
     } or {"all": True}
     report = asyncio.run(_check(inventory, targets, scope, args.deadline))
-    text = (
-        json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n"
-        if args.format == "json"
-        else None
-    )
+    text: str | None = None
+    if args.format == "json":
+        text = json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n"
+    elif args.format == "html":
+        text = render_html(report)
     if args.output is not None:
         if text is None:
             console = Console(file=None, record=True, width=160)

@@ -1,0 +1,79 @@
+"""The readiness report as one self-contained HTML file, to attach to an email.
+
+No scripts, no external fonts or stylesheets: it must open the same on a laptop without
+internet access and on a phone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+
+from netmon.checks.model import CheckReport, Verdict
+
+COLOURS = {Verdict.GO: "#1b7f3b", Verdict.WARN: "#b26a00", Verdict.NO_GO: "#b3261e"}
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1rem; color: #1d1d1f; }
+h1 { font-size: 1.3rem; margin: 0 0 .3rem; }
+p.summary { font-size: 1.05rem; margin: .2rem 0 1rem; }
+table { border-collapse: collapse; width: 100%; font-size: .92rem; }
+th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #ddd;
+         vertical-align: top; }
+th { background: #f3f3f5; }
+td.num { text-align: right; white-space: nowrap; }
+span.verdict { color: #fff; border-radius: .25rem; padding: .1rem .4rem; font-weight: 600;
+               white-space: nowrap; }
+@media (max-width: 640px) { td.opt, th.opt { display: none; } }
+"""
+
+
+def render_html(report: CheckReport) -> str:
+    def cell(text: object, css: str = "") -> str:
+        klass = f' class="{css}"' if css else ""
+        return f"<td{klass}>{html.escape(str(text))}</td>"
+
+    rows = []
+    for endpoint in report.worst_first():
+        m = endpoint.measurements
+        verdict = endpoint.verdict
+        badge = (
+            f'<td><span class="verdict" style="background:{COLOURS[verdict]}">'
+            f"{html.escape(verdict.value)}</span></td>"
+        )
+        rows.append(
+            "<tr>"
+            + badge
+            + cell(f"{endpoint.name} ({endpoint.target})")
+            + cell(endpoint.district, "opt")
+            + cell(f"{m['rtt_p95_ms']:.1f} ms" if "rtt_p95_ms" in m else "-", "num opt")
+            + cell(f"{m['loss_ratio'] * 100:.1f}%" if "loss_ratio" in m else "-", "num opt")
+            + cell(f"{m['jitter_ms']:.1f} ms" if "jitter_ms" in m else "-", "num opt")
+            + cell("; ".join(endpoint.reasons))
+            + "</tr>"
+        )
+    when = dt.datetime.fromtimestamp(report.started, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    scope = ", ".join(f"{k}: {v}" for k, v in report.scope.items())
+    return f"""<!DOCTYPE html>
+<html lang="vi">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Readiness check {html.escape(report.id)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<h1>Readiness check — {html.escape(scope)}</h1>
+<p>{html.escape(when)} · check {html.escape(report.id)}</p>
+<p class="summary"><strong>{html.escape(report.summary())}</strong></p>
+<table>
+<thead><tr><th>verdict</th><th>endpoint</th><th class="opt">district</th>
+<th class="opt">RTT p95</th><th class="opt">loss</th><th class="opt">jitter</th>
+<th>reasons</th></tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody>
+</table>
+</body>
+</html>
+"""
