@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+import yaml
 from aiohttp import web
 
 from netmon.config import Inventory, load_data, parse_listen
@@ -135,6 +136,7 @@ class Lab:
         self.mqtt = mqtt
         self._alertmanager = alertmanager
         self.sinks: dict[str, Any] = {}
+        self.config_file: Path | None = None
         self._with_devices = with_devices
         self._with_network = with_network
         self._stack = contextlib.AsyncExitStack()
@@ -182,6 +184,13 @@ class Lab:
         if self.sinks:
             data["alerting"] = {**data.get("alerting", {}), **self.sinks}
         self.inventory = load_data(data)
+        # The lab's config as a file, so `netmon check --config` can check the lab's endpoints.
+        self.config_file = self.workdir / "netmon-demo.yaml"
+        self.config_file.write_text(
+            "# the running demo's config (removed when the demo stops)\n"
+            + yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100),
+            encoding="utf-8",
+        )
         self.faults = FaultInjector(
             endpoints={t["id"]: (t["address"], t.get("district", "")) for t in data["targets"]
                        if t.get("kind") == "endpoint"},
@@ -270,6 +279,11 @@ def _banner(lab: Lab, url: str) -> str:
         f"  status page   {url}/",
         f"  faults API    {url}{FAULTS_PATH}",
     ]
+    if lab.config_file is not None:
+        lines.append(f"  config        {lab.config_file}")
+        lines.append(
+            f'Check a district: netmon check --config {lab.config_file} --district "Bá Thước"'
+        )
     lines += _sink_lines(lab)
     unavailable = lab.faults.unavailable()
     url_option = "" if url == DEFAULT_URL else f" --url {url}"

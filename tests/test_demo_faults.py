@@ -637,3 +637,25 @@ def test_without_namespace_rights_the_demo_runs_on_loopback_and_says_why() -> No
         assert target["address"] == "127.0.1.2"
     finally:
         assert limited.stop() == 0, limited.output
+
+
+@pytest.mark.netns
+def test_the_demo_lab_is_checked_in_under_10_s_and_a_fault_shows_with_its_reason(
+    clean: Demo,
+) -> None:
+    config = re.search(r"config\s+(\S+netmon-demo\.yaml)", clean.output)
+    assert config is not None, clean.output
+    clean.inject({"kind": "loss", "target": "ep-so-06", "value": 0.5})
+    result = subprocess.run(
+        [*netmon_command(), "check", "--config", config.group(1), "--format", "json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert len(report["endpoints"]) == 215
+    assert report["duration_seconds"] < 10
+    assert report["counts"]["NO-GO"] == 1, report["summary"]
+    worst = report["endpoints"][0]
+    assert worst["target"] == "ep-so-06"
+    assert worst["reasons"][0].startswith("loss ")
+    assert worst["reasons"][0].endswith("> 5.0%")

@@ -36,6 +36,7 @@ from netmon.state import interface_rates
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], None]  # (what finished, how many steps it was)
+STAGGER_WAVES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +205,17 @@ class CheckRunner:
             if not _is_ip(target.address):
                 with contextlib.suppress(Exception):
                     await self._icmp.resolve(target.address)
-        rounds = await self._icmp.collect_batch([(t.probe_target, settings) for t in targets])
+        # Staggered over one spacing: all bursts in step would put 200+ echoes on the wire in
+        # the same millisecond, every 20 ms, and overflow the buffers along the way.
+        waves = max(1, min(STAGGER_WAVES, len(targets)))
+        groups = [list(targets[i::waves]) for i in range(waves)]
+
+        async def wave(index: int, group: list[Target]) -> list[Observation]:
+            await asyncio.sleep(index * burst.spacing / waves)
+            return await self._icmp.collect_batch([(t.probe_target, settings) for t in group])
+
+        results = await asyncio.gather(*(wave(i, g) for i, g in enumerate(groups)))
+        rounds = [observation for result in results for observation in result]
         for observation in rounds:
             if isinstance(observation, EchoRound):
                 collected[observation.target].echo = observation
