@@ -23,6 +23,7 @@ from netmon.alerting.metrics import AlertingCollector
 from netmon.alerting.runtime import Alerting
 from netmon.alerting.sinks.factory import build_sinks
 from netmon.api import build_app
+from netmon.checks.service import Checks, ChecksCollector
 from netmon.config import ConfigError, Inventory, load_file, parse_listen
 from netmon.exporter import build_registry
 from netmon.scheduler import Scheduler
@@ -63,6 +64,7 @@ class Service:
         self._extra_routes = extra_routes  # the demo's fault injection, for one
         self._alert_db = alert_db
         self.alerting: Alerting | None = None
+        self.checks: Checks | None = None
         self._collectors: dict[str, Collector] = {}
         self._scheduler: Scheduler | None = None
         self._runner: web.AppRunner | None = None
@@ -125,6 +127,9 @@ class Service:
             )
             await self.alerting.start()
             routes += alert_routes(self.alerting, self.inventory.config.http.token)
+        self.checks = Checks(self.inventory)
+        await self.checks.start()
+        routes += self.checks.routes(self.inventory.config.http.token)
         await self._start_collectors(self.inventory)
         self._scheduler = Scheduler(
             store=self.store,
@@ -135,6 +140,8 @@ class Service:
         metrics_registry = build_registry(self.store)
         if self.alerting is not None:
             metrics_registry.register(AlertingCollector(self.alerting))
+        if self.checks is not None:
+            metrics_registry.register(ChecksCollector(self.checks))
         app = build_app(
             store=self.store,
             registry=metrics_registry,
@@ -179,6 +186,8 @@ class Service:
         for collector in self._collectors.values():
             await collector.close()
         self._collectors.clear()
+        if self.checks is not None:
+            await self.checks.close()
         if self.alerting is not None:
             await self.alerting.stop()
         log.info("netmon stopped")
@@ -247,6 +256,8 @@ class Service:
         self._scheduler.apply(inventory)
         if self.alerting is not None:
             self.alerting.apply_inventory(inventory)
+        if self.checks is not None:
+            self.checks.apply_inventory(inventory)
         self.inventory = inventory
         stats.reloads["success"] += 1
         log.info(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
-from tests.helpers import netmon_command, write_config
+from tests.alertmanager_peer import eventually
+from tests.helpers import NetmonProcess, metric_value, netmon_command, write_config
 from tests.lab.netlab import NetLab
 
 
@@ -87,3 +91,53 @@ def test_the_html_report_stands_alone_and_escapes_names(tmp_path: Path) -> None:
     assert "<script" not in page
     assert "src=" not in page
     assert "href=" not in page  # nothing to fetch: it opens the same offline
+
+
+async def test_a_check_started_over_http_completes_and_sets_endpoint_ready(
+    netlab: NetLab, tmp_path: Path
+) -> None:
+    good, dead = netlab.add_host(), netlab.add_host()
+    dead.link_down()
+    config = write_config(
+        tmp_path / "netmon.yaml",
+        {
+            "alerting": {"database": str(tmp_path / "alerts.sqlite")},
+            "targets": [
+                {"id": "ep-good", "address": good.address, "group": "hall"},
+                {"id": "ep-dead", "address": dead.address, "group": "hall"},
+            ],
+        },
+    )
+    netmon = NetmonProcess(config)
+    try:
+        status, body = call(netmon.url + "/api/v1/checks", "POST", {"group": "nope"})
+        assert status == 400
+        assert "no endpoint in group 'nope'" in body["error"]
+        status, body = call(netmon.url + "/api/v1/checks", "POST", {"group": "hall"})
+        assert status == 202, body
+        url = netmon.url + body["url"]
+
+        def done() -> Any:
+            report = call(url)[1]
+            return report if report.get("status") == "done" else None
+
+        report = await eventually(done, timeout=15, what="the check to finish")
+        assert report["counts"] == {"GO": 1, "WARN": 0, "NO-GO": 1}
+        assert report["endpoints"][0]["target"] == "ep-dead"
+        text = netmon.metrics()
+        assert metric_value(text, "netmon_endpoint_ready", target="ep-good") == 1
+        assert metric_value(text, "netmon_endpoint_ready", target="ep-dead") == 0
+        status, listing = call(netmon.url + "/api/v1/checks?group=hall")
+        assert [c["id"] for c in listing["checks"]] == [body["id"]]
+    finally:
+        netmon.stop()
+
+
+def call(url: str, method: str = "GET", body: object = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

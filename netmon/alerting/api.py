@@ -38,7 +38,7 @@ def authorized(request: web.Request, token: Secret | None) -> bool:
     return address.is_loopback
 
 
-def _refuse(token: Secret | None) -> web.Response:
+def refuse(token: Secret | None) -> web.Response:
     reason = (
         "a bearer token is required (Authorization: Bearer ...)"
         if token is not None
@@ -62,7 +62,7 @@ def routes(alerting: Alerting, token: Secret | None) -> list[web.RouteDef]:
 
     async def add_silence(request: web.Request) -> web.Response:
         if not authorized(request, token):
-            return _refuse(token)
+            return refuse(token)
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -97,7 +97,7 @@ def routes(alerting: Alerting, token: Secret | None) -> list[web.RouteDef]:
 
     async def delete_silence(request: web.Request) -> web.Response:
         if not authorized(request, token):
-            return _refuse(token)
+            return refuse(token)
         if not await engine.delete_silence(request.match_info["id"]):
             return web.json_response({"error": "no such silence"}, status=404)
         return web.json_response({"deleted": request.match_info["id"]})
