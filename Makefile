@@ -12,7 +12,8 @@ STAMP := $(VENV)/.installed
 SYSTEM_TOOLS := ip:iproute2 sysctl:procps setpriv:util-linux promtool:prometheus \
   prometheus:prometheus snmpd:snmpd snmpbulkwalk:snmp snmptrap:snmp \
   mosquitto:mosquitto mosquitto_sub:mosquitto-clients \
-  prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager
+  prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager \
+  kamailio:kamailio baresip:baresip-core sipsak:sipsak
 # Peers that only the benchmarks measure netmon against.
 BENCH_TOOLS := fping:fping prometheus-snmp-exporter:prometheus-snmp-exporter \
   prometheus-blackbox-exporter:prometheus-blackbox-exporter snmptrapd:snmptrapd

@@ -7,12 +7,18 @@ up by name through this map and never imports a collector module itself.
 from __future__ import annotations
 
 from collectors.base import Collector, CollectorSettings
+from collectors.http import HttpCollector
 from collectors.icmp import IcmpCollector
+from collectors.sip import SipCollector
 from collectors.snmp.collector import SnmpCollector
+from collectors.tcp import TcpCollector
 
 COLLECTORS: dict[str, type[Collector]] = {
     IcmpCollector.name: IcmpCollector,
     SnmpCollector.name: SnmpCollector,
+    TcpCollector.name: TcpCollector,
+    HttpCollector.name: HttpCollector,
+    SipCollector.name: SipCollector,
 }
 
 

@@ -271,6 +271,17 @@ class StoreCollector:
             "Seconds since the last run of the probe finished (netmon polls on its own timers).",
             labels=["target", "probe"],
         )
+        http_status = GaugeMetricFamily(
+            "netmon_http_status_code",
+            "HTTP status of the last answer to the http probe; absent when it got none.",
+            labels=["target"],
+        )
+        cert_not_after = GaugeMetricFamily(
+            "netmon_tls_cert_not_after_seconds",
+            "notAfter of the TLS certificate the http probe was last served, as a unix "
+            "timestamp (read even when verification is off); absent over plain HTTP.",
+            labels=["target"],
+        )
         info_rows: list[tuple[list[str], list[str]]] = []
         for target_id, state in sorted(self._store.targets.items()):
             target = state.target
@@ -308,12 +319,17 @@ class StoreCollector:
                 success.add_metric([target_id, probe], 1 if result.success else 0)
                 probe_duration.add_metric([target_id, probe], result.duration)
                 age.add_metric([target_id, probe], now_monotonic - result.updated_monotonic)
+                if result.http_status is not None:
+                    http_status.add_metric([target_id], result.http_status)
+                if result.tls_not_after is not None:
+                    cert_not_after.add_metric([target_id], result.tls_not_after)
         for names, values in info_rows:
             # Free labels differ per target, so each sample carries its own label names.
             info.samples.append(
                 Sample("netmon_target_info", dict(zip(names, values, strict=True)), 1)
             )
         yield from (up, info, rtt, sent, received, loss, jitter, success, probe_duration, age)
+        yield from (http_status, cert_not_after)
 
 
 def _module_family(name: str, kind: str, help_text: str) -> Metric:

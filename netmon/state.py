@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol, runtime_checkable
 
 from collectors.base import DeviceSample, EchoRound, InterfaceSample, Observation, ReachPolicy
 from netmon.config import Inventory, Target
@@ -152,6 +153,22 @@ class IcmpState:
         return self.reach
 
 
+@runtime_checkable
+class HttpFacts(Protocol):
+    """What an HTTP probe's answer tells beyond success (collectors.http.HttpAnswer); matched
+    by shape, since the core never imports a collector. `url` keeps a SIP answer, which has a
+    status code too, from passing for one."""
+
+    @property
+    def status_code(self) -> int | None: ...
+
+    @property
+    def cert_not_after(self) -> float | None: ...
+
+    @property
+    def url(self) -> str: ...
+
+
 @dataclass(slots=True)
 class ProbeState:
     success: bool
@@ -160,6 +177,9 @@ class ProbeState:
     detail: str | None
     updated: float  # wall clock, for people
     updated_monotonic: float  # for ages
+    # From the last run of an HTTP probe; None when it got no answer (or no certificate).
+    http_status: int | None = None
+    tls_not_after: float | None = None  # unix seconds
 
 
 TICKS_WRAP = 1 << 32  # sysUpTime is a 32-bit TimeTicks: it wraps after 497 days
@@ -415,6 +435,12 @@ class StateStore:
             updated=now_wall,
             updated_monotonic=time.monotonic(),
         )
+        if not isinstance(observation, EchoRound | DeviceSample) and isinstance(
+            observation, HttpFacts
+        ):
+            probe = state.probes[observation.collector]
+            probe.http_status = observation.status_code
+            probe.tls_not_after = observation.cert_not_after
         if isinstance(observation, EchoRound):
             self._record_echo(state, observation)
         elif isinstance(observation, DeviceSample):

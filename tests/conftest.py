@@ -8,8 +8,13 @@ import pytest
 
 from tests.lab import netlab as lab
 
-# Fixtures of the peers: bad SNMP agents, Alertmanager and HTTP recorders, Mosquitto.
-pytest_plugins = ["tests.snmp_agent", "tests.alertmanager_peer", "tests.mqtt_peer"]
+# Fixtures of the peers: bad SNMP agents, Alertmanager and HTTP recorders, Mosquitto, SIP.
+pytest_plugins = [
+    "tests.snmp_agent",
+    "tests.alertmanager_peer",
+    "tests.mqtt_peer",
+    "tests.sip_peers",
+]
 
 
 @pytest.fixture(scope="session")

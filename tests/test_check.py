@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -12,6 +13,7 @@ from typing import Any
 from tests.alertmanager_peer import eventually
 from tests.helpers import NetmonProcess, metric_value, netmon_command, write_config
 from tests.lab.netlab import NetLab
+from tests.peers import free_port
 
 
 def test_a_lossy_and_a_dead_endpoint_are_warn_and_no_go_the_rest_go(
@@ -141,3 +143,32 @@ def call(url: str, method: str = "GET", body: object = None) -> tuple[int, Any]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def test_a_dead_call_signalling_port_is_no_go_and_a_live_one_go(tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        open_port = listener.getsockname()[1]
+        closed_port = free_port()
+        config = write_config(
+            tmp_path / "netmon.yaml",
+            {
+                "targets": [
+                    {"id": "ep-h323-ok", "address": "127.0.0.1",
+                     "probes": {"icmp": {}, "tcp": {"port": open_port}}},
+                    {"id": "ep-h323-dead", "address": "127.0.0.1",
+                     "probes": {"icmp": {}, "tcp": {"port": closed_port}}},
+                ]
+            },
+        )  # fmt: skip
+        result = subprocess.run(
+            [*netmon_command(), "check", "--config", str(config), "--format", "json"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    by_id = {e["target"]: e for e in json.loads(result.stdout)["endpoints"]}
+    assert by_id["ep-h323-dead"]["verdict"] == "NO-GO"
+    assert by_id["ep-h323-dead"]["reasons"] == ["TCP connect: refused"]
+    assert by_id["ep-h323-ok"]["verdict"] == "GO"
+    assert by_id["ep-h323-ok"]["measurements"]["probes"]["tcp"]["ok"] is True

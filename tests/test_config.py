@@ -60,7 +60,7 @@ BAD_CONFIGS = [
     (
         "unknown probe",
         "targets:\n  - {id: ep-1, address: 127.0.0.1, probes: [icmpp]}\n",
-        ["targets[0].probes.icmpp: unknown probe; known: icmp, snmp"],
+        ["targets[0].probes.icmpp: unknown probe; known: http, icmp, sip, snmp, tcp"],
     ),
     (
         "bad duration in defaults",

@@ -21,6 +21,7 @@ from typing import Any
 
 from collectors import registry
 from collectors.base import (
+    CollectError,
     Collector,
     CollectorSettings,
     DeviceSample,
@@ -227,12 +228,16 @@ class CheckRunner:
     ) -> None:
         async def one(target: Target, name: str, settings: CollectorSettings) -> None:
             collector = await self._collector(name)
+            started = time.monotonic()
             try:
                 observation = await asyncio.wait_for(
                     collector.collect(target.probe_target, settings), settings.timeout + 1.0
                 )
             except TimeoutError:
                 observation = Observation(target.id, name, False, settings.timeout, "timeout")
+            except CollectError as exc:  # how collectors say "refused", "tls", ...
+                elapsed = time.monotonic() - started
+                observation = Observation(target.id, name, False, elapsed, exc.reason, exc.detail)
             collected[target.id].probes[name] = observation
             if progress:
                 progress(f"{name} probe", 1)
@@ -255,6 +260,8 @@ class CheckRunner:
             )
         except TimeoutError:
             return "timeout"
+        except CollectError as exc:
+            return exc.reason
         if isinstance(observation, DeviceSample):
             return observation
         return observation.reason or "failed"

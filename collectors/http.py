@@ -1,0 +1,392 @@
+"""HTTP(S) GET of a page: does it answer with the expected status (and text), and until when is
+its TLS certificate valid?
+
+One aiohttp session serves every target; each run opens a fresh connection, so the duration
+includes connecting and the TLS handshake, and the certificate read is the one served now.
+The certificate's notAfter is read from the connection's SSL object, so it is known even when
+verification is off (a self-signed certificate on an endpoint's management page).
+
+Header values (an Authorization header, say) are secrets: they print as <secret> and go on the
+wire only; they never reach a detail, a log line or a repr.
+
+This module must not import anything from the exporter, alerting or MQTT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import re
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, ClassVar
+from urllib.parse import urlsplit
+
+import aiohttp
+from cryptography import x509
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    FilePath,
+    PlainSerializer,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+
+from collectors.base import CollectError, CollectorSettings, Duration, Observation, ProbeTarget
+from collectors.credentials import Secret, SecretValue
+
+BODY_LIMIT = 1 << 20  # expect_text looks at the first MiB: a management page is far smaller
+CA_FILE_TTL = 300.0  # a renewed lab CA is picked up within five minutes
+USER_AGENT = "netmon-http-probe"
+
+_SECRET = TypeAdapter(SecretValue, config=ConfigDict(arbitrary_types_allowed=True))
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_RANGE = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$")
+_CLASS = re.compile(r"^\s*([1-5])xx\s*$", re.IGNORECASE)
+_UNREACHABLE = {
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.EHOSTDOWN,
+    errno.ENETDOWN,
+    errno.EADDRNOTAVAIL,
+    errno.EACCES,
+    errno.EPERM,
+}
+
+
+def _header_value(value: object) -> Secret:
+    secret = _SECRET.validate_python(value)
+    if any(char in secret.reveal() for char in "\r\n\0"):
+        raise ValueError("a header value must not contain line breaks")  # never echo the value
+    return secret
+
+
+# SecretValue's loading (inline, {env: VAR}, {file: PATH}) and printing, but kept as the Secret
+# itself when the config dumps settings to merge a target's overrides into the defaults: with
+# SecretValue the merged header would be the literal text "<secret>". Still <secret> in JSON.
+HeaderValue = Annotated[
+    Secret,
+    BeforeValidator(_header_value),
+    PlainSerializer(lambda secret: "<secret>", return_type=str, when_used="json"),
+]
+
+
+def _status_range(value: object) -> object:
+    """200, "301", "200-399", "2xx" or [200, 399] -> (low, high)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a status code or a range such as 200-399")
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, str):
+        if status_class := _CLASS.match(value):
+            low = int(status_class.group(1)) * 100
+            return (low, low + 99)
+        match = _RANGE.match(value)
+        if match is None:
+            raise ValueError(f"not a status code or range: {value!r} (examples: 200, 200-399, 2xx)")
+        return (int(match.group(1)), int(match.group(2) or match.group(1)))
+    return value
+
+
+def _status_list(value: object) -> object:
+    return [value] if isinstance(value, int | str) else value
+
+
+def _checked_range(value: tuple[int, int]) -> tuple[int, int]:
+    low, high = value
+    if not 100 <= low <= high <= 599:
+        raise ValueError(f"{low}-{high} is not a range of HTTP status codes (100-599, low first)")
+    return value
+
+
+StatusRange = Annotated[tuple[int, int], BeforeValidator(_status_range)]
+
+
+class HttpSettings(CollectorSettings):
+    model_config = ConfigDict(arbitrary_types_allowed=True)  # merged with the base's
+
+    interval: Duration = Field(default=60.0, gt=0)
+    timeout: Duration = Field(default=5.0, gt=0, description="for the whole request")
+    url: str | None = Field(
+        default=None,
+        description="a full http(s) URL, or a path joined to http://{address}; "
+        "{address} is replaced by the target's address; default http://{address}/",
+    )
+    expect_status: Annotated[tuple[StatusRange, ...], BeforeValidator(_status_list)] = Field(
+        default=((200, 399),), description="status codes or ranges that pass"
+    )
+    expect_text: str | None = Field(
+        default=None, min_length=1, description="must occur in the first MiB of the body"
+    )
+    verify_tls: bool = True
+    ca_file: FilePath | None = Field(
+        default=None, description="PEM CA certificates to trust instead of the system's"
+    )
+    follow_redirects: bool = Field(
+        default=False, description="false: a redirect (to a login page, say) is an answer"
+    )
+    headers: dict[str, HeaderValue] = Field(default_factory=dict)
+
+    @field_validator("expect_status")
+    @classmethod
+    def _ranges(cls, value: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+        if not value:
+            raise ValueError("at least one status code or range")
+        return tuple(_checked_range(item) for item in value)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if value.startswith("/"):
+            return value
+        parts = urlsplit(value.replace("{address}", "example"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "expected an http:// or https:// URL with a host, or a path such as /login"
+            )
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(
+                "no credentials in the URL (they would show in logs); "
+                "use headers: {Authorization: ...}, which is a secret"
+            )
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ValueError("the port in the URL is not a number from 1 to 65535") from None
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, Secret]) -> dict[str, Secret]:
+        for name in value:
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"not a valid header name: {name!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HttpSettings:
+        if self.timeout >= self.interval:
+            raise ValueError(
+                f"timeout {self.timeout:g}s must be shorter than the interval {self.interval:g}s"
+            )
+        if self.ca_file is not None and not self.verify_tls:
+            raise ValueError("ca_file is only used with verify_tls: true")
+        return self
+
+    def url_for(self, address: str) -> str:
+        """The URL to fetch for a target at `address`."""
+        host = address
+        try:
+            if ipaddress.ip_address(address).version == 6:
+                host = f"[{address}]"
+        except ValueError:
+            pass
+        if self.url is None:
+            return f"http://{host}/"
+        if self.url.startswith("/"):
+            return f"http://{host}{self.url}"
+        return self.url.replace("{address}", host)
+
+    def accepts(self, status: int) -> bool:
+        return any(low <= status <= high for low, high in self.expect_status)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer(Observation):
+    """One GET that got an HTTP answer (whether or not it was the expected one).
+
+    `status_code` is the answer's status; `cert_not_after` the notAfter of the server's
+    certificate in unix seconds (None over plain HTTP); `url` what was fetched last (after
+    redirects, when they are followed).
+    """
+
+    status_code: int | None = None
+    cert_not_after: float | None = None
+    url: str = ""
+
+
+class _CertResponse(aiohttp.ClientResponse):
+    """A response that notes its connection's peer certificate before aiohttp lets the
+    connection go: with an empty body that happens inside start(), before the caller sees it."""
+
+    peer_certificate: bytes | None = None
+
+    async def start(self, connection: aiohttp.connector.Connection) -> _CertResponse:
+        transport = connection.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if isinstance(ssl_object, ssl.SSLObject):
+            self.peer_certificate = ssl_object.getpeercert(binary_form=True)
+        await super().start(connection)
+        return self
+
+
+def not_after(der: bytes) -> float | None:
+    """A DER certificate's notAfter as unix seconds; None if it does not parse."""
+    try:
+        return x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()
+    except ValueError:
+        return None
+
+
+def _unverified_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    # Nothing is trusted here anyway, so also talk to old endpoints (TLS 1.0, SHA-1, short
+    # keys) that OpenSSL's default security level refuses: the page being alive is the answer.
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return context
+
+
+def _connect_failure(exc: aiohttp.ClientConnectorError) -> CollectError:
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        cause = exc.certificate_error
+        message = getattr(cause, "verify_message", None) or str(cause)
+        return CollectError("tls", f"certificate not trusted: {message}")
+    if isinstance(exc, aiohttp.ClientSSLError):
+        cause = exc.os_error
+        message = getattr(cause, "reason", None) or type(cause).__name__
+        return CollectError("tls", f"TLS handshake failed: {message}")
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return CollectError("resolve", f"cannot resolve {exc.host}")
+    os_error = exc.os_error
+    if isinstance(os_error, ConnectionRefusedError) or os_error.errno == errno.ECONNREFUSED:
+        return CollectError("refused", f"connection refused (port {exc.port})")
+    if os_error.errno == errno.ETIMEDOUT:
+        return CollectError("timeout", f"connection timed out (port {exc.port})")
+    if os_error.errno in _UNREACHABLE:
+        return CollectError("unreachable", (os_error.strerror or "unreachable").lower())
+    return CollectError("unreachable", (os_error.strerror or type(os_error).__name__).lower())
+
+
+class HttpCollector:
+    """GETs each target's page over one shared session."""
+
+    name: ClassVar[str] = "http"
+    settings_model: ClassVar[type[CollectorSettings]] = HttpSettings
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._verified: ssl.SSLContext | None = None
+        self._unverified = _unverified_context()
+        self._ca_contexts: dict[Path, tuple[ssl.SSLContext, float]] = {}
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        # Reading the system CA store takes tens of milliseconds of file I/O: off the loop.
+        self._verified = await loop.run_in_executor(None, ssl.create_default_context)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, force_close=True),
+            response_class=_CertResponse,
+            cookie_jar=aiohttp.DummyCookieJar(),  # every run starts as a first visit
+            # Every run bounds itself with the probe's own timeout; none of aiohttp's.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None),
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        self._ca_contexts.clear()
+
+    async def _context(self, settings: HttpSettings) -> ssl.SSLContext:
+        if not settings.verify_tls:
+            return self._unverified
+        if settings.ca_file is None:
+            assert self._verified is not None, "start() first"
+            return self._verified
+        now = time.monotonic()
+        cached = self._ca_contexts.get(settings.ca_file)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        loop = asyncio.get_running_loop()
+        try:
+            context = await loop.run_in_executor(
+                None, lambda: ssl.create_default_context(cafile=str(settings.ca_file))
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise CollectError("tls", f"cannot load ca_file {settings.ca_file}: {exc}") from None
+        self._ca_contexts[settings.ca_file] = (context, now + CA_FILE_TTL)
+        return context
+
+    async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> HttpAnswer:
+        assert isinstance(settings, HttpSettings)
+        assert self._session is not None, "start() first"
+        url = settings.url_for(target.address)
+        headers: Mapping[str, str] = {
+            name: value.reveal() for name, value in settings.headers.items()
+        }
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(settings.timeout):
+                context = await self._context(settings)
+                async with self._session.get(
+                    url,
+                    headers=headers,
+                    allow_redirects=settings.follow_redirects,
+                    ssl=context,
+                ) as response:
+                    body = await _body(response) if settings.expect_text is not None else None
+        except TimeoutError:
+            raise CollectError("timeout", f"no answer within {settings.timeout:g}s") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise _connect_failure(exc) from None
+        except aiohttp.TooManyRedirects:
+            raise CollectError("status", "too many redirects") from None
+        except aiohttp.ServerDisconnectedError:
+            raise CollectError("protocol", "the server closed the connection") from None
+        except aiohttp.ClientResponseError as exc:
+            # Only the status and the parser's message: the exception also holds our headers.
+            raise CollectError("protocol", f"bad HTTP answer: {exc.message}") from None
+        except aiohttp.ClientError as exc:
+            raise CollectError("protocol", type(exc).__name__) from None
+        duration = loop.time() - started
+        assert isinstance(response, _CertResponse)
+        certificate = response.peer_certificate
+        status = response.status
+        reason: str | None = None
+        detail: str | None = None
+        if not settings.accepts(status):
+            reason, detail = "status", f"HTTP {status}"
+        elif settings.expect_text is not None and settings.expect_text not in (body or ""):
+            reason, detail = "text", f"expected text not found in the page (HTTP {status})"
+        return HttpAnswer(
+            target=target.id,
+            collector=self.name,
+            ok=reason is None,
+            duration=duration,
+            reason=reason,
+            detail=detail,
+            status_code=status,
+            cert_not_after=None if certificate is None else not_after(certificate),
+            url=str(response.url),
+        )
+
+
+async def _body(response: aiohttp.ClientResponse) -> str:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= BODY_LIMIT:
+            break
+    data = b"".join(chunks)[:BODY_LIMIT]
+    charset = response.charset or "utf-8"
+    try:
+        return data.decode(charset, errors="replace")
+    except LookupError:  # a charset Python does not know
+        return data.decode("utf-8", errors="replace")
