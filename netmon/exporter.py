@@ -229,7 +229,8 @@ class StoreCollector:
         up = GaugeMetricFamily(
             "netmon_target_up",
             "1 if the target answers ICMP, 0 if it is down (after down_after consecutive "
-            "losses). Absent until the first verdict.",
+            "losses); for a target watched only by TCP/SIP/HTTP probes (a web service), 1 if "
+            "its probes succeed. Absent until the first verdict.",
             labels=TARGET_UP_LABELS,
         )
         info = GaugeMetricFamily(
@@ -300,6 +301,11 @@ class StoreCollector:
                 info_values.append(value)
             info_rows.append((info_names, info_values))
             icmp = state.icmp
+            if state.probes_only:
+                up.add_metric(
+                    [target_id, target.kind, target.site, target.group],
+                    1 if state.reach is Reach.UP else 0,
+                )
             if icmp is not None:
                 if icmp.reach is not Reach.UNKNOWN:
                     up.add_metric(

@@ -338,12 +338,19 @@ class TargetState:
 
     @property
     def reach(self) -> Reach:
-        """ICMP's verdict; for a target polled only by SNMP, whether its agent answers."""
+        """ICMP's verdict; for a target polled only by SNMP, whether its agent answers; for one
+        watched only by TCP/SIP/HTTP probes (a web service), whether its probes succeed."""
         if self.icmp is not None:
             return self.icmp.reach
         if self.devices:
             return Reach.UP if any(d.up for d in self.devices.values()) else Reach.DOWN
+        if self.probes:
+            return Reach.UP if all(p.success for p in self.probes.values()) else Reach.DOWN
         return Reach.UNKNOWN
+
+    @property
+    def probes_only(self) -> bool:
+        return self.icmp is None and not self.devices and bool(self.probes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from collectors.base import EchoRound
+from collectors.base import EchoRound, Observation
 from collectors.traps import TrapEvent, TrapSettings
 from netmon.alerting.engine import AlertEngine
 from netmon.alerting.model import AlertEvent, Severity, Status
@@ -485,3 +485,28 @@ def test_an_empty_api_token_is_refused() -> None:
     with pytest.raises(ConfigError) as caught:
         inventory({"http": {"token": "   "}})
     assert "http.token: " in str(caught.value)
+
+
+async def test_a_web_service_down_and_a_dead_sip_stack_are_alerts(db: AlertDB) -> None:
+    inv = inventory(
+        targets=[
+            {"id": "portal", "address": "192.0.2.80", "kind": "service", "name": "Cổng DVC",
+             "probes": {"http": {"url": "http://192.0.2.80/"}}},
+            {"id": "room", "address": "192.0.2.81", "probes": {"icmp": {}, "sip": {}}},
+        ]
+    )  # fmt: skip
+    h = Harness(inv, db, Clock())
+    h.store.record(Observation("portal", "http", False, 0.2, "status", "HTTP 503"))
+    h.up("room")
+    h.store.record(Observation("room", "sip", False, 3.0, "timeout"))
+    h.advance(61)
+    h.store.record(Observation("room", "sip", False, 3.0, "timeout"))
+    events = await h.events()
+    assert sorted(transitions(events)) == [
+        ("ProbeFailed", "room", "firing"),
+        ("ServiceDown", "portal", "firing"),
+    ]
+    assert {e.summary for e in events} == {
+        "Cổng DVC does not answer its checks",
+        "room: the sip probe fails",
+    }

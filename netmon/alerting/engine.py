@@ -280,6 +280,14 @@ class AlertEngine:
                 else:
                     yield {}, float(not device.up and not auth)
             return
+        if metric == "probe_failed":
+            for name, probe in state.probes.items():
+                if name not in ("icmp", "snmp") and not state.probes_only:
+                    yield {"probe": name}, float(not probe.success)
+            return
+        if metric == DOWN_METRIC and state.probes_only:
+            yield {}, float(state.reach is Reach.DOWN)  # a web service: its probes say
+            return
         if icmp is None:
             return
         if metric == DOWN_METRIC:

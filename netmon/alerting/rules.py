@@ -32,6 +32,7 @@ Metric = Literal[
     "interface_down",  # per interface: admin up and oper down (1)
     "interface_errors",  # per interface: errors + discards, in and out, per second
     "interface_utilization",  # per interface: the larger of in and out, 0..1
+    "probe_failed",  # per TCP/SIP/HTTP probe of a pinged target: its last run failed (1)
 ]
 INTERFACE_METRICS = frozenset({"interface_down", "interface_errors", "interface_utilization"})
 TargetKind = Literal[
@@ -131,7 +132,14 @@ def default_rules(thresholds: Any) -> dict[str, dict[str, Any]]:
         },
         "TargetDown": {
             "metric": "down",
-            "kinds": [*device_kinds, "service"],
+            "kinds": device_kinds,
+            "levels": [{"severity": "major", "above": 0.5}],
+        },
+        "ServiceDown": {
+            # The province's web services (public-service portal, documents, meeting rooms):
+            # watched by their HTTP probe alone.
+            "metric": "down",
+            "kinds": ["service"],
             "levels": [{"severity": "major", "above": 0.5}],
         },
         "HighLatency": {
@@ -181,6 +189,15 @@ def default_rules(thresholds: Any) -> dict[str, dict[str, Any]]:
             "metric": "snmp_down",
             "levels": [{"severity": "warning", "above": 0.5}],
             "for": 30,
+            "clear_for": 0,
+        },
+        "ProbeFailed": {
+            # A room whose SIP stack or call-signalling port is dead answers pings but takes
+            # no call. Two failed runs in a row (probes run every 30-60 s), not one.
+            "metric": "probe_failed",
+            "kinds": ["endpoint", "mcu", *device_kinds],
+            "levels": [{"severity": "warning", "above": 0.5}],
+            "for": 60,
             "clear_for": 0,
         },
         "SNMPAuthFailure": {

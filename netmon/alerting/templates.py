@@ -27,6 +27,8 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "LinkSaturated": "Link {ifname} on {name} saturated: {value} > {threshold}",
         "DeviceRebooted": "{name} restarted",
         "SNMPUnreachable": "The SNMP agent of {name} does not answer",
+        "ProbeFailed": "{name}: the {probe} probe fails",
+        "ServiceDown": "{name} does not answer its checks",
         "SNMPAuthFailure": "The SNMP agent of {name} refuses netmon's credentials",
         "DeviceAuthenticationFailure": (
             "{name} reports an SNMP authentication failure (a wrong community or key was used)"
@@ -48,6 +50,8 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "LinkSaturated": "Đường truyền {ifname} trên {name} quá tải: {value} > {threshold}",
         "DeviceRebooted": "{name} đã khởi động lại",
         "SNMPUnreachable": "SNMP của {name} không phản hồi",
+        "ProbeFailed": "{name}: kiểm tra {probe} không thành công",
+        "ServiceDown": "Dịch vụ {name} không phản hồi",
         "SNMPAuthFailure": "SNMP của {name} từ chối thông tin xác thực của netmon",
         "DeviceAuthenticationFailure": (
             "{name} báo lỗi xác thực SNMP (có truy cập dùng sai community hoặc khóa)"
