@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -136,12 +136,13 @@ def build_app(
     registry: CollectorRegistry,
     is_ready: Callable[[], bool],
     extra_routes: Sequence[web.AbstractRouteDef] = (),
+    index_page: Callable[[web.Request], Awaitable[web.Response]] | None = None,
 ) -> web.Application:
     app = web.Application()
     app[STORE_KEY] = store
     app[REGISTRY_KEY] = registry
     app[READY_KEY] = is_ready
-    app.router.add_get("/", index)
+    app.router.add_get("/", index_page or index)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)

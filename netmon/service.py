@@ -28,6 +28,7 @@ from netmon.config import ConfigError, Inventory, load_file, parse_listen
 from netmon.exporter import build_registry
 from netmon.scheduler import Scheduler
 from netmon.state import Reach, ReachChange, StateStore
+from netmon.status_page import status_page
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,11 @@ class Service:
         if host in ("0.0.0.0", "::"):
             host = socket.gethostname()
         return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+    def _degraded(self, target_id: str) -> bool:
+        if self.alerting is None:
+            return False
+        return any(t.level >= 0 for t in self.alerting.engine.quality_alerts(target_id))
 
     def is_ready(self) -> bool:
         return self._ready
@@ -147,6 +153,12 @@ class Service:
             registry=metrics_registry,
             is_ready=self.is_ready,
             extra_routes=routes,
+            index_page=status_page(
+                self.store,
+                self.inventory.config.instance,
+                verdicts=lambda: self.checks.verdicts if self.checks else {},
+                degraded=self._degraded,
+            ),
         )
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()

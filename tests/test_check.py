@@ -172,3 +172,32 @@ def test_a_dead_call_signalling_port_is_no_go_and_a_live_one_go(tmp_path: Path) 
     assert by_id["ep-h323-dead"]["reasons"] == ["TCP connect: refused"]
     assert by_id["ep-h323-ok"]["verdict"] == "GO"
     assert by_id["ep-h323-ok"]["measurements"]["probes"]["tcp"]["ok"] is True
+
+
+def test_the_status_page_lists_endpoints_by_district_with_a_check_form(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "netmon.yaml",
+        {
+            "alerting": {"database": str(tmp_path / "alerts.sqlite")},
+            "targets": [
+                {"id": "ep-a", "address": "127.0.0.1", "district": "Như Xuân", "name": "Xã <A>"},
+                {"id": "ep-b", "address": "127.0.0.2", "district": "Mường Lát", "group": "x"},
+                {"id": "rtr", "address": "127.0.0.3", "kind": "router"},
+            ],
+        },
+    )
+    netmon = NetmonProcess(config)
+    try:
+        status, content_type, page = netmon.get("/")
+    finally:
+        netmon.stop()
+    assert status == 200
+    assert content_type.startswith("text/html")
+    assert 'id="endpoint-count">2<' in page  # rooms only, not the router
+    assert '<section class="district" data-district="Như Xuân">' in page
+    assert 'data-target="ep-a"' in page
+    assert "Xã &lt;A&gt;" in page
+    assert '<option value="district:Mường Lát">' in page
+    assert '<option value="group:x">' in page
+    assert "http://" not in page
+    assert "https://" not in page  # nothing from outside: it works without internet

@@ -38,6 +38,7 @@ class Checks:
         self._runner = CheckRunner(inventory)
         self.reports: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.ready: dict[str, bool] = {}
+        self.verdicts: dict[str, tuple[str, str]] = {}  # target: (verdict, reasons)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -53,6 +54,7 @@ class Checks:
         self.inventory = inventory
         self._runner.inventory = inventory
         self.ready = {t: r for t, r in self.ready.items() if t in inventory.targets}
+        self.verdicts = {t: v for t, v in self.verdicts.items() if t in inventory.targets}
 
     def begin(self, scope: dict[str, Any]) -> str:
         """Start a check of `scope` in the background; its id at once."""
@@ -90,6 +92,7 @@ class Checks:
     def _record(self, report: CheckReport) -> None:
         for endpoint in report.endpoints:
             self.ready[endpoint.target] = endpoint.verdict is Verdict.GO
+            self.verdicts[endpoint.target] = (endpoint.verdict.value, "; ".join(endpoint.reasons))
         if report.id in self.reports:
             self.reports[report.id] = {"status": "done", **report.to_json()}
         log.info("readiness check done", extra={"check": report.id, "summary": report.summary()})

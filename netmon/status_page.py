@@ -1,0 +1,181 @@
+"""`GET /`: the status page for meeting staff.
+
+Server-rendered HTML with a little JavaScript: the endpoints grouped by district, coloured by
+their live state (refreshed every few seconds from /api/v1/targets), the last readiness verdict
+of each, and a form that runs a check for a district or group and shows the verdicts as they
+come. Nothing is fetched from outside (no CDN): it works on a laptop in a meeting room without
+internet access, and on a phone.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from netmon import __version__
+from netmon.state import Reach, StateStore
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+Verdicts = Callable[[], Mapping[str, tuple[str, str]]]  # target → (verdict, reasons)
+
+STYLE = """
+:root { --up: #1b7f3b; --down: #b3261e; --degraded: #b26a00; --unknown: #8a8a8e; }
+* { box-sizing: border-box; }
+body { font-family: system-ui, sans-serif; margin: 0; color: #1d1d1f; background: #f6f6f8; }
+header { background: #1d2a3a; color: #fff; padding: .8rem 1rem; }
+header h1 { font-size: 1.15rem; margin: 0; }
+header p { margin: .25rem 0 0; font-size: .9rem; opacity: .9; }
+main { padding: .8rem 1rem 2rem; }
+form { background: #fff; border-radius: .4rem; padding: .6rem .8rem; margin-bottom: 1rem;
+       display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; }
+select, button { font-size: 1rem; padding: .35rem .5rem; }
+button { background: #1d2a3a; color: #fff; border: 0; border-radius: .3rem; }
+#check-summary { font-weight: 600; }
+.districts { display: grid; grid-template-columns: repeat(auto-fill, minmax(17rem, 1fr));
+             gap: .8rem; }
+section.district { background: #fff; border-radius: .4rem; padding: .5rem .7rem; }
+section.district h2 { font-size: 1rem; margin: .2rem 0 .4rem; }
+section.district h2 small { font-weight: 400; color: #555; }
+ul { list-style: none; margin: 0; padding: 0; }
+li.endpoint { display: flex; align-items: center; gap: .4rem; padding: .15rem 0;
+              font-size: .92rem; }
+li.endpoint::before { content: ""; flex: none; width: .75rem; height: .75rem;
+                      border-radius: 50%; background: var(--unknown); }
+li.endpoint[data-state="up"]::before { background: var(--up); }
+li.endpoint[data-state="down"]::before { background: var(--down); }
+li.endpoint[data-state="degraded"]::before { background: var(--degraded); }
+li.endpoint[data-state="down"] { color: var(--down); font-weight: 600; }
+.verdict { margin-left: auto; font-size: .75rem; font-weight: 700; color: #fff;
+           border-radius: .25rem; padding: 0 .3rem; }
+li[data-verdict="GO"] .verdict { background: var(--up); }
+li[data-verdict="WARN"] .verdict { background: var(--degraded); }
+li[data-verdict="NO-GO"] .verdict { background: var(--down); }
+.legend span { margin-right: .8rem; }
+"""
+
+SCRIPT = """
+const byId = (id) => document.querySelector(`li.endpoint[data-target="${CSS.escape(id)}"]`);
+function setVerdict(e) {
+  const li = byId(e.target); if (!li) return;
+  li.dataset.verdict = e.verdict;
+  li.querySelector('.verdict').textContent = e.verdict;
+  li.title = e.reasons.join('; ');
+}
+async function refresh() {
+  try {
+    const r = await fetch('/api/v1/targets'); if (!r.ok) return;
+    const body = await r.json();
+    for (const t of (body.targets || body)) {
+      const li = byId(t.id); if (li) li.dataset.state = t.state;
+    }
+    const states = [...document.querySelectorAll('li.endpoint')].map(li => li.dataset.state);
+    const count = (s) => states.filter(x => x === s).length;
+    document.getElementById('live').textContent =
+      `${count('up')} up, ${count('down')} down, ${count('unknown')} unknown`;
+  } catch (err) { /* the next refresh tries again */ }
+}
+document.getElementById('check-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const [kind, ...rest] = document.getElementById('check-scope').value.split(':');
+  const summary = document.getElementById('check-summary');
+  summary.textContent = 'checking…';
+  const r = await fetch('/api/v1/checks', {method: 'POST',
+    headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify({[kind]: rest.join(':')})});
+  const started = await r.json();
+  if (r.status !== 202) { summary.textContent = started.error || `HTTP ${r.status}`; return; }
+  for (let i = 0; i < 120; i++) {
+    await new Promise(ok => setTimeout(ok, 500));
+    const report = await (await fetch(started.url)).json();
+    if (report.status === 'done') {
+      report.endpoints.forEach(setVerdict);
+      summary.textContent = report.summary;
+      return;
+    }
+    if (report.status === 'failed') { summary.textContent = 'the check failed'; return; }
+  }
+  summary.textContent = 'no result after a minute';
+});
+refresh();
+setInterval(refresh, 5000);
+"""
+
+
+def _state(reach: Reach, degraded: bool) -> str:
+    if reach is Reach.UP and degraded:
+        return "degraded"
+    return reach.value
+
+
+def status_page(
+    store: StateStore,
+    instance: str,
+    verdicts: Verdicts,
+    degraded: Callable[[str], bool] = lambda target: False,
+) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        rooms = [s for s in store.targets.values() if s.target.kind in ("endpoint", "mcu")]
+        by_district: dict[str, list[str]] = {}
+        known = verdicts()
+        for state in sorted(rooms, key=lambda s: (s.target.district, s.target.display_name)):
+            target = state.target
+            verdict, reasons = known.get(target.id, ("", ""))
+            by_district.setdefault(target.district or "—", []).append(
+                f'<li class="endpoint" data-target="{html.escape(target.id)}" '
+                f'data-state="{_state(state.reach, degraded(target.id))}" '
+                f'data-verdict="{html.escape(verdict)}" title="{html.escape(reasons)}">'
+                f"<span>{html.escape(target.display_name)}</span>"
+                f'<span class="verdict">{html.escape(verdict)}</span></li>'
+            )
+        sections = "\n".join(
+            f'<section class="district" data-district="{html.escape(name)}">'
+            f"<h2>{html.escape(name)} <small>{len(items)}</small></h2><ul>{''.join(items)}</ul>"
+            "</section>"
+            for name, items in by_district.items()
+        )
+        districts = sorted({s.target.district for s in rooms if s.target.district})
+        groups = sorted({s.target.group for s in rooms if s.target.group})
+        options = "".join(
+            f'<option value="district:{html.escape(d)}">district {html.escape(d)}</option>'
+            for d in districts
+        ) + "".join(
+            f'<option value="group:{html.escape(g)}">group {html.escape(g)}</option>'
+            for g in groups
+        )
+        page = f"""<!DOCTYPE html>
+<html lang="vi">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>netmon · {html.escape(instance)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<header>
+<h1>netmon · {html.escape(instance)}</h1>
+<p><span id="endpoint-count">{len(rooms)}</span> endpoints: <span id="live"></span>
+· <a style="color:#fff" href="/api/v1/alerts">alerts</a>
+· <a style="color:#fff" href="/metrics">metrics</a> · netmon {html.escape(__version__)}</p>
+</header>
+<main>
+<form id="check-form">
+<label for="check-scope">Readiness check</label>
+<select id="check-scope">{options}</select>
+<button id="check-run" type="submit">Run check</button>
+<span id="check-summary"></span>
+</form>
+<p class="legend"><span>● up</span><span>● degraded</span><span>● down</span>
+<span>verdicts: GO / WARN / NO-GO (hover for the reasons)</span></p>
+<div class="districts">
+{sections}
+</div>
+</main>
+<script>{SCRIPT}</script>
+</body>
+</html>
+"""
+        return web.Response(text=page, content_type="text/html")
+
+    return handler
