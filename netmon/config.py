@@ -18,12 +18,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from collectors import registry
@@ -183,6 +185,28 @@ class Thresholds(StrictModel):
     loss_critical: float = Field(default=0.05, ge=0, le=1)
 
 
+class MeetingConfig(StrictModel):
+    """A scheduled meeting: its endpoints are checked `check_before` its start."""
+
+    name: str = Field(min_length=1)
+    start: AwareDatetime = Field(description="with its time zone, e.g. 2026-12-01T08:00:00+07:00")
+    targets: list[TargetId] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    districts: list[str] = Field(default_factory=list)
+    check_before: list[Duration] = Field(
+        default_factory=lambda: [1800.0, 300.0], description="default T-30 min and T-5 min"
+    )
+    thresholds: dict[str, Any] = Field(
+        default_factory=dict, description="stricter limits for this meeting (thresholds keys)"
+    )
+
+    @model_validator(mode="after")
+    def _has_endpoints(self) -> MeetingConfig:
+        if not (self.targets or self.groups or self.districts):
+            raise ValueError("a meeting needs targets, groups or districts")
+        return self
+
+
 class TargetConfig(StrictModel):
     id: TargetId
     address: Address
@@ -215,6 +239,7 @@ class Config(StrictModel):
     trap_receiver: TrapSettings | None = Field(
         default=None, description="receive SNMP traps (listen on UDP 162 by default)"
     )
+    meetings: list[MeetingConfig] = Field(default_factory=list)
     trap_credentials: list[TargetId] = Field(
         default_factory=list,
         description="credentials accepted on traps from any inventory target, besides the "
@@ -370,6 +395,7 @@ def load_data(raw: Any) -> Inventory:
 
     rules: dict[str, Rule] = {}
     if config is not None:
+        problems.extend(_meeting_problems(config))
         rules, rule_problems = resolve_rules(config.alerting, config.thresholds)
         problems.extend(ConfigProblem(f"alerting.rules.{p}", m) for p, m in rule_problems)
     if problems or config is None:
@@ -424,6 +450,34 @@ def _duplicate_ids(raw_targets: list[Any]) -> list[ConfigProblem]:
         else:
             first_seen[target_id] = index
     return problems
+
+
+def _meeting_problems(config: Config) -> list[ConfigProblem]:
+    ids = {target.id for target in config.targets}
+    problems = []
+    names: set[str] = set()
+    for index, meeting in enumerate(config.meetings):
+        where = f"meetings[{index}]"
+        if meeting.name in names:
+            problems.append(ConfigProblem(f"{where}.name", f"duplicate meeting {meeting.name!r}"))
+        names.add(meeting.name)
+        for position, target in enumerate(meeting.targets):
+            if target not in ids:
+                problems.append(
+                    ConfigProblem(f"{where}.targets[{position}]", f"unknown target {target!r}")
+                )
+        try:
+            meeting_thresholds(config, meeting)
+        except ValidationError as exc:
+            problems.extend(_problems(exc, (where, "thresholds")))
+    return problems
+
+
+def meeting_thresholds(config: Config, meeting: MeetingConfig) -> Thresholds:
+    """The config's thresholds with the meeting's stricter ones over them."""
+    if not meeting.thresholds:
+        return config.thresholds
+    return Thresholds.model_validate({**config.thresholds.model_dump(), **meeting.thresholds})
 
 
 def _parent_problems(raw_targets: list[Any]) -> list[ConfigProblem]:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -20,11 +21,14 @@ from collectors import registry
 from collectors.base import Collector
 from netmon.alerting.api import routes as alert_routes
 from netmon.alerting.metrics import AlertingCollector
+from netmon.alerting.model import Severity
 from netmon.alerting.runtime import Alerting
 from netmon.alerting.sinks.factory import build_sinks
+from netmon.alerting.sinks.mqtt import MqttSink
 from netmon.api import build_app
+from netmon.checks.model import CheckReport, Verdict
 from netmon.checks.service import Checks, ChecksCollector
-from netmon.config import ConfigError, Inventory, load_file, parse_listen
+from netmon.config import ConfigError, Inventory, MeetingConfig, load_file, parse_listen
 from netmon.exporter import build_registry
 from netmon.scheduler import Scheduler
 from netmon.state import Reach, ReachChange, StateStore
@@ -82,6 +86,30 @@ class Service:
             host = socket.gethostname()
         return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
+    def _report_done(self, report: CheckReport, meeting: MeetingConfig | None) -> None:
+        """A check finished: its report to MQTT, and for a meeting about to start, an alert
+        for every endpoint that is NO-GO (it ends 10 minutes into the meeting)."""
+        if self.alerting is None:
+            return
+        for sink in self.alerting.sinks:
+            if isinstance(sink, MqttSink):
+                sink.publish_report(report.id, report.to_json())
+        if meeting is None:
+            return
+        hold = max(60.0, meeting.start.timestamp() + 600 - time.time())
+        for endpoint in report.endpoints:
+            state = self.store.targets.get(endpoint.target)
+            if endpoint.verdict is not Verdict.NO_GO or state is None:
+                continue
+            self.alerting.engine.fire_event(
+                "EndpointNotReady",
+                state.target,
+                severity=Severity.CRITICAL,
+                hold=hold,
+                labels={"meeting": meeting.name},
+                extra={"meeting": meeting.name, "reasons": "; ".join(endpoint.reasons)},
+            )
+
     def _degraded(self, target_id: str) -> bool:
         if self.alerting is None:
             return False
@@ -133,7 +161,7 @@ class Service:
             )
             await self.alerting.start()
             routes += alert_routes(self.alerting, self.inventory.config.http.token)
-        self.checks = Checks(self.inventory)
+        self.checks = Checks(self.inventory, on_report=self._report_done)
         await self.checks.start()
         routes += self.checks.routes(self.inventory.config.http.token)
         await self._start_collectors(self.inventory)

@@ -4,6 +4,7 @@ broker outage or a kill -9 of netmon loses nothing and repeats nothing."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import socket
@@ -301,5 +302,46 @@ async def test_a_link_flapping_every_2s_for_a_minute_is_one_flapping_alert(
             assert "flapping" in events[-1]["summary"]
             topic = f"netmon/alerts/sw-v2c/InterfaceDown~{events[0]['fingerprint']}"
             assert json.loads(retained(mosquitto, "netmon/alerts/#")[topic])["flapping"] is True
+        finally:
+            netmon.stop()
+
+
+async def test_a_meeting_about_to_start_is_checked_and_its_report_arrives_on_mqtt(
+    netlab: NetLab, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    dead = netlab.add_host()
+    dead.link_down()
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4)
+    path = config(
+        tmp_path,
+        mosquitto,
+        [
+            {"id": "ep-hall", "address": "127.0.0.1", "group": "province"},
+            {"id": "ep-off", "address": dead.address, "group": "province"},
+        ],
+        meetings=[
+            {"name": "Giao ban tỉnh", "start": start.isoformat(), "groups": ["province"],
+             "check_before": ["2s"]},
+        ],
+    )  # fmt: skip
+    with MqttRecorder(mosquitto, "netmon/#") as recorder:
+        netmon = NetmonProcess(path)
+        try:
+            report_message = await recorder.until(
+                lambda m: m.topic.startswith("netmon/checks/"), timeout=15
+            )
+            report = json.loads(report_message.payload)
+            assert report["scope"] == {"meeting": "Giao ban tỉnh"}
+            assert report["counts"] == {"GO": 1, "WARN": 0, "NO-GO": 1}
+            assert not report_message.retain
+            alert = await recorder.until(
+                is_event("EndpointNotReady", "ep-off", "firing"), timeout=5
+            )
+            payload = json.loads(alert.payload)
+            assert payload["severity"] == "critical"
+            assert payload["summary"].startswith("ep-off is NO-GO for meeting Giao ban tỉnh")
+            # Reports are kept for the API too.
+            _, _, body = netmon.get("/api/v1/checks?meeting=Giao%20ban%20t%E1%BB%89nh")
+            assert [c["id"] for c in json.loads(body)["checks"]] == [report["id"]]
         finally:
             netmon.stop()

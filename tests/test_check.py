@@ -201,3 +201,33 @@ def test_the_status_page_lists_endpoints_by_district_with_a_check_form(tmp_path:
     assert '<option value="group:x">' in page
     assert "http://" not in page
     assert "https://" not in page  # nothing from outside: it works without internet
+
+
+def test_a_meeting_selects_its_endpoints_and_its_stricter_limits_name_the_field(
+    tmp_path: Path,
+) -> None:
+    targets = [
+        {"id": "ep-a", "address": "127.0.0.1", "group": "province"},
+        {"id": "ep-b", "address": "127.0.0.2", "district": "Như Xuân"},
+        {"id": "ep-c", "address": "127.0.0.3"},
+    ]
+    meeting = {"name": "Họp", "start": "2026-12-01T08:00:00+07:00", "groups": ["province"],
+               "districts": ["như xuân"]}  # fmt: skip
+    config = write_config(tmp_path / "netmon.yaml", {"targets": targets, "meetings": [meeting]})
+    result = subprocess.run(
+        [*netmon_command(), "check", "--config", str(config), "--meeting", "Họp",
+         "--format", "json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert sorted(e["target"] for e in report["endpoints"]) == ["ep-a", "ep-b"]
+    bad = {**meeting, "thresholds": {"rtt_warn": "fast"}, "targets": ["nope"]}
+    config = write_config(tmp_path / "bad.yaml", {"targets": targets, "meetings": [bad]})
+    result = subprocess.run(
+        [*netmon_command(), "validate", "--config", str(config)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "meetings[0].targets[0]: unknown target 'nope'" in result.stderr
+    assert "meetings[0].thresholds.rtt_warn" in result.stderr

@@ -29,6 +29,7 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "SNMPUnreachable": "The SNMP agent of {name} does not answer",
         "ProbeFailed": "{name}: the {probe} probe fails",
         "ServiceDown": "{name} does not answer its checks",
+        "EndpointNotReady": "{name} is NO-GO for meeting {meeting}: {reasons}",
         "SNMPAuthFailure": "The SNMP agent of {name} refuses netmon's credentials",
         "DeviceAuthenticationFailure": (
             "{name} reports an SNMP authentication failure (a wrong community or key was used)"
@@ -52,6 +53,7 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "SNMPUnreachable": "SNMP của {name} không phản hồi",
         "ProbeFailed": "{name}: kiểm tra {probe} không thành công",
         "ServiceDown": "Dịch vụ {name} không phản hồi",
+        "EndpointNotReady": "{name} chưa sẵn sàng cho cuộc họp {meeting}: {reasons}",
         "SNMPAuthFailure": "SNMP của {name} từ chối thông tin xác thực của netmon",
         "DeviceAuthenticationFailure": (
             "{name} báo lỗi xác thực SNMP (có truy cập dùng sai community hoặc khóa)"

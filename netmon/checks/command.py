@@ -20,7 +20,7 @@ from rich.table import Table
 from netmon.checks.html import render_html
 from netmon.checks.model import CheckReport, Verdict
 from netmon.checks.runner import CheckRunner, ScopeError, select
-from netmon.config import ConfigError, load_file
+from netmon.config import ConfigError, Thresholds, load_file, meeting_thresholds
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE = 0, 1, 2
 COLOURS = {Verdict.GO: "green", Verdict.WARN: "yellow", Verdict.NO_GO: "bold red"}
@@ -30,6 +30,7 @@ def add_parser(commands: Any) -> None:
     check = commands.add_parser("check", help="pre-meeting readiness check of endpoints")
     check.add_argument("--config", required=True, type=Path, metavar="FILE")
     scope = check.add_mutually_exclusive_group()
+    scope.add_argument("--meeting", metavar="NAME", help="the endpoints of this meeting")
     scope.add_argument("--group", metavar="G", help="the endpoints of this group")
     scope.add_argument("--district", metavar="D", help="the endpoints of this district")
     scope.add_argument(
@@ -51,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         targets = select(
-            inventory, targets=args.target or (), group=args.group, district=args.district
+            inventory,
+            targets=args.target or (),
+            group=args.group,
+            district=args.district,
+            meeting=args.meeting,
         )
     except ScopeError as exc:
         print(f"netmon check: {exc}", file=sys.stderr)
@@ -62,10 +67,15 @@ def run(args: argparse.Namespace) -> int:
             ("targets", args.target),
             ("group", args.group),
             ("district", args.district),
+            ("meeting", args.meeting),
         )
         if value
     } or {"all": True}
-    report = asyncio.run(_check(inventory, targets, scope, args.deadline))
+    thresholds = None
+    if args.meeting:
+        meeting = next(m for m in inventory.config.meetings if m.name == args.meeting)
+        thresholds = meeting_thresholds(inventory.config, meeting)
+    report = asyncio.run(_check(inventory, targets, scope, args.deadline, thresholds))
     text: str | None = None
     if args.format == "json":
         text = json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n"
@@ -87,7 +97,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _check(
-    inventory: Any, targets: list[Any], scope: dict[str, Any], deadline: float
+    inventory: Any,
+    targets: list[Any],
+    scope: dict[str, Any],
+    deadline: float,
+    thresholds: Thresholds | None,
 ) -> CheckReport:
     runner = CheckRunner(inventory)
     await runner.start()
@@ -107,7 +121,9 @@ async def _check(
             def advance(_what: str, count: int) -> None:
                 progress.advance(task, count)
 
-            return await runner.run(targets, scope=scope, deadline=deadline, progress=advance)
+            return await runner.run(
+                targets, scope=scope, deadline=deadline, progress=advance, thresholds=thresholds
+            )
     finally:
         await runner.close()
 

@@ -74,9 +74,20 @@ def select(
     targets: Sequence[str] = (),
     group: str | None = None,
     district: str | None = None,
+    meeting: str | None = None,
 ) -> list[Target]:
     """The endpoints (and MCUs) a check covers; devices and services are not meeting rooms."""
     rooms = [t for t in inventory.targets.values() if t.kind in ("endpoint", "mcu")]
+    if meeting is not None:
+        found = next((m for m in inventory.config.meetings if m.name == meeting), None)
+        if found is None:
+            names = ", ".join(m.name for m in inventory.config.meetings) or "none configured"
+            raise ScopeError(f"no meeting {meeting!r} (meetings: {names})")
+        groups, districts = set(found.groups), {d.casefold() for d in found.districts}
+        members = {t.id: t for t in rooms if t.group in groups}
+        members.update({t.id: t for t in rooms if t.district.casefold() in districts})
+        members.update({t: inventory.targets[t] for t in found.targets})
+        return sorted(members.values(), key=lambda t: t.id)
     if targets:
         unknown = [t for t in targets if t not in inventory.targets]
         if unknown:

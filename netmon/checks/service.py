@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -24,17 +24,22 @@ from collectors.credentials import Secret
 from netmon.alerting.api import authorized, refuse
 from netmon.checks.model import CheckReport, Verdict
 from netmon.checks.runner import CheckRunner, ScopeError, select
-from netmon.config import Inventory
+from netmon.config import Inventory, MeetingConfig, meeting_thresholds
 
 log = logging.getLogger(__name__)
 
 KEEP = 50  # reports kept for GET; older ones are dropped first
-SCOPE_KEYS = ("targets", "group", "district")
+SCOPE_KEYS = ("targets", "group", "district", "meeting")
+
+
+OnReport = Callable[[CheckReport, MeetingConfig | None], None]
 
 
 class Checks:
-    def __init__(self, inventory: Inventory) -> None:
+    def __init__(self, inventory: Inventory, *, on_report: OnReport | None = None) -> None:
         self.inventory = inventory
+        self._on_report = on_report
+        self._done: set[tuple[str, float, float]] = set()  # (meeting, start, offset) run
         self._runner = CheckRunner(inventory)
         self.reports: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.ready: dict[str, bool] = {}
@@ -43,6 +48,31 @@ class Checks:
 
     async def start(self) -> None:
         await self._runner.start()
+        task = asyncio.create_task(self._schedule(), name="check-schedule")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _schedule(self) -> None:
+        """Each meeting's checks at its `check_before` offsets. A due time already past when
+        netmon starts (or the config is reloaded) runs at once, while the meeting is ahead."""
+        while True:
+            now = time.time()
+            for meeting in self.inventory.config.meetings:
+                start = meeting.start.timestamp()
+                for offset in meeting.check_before:
+                    key = (meeting.name, start, offset)
+                    if key in self._done or not start - offset <= now < start:
+                        continue
+                    self._done.add(key)
+                    log.info(
+                        "scheduled readiness check",
+                        extra={"meeting": meeting.name, "minutes_before": round(offset / 60, 1)},
+                    )
+                    try:
+                        self.begin({"meeting": meeting.name})
+                    except ScopeError as exc:
+                        log.error("scheduled check not run", extra={"reason": str(exc)})
+            await asyncio.sleep(0.5)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -63,6 +93,7 @@ class Checks:
             targets=scope.get("targets") or (),
             group=scope.get("group"),
             district=scope.get("district"),
+            meeting=scope.get("meeting"),
         )
         check_id = uuid.uuid4().hex[:12]
         self.reports[check_id] = {
@@ -80,14 +111,23 @@ class Checks:
         return check_id
 
     async def _run(self, check_id: str, targets: list[Any], scope: dict[str, Any]) -> None:
+        meeting = next(
+            (m for m in self.inventory.config.meetings if m.name == scope.get("meeting")), None
+        )
+        limits = meeting_thresholds(self.inventory.config, meeting) if meeting else None
         try:
-            report = await self._runner.run(targets, scope=scope)
+            report = await self._runner.run(targets, scope=scope, thresholds=limits)
         except Exception:
             log.exception("readiness check failed", extra={"check": check_id})
             self.reports[check_id] = {**self.reports[check_id], "status": "failed"}
             return
         report.id = check_id
         self._record(report)
+        if self._on_report is not None:
+            try:
+                self._on_report(report, meeting)
+            except Exception:
+                log.exception("publishing a readiness report failed", extra={"check": check_id})
 
     def _record(self, report: CheckReport) -> None:
         for endpoint in report.endpoints:
@@ -117,14 +157,12 @@ class Checks:
                 return _error("the body must be JSON")
             if not isinstance(body, dict):
                 return _error("the body must be a JSON object")
-            unknown = sorted(set(body) - {*SCOPE_KEYS, "meeting"})
+            unknown = sorted(set(body) - set(SCOPE_KEYS))
             if unknown:
-                return _error(f"{unknown[0]}: unknown field (use targets, group or district)")
-            if "meeting" in body:
-                return _error("meeting: meetings are not configured in this version yet")
+                return _error(f"{unknown[0]}: unknown field (use {', '.join(SCOPE_KEYS)})")
             given = {k: body[k] for k in SCOPE_KEYS if body.get(k)}
             if len(given) != 1:
-                return _error("give exactly one of targets, group or district")
+                return _error(f"give exactly one of {', '.join(SCOPE_KEYS)}")
             targets = given.get("targets")
             if targets is not None and (
                 not isinstance(targets, list) or not all(isinstance(t, str) for t in targets)
@@ -148,7 +186,9 @@ class Checks:
             return web.json_response(report, dumps=_dumps)
 
         async def get_recent(request: web.Request) -> web.Response:
-            wanted = {k: v for k, v in request.query.items() if k in ("group", "district")}
+            wanted = {
+                k: v for k, v in request.query.items() if k in ("group", "district", "meeting")
+            }
             return web.json_response({"checks": self.recent(wanted)}, dumps=_dumps)
 
         return [

@@ -161,6 +161,7 @@ class MqttSink:
         self._statuses: dict[str, bytes] = {}
         self._dirty: set[str] = set()
         self._status_wake = asyncio.Event()
+        self._reports: dict[str, bytes] = {}
         self._status_lock = asyncio.Lock()  # one writer per status topic keeps "latest wins"
         self._session: _Session | None = None
         self._up = asyncio.Event()
@@ -210,6 +211,16 @@ class MqttSink:
             return
         self._statuses[target] = payload
         self._dirty.add(target)
+        self._status_wake.set()
+
+    def publish_report(self, check_id: str, report: dict[str, object]) -> None:
+        """A readiness report on `{prefix}/checks/{id}` (QoS 1, not retained); kept until the
+        broker has it, the last 100 at most."""
+        if not _topic_level_ok(check_id):
+            return
+        self._reports[check_id] = json.dumps(report, ensure_ascii=False).encode()
+        while len(self._reports) > 100:
+            self._reports.pop(next(iter(self._reports)))
         self._status_wake.set()
 
     def _alert_topic(self, event: AlertEvent) -> str:
@@ -368,6 +379,11 @@ class MqttSink:
             except BaseException:
                 self._dirty.update(pending)  # the acked ones again too: harmless, and simple
                 raise
+            for check_id, payload in list(self._reports.items()):
+                await self._publish(
+                    session, [(f"{self._prefix}/checks/{check_id}", payload, False)]
+                )
+                self._reports.pop(check_id, None)
 
     async def _publish(
         self,
