@@ -196,6 +196,7 @@ class MeetingConfig(StrictModel):
     check_before: list[Duration] = Field(
         default_factory=lambda: [1800.0, 300.0], description="default T-30 min and T-5 min"
     )
+    duration: Duration = Field(default=7200.0, gt=0, description="how long the meeting runs")
     thresholds: dict[str, Any] = Field(
         default_factory=dict, description="stricter limits for this meeting (thresholds keys)"
     )
@@ -471,6 +472,27 @@ def _meeting_problems(config: Config) -> list[ConfigProblem]:
         except ValidationError as exc:
             problems.extend(_problems(exc, (where, "thresholds")))
     return problems
+
+
+def meeting_targets(inventory: Inventory, meeting: MeetingConfig) -> list[Target]:
+    """The rooms (endpoints, MCUs) of a meeting: its targets, groups and districts."""
+    rooms = [t for t in inventory.targets.values() if t.kind in ("endpoint", "mcu")]
+    groups, districts = set(meeting.groups), {d.casefold() for d in meeting.districts}
+    members = {t.id: t for t in rooms if t.group in groups}
+    members.update({t.id: t for t in rooms if t.district.casefold() in districts})
+    members.update({t: inventory.targets[t] for t in meeting.targets if t in inventory.targets})
+    return sorted(members.values(), key=lambda t: t.id)
+
+
+def meeting_windows(inventory: Inventory) -> list[tuple[float, float, frozenset[str]]]:
+    """(from, until, rooms) per meeting: from its first check until it ends."""
+    windows = []
+    for meeting in inventory.config.meetings:
+        start = meeting.start.timestamp()
+        ahead = max(meeting.check_before, default=0.0)
+        rooms = frozenset(t.id for t in meeting_targets(inventory, meeting))
+        windows.append((start - ahead, start + meeting.duration, rooms))
+    return windows
 
 
 def meeting_thresholds(config: Config, meeting: MeetingConfig) -> Thresholds:

@@ -16,7 +16,7 @@ from netmon.alerting.model import AlertEvent, Severity, Status
 from netmon.alerting.settings import Silence
 from netmon.alerting.store import AlertDB
 from netmon.alerting.traps import TrapIntake
-from netmon.config import ConfigError, Inventory, load_data
+from netmon.config import ConfigError, Inventory, load_data, meeting_windows
 from netmon.state import StateStore
 
 
@@ -510,3 +510,28 @@ async def test_a_web_service_down_and_a_dead_sip_stack_are_alerts(db: AlertDB) -
         "Cổng DVC does not answer its checks",
         "room: the sip probe fails",
     }
+
+
+async def test_faults_of_a_room_in_a_meeting_are_one_severity_higher(db: AlertDB) -> None:
+    clock = Clock()
+    start = dt.datetime.fromtimestamp(clock.now + 3600, dt.UTC)
+    inv = inventory(
+        {"meetings": [{"name": "Giao ban", "start": start.isoformat(), "targets": ["ep1"]}]}
+    )
+    h = Harness(inv, db, clock)
+    h.engine.set_meetings(meeting_windows(inv))
+    h.up("ep1")
+    h.echo("ep1", *([0.01] * 49 + [None] + [0.01] * 49 + [None]))  # 2 %: major when idle
+    h.advance(6)
+    h.echo("ep1", 0.01)
+    clock.now += 3600 - 1800  # half an hour before: the meeting's first check
+    h.advance(1)
+    events = await h.events()
+    assert [(e.status.value, e.severity.value) for e in events] == [
+        ("firing", "major"),
+        ("firing", "critical"),  # the same alert, raised for the meeting
+    ]
+    assert events[1].previous_severity is Severity.MAJOR
+    clock.now += 1800 + 7200  # the meeting is over
+    h.advance(1)
+    assert (await h.events())[-1].severity is Severity.MAJOR

@@ -40,6 +40,16 @@ log = logging.getLogger(__name__)
 DOWN_METRIC = "down"
 QUALITY_ALERTS = frozenset({"HighLatency", "HighPacketLoss", "HighJitter"})
 GROUP_ALERT = "DistrictUnreachable"
+# The faults of a room that matter more when a meeting is on (not its management alerts).
+MEETING_RAISED = frozenset(
+    {"EndpointDown", "HighLatency", "HighPacketLoss", "HighJitter", "ProbeFailed"}
+)
+RAISED = {
+    Severity.INFO: Severity.WARNING,
+    Severity.WARNING: Severity.MAJOR,
+    Severity.MAJOR: Severity.CRITICAL,
+    Severity.CRITICAL: Severity.CRITICAL,
+}
 # A restored alert whose condition cannot be judged again (the target went away, its probe
 # was removed) is resolved after this long rather than left firing for ever.
 RESTORE_GRACE = 300.0
@@ -126,6 +136,7 @@ class AlertEngine:
         self._writes: set[asyncio.Future[Any]] = set()
         self.dropped: dict[str, int] = {}
         self._status_listeners: list[Callable[[str], None]] = []
+        self._meetings: list[tuple[float, float, frozenset[str]]] = []
 
     # --- set-up --------------------------------------------------------------------------
 
@@ -442,12 +453,35 @@ class AlertEngine:
 
     # --- periodic work -------------------------------------------------------------------
 
+    def set_meetings(self, windows: Sequence[tuple[float, float, frozenset[str]]]) -> None:
+        """(from, until, endpoints) of each meeting: its endpoints' faults are raised one
+        severity higher then (a lossy link in an idle room is a warning; in the room of the
+        provincial meeting in ten minutes it is critical)."""
+        self._meetings = list(windows)
+
+    def _in_meeting(self, target_id: str, now: float) -> bool:
+        return any(a <= now < b and target_id in ids for a, b, ids in self._meetings)
+
+    def _severity(self, tracked: Tracked, now: float) -> Severity:
+        severity = tracked.severity
+        if tracked.alertname in MEETING_RAISED and self._in_meeting(tracked.target, now):
+            return RAISED[severity]
+        return severity
+
     def tick(self) -> None:
         """Time-driven changes: `for` and `clear_for` elapsing between observations, holds
-        expiring, flapping settling, topology waits, silences ending."""
+        expiring, flapping settling, topology waits, silences ending, meetings beginning."""
         now = self._clock()
         self._update_groups(now)
         for tracked in list(self.tracked.values()):
+            emitted = tracked.emitted
+            if (
+                emitted is not None
+                and tracked.announced
+                and tracked.level >= 0
+                and emitted.severity != self._severity(tracked, now)
+            ):
+                self._fire(tracked, now)  # a meeting began or ended around this fault
             if tracked.flapping:
                 self._settle_flapping(tracked, now)
                 continue
@@ -753,7 +787,7 @@ class AlertEngine:
         return AlertEvent(
             alertname=tracked.alertname,
             target=tracked.target,
-            severity=tracked.severity,
+            severity=self._severity(tracked, now),
             status=status,
             starts_at=tracked.started or now,
             ends_at=now if status is Status.RESOLVED else None,
@@ -874,7 +908,7 @@ class AlertEngine:
         counts = {severity.value: 0 for severity in Severity}
         for tracked in self.tracked.values():
             if tracked.emitted is not None and (tracked.level >= 0 or tracked.flapping):
-                counts[tracked.severity.value] += 1
+                counts[tracked.emitted.severity.value] += 1
         return counts
 
     def quality_alerts(self, target_id: str) -> list[Tracked]:

@@ -23,7 +23,7 @@ from netmon.alerting.sinks.base import ActiveAlerts, Sink, StatusPublisher
 from netmon.alerting.store import AlertDB
 from netmon.alerting.traps import TrapIntake
 from netmon.api import ms
-from netmon.config import Inventory
+from netmon.config import Inventory, meeting_windows
 from netmon.state import Reach, ReachChange, StateStore, TargetState
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ class Alerting:
         if restored:
             log.info("alerts restored from the last run", extra={"alerts": restored})
         self.engine.apply_inventory(self.inventory)
+        self.engine.set_meetings(meeting_windows(self.inventory))
         self._store.on_record(self._on_record)
         self._store.on_reach_change(self._on_reach)
         self.engine.on_status_change(self._publish_status)
@@ -113,6 +114,7 @@ class Alerting:
         self.engine.set_config(inventory.config.alerting)
         self.engine.set_rules(inventory.rules)
         self.engine.apply_inventory(inventory)
+        self.engine.set_meetings(meeting_windows(inventory))
         if self.traps is not None:
             self.traps.apply_inventory(inventory)
 

@@ -31,7 +31,7 @@ from collectors.base import (
 from collectors.icmp import IcmpCollector, IcmpSettings
 from netmon.checks.model import CheckReport, EndpointReport
 from netmon.checks.verdict import judge
-from netmon.config import Inventory, Target, Thresholds
+from netmon.config import Inventory, Target, Thresholds, meeting_targets
 from netmon.state import interface_rates
 
 log = logging.getLogger(__name__)
@@ -83,11 +83,7 @@ def select(
         if found is None:
             names = ", ".join(m.name for m in inventory.config.meetings) or "none configured"
             raise ScopeError(f"no meeting {meeting!r} (meetings: {names})")
-        groups, districts = set(found.groups), {d.casefold() for d in found.districts}
-        members = {t.id: t for t in rooms if t.group in groups}
-        members.update({t.id: t for t in rooms if t.district.casefold() in districts})
-        members.update({t: inventory.targets[t] for t in found.targets})
-        return sorted(members.values(), key=lambda t: t.id)
+        return meeting_targets(inventory, found)
     if targets:
         unknown = [t for t in targets if t not in inventory.targets]
         if unknown:
