@@ -56,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     importer.add_argument("-o", "--output", type=Path, metavar="FILE.yaml")
     importer.add_argument("--instance", default="netmon", help="instance name for the config")
 
+    meetings = commands.add_parser("meetings", help="meeting tools")
+    meeting_commands = meetings.add_subparsers(dest="meetings_command", required=True)
+    ics = meeting_commands.add_parser("import", help="turn an .ics calendar into meetings")
+    ics.add_argument("ics", type=Path, metavar="FILE.ics")
+    ics.add_argument("-o", "--output", type=Path, metavar="FILE.yaml")
+    ics.add_argument(
+        "--timezone", default="Asia/Ho_Chi_Minh", help="for events without one (IANA name)"
+    )
+
     demo = commands.add_parser("demo", help="run netmon on the built-in lab")
     demo.add_argument("--listen", type=_listen, default="127.0.0.1:9842", metavar="HOST:PORT")
     demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
@@ -120,6 +129,27 @@ def cmd_import(csv_path: Path, output: Path | None, instance: str) -> int:
     return EXIT_OK
 
 
+def cmd_meetings_import(ics: Path, output: Path | None, timezone: str) -> int:
+    from netmon.meetings_import import IcsImportError, ics_to_meetings, to_yaml
+
+    try:
+        meetings = ics_to_meetings(ics.read_text(encoding="utf-8"), timezone=timezone)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{ics}: cannot read: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except IcsImportError as exc:
+        for problem in exc.problems:
+            print(f"{ics}: {problem}", file=sys.stderr)
+        return EXIT_PROBLEM
+    document = to_yaml(meetings)
+    if output is None:
+        sys.stdout.write(document)
+    else:
+        output.write_text(document, encoding="utf-8")
+        print(f"{output}: {len(meetings)} meetings written", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_run(config: Path, listen: str | None) -> int:
     from netmon.service import Service
 
@@ -151,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_import(args.csv, args.output, args.instance)
         if args.command == "run":
             return cmd_run(args.config, args.listen)
+        if args.command == "meetings":
+            return cmd_meetings_import(args.ics, args.output, args.timezone)
         if args.command == "check":
             from netmon.checks import command as check_command
 

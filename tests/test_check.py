@@ -10,6 +10,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests.alertmanager_peer import eventually
 from tests.helpers import NetmonProcess, metric_value, netmon_command, write_config
 from tests.lab.netlab import NetLab
@@ -231,3 +233,62 @@ def test_a_meeting_selects_its_endpoints_and_its_stricter_limits_name_the_field(
     assert result.returncode == 1
     assert "meetings[0].targets[0]: unknown target 'nope'" in result.stderr
     assert "meetings[0].thresholds.rtt_warn" in result.stderr
+
+
+ICS = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//netmon tests//EN
+BEGIN:VEVENT
+UID:1
+SUMMARY:Giao ban tỉnh tháng 12
+DTSTART;TZID=Asia/Ho_Chi_Minh:20261201T080000
+DTEND;TZID=Asia/Ho_Chi_Minh:20261201T103000
+CATEGORIES:province
+X-NETMON-DISTRICTS:Như Xuân
+END:VEVENT
+BEGIN:VEVENT
+UID:2
+SUMMARY:Họp huyện
+DTSTART:20261202T140000
+DURATION:PT1H
+X-NETMON-TARGETS:ep-a
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def test_meetings_come_from_an_ics_export_and_validate(tmp_path: Path) -> None:
+    ics = tmp_path / "lich.ics"
+    ics.write_text(ICS, encoding="utf-8")
+    result = subprocess.run(
+        [*netmon_command(), "meetings", "import", str(ics)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    meetings = yaml.safe_load(result.stdout)["meetings"]
+    assert meetings[0] == {
+        "name": "Giao ban tỉnh tháng 12",
+        "start": "2026-12-01T08:00:00+07:00",
+        "duration": "9000s",
+        "groups": ["province"],
+        "districts": ["Như Xuân"],
+    }
+    assert meetings[1]["start"] == "2026-12-02T14:00:00+07:00"  # no TZID: the province's
+    assert meetings[1]["targets"] == ["ep-a"]
+    config = write_config(
+        tmp_path / "netmon.yaml",
+        {"targets": [{"id": "ep-a", "address": "127.0.0.1"}], "meetings": meetings},
+    )
+    validated = subprocess.run(
+        [*netmon_command(), "validate", "--config", str(config)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert validated.returncode == 0, validated.stderr
+
+    ics.write_text(ICS.replace("X-NETMON-TARGETS:ep-a\n", ""), encoding="utf-8")
+    result = subprocess.run(
+        [*netmon_command(), "meetings", "import", str(ics)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "event 2 (Họp huyện): names no endpoints" in result.stderr
