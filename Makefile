@@ -13,7 +13,8 @@ SYSTEM_TOOLS := ip:iproute2 sysctl:procps setpriv:util-linux promtool:prometheus
   prometheus:prometheus snmpd:snmpd snmpbulkwalk:snmp snmptrap:snmp \
   mosquitto:mosquitto mosquitto_sub:mosquitto-clients \
   prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager \
-  kamailio:kamailio baresip:baresip-core sipsak:sipsak
+  kamailio:kamailio baresip:baresip-core sipsak:sipsak \
+  chromium:chromium chromedriver:chromium-driver
 # Peers that only the benchmarks measure netmon against.
 BENCH_TOOLS := fping:fping prometheus-snmp-exporter:prometheus-snmp-exporter \
   prometheus-blackbox-exporter:prometheus-blackbox-exporter snmptrapd:snmptrapd

@@ -10,6 +10,7 @@ internet access, and on a phone.
 from __future__ import annotations
 
 import html
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
@@ -53,6 +54,8 @@ li[data-verdict="GO"] .verdict { background: var(--up); }
 li[data-verdict="WARN"] .verdict { background: var(--degraded); }
 li[data-verdict="NO-GO"] .verdict { background: var(--down); }
 .legend span { margin-right: .8rem; }
+.legend .up { color: var(--up); } .legend .degraded { color: var(--degraded); }
+.legend .down { color: var(--down); } .legend .unknown { color: var(--unknown); }
 """
 
 SCRIPT = """
@@ -80,27 +83,42 @@ document.getElementById('check-form').addEventListener('submit', async (event) =
   event.preventDefault();
   const [kind, ...rest] = document.getElementById('check-scope').value.split(':');
   const summary = document.getElementById('check-summary');
+  const button = document.getElementById('check-run');
+  button.disabled = true;  // one check at a time from this page
   summary.textContent = 'checking…';
-  const r = await fetch('/api/v1/checks', {method: 'POST',
-    headers: {'Content-Type': 'application/json'},
-    body: JSON.stringify({[kind]: rest.join(':')})});
-  const started = await r.json();
-  if (r.status !== 202) { summary.textContent = started.error || `HTTP ${r.status}`; return; }
-  for (let i = 0; i < 120; i++) {
-    await new Promise(ok => setTimeout(ok, 500));
-    const report = await (await fetch(started.url)).json();
-    if (report.status === 'done') {
-      report.endpoints.forEach(setVerdict);
-      summary.textContent = report.summary;
-      return;
+  try {
+    const r = await fetch('/api/v1/checks', {method: 'POST',
+      headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({[kind]: rest.join(':')})});
+    const started = await r.json();
+    if (r.status !== 202) { summary.textContent = started.error || `HTTP ${r.status}`; return; }
+    for (let i = 0; i < 120; i++) {
+      await new Promise(ok => setTimeout(ok, 500));
+      const report = await (await fetch(started.url)).json();
+      if (report.status === 'done') {
+        report.endpoints.forEach(setVerdict);
+        summary.textContent = report.summary;
+        return;
+      }
+      if (report.status === 'failed') { summary.textContent = 'the check failed'; return; }
     }
-    if (report.status === 'failed') { summary.textContent = 'the check failed'; return; }
+    summary.textContent = 'no result after a minute';
+  } catch (err) {
+    summary.textContent = 'netmon did not answer; try again';
+  } finally {
+    button.disabled = false;
   }
-  summary.textContent = 'no result after a minute';
 });
 refresh();
 setInterval(refresh, 5000);
 """
+
+
+def _collate(text: str) -> tuple[str, str]:
+    """Vietnamese order, near enough: by the letters without their marks (Đ as D), then as
+    written, so Hà Trung comes before Hoằng Hóa and Đông Sơn among the Ds."""
+    bare = unicodedata.normalize("NFD", text.replace("Đ", "D").replace("đ", "d"))
+    return ("".join(c for c in bare if not unicodedata.combining(c)).casefold(), text)
 
 
 def _state(reach: Reach, degraded: bool) -> str:
@@ -119,7 +137,10 @@ def status_page(
         rooms = [s for s in store.targets.values() if s.target.kind in ("endpoint", "mcu")]
         by_district: dict[str, list[str]] = {}
         known = verdicts()
-        for state in sorted(rooms, key=lambda s: (s.target.district, s.target.display_name)):
+        ordered = sorted(
+            rooms, key=lambda s: (_collate(s.target.district), _collate(s.target.display_name))
+        )
+        for state in ordered:
             target = state.target
             verdict, reasons = known.get(target.id, ("", ""))
             by_district.setdefault(target.district or "—", []).append(
@@ -135,8 +156,10 @@ def status_page(
             "</section>"
             for name, items in by_district.items()
         )
-        districts = sorted({s.target.district for s in rooms if s.target.district})
-        groups = sorted({s.target.group for s in rooms if s.target.group})
+        districts = sorted({s.target.district for s in rooms if s.target.district}, key=_collate)
+        groups = sorted({s.target.group for s in rooms if s.target.group}, key=_collate)
+        answering, devices = store.devices_answering()
+        device_line = f" · SNMP devices: {answering} of {devices} answering" if devices else ""
         options = "".join(
             f'<option value="district:{html.escape(d)}">district {html.escape(d)}</option>'
             for d in districts
@@ -150,6 +173,7 @@ def status_page(
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>netmon · {html.escape(instance)}</title>
+<link rel="icon" href="data:,">
 <style>{STYLE}</style>
 </head>
 <body>
@@ -157,7 +181,8 @@ def status_page(
 <h1>netmon · {html.escape(instance)}</h1>
 <p><span id="endpoint-count">{len(rooms)}</span> endpoints: <span id="live"></span>
 · <a style="color:#fff" href="/api/v1/alerts">alerts</a>
-· <a style="color:#fff" href="/metrics">metrics</a> · netmon {html.escape(__version__)}</p>
+· <a style="color:#fff" href="/metrics">metrics</a>{html.escape(device_line)}
+· netmon {html.escape(__version__)}</p>
 </header>
 <main>
 <form id="check-form">
@@ -166,7 +191,8 @@ def status_page(
 <button id="check-run" type="submit">Run check</button>
 <span id="check-summary"></span>
 </form>
-<p class="legend"><span>● up</span><span>● degraded</span><span>● down</span>
+<p class="legend"><span class="up">● up</span><span class="degraded">● degraded</span>
+<span class="down">● down</span><span class="unknown">● unknown</span>
 <span>verdicts: GO / WARN / NO-GO (hover for the reasons)</span></p>
 <div class="districts">
 {sections}

@@ -42,6 +42,7 @@ FLAGS = (
     # instead of waiting on the internet or fetching from it.
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
 )
+BROWSER_SCHEMES = frozenset({"chrome", "chrome-untrusted", "devtools"})
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -65,17 +66,30 @@ class Browser:
         self._service = Service(
             require_program("chromedriver"),
             log_output=str(profile.parent / "chromedriver.log"),
-            env={**os.environ, "NETMON_TEST_BROWSER": str(profile)},
+            # Crashpad's database goes under $XDG_CONFIG_HOME, not the profile: keep it ours too.
+            env={
+                **os.environ,
+                "NETMON_TEST_BROWSER": str(profile),
+                "XDG_CONFIG_HOME": str(profile / "config"),
+            },
         )
-        self.driver = webdriver.Chrome(service=self._service, options=options)
+        try:
+            self.driver = webdriver.Chrome(service=self._service, options=options)
+        except BaseException:
+            self._service.stop()
+            self._end_leftovers()
+            raise
         try:
             self.driver.set_page_load_timeout(page_load_timeout)
             self.driver.set_script_timeout(page_load_timeout)
         except BaseException:
             self.quit()
             raise
-        self.requests: list[str] = []  # every URL the pages asked for, in order
-        self.console: list[dict[str, Any]] = []
+        self._requests: list[str] = []
+        self._console: list[dict[str, Any]] = []
+        self._collect_logs()
+        self._requests.clear()  # the browser's own start page, not a page under test
+        self._console.clear()
 
     # -- pages ------------------------------------------------------------------------------
 
@@ -114,13 +128,22 @@ class Browser:
     def _collect_logs(self) -> None:
         for entry in self.driver.get_log("performance"):
             message = json.loads(entry["message"])["message"]
-            if message["method"] == "Network.requestWillBeSent":
-                self.requests.append(message["params"]["request"]["url"])
-        self.console.extend(self.driver.get_log("browser"))
+            if message["method"] != "Network.requestWillBeSent":
+                continue
+            params = message["params"]
+            if urlsplit(params.get("documentURL", "")).scheme in BROWSER_SCHEMES:
+                continue  # a page of the browser's own, such as the new tab page
+            self._requests.append(params["request"]["url"])
+        self._console.extend(self.driver.get_log("browser"))
+
+    @property
+    def requests(self) -> list[str]:
+        """Every URL the pages asked for so far (scripts' fetches included), in order."""
+        self._collect_logs()
+        return list(self._requests)
 
     def outside_requests(self) -> list[str]:
         """URLs the pages requested (network log and resource timing) from any non-local host."""
-        self._collect_logs()
         timed = self.driver.execute_script(
             "return performance.getEntries().map(e => e.name).filter(n => n.includes('://'));"
         )
@@ -129,40 +152,53 @@ class Browser:
 
     def console_errors(self) -> list[str]:
         self._collect_logs()
-        return [entry["message"] for entry in self.console if entry["level"] == "SEVERE"]
+        return [entry["message"] for entry in self._console if entry["level"] == "SEVERE"]
 
-    # -- screenshots ------------------------------------------------------------------------------
+    # -- layout and screenshots -----------------------------------------------------------------
 
-    def screenshot(self, path: Path, *, width: int, mobile: bool = False) -> Path:
-        """The whole page, laid out `width` CSS pixels wide (a phone's viewport if `mobile`)."""
+    @contextlib.contextmanager
+    def viewport(self, width: int, *, height: int = 800, mobile: bool = False) -> Iterator[None]:
+        """Lay the page out `width` CSS pixels wide (as a phone does, honouring its viewport
+        meta tag, if `mobile`) until the block ends."""
         self.driver.execute_cdp_cmd(
             "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": mobile},
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
         )
         try:
-            metrics = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
-            size = metrics["cssContentSize"]
-            shot = self.driver.execute_cdp_cmd(
-                "Page.captureScreenshot",
-                {
-                    "format": "png",
-                    "captureBeyondViewport": True,
-                    "clip": {
-                        "x": 0, "y": 0, "width": width, "height": size["height"], "scale": 1,
-                    },
-                },
-            )  # fmt: skip
+            yield
         finally:
             self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+    def screenshot(self, path: Path) -> Path:
+        """The whole page, from top to bottom, as wide as the viewport, as a PNG at `path`."""
+        width, height = self.driver.execute_script(
+            "return [window.innerWidth, document.documentElement.scrollHeight];"
+        )
+        shot = self.driver.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+            },
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(shot["data"]))
         return path
 
-    def page_width(self) -> int:
-        """How wide the laid-out page is; wider than the viewport means a horizontal scroll."""
-        return int(self.driver.execute_script("return document.documentElement.scrollWidth;"))
+    def overflow(self) -> int:
+        """How many CSS pixels the page is wider than the viewport (a sideways scroll if > 0)."""
+        return int(
+            self.driver.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth;"
+            )
+        )
 
     # -- the end -------------------------------------------------------------------------------
+
+    def processes(self) -> list[int]:
+        """PIDs of the live processes of this browser (chromedriver, chromium and its helpers)."""
+        return _processes_with(self._marker, self.profile)
 
     def quit(self) -> None:
         """Quit the browser; fail if a process of this profile outlives it (it is then killed)."""
@@ -172,12 +208,18 @@ class Browser:
         if driver_process is not None and driver_process.poll() is None:
             driver_process.kill()
             driver_process.wait(timeout=5)
+        self._end_leftovers()
+
+    def _end_leftovers(self) -> None:
+        """Wait a little for the processes of this browser to exit; kill and fail if any stay."""
         try:
             wait_until(
-                lambda: not _processes_with(self._marker), timeout=5, what="chromium to exit"
+                lambda: not self.processes(),
+                timeout=5,
+                what="chromium to exit",
             )
         except AssertionError:
-            left = _processes_with(self._marker)
+            left = self.processes()
             for pid in left:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -200,13 +242,18 @@ def chromium(*, workdir: Path | None = None, page_load_timeout: float = 15.0) ->
 
 def _local(url: str) -> bool:
     parts = urlsplit(url)
-    if parts.scheme in ("data", "blob", "about", "javascript"):
+    if parts.scheme in ("data", "blob", "about", "javascript", "file"):
         return True
     return parts.hostname in LOCAL_HOSTS
 
 
-def _processes_with(marker: str) -> list[int]:
-    """PIDs of live processes whose environment holds `marker` (zombies excluded)."""
+def _processes_with(marker: str, profile: Path) -> list[int]:
+    """PIDs of live processes of a browser, zombies excluded.
+
+    The marker is in the environment of those started directly; the zygote rewrites the
+    environment area of its children, which carry `--user-data-dir` on their command line.
+    """
+    argument = f"--user-data-dir={profile}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -215,8 +262,9 @@ def _processes_with(marker: str) -> list[int]:
             if (entry / "stat").read_text().split(") ", 1)[1].startswith("Z"):
                 continue
             environ = (entry / "environ").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes()  # rewritten by the zygote: one string
         except (OSError, IndexError):
             continue
-        if marker.encode() in environ:
+        if marker.encode() in environ or argument in cmdline:
             found.append(int(entry.name))
     return found

@@ -1,0 +1,167 @@
+"""The status page at `/`, as meeting staff see it: in a real browser, over the running demo.
+
+Headless Chromium (tests/browser.py) opens the page of `netmon demo`: 215 endpoints by district,
+all up; a fault makes one endpoint of a district unreachable, a readiness check of that district
+run from the page's form marks it NO-GO and the others GO, and its live state turns down. The
+page fetches nothing from outside 127.0.0.1. Screenshots at a laptop's and a phone's width are
+left in test-artifacts/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium.webdriver.support.ui import Select
+
+from netmon.lab import netns
+from tests.browser import ARTIFACTS, Browser, chromium
+from tests.helpers import http_get, wait_until
+from tests.test_demo_faults import Demo
+
+ENDPOINTS = 215
+SUMMARY = re.compile(
+    r"(?P<go>\d+) GO, (?P<warn>\d+) WARN, (?P<nogo>\d+) NO-GO "
+    r"\((?P<checked>\d+) endpoints checked in [\d.]+ s\)"
+)
+
+
+@pytest.fixture
+def demo(_lab_ready: None) -> Iterator[Demo]:
+    running = Demo()
+    try:
+        wait_until(
+            lambda: list(running.up().values()) == [1.0] * ENDPOINTS,
+            timeout=20,
+            interval=0.5,
+            what=f"{ENDPOINTS} endpoints up",
+        )
+        yield running
+    finally:
+        code = running.stop()
+        namespace = re.search(r"network namespace (\S+)", running.output)
+        assert code == 0, running.output
+        assert namespace is not None, running.output
+        assert namespace.group(1) not in netns.ip("netns", "list").stdout
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    with chromium(workdir=tmp_path) as started:
+        yield started
+
+
+def _districts(demo: Demo) -> dict[str, list[str]]:
+    """Endpoint ids by district, as the targets API has them."""
+    status, _, body = http_get(demo.url + "/api/v1/targets")
+    assert status == 200
+    districts: dict[str, list[str]] = {}
+    for target in json.loads(body)["targets"]:
+        if target["kind"] == "endpoint":
+            districts.setdefault(target["district"], []).append(target["id"])
+    return districts
+
+
+def _endpoints(browser: Browser) -> dict[str, dict[str, str | None]]:
+    rows = browser.attributes("li.endpoint", "data-target", "data-state", "data-verdict")
+    return {str(row["data-target"]): row for row in rows}
+
+
+@pytest.mark.peer
+def test_the_browser_reports_what_a_page_fetches_from_outside_and_leaves_no_process(
+    tmp_path: Path,
+) -> None:
+    page = tmp_path / "page.html"
+    page.write_text(
+        '<img src="https://cdn.example.org/logo.png"><script src="/local.js"></script>',
+        encoding="utf-8",
+    )
+    with chromium(workdir=tmp_path) as browser:
+        browser.open(page.as_uri())
+        assert browser.outside_requests() == ["https://cdn.example.org/logo.png"]
+        assert len(browser.processes()) > 2  # chromedriver, chromium, its helpers
+    assert browser.processes() == []
+
+
+@pytest.mark.netns
+@pytest.mark.peer
+def test_staff_see_every_endpoint_up_run_a_district_check_and_see_the_fault(
+    demo: Demo, browser: Browser
+) -> None:
+    districts = _districts(demo)
+    browser.open(demo.url + "/")
+
+    # Every endpoint, in the section of its district, up, and no verdict before any check.
+    assert browser.find("#endpoint-count").text == str(ENDPOINTS)
+    endpoints = _endpoints(browser)
+    assert len(browser.find_all("li.endpoint")) == ENDPOINTS
+    assert {row["data-state"] for row in endpoints.values()} == {"up"}
+    assert {row["data-verdict"] for row in endpoints.values()} == {""}
+    sections = browser.driver.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('section.district')].map("
+        "s => [s.dataset.district, [...s.querySelectorAll('li.endpoint')]"
+        ".map(li => li.dataset.target).sort()]));"
+    )
+    assert len(sections) >= 27
+    assert sections == {name: sorted(ids) for name, ids in districts.items()}
+
+    # A small district (the check is quick), one of its endpoints unreachable.
+    district = min(
+        (d for d, ids in districts.items() if len(ids) >= 3), key=lambda d: (len(districts[d]), d)
+    )
+    faulted, *others = sorted(districts[district])
+    demo.inject({"kind": "endpoint-down", "target": faulted})
+
+    Select(browser.find("#check-scope")).select_by_value(f"district:{district}")
+    browser.find("#check-run").click()
+    browser.wait_for(
+        lambda driver: "NO-GO" in browser.find("#check-summary").text,
+        timeout=20,
+        what="the check's summary",
+    )
+    summary = browser.find("#check-summary").text
+    counts = SUMMARY.fullmatch(summary)
+    assert counts is not None, summary
+    assert counts.group("go", "warn", "nogo", "checked") == (
+        str(len(others)), "0", "1", str(len(others) + 1),
+    )  # fmt: skip
+    endpoints = _endpoints(browser)
+    assert endpoints[faulted]["data-verdict"] == "NO-GO"
+    assert {endpoints[other]["data-verdict"] for other in others} == {"GO"}
+    unchecked = set(endpoints) - set(districts[district])
+    assert {endpoints[target]["data-verdict"] for target in unchecked} == {""}
+    assert demo.url + "/api/v1/checks" in browser.requests  # started by the page's script
+
+    # The live refresh turns the faulted endpoint down, and so does a reload.
+    browser.wait_for(
+        lambda driver: _endpoints(browser)[faulted]["data-state"] == "down",
+        timeout=15,
+        what=f"{faulted} down on the live page",
+    )
+    # What staff see now (summary, verdicts, the down endpoint), at a laptop's and a phone's width.
+    for name, width, mobile in (("laptop", 1280, False), ("phone", 390, True)):
+        with browser.viewport(width, mobile=mobile):
+            path = browser.screenshot(ARTIFACTS / f"status-page-{name}.png")
+            print(f"status page at {width} px wide: {path}")
+            assert browser.overflow() <= 0, f"the page scrolls sideways at {width} px"
+
+    browser.reload()
+    endpoints = _endpoints(browser)
+    assert endpoints[faulted]["data-state"] == "down"
+    assert {row["data-state"] for t, row in endpoints.items() if t != faulted} == {"up"}
+    assert endpoints[faulted]["data-verdict"] == "NO-GO"  # the last verdicts stay
+    dot = "return getComputedStyle(arguments[0], '::before').backgroundColor;"
+    colours = {
+        target: browser.driver.execute_script(dot, browser.find(f'li[data-target="{target}"]'))
+        for target in (faulted, *others)
+    }
+    assert len({colours[other] for other in others}) == 1
+    assert colours[faulted] != colours[others[0]]  # down is another colour than up
+
+    assert browser.outside_requests() == []
+    # The page links no icon, so the browser asks for /favicon.ico, which is not served.
+    errors = [e for e in browser.console_errors() if "/favicon.ico " not in e]
+    assert errors == []
