@@ -297,7 +297,7 @@ def _os_failure(exc: OSError, where: str) -> CollectError:
         how = "port unreachable" if where.startswith("udp") else "connection refused"
         return CollectError("refused", f"{where}: {how} (nothing listens there)")
     if isinstance(exc, ConnectionResetError | BrokenPipeError):
-        return CollectError("closed", f"{where}: connection reset by the endpoint")
+        return CollectError("protocol", f"{where}: connection reset by the endpoint")
     reason = "unreachable" if exc.errno in _UNREACHABLE_ERRNOS else "error"
     text = exc.strerror or type(exc).__name__
     return CollectError(reason, f"{where}: {text}")
@@ -548,9 +548,9 @@ async def _read_message(reader: asyncio.StreamReader, where: str) -> bytes:
     except asyncio.IncompleteReadError as exc:
         if exc.partial.strip():
             raise CollectError("parse", f"{where}: connection closed mid-message") from None
-        raise CollectError("closed", f"{where}: connection closed without a response") from None
+        raise CollectError("protocol", f"{where}: connection closed without a response") from None
     except ConnectionResetError:
-        raise CollectError("closed", f"{where}: connection reset without a response") from None
+        raise CollectError("protocol", f"{where}: connection reset without a response") from None
     try:
         length = parse_response(head).content_length
     except _NotAResponseError:

@@ -243,7 +243,7 @@ async def test_tcp_answer_with_provisional_first(scripted_uas: ScriptedUas) -> N
         ([(0, b"garbage\r\n\r\n")], "parse", "no SIP/2.0 status line: 'garbage'"),
         ([(0, b"SIP/2.0 200 OK\r\n" + b"X: " + b"y" * 70_000)], "parse",
          "response head larger than 64 KiB"),
-        ([(0, CLOSE)], "closed", "connection closed without a response"),
+        ([(0, CLOSE)], "protocol", "connection closed without a response"),
         ([(0, b"SIP/2.0 200 OK\r\n"), (0.01, CLOSE)], "parse", "connection closed mid-message"),
         ([], "timeout", "no response to OPTIONS within 0.5s (1 request sent)"),
     ],
@@ -411,7 +411,7 @@ def test_config_example_from_readme_loads() -> None:
         (OSError(errno.EHOSTUNREACH, "No route to host"), "unreachable"),
         (OSError(errno.ENETUNREACH, "Network is unreachable"), "unreachable"),
         (OSError(errno.EPERM, "Operation not permitted"), "unreachable"),
-        (ConnectionResetError(errno.ECONNRESET, "reset"), "closed"),
+        (ConnectionResetError(errno.ECONNRESET, "reset"), "protocol"),
         (OSError(errno.EMSGSIZE, "Message too long"), "error"),
     ],
 )
