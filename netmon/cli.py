@@ -120,12 +120,16 @@ def cmd_import(csv_path: Path, output: Path | None, instance: str) -> int:
             print(f"{csv_path}: {problem}", file=sys.stderr)
         print(f"{csv_path}: {len(exc.problems)} bad row(s), nothing written", file=sys.stderr)
         return EXIT_PROBLEM
-    document = to_yaml(data)
+    return _emit(to_yaml(data), output, f"{len(data['targets'])} targets")
+
+
+def _emit(document: str, output: Path | None, what: str) -> int:
+    """A generated YAML document to stdout, or to `output` with a line saying what went in."""
     if output is None:
         sys.stdout.write(document)
     else:
         output.write_text(document, encoding="utf-8")
-        print(f"{output}: {len(data['targets'])} targets written", file=sys.stderr)
+        print(f"{output}: {what} written", file=sys.stderr)
     return EXIT_OK
 
 
@@ -141,13 +145,7 @@ def cmd_meetings_import(ics: Path, output: Path | None, timezone: str) -> int:
         for problem in exc.problems:
             print(f"{ics}: {problem}", file=sys.stderr)
         return EXIT_PROBLEM
-    document = to_yaml(meetings)
-    if output is None:
-        sys.stdout.write(document)
-    else:
-        output.write_text(document, encoding="utf-8")
-        print(f"{output}: {len(meetings)} meetings written", file=sys.stderr)
-    return EXIT_OK
+    return _emit(to_yaml(meetings), output, f"{len(meetings)} meetings")
 
 
 def cmd_run(config: Path, listen: str | None) -> int:

@@ -273,6 +273,11 @@ class Target:
     def display_name(self) -> str:
         return self.name or self.id
 
+    @property
+    def is_room(self) -> bool:
+        """A conference room (endpoint or MCU): what meetings, checks and the page are about."""
+        return self.kind in ("endpoint", "mcu")
+
     def probe(self, name: str) -> CollectorSettings | None:
         # Called for every result recorded: a scan of one or two pairs, no dict built.
         return next((settings for probe, settings in self.probes if probe == name), None)
@@ -476,7 +481,7 @@ def _meeting_problems(config: Config) -> list[ConfigProblem]:
 
 def meeting_targets(inventory: Inventory, meeting: MeetingConfig) -> list[Target]:
     """The rooms (endpoints, MCUs) of a meeting: its targets, groups and districts."""
-    rooms = [t for t in inventory.targets.values() if t.kind in ("endpoint", "mcu")]
+    rooms = [t for t in inventory.targets.values() if t.is_room]
     groups, districts = set(meeting.groups), {d.casefold() for d in meeting.districts}
     members = {t.id: t for t in rooms if t.group in groups}
     members.update({t.id: t for t in rooms if t.district.casefold() in districts})

@@ -11,7 +11,7 @@ import bisect
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -101,10 +101,19 @@ class EchoWindow:
 
     def jitter(self) -> float | None:
         """Mean absolute difference of consecutive RTTs (RFC 3550's D), over the window."""
-        rtts = self.rtts()
-        if len(rtts) < 2:
-            return None
-        return sum(abs(b - a) for a, b in itertools.pairwise(rtts)) / (len(rtts) - 1)
+        return jitter(self.rtts())
+
+
+def jitter(rtts: Sequence[float]) -> float | None:
+    """Mean absolute difference of consecutive RTTs (RFC 3550's D); None below two."""
+    if len(rtts) < 2:
+        return None
+    return sum(abs(b - a) for a, b in itertools.pairwise(rtts)) / (len(rtts) - 1)
+
+
+def percentile_95(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
 
 
 @dataclass(slots=True)

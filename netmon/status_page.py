@@ -134,7 +134,7 @@ def status_page(
     degraded: Callable[[str], bool] = lambda target: False,
 ) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        rooms = [s for s in store.targets.values() if s.target.kind in ("endpoint", "mcu")]
+        rooms = [s for s in store.targets.values() if s.target.is_room]
         by_district: dict[str, list[str]] = {}
         known = verdicts()
         ordered = sorted(

@@ -12,8 +12,12 @@ is counted and dropped by the caller.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TypeVar
+
+T = TypeVar("T")
 
 OID = tuple[int, ...]
 
@@ -313,14 +317,24 @@ def _value(tag: int, data: bytes, start: int, stop: int) -> tuple[Tag, Value]:
     raise DecodeError(f"unexpected tag {kind.name} as a value")
 
 
+def strict(parse: Callable[[bytes], T]) -> Callable[[bytes], T]:
+    """A parser that fails only with DecodeError: running off the end of a truncated
+    datagram (IndexError) or a bad value (ValueError) is malformed input too."""
+
+    def parse_strictly(data: bytes) -> T:
+        try:
+            return parse(data)
+        except DecodeError:
+            raise
+        except (IndexError, ValueError) as exc:
+            raise DecodeError(str(exc)) from exc
+
+    return parse_strictly
+
+
 def decode_message(data: bytes) -> Message:
     """Parse a v1/v2c message; raise DecodeError on anything malformed."""
-    try:
-        return _decode(data)
-    except DecodeError:
-        raise
-    except (IndexError, ValueError) as exc:
-        raise DecodeError(str(exc)) from exc
+    return strict(_decode)(data)
 
 
 def _decode(data: bytes) -> Message:

@@ -21,6 +21,7 @@ from collectors.snmp.codec import (
     _header,  # the codec's own TLV reader, shared rather than copied
     _value,
     decode_oid,
+    strict,
 )
 
 _TRAP_V1 = 0xA4
@@ -79,12 +80,7 @@ def _octets(data: bytes, pos: int, end: int) -> tuple[bytes, int]:
 
 def decode_v1_trap(data: bytes) -> V1Trap:
     """Parse an SNMPv1 Trap message; raise DecodeError on anything malformed."""
-    try:
-        return _decode_v1_trap(data)
-    except DecodeError:
-        raise
-    except (IndexError, ValueError) as exc:
-        raise DecodeError(str(exc)) from exc
+    return strict(_decode_v1_trap)(data)
 
 
 def _decode_v1_trap(data: bytes) -> V1Trap:
@@ -142,12 +138,7 @@ def _decode_v1_trap(data: bytes) -> V1Trap:
 
 def decode_v3_header(data: bytes) -> V3Header:
     """msgGlobalData and the USM security parameters; the scoped PDU is left to USM."""
-    try:
-        return _decode_v3_header(data)
-    except DecodeError:
-        raise
-    except (IndexError, ValueError) as exc:
-        raise DecodeError(str(exc)) from exc
+    return strict(_decode_v3_header)(data)
 
 
 def _decode_v3_header(data: bytes) -> V3Header:

@@ -33,7 +33,7 @@ from netmon.alerting.rules import (
 from netmon.alerting.settings import AlertingConfig, Silence
 from netmon.alerting.store import AlertDB
 from netmon.config import Inventory, Target
-from netmon.state import Reach, StateStore, TargetState
+from netmon.state import Reach, StateStore, TargetState, percentile_95
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +100,6 @@ def desired_level(levels: Sequence[Level], current: int, value: float) -> int:
         if value > level.above or (index <= current and value > level.clear_at):
             desired = index
     return desired
-
-
-def _p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
 
 
 class AlertEngine:
@@ -321,7 +316,7 @@ class AlertEngine:
         if len(rtts) < MIN_RTT_SAMPLES:
             yield {}, None
         elif metric == "rtt_p95":
-            yield {}, _p95(rtts)
+            yield {}, percentile_95(rtts)
         elif metric == "jitter":
             yield {}, window.jitter()
 

@@ -133,15 +133,12 @@ def render_table(report: CheckReport) -> Table:
     for column in ("verdict", "endpoint", "district", "RTT p95", "loss", "jitter", "reasons"):
         table.add_column(column, overflow="fold")
     for endpoint in report.worst_first():
-        m = endpoint.measurements
         verdict = endpoint.verdict
         table.add_row(
             f"[{COLOURS[verdict]}]{verdict.value}[/]",
             f"{endpoint.name} ({endpoint.target})",
             endpoint.district,
-            f"{m['rtt_p95_ms']:.1f} ms" if "rtt_p95_ms" in m else "-",
-            f"{m['loss_ratio'] * 100:.1f}%" if "loss_ratio" in m else "-",
-            f"{m['jitter_ms']:.1f} ms" if "jitter_ms" in m else "-",
+            *endpoint.quality_cells(),
             "; ".join(endpoint.reasons),
         )
     return table

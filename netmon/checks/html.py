@@ -35,7 +35,6 @@ def render_html(report: CheckReport) -> str:
 
     rows = []
     for endpoint in report.worst_first():
-        m = endpoint.measurements
         verdict = endpoint.verdict
         badge = (
             f'<td><span class="verdict" style="background:{COLOURS[verdict]}">'
@@ -46,9 +45,7 @@ def render_html(report: CheckReport) -> str:
             + badge
             + cell(f"{endpoint.name} ({endpoint.target})")
             + cell(endpoint.district, "opt")
-            + cell(f"{m['rtt_p95_ms']:.1f} ms" if "rtt_p95_ms" in m else "-", "num opt")
-            + cell(f"{m['loss_ratio'] * 100:.1f}%" if "loss_ratio" in m else "-", "num opt")
-            + cell(f"{m['jitter_ms']:.1f} ms" if "jitter_ms" in m else "-", "num opt")
+            + "".join(cell(text, "num opt") for text in endpoint.quality_cells())
             + cell("; ".join(endpoint.reasons))
             + "</tr>"
         )

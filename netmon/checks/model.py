@@ -49,6 +49,16 @@ class EndpointReport:
         worst = sorted(self.findings, key=lambda f: -f.verdict.rank)
         return [f.reason for f in worst if f.verdict is not Verdict.GO]
 
+    def quality_cells(self) -> tuple[str, str, str]:
+        """RTT p95, loss and jitter as a person reads them ("-" when not measured), for the
+        table and the HTML report alike."""
+        m = self.measurements
+        return (
+            f"{m['rtt_p95_ms']:.1f} ms" if "rtt_p95_ms" in m else "-",
+            f"{m['loss_ratio'] * 100:.1f}%" if "loss_ratio" in m else "-",
+            f"{m['jitter_ms']:.1f} ms" if "jitter_ms" in m else "-",
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "target": self.target,

@@ -77,7 +77,7 @@ def select(
     meeting: str | None = None,
 ) -> list[Target]:
     """The endpoints (and MCUs) a check covers; devices and services are not meeting rooms."""
-    rooms = [t for t in inventory.targets.values() if t.kind in ("endpoint", "mcu")]
+    rooms = [t for t in inventory.targets.values() if t.is_room]
     if meeting is not None:
         found = next((m for m in inventory.config.meetings if m.name == meeting), None)
         if found is None:

@@ -10,11 +10,12 @@ uplink only warn.
 
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING
 
 from netmon.checks.model import EndpointReport, Finding, Verdict
 from netmon.config import Target, Thresholds
+from netmon.state import jitter as rtt_jitter
+from netmon.state import percentile_95
 
 if TYPE_CHECKING:
     from netmon.checks.runner import Collected
@@ -55,13 +56,8 @@ def judge(
         if received == 0:
             add(Finding(Verdict.NO_GO, f"unreachable: no reply to {sent} pings"))
         else:
-            ordered = sorted(rtts)
-            p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-            jitter = (
-                sum(abs(b - a) for a, b in itertools.pairwise(rtts)) / (len(rtts) - 1)
-                if len(rtts) > 1
-                else 0.0
-            )
+            p95 = percentile_95(rtts)
+            jitter = rtt_jitter(rtts) or 0.0
             report.measurements["rtt_p95_ms"] = round(p95 * 1000, 2)
             report.measurements["jitter_ms"] = round(jitter * 1000, 2)
             if loss > limits.loss_critical:
