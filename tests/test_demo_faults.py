@@ -11,14 +11,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import re
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +28,7 @@ from netmon.lab.faults import FaultInjector, FaultInputError, FaultUnavailableEr
 from netmon.lab.responder import Impairment
 from netmon.lab.snmpsim import SnmpSimulator, build_lab
 from tests.conftest import require_program
+from tests.demo_peer import Demo, call
 from tests.helpers import metric_value, netmon_command, samples, wait_until
 from tests.lab.netlab import NetLab
 from tests.mqtt_peer import Mosquitto, MqttMessage, MqttRecorder, retained
@@ -285,7 +282,7 @@ async def test_changes_from_another_host_are_refused(netlab: NetLab) -> None:
         assert (await from_host("DELETE")).startswith("403 ")
         assert (await from_host("GET")).startswith("200 ")  # reading is fine from anywhere
         status, document = await asyncio.to_thread(
-            _call, "POST", f"http://127.0.0.1:{port}{PATH}", json.loads(body)
+            call, "POST", f"http://127.0.0.1:{port}{PATH}", json.loads(body)
         )
         assert (status, document["kind"]) == (201, "interface-down")
     finally:
@@ -293,101 +290,6 @@ async def test_changes_from_another_host_are_refused(netlab: NetLab) -> None:
 
 
 # -- the whole demo ------------------------------------------------------------------------------
-
-
-def _call(method: str, url: str, body: object = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(  # noqa: S310
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-class Demo:
-    """`netmon demo` as a child process, with its output collected as it comes."""
-
-    def __init__(self, *prefix: str, mqtt: str = "", alertmanager: str = "") -> None:
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [
-                *prefix,
-                *netmon_command(),
-                "demo",
-                "--listen",
-                "127.0.0.1:0",
-                "--mqtt",
-                mqtt,
-                "--alertmanager",
-                alertmanager,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        match = wait_until(
-            lambda: (
-                re.search(r"metrics\s+(http://\S+)/metrics", self.output)
-                or self.process.poll() is not None
-            ),
-            timeout=30,
-            what="the demo to print its URLs",
-        )
-        if match is True:
-            raise AssertionError(f"the demo exited early:\n{self.output}")
-        self.url = match.group(1)  # type: ignore[union-attr]
-        self.touched: set[str] = set()  # endpoints the tests have faulted
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def call(self, method: str, body: object = None, suffix: str = "") -> tuple[int, Any]:
-        return _call(method, self.url + PATH + suffix, body)
-
-    def inject(self, body: dict[str, Any]) -> dict[str, Any]:
-        status, fault = self.call("POST", body)
-        assert status == 201, fault
-        self.touched.update(fault["endpoints"])
-        return dict(fault)
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:  # noqa: S310
-            return str(response.read().decode())
-
-    def target(self, target: str) -> dict[str, Any]:
-        status, document = _call("GET", f"{self.url}/api/v1/targets/{target}")
-        assert status == 200
-        return dict(document)
-
-    def up(self) -> dict[str, float]:
-        return {
-            labels["target"]: value
-            for labels, value in samples(self.metrics(), "netmon_target_up")
-            if labels["kind"] == "endpoint"
-        }
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._reader.join(timeout=2)
-        return self.process.returncode
 
 
 @pytest.fixture(scope="module")
@@ -516,7 +418,7 @@ def test_delay_raises_the_round_trip_by_that_much(clean: Demo) -> None:
 
 @pytest.mark.netns
 def test_uplink_cut_takes_down_the_district_and_only_it(clean: Demo) -> None:
-    status, targets = _call("GET", clean.url + "/api/v1/targets")
+    status, targets = call("GET", clean.url + "/api/v1/targets")
     assert status == 200
     district = "Cẩm Thủy"
     inside = {
@@ -635,7 +537,7 @@ def test_without_namespace_rights_the_demo_runs_on_loopback_and_says_why() -> No
             "POST", {"kind": "interface-down", "device": "core-router", "interface": 1}
         )
         assert status == 201, fault  # the simulated devices need no namespace
-        status, target = _call("GET", limited.url + "/api/v1/targets/ep-so-01")
+        status, target = call("GET", limited.url + "/api/v1/targets/ep-so-01")
         assert target["address"] == "127.0.1.2"
     finally:
         assert limited.stop() == 0, limited.output

@@ -19,8 +19,8 @@ from selenium.webdriver.support.ui import Select
 
 from netmon.lab import netns
 from tests.browser import ARTIFACTS, Browser, chromium
+from tests.demo_peer import Demo
 from tests.helpers import http_get, wait_until
-from tests.test_demo_faults import Demo
 
 ENDPOINTS = 215
 SUMMARY = re.compile(
