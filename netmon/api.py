@@ -16,19 +16,21 @@ from prometheus_client import CollectorRegistry
 from netmon import __version__
 from netmon.alerting.model import iso
 from netmon.exporter import render
-from netmon.state import StateStore, TargetState
+from netmon.state import StateStore, TargetState, live_status
 
 STORE_KEY = web.AppKey("store", StateStore)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 ReadyCheck = Callable[[], bool]
 READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("ready")
+Degraded = Callable[[str], bool]  # target id → a quality alert is pending or firing for it
+DEGRADED_KEY: web.AppKey[Degraded] = web.AppKey("degraded")
 
 
 def ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
 
-def target_json(state: TargetState) -> dict[str, Any]:
+def target_json(state: TargetState, degraded: bool = False) -> dict[str, Any]:
     target = state.target
     icmp = state.icmp
     return {
@@ -41,6 +43,7 @@ def target_json(state: TargetState) -> dict[str, Any]:
         "group": target.group,
         "labels": dict(target.labels),
         "state": state.reach.value,
+        "status": live_status(state.reach, degraded),
         "since": iso(icmp.since) if icmp else None,
         "rtt_ms": ms(icmp.last_rtt) if icmp else None,
         "loss_ratio": icmp.window.loss_ratio() if icmp else None,
@@ -89,9 +92,15 @@ async def ready(request: web.Request) -> web.Response:
 
 async def targets(request: web.Request) -> web.Response:
     store = request.app[STORE_KEY]
+    degraded = request.app[DEGRADED_KEY]
     store.prune_windows()
     return web.json_response(
-        {"targets": [target_json(state) for _, state in sorted(store.targets.items())]},
+        {
+            "targets": [
+                target_json(state, degraded(target_id))
+                for target_id, state in sorted(store.targets.items())
+            ]
+        },
         dumps=_dumps,
     )
 
@@ -104,7 +113,9 @@ async def target(request: web.Request) -> web.Response:
         return web.json_response(
             {"error": f"no target {request.match_info['id']!r}"}, status=404, dumps=_dumps
         )
-    return web.json_response(target_json(state), dumps=_dumps)
+    return web.json_response(
+        target_json(state, request.app[DEGRADED_KEY](state.target.id)), dumps=_dumps
+    )
 
 
 async def index(request: web.Request) -> web.Response:
@@ -135,6 +146,7 @@ def build_app(
     store: StateStore,
     registry: CollectorRegistry,
     is_ready: Callable[[], bool],
+    degraded: Degraded = lambda _target: False,
     extra_routes: Sequence[web.AbstractRouteDef] = (),
     index_page: Callable[[web.Request], Awaitable[web.Response]] | None = None,
 ) -> web.Application:
@@ -142,6 +154,7 @@ def build_app(
     app[STORE_KEY] = store
     app[REGISTRY_KEY] = registry
     app[READY_KEY] = is_ready
+    app[DEGRADED_KEY] = degraded
     app.router.add_get("/", index_page or index)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/-/healthy", healthy)

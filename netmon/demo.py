@@ -88,6 +88,20 @@ def add_devices(data: dict[str, Any], devices: list[SimDevice], port: int) -> di
     return {**data, "credentials": credentials, "targets": targets}
 
 
+# A real province always has a few sites in trouble; these give a readiness check of the
+# demo something to find (one WARN, one NO-GO, both in the district the banner suggests
+# checking). `netmon demo fault clear s1` makes a site healthy.
+STANDING_FAULTS: tuple[tuple[dict[str, object], str], ...] = (
+    (
+        {"kind": "delay", "target": "ep-ba-thuoc-xa06", "value": 0.18},
+        "standing: congested ADSL line → readiness WARN",
+    ),
+    (
+        {"kind": "delay", "target": "ep-ba-thuoc-xa07", "value": 0.5},
+        "standing: VSAT satellite link → readiness NO-GO",
+    ),
+)
+
 DEFAULT_MQTT = "127.0.0.1:1883"
 DEFAULT_ALERTMANAGER = "http://127.0.0.1:9093"
 
@@ -200,6 +214,9 @@ class Lab:
             network_reason=self.network_unavailable,
         )  # fmt: skip
         self._stack.push_async_callback(self.faults.close)
+        if self.network is not None:
+            for request, story in STANDING_FAULTS:
+                await self.faults.add(request, standing=story)
 
     async def _start_network(self, endpoints: list[dict[str, str]]) -> EndpointNetwork | None:
         reason = netns.unavailable_reason()
@@ -285,6 +302,10 @@ def _banner(lab: Lab, url: str) -> str:
             f'Check a district: netmon check --config {lab.config_file} --district "Bá Thước"'
         )
     lines += _sink_lines(lab)
+    standing = [fault for fault in lab.faults.faults() if fault.standing]
+    if standing:
+        lines.append("Standing faults of the lab (netmon demo fault list shows every fault):")
+        lines += [f"  {fault.id}  {fault.summary}" for fault in standing]
     unavailable = lab.faults.unavailable()
     url_option = "" if url == DEFAULT_URL else f" --url {url}"
     for kind, example in (

@@ -111,9 +111,7 @@ class Service:
             )
 
     def _degraded(self, target_id: str) -> bool:
-        if self.alerting is None:
-            return False
-        return any(t.level >= 0 for t in self.alerting.engine.quality_alerts(target_id))
+        return self.alerting is not None and self.alerting.degraded(target_id)
 
     def is_ready(self) -> bool:
         return self._ready
@@ -180,6 +178,7 @@ class Service:
             store=self.store,
             registry=metrics_registry,
             is_ready=self.is_ready,
+            degraded=self._degraded,
             extra_routes=routes,
             index_page=status_page(
                 self.store,

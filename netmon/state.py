@@ -34,6 +34,12 @@ class Reach(StrEnum):
     DOWN = "down"
 
 
+def live_status(reach: Reach, degraded: bool) -> str:
+    """up, down, degraded or unknown: the reach, with "degraded" for a target that answers
+    while a quality alert (latency, loss, jitter) is pending or firing for it."""
+    return "degraded" if reach is Reach.UP and degraded else reach.value
+
+
 class Histogram:
     """Cumulative-bucket histogram in the Prometheus sense, kept as plain counts."""
 

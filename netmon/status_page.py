@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 
 from netmon import __version__
-from netmon.state import Reach, StateStore
+from netmon.state import StateStore, live_status
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 Verdicts = Callable[[], Mapping[str, tuple[str, str]]]  # target → (verdict, reasons)
@@ -40,19 +40,22 @@ section.district { background: #fff; border-radius: .4rem; padding: .5rem .7rem;
 section.district h2 { font-size: 1rem; margin: .2rem 0 .4rem; }
 section.district h2 small { font-weight: 400; color: #555; }
 ul { list-style: none; margin: 0; padding: 0; }
-li.endpoint { display: flex; align-items: center; gap: .4rem; padding: .15rem 0;
+li.endpoint, li.trouble { display: flex; align-items: center; gap: .4rem; padding: .15rem 0;
               font-size: .92rem; }
-li.endpoint::before { content: ""; flex: none; width: .75rem; height: .75rem;
+li.endpoint::before, li.trouble::before { content: ""; flex: none; width: .75rem; height: .75rem;
                       border-radius: 50%; background: var(--unknown); }
-li.endpoint[data-state="up"]::before { background: var(--up); }
-li.endpoint[data-state="down"]::before { background: var(--down); }
-li.endpoint[data-state="degraded"]::before { background: var(--degraded); }
-li.endpoint[data-state="down"] { color: var(--down); font-weight: 600; }
+li[data-state="up"]::before { background: var(--up); }
+li[data-state="down"]::before { background: var(--down); }
+li[data-state="degraded"]::before { background: var(--degraded); }
+li[data-state="down"] { color: var(--down); font-weight: 600; }
 .verdict { margin-left: auto; font-size: .75rem; font-weight: 700; color: #fff;
            border-radius: .25rem; padding: 0 .3rem; }
 li[data-verdict="GO"] .verdict { background: var(--up); }
 li[data-verdict="WARN"] .verdict { background: var(--degraded); }
 li[data-verdict="NO-GO"] .verdict { background: var(--down); }
+#attention { background: #fff; border-left: .3rem solid var(--down); border-radius: .4rem;
+             padding: .5rem .7rem; margin-bottom: 1rem; }
+#attention h2 { font-size: 1rem; margin: .2rem 0 .4rem; }
 .legend span { margin-right: .8rem; }
 .legend .up { color: var(--up); } .legend .degraded { color: var(--degraded); }
 .legend .down { color: var(--down); } .legend .unknown { color: var(--unknown); }
@@ -71,13 +74,36 @@ async function refresh() {
     const r = await fetch('/api/v1/targets'); if (!r.ok) return;
     const body = await r.json();
     for (const t of (body.targets || body)) {
-      const li = byId(t.id); if (li) li.dataset.state = t.state;
+      const li = byId(t.id); if (li) li.dataset.state = t.status || t.state;
     }
-    const states = [...document.querySelectorAll('li.endpoint')].map(li => li.dataset.state);
-    const count = (s) => states.filter(x => x === s).length;
-    document.getElementById('live').textContent =
-      `${count('up')} up, ${count('down')} down, ${count('unknown')} unknown`;
   } catch (err) { /* the next refresh tries again */ }
+  summarise();
+}
+// What needs attention, worst first, above the districts: on a phone the districts are one long
+// column and a fault in the last one would be out of sight.
+const RANK = {'down': 0, 'NO-GO': 1, 'degraded': 2, 'WARN': 3};
+function summarise() {
+  const items = [...document.querySelectorAll('li.endpoint')];
+  const count = (s) => items.filter(li => li.dataset.state === s).length;
+  document.getElementById('live').textContent = `${count('up')} up, ` +
+    `${count('degraded')} degraded, ${count('down')} down, ${count('unknown')} unknown`;
+  const trouble = items.map(li => {
+    const ranks = [RANK[li.dataset.state], RANK[li.dataset.verdict]].filter(r => r !== undefined);
+    return {li, rank: Math.min(...ranks)};
+  }).filter(x => x.rank !== Infinity).sort((a, b) => a.rank - b.rank);
+  const list = document.getElementById('attention-list');
+  list.replaceChildren(...trouble.map(({li}) => {
+    const row = document.createElement('li');
+    row.className = 'trouble';
+    row.dataset.target = li.dataset.target;
+    row.dataset.state = li.dataset.state;
+    row.dataset.verdict = li.dataset.verdict;
+    const what = [li.dataset.state !== 'up' ? li.dataset.state : '', li.dataset.verdict,
+                  li.title].filter(Boolean).join(' · ');
+    row.textContent = `${li.firstElementChild.textContent} (${li.dataset.district}): ${what}`;
+    return row;
+  }));
+  document.getElementById('attention').hidden = trouble.length === 0;
 }
 document.getElementById('check-form').addEventListener('submit', async (event) => {
   event.preventDefault();
@@ -97,6 +123,7 @@ document.getElementById('check-form').addEventListener('submit', async (event) =
       const report = await (await fetch(started.url)).json();
       if (report.status === 'done') {
         report.endpoints.forEach(setVerdict);
+        summarise();
         summary.textContent = report.summary;
         return;
       }
@@ -121,12 +148,6 @@ def _collate(text: str) -> tuple[str, str]:
     return ("".join(c for c in bare if not unicodedata.combining(c)).casefold(), text)
 
 
-def _state(reach: Reach, degraded: bool) -> str:
-    if reach is Reach.UP and degraded:
-        return "degraded"
-    return reach.value
-
-
 def status_page(
     store: StateStore,
     instance: str,
@@ -145,7 +166,8 @@ def status_page(
             verdict, reasons = known.get(target.id, ("", ""))
             by_district.setdefault(target.district or "—", []).append(
                 f'<li class="endpoint" data-target="{html.escape(target.id)}" '
-                f'data-state="{_state(state.reach, degraded(target.id))}" '
+                f'data-district="{html.escape(target.district)}" '
+                f'data-state="{live_status(state.reach, degraded(target.id))}" '
                 f'data-verdict="{html.escape(verdict)}" title="{html.escape(reasons)}">'
                 f"<span>{html.escape(target.display_name)}</span>"
                 f'<span class="verdict">{html.escape(verdict)}</span></li>'
@@ -194,6 +216,7 @@ def status_page(
 <p class="legend"><span class="up">● up</span><span class="degraded">● degraded</span>
 <span class="down">● down</span><span class="unknown">● unknown</span>
 <span>verdicts: GO / WARN / NO-GO (hover for the reasons)</span></p>
+<section id="attention" hidden><h2>Needs attention</h2><ul id="attention-list"></ul></section>
 <div class="districts">
 {sections}
 </div>

@@ -82,6 +82,12 @@ class Demo:
         self.touched.update(fault["endpoints"])
         return dict(fault)
 
+    def faults(self, *, standing: bool) -> list[dict[str, Any]]:
+        """The faults in force: the lab's standing ones, or those injected since it started."""
+        status, listing = self.call("GET")
+        assert status == 200, listing
+        return [f for f in listing["faults"] if f["standing"] is standing]
+
     def metrics(self) -> str:
         with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:  # noqa: S310
             return str(response.read().decode())

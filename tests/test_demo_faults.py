@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -374,7 +376,7 @@ def test_endpoint_down_takes_the_endpoint_down_and_clearing_brings_it_back(clean
     assert fault["id"].startswith("f")
     status, listing = clean.call("GET")
     assert status == 200
-    assert [f["id"] for f in listing["faults"]] == [fault["id"]]
+    assert [f["id"] for f in listing["faults"] if not f["standing"]] == [fault["id"]]
     started = time.monotonic()
     wait_until(lambda: clean.up()["ep-so-05"] == 0.0, timeout=10, interval=0.3, what="down")
     assert time.monotonic() - started < 6
@@ -382,7 +384,7 @@ def test_endpoint_down_takes_the_endpoint_down_and_clearing_brings_it_back(clean
     status, cleared = clean.call("DELETE", suffix="/" + fault["id"])
     assert (status, cleared["id"]) == (200, fault["id"])
     wait_until(lambda: clean.up()["ep-so-05"] == 1.0, timeout=10, interval=0.3, what="up again")
-    assert clean.call("GET")[1]["faults"] == []
+    assert clean.faults(standing=False) == []
 
 
 @pytest.mark.netns
@@ -492,7 +494,15 @@ def test_the_command_line_adds_lists_and_clears(clean: Demo) -> None:
     cleared = _cli("clear", fault_id, "--url", clean.url)
     assert cleared.returncode == 0
     assert cleared.stdout.startswith(f"cleared {fault_id} ")
-    assert _cli("list", "--url", clean.url).stdout == "no faults in force\n"
+    remaining = _cli("list", "--url", clean.url).stdout.splitlines()
+    assert remaining[:2] == [
+        "no faults injected",
+        "standing faults of the lab (clear one by its id to see the site healthy):",
+    ]
+    assert [line.split()[:2] for line in remaining[2:]] == [
+        ["s1", "ep-ba-thuoc-xa06"],
+        ["s2", "ep-ba-thuoc-xa07"],
+    ]
 
     assert _cli("add", "delay", "ep-so-10", "300ms", "--url", clean.url).returncode == 0
     assert (
@@ -500,7 +510,9 @@ def test_the_command_line_adds_lists_and_clears(clean: Demo) -> None:
     )
     clean.touched.add("ep-so-10")
     all_cleared = _cli("clear", "--all", "--url", clean.url)
-    assert all_cleared.stdout.endswith("2 fault(s) cleared\n")
+    assert all_cleared.stdout.endswith(
+        "2 fault(s) cleared\nstanding faults stay: s1, s2 (clear them by id)\n"
+    )
 
     bad = _cli("add", "loss", "ep-so-10", "2", "--url", clean.url)
     assert bad.returncode == 1
@@ -544,11 +556,14 @@ def test_without_namespace_rights_the_demo_runs_on_loopback_and_says_why() -> No
 
 
 @pytest.mark.netns
-def test_the_demo_lab_is_checked_in_under_10_s_and_a_fault_shows_with_its_reason(
+def test_the_demo_lab_is_checked_in_under_10_s_and_its_troubled_sites_show_with_reasons(
     clean: Demo,
 ) -> None:
     config = re.search(r"config\s+(\S+netmon-demo\.yaml)", clean.output)
     assert config is not None, clean.output
+    # The banner tells a newcomer what the lab has wrong before anything is injected.
+    assert "Standing faults of the lab" in clean.output
+    assert "s2  ep-ba-thuoc-xa07" in clean.output
     clean.inject({"kind": "loss", "target": "ep-so-06", "value": 0.5})
     result = subprocess.run(
         [*netmon_command(), "check", "--config", config.group(1), "--format", "json"],
@@ -558,8 +573,52 @@ def test_the_demo_lab_is_checked_in_under_10_s_and_a_fault_shows_with_its_reason
     report = json.loads(result.stdout)
     assert len(report["endpoints"]) == 215
     assert report["duration_seconds"] < 10
-    assert report["counts"]["NO-GO"] == 1, report["summary"]
-    worst = report["endpoints"][0]
-    assert worst["target"] == "ep-so-06"
-    assert worst["reasons"][0].startswith("loss ")
-    assert worst["reasons"][0].endswith("> 5.0%")
+    assert report["counts"] == {"GO": 212, "WARN": 1, "NO-GO": 2}, report["summary"]
+    by_id = {e["target"]: e for e in report["endpoints"]}
+    assert {e["target"] for e in report["endpoints"][:3]} == {
+        "ep-so-06", "ep-ba-thuoc-xa07", "ep-ba-thuoc-xa06",
+    }  # fmt: skip
+    assert by_id["ep-so-06"]["reasons"][0].startswith("loss ")
+    assert by_id["ep-so-06"]["reasons"][0].endswith("> 5.0%")
+    # The standing satellite link (500 ms) and congested line (180 ms), in plain words.
+    assert by_id["ep-ba-thuoc-xa07"]["verdict"] == "NO-GO"
+    assert re.fullmatch(r"RTT p95 5\d\d ms > 300 ms", by_id["ep-ba-thuoc-xa07"]["reasons"][0])
+    assert by_id["ep-ba-thuoc-xa06"]["verdict"] == "WARN"
+    assert re.fullmatch(r"RTT p95 1[89]\d ms > 150 ms", by_id["ep-ba-thuoc-xa06"]["reasons"][0])
+    # The targets API says what MQTT says: answering, but degraded by its latency alert.
+    wait_until(
+        lambda: clean.target("ep-ba-thuoc-xa07")["status"] == "degraded",
+        timeout=20,
+        what="the satellite site degraded",
+    )
+    assert clean.target("ep-ba-thuoc-xa07")["state"] == "up"
+
+
+@pytest.mark.netns
+def test_the_banners_district_check_prints_a_verdict_for_each_of_its_endpoints(
+    clean: Demo,
+) -> None:
+    suggested = re.search(r"Check a district: (netmon check .*)", clean.output)
+    assert suggested is not None, clean.output
+    args = shlex.split(suggested.group(1))[1:]
+    result = subprocess.run(
+        [*netmon_command(), *args],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "COLUMNS": "160"},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr  # the satellite site is NO-GO
+    cells = [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in result.stdout.splitlines()
+        if "(ep-ba-thuoc" in line
+    ]
+    assert len(cells) == 8, result.stdout  # the district's people's committee and 7 communes
+    rows = [(re.sub(r".*\((ep-[\w-]+)\)$", r"\1", row[1]), row[0], row[-1]) for row in cells]
+    assert [row[:2] for row in rows[:2]] == [  # worst first
+        ("ep-ba-thuoc-xa07", "NO-GO"),
+        ("ep-ba-thuoc-xa06", "WARN"),
+    ], result.stdout
+    assert re.fullmatch(r"RTT p95 5\d\d ms > 300 ms", rows[0][2]), result.stdout
+    assert re.fullmatch(r"RTT p95 1[89]\d ms > 150 ms", rows[1][2]), result.stdout
+    assert {verdict for _, verdict, _ in rows[2:]} == {"GO"}
+    assert re.search(r"6 GO, 1 WARN, 1 NO-GO \(8 endpoints checked in [\d.]+ s\)", result.stdout)

@@ -1,7 +1,8 @@
 """The status page at `/`, as meeting staff see it: in a real browser, over the running demo.
 
 Headless Chromium (tests/browser.py) opens the page of `netmon demo`: 215 endpoints by district,
-all up; a fault makes one endpoint of a district unreachable, a readiness check of that district
+all up but the lab's two slow sites (degraded); a fault makes one endpoint of another district
+unreachable, a readiness check of that district
 run from the page's form marks it NO-GO and the others GO, and its live state turns down. The
 page fetches nothing from outside 127.0.0.1. Screenshots at a laptop's and a phone's width are
 left in test-artifacts/ for a person to look at.
@@ -92,13 +93,16 @@ def test_staff_see_every_endpoint_up_run_a_district_check_and_see_the_fault(
     demo: Demo, browser: Browser
 ) -> None:
     districts = _districts(demo)
+    standing = {fault["target"] for fault in demo.faults(standing=True)}
+    assert len(standing) == 2  # the lab's slow sites: answering, but degraded once alerted
     browser.open(demo.url + "/")
 
     # Every endpoint, in the section of its district, up, and no verdict before any check.
     assert browser.find("#endpoint-count").text == str(ENDPOINTS)
     endpoints = _endpoints(browser)
     assert len(browser.find_all("li.endpoint")) == ENDPOINTS
-    assert {row["data-state"] for row in endpoints.values()} == {"up"}
+    assert {row["data-state"] for t, row in endpoints.items() if t not in standing} == {"up"}
+    assert {endpoints[t]["data-state"] for t in standing} <= {"up", "degraded"}
     assert {row["data-verdict"] for row in endpoints.values()} == {""}
     sections = browser.driver.execute_script(
         "return Object.fromEntries([...document.querySelectorAll('section.district')].map("
@@ -110,7 +114,8 @@ def test_staff_see_every_endpoint_up_run_a_district_check_and_see_the_fault(
 
     # A small district (the check is quick), one of its endpoints unreachable.
     district = min(
-        (d for d, ids in districts.items() if len(ids) >= 3), key=lambda d: (len(districts[d]), d)
+        (d for d, ids in districts.items() if len(ids) >= 3 and not standing & set(ids)),
+        key=lambda d: (len(districts[d]), d),
     )
     faulted, *others = sorted(districts[district])
     demo.inject({"kind": "endpoint-down", "target": faulted})
@@ -141,7 +146,24 @@ def test_staff_see_every_endpoint_up_run_a_district_check_and_see_the_fault(
         timeout=15,
         what=f"{faulted} down on the live page",
     )
-    # What staff see now (summary, verdicts, the down endpoint), at a laptop's and a phone's width.
+
+    # Above the districts, what needs attention, worst first: on a phone the districts are one
+    # long column. The slow sites are there once their latency alerts fire (seconds after start).
+    def attention() -> list[tuple[str | None, str | None]]:
+        rows = browser.attributes("#attention-list li", "data-target", "data-state")
+        return [(row["data-target"], row["data-state"]) for row in rows]
+
+    browser.wait_for(
+        lambda driver: len(attention()) == 3, timeout=30, what="three endpoints needing attention"
+    )
+    assert attention()[0] == (faulted, "down")
+    assert sorted(attention()[1:]) == sorted((t, "degraded") for t in standing)
+    assert browser.find("#attention").is_displayed()
+    assert re.fullmatch(
+        rf"{ENDPOINTS - 3} up, 2 degraded, 1 down, 0 unknown", browser.find("#live").text
+    )
+
+    # What staff see now (summary, what needs attention, verdicts), on a laptop and a phone.
     for name, width, mobile in (("laptop", 1280, False), ("phone", 390, True)):
         with browser.viewport(width, mobile=mobile):
             path = browser.screenshot(ARTIFACTS / f"status-page-{name}.png")
@@ -151,7 +173,13 @@ def test_staff_see_every_endpoint_up_run_a_district_check_and_see_the_fault(
     browser.reload()
     endpoints = _endpoints(browser)
     assert endpoints[faulted]["data-state"] == "down"
-    assert {row["data-state"] for t, row in endpoints.items() if t != faulted} == {"up"}
+    others_up = {row["data-state"] for t, row in endpoints.items() if t not in {faulted, *standing}}
+    assert others_up == {"up"}
+    # The live refresh (at load, then every 5 s) keeps the slow sites degraded, not just up.
+    browser.wait_for(
+        lambda driver: "degraded" in browser.find("#live").text, timeout=10, what="a refresh"
+    )
+    assert {_endpoints(browser)[t]["data-state"] for t in standing} == {"degraded"}
     assert endpoints[faulted]["data-verdict"] == "NO-GO"  # the last verdicts stay
     dot = "return getComputedStyle(arguments[0], '::before').backgroundColor;"
     colours = {

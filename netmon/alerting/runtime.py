@@ -24,7 +24,7 @@ from netmon.alerting.store import AlertDB
 from netmon.alerting.traps import TrapIntake
 from netmon.api import ms
 from netmon.config import Inventory, meeting_windows
-from netmon.state import Reach, ReachChange, StateStore, TargetState
+from netmon.state import ReachChange, StateStore, TargetState, live_status
 
 log = logging.getLogger(__name__)
 
@@ -146,14 +146,12 @@ class Alerting:
 
     # --- live status (MQTT retained status topics) ---------------------------------------
 
+    def degraded(self, target_id: str) -> bool:
+        return any(t.level >= 0 for t in self.engine.quality_alerts(target_id))
+
     def status_json(self, state: TargetState) -> dict[str, Any]:
         icmp = state.icmp
-        reach = state.reach
-        text = reach.value
-        if reach is Reach.UP and any(
-            t.level >= 0 for t in self.engine.quality_alerts(state.target.id)
-        ):
-            text = "degraded"
+        text = live_status(state.reach, self.degraded(state.target.id))
         return {
             "target": state.target.id,
             "name": state.target.name,

@@ -116,7 +116,12 @@ def fault_routes(injector: FaultInjector) -> list[web.RouteDef]:
         except Exception as exc:
             log.exception("demo faults could not be cleared")
             return _error(500, f"the lab could not clear the faults: {exc}")
-        return _json({"cleared": [fault.to_json() for fault in cleared]})
+        return _json(
+            {
+                "cleared": [fault.to_json() for fault in cleared],
+                "standing": [fault.to_json() for fault in injector.faults() if fault.standing],
+            }
+        )
 
     return [
         web.get(PATH, listing),

@@ -69,7 +69,11 @@ def add_parser(demo_commands: argparse._SubParsersAction[argparse.ArgumentParser
     clear = commands.add_parser("clear", help="clear one fault, or all")
     which = clear.add_mutually_exclusive_group(required=True)
     which.add_argument("id", nargs="?", metavar="ID", help="the fault's id, e.g. f1")
-    which.add_argument("--all", action="store_true", help="clear every fault")
+    which.add_argument(
+        "--all",
+        action="store_true",
+        help="clear every injected fault (the lab's standing ones stay)",
+    )
     url_option(clear)
 
 
@@ -131,10 +135,16 @@ async def _run(args: argparse.Namespace) -> int:
         if status != 200:
             return _problem(str(document.get("error", f"HTTP {status}")))
         faults = document.get("faults", [])
-        for fault in faults:
+        injected = [fault for fault in faults if not fault.get("standing")]
+        standing = [fault for fault in faults if fault.get("standing")]
+        for fault in injected:
             print(_line(fault))
-        if not faults:
-            print("no faults in force")
+        if not injected:
+            print("no faults injected")
+        if standing:
+            print("standing faults of the lab (clear one by its id to see the site healthy):")
+            for fault in standing:
+                print(_line(fault))
         by_reason: dict[str, list[str]] = {}
         for kind, reason in document.get("unavailable", {}).items():
             by_reason.setdefault(reason, []).append(kind)
@@ -149,6 +159,9 @@ async def _run(args: argparse.Namespace) -> int:
         for fault in cleared:
             print(f"cleared {fault.get('id')}  {fault.get('summary')}")
         print(f"{len(cleared)} fault(s) cleared")
+        kept = [str(fault.get("id")) for fault in document.get("standing", [])]
+        if kept:
+            print(f"standing faults stay: {', '.join(kept)} (clear them by id)")
         return EXIT_OK
     status, document = await _call("DELETE", base, f"{PATH}/{args.id}")
     if status != 200:

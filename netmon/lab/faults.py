@@ -92,6 +92,7 @@ class Fault:
     value: float | None = None
     endpoints: tuple[str, ...] = ()  # endpoints this fault makes fail
     interfaces: tuple[tuple[str, int], ...] = ()  # (device id, ifIndex) it sets oper-down
+    standing: bool = False  # part of the lab from its start; clearing all leaves it in force
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {"id": self.id, "kind": self.kind.value}
@@ -99,6 +100,7 @@ class Fault:
             if getattr(self, name) is not None:
                 document[name] = getattr(self, name)
         document["summary"] = self.summary
+        document["standing"] = self.standing
         document["created"] = dt.datetime.fromtimestamp(self.created, dt.UTC).isoformat(
             timespec="seconds"
         )
@@ -215,6 +217,7 @@ class FaultInjector:
             self._districts.setdefault(district, []).append(endpoint)
         self._faults: dict[str, Fault] = {}
         self._ids = itertools.count(1)
+        self._standing_ids = itertools.count(1)
         self._flap_down: dict[str, bool] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._applied = LabState()
@@ -273,12 +276,24 @@ class FaultInjector:
 
     # -- changing ----------------------------------------------------------------------------
 
-    async def add(self, request: Mapping[str, object]) -> Fault:
-        """Validate a fault request (see FIELDS), put it in force, return it."""
+    async def add(self, request: Mapping[str, object], *, standing: str = "") -> Fault:
+        """Validate a fault request (see FIELDS), put it in force, return it.
+
+        A `standing` fault (its text says why the site is like that) belongs to the lab, as a
+        rural satellite link belongs to a real province: it is listed with the others but
+        clearing all faults leaves it; clearing it by id works."""
         if self._closed:
             raise FaultUnavailableError("the demo is stopping")
         fault = self._build(request, "")  # ids only for faults that are valid
-        fault = dataclasses.replace(fault, id=f"f{next(self._ids)}")
+        if standing:
+            fault = dataclasses.replace(
+                fault,
+                id=f"s{next(self._standing_ids)}",
+                summary=f"{fault.summary} ({standing})",
+                standing=True,
+            )
+        else:
+            fault = dataclasses.replace(fault, id=f"f{next(self._ids)}")
         self._faults[fault.id] = fault
         if fault.kind is FaultKind.INTERFACE_FLAP:
             self._flap_down[fault.id] = True  # a flap starts by going down
@@ -307,10 +322,11 @@ class FaultInjector:
         return fault
 
     async def clear_all(self) -> list[Fault]:
-        cleared = list(self._faults.values())
-        await self._stop_tasks(list(self._tasks))
-        self._faults.clear()
-        self._flap_down.clear()
+        """Clear every injected fault; the standing ones stay."""
+        cleared = [fault for fault in self._faults.values() if not fault.standing]
+        await self._stop_tasks([fault.id for fault in cleared])
+        for fault in cleared:
+            self._forget(fault.id)
         await self._apply()
         if cleared:
             log.info("demo faults cleared", extra={"faults": len(cleared)})
