@@ -53,13 +53,13 @@ demo: setup
 	$(BIN)/netmon demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check netmon collectors tests bench
-	$(BIN)/ruff format --check netmon collectors tests bench
+	$(BIN)/ruff check netmon collectors dashboards tests bench
+	$(BIN)/ruff format --check netmon collectors dashboards tests bench
 	$(BIN)/mypy --strict netmon collectors
 
 format: $(STAMP)
-	$(BIN)/ruff format netmon collectors tests bench
-	$(BIN)/ruff check --fix netmon collectors tests bench
+	$(BIN)/ruff format netmon collectors dashboards tests bench
+	$(BIN)/ruff check --fix netmon collectors dashboards tests bench
 
 test: setup lint
 	$(BIN)/pytest

@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     from netmon.checks import command as check_command
 
     check_command.add_parser(commands)
+    from netmon import dashboards_command
+
+    dashboards_command.add_parser(commands)
     return parser
 
 
@@ -185,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from netmon.checks import command as check_command
 
             return check_command.run(args)
+        if args.command == "dashboards":
+            from netmon import dashboards_command
+
+            return dashboards_command.run(args)
         if args.command == "demo" and args.demo_command == "fault":
             from netmon.lab import fault_client
 

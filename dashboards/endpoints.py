@@ -1,0 +1,297 @@
+"""Conference endpoints: all of them at a glance by district, quality per district over time,
+and one endpoint (the `target` variable) in detail, with netmon's alert levels drawn."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+
+from dashboards.common import (
+    ANY_IS_BAD,
+    COUNT,
+    ENDPOINTS_UID,
+    GO_NO_GO,
+    GREEN,
+    JITTER_STEPS,
+    LOSS_STEPS,
+    RATIO,
+    RTT_STEPS,
+    SECONDS,
+    UP_DOWN,
+    cell,
+    coloured,
+    district_variable,
+    draw_thresholds,
+    label_variable,
+    link,
+    links,
+    mapped,
+    new_dashboard,
+    panel,
+    query,
+    states,
+    steps,
+    tabulate,
+    unit,
+)
+
+ROOMS = 'kind=~"endpoint|mcu"'  # what meetings are held in (netmon's Target.is_room)
+IN_DISTRICT = f'on (target) netmon_target_info{{{ROOMS}, district=~"$district"}}'
+PER_DISTRICT = (
+    f'on (target) group_left (district) netmon_target_info{{{ROOMS}, district=~"$district"}}'
+)
+ONE = 'target="$target"'
+TO_ENDPOINT = "${__data.fields.target}"
+
+
+def _summary() -> list[stat.Panel]:
+    tiles = []
+    for title, description, expr, thresholds in (
+        ("Up", "Endpoints that answer ICMP.", f"sum(netmon_target_up and {IN_DISTRICT})", None),
+        (
+            "Down",
+            "Endpoints that do not answer ICMP.",
+            f"sum(1 - (netmon_target_up and {IN_DISTRICT}))",
+            ANY_IS_BAD,
+        ),
+        (
+            "GO",
+            "Endpoints whose last readiness check was GO.",
+            f"sum(netmon_endpoint_ready and {IN_DISTRICT})",
+            None,
+        ),
+        (
+            "NO-GO",
+            "Endpoints whose last readiness check was NO-GO (or WARN). Endpoints never "
+            "checked are in neither count.",
+            f"sum(1 - (netmon_endpoint_ready and {IN_DISTRICT}))",
+            ANY_IS_BAD,
+        ),
+    ):
+        tile = panel(stat.Panel(), title, description, query(expr), width=6, height=4)
+        tile.unit(COUNT).thresholds(thresholds or steps(base=GREEN))
+        tile.color_mode(
+            cm.BigValueColorMode.BACKGROUND if thresholds else cm.BigValueColorMode.VALUE
+        )
+        tiles.append(tile)
+    return tiles
+
+
+def _grid() -> stat.Panel:
+    grid = panel(
+        stat.Panel(),
+        "State of every endpoint",
+        "One tile per endpoint, green up, red down. Click a tile for the endpoint.",
+        query(f"netmon_target_up{{{ROOMS}}} and {IN_DISTRICT}", "{{target}}"),
+        width=24,
+        height=10,
+    )
+    grid.unit(COUNT).mappings(UP_DOWN).thresholds(steps(base=GREEN))
+    grid.color_mode(cm.BigValueColorMode.BACKGROUND).text_mode(cm.BigValueTextMode.NAME)
+    grid.graph_mode(cm.BigValueGraphMode.NONE)
+    grid.reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+    grid.data_links(
+        [
+            link(
+                "Endpoint ${__field.labels.target}",
+                ENDPOINTS_UID,
+                target="${__field.labels.target}",
+            )
+        ]
+    )
+    return grid
+
+
+def _table() -> table.Panel:
+    def latest(expr: str) -> str:
+        return f"max by (target) ({expr} and {IN_DISTRICT})"
+
+    endpoints = panel(
+        table.Panel(),
+        "Endpoints by district",
+        "Live state, last readiness verdict and quality of every endpoint, sorted by "
+        "district. Colours are netmon's alert levels. Click an endpoint for its details.",
+        query(
+            "max by (district, name, target) (netmon_target_up * on (target) group_left "
+            f'(district, name) netmon_target_info{{{ROOMS}, district=~"$district"}})',
+            instant=True,
+        ),
+        query(latest("netmon_endpoint_ready"), instant=True),
+        query(latest("netmon:icmp_rtt_seconds:p95_5m"), instant=True),
+        query(latest("netmon:icmp_loss:ratio_rate5m"), instant=True),
+        query(latest("netmon_icmp_jitter_seconds"), instant=True),
+        width=24,
+        height=14,
+    ).unit(COUNT)
+    tabulate(
+        endpoints,
+        {
+            "Value #A": "State",
+            "Value #B": "Readiness",
+            "Value #C": "RTT p95 (5 m)",
+            "Value #D": "Loss (5 m)",
+            "Value #E": "Jitter",
+        },
+        ["district", "name", "target"],
+    )
+    endpoints.sort_by([common_builders.TableSortByFieldState().display_name("district")])
+    endpoints.filterable(True)
+    cell(endpoints, "State", mapped(UP_DOWN), *coloured())
+    cell(endpoints, "Readiness", mapped(GO_NO_GO), *coloured())
+    cell(endpoints, "RTT p95 (5 m)", unit(SECONDS), *coloured(RTT_STEPS))
+    cell(endpoints, "Loss (5 m)", unit(RATIO), *coloured(LOSS_STEPS))
+    cell(endpoints, "Jitter", unit(SECONDS), *coloured(JITTER_STEPS))
+    cell(
+        endpoints,
+        "target",
+        links(link("Endpoint " + TO_ENDPOINT, ENDPOINTS_UID, target=TO_ENDPOINT)),
+    )
+    return endpoints
+
+
+def _districts() -> list[timeseries.Panel]:
+    graphs = []
+    for title, description, expr, unit_name, thresholds in (
+        (
+            "RTT p95, worst endpoint per district",
+            "The slowest endpoint of each district (95th percentile RTT over 5 minutes).",
+            f"max by (district) (netmon:icmp_rtt_seconds:p95_5m * {PER_DISTRICT})",
+            SECONDS,
+            RTT_STEPS,
+        ),
+        (
+            "Loss, worst endpoint per district",
+            "The endpoint of each district losing the most echoes over 5 minutes.",
+            f"max by (district) (netmon:icmp_loss:ratio_rate5m * {PER_DISTRICT})",
+            RATIO,
+            LOSS_STEPS,
+        ),
+        (
+            "Jitter, worst endpoint per district",
+            "The endpoint of each district with the most jitter (netmon's sliding window).",
+            f"max by (district) (netmon_icmp_jitter_seconds * {PER_DISTRICT})",
+            SECONDS,
+            JITTER_STEPS,
+        ),
+        (
+            "Endpoints down, per district",
+            "How many endpoints of each district did not answer.",
+            f"sum by (district) (1 - (netmon_target_up * {PER_DISTRICT}))",
+            COUNT,
+            ANY_IS_BAD,
+        ),
+    ):
+        graph = panel(timeseries.Panel(), title, description, query(expr, "{{district}}"))
+        graph.unit(unit_name).min(0)
+        draw_thresholds(graph, thresholds)
+        graphs.append(graph)
+    return graphs
+
+
+def _one_endpoint() -> list[stat.Panel | timeseries.Panel | statetimeline.Panel]:
+    tiles: list[stat.Panel | timeseries.Panel | statetimeline.Panel] = []
+    for title, expr, unit_name, thresholds, mappings in (
+        ("State", f"netmon_target_up{{{ONE}}}", COUNT, None, UP_DOWN),
+        ("Last readiness verdict", f"netmon_endpoint_ready{{{ONE}}}", COUNT, None, GO_NO_GO),
+        ("RTT p95 (5 m)", f"netmon:icmp_rtt_seconds:p95_5m{{{ONE}}}", SECONDS, RTT_STEPS, None),
+        ("Loss (5 m)", f"netmon:icmp_loss:ratio_rate5m{{{ONE}}}", RATIO, LOSS_STEPS, None),
+        ("Jitter", f"netmon_icmp_jitter_seconds{{{ONE}}}", SECONDS, JITTER_STEPS, None),
+    ):
+        tile = panel(stat.Panel(), title, f"{title} of $target.", query(expr), width=4, height=4)
+        tile.unit(unit_name).color_mode(cm.BigValueColorMode.BACKGROUND)
+        tile.graph_mode(cm.BigValueGraphMode.NONE)
+        if thresholds is not None:
+            tile.thresholds(thresholds)
+        if mappings is not None:
+            tile.mappings(mappings)
+        tiles.append(tile)
+    probes = panel(
+        stat.Panel(),
+        "Probes",
+        "The last run of each of $target's probes.",
+        query(f"netmon_probe_success{{{ONE}}}", "{{probe}}"),
+        width=4,
+        height=4,
+    )
+    probes.unit(COUNT).mappings(states((1, "ok", GREEN), (0, "failed", "red")))
+    probes.color_mode(cm.BigValueColorMode.BACKGROUND).graph_mode(cm.BigValueGraphMode.NONE)
+    tiles.append(probes)
+
+    rtt = panel(
+        timeseries.Panel(),
+        "RTT",
+        "Round-trip time of $target: 95th percentile over 5 minutes, and the mean. The "
+        "dashed lines are netmon's warning and major levels.",
+        query(f"netmon:icmp_rtt_seconds:p95_5m{{{ONE}}}", "p95 (5 m)"),
+        query(
+            f"rate(netmon_icmp_rtt_seconds_sum{{{ONE}}}[$__rate_interval])"
+            f" / rate(netmon_icmp_rtt_seconds_count{{{ONE}}}[$__rate_interval])",
+            "mean",
+        ),
+        width=8,
+    )
+    draw_thresholds(rtt.unit(SECONDS).min(0), RTT_STEPS)
+    loss = panel(
+        timeseries.Panel(),
+        "Loss",
+        "Share of echoes lost: over netmon's sliding window (what alerts use) and over 5 "
+        "minutes. The dashed lines are netmon's warning, major and critical levels.",
+        query(f"netmon_icmp_loss_ratio{{{ONE}}}", "netmon window"),
+        query(f"netmon:icmp_loss:ratio_rate5m{{{ONE}}}", "5 m"),
+        width=8,
+    )
+    draw_thresholds(loss.unit(RATIO).min(0), LOSS_STEPS)
+    jitter = panel(
+        timeseries.Panel(),
+        "Jitter",
+        "Mean difference of consecutive RTTs over netmon's sliding window (RFC 3550). The "
+        "dashed lines are netmon's warning and major levels.",
+        query(f"netmon_icmp_jitter_seconds{{{ONE}}}", "jitter"),
+        width=8,
+    )
+    draw_thresholds(jitter.unit(SECONDS).min(0), JITTER_STEPS)
+    history = panel(
+        statetimeline.Panel(),
+        "Up, down and probes over time",
+        "When $target answered, and the result of each of its probes.",
+        query(f"netmon_target_up{{{ONE}}}", "reachable"),
+        query(f"netmon_probe_success{{{ONE}}}", "{{probe}} probe"),
+        width=24,
+        height=5,
+    )
+    history.unit(COUNT).mappings(UP_DOWN).show_value(cm.VisibilityMode.NEVER)
+    return [*tiles, rtt, loss, jitter, history]
+
+
+def build() -> dm.Dashboard:
+    board = (
+        new_dashboard(
+            ENDPOINTS_UID,
+            "netmon / Conference endpoints",
+            "Every conference endpoint by district, quality per district, and one endpoint "
+            "in detail (pick it in the Endpoint menu or click it anywhere).",
+        )
+        .with_variable(district_variable())
+        .with_variable(
+            label_variable(
+                "target",
+                "Endpoint",
+                f'label_values(netmon_target_info{{{ROOMS}, district=~"$district"}}, target)',
+                description="The endpoint the last row shows",
+                multi=False,
+                include_all=False,
+            )
+        )
+    )
+    for title, panels in (
+        ("All endpoints", [*_summary(), _grid(), _table()]),
+        ("Quality per district", _districts()),
+        ("Endpoint $target", _one_endpoint()),
+    ):
+        board.with_row(dash.Row(title))
+        for item in panels:
+            board.with_panel(item)
+    return board.build()

@@ -1,0 +1,202 @@
+"""The Grafana dashboards (dashboards/): the committed JSON is what the code builds, and what a
+person relies on holds in every one of them: a datasource picked by variable, units, the
+variables each dashboard needs, links that land on a dashboard that exists, and netmon's own
+alert levels drawn on the quality graphs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboards import JSON_DIR
+from netmon.config import Thresholds
+from tests.helpers import netmon_command
+
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+EXPECTED_VARIABLES = {
+    "netmon-noc": ["datasource", "district"],
+    "netmon-endpoints": ["datasource", "district", "target"],
+    "netmon-links": ["datasource", "district", "device", "interface"],
+    "netmon-self": ["datasource", "job", "instance"],
+}
+UNIT_PANELS = {"timeseries", "stat", "bargauge", "gauge", "state-timeline", "table"}
+
+
+def load_dashboards(directory: Path = JSON_DIR) -> dict[str, dict[str, Any]]:
+    """uid -> dashboard, from the JSON files."""
+    boards = [json.loads(path.read_text(encoding="utf-8")) for path in directory.glob("*.json")]
+    return {board["uid"]: board for board in boards}
+
+
+def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel, those inside collapsed rows included."""
+    for item in board.get("panels", []):
+        yield item
+        yield from item.get("panels", [])
+
+
+def links_of(value: Any) -> Iterator[dict[str, Any]]:
+    """Every link object anywhere in a JSON value (dashboard links, data links, overrides)."""
+    if isinstance(value, dict):
+        if isinstance(value.get("url"), str) or value.get("type") == "dashboards":
+            yield value
+        for inner in value.values():
+            yield from links_of(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from links_of(inner)
+
+
+def datasources_of(value: Any) -> Iterator[Any]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "datasource":
+                yield inner
+            else:
+                yield from datasources_of(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from datasources_of(inner)
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(directory.glob("*.json"))}
+
+
+def build(*args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*netmon_command(), "dashboards", "build", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_the_committed_json_is_what_the_code_builds(tmp_path: Path) -> None:
+    build("--output", str(tmp_path))
+    built, committed = snapshot(tmp_path), snapshot(JSON_DIR)
+    assert sorted(built) == sorted(committed), "dashboards/json has other files than the build"
+    stale = [name for name in built if built[name] != committed[name]]
+    assert not stale, f"stale: {stale}; run `netmon dashboards build` and commit dashboards/json"
+
+
+def test_building_into_the_checkout_changes_nothing() -> None:
+    before = snapshot(JSON_DIR)
+    build()
+    after = snapshot(JSON_DIR)
+    if after != before:  # put the committed files back, so one failure does not hide in git
+        for name in set(after) - set(before):
+            (JSON_DIR / name).unlink()
+        for name, data in before.items():
+            (JSON_DIR / name).write_bytes(data)
+    assert after == before
+
+
+def test_every_dashboard_has_its_uid_tag_and_variables() -> None:
+    boards = load_dashboards()
+    assert sorted(boards) == sorted(EXPECTED_VARIABLES)
+    for uid, board in boards.items():
+        variables = board["templating"]["list"]
+        assert [v["name"] for v in variables] == EXPECTED_VARIABLES[uid], uid
+        assert "netmon" in board["tags"]
+        picker = variables[0]
+        assert (picker["type"], picker["query"]) == ("datasource", "prometheus"), uid
+        for variable in variables[1:]:
+            assert variable["type"] == "query", (uid, variable["name"])
+            assert variable["datasource"] == DATASOURCE, (uid, variable["name"])
+            assert re.fullmatch(r"label_values\(.+, \w+\)", variable["query"]), variable
+
+
+def test_every_query_uses_the_datasource_variable_and_no_uid_is_hard_coded() -> None:
+    for uid, board in load_dashboards().items():
+        for item in panels(board):
+            if item["type"] == "row":
+                continue
+            assert item["datasource"] == DATASOURCE, (uid, item["title"])
+            assert item["targets"], (uid, item["title"])
+            for target in item["targets"]:
+                assert target["datasource"] == DATASOURCE, (uid, item["title"])
+                assert target["expr"].strip(), (uid, item["title"])
+        for datasource in datasources_of(board):
+            assert datasource == DATASOURCE, (uid, datasource)
+
+
+def test_every_panel_has_a_unit_a_title_a_description_and_its_own_id() -> None:
+    for uid, board in load_dashboards().items():
+        ids = [item["id"] for item in panels(board)]
+        assert len(ids) == len(set(ids)), uid
+        for item in panels(board):
+            if item["type"] == "row":
+                continue
+            assert item["type"] in UNIT_PANELS, (uid, item["title"])
+            assert item["title"], uid
+            assert item["description"], (uid, item["title"])
+            assert item["fieldConfig"]["defaults"].get("unit"), (uid, item["title"])
+
+
+def test_every_variable_a_query_uses_is_defined() -> None:
+    for uid, board in load_dashboards().items():
+        defined = {v["name"] for v in board["templating"]["list"]}
+        texts = [v["query"] for v in board["templating"]["list"][1:]]
+        texts += [t["expr"] for item in panels(board) for t in item.get("targets", [])]
+        for text in texts:
+            used = set(re.findall(r"\$\{?(\w+)", text)) - {"__rate_interval", "__range"}
+            assert used <= defined, (uid, text, used - defined)
+
+
+def test_links_land_on_dashboards_that_exist_with_variables_they_have() -> None:
+    boards = load_dashboards()
+    variables = {uid: {v["name"] for v in b["templating"]["list"]} for uid, b in boards.items()}
+    found = 0
+    for uid, board in boards.items():
+        for item in links_of(board):
+            if item["type"] == "dashboards":  # the menu of dashboards with these tags
+                tagged = [b for b in boards.values() if set(item["tags"]) <= set(b["tags"])]
+                assert len(tagged) == len(boards), (uid, item)
+                continue
+            match = re.fullmatch(r"/d/([\w-]+)\?(.*)", item["url"])
+            assert match, (uid, item["url"])
+            target, query = match.groups()
+            assert target in boards, (uid, item["url"])
+            for name in re.findall(r"var-(\w+)=", query):
+                assert name in variables[target], (uid, item["url"], name)
+            assert "${datasource:queryparam}" in query, (uid, item["url"])
+            assert "${__url_time_range}" in query, (uid, item["url"])
+            found += 1
+    assert found >= 6
+
+
+def _thresholds(board: dict[str, Any], title: str) -> list[float | None]:
+    item = next(p for p in panels(board) if (p["type"], p["title"]) == ("timeseries", title))
+    defaults = item["fieldConfig"]["defaults"]
+    assert defaults["custom"]["thresholdsStyle"]["mode"] != "off", title
+    return [step["value"] for step in defaults["thresholds"]["steps"]]
+
+
+def test_quality_graphs_draw_netmons_default_alert_levels() -> None:
+    levels = Thresholds()
+    board = load_dashboards()["netmon-endpoints"]
+    assert _thresholds(board, "RTT") == [None, levels.rtt_warn, levels.rtt_bad]
+    assert _thresholds(board, "Jitter") == [None, levels.jitter_warn, levels.jitter_bad]
+    assert _thresholds(board, "Loss") == [
+        None,
+        levels.loss_warn,
+        levels.loss_bad,
+        levels.loss_critical,
+    ]
+
+
+@pytest.mark.parametrize("uid", sorted(EXPECTED_VARIABLES))
+def test_the_json_is_stable_text(uid: str) -> None:
+    text = (JSON_DIR / f"{uid}.json").read_text(encoding="utf-8")
+    assert text.endswith("}\n")
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
