@@ -4,17 +4,33 @@ compose file's services are checked to point at each other."""
 
 from __future__ import annotations
 
+import fnmatch
+import json
+import os
 import re
+import shutil
 import subprocess
-from pathlib import Path
+import sys
+import tomllib
+import urllib.parse
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
 
+from collectors.traps.receiver import TrapSettings
 from netmon.alerting.rules import default_rules
-from netmon.config import Thresholds
+from netmon.config import DEFAULT_PORT, HttpConfig, Thresholds, parse_listen
 from tests.conftest import require_program
+from tests.helpers import (
+    NetmonProcess,
+    http_get,
+    metric_value,
+    netmon_command,
+    wait_until,
+    write_config,
+)
 
 pytestmark = pytest.mark.peer
 
@@ -163,3 +179,383 @@ def test_netmon_down_is_critical_and_waits_two_minutes() -> None:
     assert re.fullmatch(r'up\{job="netmon"\} == 0', alert["expr"])
     assert alert["for"] == "2m"
     assert alert["labels"]["severity"] == "critical"
+
+
+# --- systemd ---------------------------------------------------------------------------------
+
+UNIT = DEPLOY / "systemd" / "netmon.service"
+
+
+def unit_settings(path: Path = UNIT) -> dict[str, list[str]]:
+    """Key -> values of a unit file, every occurrence of a key in order."""
+    settings: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if line and line[0] not in "#;[":
+            key, _, value = line.partition("=")
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def installed_unit(tmp_path: Path) -> Path:
+    """The unit with ExecStart pointing at this checkout's netmon: systemd-analyze verify
+    refuses a unit whose program does not exist, and /usr/local/bin/netmon is only there once
+    netmon is installed system-wide. Nothing else is changed."""
+    unit = tmp_path / "netmon.service"
+    unit.write_text(UNIT.read_text().replace("/usr/local/bin/netmon", netmon_program()))
+    return unit
+
+
+def netmon_program() -> str:
+    """This checkout's `netmon` console script, the program the unit and the image run."""
+    netmon = shutil.which("netmon", path=str(Path(sys.executable).parent))
+    assert netmon is not None, "netmon is not installed in this environment: run `make test`"
+    return netmon
+
+
+def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
+    result = run("systemd-analyze", "verify", str(installed_unit(tmp_path)))
+    # A misspelt or unknown directive is only a message to systemd (exit 0), and a protection
+    # silently not applied.
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_the_unit_is_hardened(tmp_path: Path) -> None:
+    """`systemd-analyze security` rates the sandbox from 0 (locked down) to 10 (none)."""
+    result = run("systemd-analyze", "security", "--offline=true", str(installed_unit(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    exposure = re.search(
+        r"Overall exposure level for netmon\.service: ([\d.]+) (\w+)", result.stdout
+    )
+    assert exposure is not None, result.stdout
+    assert float(exposure[1]) < 2.0, result.stdout
+
+
+def test_the_unit_grants_raw_icmp_and_the_trap_port_and_nothing_else() -> None:
+    settings = unit_settings()
+    granted = {"CAP_NET_RAW", "CAP_NET_BIND_SERVICE"}
+    assert set(" ".join(settings["AmbientCapabilities"]).split()) == granted
+    assert set(" ".join(settings["CapabilityBoundingSet"]).split()) == granted
+    assert settings["User"] != ["root"]
+    assert settings["NoNewPrivileges"] == ["yes"]
+
+
+def test_sysusers_creates_the_user_the_unit_runs_as(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    sysusers = DEPLOY / "systemd" / "netmon.sysusers"
+    result = run("systemd-sysusers", f"--root={tmp_path}", str(sysusers))
+    assert result.returncode == 0, result.stderr
+    users = {
+        fields[0]: fields
+        for fields in (
+            line.split(":") for line in (tmp_path / "etc/passwd").read_text().splitlines()
+        )
+    }
+    settings = unit_settings()
+    user = users[settings["User"][0]]
+    # No login shell, and the home is the state directory the unit creates.
+    assert user[6] == "/usr/sbin/nologin"
+    assert user[5] == f"/var/lib/{settings['StateDirectory'][0]}"
+
+
+def test_the_units_commands_run_and_reload_netmon(tmp_path: Path) -> None:
+    """ExecStart's arguments start netmon (with a config of our own in place of
+    /etc/netmon/config.yaml), and ExecReload's signal reloads it instead of killing it."""
+    settings = unit_settings()
+    config = write_config(
+        tmp_path / "config.yaml",
+        {"http": {"listen": "127.0.0.1:0"}, "alerting": {"database": str(tmp_path / "a.sqlite")}},
+    )
+    argv = settings["ExecStart"][0].replace("/etc/netmon/config.yaml", str(config)).split()
+    assert argv[0] == "/usr/local/bin/netmon"
+    argv[0] = netmon_program()
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        url = ""
+        for line in process.stderr:
+            if match := re.search(r"netmon running .*url=(\S+)", line):
+                url = match[1]
+                break
+        assert url, "netmon did not start"
+        reload = settings["ExecReload"][0].replace("$MAINPID", str(process.pid)).split()
+        assert subprocess.run(reload, check=False).returncode == 0
+        wait_until(
+            lambda: (
+                metric_value(
+                    http_get(url + "/metrics")[2], "netmon_config_reloads_total", result="success"
+                )
+                == 1
+            ),
+            what="the reload to be counted",
+        )
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+# --- container -------------------------------------------------------------------------------
+
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", path.read_text())
+    lines = [line.strip() for line in joined.splitlines()]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1])
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def instruction(name: str) -> list[str]:
+    return [arguments for found, arguments in instructions() if found == name]
+
+
+def healthcheck_command() -> list[str]:
+    (healthcheck,) = instruction("HEALTHCHECK")
+    command = json.loads(healthcheck.split("CMD", 1)[1])
+    assert isinstance(command, list)
+    return [str(part) for part in command]
+
+
+def test_the_image_exposes_netmons_default_ports() -> None:
+    exposed = " ".join(instruction("EXPOSE")).split()
+    http_port = parse_listen(HttpConfig().listen)[1]
+    trap_port = parse_listen(TrapSettings().listen)[1]
+    assert http_port == DEFAULT_PORT
+    assert set(exposed) == {str(http_port), f"{trap_port}/udp"}
+    url = re.search(r"http://[^'\"]+", " ".join(healthcheck_command()))
+    assert url is not None
+    parsed = urllib.parse.urlsplit(url[0])
+    assert (parsed.hostname, parsed.port, parsed.path) == ("127.0.0.1", http_port, "/-/healthy")
+
+
+def test_the_healthcheck_passes_on_a_running_netmon_and_fails_without(tmp_path: Path) -> None:
+    """The image's HEALTHCHECK command, run here against a real netmon on a free port."""
+    config = write_config(
+        tmp_path / "config.yaml", {"alerting": {"database": str(tmp_path / "a.sqlite")}}
+    )
+    netmon = NetmonProcess(config)
+    try:
+        port = urllib.parse.urlsplit(netmon.url).port
+        command = [part.replace(f":{DEFAULT_PORT}/", f":{port}/") for part in healthcheck_command()]
+        command[0] = sys.executable  # `python` in the image
+        assert subprocess.run(command, capture_output=True, check=False, timeout=10).returncode == 0
+    finally:
+        netmon.stop()
+    assert subprocess.run(command, capture_output=True, check=False, timeout=10).returncode != 0
+
+
+def test_the_image_runs_as_a_user_and_reads_the_documented_config() -> None:
+    assert instruction("USER")[-1] not in {"root", "0"}
+    assert instruction("FROM")[-1] == "python:3.11-slim"
+    assert json.loads(instruction("CMD")[-1]) == ["run", "--config", "/etc/netmon/config.yaml"]
+    assert json.loads(instruction("ENTRYPOINT")[-1]) == ["netmon"]
+
+
+def dockerignored(path: str) -> bool:
+    """Whether .dockerignore keeps `path` out of the build context (last matching rule wins)."""
+    ignored = False
+    for rule in (ROOT / ".dockerignore").read_text().splitlines():
+        rule = rule.strip()
+        if not rule or rule.startswith("#"):
+            continue
+        negate, pattern = rule.startswith("!"), rule.lstrip("!").rstrip("/")
+        if fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path, pattern.removeprefix("**/")):
+            ignored = not negate
+    return ignored
+
+
+def test_the_image_builds_from_every_package_pyproject_ships() -> None:
+    """A package pyproject installs but the Dockerfile does not copy (or .dockerignore hides)
+    fails at `pip wheel`, or worse, at `netmon run` in production."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    copied = {
+        source
+        for arguments in instruction("COPY")
+        if not arguments.startswith("--from")
+        for source in arguments.split()[:-1]
+    }
+    packages = {
+        path.name
+        for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+        for path in ROOT.glob(pattern)
+        if (path / "__init__.py").exists()
+    }
+    needed = packages | {"pyproject.toml", pyproject["project"]["readme"]}
+    assert needed <= copied, needed - copied
+    assert not [path for path in needed if dockerignored(path)]
+    assert dockerignored("tests")
+    assert dockerignored(".venv")
+
+
+# --- compose ---------------------------------------------------------------------------------
+
+COMPOSE = DEPLOY / "compose.yaml"
+
+
+def services() -> dict[str, dict[str, Any]]:
+    return dict(load(COMPOSE)["services"])
+
+
+def mounts(service: str) -> dict[str, str]:
+    """Container path -> source (host path relative to deploy/, or a volume name)."""
+    found = {}
+    for volume in services()[service].get("volumes", []):
+        source, target = volume.split(":")[:2]
+        found[target] = source
+    return found
+
+
+def host_path(service: str, container_path: str) -> Path:
+    """The file of this repository a service sees at `container_path`."""
+    for target, source in sorted(mounts(service).items(), key=lambda item: -len(item[0])):
+        if container_path == target or container_path.startswith(target + "/"):
+            return (DEPLOY / source / container_path[len(target) :].lstrip("/")).resolve()
+    raise AssertionError(f"{service} does not mount {container_path}")
+
+
+def flag(service: str, name: str) -> str:
+    for argument in services()[service]["command"]:
+        if argument.startswith(f"--{name}="):
+            return str(argument.split("=", 1)[1])
+    raise AssertionError(f"{service} has no --{name}")
+
+
+def host_port(url_or_address: str) -> tuple[str, int]:
+    parsed = urllib.parse.urlsplit(
+        url_or_address if "//" in url_or_address else f"//{url_or_address}"
+    )
+    assert parsed.hostname is not None, url_or_address
+    assert parsed.port is not None, url_or_address
+    return parsed.hostname, parsed.port
+
+
+NETMON_CONFIG = host_path("netmon", "/etc/netmon/config.yaml")
+
+
+def test_every_file_compose_mounts_or_builds_from_exists() -> None:
+    declared_volumes = set(load(COMPOSE)["volumes"])
+    for name, service in services().items():
+        for target, source in mounts(name).items():
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{name}: {source} (for {target})"
+            else:
+                assert source in declared_volumes, f"{name}: volume {source}"
+        if "build" in service:
+            context = DEPLOY / service["build"]["context"]
+            assert (context / service["build"]["dockerfile"]).is_file()
+
+
+def test_netmon_in_compose_validates_with_the_environment_compose_gives_it() -> None:
+    environment = {
+        name: re.sub(r"\$\{\w+:-(.*)\}", r"\1", str(value))
+        for name, value in services()["netmon"].get("environment", {}).items()
+    }
+    result = subprocess.run(
+        [*netmon_command(), "validate", "--config", str(NETMON_CONFIG)],
+        capture_output=True, text=True, check=False, timeout=60,
+        env={**os.environ, **environment},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The config the image's CMD reads is the one mounted.
+    assert json.loads(instruction("CMD")[-1])[-1] == "/etc/netmon/config.yaml"
+
+
+def test_netmons_alert_database_is_on_a_writable_volume() -> None:
+    """The container's root is read-only: an alert database anywhere else stops netmon."""
+    assert services()["netmon"]["read_only"] is True
+    database = PurePosixPath(load(NETMON_CONFIG)["alerting"]["database"])
+    volume = mounts("netmon")[str(database.parent)]
+    assert volume in load(COMPOSE)["volumes"]
+    (image_volume,) = instruction("VOLUME")
+    assert image_volume == str(database.parent)
+    assert unit_settings()["StateDirectory"] == [database.parent.name]
+
+
+def test_netmon_publishes_to_the_compose_broker_and_alertmanager() -> None:
+    config = load(NETMON_CONFIG)["alerting"]
+    mosquitto_conf = host_path("mosquitto", "/mosquitto/config/mosquitto.conf").read_text()
+    listeners = [
+        int(line.split()[1]) for line in mosquitto_conf.splitlines() if line.startswith("listener")
+    ]
+    assert (config["mqtt"]["host"], config["mqtt"]["port"]) in {
+        ("mosquitto", port) for port in listeners
+    }
+    assert services()["mosquitto"]["image"].startswith("eclipse-mosquitto:")
+    for url in config["alertmanager"]["urls"]:
+        assert host_port(url) == ("alertmanager", ALERTMANAGER_PORT)
+
+
+ALERTMANAGER_PORT = 9093  # Alertmanager's default --web.listen-address, which compose keeps
+PROMETHEUS_PORT = 9090
+
+
+def test_prometheus_scrapes_netmon_and_alerts_to_alertmanager_by_service_name() -> None:
+    config_path = host_path("prometheus", flag("prometheus", "config.file"))
+    assert config_path == PROMETHEUS / "prometheus.yml"
+    config = load(config_path)
+    netmon_port = parse_listen(load(NETMON_CONFIG)["http"]["listen"])[1]
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "netmon"]
+    targets = [host_port(t) for group in job["static_configs"] for t in group["targets"]]
+    assert targets == [("netmon", netmon_port)]
+    managers = [
+        host_port(t)
+        for manager in config["alerting"]["alertmanagers"]
+        for group in manager["static_configs"]
+        for t in group["targets"]
+    ]
+    assert managers == [("alertmanager", ALERTMANAGER_PORT)]
+    assert (
+        host_path("alertmanager", flag("alertmanager", "config.file"))
+        == DEPLOY / "alertmanager.yml"
+    )
+    # The rule files, relative to the config, are inside the mounted directory.
+    for rule_file in config["rule_files"]:
+        assert host_path("prometheus", f"/etc/prometheus/{rule_file}").is_file()
+
+
+def test_grafana_reads_the_compose_prometheus_and_the_generated_dashboards() -> None:
+    provisioning = host_path("grafana", "/etc/grafana/provisioning")
+    (datasource,) = load(provisioning / "datasources" / "prometheus.yml")["datasources"]
+    assert (datasource["type"], datasource["uid"]) == ("prometheus", "prometheus")
+    assert datasource["isDefault"] is True
+    assert host_port(datasource["url"]) == ("prometheus", PROMETHEUS_PORT)
+    (provider,) = load(provisioning / "dashboards" / "netmon.yml")["providers"]
+    assert provider["folder"] == "netmon"
+    assert host_path("grafana", provider["options"]["path"]) == ROOT / "dashboards" / "json"
+
+
+def datasource_refs(node: object) -> list[dict[str, str]]:
+    """Every `datasource` object in a dashboard's JSON, panels, targets and variables alike."""
+    if isinstance(node, dict):
+        own = [node["datasource"]] if isinstance(node.get("datasource"), dict) else []
+        return own + [ref for value in node.values() for ref in datasource_refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in datasource_refs(value)]
+    return []
+
+
+def test_the_generated_dashboards_work_with_the_provisioned_prometheus() -> None:
+    """dashboards/json, as Grafana gets it from the compose mount: every netmon:* series a
+    panel asks for is recorded by deploy/prometheus/rules, and every query goes to the
+    provisioned datasource (by the datasource variable, or its uid)."""
+    recorded = {rule["record"] for rule in rules(RULES / "netmon-recording.yml")}
+    provisioning = host_path("grafana", "/etc/grafana/provisioning")
+    (datasource,) = load(provisioning / "datasources" / "prometheus.yml")["datasources"]
+    dashboards = sorted((ROOT / "dashboards" / "json").glob("*.json"))
+    assert dashboards
+    for path in dashboards:
+        used = set(re.findall(r"netmon:[a-z0-9_]+:[a-z0-9_]+", path.read_text()))
+        assert used <= recorded, f"{path.name}: {used - recorded}"
+        dashboard = json.loads(path.read_text())
+        refs = datasource_refs(dashboard)
+        assert refs, path.name
+        for ref in refs:
+            assert ref["type"] == datasource["type"], f"{path.name}: {ref}"
+            assert ref["uid"] in {"${datasource}", datasource["uid"]}, f"{path.name}: {ref}"
+        variables = [v for v in dashboard["templating"]["list"] if v["type"] == "datasource"]
+        assert [v["query"] for v in variables] == [datasource["type"]], path.name
