@@ -2,14 +2,20 @@
 person relies on holds in every one of them: a datasource picked by variable, units, the
 variables each dashboard needs, links that land on a dashboard that exists, and netmon's own
 alert levels drawn on the quality graphs.
+
+`netmon dashboards push` is run as a user runs it, against tests/grafana_peer.py: no Grafana
+server can be installed here, so the requests grafana-client sends are checked against a
+recorder that answers like Grafana's HTTP API.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +23,7 @@ import pytest
 
 from dashboards import JSON_DIR
 from netmon.config import Thresholds
+from tests.grafana_peer import FakeGrafana
 from tests.helpers import netmon_command
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -200,3 +207,144 @@ def test_the_json_is_stable_text(uid: str) -> None:
     text = (JSON_DIR / f"{uid}.json").read_text(encoding="utf-8")
     assert text.endswith("}\n")
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+TOKEN = "glsa_netmonTestToken_0123456789abcdef"  # noqa: S105 - made up, for the fake
+
+
+@pytest.fixture
+async def grafana() -> AsyncIterator[FakeGrafana]:
+    peer = FakeGrafana(token=TOKEN)
+    await peer.start()
+    try:
+        yield peer
+    finally:
+        await peer.close()
+
+
+async def push(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """`netmon dashboards push ...` in a child process; its exit code and all it printed."""
+    process = await asyncio.create_subprocess_exec(
+        *netmon_command(), "dashboards", "push", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, output.decode()
+
+
+def token_file(tmp_path: Path, token: str = TOKEN) -> str:
+    path = tmp_path / "grafana-token"
+    path.write_text(token + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return str(path)
+
+
+def rows(output: str) -> dict[str, list[str]]:
+    """uid -> the cells of its row in the report table."""
+    found = {}
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in re.split(r"[│┃|]", line) if cell.strip()]
+        for uid in EXPECTED_VARIABLES:
+            if uid in cells:
+                found[uid] = cells
+    return found
+
+
+async def test_push_creates_the_folder_and_overwrites_every_dashboard(
+    grafana: FakeGrafana, tmp_path: Path
+) -> None:
+    committed = {
+        uid: json.loads((JSON_DIR / f"{uid}.json").read_text()) for uid in EXPECTED_VARIABLES
+    }
+
+    code, output = await push(
+        "--url", grafana.url, "--token-file", token_file(tmp_path), "--folder", "NOC"
+    )
+    assert code == 0, output
+    assert [(r.method, r.path) for r in grafana.requests[:2]] == [
+        ("GET", "/api/folders"),
+        ("POST", "/api/folders"),
+    ]
+    assert grafana.requests[1].body == {"title": "NOC"}
+    assert {r.authorization for r in grafana.requests} == {f"Bearer {TOKEN}"}
+    saves = grafana.on("POST", "/api/dashboards/db")
+    folder_uid = grafana.folders[0]["uid"]
+    assert sorted(save.body["dashboard"]["uid"] for save in saves) == sorted(committed)
+    for save in saves:
+        assert save.body["folderUid"] == folder_uid
+        assert save.body["overwrite"] is True
+        assert save.body["dashboard"] == committed[save.body["dashboard"]["uid"]]
+    report = rows(output)
+    for uid, board in committed.items():
+        assert report[uid] == [board["title"], uid, "1", "success"], output
+    assert TOKEN not in output
+
+    # Someone edits a dashboard in Grafana (version 2); the next push, with the token from
+    # the environment, finds the folder, overwrites the edit and reports version 3.
+    grafana.save({**committed["netmon-noc"], "title": "edited by hand"}, folder_uid)
+    grafana.requests.clear()
+    code, output = await push(
+        "--url", grafana.url, "--token-env", "GRAFANA_TOKEN", "--folder", "NOC",
+        env={"GRAFANA_TOKEN": TOKEN},
+    )  # fmt: skip
+    assert code == 0, output
+    assert grafana.on("POST", "/api/folders") == []
+    assert len(grafana.folders) == 1
+    assert rows(output)["netmon-noc"][2:] == ["3", "success"]
+    assert rows(output)["netmon-self"][2:] == ["2", "success"]
+    assert (
+        grafana.dashboards["netmon-noc"]["dashboard"]["title"] == committed["netmon-noc"]["title"]
+    )
+    assert TOKEN not in output
+
+
+async def test_a_refused_dashboard_is_reported_and_the_push_fails(tmp_path: Path) -> None:
+    grafana = FakeGrafana(token=TOKEN, prefix="/grafana")  # behind a reverse proxy's sub-path
+    await grafana.start()
+    try:
+        grafana.reject(
+            "netmon-links",
+            412,
+            {"message": "The dashboard has been changed by someone else",
+             "status": "version-mismatch"},
+        )  # fmt: skip
+        grafana.reject("netmon-self", 400, {"message": "Dashboard title cannot be empty"})
+        code, output = await push("--url", grafana.url, "--token-file", token_file(tmp_path))
+    finally:
+        await grafana.close()
+    assert code == 1, output
+    assert grafana.folders[0]["title"] == "netmon"
+    report = rows(output)
+    assert report["netmon-noc"][2:] == ["1", "success"]
+    assert report["netmon-endpoints"][2:] == ["1", "success"]
+    assert "HTTP 412 version-mismatch" in " ".join(report["netmon-links"]), output
+    assert "HTTP 400 Dashboard title cannot be empty" in " ".join(report["netmon-self"]), output
+    assert "2 of 4 failed" in output
+    assert TOKEN not in output
+
+
+async def test_a_wrong_token_or_no_grafana_fails_without_printing_the_token(
+    grafana: FakeGrafana, tmp_path: Path
+) -> None:
+    wrong = "glsa_wrongTokenForTheTest_fedcba9876543210"
+    code, output = await push("--url", grafana.url, "--token-file", token_file(tmp_path, wrong))
+    assert code == 1
+    assert "HTTP 401" in output
+    assert grafana.on("POST", "/api/dashboards/db") == []
+    assert wrong not in output
+
+    url = grafana.url
+    await grafana.close()
+    code, output = await push("--url", url, "--token-env", "T", env={"T": TOKEN})
+    assert code == 1
+    assert "netmon dashboards push: folder 'netmon'" in output
+    assert TOKEN not in output
+
+    code, output = await push("--url", url, "--token-env", "UNSET_FOR_THE_TEST")
+    assert code == 2
+    assert "$UNSET_FOR_THE_TEST: no token there" in output
+    code, output = await push("--url", "grafana:3000", "--token-env", "T", env={"T": TOKEN})
+    assert code == 2
+    assert "not an http(s) URL" in output
