@@ -14,6 +14,7 @@ from grafana_foundation_sdk.builders import bargauge, stat, statetimeline, table
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import prometheus as prom
+from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
@@ -226,6 +227,17 @@ def new_dashboard(uid: str, title: str, description: str) -> dash.Dashboard:
             .keep_time(True)
         )
     )
+
+
+def with_rows(
+    board: dash.Dashboard, rows: Iterable[tuple[str, Iterable[cogbuilder.Builder[dm.Panel]]]]
+) -> dm.Dashboard:
+    """The dashboard with each (title, panels) as a row of panels, laid out left to right."""
+    for title, row_panels in rows:
+        board.with_row(dash.Row(title))
+        for item in row_panels:
+            board.with_panel(item)
+    return board.build()
 
 
 def label_variable(

@@ -4,7 +4,6 @@ and one endpoint (the `target` variable) in detail, with netmon's alert levels d
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import common as common_builders
-from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import stat, statetimeline, table, timeseries
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
@@ -36,6 +35,7 @@ from dashboards.common import (
     steps,
     tabulate,
     unit,
+    with_rows,
 )
 
 ROOMS = 'kind=~"endpoint|mcu"'  # what meetings are held in (netmon's Target.is_room)
@@ -286,12 +286,11 @@ def build() -> dm.Dashboard:
             )
         )
     )
-    for title, panels in (
-        ("All endpoints", [*_summary(), _grid(), _table()]),
-        ("Quality per district", _districts()),
-        ("Endpoint $target", _one_endpoint()),
-    ):
-        board.with_row(dash.Row(title))
-        for item in panels:
-            board.with_panel(item)
-    return board.build()
+    return with_rows(
+        board,
+        (
+            ("All endpoints", [*_summary(), _grid(), _table()]),
+            ("Quality per district", _districts()),
+            ("Endpoint $target", _one_endpoint()),
+        ),
+    )

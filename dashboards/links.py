@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import stat, statetimeline, table, timeseries
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
@@ -32,6 +31,7 @@ from dashboards.common import (
     steps,
     tabulate,
     unit,
+    with_rows,
 )
 
 DEVICE_KINDS = "router|switch|olt|cpe|firewall"  # netmon's kinds that have interfaces to poll
@@ -194,8 +194,4 @@ def build() -> dm.Dashboard:
             )
         )
     )
-    for title, panels in (("Devices", _devices()), ("Interfaces", _traffic())):
-        board.with_row(dash.Row(title))
-        for item in panels:
-            board.with_panel(item)
-    return board.build()
+    return with_rows(board, (("Devices", _devices()), ("Interfaces", _traffic())))

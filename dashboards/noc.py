@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import stat, table, timeseries
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
@@ -35,6 +34,7 @@ from dashboards.common import (
     query,
     steps,
     tabulate,
+    with_rows,
 )
 
 IN_DISTRICT = 'on (target) group_left (district) netmon_target_info{district=~"$district"}'
@@ -211,13 +211,12 @@ def build() -> dm.Dashboard:
         "netmon / NOC overview",
         "What is down, what is alerting, and the worst links and endpoints right now.",
     ).with_variable(district_variable())
-    for title, panels in (
-        ("Targets", _targets()),
-        ("Alerts", _alerts()),
-        ("Worst links", _worst_links()),
-        ("Worst endpoints", _worst_endpoints()),
-    ):
-        board.with_row(dash.Row(title))
-        for item in panels:
-            board.with_panel(item)
-    return board.build()
+    return with_rows(
+        board,
+        (
+            ("Targets", _targets()),
+            ("Alerts", _alerts()),
+            ("Worst links", _worst_links()),
+            ("Worst endpoints", _worst_endpoints()),
+        ),
+    )

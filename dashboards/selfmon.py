@@ -3,7 +3,6 @@ its alerts reach their sinks."""
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import stat, table, timeseries
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
@@ -24,6 +23,7 @@ from dashboards.common import (
     query,
     steps,
     tabulate,
+    with_rows,
 )
 
 SELECTED = '{job=~"$job", instance=~"$instance"}'
@@ -226,12 +226,11 @@ def build() -> dm.Dashboard:
             )
         )
     )
-    for title, panels in (
-        ("Process", _process()),
-        ("Collectors and scheduler", _collectors()),
-        ("Alerting", _alerting()),
-    ):
-        board.with_row(dash.Row(title))
-        for item in panels:
-            board.with_panel(item)
-    return board.build()
+    return with_rows(
+        board,
+        (
+            ("Process", _process()),
+            ("Collectors and scheduler", _collectors()),
+            ("Alerting", _alerting()),
+        ),
+    )

@@ -6,7 +6,9 @@ import json
 import os
 import socket
 import subprocess
+import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +48,28 @@ class _ChildPeer:
 class Prometheus(_ChildPeer):
     """A Prometheus server with a generated scrape config (never Debian's default one)."""
 
-    def __init__(self, binary: str, workdir: Path, scrape_targets: dict[str, list[str]]) -> None:
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        scrape_targets: dict[str, list[str]],
+        *,
+        rule_files: list[Path] | None = None,
+        scrape_interval: str = "1s",
+        evaluation_interval: str = "1s",
+    ) -> None:
+        config: dict[str, Any] = {
+            "global": {
+                "scrape_interval": scrape_interval,
+                "evaluation_interval": evaluation_interval,
+            },
             "scrape_configs": [
                 {"job_name": job, "static_configs": [{"targets": targets}]}
                 for job, targets in scrape_targets.items()
             ],
         }
+        if rule_files:
+            config["rule_files"] = [str(path) for path in rule_files]
         config_file = workdir / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(config))
         self.port = free_port()
@@ -76,6 +92,21 @@ class Prometheus(_ChildPeer):
             return http_get(self.url + "/-/ready", timeout=1)[0] == 200
         except OSError:
             return False
+
+    def api(self, path: str, params: dict[str, str], *, method: str = "POST") -> dict[str, Any]:
+        """A call of the HTTP API (POST fits long queries); the JSON answer, errors included."""
+        encoded = urllib.parse.urlencode(params)
+        request = urllib.request.Request(  # noqa: S310 - our own server on loopback
+            self.url + path + (f"?{encoded}" if method == "GET" else ""),
+            data=encoded.encode() if method == "POST" else None,
+            method=method,
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                answer: dict[str, Any] = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            answer = json.loads(exc.read())
+        return answer
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         status, _, body = http_get(

@@ -6,15 +6,24 @@ alert levels drawn on the quality graphs.
 `netmon dashboards push` is run as a user runs it, against tests/grafana_peer.py: no Grafana
 server can be installed here, so the requests grafana-client sends are checked against a
 recorder that answers like Grafana's HTTP API.
+
+No dead panel: a real Prometheus with deploy/'s recording and alert rules scrapes a running
+`netmon demo` (and a second netmon watching an HTTPS portal, the one thing the demo lacks),
+then every expression of every dashboard, with its variables filled as Grafana fills them,
+and every rule is run through Prometheus' query API and must return data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import os
 import re
+import ssl
 import subprocess
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +32,27 @@ import pytest
 
 from dashboards import JSON_DIR
 from netmon.config import Thresholds
+from tests.conftest import require_program
+from tests.dashboard_queries import (
+    Expression,
+    dashboard_expressions,
+    fast_rule_files,
+    grafana_value,
+    judged_forms,
+    load_dashboards,
+    panels,
+    resolve_variables,
+    rules,
+)
+from tests.dashboard_queries import run as run_query
+from tests.demo_peer import Demo, call
 from tests.grafana_peer import FakeGrafana
-from tests.helpers import netmon_command
+from tests.helpers import NetmonProcess, netmon_command, wait_until, write_config
+from tests.mqtt_peer import CertAuthority, Mosquitto
+from tests.peers import Prometheus
 
+ROOT = Path(__file__).resolve().parent.parent
+RULE_FILES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 EXPECTED_VARIABLES = {
     "netmon-noc": ["datasource", "district"],
@@ -34,19 +61,6 @@ EXPECTED_VARIABLES = {
     "netmon-self": ["datasource", "job", "instance"],
 }
 UNIT_PANELS = {"timeseries", "stat", "bargauge", "gauge", "state-timeline", "table"}
-
-
-def load_dashboards(directory: Path = JSON_DIR) -> dict[str, dict[str, Any]]:
-    """uid -> dashboard, from the JSON files."""
-    boards = [json.loads(path.read_text(encoding="utf-8")) for path in directory.glob("*.json")]
-    return {board["uid"]: board for board in boards}
-
-
-def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every panel, those inside collapsed rows included."""
-    for item in board.get("panels", []):
-        yield item
-        yield from item.get("panels", [])
 
 
 def links_of(value: Any) -> Iterator[dict[str, Any]]:
@@ -348,3 +362,191 @@ async def test_a_wrong_token_or_no_grafana_fails_without_printing_the_token(
     code, output = await push("--url", "grafana:3000", "--token-env", "T", env={"T": TOKEN})
     assert code == 2
     assert "not an http(s) URL" in output
+
+
+# --- no dead panel ------------------------------------------------------------------------
+
+
+class _Portal(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def https_portal(tmp_path: Path) -> Iterator[str]:
+    """A web service over HTTPS (host:port), for netmon_tls_cert_not_after_seconds."""
+    cert_file, key_file = CertAuthority.create(tmp_path).issue_server(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Portal)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[1].rstrip("/")
+
+
+def _check_rules(prometheus: Prometheus, problems: list[str]) -> int:
+    """Runs every rule; returns how many queries that took. Recording rules must return data
+    as they are; alert rules must parse as they are and return data in their judged forms
+    (tests/dashboard_queries.py, judged_forms). Prometheus must also report every rule it
+    evaluated itself as healthy."""
+    ran = 0
+    for where, rule in rules(RULE_FILES):
+        if "record" in rule:
+            queries = [Expression(where, rule["expr"])]
+        else:
+            ran += 1
+            answer = prometheus.api("/api/v1/query", {"query": rule["expr"]})
+            if answer.get("status") != "success":
+                problems.append(f"{where}: {answer.get('error')}\n    {rule['expr']}")
+            queries = [Expression(where, form) for form in judged_forms(rule["expr"])]
+        for expression in queries:
+            ran += 1
+            wrong = run_query(prometheus, expression)
+            if wrong:
+                problems.append(f"{where}: {wrong}\n    {' '.join(expression.expr.split())}")
+    groups = prometheus.api("/api/v1/rules", {}, method="GET")["data"]["groups"]
+    for group in groups:
+        for rule in group["rules"]:
+            if rule["health"] != "ok":
+                problems.append(f"{group['file']} / {rule['name']}: {rule['health']} "
+                                f"{rule.get('lastError', '')}")  # fmt: skip
+    return ran
+
+
+def _check_dashboards(prometheus: Prometheus, problems: list[str]) -> tuple[int, int]:
+    """Runs every dashboard expression; returns (expressions, variable queries) run."""
+    expressions = variables = 0
+    for board in load_dashboards().values():
+        values, calls = resolve_variables(prometheus, board, problems)
+        variables += calls
+        for expression in dashboard_expressions(board, values):
+            expressions += 1
+            wrong = run_query(prometheus, expression)
+            if wrong:
+                problems.append(f"{expression.where}: {wrong}\n    {expression.expr}")
+    return expressions, variables
+
+
+@pytest.mark.parametrize(
+    ("expr", "forms"),
+    [
+        ('up{job="netmon"} == 0', ['up{job="netmon"} == bool 0']),
+        ('x{a!="b"} > bool 1', ['x{a!="b"} > bool 1']),
+        (
+            "(a > 0.8) * on (t) group_left (d) info",
+            ["(a > bool 0.8) * on (t) group_left (d) info"],
+        ),
+        ("a < 0.995 and on (t) (b offset 23h)", ["a < bool 0.995 and on (t) (b)"]),
+        ("sum(a) > 0 unless on (s) sum(b) > 0", ["sum(a) > bool 0", "sum(b) > bool 0"]),
+        ("sum(a{r=~'x|y'}) >= 1 or c <= 2", ["sum(a{r=~'x|y'}) >= bool 1 or c <= bool 2"]),
+        (
+            "max_over_time(x[1h]) - time() < 14 * 86400",
+            ["max_over_time(x[1h]) - time() < bool 14 * 86400"],
+        ),
+    ],
+)
+def test_alert_expressions_are_judged_in_forms_that_return_data(
+    expr: str, forms: list[str]
+) -> None:
+    assert judged_forms(expr) == forms
+
+
+@pytest.mark.parametrize(
+    ("variable", "choices", "value"),
+    [
+        ({"includeAll": True, "multi": True, "allValue": ".*"}, ["a", "b"], ".*"),
+        ({"includeAll": True, "multi": True}, ["a.b", "c(d)"], "(a\\\\.b|c\\\\(d\\\\))"),
+        ({"includeAll": False, "multi": True}, ["Gi0/1.100", "x"], "Gi0/1\\\\.100"),
+        ({"includeAll": False, "multi": False}, ["ep-a", "ep-b"], "ep-a"),
+    ],
+)
+def test_variables_are_filled_as_grafana_fills_them(
+    variable: dict[str, Any], choices: list[str], value: str
+) -> None:
+    assert grafana_value(variable, choices) == value
+
+
+@pytest.mark.netns
+@pytest.mark.peer
+@pytest.mark.usefixtures("_lab_ready")
+def test_no_dashboard_panel_and_no_rule_is_dead(
+    mosquitto: Mosquitto,
+    https_portal: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    started = time.monotonic()
+    # With a broker, the demo has an alert sink: notification results and an outbox exist.
+    demo = Demo(mqtt=f"127.0.0.1:{mosquitto.port}")
+    shard: NetmonProcess | None = None
+    prometheus: Prometheus | None = None
+    try:
+        config = {
+            "instance": "portal-shard",
+            "defaults": {"http": {"interval": "2s", "timeout": "1s"}},
+            "targets": [
+                {"id": "portal", "address": "127.0.0.1", "kind": "service", "name": "Portal",
+                 "probes": {"http": {"url": f"https://{https_portal}/", "verify_tls": False}}},
+            ],
+        }  # fmt: skip
+        shard = NetmonProcess(write_config(tmp_path / "shard.yaml", config))
+        prometheus = Prometheus(
+            require_program("prometheus"),
+            tmp_path,
+            {"netmon": [_host(demo.url), _host(shard.url)]},
+            rule_files=fast_rule_files(RULE_FILES, tmp_path / "rules"),
+            scrape_interval="2s",
+            evaluation_interval="2s",
+        )
+        endpoints = wait_until(
+            lambda: sorted(demo.up()) if len(demo.up()) == 215 else None,
+            timeout=30,
+            interval=0.5,
+            what="the demo's 215 endpoints to have a verdict",
+        )
+        # A dead endpoint: collector errors, alerts and notifications. Not the first one,
+        # which the endpoint dashboard shows by default: its RTT must have samples.
+        demo.inject({"kind": "endpoint-down", "target": endpoints[-1]})
+        status, check = call("POST", demo.url + "/api/v1/checks", {"targets": endpoints})
+        assert status == 202, check
+        wait_until(
+            lambda: call("GET", demo.url + check["url"])[1]["status"] == "done",
+            timeout=30,
+            interval=0.5,
+            what="the readiness check (netmon_endpoint_ready)",
+        )
+        # The check itself can see a dead query.
+        assert run_query(prometheus, Expression("-", "netmon_no_such_metric")) == "empty"
+        while True:
+            problems: list[str] = []
+            expressions, variables = _check_dashboards(prometheus, problems)
+            rule_queries = _check_rules(prometheus, problems)
+            if not problems or time.monotonic() - started > 80:
+                break
+            time.sleep(5)
+    finally:
+        for peer in (prometheus, shard, demo):
+            if peer is not None:
+                peer.stop()
+    summary = (
+        f"ran {expressions} dashboard expressions, {variables} variable queries and "
+        f"{rule_queries} rule queries ({len(list(rules(RULE_FILES)))} rules) in "
+        f"{time.monotonic() - started:.0f} s"
+    )
+    with capsys.disabled():
+        print(f"\nno dead panel: {summary}, {len(problems) or 'none'} empty or failing")
+    assert not problems, summary + ":\n" + "\n".join(problems)
