@@ -14,7 +14,8 @@ SYSTEM_TOOLS := ip:iproute2 sysctl:procps setpriv:util-linux promtool:prometheus
   mosquitto:mosquitto mosquitto_sub:mosquitto-clients \
   prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager \
   kamailio:kamailio baresip:baresip-core sipsak:sipsak \
-  chromium:chromium chromedriver:chromium-driver
+  chromium:chromium chromedriver:chromium-driver \
+  systemd-analyze:systemd systemd-sysusers:systemd
 # Peers that only the benchmarks measure netmon against.
 BENCH_TOOLS := fping:fping prometheus-snmp-exporter:prometheus-snmp-exporter \
   prometheus-blackbox-exporter:prometheus-blackbox-exporter snmptrapd:snmptrapd
