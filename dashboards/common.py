@@ -97,7 +97,7 @@ ANY_IS_BAD = steps((1, RED))  # counts of things down, errors, failures
 
 
 def states(*names: tuple[float, str, str]) -> list[dm.ValueMapping]:
-    """Value mappings for a 1/0 gauge: each (value, text, colour)."""
+    """Value mappings for a gauge of a few states: each (value, text, colour)."""
     return [
         dm.ValueMap(
             options={
@@ -109,7 +109,8 @@ def states(*names: tuple[float, str, str]) -> list[dm.ValueMapping]:
 
 
 UP_DOWN = states((1, "up", GREEN), (0, "down", RED))
-GO_NO_GO = states((1, "GO", GREEN), (0, "NO-GO", RED))
+# netmon_endpoint_readiness_verdict
+VERDICTS = states((0, "GO", GREEN), (1, "WARN", ORANGE), (2, "NO-GO", RED))
 
 
 def draw_thresholds(builder: timeseries.Panel, thresholds: dash.ThresholdsConfig) -> None:

@@ -12,14 +12,15 @@ from dashboards.common import (
     ANY_IS_BAD,
     COUNT,
     ENDPOINTS_UID,
-    GO_NO_GO,
     GREEN,
     JITTER_STEPS,
     LOSS_STEPS,
+    ORANGE,
     RATIO,
     RTT_STEPS,
     SECONDS,
     UP_DOWN,
+    VERDICTS,
     cell,
     coloured,
     district_variable,
@@ -48,30 +49,34 @@ TO_ENDPOINT = "${__data.fields.target}"
 
 
 def _summary() -> list[stat.Panel]:
+    never_checked = "Endpoints never checked are in none of the readiness counts."
     tiles = []
-    for title, description, expr, thresholds in (
-        ("Up", "Endpoints that answer ICMP.", f"sum(netmon_target_up and {IN_DISTRICT})", None),
+    for title, description, expr, thresholds, width in (
+        ("Up", "Endpoints that answer ICMP.", f"sum(netmon_target_up and {IN_DISTRICT})", None, 6),
         (
             "Down",
             "Endpoints that do not answer ICMP.",
             f"sum(1 - (netmon_target_up and {IN_DISTRICT}))",
             ANY_IS_BAD,
+            6,
         ),
-        (
-            "GO",
-            "Endpoints whose last readiness check was GO.",
-            f"sum(netmon_endpoint_ready and {IN_DISTRICT})",
-            None,
-        ),
-        (
-            "NO-GO",
-            "Endpoints whose last readiness check was NO-GO (or WARN). Endpoints never "
-            "checked are in neither count.",
-            f"sum(1 - (netmon_endpoint_ready and {IN_DISTRICT}))",
-            ANY_IS_BAD,
+        *(
+            (
+                verdict,
+                f"Endpoints whose last readiness check said {verdict}. {never_checked}",
+                f"count(netmon_endpoint_readiness_verdict == {value} and {IN_DISTRICT}) "
+                "or vector(0)",
+                alarm,
+                4,
+            )
+            for verdict, value, alarm in (
+                ("GO", 0, None),
+                ("WARN", 1, steps((1, ORANGE))),
+                ("NO-GO", 2, ANY_IS_BAD),
+            )
         ),
     ):
-        tile = panel(stat.Panel(), title, description, query(expr), width=6, height=4)
+        tile = panel(stat.Panel(), title, description, query(expr), width=width, height=4)
         tile.unit(COUNT).thresholds(thresholds or steps(base=GREEN))
         tile.color_mode(
             cm.BigValueColorMode.BACKGROUND if thresholds else cm.BigValueColorMode.VALUE
@@ -119,7 +124,7 @@ def _table() -> table.Panel:
             f'(district, name) netmon_target_info{{{ROOMS}, district=~"$district"}})',
             instant=True,
         ),
-        query(latest("netmon_endpoint_ready"), instant=True),
+        query(latest("netmon_endpoint_readiness_verdict"), instant=True),
         query(latest("netmon:icmp_rtt_seconds:p95_5m"), instant=True),
         query(latest("netmon:icmp_loss:ratio_rate5m"), instant=True),
         query(latest("netmon_icmp_jitter_seconds"), instant=True),
@@ -140,7 +145,7 @@ def _table() -> table.Panel:
     endpoints.sort_by([common_builders.TableSortByFieldState().display_name("district")])
     endpoints.filterable(True)
     cell(endpoints, "State", mapped(UP_DOWN), *coloured())
-    cell(endpoints, "Readiness", mapped(GO_NO_GO), *coloured())
+    cell(endpoints, "Readiness", mapped(VERDICTS), *coloured())
     cell(endpoints, "RTT p95 (5 m)", unit(SECONDS), *coloured(RTT_STEPS))
     cell(endpoints, "Loss (5 m)", unit(RATIO), *coloured(LOSS_STEPS))
     cell(endpoints, "Jitter", unit(SECONDS), *coloured(JITTER_STEPS))
@@ -195,7 +200,13 @@ def _one_endpoint() -> list[stat.Panel | timeseries.Panel | statetimeline.Panel]
     tiles: list[stat.Panel | timeseries.Panel | statetimeline.Panel] = []
     for title, expr, unit_name, thresholds, mappings in (
         ("State", f"netmon_target_up{{{ONE}}}", COUNT, None, UP_DOWN),
-        ("Last readiness verdict", f"netmon_endpoint_ready{{{ONE}}}", COUNT, None, GO_NO_GO),
+        (
+            "Last readiness verdict",
+            f"netmon_endpoint_readiness_verdict{{{ONE}}}",
+            COUNT,
+            None,
+            VERDICTS,
+        ),
         ("RTT p95 (5 m)", f"netmon:icmp_rtt_seconds:p95_5m{{{ONE}}}", SECONDS, RTT_STEPS, None),
         ("Loss (5 m)", f"netmon:icmp_loss:ratio_rate5m{{{ONE}}}", RATIO, LOSS_STEPS, None),
         ("Jitter", f"netmon_icmp_jitter_seconds{{{ONE}}}", SECONDS, JITTER_STEPS, None),

@@ -131,6 +131,9 @@ async def test_a_check_started_over_http_completes_and_sets_endpoint_ready(
         text = netmon.metrics()
         assert metric_value(text, "netmon_endpoint_ready", target="ep-good") == 1
         assert metric_value(text, "netmon_endpoint_ready", target="ep-dead") == 0
+        verdict = "netmon_endpoint_readiness_verdict"
+        assert metric_value(text, verdict, target="ep-good") == 0  # GO
+        assert metric_value(text, verdict, target="ep-dead") == 2  # NO-GO
         status, listing = call(netmon.url + "/api/v1/checks?group=hall")
         assert [c["id"] for c in listing["checks"]] == [body["id"]]
     finally:

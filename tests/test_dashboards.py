@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from dashboards import JSON_DIR
+from dashboards.common import ENDPOINTS_UID
 from netmon.config import Thresholds
 from tests.conftest import require_program
 from tests.dashboard_queries import (
@@ -427,6 +428,11 @@ def _check_rules(prometheus: Prometheus, problems: list[str]) -> int:
     return ran
 
 
+def _scalar(prometheus: Prometheus, expr: str) -> float | None:
+    result = prometheus.query(expr)
+    return float(result[0]["value"][1]) if len(result) == 1 else None
+
+
 def _check_dashboards(prometheus: Prometheus, problems: list[str]) -> tuple[int, int]:
     """Runs every dashboard expression; returns (expressions, variable queries) run."""
     expressions = variables = 0
@@ -531,6 +537,25 @@ def test_no_dashboard_panel_and_no_rule_is_dead(
         )
         # The check itself can see a dead query.
         assert run_query(prometheus, Expression("-", "netmon_no_such_metric")) == "empty"
+        # The endpoint dashboard tells WARN from NO-GO: the lab's congested line is the one WARN;
+        # its satellite site and the dead endpoint are NO-GO.
+        board = load_dashboards()[ENDPOINTS_UID]
+        tiles = {
+            e.where.rsplit(" / ", 1)[-1]: e
+            for e in dashboard_expressions(board, {"district": ".*", "target": endpoints[0]})
+        }
+        wait_until(
+            lambda: (
+                (
+                    _scalar(prometheus, tiles["WARN"].expr),
+                    _scalar(prometheus, tiles["NO-GO"].expr),
+                )
+                == (1.0, 2.0)
+            ),
+            timeout=20,
+            interval=1,
+            what="1 WARN and 2 NO-GO on the endpoint dashboard",
+        )
         while True:
             problems: list[str] = []
             expressions, variables = _check_dashboards(prometheus, problems)

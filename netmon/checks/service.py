@@ -3,7 +3,7 @@
 `POST /api/v1/checks` starts one (202 and its id), `GET /api/v1/checks/{id}` reads it while it
 runs and once it is done, `GET /api/v1/checks` lists the recent ones (`?meeting=`, `?group=`,
 `?district=` filter by scope). The last verdict of every endpoint becomes
-`netmon_endpoint_ready`.
+`netmon_endpoint_ready` (GO or not) and `netmon_endpoint_readiness_verdict` (GO, WARN, NO-GO).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Checks:
         self._done: set[tuple[str, float, float]] = set()  # (meeting, start, offset) run
         self._runner = CheckRunner(inventory)
         self.reports: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self.ready: dict[str, bool] = {}
+        self.last_verdict: dict[str, Verdict] = {}
         self.verdicts: dict[str, tuple[str, str]] = {}  # target: (verdict, reasons)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -83,7 +83,7 @@ class Checks:
     def apply_inventory(self, inventory: Inventory) -> None:
         self.inventory = inventory
         self._runner.inventory = inventory
-        self.ready = {t: r for t, r in self.ready.items() if t in inventory.targets}
+        self.last_verdict = {t: v for t, v in self.last_verdict.items() if t in inventory.targets}
         self.verdicts = {t: v for t, v in self.verdicts.items() if t in inventory.targets}
 
     def begin(self, scope: dict[str, Any]) -> str:
@@ -131,7 +131,7 @@ class Checks:
 
     def _record(self, report: CheckReport) -> None:
         for endpoint in report.endpoints:
-            self.ready[endpoint.target] = endpoint.verdict is Verdict.GO
+            self.last_verdict[endpoint.target] = endpoint.verdict
             self.verdicts[endpoint.target] = (endpoint.verdict.value, "; ".join(endpoint.reasons))
         if report.id in self.reports:
             self.reports[report.id] = {"status": "done", **report.to_json()}
@@ -206,8 +206,14 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
+# netmon_endpoint_readiness_verdict: higher is worse, so dashboards colour and sort by value.
+VERDICT_VALUE = {Verdict.GO: 0.0, Verdict.WARN: 1.0, Verdict.NO_GO: 2.0}
+
+
 class ChecksCollector:
-    """netmon_endpoint_ready{target}: 1 when the endpoint's last readiness verdict was GO."""
+    """Each endpoint's last readiness verdict: netmon_endpoint_ready{target} (1 when GO) and
+    netmon_endpoint_readiness_verdict{target} (0 GO, 1 WARN, 2 NO-GO), so a WARN is told apart
+    from a NO-GO."""
 
     def __init__(self, checks: Checks) -> None:
         self._checks = checks
@@ -221,6 +227,13 @@ class ChecksCollector:
             "1 if the endpoint's last readiness check said GO, 0 if WARN or NO-GO",
             labels=["target"],
         )
-        for target, is_ready in sorted(self._checks.ready.items()):
-            ready.add_metric([target], float(is_ready))
+        verdict = GaugeMetricFamily(
+            "netmon_endpoint_readiness_verdict",
+            "The endpoint's last readiness verdict: 0 GO, 1 WARN, 2 NO-GO",
+            labels=["target"],
+        )
+        for target, last in sorted(self._checks.last_verdict.items()):
+            ready.add_metric([target], float(last is Verdict.GO))
+            verdict.add_metric([target], VERDICT_VALUE[last])
         yield ready
+        yield verdict
