@@ -31,7 +31,7 @@ header p { margin: .25rem 0 0; font-size: .9rem; opacity: .9; }
 main { padding: .8rem 1rem 2rem; }
 form { background: #fff; border-radius: .4rem; padding: .6rem .8rem; margin-bottom: 1rem;
        display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; }
-select, button { font-size: 1rem; padding: .35rem .5rem; }
+select, button, input { font-size: 1rem; padding: .35rem .5rem; }
 button { background: #1d2a3a; color: #fff; border: 0; border-radius: .3rem; }
 #check-summary { font-weight: 600; }
 .districts { display: grid; grid-template-columns: repeat(auto-fill, minmax(17rem, 1fr));
@@ -112,12 +112,25 @@ document.getElementById('check-form').addEventListener('submit', async (event) =
   const button = document.getElementById('check-run');
   button.disabled = true;  // one check at a time from this page
   summary.textContent = 'checking…';
+  const tokenField = document.getElementById('check-token');
+  // A netmon with an API token wants it for checks too; the page keeps it for this tab only.
+  const token = tokenField.value.trim() || sessionStorage.getItem('netmon-token') || '';
+  const headers = {'Content-Type': 'application/json'};
+  if (token) headers['Authorization'] = `Bearer ${token}`;
   try {
-    const r = await fetch('/api/v1/checks', {method: 'POST',
-      headers: {'Content-Type': 'application/json'},
+    const r = await fetch('/api/v1/checks', {method: 'POST', headers,
       body: JSON.stringify({[kind]: rest.join(':')})});
     const started = await r.json();
+    if (r.status === 401) {
+      sessionStorage.removeItem('netmon-token');
+      tokenField.hidden = false;
+      tokenField.focus();
+      summary.textContent = token ? 'that token is not accepted'
+        : 'this netmon needs its API token to run checks: enter it and run again';
+      return;
+    }
     if (r.status !== 202) { summary.textContent = started.error || `HTTP ${r.status}`; return; }
+    if (token) { sessionStorage.setItem('netmon-token', token); tokenField.hidden = true; }
     for (let i = 0; i < 120; i++) {
       await new Promise(ok => setTimeout(ok, 500));
       const report = await (await fetch(started.url)).json();
@@ -210,6 +223,7 @@ def status_page(
 <form id="check-form">
 <label for="check-scope">Readiness check</label>
 <select id="check-scope">{options}</select>
+<input id="check-token" type="password" placeholder="API token" autocomplete="off" hidden>
 <button id="check-run" type="submit">Run check</button>
 <span id="check-summary"></span>
 </form>

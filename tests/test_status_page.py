@@ -21,7 +21,7 @@ from selenium.webdriver.support.ui import Select
 from netmon.lab import netns
 from tests.browser import ARTIFACTS, Browser, chromium
 from tests.demo_peer import Demo
-from tests.helpers import http_get, wait_until
+from tests.helpers import NetmonProcess, http_get, wait_until, write_config
 
 ENDPOINTS = 215
 SUMMARY = re.compile(
@@ -193,3 +193,59 @@ def test_staff_see_every_endpoint_up_run_a_district_check_and_see_the_fault(
     # The page links no icon, so the browser asks for /favicon.ico, which is not served.
     errors = [e for e in browser.console_errors() if "/favicon.ico " not in e]
     assert errors == []
+
+
+@pytest.mark.peer
+def test_with_an_api_token_the_form_asks_for_it_once_and_then_runs_checks(
+    browser: Browser, tmp_path: Path
+) -> None:
+    token = "meeting-room-token-0123456789"  # noqa: S105 (a test token)
+    (tmp_path / "token").write_text(token + "\n", encoding="utf-8")
+    config = write_config(
+        tmp_path / "netmon.yaml",
+        {
+            "http": {"token": {"file": str(tmp_path / "token")}},
+            "alerting": {"database": str(tmp_path / "alerts.sqlite")},
+            "targets": [
+                {"id": "ep-hall", "address": "127.0.0.1", "kind": "endpoint",
+                 "district": "TP Thanh Hóa", "group": "province"},
+            ],
+        },
+    )  # fmt: skip
+    netmon = NetmonProcess(config)
+    try:
+        browser.open(netmon.url + "/")
+        token_field = browser.find("#check-token")
+        assert not token_field.is_displayed()  # nothing to ask until netmon wants it
+        summary = browser.find("#check-summary")
+        Select(browser.find("#check-scope")).select_by_value("group:province")
+
+        browser.find("#check-run").click()
+        browser.wait_for(lambda driver: "API token" in summary.text, timeout=10, what="the ask")
+        assert token_field.is_displayed()
+
+        token_field.send_keys("not-the-token-at-all")
+        browser.find("#check-run").click()
+        browser.wait_for(
+            lambda driver: summary.text == "that token is not accepted", timeout=10, what="refusal"
+        )
+
+        token_field.clear()
+        token_field.send_keys(token)
+        browser.find("#check-run").click()
+        browser.wait_for(lambda driver: SUMMARY.fullmatch(summary.text), timeout=20, what="a check")
+        assert _endpoints(browser)["ep-hall"]["data-verdict"] == "GO"
+        assert not token_field.is_displayed()
+
+        # The tab remembers it: the next check needs no typing.
+        browser.reload()
+        Select(browser.find("#check-scope")).select_by_value("group:province")
+        browser.find("#check-run").click()
+        browser.wait_for(
+            lambda driver: SUMMARY.fullmatch(browser.find("#check-summary").text),
+            timeout=20,
+            what="a second check",
+        )
+        assert token not in browser.driver.page_source
+    finally:
+        netmon.stop()
