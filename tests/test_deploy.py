@@ -174,6 +174,31 @@ def test_only_critical_prometheus_alerts_page_the_on_call(alert: dict[str, Any])
     assert receiver in {"oncall", "noc", "monitoring"}
 
 
+def comment_above(path: Path, alert: str) -> str:
+    """The comment lines right above `- alert: <alert>` in a rule file."""
+    lines = path.read_text().splitlines()
+    end = next(i for i, line in enumerate(lines) if line.strip() == f"- alert: {alert}")
+    start = end
+    while start > 0 and lines[start - 1].strip().startswith("#"):
+        start -= 1
+    return " ".join(line.strip().lstrip("#").strip() for line in lines[start:end])
+
+
+def test_notifications_failing_says_how_long_its_expression_waits() -> None:
+    """Failures and no success over the window, held for `for`: the comment and the
+    description give the sum, the time since the last delivery, and no other span."""
+    alert = next(alert for alert in ALERTS if alert["alert"] == "NetmonNotificationsFailing")
+    (window,) = set(re.findall(r"\[(\d+)m\]", alert["expr"]))
+    held = re.fullmatch(r"(\d+)m", alert["for"])
+    assert held is not None
+    waits = f"{int(window) + int(held[1])} minutes"
+    for text in (
+        comment_above(RULES / "netmon-alerts.yml", alert["alert"]),
+        alert["annotations"]["description"],
+    ):
+        assert re.findall(r"\d+ minutes", text) == [waits], text
+
+
 def test_netmon_down_is_critical_and_waits_two_minutes() -> None:
     alert = next(alert for alert in ALERTS if alert["alert"] == "NetmonDown")
     assert re.fullmatch(r'up\{job="netmon"\} == 0', alert["expr"])
