@@ -392,6 +392,11 @@ class SelfStats:
             self.collector_errors[key] = self.collector_errors.get(key, 0) + 1
 
     def observe_lag(self, collector: str, lag: float) -> None:
+        # The scheduler reports a run's lag as it starts the run, before any result: from here
+        # on the collector's crashes are exported, at 0 until the first one. A series that
+        # first appears at 1 is no increase to Prometheus, and NetmonInternalErrors would
+        # never hear of that crash.
+        self.collector_errors.setdefault((collector, "internal"), 0)
         self.scheduler_lag.setdefault(collector, Histogram(LAG_BUCKETS)).observe(lag)
 
     def skipped(self, collector: str, runs: int) -> None:

@@ -126,6 +126,30 @@ async def test_failures_are_recorded_with_their_reason() -> None:
     assert store.stats.collector_errors[("icmp", "refused")] >= 2
 
 
+async def test_internal_errors_are_counted_from_zero_before_the_first_result() -> None:
+    """Prometheus sees no increase in a counter that first appears at 1: a collector's
+    "internal" errors exist, at 0, as soon as its first run starts, and stay 0 on failures
+    of other reasons."""
+    collector = FakeCollector(hang={"t0"}, fail={"t1"})
+    inventory = _inventory(2, interval=0.5)
+    store = StateStore()
+    store.apply_inventory(inventory)
+    scheduler = Scheduler(store=store, collectors={"icmp": collector}, max_concurrency=10)
+    scheduler.apply(inventory)
+    try:
+        async with asyncio.timeout(2):
+            while not collector.starts["t0"]:
+                await asyncio.sleep(0.01)
+        assert store.targets["t0"].probes.get("icmp") is None  # its first run is still going
+        assert store.stats.collector_errors[("icmp", "internal")] == 0
+        async with asyncio.timeout(2):
+            while ("icmp", "refused") not in store.stats.collector_errors:
+                await asyncio.sleep(0.01)
+        assert store.stats.collector_errors[("icmp", "internal")] == 0
+    finally:
+        await scheduler.stop()
+
+
 async def test_concurrency_is_bounded() -> None:
     running = 0
     peak = 0

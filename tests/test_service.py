@@ -71,6 +71,17 @@ def test_metrics_follow_the_contract(netmon: NetmonProcess) -> None:
     assert metric_value(text, "netmon_scheduler_lag_seconds_count", collector="icmp")
 
 
+def test_internal_errors_are_exported_at_zero_before_any(netmon: NetmonProcess) -> None:
+    """The first crash of a collector must be an increase to Prometheus (NetmonInternalErrors),
+    so the series is there, at 0, while all is well."""
+    wait_until(lambda: _up(netmon, "a"), what="target a up")
+    text = netmon.metrics()
+    assert (
+        metric_value(text, "netmon_collector_errors_total", collector="icmp", reason="internal")
+        == 0.0
+    )
+
+
 def test_promtool_accepts_a_real_scrape(netmon: NetmonProcess) -> None:
     promtool = require_program("promtool")
     wait_until(lambda: _up(netmon, "a"), what="target up")
