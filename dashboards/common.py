@@ -35,6 +35,8 @@ SELF_UID = "netmon-self"
 # The levels netmon alerts at with no configuration (netmon/config.py, alerting/rules.py).
 LEVELS = Thresholds()
 LINK_SATURATED = float(default_rules(LEVELS)["LinkSaturated"]["levels"][0]["above"])
+# Errors plus discards a second, in and out together (netmon/state.py, errors_per_second).
+INTERFACE_ERRORS = float(default_rules(LEVELS)["InterfaceErrors"]["levels"][0]["above"])
 LINK_CAPACITY = 0.8  # deploy/prometheus/rules/netmon-alerts.yml: LinkCapacity, > 80 % for 1 h
 
 GREEN, YELLOW, ORANGE, RED, DARK_RED = "green", "yellow", "orange", "red", "dark-red"
@@ -43,12 +45,21 @@ GREEN, YELLOW, ORANGE, RED, DARK_RED = "green", "yellow", "orange", "red", "dark
 BITS_PER_SECOND, SECONDS, RATIO, COUNT = "bps", "s", "percentunit", "short"
 PACKETS_PER_SECOND, PER_SECOND, BYTES = "pps", "ops", "bytes"
 
+ROOMS = 'kind=~"endpoint|mcu"'  # what meetings are held in (netmon's Target.is_room)
+
 # Hidden in every table: join keys and scrape labels a person does not need to read.
 TABLE_NOISE = ("Time", "__name__", "instance", "job")
 
 Panel = TypeVar(
     "Panel", timeseries.Panel, stat.Panel, table.Panel, statetimeline.Panel, bargauge.Panel
 )
+
+
+def target_info(labels: str, selector: str) -> str:
+    """netmon_target_info{selector} once per target, keeping `labels`: every netmon watching a
+    target exports it (an HA pair, or shards that all ping the core router), and a
+    `group_left` join onto two copies fails with "many-to-many matching not allowed"."""
+    return f"max by (target, {labels}) (netmon_target_info{{{selector}}})"
 
 
 def query(expr: str, legend: str = "", *, instant: bool = False) -> prom.Dataquery:
@@ -250,8 +261,10 @@ def label_variable(
     multi: bool = True,
     include_all: bool = True,
     all_value: str | None = ".*",
+    regex: str | None = None,
 ) -> dash.QueryVariable:
-    """A variable whose choices are the values of a label (Grafana's `label_values`).
+    """A variable whose choices are the values of a label (Grafana's `label_values`), or with
+    `regex`, what it captures in each series an expression returns (`query_result`).
 
     With `all_value` `.*`, "All" also matches an empty label (the core router has no
     district); None makes "All" the list of choices, so it follows the variables before it.
@@ -267,6 +280,8 @@ def label_variable(
         .multi(multi)
         .include_all(include_all)
     )
+    if regex is not None:
+        variable.regex(regex)
     if include_all and all_value is not None:
         variable.all_value(all_value)
     if include_all:

@@ -17,6 +17,7 @@ from dashboards.common import (
     LOSS_STEPS,
     ORANGE,
     RATIO,
+    ROOMS,
     RTT_STEPS,
     SECONDS,
     UP_DOWN,
@@ -35,15 +36,19 @@ from dashboards.common import (
     states,
     steps,
     tabulate,
+    target_info,
     unit,
     with_rows,
 )
 
-ROOMS = 'kind=~"endpoint|mcu"'  # what meetings are held in (netmon's Target.is_room)
-IN_DISTRICT = f'on (target) netmon_target_info{{{ROOMS}, district=~"$district"}}'
-PER_DISTRICT = (
-    f'on (target) group_left (district) netmon_target_info{{{ROOMS}, district=~"$district"}}'
-)
+CHOSEN = f'{ROOMS}, district=~"$district"'
+# `and` keeps the left side as it is, however many copies of the right side match.
+IN_DISTRICT = f"on (target) netmon_target_info{{{CHOSEN}}}"
+PER_DISTRICT = f"on (target) group_left (district) {target_info('district', CHOSEN)}"
+# Every netmon watching an endpoint (an HA pair, shards) exports its series: each endpoint is
+# counted and drawn once, up when any of them reaches it, at the worst verdict they gave.
+UP = "max by (target) (netmon_target_up)"
+VERDICT = "max by (target) (netmon_endpoint_readiness_verdict)"
 ONE = 'target="$target"'
 TO_ENDPOINT = "${__data.fields.target}"
 
@@ -52,11 +57,11 @@ def _summary() -> list[stat.Panel]:
     never_checked = "Endpoints never checked are in none of the readiness counts."
     tiles = []
     for title, description, expr, thresholds, width in (
-        ("Up", "Endpoints that answer ICMP.", f"sum(netmon_target_up and {IN_DISTRICT})", None, 6),
+        ("Up", "Endpoints that answer ICMP.", f"sum({UP} and {IN_DISTRICT})", None, 6),
         (
             "Down",
             "Endpoints that do not answer ICMP.",
-            f"sum(1 - (netmon_target_up and {IN_DISTRICT}))",
+            f"sum(1 - {UP} and {IN_DISTRICT})",
             ANY_IS_BAD,
             6,
         ),
@@ -64,8 +69,7 @@ def _summary() -> list[stat.Panel]:
             (
                 verdict,
                 f"Endpoints whose last readiness check said {verdict}. {never_checked}",
-                f"count(netmon_endpoint_readiness_verdict == {value} and {IN_DISTRICT}) "
-                "or vector(0)",
+                f"count({VERDICT} == {value} and {IN_DISTRICT}) or vector(0)",
                 alarm,
                 4,
             )
@@ -90,7 +94,7 @@ def _grid() -> stat.Panel:
         stat.Panel(),
         "State of every endpoint",
         "One tile per endpoint, green up, red down. Click a tile for the endpoint.",
-        query(f"netmon_target_up{{{ROOMS}}} and {IN_DISTRICT}", "{{target}}"),
+        query(f"{UP} and {IN_DISTRICT}", "{{target}}"),
         width=24,
         height=10,
     )
@@ -120,8 +124,8 @@ def _table() -> table.Panel:
         "Live state, last readiness verdict and quality of every endpoint, sorted by "
         "district. Colours are netmon's alert levels. Click an endpoint for its details.",
         query(
-            "max by (district, name, target) (netmon_target_up * on (target) group_left "
-            f'(district, name) netmon_target_info{{{ROOMS}, district=~"$district"}})',
+            f"{UP} * on (target) group_left (district, name) "
+            f"{target_info('district, name', CHOSEN)}",
             instant=True,
         ),
         query(latest("netmon_endpoint_readiness_verdict"), instant=True),
@@ -184,7 +188,7 @@ def _districts() -> list[timeseries.Panel]:
         (
             "Endpoints down, per district",
             "How many endpoints of each district did not answer.",
-            f"sum by (district) (1 - (netmon_target_up * {PER_DISTRICT}))",
+            f"sum by (district) (1 - ({UP} * {PER_DISTRICT}))",
             COUNT,
             ANY_IS_BAD,
         ),
@@ -290,7 +294,7 @@ def build() -> dm.Dashboard:
             label_variable(
                 "target",
                 "Endpoint",
-                f'label_values(netmon_target_info{{{ROOMS}, district=~"$district"}}, target)',
+                f"label_values(netmon_target_info{{{CHOSEN}}}, target)",
                 description="The endpoint the last row shows",
                 multi=False,
                 include_all=False,

@@ -34,7 +34,6 @@ from dashboards.common import (
     with_rows,
 )
 
-DEVICE_KINDS = "router|switch|olt|cpe|firewall"  # netmon's kinds that have interfaces to poll
 DEVICE = 'target=~"$device"'
 IFACE = f'{{{DEVICE}, ifname=~"$interface"}}'
 INTERFACE = "target, ifindex, ifname, ifalias"  # the labels every query of the table keeps
@@ -179,10 +178,14 @@ def build() -> dm.Dashboard:
             label_variable(
                 "device",
                 "Device",
-                f'label_values(netmon_target_info{{kind=~"{DEVICE_KINDS}", '
-                f'district=~"$district"}}, target)',
-                description="Devices of the chosen districts (several may be picked)",
+                # What netmon polls by SNMP, whatever its kind (a server's interfaces too).
+                # label_values cannot tell: the district is on netmon_target_info only.
+                "query_result(max by (target) (netmon_snmp_up and on (target) "
+                'netmon_target_info{district=~"$district"}))',
+                description="Devices netmon polls by SNMP in the chosen districts (several "
+                "may be picked)",
                 include_all=False,
+                regex='/target="([^"]+)"/',
             )
         )
         .with_variable(

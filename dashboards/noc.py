@@ -12,6 +12,7 @@ from dashboards.common import (
     DARK_RED,
     ENDPOINTS_UID,
     GREEN,
+    INTERFACE_ERRORS,
     JITTER_STEPS,
     LINKS_UID,
     LOSS_STEPS,
@@ -19,7 +20,7 @@ from dashboards.common import (
     ORANGE,
     PACKETS_PER_SECOND,
     RATIO,
-    RED,
+    ROOMS,
     RTT_STEPS,
     SECONDS,
     UTILISATION_STEPS,
@@ -34,16 +35,23 @@ from dashboards.common import (
     query,
     steps,
     tabulate,
+    target_info,
     with_rows,
 )
 
-IN_DISTRICT = 'on (target) group_left (district) netmon_target_info{district=~"$district"}'
-WITH_NAME = 'on (target) group_left (district, name) netmon_target_info{district=~"$district"}'
-# Reachable or not: the ICMP verdict, or the SNMP agent for devices that are only polled.
+DISTRICTS = 'district=~"$district"'
+IN_DISTRICT = f"on (target) group_left (district) {target_info('district', DISTRICTS)}"
+BY_KIND = f"on (target) group_left (district, kind) {target_info('district, kind', DISTRICTS)}"
+# Rooms only: a row links to the endpoint dashboard, whose Endpoint menu lists nothing else.
+ROOM_NAME = (
+    "on (target) group_left (district, name) "
+    f"{target_info('district, name', f'{ROOMS}, {DISTRICTS}')}"
+)
+# Reachable or not: the ICMP verdict, or the SNMP agent for devices that are only polled. Once
+# per target, reachable when any netmon watching it reaches it.
 REACH = "(max by (target) (netmon_target_up) or max by (target) (netmon_snmp_up))"
-# The labels both queries of a joined table keep, so Grafana's merge matches their rows.
-INTERFACE = "district, target, ifindex, ifname, ifalias"
-BY_KIND = 'on (target) group_left (district, kind) netmon_target_info{district=~"$district"}'
+# An interface once, however many netmons poll its device.
+INTERFACE = "target, ifindex, ifname, ifalias"
 SEVERITY_COLOURS = {"info": GREEN, "warning": YELLOW, "major": ORANGE, "critical": DARK_RED}
 
 
@@ -124,7 +132,11 @@ def _worst_links() -> list[table.Panel]:
         "Busiest links (5 m average)",
         "The ten interface directions carrying the largest share of their speed. "
         "Orange from 80 % (capacity), red from the level netmon alerts at.",
-        query(f"topk(10, netmon:interface_utilization:ratio_rate5m * {IN_DISTRICT})", instant=True),
+        query(
+            f"topk(10, max by ({INTERFACE}, direction) (netmon:interface_utilization:ratio_rate5m)"
+            f" * {IN_DISTRICT})",
+            instant=True,
+        ),
         width=12,
         height=9,
     ).data_links([to_links])
@@ -135,16 +147,28 @@ def _worst_links() -> list[table.Panel]:
         ["district", "target", "ifname", "ifalias", "direction"],
     )
     cell(busiest, "Utilisation", *coloured(UTILISATION_STEPS))
-    top_errors = f"topk(10, netmon:interface_errors:rate5m * {IN_DISTRICT})"
+
+    def per_interface(metric: str) -> str:
+        return f"max by ({INTERFACE}) ({metric})"
+
+    # What netmon's InterfaceErrors alert adds up; the table ranks and colours that sum.
+    errors_and_discards = (
+        f"{per_interface('netmon:interface_errors:rate5m')}"
+        f" + {per_interface('netmon:interface_discards:rate5m')}"
+    )
+    worst = f"topk(10, ({errors_and_discards}) * {IN_DISTRICT})"
     errors = panel(
         table.Panel(),
-        "Links with the most errors (5 m average)",
-        "The ten interfaces with the most errored packets a second (in + out), and their discards.",
-        query(f"max by ({INTERFACE}) ({top_errors})", instant=True),
-        query(
-            f"max by ({INTERFACE}) (netmon:interface_discards:rate5m * {IN_DISTRICT}"
-            f" and on (target, ifindex) {top_errors})",
-            instant=True,
+        "Links with the most errors and discards (5 m average)",
+        "The ten interfaces with the most errored plus discarded packets a second (in + out), "
+        "the sum netmon's InterfaceErrors alert watches: orange from the level it fires at.",
+        query(worst, instant=True),
+        *(
+            query(
+                f"{per_interface(metric)} * {IN_DISTRICT} and on (target, ifindex) {worst}",
+                instant=True,
+            )
+            for metric in ("netmon:interface_errors:rate5m", "netmon:interface_discards:rate5m")
         ),
         width=12,
         height=9,
@@ -152,10 +176,10 @@ def _worst_links() -> list[table.Panel]:
     errors.unit(PACKETS_PER_SECOND)
     tabulate(
         errors,
-        {"Value #A": "Errors", "Value #B": "Discards"},
+        {"Value #A": "Errors + discards", "Value #B": "Errors", "Value #C": "Discards"},
         ["district", "target", "ifname", "ifalias"],
     )
-    cell(errors, "Errors", *coloured(steps((0.1, ORANGE), (1, RED))))
+    cell(errors, "Errors + discards", *coloured(steps((INTERFACE_ERRORS, ORANGE))))
     return [busiest, errors]
 
 
@@ -194,7 +218,7 @@ def _worst_endpoints() -> list[table.Panel]:
             table.Panel(),
             title,
             description + " Click a row for the endpoint.",
-            query(f"topk(10, {expr} * {WITH_NAME})", instant=True),
+            query(f"topk(10, max by (target) ({expr}) * {ROOM_NAME})", instant=True),
             width=8,
             height=9,
         ).data_links([to_endpoint])

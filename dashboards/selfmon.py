@@ -215,6 +215,9 @@ def build() -> dm.Dashboard:
                 "Job",
                 "label_values(netmon_build_info, job)",
                 description="Prometheus jobs that scrape netmon",
+                # "All" is every job that has scraped a netmon, never `.*`: up, process_*
+                # and scrape_duration_seconds exist for every job of the Prometheus.
+                all_value=None,
             )
         )
         .with_variable(
@@ -223,6 +226,8 @@ def build() -> dm.Dashboard:
                 "Instance",
                 'label_values(netmon_build_info{job=~"$job"}, instance)',
                 description="netmon instances (shards) of those jobs",
+                # `.*` within netmon's jobs: a netmon down all along has no netmon_build_info
+                # to be listed by, and must still show in "Scraped" as down.
             )
         )
     )

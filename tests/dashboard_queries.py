@@ -22,6 +22,7 @@ from tests.peers import Prometheus
 # What Grafana puts for its interval macros; the test's Prometheus scrapes every 2 s.
 MACROS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
 LABEL_VALUES = re.compile(r"label_values\((?:(?P<selector>.+),\s*)?(?P<label>\w+)\)")
+QUERY_RESULT = re.compile(r"query_result\((?P<expr>.+)\)")
 VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 
 
@@ -89,19 +90,50 @@ def resolve_variables(
         if variable["type"] == "datasource":
             continue
         match = LABEL_VALUES.fullmatch(variable["query"])
-        assert match, f"{board['title']}: ${variable['name']}: not label_values(): {variable}"
-        params = {}
-        if match["selector"]:
-            params["match[]"] = substitute(match["selector"], values)
-        answer = prometheus.api(f"/api/v1/label/{match['label']}/values", params, method="GET")
+        if match:
+            params = {}
+            if match["selector"]:
+                params["match[]"] = substitute(match["selector"], values)
+            answer = prometheus.api(f"/api/v1/label/{match['label']}/values", params, method="GET")
+            choices = sorted(answer.get("data") or [])
+        else:
+            match = QUERY_RESULT.fullmatch(variable["query"])
+            assert match, (
+                f"{board['title']}: ${variable['name']}: neither label_values() nor "
+                f"query_result(): {variable}"
+            )
+            answer = prometheus.api("/api/v1/query", {"query": substitute(match["expr"], values)})
+            series = answer.get("data", {}).get("result") or []
+            choices = query_result_choices(variable, [item["metric"] for item in series])
         calls += 1
-        choices = sorted(answer.get("data") or [])
         if answer.get("status") != "success" or not choices:
             problems.append(f"{board['title']} / variable ${variable['name']}: no choices {answer}")
             values[variable["name"]] = "no-choice"
             continue
         values[variable["name"]] = grafana_value(variable, choices)
     return values, calls
+
+
+def query_result_choices(variable: dict[str, Any], series: list[dict[str, str]]) -> list[str]:
+    """What Grafana lists for a query_result() variable: its regex applied to the text of each
+    series, `name{label="value", ...}` (the value and timestamp after it are left out here)."""
+    pattern = re.fullmatch(r"/(.*)/", variable.get("regex") or "")
+    assert pattern, f"${variable['name']}: query_result() needs a /regex/ to pick the value"
+    choices = set()
+    for labels in series:
+        name = labels.get("__name__", "")
+        text = (
+            name
+            + "{"
+            + ", ".join(
+                f'{key}="{value}"' for key, value in sorted(labels.items()) if key != "__name__"
+            )
+            + "}"
+        )
+        found = re.search(pattern.group(1), text)
+        if found:
+            choices.add(found.group(1) if found.groups() else found.group(0))
+    return sorted(choices)
 
 
 def dashboard_expressions(board: dict[str, Any], values: dict[str, str]) -> list[Expression]:

@@ -29,12 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from dashboards import JSON_DIR
 from dashboards.common import ENDPOINTS_UID
+from netmon.alerting.rules import default_rules
 from netmon.config import Thresholds
 from tests.conftest import require_program
 from tests.dashboard_queries import (
+    LABEL_VALUES,
     Expression,
     dashboard_expressions,
     fast_rule_files,
@@ -44,6 +47,7 @@ from tests.dashboard_queries import (
     panels,
     resolve_variables,
     rules,
+    substitute,
 )
 from tests.dashboard_queries import run as run_query
 from tests.demo_peer import Demo, call
@@ -135,7 +139,11 @@ def test_every_dashboard_has_its_uid_tag_and_variables() -> None:
         for variable in variables[1:]:
             assert variable["type"] == "query", (uid, variable["name"])
             assert variable["datasource"] == DATASOURCE, (uid, variable["name"])
-            assert re.fullmatch(r"label_values\(.+, \w+\)", variable["query"]), variable
+            query = variable["query"]
+            if query.startswith("query_result("):
+                assert re.fullmatch(r"/.*\(.+\).*/", variable["regex"]), variable
+            else:
+                assert re.fullmatch(r"label_values\(.+, \w+\)", query), variable
 
 
 def test_every_query_uses_the_datasource_variable_and_no_uid_is_hard_coded() -> None:
@@ -215,6 +223,19 @@ def test_quality_graphs_draw_netmons_default_alert_levels() -> None:
         levels.loss_bad,
         levels.loss_critical,
     ]
+
+
+def test_the_error_table_is_coloured_where_netmon_alerts_on_interface_errors() -> None:
+    level = default_rules(Thresholds())["InterfaceErrors"]["levels"][0]["above"]
+    board = load_dashboards()["netmon-noc"]
+    item = next(p for p in panels(board) if p["title"].startswith("Links with the most errors"))
+    (override,) = [
+        o
+        for o in item["fieldConfig"]["overrides"]
+        if o["matcher"]["options"] == "Errors + discards"
+    ]
+    (thresholds,) = [p["value"] for p in override["properties"] if p["id"] == "thresholds"]
+    assert [step["value"] for step in thresholds["steps"]] == [None, level]
 
 
 @pytest.mark.parametrize("uid", sorted(EXPECTED_VARIABLES))
@@ -363,6 +384,245 @@ async def test_a_wrong_token_or_no_grafana_fails_without_printing_the_token(
     code, output = await push("--url", "grafana:3000", "--token-env", "T", env={"T": TOKEN})
     assert code == 2
     assert "not an http(s) URL" in output
+
+
+# --- two netmons watching the same targets -------------------------------------------------
+#
+# An HA pair, or shards that all ping the core router: every series of a target comes twice,
+# once per netmon. promtool evaluates the dashboards' expressions (read from the JSON, variables
+# filled as Grafana fills them) over such series, plus a Prometheus scraping itself and a
+# netmon that was never up, and each must give the answer for one copy.
+
+HA = ("netmon-a:9842", "netmon-b:9842")
+NEVER_UP = "netmon-c:9842"
+INVENTORY = {  # target -> netmon_target_info labels; the core router has no district
+    "ep1": {"kind": "endpoint", "district": "D1", "name": "Room 1"},
+    "ep2": {"kind": "mcu", "district": "D2", "name": "MCU 2"},
+    "rt-core": {"kind": "router", "district": "", "name": "Core"},
+    "srv1": {"kind": "server", "district": "D1", "name": "Server 1"},  # SNMP only
+}
+ROUTER_PORT = {"target": "rt-core", "ifindex": "1", "ifname": "Gi0/1", "ifalias": "uplink"}
+SERVER_PORT = {"target": "srv1", "ifindex": "2", "ifname": "eth0", "ifalias": "lan"}
+ROUTER_ROW = {"district": "", **ROUTER_PORT}
+SERVER_ROW = {"district": "D1", **SERVER_PORT}
+ROOM_1 = {"district": "D1", "name": "Room 1", "target": "ep1"}
+MCU_2 = {"district": "D2", "name": "MCU 2", "target": "ep2"}
+
+Series = tuple[str, dict[str, str], float]  # metric, labels, value all along
+
+
+def _ha_series() -> list[Series]:
+    series: list[Series] = []
+
+    def both(metric: str, labels: dict[str, str], a: float, b: float | None = None) -> None:
+        for instance, value in zip(HA, (a, a if b is None else b), strict=True):
+            series.append((metric, {**labels, "instance": instance, "job": "netmon"}, value))
+
+    both("netmon_build_info", {"version": "1.0.0"}, 1)
+    both("up", {}, 1)
+    both("process_resident_memory_bytes", {}, 1000, 2000)
+    series.append(("up", {"instance": NEVER_UP, "job": "netmon"}, 0))
+    series.append(("up", {"instance": "localhost:9090", "job": "prometheus"}, 1))
+    series.append(
+        ("process_resident_memory_bytes", {"instance": "localhost:9090", "job": "prometheus"}, 3)
+    )
+    for target, labels in INVENTORY.items():
+        both("netmon_target_info", {"target": target, **labels, "address": "192.0.2.1"}, 1)
+    for target, up in (("ep1", 1), ("ep2", 0), ("rt-core", 1)):
+        both("netmon_target_up", {"target": target, "kind": INVENTORY[target]["kind"]}, up)
+    for target in ("rt-core", "srv1"):
+        both("netmon_snmp_up", {"target": target}, 1)
+    both("netmon_endpoint_readiness_verdict", {"target": "ep1"}, 1)  # WARN
+    both("netmon_endpoint_readiness_verdict", {"target": "ep2"}, 2)  # NO-GO
+    # The two netmons measure from different places: each table shows the worse of the two.
+    both("netmon:icmp_loss:ratio_rate5m", {"target": "ep1"}, 0.03125, 0.0625)
+    both("netmon:icmp_loss:ratio_rate5m", {"target": "ep2"}, 1)
+    both("netmon:icmp_loss:ratio_rate5m", {"target": "rt-core"}, 0.5)
+    both("netmon:icmp_rtt_seconds:p95_5m", {"target": "ep1"}, 0.125, 0.25)
+    both("netmon:icmp_rtt_seconds:p95_5m", {"target": "rt-core"}, 0.75)
+    both("netmon_icmp_jitter_seconds", {"target": "ep1"}, 0.0078125, 0.015625)
+    both("netmon_icmp_jitter_seconds", {"target": "rt-core"}, 0.5)
+    for port, util_in, util_out, errors, discards in (
+        (ROUTER_PORT, (0.5, 0.75), 0.25, (0.25, 0.5), (0.125, 0.25)),
+        (SERVER_PORT, (0.125, 0.125), 0.125, (0, 0), (1, 1)),
+    ):
+        both("netmon:interface_utilization:ratio_rate5m", {**port, "direction": "in"}, *util_in)
+        both("netmon:interface_utilization:ratio_rate5m", {**port, "direction": "out"}, util_out)
+        both("netmon:interface_errors:rate5m", port, *errors)
+        both("netmon:interface_discards:rate5m", port, *discards)
+    return series
+
+
+def _promql_labels(labels: dict[str, str], name: str = "") -> str:
+    inner = ", ".join(f'{key}="{value}"' for key, value in sorted(labels.items()) if value)
+    return f"{name}{{{inner}}}"
+
+
+# (dashboard, panel, query) -> each series it must return (its labels) and the value.
+HA_ANSWERS: dict[tuple[str, str, str], list[tuple[dict[str, str], float]]] = {
+    ("netmon-noc", "Up, by kind", "A"): [
+        ({"kind": "endpoint"}, 1), ({"kind": "mcu"}, 0), ({"kind": "router"}, 1),
+        ({"kind": "server"}, 1),
+    ],
+    ("netmon-noc", "Down, by kind", "A"): [
+        ({"kind": "endpoint"}, 0), ({"kind": "mcu"}, 1), ({"kind": "router"}, 0),
+        ({"kind": "server"}, 0),
+    ],
+    ("netmon-noc", "Up and down, by district and kind", "A"): [
+        ({"district": "D1", "kind": "endpoint"}, 1), ({"district": "D2", "kind": "mcu"}, 0),
+        ({"kind": "router"}, 1), ({"district": "D1", "kind": "server"}, 1),
+    ],
+    ("netmon-noc", "Up and down, by district and kind", "B"): [
+        ({"district": "D1", "kind": "endpoint"}, 0), ({"district": "D2", "kind": "mcu"}, 1),
+        ({"kind": "router"}, 0), ({"district": "D1", "kind": "server"}, 0),
+    ],
+    ("netmon-noc", "Busiest links (5 m average)", "A"): [
+        ({**ROUTER_ROW, "direction": "in"}, 0.75), ({**ROUTER_ROW, "direction": "out"}, 0.25),
+        ({**SERVER_ROW, "direction": "in"}, 0.125), ({**SERVER_ROW, "direction": "out"}, 0.125),
+    ],
+    # Ranked by errors + discards, as netmon's InterfaceErrors alert adds them up.
+    ("netmon-noc", "Links with the most errors and discards (5 m average)", "A"): [
+        (ROUTER_ROW, 0.75), (SERVER_ROW, 1),
+    ],
+    ("netmon-noc", "Links with the most errors and discards (5 m average)", "B"): [
+        (ROUTER_ROW, 0.5), (SERVER_ROW, 0),
+    ],
+    ("netmon-noc", "Links with the most errors and discards (5 m average)", "C"): [
+        (ROUTER_ROW, 0.25), (SERVER_ROW, 1),
+    ],
+    # Rooms only: the core router's loss and RTT are worse, but it has no endpoint page.
+    ("netmon-noc", "Highest loss (5 m)", "A"): [(ROOM_1, 0.0625), (MCU_2, 1)],
+    ("netmon-noc", "Highest RTT p95 (5 m)", "A"): [(ROOM_1, 0.25)],
+    ("netmon-noc", "Highest jitter", "A"): [(ROOM_1, 0.015625)],
+    ("netmon-endpoints", "Up", "A"): [({}, 1)],
+    ("netmon-endpoints", "Down", "A"): [({}, 1)],
+    ("netmon-endpoints", "GO", "A"): [({}, 0)],
+    ("netmon-endpoints", "WARN", "A"): [({}, 1)],
+    ("netmon-endpoints", "NO-GO", "A"): [({}, 1)],
+    ("netmon-endpoints", "State of every endpoint", "A"): [
+        ({"target": "ep1"}, 1), ({"target": "ep2"}, 0),
+    ],
+    ("netmon-endpoints", "Endpoints by district", "A"): [(ROOM_1, 1), (MCU_2, 0)],
+    ("netmon-endpoints", "Endpoints by district", "B"): [
+        ({"target": "ep1"}, 1), ({"target": "ep2"}, 2),
+    ],
+    ("netmon-endpoints", "Endpoints by district", "D"): [
+        ({"target": "ep1"}, 0.0625), ({"target": "ep2"}, 1),
+    ],
+    ("netmon-endpoints", "RTT p95, worst endpoint per district", "A"): [({"district": "D1"}, 0.25)],
+    ("netmon-endpoints", "Loss, worst endpoint per district", "A"): [
+        ({"district": "D1"}, 0.0625), ({"district": "D2"}, 1),
+    ],
+    ("netmon-endpoints", "Endpoints down, per district", "A"): [
+        ({"district": "D1"}, 0), ({"district": "D2"}, 1),
+    ],
+    # netmon's own processes only, the one never up included; not Prometheus' own.
+    ("netmon-self", "Scraped", "A"): [
+        ({"__name__": "up", "instance": HA[0], "job": "netmon"}, 1),
+        ({"__name__": "up", "instance": HA[1], "job": "netmon"}, 1),
+        ({"__name__": "up", "instance": NEVER_UP, "job": "netmon"}, 0),
+    ],
+    ("netmon-self", "Memory", "A"): [
+        ({"__name__": "process_resident_memory_bytes", "instance": HA[0], "job": "netmon"}, 1000),
+        ({"__name__": "process_resident_memory_bytes", "instance": HA[1], "job": "netmon"}, 2000),
+    ],
+}  # fmt: skip
+# The links dashboard's device list: every target netmon polls by SNMP, the server included.
+DEVICES = [({"target": "rt-core"}, 1.0), ({"target": "srv1"}, 1.0)]
+
+
+def _label_values(query: str, series: list[Series]) -> list[str]:
+    """Grafana's label_values() over the series promtool is given (Prometheus' label API)."""
+    match = LABEL_VALUES.fullmatch(query)
+    assert match, query
+    selector = re.fullmatch(r"(\w*)(?:\{(.*)\})?", match["selector"] or "")
+    assert selector, query
+    matchers = re.findall(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"', selector[2] or "")
+
+    def matches(metric: str, labels: dict[str, str]) -> bool:
+        if selector[1] and metric != selector[1]:
+            return False
+        for name, operator, quoted in matchers:
+            value, wanted = labels.get(name, ""), re.sub(r"\\(.)", r"\1", quoted)
+            found = re.fullmatch(wanted, value) if "~" in operator else value == wanted
+            if bool(found) == operator.startswith("!"):
+                return False
+        return True
+
+    return sorted(
+        {labels[match["label"]] for metric, labels, _ in series
+         if matches(metric, labels) and labels.get(match["label"])}
+    )  # fmt: skip
+
+
+def _ha_expressions(series: list[Series]) -> dict[tuple[str, str, str], str]:
+    """(dashboard, panel, query) -> its expression, with the label_values() variables filled
+    as Grafana fills them on a fresh load; the links dashboard's query_result() device list
+    is an expression of its own."""
+    found: dict[tuple[str, str, str], str] = {}
+    for uid, board in load_dashboards().items():
+        values: dict[str, str] = {}
+        for variable in board["templating"]["list"][1:]:
+            if not LABEL_VALUES.fullmatch(variable["query"]):
+                inner = re.fullmatch(r"query_result\((.+)\)", variable["query"])
+                assert inner, variable
+                found[(uid, f"${variable['name']}", "")] = substitute(inner[1], values)
+                break  # the variables after it need its choices
+            query = substitute(variable["query"], values)
+            values[variable["name"]] = grafana_value(variable, _label_values(query, series))
+        else:
+            for item in panels(board):
+                for target in item.get("targets", []):
+                    where = (uid, item["title"], target["refId"])
+                    found[where] = substitute(target["expr"], values)
+    return found
+
+
+@pytest.mark.peer
+def test_two_netmons_watching_the_same_targets_count_them_once(tmp_path: Path) -> None:
+    series = _ha_series()
+    expressions = _ha_expressions(series)
+    answers = {**HA_ANSWERS, ("netmon-links", "$device", ""): DEVICES}
+    missing = sorted(set(answers) - set(expressions))
+    assert not missing, f"no such dashboard query: {missing}"
+    cases = [
+        {
+            "expr": expressions[where],
+            "eval_time": "5m",
+            "exp_samples": [
+                {"labels": _promql_labels(labels), "value": value} for labels, value in samples
+            ],
+        }
+        for where, samples in answers.items()
+    ]
+    test_file = tmp_path / "ha-pair.test.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [],
+                "evaluation_interval": "1m",
+                "tests": [
+                    {
+                        "interval": "1m",
+                        "input_series": [
+                            {"series": _promql_labels(labels, metric), "values": f"{value}x10"}
+                            for metric, labels, value in series
+                        ],
+                        "promql_expr_test": cases,
+                    }
+                ],
+            },
+            sort_keys=False,
+        ),
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [require_program("promtool"), "test", "rules", str(test_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --- no dead panel ------------------------------------------------------------------------
