@@ -12,7 +12,9 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -475,19 +477,87 @@ def test_every_file_compose_mounts_or_builds_from_exists() -> None:
             assert (context / service["build"]["dockerfile"]).is_file()
 
 
-def test_netmon_in_compose_validates_with_the_environment_compose_gives_it() -> None:
-    environment = {
-        name: re.sub(r"\$\{\w+:-(.*)\}", r"\1", str(value))
+COMPOSE_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
+API_TOKEN = "a-token-for-the-tests-0123456789"  # noqa: S105 - made up, 16+ characters
+
+
+def compose_environment(shell: dict[str, str]) -> dict[str, str]:
+    """netmon's environment as compose sets it from the `shell`'s variables: ${VAR:-default}
+    falls back to its default; without VAR, ${VAR:?message} stops compose with the message."""
+
+    def substitute(match: re.Match[str]) -> str:
+        variable, operator, rest = match.groups()
+        if variable in shell:
+            return shell[variable]
+        if operator == "-":
+            return str(rest)
+        raise AssertionError(f"compose: {variable}: {rest}")
+
+    return {
+        name: COMPOSE_VARIABLE.sub(substitute, str(value))
         for name, value in services()["netmon"].get("environment", {}).items()
     }
-    result = subprocess.run(
-        [*netmon_command(), "validate", "--config", str(NETMON_CONFIG)],
+
+
+def validate(config: Path, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*netmon_command(), "validate", "--config", str(config)],
         capture_output=True, text=True, check=False, timeout=60,
         env={**os.environ, **environment},
     )  # fmt: skip
+
+
+def test_netmon_in_compose_validates_with_the_environment_compose_gives_it() -> None:
+    result = validate(NETMON_CONFIG, compose_environment({"NETMON_API_TOKEN": API_TOKEN}))
     assert result.returncode == 0, result.stdout + result.stderr
     # The config the image's CMD reads is the one mounted.
     assert json.loads(instruction("CMD")[-1])[-1] == "/etc/netmon/config.yaml"
+
+
+def test_compose_gives_netmon_an_api_token_it_requires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside a container no request comes from loopback: without http.token every change
+    through the API (checks, silences) would be refused. The token comes from the
+    environment, and compose will not start without it."""
+    http = load(NETMON_CONFIG)["http"]
+    assert http["token"] == {"env": "NETMON_API_TOKEN"}
+    with pytest.raises(AssertionError, match="NETMON_API_TOKEN: set NETMON_API_TOKEN"):
+        compose_environment({})
+    short = validate(NETMON_CONFIG, compose_environment({"NETMON_API_TOKEN": "too-short"}))
+    assert short.returncode != 0
+    assert "http.token: the token must be at least 16 characters" in short.stdout + short.stderr
+
+    # The sample's http section on a running netmon: a check starts with the token only.
+    monkeypatch.setenv("NETMON_API_TOKEN", API_TOKEN)
+    config = write_config(
+        tmp_path / "config.yaml",
+        {
+            "http": {**http, "listen": "127.0.0.1:0"},
+            "alerting": {"database": str(tmp_path / "a.sqlite")},
+            "targets": [{"id": "lo", "address": "127.0.0.1"}],
+        },
+    )
+    netmon = NetmonProcess(config)
+    try:
+        answers = [
+            post(netmon.url + "/api/v1/checks", {"targets": ["lo"]}, headers)
+            for headers in ({}, {"Authorization": f"Bearer {API_TOKEN}"})
+        ]
+    finally:
+        netmon.stop()
+    assert answers == [401, 202]
+
+
+def post(url: str, body: dict[str, Any], headers: dict[str, str]) -> int:
+    request = urllib.request.Request(  # noqa: S310
+        url, data=json.dumps(body).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def test_netmons_alert_database_is_on_a_writable_volume() -> None:
