@@ -28,9 +28,11 @@ RUN useradd --system --user-group --home-dir /var/lib/netmon --create-home \
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels netmon && rm -rf /wheels
 
-# Alert state and outbox: set `alerting.database: /var/lib/netmon/alerts.sqlite` in the config
-# (the default, next to the config file, is the read-only /etc/netmon) and keep this volume.
+# Alert state and outbox: keep this volume. The root is read-only under deploy/compose.yaml,
+# and the config's directory is not netmon's to write anyway: netmon puts a relative
+# alerting.database, the default included, in $STATE_DIRECTORY, as under systemd.
 VOLUME /var/lib/netmon
+ENV STATE_DIRECTORY=/var/lib/netmon
 WORKDIR /var/lib/netmon
 USER netmon
 

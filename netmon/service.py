@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -45,6 +46,24 @@ def _log_reach(change: ReachChange) -> None:
         log.warning("target down", extra=context)
     elif change.previous is Reach.DOWN:
         log.info("target up again", extra=context)
+
+
+def alert_database_path(
+    database: str, config_path: Path | None, environ: Mapping[str, str]
+) -> Path:
+    """Where alerting.database is. A relative path (the default one too) is in the state
+    directory systemd gives the service (StateDirectory= sets $STATE_DIRECTORY, a
+    colon-separated list when the unit names several): the config's own directory is
+    read-only there, and netmon would exit at every start. Without one, next to the config."""
+    path = Path(database)
+    if path.is_absolute():
+        return path
+    state = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if state:
+        return Path(state) / path
+    if config_path is not None:
+        return config_path.parent / path
+    return path
 
 
 class Service:
@@ -138,10 +157,9 @@ class Service:
     def _alert_db_path(self) -> Path:
         if self._alert_db is not None:
             return self._alert_db
-        path = Path(self.inventory.config.alerting.database)
-        if not path.is_absolute() and self._config_path is not None:
-            path = self._config_path.parent / path
-        return path
+        return alert_database_path(
+            self.inventory.config.alerting.database, self._config_path, os.environ
+        )
 
     async def _start(self) -> None:
         self.store.apply_inventory(self.inventory)

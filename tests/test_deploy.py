@@ -569,6 +569,8 @@ def test_netmons_alert_database_is_on_a_writable_volume() -> None:
     (image_volume,) = instruction("VOLUME")
     assert image_volume == str(database.parent)
     assert unit_settings()["StateDirectory"] == [database.parent.name]
+    # A config of one's own that leaves alerting.database at its default lands there too.
+    assert f"STATE_DIRECTORY={image_volume}" in instruction("ENV")
 
 
 def test_netmon_publishes_to_the_compose_broker_and_alertmanager() -> None:

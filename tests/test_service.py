@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from netmon.service import alert_database_path
 from tests.conftest import require_program
 from tests.helpers import NetmonProcess, metric_value, samples, wait_until, write_config
 from tests.lab.netlab import NetLab
@@ -178,6 +179,41 @@ def test_sighup_with_a_broken_config_keeps_the_old_one(netmon: NetmonProcess) ->
 
 
 @pytest.mark.netns
+@pytest.mark.parametrize(
+    ("database", "environ", "expected"),
+    [
+        ("netmon-alerts.sqlite", {}, "/etc/netmon/netmon-alerts.sqlite"),
+        ("db/a.sqlite", {"STATE_DIRECTORY": "/var/lib/netmon"}, "/var/lib/netmon/db/a.sqlite"),
+        ("a.sqlite", {"STATE_DIRECTORY": "/var/lib/netmon:/var/lib/x"}, "/var/lib/netmon/a.sqlite"),
+        ("/srv/a.sqlite", {"STATE_DIRECTORY": "/var/lib/netmon"}, "/srv/a.sqlite"),
+        ("a.sqlite", {"STATE_DIRECTORY": ""}, "/etc/netmon/a.sqlite"),
+    ],
+)  # fmt: skip
+def test_a_relative_alert_database_goes_in_systemds_state_directory(
+    database: str, environ: dict[str, str], expected: str
+) -> None:
+    config = Path("/etc/netmon/config.yaml")
+    assert alert_database_path(database, config, environ) == Path(expected)
+
+
+def test_netmon_keeps_its_default_alert_database_in_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the systemd unit the config's directory is read-only: netmon would exit at
+    every start with alerting.database left at its default."""
+    etc, state, other = tmp_path / "etc", tmp_path / "state", tmp_path / "other"
+    for directory in (etc, state, other):
+        directory.mkdir()
+    monkeypatch.setenv("STATE_DIRECTORY", f"{state}:{other}")
+    process = NetmonProcess(_config(etc / "netmon.yaml", {"a": "127.0.3.1"}))
+    try:
+        assert (state / "netmon-alerts.sqlite").is_file()
+    finally:
+        process.stop()
+    assert sorted(path.name for path in etc.iterdir()) == ["netmon.yaml"]
+    assert not list(other.iterdir())
+
+
 def test_down_target_is_logged_once_and_exported_as_zero(tmp_path: Path, netlab: NetLab) -> None:
     host = netlab.add_host()
     host.link_down()

@@ -78,7 +78,8 @@ class AlertingConfig(BaseModel):
     language: Language = "en"
     database: str = Field(
         default="netmon-alerts.sqlite",
-        description="alert state and outbox; relative paths are next to the config file",
+        description="alert state and outbox; relative paths are in $STATE_DIRECTORY when "
+        "systemd sets it (StateDirectory=), else next to the config file",
     )
     rules: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="overrides of the default rules, and new rules"
