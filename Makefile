@@ -47,7 +47,7 @@ apt-missing:
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev,lab]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev,lab,grafana]'
 	touch $@
 
 demo: setup

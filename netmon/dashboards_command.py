@@ -3,8 +3,11 @@
 `push` talks to Grafana's HTTP API through grafana-client, which is synchronous (niquests): a
 CLI does a handful of requests one after another, so the command stays synchronous rather
 than running a client in a thread of an event loop it does not need. Every request has a
-timeout. The API token is read from a file or the environment, never from the command line
-(where `ps` shows it), and never printed: errors name the dashboard and Grafana's reason.
+timeout. grafana-client is the optional extra `netmon[grafana]`: it brings urllib3-future,
+which takes over the `urllib3` import of the whole environment, for a command a few
+operators run now and then. The API token is read from a file or the environment, never
+from the command line (where `ps` shows it), and never printed: errors name the dashboard and
+Grafana's reason.
 """
 
 from __future__ import annotations
@@ -19,6 +22,14 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+NOT_GRAFANA = "not a Grafana API answer: check --url and its sub-path"
+
+
+class NotGrafanaError(Exception):
+    """An answer that is not Grafana's JSON: an SSO login page, another app at that path."""
+
+    def __init__(self) -> None:
+        super().__init__(NOT_GRAFANA)
 
 
 def add_parser(commands: Any) -> None:
@@ -46,6 +57,15 @@ def run(args: argparse.Namespace) -> int:
         from dashboards.build import write
 
         output = args.output or JSON_DIR
+        # Beside the code means a checkout; an installed netmon's is site-packages, often
+        # read-only (the container image) and never the place for edited dashboards.
+        if args.output is None and not _writable(output):
+            print(
+                f"netmon dashboards build: {output} is not writable (an installed netmon?): "
+                "pass --output DIR",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
         written = write(output)
         print(f"{output}: {len(written)} dashboards written", file=sys.stderr)
         return EXIT_OK
@@ -64,6 +84,13 @@ def run(args: argparse.Namespace) -> int:
     path = parsed.path.strip("/")
     url = urllib.parse.urlunsplit(parsed._replace(path=f"/{path}/" if path else ""))
     return push(url, token, args.folder, args.timeout, files)
+
+
+def _writable(directory: Path) -> bool:
+    existing = next(path for path in (directory, *directory.parents) if path.exists())
+    return os.access(existing, os.W_OK | os.X_OK) and all(
+        os.access(path, os.W_OK) for path in directory.glob("*.json")
+    )
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -97,11 +124,18 @@ class PushResult:
 
 def push(url: str, token: str, folder: str, timeout: float, files: list[Path]) -> int:
     """Uploads every dashboard file into `folder` (created when missing), overwriting."""
-    import niquests
-    from grafana_client.api import GrafanaApi
-    from grafana_client.client import GrafanaException, TokenAuth
+    try:
+        import niquests
+        from grafana_client.api import GrafanaApi
+        from grafana_client.client import GrafanaException, TokenAuth
+    except ImportError:
+        print(
+            "netmon dashboards push needs grafana-client: pip install 'netmon[grafana]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
-    failures = (GrafanaException, niquests.exceptions.RequestException)
+    failures = (GrafanaException, niquests.exceptions.RequestException, NotGrafanaError)
     api = GrafanaApi.from_url(url, credential=TokenAuth(token), timeout=timeout)
     where = _without_credentials(url)
     try:
@@ -115,29 +149,46 @@ def push(url: str, token: str, folder: str, timeout: float, files: list[Path]) -
         dashboard = json.loads(path.read_text(encoding="utf-8"))
         title, uid = str(dashboard.get("title", path.stem)), str(dashboard.get("uid", ""))
         try:
-            answer = api.dashboard.update_dashboard(
-                {"dashboard": dashboard, "folderUid": folder_uid, "overwrite": True}
+            answer = _grafana_answer(
+                api.dashboard.update_dashboard(
+                    {"dashboard": dashboard, "folderUid": folder_uid, "overwrite": True}
+                )
             )
         except failures as exc:
             results.append(PushResult(title, uid, None, f"failed: {_reason(exc, token)}"))
             continue
-        status = str(answer.get("status", "success")) if isinstance(answer, dict) else "success"
-        version = answer.get("version") if isinstance(answer, dict) else None
-        results.append(PushResult(title, uid, version, status))
+        version = answer.get("version")
+        status = str(answer.get("status", "success"))
+        results.append(
+            PushResult(title, uid, version if isinstance(version, int) else None, status)
+        )
     _report(results, folder, where)
     return EXIT_OK if all(result.ok for result in results) else EXIT_PROBLEM
 
 
 def _folder_uid(api: Any, title: str) -> str:
-    for existing in api.folder.get_all_folders():
+    folders = api.folder.get_all_folders()
+    if not isinstance(folders, list):
+        raise NotGrafanaError
+    for existing in map(_grafana_answer, folders):
         if existing.get("title") == title:
             return str(existing["uid"])
-    return str(api.folder.create_folder(title)["uid"])
+    return str(_grafana_answer(api.folder.create_folder(title))["uid"])
+
+
+def _grafana_answer(answer: object) -> dict[str, Any]:
+    """A folder or a saved dashboard as Grafana describes it, which always has a uid; anything
+    else (an HTML page, which grafana-client returns as text) was never saved."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("uid"), str):
+        raise NotGrafanaError
+    return answer
 
 
 def _reason(exc: Exception, token: str) -> str:
     """Grafana's own words (status code, `status` and message), with the token blanked out in
     case a proxy echoes a header back."""
+    if isinstance(exc, json.JSONDecodeError):  # niquests' too: a body that is not JSON
+        return NOT_GRAFANA
     status_code = getattr(exc, "status_code", 0)
     response = getattr(exc, "response", None)
     message = str(getattr(exc, "message", "") or exc)

@@ -5,13 +5,16 @@ installed on these machines (no Debian or PyPI package ships one).
 every request it is sent:
     GET  /api/folders            [{"id", "uid", "title"}]
     POST /api/folders            {"title"[, "uid"]} -> the folder; 409 if the title is taken
-    POST /api/dashboards/db      {"dashboard", "folderUid", "overwrite"} -> {"id", "uid",
+    POST /api/dashboards/db      {"dashboard", "folderUid", "overwrite": true} -> {"id", "uid",
                                  "url", "status": "success", "version", "slug"}; every save
-                                 bumps the version; without overwrite, a stale `version` is
-                                 412 {"status": "version-mismatch"}; an unknown folder is 400
+                                 bumps the version; an unknown folder is 400. netmon always
+                                 overwrites, and then Grafana checks neither the version nor
+                                 the title (no 412 version-mismatch or name-exists).
 Every request needs `Authorization: Bearer <token>`, else 401. `reject(uid, status, body)`
-makes the next saves of one dashboard fail with that answer, as a real Grafana does for a
-dashboard someone else changed or one it finds invalid.
+makes the next saves of one dashboard get that answer instead, for the refusals Grafana gives
+an overwriting save (pkg/services/dashboards/errors.go): 400 "Cannot save provisioned
+dashboard", 403 "Access denied to save dashboard"; a text body is sent as an HTML page.
+With `login_page`, every request gets an SSO proxy's sign-in page instead (200, text/html).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ class FakeGrafana:
     requests: list[Request] = field(default_factory=list)
     folders: list[dict[str, Any]] = field(default_factory=list)
     dashboards: dict[str, dict[str, Any]] = field(default_factory=dict)  # uid -> saved
-    rejections: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    rejections: dict[str, tuple[int, dict[str, Any] | str]] = field(default_factory=dict)
+    login_page: bool = False
     url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -63,7 +67,7 @@ class FakeGrafana:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def reject(self, uid: str, status: int, body: dict[str, Any]) -> None:
+    def reject(self, uid: str, status: int, body: dict[str, Any] | str) -> None:
         self.rejections[uid] = (status, body)
 
     def on(self, method: str, path: str) -> list[Request]:
@@ -93,6 +97,8 @@ class FakeGrafana:
                 json.loads(text) if text else None,
             )
         )
+        if self.login_page:
+            return _html(200, "Sign in")
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.json_response({"message": "invalid API key"}, status=401)
         response: web.StreamResponse = await handler(request)
@@ -122,6 +128,8 @@ class FakeGrafana:
         uid = dashboard.get("uid", "")
         if uid in self.rejections:
             status, answer = self.rejections[uid]
+            if isinstance(answer, str):
+                return _html(status, answer)
             return web.json_response(answer, status=status)
         if not dashboard.get("title"):
             return web.json_response({"message": "Dashboard title cannot be empty"}, status=400)
@@ -130,15 +138,16 @@ class FakeGrafana:
             return web.json_response(
                 {"message": "folder not found", "status": "not-found"}, status=400
             )
-        previous = self.dashboards.get(uid)
-        if (
-            previous
-            and not body.get("overwrite")
-            and dashboard.get("version") != previous["version"]
-        ):
+        if body.get("overwrite") is not True:
             return web.json_response(
-                {"message": "The dashboard has been changed by someone else",
-                 "status": "version-mismatch"},
-                status=412,
-            )  # fmt: skip
+                {"message": "the fake models overwriting saves only"}, status=501
+            )
         return web.json_response(self.save(dashboard, folder_uid))
+
+
+def _html(status: int, title: str) -> web.Response:
+    return web.Response(
+        status=status,
+        text=f"<!DOCTYPE html><html><head><title>{title}</title></head><body></body></html>",
+        content_type="text/html",
+    )

@@ -20,10 +20,13 @@ import http.server
 import json
 import os
 import re
+import shutil
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
+import tomllib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from dashboards import JSON_DIR
 from dashboards.common import ENDPOINTS_UID
 from netmon.alerting.rules import default_rules
 from netmon.config import Thresholds
+from netmon.dashboards_command import NOT_GRAFANA
 from tests.conftest import require_program
 from tests.dashboard_queries import (
     LABEL_VALUES,
@@ -340,13 +344,12 @@ async def test_a_refused_dashboard_is_reported_and_the_push_fails(tmp_path: Path
     grafana = FakeGrafana(token=TOKEN, prefix="/grafana")  # behind a reverse proxy's sub-path
     await grafana.start()
     try:
-        grafana.reject(
-            "netmon-links",
-            412,
-            {"message": "The dashboard has been changed by someone else",
-             "status": "version-mismatch"},
-        )  # fmt: skip
-        grafana.reject("netmon-self", 400, {"message": "Dashboard title cannot be empty"})
+        # What Grafana answers an overwriting save: a dashboard it provisions from files, and
+        # one whose permissions the token's service account lacks.
+        grafana.reject("netmon-links", 400, {"message": "Cannot save provisioned dashboard"})
+        grafana.reject("netmon-self", 403, {"message": "Access denied to save dashboard"})
+        # A proxy answering one save with a page of its own: not saved, whatever the status.
+        grafana.reject("netmon-endpoints", 200, "Service unavailable")
         code, output = await push("--url", grafana.url, "--token-file", token_file(tmp_path))
     finally:
         await grafana.close()
@@ -354,11 +357,84 @@ async def test_a_refused_dashboard_is_reported_and_the_push_fails(tmp_path: Path
     assert grafana.folders[0]["title"] == "netmon"
     report = rows(output)
     assert report["netmon-noc"][2:] == ["1", "success"]
-    assert report["netmon-endpoints"][2:] == ["1", "success"]
-    assert "HTTP 412 version-mismatch" in " ".join(report["netmon-links"]), output
-    assert "HTTP 400 Dashboard title cannot be empty" in " ".join(report["netmon-self"]), output
-    assert "2 of 4 failed" in output
+    assert "HTTP 400 Cannot save provisioned dashboard" in " ".join(report["netmon-links"]), output
+    assert "HTTP 403 Access denied to save dashboard" in " ".join(report["netmon-self"]), output
+    assert report["netmon-endpoints"][2:] == [f"failed: {NOT_GRAFANA}"], output
+    assert "3 of 4 failed" in output
     assert TOKEN not in output
+
+
+async def test_a_page_that_is_not_grafanas_api_is_reported_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    # An SSO proxy's sign-in page, or --url without Grafana's sub-path where another app is.
+    grafana = FakeGrafana(token=TOKEN, login_page=True)
+    await grafana.start()
+    try:
+        code, output = await push("--url", grafana.url, "--token-file", token_file(tmp_path))
+    finally:
+        await grafana.close()
+    assert code == 1, output
+    assert f"netmon dashboards push: folder 'netmon' at {grafana.url}: {NOT_GRAFANA}" in output
+    assert "Traceback" not in output
+    assert grafana.on("POST", "/api/dashboards/db") == []
+    assert TOKEN not in output
+
+
+async def test_push_without_grafana_client_says_how_to_install_it(
+    grafana: FakeGrafana, tmp_path: Path
+) -> None:
+    # grafana-client is an extra: it replaces urllib3 for the whole environment.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("grafana-client")]
+    assert [
+        d for d in project["optional-dependencies"]["grafana"] if d.startswith("grafana-client")
+    ]
+
+    shadow = tmp_path / "without-grafana-client" / "grafana_client"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'grafana_client'\", name='grafana_client')\n"
+    )
+    code, output = await push(
+        "--url", grafana.url, "--token-file", token_file(tmp_path),
+        env={"PYTHONPATH": str(shadow.parent)},
+    )  # fmt: skip
+    assert code == 2, output
+    assert "pip install 'netmon[grafana]'" in output
+    assert "Traceback" not in output
+    assert grafana.requests == []
+
+
+def test_build_into_a_read_only_installed_package_asks_for_output() -> None:
+    """An installed netmon's dashboards/json is in site-packages, read-only to the user that
+    runs it (the container image): a copy of the package stands for it."""
+    with tempfile.TemporaryDirectory() as directory:
+        installed = Path(directory)
+        installed.chmod(0o755)  # readable by the unprivileged user below
+        shutil.copytree(ROOT / "dashboards", installed / "dashboards")
+        json_dir = installed / "dashboards" / "json"
+        for path in json_dir.iterdir():
+            path.chmod(0o444)
+        json_dir.chmod(0o555)
+        before = snapshot(json_dir)
+        command = [*netmon_command(), "dashboards", "build"]
+        if os.geteuid() == 0:  # root writes anywhere: run as nobody, as a service user would
+            command = [require_program("setpriv"), "--reuid=65534", "--regid=65534",
+                       "--clear-groups", *command]  # fmt: skip
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=installed,
+            env={**os.environ, "PYTHONPATH": str(installed), "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"{json_dir} is not writable" in result.stderr
+        assert "pass --output DIR" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert snapshot(json_dir) == before
 
 
 async def test_a_wrong_token_or_no_grafana_fails_without_printing_the_token(
