@@ -5,16 +5,22 @@ compose file's services are checked to point at each other."""
 from __future__ import annotations
 
 import fnmatch
+import grp
 import json
 import os
+import pwd
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -284,28 +290,138 @@ def test_sysusers_creates_the_user_the_unit_runs_as(tmp_path: Path) -> None:
     assert user[5] == f"/var/lib/{settings['StateDirectory'][0]}"
 
 
-def test_the_units_commands_run_and_reload_netmon(tmp_path: Path) -> None:
-    """ExecStart's arguments start netmon (with a config of our own in place of
-    /etc/netmon/config.yaml), and ExecReload's signal reloads it instead of killing it."""
+UNIT_USER, UNIT_GROUP = "nobody", "nogroup"  # stand-ins for `netmon`, not on this machine
+# CapEff/CapBnd/CapAmb bits in /proc/PID/status (linux/capability.h).
+CAPABILITY_BITS = {"CAP_NET_BIND_SERVICE": 10, "CAP_NET_RAW": 13}
+
+
+def unit_sandbox() -> list[str]:
+    """setpriv as the unit runs its commands: User=/Group= (stand-ins), supplementary groups
+    dropped, the ambient capabilities and bounding set of the unit, NoNewPrivileges."""
     settings = unit_settings()
+
+    def caps(key: str) -> str:
+        names = " ".join(settings[key]).split()
+        return ",".join(["-all", *(f"+{name.removeprefix('CAP_').lower()}" for name in names)])
+
+    assert settings["NoNewPrivileges"] == ["yes"]
+    return [
+        require_program("setpriv"),
+        f"--reuid={UNIT_USER}", f"--regid={UNIT_GROUP}", "--clear-groups",
+        f"--inh-caps={caps('AmbientCapabilities')}",
+        f"--ambient-caps={caps('AmbientCapabilities')}",
+        f"--bounding-set={caps('CapabilityBoundingSet')}",
+        "--no-new-privs", "--",
+    ]  # fmt: skip
+
+
+def free_privileged_udp_port() -> int:
+    """The trap port, 162, unless something here listens on it: then another below 1024."""
+    for port in (162, *range(1023, 512, -1)):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no free UDP port below 1024")
+
+
+@pytest.fixture
+def unit_directories() -> Iterator[tuple[Path, Path]]:
+    """(/etc/netmon, /var/lib/netmon) as the unit's install makes them: the config readable by
+    the service's group only and not writable by it, the state directory its own. Outside
+    pytest's private tmp, which the service's user could not enter."""
+    with tempfile.TemporaryDirectory(prefix="netmon-unit-") as base:
+        os.chmod(base, 0o755)  # noqa: S103 - the service's user must reach its directories
+        etc, state = Path(base, "etc"), Path(base, "state")
+        etc.mkdir(mode=0o750)
+        state.mkdir(mode=0o750)
+        os.chown(etc, 0, grp.getgrnam(UNIT_GROUP).gr_gid)
+        os.chown(state, pwd.getpwnam(UNIT_USER).pw_uid, grp.getgrnam(UNIT_GROUP).gr_gid)
+        yield etc, state
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing to the unit's user needs root")
+def test_the_units_commands_run_and_reload_netmon_as_the_unit_does(
+    unit_directories: tuple[Path, Path],
+) -> None:
+    """ExecStart's arguments (with a config of our own in place of /etc/netmon/config.yaml),
+    run as an unprivileged user with only the unit's capabilities: netmon pings with raw ICMP,
+    binds the trap receiver below 1024, keeps its default alert database in $STATE_DIRECTORY,
+    and ExecReload's signal, sent as the unit sends it, reloads it instead of killing it."""
+    settings = unit_settings()
+    etc, state = unit_directories
+    trap_port = free_privileged_udp_port()
     config = write_config(
-        tmp_path / "config.yaml",
-        {"http": {"listen": "127.0.0.1:0"}, "alerting": {"database": str(tmp_path / "a.sqlite")}},
+        etc / "config.yaml",
+        {
+            "http": {"listen": "127.0.0.1:0"},
+            "trap_receiver": {"listen": f"127.0.0.1:{trap_port}"},
+            "defaults": {"icmp": {"interval": "200ms", "timeout": "150ms", "up_after": 1}},
+            "targets": [{"id": "lo", "address": "127.0.0.1", "probes": ["icmp"]}],
+        },
     )
+    os.chown(config, 0, grp.getgrnam(UNIT_GROUP).gr_gid)
+    config.chmod(0o640)
     argv = settings["ExecStart"][0].replace("/etc/netmon/config.yaml", str(config)).split()
     assert argv[0] == "/usr/local/bin/netmon"
     argv[0] = netmon_program()
-    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
-    try:
+    assert settings["WorkingDirectory"] == [f"/var/lib/{settings['StateDirectory'][0]}"]
+    # What systemd gives a service: little of the caller's environment, and StateDirectory=.
+    environment = {"PATH": os.environ["PATH"], "HOME": str(state), "STATE_DIRECTORY": str(state)}
+    process = subprocess.Popen(
+        [*unit_sandbox(), *argv],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, cwd=state, env=environment,
+    )  # fmt: skip
+    log: list[str] = []
+
+    def read_log() -> None:  # a chatty netmon must never block on a full pipe
         assert process.stderr is not None
-        url = ""
         for line in process.stderr:
-            if match := re.search(r"netmon running .*url=(\S+)", line):
-                url = match[1]
-                break
-        assert url, "netmon did not start"
+            log.append(line)
+
+    drain = threading.Thread(target=read_log, daemon=True)
+    drain.start()
+
+    def logged(pattern: str) -> re.Match[str] | None:
+        if process.poll() is not None:
+            raise AssertionError(f"netmon exited ({process.returncode}):\n{''.join(log)}")
+        return next((m for line in list(log) if (m := re.search(pattern, line))), None)
+
+    try:
+        running = wait_until(lambda: logged(r"netmon running .*url=(\S+)"), timeout=20)
+        url = running[1]
+        status = dict(
+            line.split(":", 1)
+            for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
+        )
+        assert status["Uid"].split()[0] == str(pwd.getpwnam(UNIT_USER).pw_uid)
+        assert status["Gid"].split()[0] == str(grp.getgrnam(UNIT_GROUP).gr_gid)
+        assert status["Groups"].split() == []
+        granted = sum(
+            1 << CAPABILITY_BITS[name] for name in settings["AmbientCapabilities"][0].split()
+        )
+        for key in ("CapEff", "CapBnd", "CapAmb"):
+            assert int(status[key], 16) == granted, (key, status[key])
+
+        assert logged(r"ICMP sockets open .*mode=raw"), "".join(log)
+        wait_until(
+            lambda: metric_value(http_get(url + "/metrics")[2], "netmon_target_up", target="lo")
+            == 1,
+            timeout=15, what="netmon to ping 127.0.0.1",
+        )  # fmt: skip
+        assert logged(rf"SNMP trap receiver listening .*port={trap_port}\b"), "".join(log)
+        database = state / "netmon-alerts.sqlite"
+        assert database.is_file()
+        assert database.stat().st_uid == pwd.getpwnam(UNIT_USER).pw_uid
+
         reload = settings["ExecReload"][0].replace("$MAINPID", str(process.pid)).split()
-        assert subprocess.run(reload, check=False).returncode == 0
+        result = subprocess.run(
+            [*unit_sandbox(), *reload], env=environment, check=False, timeout=10
+        )
+        assert result.returncode == 0
         wait_until(
             lambda: (
                 metric_value(
@@ -318,7 +434,12 @@ def test_the_units_commands_run_and_reload_netmon(tmp_path: Path) -> None:
         assert process.poll() is None
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        drain.join(timeout=5)
 
 
 # --- container -------------------------------------------------------------------------------
