@@ -178,9 +178,10 @@ def judged_forms(expr: str) -> list[str]:
     An alert expression returns nothing while all is well, so running it as it is proves only
     that it parses. Here each comparison gets `bool` (every series judged comes back, 1 or 0,
     instead of only the failing ones), `offset`s go (a one-minute-old Prometheus has no day
-    of history), and `A unless B` is split into A and B (B's series, present, would hide A's):
-    each query must return data, so every metric and recorded series the rule reads exists
-    with the labels its joins need.
+    of history), and the top-level `A unless B` and `A or B` are split into A and B (B's
+    series, present, would hide A's; with `or`, B alone would make the rule look alive), also
+    inside parentheses around the whole: each query must return data, so every metric and
+    recorded series the rule reads exists with the labels its joins need.
     """
     saved: list[str] = []
 
@@ -191,13 +192,35 @@ def judged_forms(expr: str) -> list[str]:
     code = _PROTECTED.sub(protect, expr)
     code = _OFFSET.sub("", code)
     code = _COMPARISON.sub(r"\1 bool", code)
-    forms = [_MATCHING.sub("", part).strip() for part in _top_level_split(code, "unless")]
-    return [re.sub(r"\x00(\d+)\x00", lambda m: saved[int(m.group(1))], form) for form in forms]
+    return [
+        re.sub(r"\x00(\d+)\x00", lambda m: saved[int(m.group(1))], form) for form in _sides(code)
+    ]
 
 
-def _top_level_split(code: str, keyword: str) -> list[str]:
+def _sides(code: str) -> list[str]:
+    sides = []
+    for part in _top_level_split(code, r"\b(?:unless|or)\b"):
+        part = _MATCHING.sub("", part).strip()
+        inner = _unwrapped(part)
+        sides.extend([part] if inner is None else _sides(inner))
+    return sides
+
+
+def _unwrapped(code: str) -> str | None:
+    """What is inside parentheses that enclose all of `code`; None when they do not."""
+    if not code.startswith("("):
+        return None
+    depth = 0
+    for index, char in enumerate(code):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return code[1:-1] if index == len(code) - 1 else None
+    return None
+
+
+def _top_level_split(code: str, keywords: str) -> list[str]:
     parts, depth, start = [], 0, 0
-    for match in re.finditer(rf"[()]|\b{keyword}\b", code):
+    for match in re.finditer(rf"[()]|{keywords}", code):
         found = match.group(0)
         if found == "(":
             depth += 1
