@@ -22,14 +22,23 @@ T = TypeVar("T")
 
 
 def wait_until(
-    condition: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05, what: str = ""
+    condition: Callable[[], T],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "",
+    showing: Callable[[], object] | None = None,
 ) -> T:
-    """Poll until `condition()` is truthy; return its value or fail after `timeout`."""
+    """Poll until `condition()` is truthy; return its value or fail after `timeout`, with what
+    `showing()` returns then when given (a yes/no condition alone cannot say how near it came)."""
     deadline = time.monotonic() + timeout
     last: T = condition()
     while not last:
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+            seen = f"; at the end: {showing()}" if showing is not None else ""
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what or condition}{seen}"
+            )
         time.sleep(interval)
         last = condition()
     return last

@@ -395,19 +395,16 @@ def test_loss_shows_on_that_endpoint_only(clean: Demo) -> None:
         ratios = samples(clean.metrics(), "netmon_icmp_loss_ratio")
         return {labels["target"]: value for labels, value in ratios if value > 0}
 
-    seen: list[float] = []
-
-    def lossy_enough() -> bool:
-        seen.append(round(lossy().get("ep-so-06", 0.0), 3))
-        return seen[-1] > 0.25
-
     # The ratio is over a 60 s window: at 50 % loss it passes 0.25 about 30 s after the fault
     # once the demo has run a minute (earlier, with a shorter history, sooner); by 75 s the
     # whole window is lossy, so only a fault that did not take fails here.
-    try:
-        wait_until(lossy_enough, timeout=75, interval=1, what="loss")
-    except AssertionError as timed_out:
-        raise AssertionError(f"ep-so-06's loss ratio, once a check: {seen}") from timed_out
+    wait_until(
+        lambda: lossy().get("ep-so-06", 0) > 0.25,
+        timeout=75,
+        interval=1,
+        what="loss",
+        showing=lossy,
+    )
     assert set(lossy()) <= clean.touched  # no endpoint that no test faulted loses anything
     assert clean.up()["ep-so-06"] in (0.0, 1.0)
 
