@@ -189,6 +189,11 @@ def _reason(exc: Exception, token: str) -> str:
     case a proxy echoes a header back."""
     if isinstance(exc, json.JSONDecodeError):  # niquests' too: a body that is not JSON
         return NOT_GRAFANA
+    cause = _root_cause(exc)
+    if isinstance(cause, OSError) and cause is not exc:
+        # Under niquests' ConnectionError and urllib3's retry wrappers, what a person can act
+        # on: refused, timed out, a name that does not resolve.
+        return f"unreachable: {cause.strerror or cause}"
     status_code = getattr(exc, "status_code", 0)
     response = getattr(exc, "response", None)
     message = str(getattr(exc, "message", "") or exc)
@@ -199,6 +204,12 @@ def _reason(exc: Exception, token: str) -> str:
     if status_code:
         message = f"HTTP {status_code} {message}"
     return message.replace(token, "<secret>")
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    return exc
 
 
 def _without_credentials(url: str) -> str:

@@ -452,6 +452,7 @@ async def test_a_wrong_token_or_no_grafana_fails_without_printing_the_token(
     code, output = await push("--url", url, "--token-env", "T", env={"T": TOKEN})
     assert code == 1
     assert "netmon dashboards push: folder 'netmon'" in output
+    assert output.rstrip().endswith(": unreachable: Connection refused"), output
     assert TOKEN not in output
 
     code, output = await push("--url", url, "--token-env", "UNSET_FOR_THE_TEST")
