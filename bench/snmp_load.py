@@ -13,9 +13,9 @@ import resource
 import sys
 import time
 
-from collectors.base import ProbeTarget
-from collectors.credentials import SnmpCredential
 from collectors.snmp.collector import SnmpCollector, SnmpSettings
+from netmon.credentials import SnmpCredential
+from netmon.model import ProbeTarget
 
 V3_PROTOCOLS = {"SHA-256": "SHA256", "SHA": "SHA", "AES": "AES128", "MD5": "MD5", "DES": "DES"}
 

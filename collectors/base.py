@@ -1,36 +1,17 @@
-"""The vocabulary shared by collectors and the core: what a probe is given and what it returns.
+"""What every collector is and shares: its protocol, its settings base, its error.
 
-Observations are frozen dataclasses; the core folds them into its state store. Nothing here
-does I/O.
+The data collectors are given and return (targets, observations) is the core's vocabulary, in
+`netmon.model`. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Annotated, ClassVar, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from collectors.credentials import SnmpCredential
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: object) -> object:
-    """Accept 1.5, "1.5", "500ms", "2s", "5m", "1h"; other types are left to pydantic."""
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"not a duration: {value!r} (examples: 500ms, 2s, 5m, 1h)")
-        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    return value
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""Seconds, written as a number or with a unit (ms, s, m, h)."""
+from netmon.model import Duration, Observation, ProbeTarget, ReachPolicy
 
 
 class CollectorSettings(BaseModel):
@@ -53,105 +34,9 @@ class CollectorSettings(BaseModel):
         """
         return []
 
-
-class ReachPolicy(CollectorSettings):
-    """Settings of a collector whose results decide whether a target is up or down."""
-
-    # Two losses at one echo a second: a fault is news in about 2.3 s (median), well within
-    # the 3 s the NOC asks for; three would make it 3.3 s. A link so lossy that two losses in
-    # a row happen by chance raises HighPacketLoss anyway; set 3 there.
-    down_after: int = Field(default=2, ge=1, description="consecutive losses before down")
-    up_after: int = Field(default=2, ge=1, description="consecutive replies before up again")
-    window: Duration = Field(default=60.0, gt=0, description="sliding window for loss and jitter")
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeTarget:
-    """What a collector needs to know about a target: no labels, no secrets it does not use.
-
-    `credentials` holds only the credentials this target's probes refer to, by name.
-    """
-
-    id: str
-    address: str
-    credentials: Mapping[str, SnmpCredential] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """Result of one collection run against one target.
-
-    `ok` says whether the target answered as expected; `reason` says why not, in one of a few
-    stable words ("timeout", "refused", "unreachable", "resolve", "parse", ...), so the runner can
-    count errors by reason and a person can read it.
-    """
-
-    target: str
-    collector: str
-    ok: bool
-    duration: float
-    reason: str | None = None
-    detail: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class EchoRound(Observation):
-    """One round of ICMP echoes to a target.
-
-    `rtts` holds one entry per echo sent, in send order: the round-trip time in seconds, or None
-    when no reply came within the timeout.
-    """
-
-    address: str = ""
-    rtts: tuple[float | None, ...] = field(default_factory=tuple)
-
-    @property
-    def sent(self) -> int:
-        return len(self.rtts)
-
-    @property
-    def received(self) -> int:
-        return sum(1 for rtt in self.rtts if rtt is not None)
-
-
-@dataclass(frozen=True, slots=True)
-class InterfaceSample:
-    """One interface as read from IF-MIB; None where the agent did not say."""
-
-    index: int
-    name: str
-    alias: str
-    descr: str
-    admin_up: bool | None
-    oper_up: bool | None
-    speed_bps: int | None
-    counter_bits: int  # 64 when the HC counters were read, else 32
-    in_octets: int | None
-    out_octets: int | None
-    in_errors: int | None
-    out_errors: int | None
-    in_discards: int | None
-    out_discards: int | None
-    discontinuity: int | None = None  # ifCounterDiscontinuityTime, in sysUpTime ticks
-    ticks: int | None = None  # the agent's sysUpTime when the octet counters were read
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceSample(Observation):
-    """One SNMP poll of a device: system group and interfaces.
-
-    `missing` names what could not be read while the rest was (a failed subtree does not
-    fail the poll).
-    """
-
-    uptime_ticks: int | None = None
-    sys_name: str = ""
-    sys_descr: str = ""
-    sys_object_id: str = ""
-    interfaces: tuple[InterfaceSample, ...] = ()
-    missing: tuple[str, ...] = ()
-    # From data-defined modules: (name, type, help, labels, value), name without netmon_.
-    metrics: tuple[tuple[str, str, str, tuple[tuple[str, str], ...], float], ...] = ()
+    def reach_policy(self) -> ReachPolicy | None:
+        """How this probe's results decide up and down, for the probe that decides them."""
+        return None
 
 
 class CollectError(Exception):

@@ -21,7 +21,6 @@ import re
 import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar
 from urllib.parse import urlsplit
@@ -39,8 +38,9 @@ from pydantic import (
     model_validator,
 )
 
-from collectors.base import CollectError, CollectorSettings, Duration, Observation, ProbeTarget
-from collectors.credentials import Secret, SecretValue
+from collectors.base import CollectError, CollectorSettings
+from netmon.credentials import Secret, SecretValue
+from netmon.model import Duration, HttpAnswer, ProbeTarget
 
 BODY_LIMIT = 1 << 20  # expect_text looks at the first MiB: a management page is far smaller
 CA_FILE_TTL = 300.0  # a renewed lab CA is picked up within five minutes
@@ -199,20 +199,6 @@ class HttpSettings(CollectorSettings):
 
     def accepts(self, status: int) -> bool:
         return any(low <= status <= high for low, high in self.expect_status)
-
-
-@dataclass(frozen=True, slots=True)
-class HttpAnswer(Observation):
-    """One GET that got an HTTP answer (whether or not it was the expected one).
-
-    `status_code` is the answer's status; `cert_not_after` the notAfter of the server's
-    certificate in unix seconds (None over plain HTTP); `url` what was fetched last (after
-    redirects, when they are followed).
-    """
-
-    status_code: int | None = None
-    cert_not_after: float | None = None
-    url: str = ""
 
 
 class _CertResponse(aiohttp.ClientResponse):

@@ -32,7 +32,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collectors.base import CollectError, CollectorSettings, Duration, Observation, ProbeTarget
+from collectors.base import CollectError, CollectorSettings
+from netmon.model import Duration, Observation, ProbeTarget
 
 SIP_PORT = 5060
 # RFC 3261 17.1.2.2: retransmissions of a non-INVITE request never wait longer than T2.

@@ -19,7 +19,8 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from collectors.base import CollectError, CollectorSettings, Duration, Observation, ProbeTarget
+from collectors.base import CollectError, CollectorSettings
+from netmon.model import Duration, Observation, ProbeTarget
 
 # H.323 call signalling (H.225.0 over TCP): what a room system listens on when it can take a call.
 H323_PORT = 1720

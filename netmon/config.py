@@ -29,11 +29,12 @@ from pydantic import (
 )
 
 from collectors import registry
-from collectors.base import CollectorSettings, Duration, ProbeTarget
-from collectors.credentials import Secret, SecretValue, SnmpCredential
+from collectors.base import CollectorSettings
 from collectors.traps.receiver import TrapSettings
 from netmon.alerting.rules import Rule
 from netmon.alerting.settings import AlertingConfig, resolve_rules
+from netmon.credentials import Secret, SecretValue, SnmpCredential
+from netmon.model import Duration, ProbeTarget, ReachPolicy
 
 TARGET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -268,6 +269,8 @@ class Target:
     parent: str | None = None
     uplink: str = ""
     trap_engine_ids: tuple[str, ...] = ()
+    # From the probe that decides up and down (ICMP), resolved once when the inventory is built.
+    reach_policy: ReachPolicy | None = None
 
     @property
     def display_name(self) -> str:
@@ -637,4 +640,7 @@ def _resolve_target(
         parent=target.parent,
         uplink=target.uplink,
         trap_engine_ids=tuple(target.trap_engine_ids),
+        reach_policy=next(
+            (policy for _, s in probes if (policy := s.reach_policy()) is not None), None
+        ),
     )

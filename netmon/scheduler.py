@@ -25,15 +25,9 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from collectors.base import (
-    BatchCollector,
-    CollectError,
-    Collector,
-    CollectorSettings,
-    Observation,
-    ProbeTarget,
-)
+from collectors.base import BatchCollector, CollectError, Collector, CollectorSettings
 from netmon.config import Inventory, Target
+from netmon.model import Observation, ProbeTarget
 from netmon.state import StateStore
 
 log = logging.getLogger(__name__)

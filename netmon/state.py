@@ -1,8 +1,9 @@
 """The state store: the one source of truth for what netmon currently knows.
 
 Collectors' observations are folded in here (counters, histograms, sliding windows, up/down
-state); the exporter, the API and (later) the alert engine only read it. Everything runs on the
-event loop, so there is no locking; nothing here does I/O.
+state); the exporter, the API and the alert engine read it, and the alert engine hears of each
+change through the store's listeners. Everything runs on the event loop, so there is no locking;
+nothing here does I/O. Time comes from an injectable `Clock`, so tests drive it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,16 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
 
-from collectors.base import DeviceSample, EchoRound, InterfaceSample, Observation, ReachPolicy
 from netmon.config import Inventory, Target
+from netmon.model import (
+    DeviceSample,
+    EchoRound,
+    HttpAnswer,
+    InterfaceSample,
+    Observation,
+    ReachPolicy,
+)
 
 # Round trips from a LAN (sub-millisecond) to a congested rural broadband link (seconds).
 RTT_BUCKETS = (
@@ -122,23 +129,42 @@ def percentile_95(values: Sequence[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
 
 
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """Wall time for people (since, updated) and monotonic time for ages and windows."""
+
+    wall: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+
+
+SYSTEM_CLOCK = Clock()
+
+
+# For echoes of a target whose inventory entry has no ICMP probe (a check's burst, a test).
+DEFAULT_REACH = ReachPolicy()
+
+
 @dataclass(slots=True)
 class IcmpState:
     window: EchoWindow
     down_after: int
     up_after: int
+    since: float
+    since_monotonic: float
     rtt: Histogram = field(default_factory=lambda: Histogram(RTT_BUCKETS))
     sent_total: int = 0
     received_total: int = 0
     reach: Reach = Reach.UNKNOWN
-    since: float = field(default_factory=time.time)
-    since_monotonic: float = field(default_factory=time.monotonic)
     consecutive_lost: int = 0
     consecutive_received: int = 0
     last_rtt: float | None = None
     address: str = ""
 
-    def fold(self, echo: EchoRound, now: float) -> Reach | None:
+    def apply(self, policy: ReachPolicy) -> None:
+        self.window.seconds = policy.window
+        self.down_after, self.up_after = policy.down_after, policy.up_after
+
+    def fold(self, echo: EchoRound, now: float, now_wall: float) -> Reach | None:
         """Add one round; return the new reachability if it changed."""
         self.address = echo.address
         self.window.add(now, echo.rtts)
@@ -163,25 +189,9 @@ class IcmpState:
                     self.reach = Reach.UP
         if self.reach is previous:
             return None
-        self.since = time.time()
+        self.since = now_wall
         self.since_monotonic = now
         return self.reach
-
-
-@runtime_checkable
-class HttpFacts(Protocol):
-    """What an HTTP probe's answer tells beyond success (collectors.http.HttpAnswer); matched
-    by shape, since the core never imports a collector. `url` keeps a SIP answer, which has a
-    status code too, from passing for one."""
-
-    @property
-    def status_code(self) -> int | None: ...
-
-    @property
-    def cert_not_after(self) -> float | None: ...
-
-    @property
-    def url(self) -> str: ...
 
 
 @dataclass(slots=True)
@@ -408,7 +418,8 @@ RecordListener = Callable[[TargetState, Observation], None]
 
 
 class StateStore:
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self.targets: dict[str, TargetState] = {}
         self.stats = SelfStats()
         self._reach_listeners: list[ReachListener] = []
@@ -445,27 +456,26 @@ class StateStore:
                 state.target = new[tid]
                 state.probes = {n: p for n, p in state.probes.items() if new[tid].probe(n)}
                 state.devices = {n: d for n, d in state.devices.items() if new[tid].probe(n)}
-                if not any(isinstance(s, ReachPolicy) for _, s in new[tid].probes):
+                policy = new[tid].reach_policy
+                if policy is None:
                     state.icmp = None
+                elif state.icmp is not None:
+                    state.icmp.apply(policy)
         return added, removed, changed
 
     def record(self, observation: Observation) -> None:
         state = self.targets.get(observation.target)
         if state is None:
             return  # the target was removed while its probe was in flight
-        now_wall = time.time()
-        state.probes[observation.collector] = ProbeState(
+        probe = state.probes[observation.collector] = ProbeState(
             success=observation.ok,
             duration=observation.duration,
             reason=observation.reason,
             detail=observation.detail,
-            updated=now_wall,
-            updated_monotonic=time.monotonic(),
+            updated=self.clock.wall(),
+            updated_monotonic=self.clock.monotonic(),
         )
-        if not isinstance(observation, EchoRound | DeviceSample) and isinstance(
-            observation, HttpFacts
-        ):
-            probe = state.probes[observation.collector]
+        if isinstance(observation, HttpAnswer):
             probe.http_status = observation.status_code
             probe.tls_not_after = observation.cert_not_after
         if isinstance(observation, EchoRound):
@@ -480,20 +490,18 @@ class StateStore:
             listener(state, observation)
 
     def _record_echo(self, state: TargetState, echo: EchoRound) -> None:
-        settings = state.target.probe(echo.collector)
-        policy = (
-            settings if isinstance(settings, ReachPolicy) else ReachPolicy(interval=1, timeout=1)
-        )
-        window, down_after, up_after = policy.window, policy.down_after, policy.up_after
         icmp = state.icmp
         if icmp is None:
+            policy = state.target.reach_policy or DEFAULT_REACH
             icmp = state.icmp = IcmpState(
-                window=EchoWindow(window), down_after=down_after, up_after=up_after
+                window=EchoWindow(policy.window),
+                down_after=policy.down_after,
+                up_after=policy.up_after,
+                since=self.clock.wall(),
+                since_monotonic=self.clock.monotonic(),
             )
-        else:
-            icmp.window.seconds, icmp.down_after, icmp.up_after = window, down_after, up_after
         previous = icmp.reach
-        new_reach = icmp.fold(echo, time.monotonic())
+        new_reach = icmp.fold(echo, self.clock.monotonic(), self.clock.wall())
         if new_reach is not None:
             change = ReachChange(target=state.target, reach=new_reach, previous=previous)
             for listener in self._reach_listeners:
@@ -505,7 +513,7 @@ class StateStore:
         return sum(d.up for d in devices), len(devices)
 
     def prune_windows(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for state in self.targets.values():
             if state.icmp is not None:
                 state.icmp.window.prune(now)

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from collectors.base import EchoRound, Observation
 from collectors.traps import TrapEvent, TrapSettings
 from netmon.alerting.engine import AlertEngine
 from netmon.alerting.model import AlertEvent, Severity, Status
@@ -17,6 +16,7 @@ from netmon.alerting.settings import Silence
 from netmon.alerting.store import AlertDB
 from netmon.alerting.traps import TrapIntake
 from netmon.config import ConfigError, Inventory, load_data, meeting_windows
+from netmon.model import EchoRound, Observation
 from netmon.state import StateStore
 
 

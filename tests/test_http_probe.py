@@ -26,9 +26,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from collectors.base import CollectError, ProbeTarget
-from collectors.http import HttpAnswer, HttpCollector, HttpSettings
+from collectors.base import CollectError
+from collectors.http import HttpCollector, HttpSettings
 from netmon.config import ConfigError, load_data
+from netmon.model import HttpAnswer, ProbeTarget
 from tests.conftest import require_program
 from tests.helpers import NetmonProcess, metric_value, wait_until, write_config
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from collectors.base import Observation, ProbeTarget
 from collectors.icmp import IcmpCollector, IcmpSettings, Pinger
 from netmon.config import load_data
+from netmon.model import Observation, ProbeTarget
 from netmon.scheduler import Scheduler
 from netmon.state import Reach, ReachChange, StateStore
 from tests.lab.netlab import NetLab

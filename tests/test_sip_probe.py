@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from collectors.base import CollectError, ProbeTarget
+from collectors.base import CollectError
 from collectors.sip import (
     MalformedResponseError,
     OptionsRequest,
@@ -28,6 +28,7 @@ from collectors.sip import (
 )
 from netmon.config import load_data
 from netmon.exporter import build_registry, render
+from netmon.model import ProbeTarget
 from netmon.state import StateStore
 from tests.helpers import metric_value
 from tests.sip_peers import (

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from collectors.base import CollectError, DeviceSample, ProbeTarget
-from collectors.credentials import SnmpCredential
+from collectors.base import CollectError
 from collectors.snmp.codec import (
     OID,
     Message,
@@ -19,6 +18,8 @@ from collectors.snmp.codec import (
     encode_message,
 )
 from collectors.snmp.collector import IF_ENTRY, SYSTEM, SnmpCollector, SnmpSettings
+from netmon.credentials import SnmpCredential
+from netmon.model import DeviceSample, ProbeTarget
 from tests.snmp_agent import Responder
 
 

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
-from collectors.base import DeviceSample, ProbeTarget
-from collectors.credentials import SnmpCredential
 from collectors.snmp.codec import OID, Tag, oid_from_text
 from collectors.snmp.collector import SnmpCollector, SnmpSettings
 from netmon.config import ConfigError, load_data
+from netmon.credentials import SnmpCredential
 from netmon.exporter import StoreCollector, build_registry
+from netmon.model import DeviceSample, ProbeTarget
 from netmon.state import StateStore
 from tests.conftest import require_program
 from tests.snmp_agent import mib_agent

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.base import InterfaceSample
 from netmon.config import load_data
+from netmon.model import InterfaceSample
 from netmon.state import StateStore, interface_rates
 from tests.conftest import require_program
 from tests.helpers import NetmonProcess, metric_value, samples, wait_until, write_config
@@ -200,7 +200,7 @@ def test_snmp_probe_without_credential_is_a_config_error() -> None:
 
 
 def test_a_poll_without_interfaces_does_not_double_the_next_rate() -> None:
-    from collectors.base import DeviceSample
+    from netmon.model import DeviceSample
     from netmon.state import DeviceState
 
     def sample(ticks: int, octets: int | None) -> DeviceSample:
@@ -219,7 +219,7 @@ def test_a_poll_without_interfaces_does_not_double_the_next_rate() -> None:
 
 
 def test_sysuptime_wrapping_after_497_days_is_not_a_reboot() -> None:
-    from collectors.base import DeviceSample
+    from netmon.model import DeviceSample
     from netmon.state import DeviceState
 
     def sample(ticks: int, octets: int) -> DeviceSample:
@@ -234,8 +234,8 @@ def test_sysuptime_wrapping_after_497_days_is_not_a_reboot() -> None:
 
 
 def test_a_one_poll_fallback_to_32_bit_counters_is_not_published() -> None:
-    from collectors.base import DeviceSample
     from netmon.exporter import StoreCollector
+    from netmon.model import DeviceSample
 
     store = StateStore()
     store.apply_inventory(load_data({

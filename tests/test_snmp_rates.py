@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from collectors.base import DeviceSample, ProbeTarget
-from collectors.credentials import SnmpCredential
 from collectors.snmp.collector import SnmpCollector, SnmpSettings
 from netmon.config import load_data
+from netmon.credentials import SnmpCredential
 from netmon.lab.snmpsim import SimDevice, SimInterface, SnmpSimulator
+from netmon.model import DeviceSample, ProbeTarget
 from netmon.state import StateStore
 
 IN_BPS, OUT_BPS, SPEED = 40e6, 10e6, 100_000_000

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from collectors.base import DeviceSample, ProbeTarget
-from collectors.credentials import SnmpCredential
 from collectors.snmp.collector import SnmpCollector, SnmpSettings
 from netmon.config import load_data
+from netmon.credentials import SnmpCredential
 from netmon.exporter import StoreCollector
+from netmon.model import DeviceSample, ProbeTarget
 from netmon.state import StateStore
 from tests.conftest import require_program
 from tests.peers import SnmpSim

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from collectors.base import CollectError, ProbeTarget
-from collectors.credentials import SnmpCredential
+from collectors.base import CollectError
 from collectors.snmp.collector import SnmpCollector, SnmpSettings
+from netmon.credentials import SnmpCredential
+from netmon.model import ProbeTarget
 from tests.conftest import require_program
 from tests.peers import Snmpd
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.base import EchoRound, Observation
 from netmon.config import Inventory, load_data
+from netmon.model import EchoRound, Observation
 from netmon.state import EchoWindow, Histogram, Reach, StateStore
 
 

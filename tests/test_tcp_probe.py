@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from collectors.base import CollectError, ProbeTarget
+from collectors.base import CollectError
 from collectors.tcp import TcpCollector, TcpSettings
 from netmon.config import ConfigError, load_data
+from netmon.model import ProbeTarget
 from tests.lab.netlab import NetLab
 
 

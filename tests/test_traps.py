@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from collectors.credentials import SnmpCredential
 from collectors.snmp.codec import Message, PduType, Tag, VarBind, Version, encode_message
 from collectors.traps import TrapEvent, TrapListenError, TrapReceiver, TrapSettings, TrapSource
 from collectors.traps.events import v1_trap_oid, value_text
 from collectors.traps.limits import LogGate, TokenBuckets
+from netmon.credentials import SnmpCredential
 from tests.conftest import require_program
 
 COMMUNITY = "trap-community-1"

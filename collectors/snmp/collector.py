@@ -20,14 +20,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from collectors.base import (
-    CollectError,
-    CollectorSettings,
-    DeviceSample,
-    Duration,
-    InterfaceSample,
-    ProbeTarget,
-)
+from collectors.base import CollectError, CollectorSettings
 from collectors.snmp.client import Agent, Clock, SnmpClient, TableResult
 from collectors.snmp.codec import OID, Tag, VarBind, Version, oid_from_text
 from collectors.snmp.modules import (
@@ -40,6 +33,7 @@ from collectors.snmp.modules import (
     shipped,
 )
 from collectors.snmp.v3 import V3Agent, V3Session
+from netmon.model import DeviceSample, Duration, InterfaceSample, ProbeTarget
 
 _SYSTEM_MODULE = builtin("system")
 _IF_MIB = builtin("if_mib")

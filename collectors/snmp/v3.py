@@ -40,9 +40,9 @@ from pysnmp.hlapi.v3arch.asyncio import (
 from pysnmp.proto import rfc1902, rfc1905
 
 from collectors.base import CollectError
-from collectors.credentials import SnmpCredential
 from collectors.snmp.client import ERROR_STATUS_NAMES, Clock, TableResult, walk_columns_with
 from collectors.snmp.codec import OID, Tag, Value, VarBind
+from netmon.credentials import SnmpCredential
 
 AUTH_PROTOCOLS = {
     "MD5": usmHMACMD5AuthProtocol,

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from collectors.credentials import SnmpCredential
 from collectors.snmp.codec import OID, Tag, VarBind, oid_to_text
+from netmon.credentials import SnmpCredential
 
 SYS_UPTIME: OID = (1, 3, 6, 1, 2, 1, 1, 3, 0)
 SNMP_TRAP_OID: OID = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)

@@ -35,11 +35,11 @@ from pysnmp.entity.engine import SnmpEngine
 from pysnmp.entity.rfc3413 import ntfrcv
 from pysnmp.proto import rfc1902
 
-from collectors.credentials import SnmpCredential
 from collectors.snmp.codec import VarBind
 from collectors.snmp.v3 import AUTH_PROTOCOLS, PRIV_PROTOCOLS, to_varbind
 from collectors.traps.events import TrapSource
 from collectors.traps.wire import V3Header
+from netmon.credentials import SnmpCredential
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from collectors.credentials import Secret
 from netmon.alerting.runtime import Alerting
 from netmon.alerting.settings import Silence
+from netmon.credentials import Secret
 
 MAX_SILENCE = 366 * 86_400  # a silence longer than a year is a mistake, not maintenance
 

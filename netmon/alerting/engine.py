@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from collectors.base import InterfaceSample, Observation
 from netmon.alerting import templates
 from netmon.alerting.model import AlertEvent, Severity, Status, fingerprint
 from netmon.alerting.rules import (
@@ -33,6 +32,7 @@ from netmon.alerting.rules import (
 from netmon.alerting.settings import AlertingConfig, Silence
 from netmon.alerting.store import AlertDB
 from netmon.config import Inventory, Target
+from netmon.model import InterfaceSample, Observation
 from netmon.state import Reach, StateStore, TargetState, percentile_95
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from collectors.base import Duration
 from netmon.alerting.model import Severity
+from netmon.model import Duration
 
 Metric = Literal[
     "down",  # ICMP says the target is down (1) or up (0)

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from collectors.base import Observation
 from netmon.alerting.delivery import DeliveryWorker, NotificationStats
 from netmon.alerting.engine import AlertEngine
 from netmon.alerting.model import iso
@@ -24,6 +23,7 @@ from netmon.alerting.store import AlertDB
 from netmon.alerting.traps import TrapIntake
 from netmon.api import ms
 from netmon.config import Inventory, meeting_windows
+from netmon.model import Observation
 from netmon.state import ReachChange, StateStore, TargetState, live_status
 
 log = logging.getLogger(__name__)

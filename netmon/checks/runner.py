@@ -20,18 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collectors import registry
-from collectors.base import (
-    CollectError,
-    Collector,
-    CollectorSettings,
-    DeviceSample,
-    EchoRound,
-    Observation,
-)
+from collectors.base import CollectError, Collector, CollectorSettings
 from collectors.icmp import IcmpCollector, IcmpSettings
 from netmon.checks.model import CheckReport, EndpointReport
 from netmon.checks.verdict import judge
 from netmon.config import Inventory, Target, Thresholds, meeting_targets
+from netmon.model import DeviceSample, EchoRound, Observation
 from netmon.state import interface_rates
 
 log = logging.getLogger(__name__)

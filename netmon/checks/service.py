@@ -20,11 +20,11 @@ from typing import Any
 from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from collectors.credentials import Secret
 from netmon.alerting.api import authorized, refuse
 from netmon.checks.model import CheckReport, Verdict
 from netmon.checks.runner import CheckRunner, ScopeError, select
 from netmon.config import Inventory, MeetingConfig, meeting_thresholds
+from netmon.credentials import Secret
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationInfo, field_validator
 
-from collectors.base import Duration
-from collectors.credentials import SecretValue
 from netmon.alerting.model import AlertEvent
 from netmon.alerting.sinks.base import ActiveAlerts, SinkRejected, SinkUnavailable
+from netmon.credentials import SecretValue
+from netmon.model import Duration
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from typing import Annotated, Any
 import aiohttp
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from collectors.base import Duration
-from collectors.credentials import Secret, SecretValue
 from netmon.alerting.model import AlertEvent
 from netmon.alerting.sinks.base import SinkRejected, SinkUnavailable
+from netmon.credentials import Secret, SecretValue
+from netmon.model import Duration
 
 PAYLOAD_VERSION = 1
 

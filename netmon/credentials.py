@@ -1,5 +1,8 @@
 """Credentials, defined once by name in the config and referenced by targets.
 
+Part of the vocabulary the core and the collectors share; plain data, no I/O but reading a
+`{file: PATH}` secret at config load.
+
 Every secret (community, v3 passphrases) is a `Secret`: it prints as <secret> in reprs, logs,
 errors and JSON, and only `reveal()` gives the value, at the moment it goes on the wire. In the
 config a secret is written inline, or as `{env: VARIABLE}` or `{file: PATH}` so it need not sit

@@ -1,0 +1,149 @@
+"""The vocabulary shared by the core and the collectors: what a probe is given and returns.
+
+Observations are frozen dataclasses that collectors build and the state store folds in; nothing
+here does I/O or imports a collector, the exporter, alerting or a transport.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
+from netmon.credentials import SnmpCredential
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object) -> object:
+    """Accept 1.5, "1.5", "500ms", "2s", "5m", "1h"; other types are left to pydantic."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"not a duration: {value!r} (examples: 500ms, 2s, 5m, 1h)")
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds, written as a number or with a unit (ms, s, m, h)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReachPolicy:
+    """How the state store turns echoes into up and down for one target.
+
+    Resolved once per target when the inventory is built (from the settings of the probe that
+    decides reachability, ICMP), not looked up on every round.
+    """
+
+    down_after: int = 2
+    up_after: int = 2
+    window: float = 60.0  # seconds of echoes behind loss and jitter
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTarget:
+    """What a collector needs to know about a target: no labels, no secrets it does not use.
+
+    `credentials` holds only the credentials this target's probes refer to, by name.
+    """
+
+    id: str
+    address: str
+    credentials: Mapping[str, SnmpCredential] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Result of one collection run against one target.
+
+    `ok` says whether the target answered as expected; `reason` says why not, in one of a few
+    stable words ("timeout", "refused", "unreachable", "resolve", "parse", ...), so the runner can
+    count errors by reason and a person can read it.
+    """
+
+    target: str
+    collector: str
+    ok: bool
+    duration: float
+    reason: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EchoRound(Observation):
+    """One round of ICMP echoes to a target.
+
+    `rtts` holds one entry per echo sent, in send order: the round-trip time in seconds, or None
+    when no reply came within the timeout.
+    """
+
+    address: str = ""
+    rtts: tuple[float | None, ...] = field(default_factory=tuple)
+
+    @property
+    def sent(self) -> int:
+        return len(self.rtts)
+
+    @property
+    def received(self) -> int:
+        return sum(1 for rtt in self.rtts if rtt is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer(Observation):
+    """One GET that got an HTTP answer (whether or not it was the expected one).
+
+    `status_code` is the answer's status; `cert_not_after` the notAfter of the server's
+    certificate in unix seconds (None over plain HTTP); `url` what was fetched last (after
+    redirects, when they are followed).
+    """
+
+    status_code: int | None = None
+    cert_not_after: float | None = None
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceSample:
+    """One interface as read from IF-MIB; None where the agent did not say."""
+
+    index: int
+    name: str
+    alias: str
+    descr: str
+    admin_up: bool | None
+    oper_up: bool | None
+    speed_bps: int | None
+    counter_bits: int  # 64 when the HC counters were read, else 32
+    in_octets: int | None
+    out_octets: int | None
+    in_errors: int | None
+    out_errors: int | None
+    in_discards: int | None
+    out_discards: int | None
+    discontinuity: int | None = None  # ifCounterDiscontinuityTime, in sysUpTime ticks
+    ticks: int | None = None  # the agent's sysUpTime when the octet counters were read
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSample(Observation):
+    """One SNMP poll of a device: system group and interfaces.
+
+    `missing` names what could not be read while the rest was (a failed subtree does not
+    fail the poll).
+    """
+
+    uptime_ticks: int | None = None
+    sys_name: str = ""
+    sys_descr: str = ""
+    sys_object_id: str = ""
+    interfaces: tuple[InterfaceSample, ...] = ()
+    missing: tuple[str, ...] = ()
+    # From data-defined modules: (name, type, help, labels, value), name without netmon_.
+    metrics: tuple[tuple[str, str, str, tuple[tuple[str, str], ...], float], ...] = ()
