@@ -14,9 +14,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from netmon import __version__
-from netmon.alerting.model import iso
 from netmon.exporter import render
-from netmon.state import StateStore, TargetState, live_status
+from netmon.state import StateStore
+from netmon.status import target_json
 
 STORE_KEY = web.AppKey("store", StateStore)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
@@ -24,55 +24,6 @@ ReadyCheck = Callable[[], bool]
 READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("ready")
 Degraded = Callable[[str], bool]  # target id → a quality alert is pending or firing for it
 DEGRADED_KEY: web.AppKey[Degraded] = web.AppKey("degraded")
-
-
-def ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 3)
-
-
-def target_json(state: TargetState, degraded: bool = False) -> dict[str, Any]:
-    target = state.target
-    icmp = state.icmp
-    return {
-        "id": target.id,
-        "name": target.name,
-        "address": target.address,
-        "kind": target.kind,
-        "site": target.site,
-        "district": target.district,
-        "group": target.group,
-        "labels": dict(target.labels),
-        "state": state.reach.value,
-        "status": live_status(state.reach, degraded),
-        "since": iso(icmp.since) if icmp else None,
-        "rtt_ms": ms(icmp.last_rtt) if icmp else None,
-        "loss_ratio": icmp.window.loss_ratio() if icmp else None,
-        "jitter_ms": ms(icmp.window.jitter()) if icmp else None,
-        "packets_sent": icmp.sent_total if icmp else 0,
-        "packets_received": icmp.received_total if icmp else 0,
-        "snmp": {
-            name: {
-                "up": device.up,
-                "sys_name": device.sys_name,
-                "uptime_seconds": None
-                if device.uptime_ticks is None
-                else device.uptime_ticks / 100,
-                "interfaces": len(device.interfaces),
-                "reboots": device.reboots,
-            }
-            for name, device in sorted(state.devices.items())
-        },
-        "probes": {
-            name: {
-                "success": result.success,
-                "duration_seconds": round(result.duration, 6),
-                "reason": result.reason,
-                "detail": result.detail,
-                "updated": iso(result.updated),
-            }
-            for name, result in sorted(state.probes.items())
-        },
-    }
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -24,9 +24,12 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.samples import Sample
 
 from netmon import __version__
+from netmon.checks.model import Verdict
 from netmon.state import Histogram, Reach, StateStore
 
 TARGET_UP_LABELS = ["target", "kind", "site", "group"]
+# netmon_endpoint_readiness_verdict: higher is worse, so dashboards colour and sort by value.
+VERDICT_VALUE = {Verdict.GO: 0.0, Verdict.WARN: 1.0, Verdict.NO_GO: 2.0}
 
 
 def _histogram(name: str, documentation: str, labels: list[str]) -> HistogramMetricFamily:
@@ -51,6 +54,32 @@ class StoreCollector:
         yield from self._self_families()
         yield from self._target_families()
         yield from self._device_families()
+        yield from self._event_families()
+
+    def _event_families(self) -> Iterator[Metric]:
+        """What arrived rather than was polled: traps, and readiness checks' last verdicts."""
+        traps = CounterMetricFamily(
+            "netmon_snmp_traps_received",
+            "SNMP notifications received from inventory targets",
+            labels=["target", "trap"],
+        )
+        ready = GaugeMetricFamily(
+            "netmon_endpoint_ready",
+            "1 if the endpoint's last readiness check said GO, 0 if WARN or NO-GO",
+            labels=["target"],
+        )
+        verdict = GaugeMetricFamily(
+            "netmon_endpoint_readiness_verdict",
+            "The endpoint's last readiness verdict: 0 GO, 1 WARN, 2 NO-GO",
+            labels=["target"],
+        )
+        for target_id, state in sorted(self._store.targets.items()):
+            for trap, count in sorted(state.traps_received.items()):
+                traps.add_metric([target_id, trap], count)
+            if state.readiness is not None:
+                ready.add_metric([target_id], float(state.readiness.verdict is Verdict.GO))
+                verdict.add_metric([target_id], VERDICT_VALUE[state.readiness.verdict])
+        yield from (traps, ready, verdict)
 
     def _device_families(self) -> Iterator[Metric]:
         interface_labels = ["target", "ifindex", "ifname", "ifalias"]

@@ -6,6 +6,7 @@ here does I/O or imports a collector, the exporter, alerting or a transport.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,13 @@ def parse_duration(value: object) -> object:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """Seconds, written as a number or with a unit (ms, s, m, h)."""
+
+
+def iso(timestamp: float | None) -> str | None:
+    """Unix seconds as every JSON netmon writes them: ISO 8601, UTC, milliseconds."""
+    if timestamp is None:
+        return None
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +155,25 @@ class DeviceSample(Observation):
     missing: tuple[str, ...] = ()
     # From data-defined modules: (name, type, help, labels, value), name without netmon_.
     metrics: tuple[tuple[str, str, str, tuple[tuple[str, str], ...], float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TrapEvent:
+    """One notification received, as a person reads it.
+
+    `target` is None for a sender the inventory does not know. `trap_oid` is numeric (v1 traps
+    in their v2 form), `trap` the standard name or else the OID. `varbinds` are the payload:
+    sysUpTime.0 and snmpTrapOID.0 are taken out into `uptime_ticks` and `trap_oid`; a v1 trap
+    gets snmpTrapAddress.0 and snmpTrapEnterprise.0 appended as RFC 3584 says (never its
+    community). `received_at` is wall-clock time (time.time()).
+    """
+
+    target: str | None
+    source: str
+    version: str  # "1" | "2c" | "3"
+    trap_oid: str
+    trap: str
+    varbinds: tuple[tuple[str, str], ...]
+    if_index: int | None
+    uptime_ticks: int | None
+    received_at: float

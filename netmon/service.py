@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import socket
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -22,18 +21,16 @@ from collectors import registry
 from collectors.base import Collector
 from netmon.alerting.api import routes as alert_routes
 from netmon.alerting.metrics import AlertingCollector
-from netmon.alerting.model import Severity
 from netmon.alerting.runtime import Alerting
 from netmon.alerting.sinks.factory import build_sinks
-from netmon.alerting.sinks.mqtt import MqttSink
 from netmon.api import build_app
-from netmon.checks.model import CheckReport, Verdict
-from netmon.checks.service import Checks, ChecksCollector
-from netmon.config import ConfigError, Inventory, MeetingConfig, load_file, parse_listen
+from netmon.checks.service import Checks
+from netmon.config import ConfigError, Inventory, load_file, parse_listen
 from netmon.exporter import build_registry
 from netmon.scheduler import Scheduler
 from netmon.state import Reach, ReachChange, StateStore
 from netmon.status_page import status_page
+from netmon.traps import TrapIntake, TrapReceiverCollector
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +86,7 @@ class Service:
         self._alert_db = alert_db
         self.alerting: Alerting | None = None
         self.checks: Checks | None = None
+        self.traps: TrapIntake | None = None
         self._collectors: dict[str, Collector] = {}
         self._scheduler: Scheduler | None = None
         self._runner: web.AppRunner | None = None
@@ -104,30 +102,6 @@ class Service:
         if host in ("0.0.0.0", "::"):
             host = socket.gethostname()
         return f"http://{f'[{host}]' if ':' in host else host}:{port}"
-
-    def _report_done(self, report: CheckReport, meeting: MeetingConfig | None) -> None:
-        """A check finished: its report to MQTT, and for a meeting about to start, an alert
-        for every endpoint that is NO-GO (it ends 10 minutes into the meeting)."""
-        if self.alerting is None:
-            return
-        for sink in self.alerting.sinks:
-            if isinstance(sink, MqttSink):
-                sink.publish_report(report.id, report.to_json())
-        if meeting is None:
-            return
-        hold = max(60.0, meeting.start.timestamp() + 600 - time.time())
-        for endpoint in report.endpoints:
-            state = self.store.targets.get(endpoint.target)
-            if endpoint.verdict is not Verdict.NO_GO or state is None:
-                continue
-            self.alerting.engine.fire_event(
-                "EndpointNotReady",
-                state.target,
-                severity=Severity.CRITICAL,
-                hold=hold,
-                labels={"meeting": meeting.name},
-                extra={"meeting": meeting.name, "reasons": "; ".join(endpoint.reasons)},
-            )
 
     def _degraded(self, target_id: str) -> bool:
         return self.alerting is not None and self.alerting.degraded(target_id)
@@ -177,7 +151,12 @@ class Service:
             )
             await self.alerting.start()
             routes += alert_routes(self.alerting, self.inventory.config.http.token)
-        self.checks = Checks(self.inventory, on_report=self._report_done)
+        trap_settings = self.inventory.config.trap_receiver
+        if trap_settings is not None:
+            engine_ids = self.alerting.engine_ids if self.alerting is not None else None
+            self.traps = TrapIntake(trap_settings, self.inventory, self.store, engine_ids)
+            await self.traps.start()
+        self.checks = Checks(self.inventory, store=self.store)
         await self.checks.start()
         routes += self.checks.routes(self.inventory.config.http.token)
         await self._start_collectors(self.inventory)
@@ -190,8 +169,8 @@ class Service:
         metrics_registry = build_registry(self.store)
         if self.alerting is not None:
             metrics_registry.register(AlertingCollector(self.alerting))
-        if self.checks is not None:
-            metrics_registry.register(ChecksCollector(self.checks))
+        if self.traps is not None:
+            metrics_registry.register(TrapReceiverCollector(self.traps.receiver.stats))
         app = build_app(
             store=self.store,
             registry=metrics_registry,
@@ -201,7 +180,6 @@ class Service:
             index_page=status_page(
                 self.store,
                 self.inventory.config.instance,
-                verdicts=lambda: self.checks.verdicts if self.checks else {},
                 degraded=self._degraded,
             ),
         )
@@ -245,6 +223,8 @@ class Service:
         self._collectors.clear()
         if self.checks is not None:
             await self.checks.close()
+        if self.traps is not None:
+            await self.traps.close()
         if self.alerting is not None:
             await self.alerting.stop()
         log.info("netmon stopped")
@@ -315,6 +295,8 @@ class Service:
             self.alerting.apply_inventory(inventory)
         if self.checks is not None:
             self.checks.apply_inventory(inventory)
+        if self.traps is not None:
+            self.traps.apply_inventory(inventory)
         self.inventory = inventory
         stats.reloads["success"] += 1
         log.info(

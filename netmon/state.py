@@ -16,14 +16,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from netmon.config import Inventory, Target
+from netmon.checks.model import CheckReport, Verdict
+from netmon.config import Inventory, MeetingConfig, Target
+from netmon.devices import DeviceState
 from netmon.model import (
     DeviceSample,
     EchoRound,
     HttpAnswer,
-    InterfaceSample,
     Observation,
     ReachPolicy,
+    TrapEvent,
 )
 
 # Round trips from a LAN (sub-millisecond) to a congested rural broadband link (seconds).
@@ -207,151 +209,13 @@ class ProbeState:
     tls_not_after: float | None = None  # unix seconds
 
 
-TICKS_WRAP = 1 << 32  # sysUpTime is a 32-bit TimeTicks: it wraps after 497 days
-_NEAR = 100 * 86_400  # one day of ticks
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """The last readiness check's word on an endpoint."""
 
-
-def uptime_wrapped(before: int, after: int) -> bool:
-    """True when a smaller sysUpTime is the counter wrapping, not a reboot: it was within a
-    day of 2^32 and is now within a day of 0."""
-    return before > TICKS_WRAP - _NEAR and after < _NEAR
-
-
-def ticks_between(before: int, after: int) -> int | None:
-    """Agent time from one reading to the next, across a wrap; None across a reboot."""
-    if after > before:
-        return after - before
-    if uptime_wrapped(before, after):
-        return after + TICKS_WRAP - before
-    return None
-
-
-def interface_rates(
-    previous: InterfaceSample, previous_ticks: int, current: InterfaceSample, ticks: int
-) -> tuple[float, float] | None:
-    """Utilisation in and out between two polls, timed by the agent's own sysUpTime.
-
-    None when no honest rate exists: the agent rebooted (sysUpTime went back), the counter
-    width changed, ifCounterDiscontinuityTime moved, the speed is unknown, or a 64-bit counter
-    went back (a discontinuity; only 32-bit counters wrap in practice).
-    """
-    elapsed = ticks_between(previous_ticks, ticks)
-    if elapsed is None or previous.counter_bits != current.counter_bits:
-        return None
-    if previous.discontinuity != current.discontinuity:
-        return None  # the agent says its counters restarted (ifCounterDiscontinuityTime)
-    speed = current.speed_bps
-    if not speed:
-        return None
-    seconds = elapsed / 100
-    if current.counter_bits == 32 and speed / 8 * seconds >= 1 << 32:
-        return None  # a 32-bit counter at this speed may have wrapped more than once
-    rates = []
-    for before, after in (
-        (previous.in_octets, current.in_octets),
-        (previous.out_octets, current.out_octets),
-    ):
-        if before is None or after is None:
-            return None
-        delta = after - before
-        if delta < 0:
-            if current.counter_bits != 32:
-                return None
-            delta += 1 << 32
-        rates.append(delta * 8 / seconds / speed)
-    return rates[0], rates[1]
-
-
-def error_rate(
-    previous: InterfaceSample, previous_ticks: int, current: InterfaceSample, ticks: int
-) -> float | None:
-    """Errors plus discards, in and out, per second between two polls; None when unknown or
-    across a reboot or counter discontinuity."""
-    elapsed = ticks_between(previous_ticks, ticks)
-    if not elapsed or previous.discontinuity != current.discontinuity:
-        return None
-    total = 0
-    for before, after in (
-        (previous.in_errors, current.in_errors),
-        (previous.out_errors, current.out_errors),
-        (previous.in_discards, current.in_discards),
-        (previous.out_discards, current.out_discards),
-    ):
-        if before is None or after is None:
-            continue
-        delta = after - before
-        total += delta if delta >= 0 else delta + (1 << 32)  # these are 32-bit counters
-    return total / (elapsed / 100)
-
-
-@dataclass(slots=True)
-class InterfaceState:
-    sample: InterfaceSample
-    utilization: tuple[float, float] | None = None  # in, out
-    errors_per_second: float | None = None
-    # False when this poll fell back from 64- to 32-bit counters: their raw values are not
-    # published under the same series (Prometheus would read it as a counter reset).
-    octets_comparable: bool = True
-
-
-@dataclass(slots=True)
-class DeviceState:
-    """What the last SNMP poll of a device said, and what is needed for the next rate."""
-
-    up: bool = False
-    duration: float = 0.0
-    uptime_ticks: int | None = None
-    sys_name: str = ""
-    sys_descr: str = ""
-    sys_object_id: str = ""
-    interfaces: dict[int, InterfaceState] = field(default_factory=dict)
-    metrics: tuple[tuple[str, str, str, tuple[tuple[str, str], ...], float], ...] = ()
-    reboots: int = 0
-    seen_ticks: int | None = None  # the last sysUpTime read, for reboot detection
-    # The last complete reading (counters and their sysUpTime, always updated together), kept
-    # across failed polls so the next rate spans the gap.
-    last_ticks: int | None = None
-    last_interfaces: dict[int, InterfaceSample] = field(default_factory=dict)
-
-    def fold(self, sample: DeviceSample) -> None:
-        self.up = True
-        self.duration = sample.duration
-        self.sys_name, self.sys_descr = sample.sys_name, sample.sys_descr
-        self.sys_object_id = sample.sys_object_id
-        ticks = sample.uptime_ticks
-        if (
-            ticks is not None
-            and self.seen_ticks is not None
-            and ticks < self.seen_ticks
-            and not uptime_wrapped(self.seen_ticks, ticks)
-        ):
-            self.reboots += 1
-        if ticks is not None:
-            self.seen_ticks = ticks
-        self.uptime_ticks = ticks
-        self.metrics = sample.metrics
-        if "interfaces" in sample.missing or ticks is None:
-            return  # keep the last complete reading: a rate needs counters and time together
-        interfaces: dict[int, InterfaceState] = {}
-        for current in sample.interfaces:
-            previous = self.last_interfaces.get(current.index)
-            rates = errors = None
-            if previous is not None and self.last_ticks is not None:
-                # Each reading's own agent time when the agent gave one, else the poll's.
-                before, after = previous.ticks or self.last_ticks, current.ticks or ticks
-                rates = interface_rates(previous, before, current, after)
-                errors = error_rate(previous, before, current, after)
-            comparable = previous is None or previous.counter_bits <= current.counter_bits
-            interfaces[current.index] = InterfaceState(current, rates, errors, comparable)
-        self.interfaces = interfaces
-        self.last_interfaces = {i.index: i for i in sample.interfaces}
-        self.last_ticks = ticks
-
-    def failed(self, observation: Observation) -> None:
-        self.up = False
-        self.duration = observation.duration
-        self.interfaces = {}  # no stale counters on /metrics while the device is silent
-        self.metrics = ()
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    check_id: str
 
 
 @dataclass(slots=True)
@@ -360,6 +224,8 @@ class TargetState:
     icmp: IcmpState | None = None
     probes: dict[str, ProbeState] = field(default_factory=dict)
     devices: dict[str, DeviceState] = field(default_factory=dict)  # by collector
+    readiness: Readiness | None = None
+    traps_received: dict[str, int] = field(default_factory=dict)  # by trap name
 
     @property
     def reach(self) -> Reach:
@@ -413,8 +279,18 @@ class SelfStats:
         self.skipped_runs[collector] = self.skipped_runs.get(collector, 0) + runs
 
 
+@dataclass(frozen=True, slots=True)
+class CheckDone:
+    """A readiness check finished; `meeting` is the meeting it was run for, if any."""
+
+    report: CheckReport
+    meeting: MeetingConfig | None
+
+
 ReachListener = Callable[[ReachChange], None]
 RecordListener = Callable[[TargetState, Observation], None]
+TrapListener = Callable[[TargetState, TrapEvent], None]
+CheckListener = Callable[[CheckDone], None]
 
 
 class StateStore:
@@ -424,6 +300,8 @@ class StateStore:
         self.stats = SelfStats()
         self._reach_listeners: list[ReachListener] = []
         self._record_listeners: list[RecordListener] = []
+        self._trap_listeners: list[TrapListener] = []
+        self._check_listeners: list[CheckListener] = []
 
     def on_reach_change(self, listener: ReachListener) -> None:
         self._reach_listeners.append(listener)
@@ -431,6 +309,14 @@ class StateStore:
     def on_record(self, listener: RecordListener) -> None:
         """Called after every observation is folded in (the alert engine evaluates there)."""
         self._record_listeners.append(listener)
+
+    def on_trap(self, listener: TrapListener) -> None:
+        """Called for every trap from an inventory target, after it is counted."""
+        self._trap_listeners.append(listener)
+
+    def on_check(self, listener: CheckListener) -> None:
+        """Called when a readiness check is done, after its verdicts are recorded."""
+        self._check_listeners.append(listener)
 
     def apply_inventory(self, inventory: Inventory) -> tuple[set[str], set[str], set[str]]:
         """Make the store match the inventory; return the ids (added, removed, changed).
@@ -506,6 +392,23 @@ class StateStore:
             change = ReachChange(target=state.target, reach=new_reach, previous=previous)
             for listener in self._reach_listeners:
                 listener(change)
+
+    def record_trap(self, event: TrapEvent) -> None:
+        state = self.targets.get(event.target or "")
+        if state is None:
+            return  # from an unknown sender (the receiver counts those) or a removed target
+        state.traps_received[event.trap] = state.traps_received.get(event.trap, 0) + 1
+        for listener in self._trap_listeners:
+            listener(state, event)
+
+    def record_check(self, report: CheckReport, meeting: MeetingConfig | None = None) -> None:
+        for endpoint in report.endpoints:
+            state = self.targets.get(endpoint.target)
+            if state is not None:
+                state.readiness = Readiness(endpoint.verdict, tuple(endpoint.reasons), report.id)
+        done = CheckDone(report, meeting)
+        for listener in self._check_listeners:
+            listener(done)
 
     def devices_answering(self) -> tuple[int, int]:
         """(answering, polled) over every SNMP-polled device."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import unicodedata
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -19,7 +19,6 @@ from netmon import __version__
 from netmon.state import StateStore, live_status
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
-Verdicts = Callable[[], Mapping[str, tuple[str, str]]]  # target → (verdict, reasons)
 
 STYLE = """
 :root { --up: #1b7f3b; --down: #b3261e; --degraded: #b26a00; --unknown: #8a8a8e; }
@@ -164,19 +163,19 @@ def _collate(text: str) -> tuple[str, str]:
 def status_page(
     store: StateStore,
     instance: str,
-    verdicts: Verdicts,
     degraded: Callable[[str], bool] = lambda target: False,
 ) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         rooms = [s for s in store.targets.values() if s.target.is_room]
         by_district: dict[str, list[str]] = {}
-        known = verdicts()
         ordered = sorted(
             rooms, key=lambda s: (_collate(s.target.district), _collate(s.target.display_name))
         )
         for state in ordered:
             target = state.target
-            verdict, reasons = known.get(target.id, ("", ""))
+            readiness = state.readiness
+            verdict = readiness.verdict.value if readiness else ""
+            reasons = "; ".join(readiness.reasons) if readiness else ""
             by_district.setdefault(target.district or "—", []).append(
                 f'<li class="endpoint" data-target="{html.escape(target.id)}" '
                 f'data-district="{html.escape(target.district)}" '

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from collectors.traps import TrapEvent, TrapSettings
+from collectors.traps import TrapEvent
 from netmon.alerting.engine import AlertEngine
 from netmon.alerting.model import AlertEvent, Severity, Status
 from netmon.alerting.settings import Silence
 from netmon.alerting.store import AlertDB
-from netmon.alerting.traps import TrapIntake
+from netmon.alerting.traps import TrapAlerts
 from netmon.config import ConfigError, Inventory, load_data, meeting_windows
 from netmon.model import EchoRound, Observation
 from netmon.state import StateStore
@@ -360,13 +360,13 @@ async def test_vendor_traps_map_to_alerts_that_clear_by_trap_or_by_time(db: Aler
     )  # fmt: skip
     clock = Clock()
     h = Harness(inv, db, clock)
-    intake = TrapIntake(TrapSettings(listen="127.0.0.1:0"), inv, h.engine, db)
-    intake.apply_inventory(inv)
-    intake.on_trap(trap("rtr", fan_fail, fan_fail))
-    intake.on_trap(trap("rtr", fan_fail, fan_fail))  # the same incident again: no new alert
-    intake.on_trap(trap("rtr", "1.3.6.1.4.1.9.9.43.2.0.1", "1.3.6.1.4.1.9.9.43.2.0.1"))
-    intake.on_trap(trap("rtr", "warmStart", "1.3.6.1.6.3.1.1.5.2"))
-    intake.on_trap(trap("rtr", fan_ok, fan_ok))
+    # Traps reach the engine as every other fact does: recorded in the state store.
+    h.store.on_trap(TrapAlerts(inv, h.engine).on_trap)
+    h.store.record_trap(trap("rtr", fan_fail, fan_fail))
+    h.store.record_trap(trap("rtr", fan_fail, fan_fail))  # the same incident again: no new alert
+    h.store.record_trap(trap("rtr", "1.3.6.1.4.1.9.9.43.2.0.1", "1.3.6.1.4.1.9.9.43.2.0.1"))
+    h.store.record_trap(trap("rtr", "warmStart", "1.3.6.1.6.3.1.1.5.2"))
+    h.store.record_trap(trap("rtr", fan_ok, fan_ok))
     h.advance(301)  # ConfigChanged's 5 minutes are over
     events = await h.events()
     assert transitions(events) == [

@@ -244,7 +244,7 @@ async def test_v1_agent_without_if_mib_extensions(bad_agent: Any) -> None:
 async def test_a_retry_inside_the_walk_does_not_skew_utilisation(bad_agent: Any) -> None:
     import time
 
-    from netmon.state import DeviceState
+    from netmon.devices import DeviceState
 
     started = time.monotonic()
     rate = 1_250_000  # octets per second: 10 Mbit/s on a 100 Mbit/s port

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from netmon.config import load_data
+from netmon.devices import interface_rates
 from netmon.model import InterfaceSample
-from netmon.state import StateStore, interface_rates
+from netmon.state import StateStore
 from tests.conftest import require_program
 from tests.helpers import NetmonProcess, metric_value, samples, wait_until, write_config
 from tests.peers import Snmpd
@@ -200,8 +201,8 @@ def test_snmp_probe_without_credential_is_a_config_error() -> None:
 
 
 def test_a_poll_without_interfaces_does_not_double_the_next_rate() -> None:
+    from netmon.devices import DeviceState
     from netmon.model import DeviceSample
-    from netmon.state import DeviceState
 
     def sample(ticks: int, octets: int | None) -> DeviceSample:
         interfaces = () if octets is None else (_iface(octets, octets),)
@@ -219,8 +220,8 @@ def test_a_poll_without_interfaces_does_not_double_the_next_rate() -> None:
 
 
 def test_sysuptime_wrapping_after_497_days_is_not_a_reboot() -> None:
+    from netmon.devices import DeviceState
     from netmon.model import DeviceSample
-    from netmon.state import DeviceState
 
     def sample(ticks: int, octets: int) -> DeviceSample:
         return DeviceSample(target="d", collector="snmp", ok=True, duration=0.1,

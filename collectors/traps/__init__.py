@@ -5,7 +5,7 @@ Unlike the polling collectors it listens: the core starts one `TrapReceiver`, gi
 learned v3 engine IDs, and exports its `stats`.
 """
 
-from collectors.traps.events import STANDARD_TRAPS, TrapEvent, TrapSource
+from collectors.traps.events import STANDARD_TRAPS, TrapSource
 from collectors.traps.receiver import (
     TrapListenError,
     TrapReceiver,
@@ -13,6 +13,7 @@ from collectors.traps.receiver import (
     TrapStats,
     default_engine_id,
 )
+from netmon.model import TrapEvent
 
 __all__ = [
     "STANDARD_TRAPS",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from collectors.snmp.codec import OID, Tag, VarBind, oid_to_text
 from netmon.credentials import SnmpCredential
+from netmon.model import TrapEvent
 
 SYS_UPTIME: OID = (1, 3, 6, 1, 2, 1, 1, 3, 0)
 SNMP_TRAP_OID: OID = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
@@ -47,28 +48,6 @@ class TrapSource:
 
 
 Resolve = Callable[[str], TrapSource | None]
-
-
-@dataclass(frozen=True, slots=True)
-class TrapEvent:
-    """One notification received, as a person reads it.
-
-    `target` is None for a sender the inventory does not know. `trap_oid` is numeric (v1 traps
-    in their v2 form), `trap` the standard name or else the OID. `varbinds` are the payload:
-    sysUpTime.0 and snmpTrapOID.0 are taken out into `uptime_ticks` and `trap_oid`; a v1 trap
-    gets snmpTrapAddress.0 and snmpTrapEnterprise.0 appended as RFC 3584 says (never its
-    community). `received_at` is wall-clock time (time.time()).
-    """
-
-    target: str | None
-    source: str
-    version: str  # "1" | "2c" | "3"
-    trap_oid: str
-    trap: str
-    varbinds: tuple[tuple[str, str], ...]
-    if_index: int | None
-    uptime_ticks: int | None
-    received_at: float
 
 
 def value_text(varbind: VarBind) -> str:

@@ -36,7 +36,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from collectors.snmp.codec import DecodeError, PduType, decode_message, encode_message
 from collectors.traps.events import (
     Resolve,
-    TrapEvent,
     TrapSource,
     make_event,
     split_v2_varbinds,
@@ -46,6 +45,7 @@ from collectors.traps.events import (
 from collectors.traps.limits import LogGate, TokenBuckets
 from collectors.traps.usm import UsmReceiver, V3Result
 from collectors.traps.wire import V3Header, decode_v1_trap, decode_v3_header, message_version
+from netmon.model import TrapEvent
 
 log = logging.getLogger(__name__)
 

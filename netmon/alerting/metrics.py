@@ -6,7 +6,6 @@ from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from collectors.traps.receiver import TrapStats
 from netmon.alerting.runtime import Alerting
 
 RESULTS = ("success", "failure", "rejected", "dropped")
@@ -56,42 +55,3 @@ class AlertingCollector:
         )
         errors.add_metric([], alerting.engine_errors)
         yield errors
-
-        if alerting.traps is not None:
-            yield from _trap_families(alerting.traps.receiver.stats)
-
-
-def _trap_families(stats: TrapStats) -> Iterator[Metric]:
-    received = CounterMetricFamily(
-        "netmon_snmp_traps_received",
-        "SNMP notifications received from inventory targets",
-        labels=["target", "trap"],
-    )
-    for (target, trap), count in sorted(stats.received.items()):
-        received.add_metric([target, trap], count)
-    yield received
-    unknown = CounterMetricFamily(
-        "netmon_snmp_traps_unknown_source",
-        "SNMP notifications from addresses the inventory does not know",
-        labels=["source"],
-    )
-    for source, count in sorted(stats.unknown_sources.items()):
-        unknown.add_metric([source], count)
-    yield unknown
-    dropped = CounterMetricFamily(
-        "netmon_snmp_traps_dropped",
-        "SNMP notifications dropped, by reason (auth: wrong community or v3 key; rate: the "
-        "per-source rate limit)",
-        labels=["target", "reason"],
-    )
-    for target, count in sorted(stats.auth_failures.items()):
-        dropped.add_metric([target, "auth"], count)
-    for target, count in sorted(stats.rate_limited.items()):
-        dropped.add_metric([target, "rate"], count)
-    dropped.add_metric(["", "rate"], stats.rate_limited_unknown)
-    yield dropped
-    malformed = CounterMetricFamily(
-        "netmon_snmp_traps_malformed", "Datagrams on the trap port that are not SNMP notifications"
-    )
-    malformed.add_metric([], stats.malformed)
-    yield malformed

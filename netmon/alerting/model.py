@@ -2,7 +2,8 @@
 
 An `AlertEvent` is one transition (firing, or resolved) of one alert. Its identity is
 (alertname, target, identity labels); severity is an attribute that may rise or fall while the
-alert fires. The JSON form is the MQTT payload of DESIGN.md and is what the outbox stores.
+alert fires. The JSON form is the MQTT payload (docs/architecture.md, "MQTT") and is what the
+outbox stores.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
+
+from netmon.model import iso
 
 
 class Severity(StrEnum):
@@ -32,12 +35,6 @@ _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.MAJOR: 2, Severity.CRIT
 class Status(StrEnum):
     FIRING = "firing"
     RESOLVED = "resolved"
-
-
-def iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")
 
 
 def parse_iso(text: str | None) -> float | None:

@@ -1,8 +1,8 @@
 """Alerting while netmon runs: the database, the engine, the sinks and their delivery workers.
 
-The engine is fed from the state store's record hook, and a one-second tick drives what only
-time changes. An exception in the engine is logged and counted, never raised into the
-collectors' path.
+Everything reaches the engine through the state store's listeners: observations, reach
+changes, traps and finished readiness checks. A one-second tick drives what only time changes.
+An exception in the engine is logged and counted, never raised into the collectors' path.
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from netmon.alerting.delivery import DeliveryWorker, NotificationStats
 from netmon.alerting.engine import AlertEngine
-from netmon.alerting.model import iso
-from netmon.alerting.sinks.base import ActiveAlerts, Sink, StatusPublisher
-from netmon.alerting.store import AlertDB
-from netmon.alerting.traps import TrapIntake
-from netmon.api import ms
+from netmon.alerting.model import Severity
+from netmon.alerting.sinks.base import ActiveAlerts, ReportPublisher, Sink, StatusPublisher
+from netmon.alerting.store import AlertDB, EngineIdTable
+from netmon.alerting.traps import TrapAlerts
+from netmon.checks.model import Verdict
 from netmon.config import Inventory, meeting_windows
-from netmon.model import Observation
-from netmon.state import ReachChange, StateStore, TargetState, live_status
+from netmon.model import Observation, TrapEvent
+from netmon.state import CheckDone, ReachChange, StateStore, TargetState
+from netmon.status import status_message
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,9 @@ class Alerting:
         self.pending: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._publishers = [s for s in self.sinks if isinstance(s, StatusPublisher)]
-        trap_settings = inventory.config.trap_receiver
-        self.traps = (
-            TrapIntake(trap_settings, inventory, self.engine, self.db)
-            if trap_settings is not None
-            else None
-        )
+        self._report_publishers = [s for s in self.sinks if isinstance(s, ReportPublisher)]
+        self.traps = TrapAlerts(inventory, self.engine)
+        self.engine_ids = EngineIdTable(self.db)
 
     async def start(self) -> None:
         await self.db.call(self.db.open)
@@ -80,20 +77,18 @@ class Alerting:
         self.engine.set_meetings(meeting_windows(self.inventory))
         self._store.on_record(self._on_record)
         self._store.on_reach_change(self._on_reach)
+        self._store.on_trap(self._on_trap)
+        self._store.on_check(self._on_check)
         self.engine.on_status_change(self._publish_status)
         for sink in self.sinks:
             await sink.start()
         for worker in self.workers:
             worker.start()
-        if self.traps is not None:
-            await self.traps.start()
         self._tasks.append(asyncio.create_task(self._tick(), name="alert-tick"))
         if self._publishers:
             self._tasks.append(asyncio.create_task(self._refresh_status(), name="alert-status"))
 
     async def stop(self) -> None:
-        if self.traps is not None:
-            await self.traps.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -115,8 +110,7 @@ class Alerting:
         self.engine.set_rules(inventory.rules)
         self.engine.apply_inventory(inventory)
         self.engine.set_meetings(meeting_windows(inventory))
-        if self.traps is not None:
-            self.traps.apply_inventory(inventory)
+        self.traps.apply_inventory(inventory)
 
     # --- feeding the engine ----------------------------------------------------------------
 
@@ -129,6 +123,36 @@ class Alerting:
 
     def _on_reach(self, change: ReachChange) -> None:
         self._publish_status(change.target.id)
+
+    def _on_trap(self, state: TargetState, event: TrapEvent) -> None:
+        try:
+            self.traps.on_trap(state, event)
+        except Exception:
+            self.engine_errors += 1
+            log.exception("trap evaluation failed", extra={"target": state.target.id})
+
+    def _on_check(self, done: CheckDone) -> None:
+        """A check finished: its report to the sinks that carry reports, and for a meeting
+        about to start, an alert for every endpoint that is NO-GO (it ends 10 minutes into
+        the meeting)."""
+        report, meeting = done.report, done.meeting
+        for publisher in self._report_publishers:
+            publisher.publish_report(report.id, report.to_json())
+        if meeting is None:
+            return
+        hold = max(60.0, meeting.start.timestamp() + 600 - time.time())
+        for endpoint in report.endpoints:
+            state = self._store.targets.get(endpoint.target)
+            if endpoint.verdict is not Verdict.NO_GO or state is None:
+                continue
+            self.engine.fire_event(
+                "EndpointNotReady",
+                state.target,
+                severity=Severity.CRITICAL,
+                hold=hold,
+                labels={"meeting": meeting.name},
+                extra={"meeting": meeting.name, "reasons": "; ".join(endpoint.reasons)},
+            )
 
     async def _tick(self) -> None:
         while True:
@@ -149,26 +173,11 @@ class Alerting:
     def degraded(self, target_id: str) -> bool:
         return any(t.level >= 0 for t in self.engine.quality_alerts(target_id))
 
-    def status_json(self, state: TargetState) -> dict[str, Any]:
-        icmp = state.icmp
-        text = live_status(state.reach, self.degraded(state.target.id))
-        return {
-            "target": state.target.id,
-            "name": state.target.name,
-            "district": state.target.district,
-            "state": text,
-            "since": iso(icmp.since) if icmp else None,
-            "rtt_ms": ms(icmp.last_rtt) if icmp else None,
-            "loss_ratio": icmp.window.loss_ratio() if icmp else None,
-            "jitter_ms": ms(icmp.window.jitter()) if icmp else None,
-            "updated": iso(time.time()),
-        }
-
     def _publish_status(self, target_id: str) -> None:
         state = self._store.targets.get(target_id)
         if state is None or not self._publishers:
             return
-        status = self.status_json(state)
+        status = status_message(state, self.degraded(target_id), time.time())
         for publisher in self._publishers:
             publisher.publish_status(target_id, status)
 

@@ -219,3 +219,16 @@ class _Transaction:
                 self._db.execute("ROLLBACK")
                 raise
         self._db.execute("ROLLBACK")
+
+
+class EngineIdTable:
+    """The database's table of learned SNMPv3 engine IDs, for the service's trap intake."""
+
+    def __init__(self, db: AlertDB) -> None:
+        self._db = db
+
+    async def load_engine_ids(self) -> dict[str, list[bytes]]:
+        return await self._db.call(self._db.load_engine_ids)
+
+    async def save_engine_id(self, target: str, engine_id: bytes) -> None:
+        await self._db.call(self._db.save_engine_id, target, engine_id)

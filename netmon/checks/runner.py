@@ -25,8 +25,8 @@ from collectors.icmp import IcmpCollector, IcmpSettings
 from netmon.checks.model import CheckReport, EndpointReport
 from netmon.checks.verdict import judge
 from netmon.config import Inventory, Target, Thresholds, meeting_targets
+from netmon.devices import interface_rates
 from netmon.model import DeviceSample, EchoRound, Observation
-from netmon.state import interface_rates
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,9 @@
 
 `POST /api/v1/checks` starts one (202 and its id), `GET /api/v1/checks/{id}` reads it while it
 runs and once it is done, `GET /api/v1/checks` lists the recent ones (`?meeting=`, `?group=`,
-`?district=` filter by scope). The last verdict of every endpoint becomes
-`netmon_endpoint_ready` (GO or not) and `netmon_endpoint_readiness_verdict` (GO, WARN, NO-GO).
+`?district=` filter by scope). A finished check goes into the state store, which keeps each
+endpoint's last verdict (for /metrics, the API and the status page) and tells its listeners
+(alerting publishes the report and raises EndpointNotReady for a meeting about to start).
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from aiohttp import web
-from prometheus_client.core import GaugeMetricFamily, Metric
 
 from netmon.alerting.api import authorized, refuse
-from netmon.checks.model import CheckReport, Verdict
 from netmon.checks.runner import CheckRunner, ScopeError, select
-from netmon.config import Inventory, MeetingConfig, meeting_thresholds
+from netmon.config import Inventory, meeting_thresholds
 from netmon.credentials import Secret
+from netmon.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +31,13 @@ KEEP = 50  # reports kept for GET; older ones are dropped first
 SCOPE_KEYS = ("targets", "group", "district", "meeting")
 
 
-OnReport = Callable[[CheckReport, MeetingConfig | None], None]
-
-
 class Checks:
-    def __init__(self, inventory: Inventory, *, on_report: OnReport | None = None) -> None:
+    def __init__(self, inventory: Inventory, *, store: StateStore) -> None:
         self.inventory = inventory
-        self._on_report = on_report
+        self._store = store
         self._done: set[tuple[str, float, float]] = set()  # (meeting, start, offset) run
         self._runner = CheckRunner(inventory)
         self.reports: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self.last_verdict: dict[str, Verdict] = {}
-        self.verdicts: dict[str, tuple[str, str]] = {}  # target: (verdict, reasons)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -83,8 +77,6 @@ class Checks:
     def apply_inventory(self, inventory: Inventory) -> None:
         self.inventory = inventory
         self._runner.inventory = inventory
-        self.last_verdict = {t: v for t, v in self.last_verdict.items() if t in inventory.targets}
-        self.verdicts = {t: v for t, v in self.verdicts.items() if t in inventory.targets}
 
     def begin(self, scope: dict[str, Any]) -> str:
         """Start a check of `scope` in the background; its id at once."""
@@ -122,20 +114,13 @@ class Checks:
             self.reports[check_id] = {**self.reports[check_id], "status": "failed"}
             return
         report.id = check_id
-        self._record(report)
-        if self._on_report is not None:
-            try:
-                self._on_report(report, meeting)
-            except Exception:
-                log.exception("publishing a readiness report failed", extra={"check": check_id})
-
-    def _record(self, report: CheckReport) -> None:
-        for endpoint in report.endpoints:
-            self.last_verdict[endpoint.target] = endpoint.verdict
-            self.verdicts[endpoint.target] = (endpoint.verdict.value, "; ".join(endpoint.reasons))
         if report.id in self.reports:
             self.reports[report.id] = {"status": "done", **report.to_json()}
         log.info("readiness check done", extra={"check": report.id, "summary": report.summary()})
+        try:
+            self._store.record_check(report, meeting)
+        except Exception:
+            log.exception("publishing a readiness report failed", extra={"check": check_id})
 
     def recent(self, wanted: dict[str, str]) -> list[dict[str, Any]]:
         found = []
@@ -204,36 +189,3 @@ def _error(message: str) -> web.Response:
 
 def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False)
-
-
-# netmon_endpoint_readiness_verdict: higher is worse, so dashboards colour and sort by value.
-VERDICT_VALUE = {Verdict.GO: 0.0, Verdict.WARN: 1.0, Verdict.NO_GO: 2.0}
-
-
-class ChecksCollector:
-    """Each endpoint's last readiness verdict: netmon_endpoint_ready{target} (1 when GO) and
-    netmon_endpoint_readiness_verdict{target} (0 GO, 1 WARN, 2 NO-GO), so a WARN is told apart
-    from a NO-GO."""
-
-    def __init__(self, checks: Checks) -> None:
-        self._checks = checks
-
-    def describe(self) -> Iterable[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        ready = GaugeMetricFamily(
-            "netmon_endpoint_ready",
-            "1 if the endpoint's last readiness check said GO, 0 if WARN or NO-GO",
-            labels=["target"],
-        )
-        verdict = GaugeMetricFamily(
-            "netmon_endpoint_readiness_verdict",
-            "The endpoint's last readiness verdict: 0 GO, 1 WARN, 2 NO-GO",
-            labels=["target"],
-        )
-        for target, last in sorted(self._checks.last_verdict.items()):
-            ready.add_metric([target], float(last is Verdict.GO))
-            verdict.add_metric([target], VERDICT_VALUE[last])
-        yield ready
-        yield verdict

@@ -20,11 +20,11 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from netmon.alerting.model import AlertEvent, Severity, iso
+from netmon.alerting.model import AlertEvent, Severity
 from netmon.alerting.sinks.base import ActiveAlerts, SinkRejected, SinkUnavailable
 from netmon.alerting.sinks.webhook import BaseUrl, bearer_headers, post_json
 from netmon.credentials import SecretValue
-from netmon.model import Duration
+from netmon.model import Duration, iso
 
 log = logging.getLogger(__name__)
 

@@ -52,3 +52,11 @@ class StatusPublisher(Protocol):
 
     def publish_status(self, target: str, status: dict[str, object]) -> None:
         """Latest value wins: called on every change, never blocks, never raises."""
+
+
+@runtime_checkable
+class ReportPublisher(Protocol):
+    """A sink that also carries readiness reports (MQTT's `{prefix}/checks/{id}`)."""
+
+    def publish_report(self, check_id: str, report: dict[str, object]) -> None:
+        """Kept until the far side has it; never blocks, never raises."""
