@@ -54,13 +54,13 @@ demo: setup
 	$(BIN)/netmon demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check netmon collectors dashboards tests bench
-	$(BIN)/ruff format --check netmon collectors dashboards tests bench
-	$(BIN)/mypy --strict netmon collectors
+	$(BIN)/ruff check netmon collectors netmon_lab dashboards tests bench
+	$(BIN)/ruff format --check netmon collectors netmon_lab dashboards tests bench
+	$(BIN)/mypy --strict netmon collectors netmon_lab
 
 format: $(STAMP)
-	$(BIN)/ruff format netmon collectors dashboards tests bench
-	$(BIN)/ruff check --fix netmon collectors dashboards tests bench
+	$(BIN)/ruff format netmon collectors netmon_lab dashboards tests bench
+	$(BIN)/ruff check --fix netmon collectors netmon_lab dashboards tests bench
 
 test: setup lint
 	$(BIN)/pytest

@@ -48,11 +48,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import peers
-
-try:  # the lab may move from the tests into the package
-    from netmon.lab import netlab
-except ImportError:
-    from tests.lab import netlab
+from tests.lab import netlab
 
 # Wide enough for the table when the output goes to a file or a pipe (80 columns then).
 console = Console(width=max(Console().width, 110))

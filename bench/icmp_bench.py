@@ -26,7 +26,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from netmon.demo import demo_config
+from netmon_lab.demo import demo_config
 
 console = Console()
 

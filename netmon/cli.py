@@ -28,7 +28,7 @@ def _optional_listen(value: str) -> str:
     return _listen(value) if value else value
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(*, with_lab: bool) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netmon", description="Monitor a telecom network and its conference endpoints."
     )
@@ -82,9 +82,11 @@ def _parser() -> argparse.ArgumentParser:
         help="send alerts to the Alertmanager there when one answers ('' for never)",
     )
     logging_options(demo)
-    from netmon.lab import fault_client
+    if with_lab:
+        # The lab is imported only for `netmon demo`: the service itself never loads it.
+        from netmon_lab import fault_client
 
-    fault_client.add_parser(demo.add_subparsers(dest="demo_command", metavar="COMMAND"))
+        fault_client.add_parser(demo.add_subparsers(dest="demo_command", metavar="COMMAND"))
     from netmon.checks import command as check_command
 
     check_command.add_parser(commands)
@@ -165,14 +167,15 @@ def cmd_run(config: Path, listen: str | None) -> int:
 
 
 def cmd_demo(listen: str, duration: float | None, mqtt: str, alertmanager: str) -> int:
-    from netmon.demo import run_demo
+    from netmon_lab.demo import run_demo
 
     asyncio.run(run_demo(listen=listen, duration=duration, mqtt=mqtt, alertmanager=alertmanager))
     return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(with_lab="demo" in arguments).parse_args(arguments)
     if hasattr(args, "log_format"):
         logsetup.configure(cast(Literal["text", "json"], args.log_format), args.log_level)
     try:
@@ -192,8 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from netmon import dashboards_command
 
             return dashboards_command.run(args)
-        if args.command == "demo" and args.demo_command == "fault":
-            from netmon.lab import fault_client
+        if args.command == "demo" and getattr(args, "demo_command", None) == "fault":
+            from netmon_lab import fault_client
 
             return fault_client.run(args)
         if args.command == "demo":

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from netmon.lab.fault_api import PATH
+from netmon_lab.fault_api import PATH
 from tests.helpers import netmon_command, samples, wait_until
 
 

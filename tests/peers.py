@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from netmon.lab.snmpsim import free_udp_port, snmp_answers
+from netmon_lab.snmpsim import free_udp_port, snmp_answers
 from tests.helpers import http_get, wait_until
 
 

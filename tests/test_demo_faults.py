@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from netmon.lab import netns
-from netmon.lab.fault_api import PATH, fault_routes
-from netmon.lab.faults import FaultInjector, FaultInputError, FaultUnavailableError
-from netmon.lab.responder import Impairment
-from netmon.lab.snmpsim import SnmpSimulator, build_lab
+from netmon_lab import netns
+from netmon_lab.fault_api import PATH, fault_routes
+from netmon_lab.faults import FaultInjector, FaultInputError, FaultUnavailableError
+from netmon_lab.responder import Impairment
+from netmon_lab.snmpsim import SnmpSimulator, build_lab
 from tests.conftest import require_program
 from tests.demo_peer import Demo, call
 from tests.helpers import metric_value, netmon_command, samples, wait_until

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from netmon.config import load_file
-from netmon.demo import demo_endpoints_csv
 from netmon.inventory_import import CsvImportError, csv_to_config
+from netmon_lab.demo import demo_endpoints_csv
 from tests.helpers import netmon_command
 
 SHARED_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "endpoints.csv"

@@ -11,9 +11,9 @@ import pytest
 from collectors.snmp.collector import SnmpCollector, SnmpSettings
 from netmon.config import load_data
 from netmon.credentials import SnmpCredential
-from netmon.lab.snmpsim import SimDevice, SimInterface, SnmpSimulator
 from netmon.model import DeviceSample, ProbeTarget
 from netmon.state import StateStore
+from netmon_lab.snmpsim import SimDevice, SimInterface, SnmpSimulator
 
 IN_BPS, OUT_BPS, SPEED = 40e6, 10e6, 100_000_000
 # 32-bit counters two seconds short of wrapping at 40 Mbit/s (5 MB/s).

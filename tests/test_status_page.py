@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.support.ui import Select
 
-from netmon.lab import netns
+from netmon_lab import netns
 from tests.browser import ARTIFACTS, Browser, chromium
 from tests.demo_peer import Demo
 from tests.helpers import NetmonProcess, http_get, wait_until, write_config

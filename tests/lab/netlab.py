@@ -2,12 +2,12 @@
 
 Each host is a namespace with one veth link to the root namespace and a /30 out of 198.18.0.0/15
 (the benchmarking range, RFC 2544), picked at random and checked to be free so parallel runs (and
-a running demo) do not collide. Its kernel echo replies are off and `netmon.lab.responder` answers
+a running demo) do not collide. Its kernel echo replies are off and `netmon_lab.responder` answers
 with a set delay and loss. Names carry the creating pid, so leftovers of a crashed run are
 recognised and removed. Traffic never leaves this machine: the namespaces have no other link.
 
 The namespace plumbing (stale removal, the guard route, the availability check, free blocks) and
-the responder are the demo's too: they live in `netmon.lab`, shared, and are re-exported here.
+the responder are the demo's too: they live in `netmon_lab`, shared, and are re-exported here.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netmon.lab.netns import (
+from netmon_lab.netns import (
     LAB_RANGE,
     TEST_PREFIX,
     LabUnavailableError,
@@ -130,7 +130,7 @@ class NetLab:
         host.run("ip", "route", "add", "default", "via", gateway)
         host.run("sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1")
         command = [
-            "ip", "netns", "exec", namespace, sys.executable, "-m", "netmon.lab.responder",
+            "ip", "netns", "exec", namespace, sys.executable, "-m", "netmon_lab.responder",
             "--delay", str(delay), "--loss", str(loss),
         ]  # fmt: skip
         if seed is not None:

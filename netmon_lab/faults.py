@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from netmon.lab.responder import Impairment
-from netmon.lab.snmpsim import SimDevice, SimInterface, slug, uplink_ports
 from netmon.model import parse_duration
+from netmon_lab.responder import Impairment
+from netmon_lab.snmpsim import SimDevice, SimInterface, slug, uplink_ports
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@
 context manager so its parts start on enter and stop on exit without touching the service.
 
 When this process may build network namespaces (root, checked through its capabilities), the
-endpoints live in one of their own (`netmon.lab.netns.EndpointNetwork`) with addresses from
+endpoints live in one of their own (`netmon_lab.netns.EndpointNetwork`) with addresses from
 198.18.0.0/15, answered by a responder that can be told to drop, lose or delay; the devices are
-served by snmpsim on loopback. `Lab.faults` then injects faults (`netmon.lab.faults`), and
+served by snmpsim on loopback. `Lab.faults` then injects faults (`netmon_lab.faults`), and
 `Lab.routes()` is the HTTP API for them. Otherwise the endpoints are the loopback addresses of
 the CSV, answered by the kernel, and faults that need the namespace are refused with the reason.
 """
@@ -30,21 +30,21 @@ from aiohttp import web
 
 from netmon.config import Inventory, load_data, parse_listen
 from netmon.inventory_import import csv_to_config
-from netmon.lab import netns
-from netmon.lab.fault_api import PATH as FAULTS_PATH
-from netmon.lab.fault_api import fault_routes
-from netmon.lab.fault_client import DEFAULT_URL
-from netmon.lab.faults import FaultInjector
-from netmon.lab.netns import EndpointNetwork, LabUnavailableError
-from netmon.lab.snmpsim import UPLINK_ALIAS, SimDevice, SnmpSimulator, build_lab, slug
 from netmon.service import Service
 from netmon.state import Reach
+from netmon_lab import netns
+from netmon_lab.fault_api import PATH as FAULTS_PATH
+from netmon_lab.fault_api import fault_routes
+from netmon_lab.fault_client import DEFAULT_URL
+from netmon_lab.faults import FaultInjector
+from netmon_lab.netns import EndpointNetwork, LabUnavailableError
+from netmon_lab.snmpsim import UPLINK_ALIAS, SimDevice, SnmpSimulator, build_lab, slug
 
 log = logging.getLogger(__name__)
 
 
 def demo_endpoints_csv() -> str:
-    return resources.files("netmon").joinpath("data/endpoints.csv").read_text(encoding="utf-8")
+    return resources.files("netmon_lab").joinpath("data/endpoints.csv").read_text(encoding="utf-8")
 
 
 # Short, so utilisation shows within half a minute; snmpsim then uses about half a core here.

@@ -11,7 +11,7 @@ per-address table (addresses not in it get `--delay`/`--loss`); each line is ans
 `error: ...` on stdout once it applies. With `--record FILE` every request's source, sequence and
 TOS byte is appended to FILE, so tests can see how probes were marked.
 
-Usage: python -m netmon.lab.responder [--delay 0.02] [--loss 0.3] [--control] [--record FILE]
+Usage: python -m netmon_lab.responder [--delay 0.02] [--loss 0.3] [--control] [--record FILE]
        [--seed N]
 It prints `ready` once it listens. It must not import anything but the standard library: it
 starts inside a namespace for every lab host, and quickly.
@@ -182,7 +182,7 @@ async def serve(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m netmon.lab.responder")
+    parser = argparse.ArgumentParser(prog="python -m netmon_lab.responder")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--loss", type=float, default=0.0)
     parser.add_argument("--control", action="store_true", help="per-address table on stdin")

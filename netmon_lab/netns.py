@@ -8,7 +8,7 @@ so the leftovers of a crashed run are recognised and removed by whoever starts n
 
 `EndpointNetwork` is the demo's: one namespace holding every endpoint address, one veth link per
 district to the root namespace (so cutting a district's uplink is a real link going down), kernel
-echo replies off, and one `netmon.lab.responder` answering every address with the loss and delay
+echo replies off, and one `netmon_lab.responder` answering every address with the loss and delay
 it is told at runtime. It must not import the service: the demo hands its addresses to the
 inventory.
 """
@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
-from netmon.lab.responder import Impairment
+from netmon_lab.responder import Impairment
 
 log = logging.getLogger(__name__)
 
@@ -357,7 +357,7 @@ class EndpointNetwork:
     async def _start_responder(self) -> None:
         self._responder = await asyncio.create_subprocess_exec(
             "ip", "netns", "exec", self.namespace,
-            sys.executable, "-m", "netmon.lab.responder", "--control",
+            sys.executable, "-m", "netmon_lab.responder", "--control",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         line = await self._answer()

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from netmon.lab.faults import (
+from netmon_lab.faults import (
     FaultInjector,
     FaultInputError,
     FaultNotFoundError,

@@ -16,8 +16,8 @@ from typing import Any
 
 import aiohttp
 
-from netmon.lab.fault_api import PATH
-from netmon.lab.faults import FIELDS, FaultKind
+from netmon_lab.fault_api import PATH
+from netmon_lab.faults import FIELDS, FaultKind
 
 DEFAULT_URL = "http://127.0.0.1:9842"
 TIMEOUT = 10.0
