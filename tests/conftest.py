@@ -43,3 +43,21 @@ def require_program(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: run `make test`, which installs it", pytrace=False)
     return path
+
+
+# Markers follow from the fixtures a test uses, so `-m "not netns and not peer"` really leaves
+# only the tests that need neither root nor a peer program.
+_NETNS_FIXTURES = frozenset({"netlab", "_lab_ready"})
+_PEER_FIXTURES = frozenset(
+    {"mosquitto", "mosquitto_factory", "alertmanager", "alertmanager_factory", "kamailio",
+     "kamailio_factory", "baresip"}
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & _NETNS_FIXTURES:
+            item.add_marker(pytest.mark.netns)
+        if used & _PEER_FIXTURES:
+            item.add_marker(pytest.mark.peer)

@@ -6,9 +6,12 @@ import re
 import subprocess
 import threading
 
+import pytest
+
 from tests.helpers import http_get, netmon_command, samples, wait_until
 
 
+@pytest.mark.netns
 def test_demo_serves_endpoints_and_device_traffic() -> None:
     process = subprocess.Popen(
         [*netmon_command(), "demo", "--listen", "127.0.0.1:0", "--duration", "60"],

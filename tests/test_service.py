@@ -83,6 +83,7 @@ def test_internal_errors_are_exported_at_zero_before_any(netmon: NetmonProcess) 
     )
 
 
+@pytest.mark.peer
 def test_promtool_accepts_a_real_scrape(netmon: NetmonProcess) -> None:
     promtool = require_program("promtool")
     wait_until(lambda: _up(netmon, "a"), what="target up")
