@@ -136,6 +136,12 @@ async def test_a_check_started_over_http_completes_and_sets_endpoint_ready(
         assert metric_value(text, verdict, target="ep-dead") == 2  # NO-GO
         status, listing = call(netmon.url + "/api/v1/checks?group=hall")
         assert [c["id"] for c in listing["checks"]] == [body["id"]]
+        # The target API carries each endpoint's last verdict, with the check it came from.
+        readiness = call(netmon.url + "/api/v1/targets/ep-dead")[1]["readiness"]
+        assert readiness["verdict"] == "NO-GO"
+        assert readiness["check"] == body["id"]
+        assert readiness["reasons"] == report["endpoints"][0]["reasons"]
+        assert call(netmon.url + "/api/v1/targets/ep-good")[1]["readiness"]["verdict"] == "GO"
     finally:
         netmon.stop()
 

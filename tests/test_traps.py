@@ -28,6 +28,7 @@ from collectors.traps.events import v1_trap_oid, value_text
 from collectors.traps.limits import LogGate, TokenBuckets
 from netmon.credentials import SnmpCredential
 from tests.conftest import require_program
+from tests.helpers import NetmonProcess, metric_value, write_config
 
 COMMUNITY = "trap-community-1"
 AUTH_KEY = "auth-passphrase-1"
@@ -235,6 +236,44 @@ async def test_unknown_source_is_delivered_without_target_and_logged_once(
     ] * 3
     assert harness.receiver.stats.received == {}
     assert caplog.text.count("source not in the inventory") == 1
+
+
+@pytest.mark.peer
+async def test_netmon_counts_traps_with_alerting_switched_off(
+    snmp_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The trap port belongs to the service, not to alerting: a NOC that only graphs still
+    sees every trap of its devices on /metrics."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    config = write_config(
+        tmp_path / "netmon.yaml",
+        {
+            "alerting": {"enabled": False},
+            "trap_receiver": {"listen": f"127.0.0.1:{port}"},
+            "credentials": {"traps": {"snmp_version": "2c", "community": COMMUNITY}},
+            "trap_credentials": ["traps"],
+            "targets": [{"id": "sw-1", "address": "127.0.0.3", "kind": "switch", "probes": {}}],
+        },
+    )
+    netmon = NetmonProcess(config)
+    try:
+        for _ in range(2):
+            await _run(snmp_env, "snmptrap", "-v", "2c", "-c", COMMUNITY,
+                       "--clientaddr=127.0.0.3", f"127.0.0.1:{port}", "",
+                       LINK_DOWN, *IF_INDEX_7, *LINK_STATUS_7)  # fmt: skip
+        await _until(
+            lambda: metric_value(
+                netmon.metrics(), "netmon_snmp_traps_received_total", target="sw-1",
+                trap="linkDown",
+            ) == 2,
+            timeout=10,
+            what="two linkDown traps counted",
+        )  # fmt: skip
+        assert COMMUNITY not in "".join(netmon.stderr_lines)
+    finally:
+        netmon.stop()
 
 
 # ---------------------------------------------------------------------------------------------
