@@ -30,6 +30,7 @@ from typing import Annotated, ClassVar, NamedTuple
 from pydantic import BeforeValidator, Field, model_validator
 
 from collectors.base import CollectError, CollectorSettings
+from collectors.resolve import Address, Resolver
 from netmon.model import Duration, EchoRound, Observation, ProbeTarget, ReachPolicy
 
 log = logging.getLogger(__name__)
@@ -539,31 +540,19 @@ def _canonical(address: str) -> str:
 class IcmpCollector:
     """The scheduler's ICMP collector: one round of echoes per run over a shared Pinger.
 
-    Names are resolved in the background, never inside a round: a slow resolver must not eat
-    the round's time (and with it every other target of the tick). A name not yet resolved
-    gives a "resolving" result that leaves the target's state alone; a name that does not
-    resolve counts as unreachable, and is retried after `negative_ttl`. A known name keeps its
-    address while it is refreshed every `resolve_ttl`.
+    Names are resolved in the background (`collectors.resolve`), never inside a round: a slow
+    resolver must not eat the round's time (and with it every other target of the tick). A name
+    not yet resolved gives a "resolving" result that leaves the target's state alone; a name
+    that does not resolve counts as unreachable.
     """
 
     name: ClassVar[str] = "icmp"
     settings_model: ClassVar[type[CollectorSettings]] = IcmpSettings
 
-    def __init__(
-        self,
-        *,
-        pinger: Pinger | None = None,
-        resolve_ttl: float = 300.0,
-        negative_ttl: float = 30.0,
-        resolve_timeout: float = 5.0,
-    ) -> None:
+    def __init__(self, *, pinger: Pinger | None = None, resolver: Resolver | None = None) -> None:
         self._pinger = pinger or Pinger()
         self._owns_pinger = pinger is None
-        self._resolve_ttl = resolve_ttl
-        self._negative_ttl = negative_ttl
-        self._resolve_timeout = resolve_timeout
-        self._resolved: dict[str, tuple[str | None, float]] = {}  # name: (address, expires)
-        self._lookups: dict[str, asyncio.Task[None]] = {}
+        self._resolver = resolver or Resolver()
 
     @property
     def pinger(self) -> Pinger:
@@ -574,10 +563,7 @@ class IcmpCollector:
             await self._pinger.start()
 
     async def close(self) -> None:
-        lookups = list(self._lookups.values())
-        for task in lookups:
-            task.cancel()
-        await asyncio.gather(*lookups, return_exceptions=True)
+        await self._resolver.close()
         if self._owns_pinger:
             await self._pinger.close()
 
@@ -673,56 +659,10 @@ class IcmpCollector:
 
     def _address(self, host: str) -> str | CollectError | None:
         """The address to ping now; CollectError if the name does not resolve; None if the
-        answer is not in yet. Starts (or refreshes) a background lookup when needed."""
-        cached = self._resolved.get(host)
-        if cached is None:
-            try:
-                literal = str(ipaddress.ip_address(host))
-            except ValueError:
-                self._start_lookup(host)
-                return None
-            self._resolved[host] = (literal, float("inf"))
-            return literal
-        address, expires = cached
-        if expires <= time.monotonic():
-            self._start_lookup(host)  # serve the old answer meanwhile
-        if address is None:
-            return CollectError("resolve", f"cannot resolve {host}")
-        return address
-
-    def _start_lookup(self, host: str) -> None:
-        if host not in self._lookups:
-            self._lookups[host] = asyncio.create_task(self._lookup(host), name=f"resolve:{host}")
-
-    async def _lookup(self, host: str) -> None:
-        try:
-            address: str | None = await self._getaddrinfo(host)
-            expires = time.monotonic() + self._resolve_ttl
-        except CollectError:
-            address, expires = None, time.monotonic() + self._negative_ttl
-        finally:
-            self._lookups.pop(host, None)
-        self._resolved[host] = (address, expires)
-
-    async def _getaddrinfo(self, host: str) -> str:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(self._resolve_timeout):
-                infos = await loop.getaddrinfo(host, None, type=socket.SOCK_RAW)
-        except (OSError, TimeoutError) as exc:
-            raise CollectError("resolve", f"cannot resolve {host}") from exc
-        return str(infos[0][4][0])
+        answer is not in yet (a background lookup is then under way)."""
+        address = self._resolver.peek(host)
+        return address.ip if isinstance(address, Address) else address
 
     async def resolve(self, host: str) -> str:
         """The address for a host now, waiting for the resolver if need be."""
-        address = self._address(host)
-        if address is None:
-            lookup = self._lookups.get(host)
-            if lookup is not None:
-                await asyncio.shield(lookup)
-            address = self._address(host)
-        if isinstance(address, CollectError):
-            raise address
-        if address is None:
-            raise CollectError("resolve", f"cannot resolve {host}")
-        return address
+        return (await self._resolver.resolve(host)).ip

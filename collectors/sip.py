@@ -21,11 +21,9 @@ import contextlib
 import errno
 import functools
 import importlib.metadata
-import ipaddress
 import itertools
 import re
 import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -33,6 +31,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from collectors.base import CollectError, CollectorSettings
+from collectors.resolve import Resolver
 from netmon.model import Duration, Observation, ProbeTarget
 
 SIP_PORT = 5060
@@ -369,7 +368,8 @@ class SipCollector:
     name: ClassVar[str] = "sip"
     settings_model: ClassVar[type[CollectorSettings]] = SipSettings
 
-    def __init__(self) -> None:
+    def __init__(self, *, resolver: Resolver | None = None) -> None:
+        self._resolver = resolver or Resolver()
         self._cseq = itertools.count(1)
         self.malformed_responses = 0
         self.retransmissions = 0
@@ -378,7 +378,7 @@ class SipCollector:
         return None
 
     async def close(self) -> None:
-        return None
+        await self._resolver.close()
 
     def _count_malformed(self) -> None:
         self.malformed_responses += 1
@@ -390,7 +390,7 @@ class SipCollector:
         assert isinstance(settings, SipSettings)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.timeout
-        family, address = await _resolve(target.address, settings, deadline)
+        family, address = await self._resolve(target.address, deadline)
         transaction = _Transaction(loop, self._count_malformed)
         where = f"{settings.transport}:{_hostport(address, settings.port, always=True)}"
         if settings.transport == "udp":
@@ -414,6 +414,18 @@ class SipCollector:
             server=_printable(response.header("server") or response.header("user-agent") or ""),
             requests_sent=sent,
         )
+
+    async def _resolve(self, host: str, deadline: float) -> tuple[int, str]:
+        """(address family, IP address) of a target: a literal as is, a name resolved (IPv4
+        first)."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                address = await self._resolver.resolve(host, ipv4_first=True)
+        except TimeoutError:
+            raise CollectError(
+                "resolve", f"resolving {host} took longer than the timeout"
+            ) from None
+        return address.family, address.ip
 
     def _request(
         self,
@@ -595,27 +607,3 @@ def _no_answer(transaction: _Transaction, settings: SipSettings, sent: int) -> C
         return CollectError("timeout", f"no connection within {wait}")
     requests = f"{sent} request{'s' if sent != 1 else ''} sent"
     return CollectError("timeout", f"no response to OPTIONS within {wait} ({requests})")
-
-
-async def _resolve(host: str, settings: SipSettings, deadline: float) -> tuple[int, str]:
-    """(address family, IP address) of a target: a literal as is, a name resolved (IPv4 first)."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), str(ip)
-    kind = socket.SOCK_DGRAM if settings.transport == "udp" else socket.SOCK_STREAM
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout_at(deadline):
-            infos = await loop.getaddrinfo(host, settings.port, type=kind)
-    except TimeoutError:
-        raise CollectError("resolve", f"resolving {host} took longer than the timeout") from None
-    except OSError as exc:
-        raise CollectError("resolve", f"cannot resolve {host}: {exc.strerror or exc}") from None
-    if not infos:
-        raise CollectError("resolve", f"cannot resolve {host}: no address")
-    infos.sort(key=lambda info: info[0] != socket.AF_INET)
-    family, _, _, _, sockaddr = infos[0]
-    return int(family), str(sockaddr[0])

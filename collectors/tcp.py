@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import socket
-import time
 from typing import ClassVar
 
 from pydantic import Field, model_validator
 
 from collectors.base import CollectError, CollectorSettings
+from collectors.resolve import Resolver
 from netmon.model import Duration, Observation, ProbeTarget
 
 # H.323 call signalling (H.225.0 over TCP): what a room system listens on when it can take a call.
 H323_PORT = 1720
-RESOLVE_TTL = 300.0
 
 _UNREACHABLE = {
     errno.EHOSTUNREACH,
@@ -69,43 +67,15 @@ class TcpCollector:
     name: ClassVar[str] = "tcp"
     settings_model: ClassVar[type[CollectorSettings]] = TcpSettings
 
-    def __init__(self, *, resolve_ttl: float = RESOLVE_TTL) -> None:
-        self._resolve_ttl = resolve_ttl
-        # name: (family, sockaddr, expires); a cached name keeps the connect time honest.
-        self._resolved: dict[str, tuple[int, tuple[str, int], float]] = {}
+    def __init__(self, *, resolver: Resolver | None = None) -> None:
+        # A cached name keeps the connect time honest: no lookup inside the measurement.
+        self._resolver = resolver or Resolver()
 
     async def start(self) -> None:
         pass
 
     async def close(self) -> None:
-        self._resolved.clear()
-
-    async def _sockaddr(self, host: str, port: int) -> tuple[int, tuple[str, int]]:
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            pass
-        else:
-            family = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
-            return family, (str(literal), port)
-        now = time.monotonic()
-        cached = self._resolved.get(host)
-        if cached is not None and cached[2] > now:
-            return cached[0], (cached[1][0], port)
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise CollectError("resolve", f"cannot resolve {host}") from exc
-        if not infos:
-            raise CollectError("resolve", f"cannot resolve {host}")
-        # The resolver's order (RFC 6724) already prefers what this host can reach.
-        family, _, _, _, sockaddr = infos[0]
-        address = str(sockaddr[0])
-        self._resolved[host] = (family, (address, port), now + self._resolve_ttl)
-        for name in [n for n, (_, _, expires) in self._resolved.items() if expires <= now]:
-            del self._resolved[name]
-        return family, (address, port)
+        await self._resolver.close()
 
     async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> Observation:
         assert isinstance(settings, TcpSettings)
@@ -114,11 +84,11 @@ class TcpCollector:
         connecting = False
         try:
             async with asyncio.timeout(settings.timeout):
-                family, sockaddr = await self._sockaddr(target.address, settings.port)
-                with socket.socket(family, socket.SOCK_STREAM) as sock:
+                address = await self._resolver.resolve(target.address)
+                with socket.socket(address.family, socket.SOCK_STREAM) as sock:
                     sock.setblocking(False)
                     connecting, connect_started = True, loop.time()
-                    await loop.sock_connect(sock, sockaddr)
+                    await loop.sock_connect(sock, (address.ip, settings.port))
                     connected = loop.time()
         except TimeoutError:
             if not connecting:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import ipaddress
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from typing import Any, ClassVar
 from pydantic import Field, model_validator
 
 from collectors.base import CollectError, CollectorSettings
+from collectors.resolve import Resolver
 from collectors.snmp.client import Agent, Clock, SnmpClient, TableResult
 from collectors.snmp.codec import OID, Tag, VarBind, Version, oid_from_text
 from collectors.snmp.modules import (
@@ -149,12 +148,14 @@ class SnmpCollector:
     name: ClassVar[str] = "snmp"
     settings_model: ClassVar[type[CollectorSettings]] = SnmpSettings
 
-    def __init__(self, *, client: SnmpClient | None = None) -> None:
+    def __init__(
+        self, *, client: SnmpClient | None = None, resolver: Resolver | None = None
+    ) -> None:
         self._client = client or SnmpClient()
         self._owns_client = client is None
         self._v3 = V3Session()
         self._lookups: dict[tuple[str, str, int], _Lookups] = {}
-        self._resolved: dict[str, tuple[str, float]] = {}
+        self._resolver = resolver or Resolver()
         self._last_sweep = time.monotonic()
 
     @property
@@ -169,6 +170,7 @@ class SnmpCollector:
         if self._owns_client:
             await self._client.close()
         await self._v3.close()
+        await self._resolver.close()
 
     def _forget_unused_lookups(self, max_age: float) -> None:
         """Drop cached names of devices not polled for a while (removed by a reload...)."""
@@ -178,28 +180,14 @@ class SnmpCollector:
         self._last_sweep = now
         for key in [k for k, v in self._lookups.items() if now - v.read_at > 2 * max_age]:
             del self._lookups[key]
-        for host in [h for h, (_, expires) in self._resolved.items() if expires < now]:
-            del self._resolved[host]
 
     async def _address(self, host: str, timeout: float) -> str:
-        """An IP literal as is; a name resolved (IPv4 first) and cached for five minutes."""
-        try:
-            return str(ipaddress.ip_address(host))
-        except ValueError:
-            pass
-        cached = self._resolved.get(host)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        loop = asyncio.get_running_loop()
+        """An IP literal as is; a name resolved (IPv4 first) through the shared resolver."""
         try:
             async with asyncio.timeout(timeout):
-                infos = await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
-        except (OSError, TimeoutError) as exc:
-            raise CollectError("resolve", f"cannot resolve {host}") from exc
-        infos.sort(key=lambda info: info[0] != socket.AF_INET)
-        address = str(infos[0][4][0])
-        self._resolved[host] = (address, time.monotonic() + 300)
-        return address
+                return (await self._resolver.resolve(host, ipv4_first=True)).ip
+        except TimeoutError:
+            raise CollectError("resolve", f"cannot resolve {host}") from None
 
     async def _session(self, target: ProbeTarget, settings: SnmpSettings) -> _Session:
         credential = target.credentials.get(settings.credential or "")
