@@ -15,7 +15,6 @@ This module must not import anything from the exporter, alerting or MQTT.
 from __future__ import annotations
 
 import asyncio
-import errno
 import ipaddress
 import re
 import ssl
@@ -39,6 +38,7 @@ from pydantic import (
 )
 
 from collectors.base import CollectError, CollectorSettings
+from collectors.reasons import socket_failure
 from netmon.credentials import Secret, SecretValue
 from netmon.model import Duration, HttpAnswer, ProbeTarget
 
@@ -50,15 +50,6 @@ _SECRET = TypeAdapter(SecretValue, config=ConfigDict(arbitrary_types_allowed=Tru
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _RANGE = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$")
 _CLASS = re.compile(r"^\s*([1-5])xx\s*$", re.IGNORECASE)
-_UNREACHABLE = {
-    errno.EHOSTUNREACH,
-    errno.ENETUNREACH,
-    errno.EHOSTDOWN,
-    errno.ENETDOWN,
-    errno.EADDRNOTAVAIL,
-    errno.EACCES,
-    errno.EPERM,
-}
 
 
 def _header_value(value: object) -> Secret:
@@ -246,14 +237,10 @@ def _connect_failure(exc: aiohttp.ClientConnectorError) -> CollectError:
         return CollectError("tls", f"TLS handshake failed: {message}")
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return CollectError("resolve", f"cannot resolve {exc.host}")
-    os_error = exc.os_error
-    if isinstance(os_error, ConnectionRefusedError) or os_error.errno == errno.ECONNREFUSED:
-        return CollectError("refused", f"connection refused (port {exc.port})")
-    if os_error.errno == errno.ETIMEDOUT:
-        return CollectError("timeout", f"connection timed out (port {exc.port})")
-    if os_error.errno in _UNREACHABLE:
-        return CollectError("unreachable", (os_error.strerror or "unreachable").lower())
-    return CollectError("unreachable", (os_error.strerror or type(os_error).__name__).lower())
+    failure = socket_failure(exc.os_error)
+    if failure.reason in ("refused", "timeout"):
+        return CollectError(failure.reason, f"{failure.text} (port {exc.port})")
+    return CollectError(failure.reason, failure.text)
 
 
 class HttpCollector:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import functools
 import importlib.metadata
 import itertools
@@ -31,6 +30,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from collectors.base import CollectError, CollectorSettings
+from collectors.reasons import socket_failure
 from collectors.resolve import Resolver
 from netmon.model import Duration, Observation, ProbeTarget
 
@@ -60,16 +60,6 @@ _COMPACT = {
     "k": "supported",
     "s": "subject",
     "e": "content-encoding",
-}
-_UNREACHABLE_ERRNOS = {
-    errno.EHOSTUNREACH,
-    errno.ENETUNREACH,
-    errno.ENETDOWN,
-    errno.EHOSTDOWN,
-    errno.EADDRNOTAVAIL,
-    # A local firewall rule that drops our packets: the endpoint cannot be reached from here.
-    errno.EPERM,
-    errno.EACCES,
 }
 
 
@@ -292,15 +282,14 @@ def matches(request: OptionsRequest, response: ParsedResponse) -> bool:
 
 
 def _os_failure(exc: OSError, where: str) -> CollectError:
-    if isinstance(exc, ConnectionRefusedError):
+    failure = socket_failure(exc, dialogue=True)
+    if failure.reason == "refused":
         # Over UDP this is the ICMP port unreachable that the connected socket was told of.
         how = "port unreachable" if where.startswith("udp") else "connection refused"
         return CollectError("refused", f"{where}: {how} (nothing listens there)")
-    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+    if failure.reason == "protocol":
         return CollectError("protocol", f"{where}: connection reset by the endpoint")
-    reason = "unreachable" if exc.errno in _UNREACHABLE_ERRNOS else "error"
-    text = exc.strerror or type(exc).__name__
-    return CollectError(reason, f"{where}: {text}")
+    return CollectError(failure.reason, f"{where}: {exc.strerror or type(exc).__name__}")
 
 
 class _Transaction:

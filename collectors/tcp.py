@@ -11,28 +11,18 @@ This module must not import anything from the exporter, alerting or MQTT.
 from __future__ import annotations
 
 import asyncio
-import errno
 import socket
 from typing import ClassVar
 
 from pydantic import Field, model_validator
 
 from collectors.base import CollectError, CollectorSettings
+from collectors.reasons import socket_failure
 from collectors.resolve import Resolver
 from netmon.model import Duration, Observation, ProbeTarget
 
 # H.323 call signalling (H.225.0 over TCP): what a room system listens on when it can take a call.
 H323_PORT = 1720
-
-_UNREACHABLE = {
-    errno.EHOSTUNREACH,
-    errno.ENETUNREACH,
-    errno.EHOSTDOWN,
-    errno.ENETDOWN,
-    errno.EADDRNOTAVAIL,
-    errno.EACCES,  # an ICMP "administratively prohibited" from a firewall
-    errno.EPERM,  # a local firewall rule
-}
 
 
 class TcpSettings(CollectorSettings):
@@ -47,18 +37,6 @@ class TcpSettings(CollectorSettings):
                 f"timeout {self.timeout:g}s must be shorter than the interval {self.interval:g}s"
             )
         return self
-
-
-def _reason(exc: OSError) -> tuple[str, str]:
-    if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
-        return "refused", "connection refused"
-    if exc.errno == errno.ETIMEDOUT:
-        return "timeout", "connection timed out"
-    if exc.errno in _UNREACHABLE:
-        return "unreachable", (exc.strerror or "unreachable").lower()
-    if isinstance(exc, ConnectionResetError):
-        return "refused", "connection reset"
-    return "unreachable", (exc.strerror or type(exc).__name__).lower()
 
 
 class TcpCollector:
@@ -99,8 +77,8 @@ class TcpCollector:
                 "timeout", f"no answer within {settings.timeout:g}s (port {settings.port})"
             ) from None
         except OSError as exc:
-            reason, detail = _reason(exc)
-            raise CollectError(reason, f"{detail} (port {settings.port})") from None
+            failure = socket_failure(exc)
+            raise CollectError(failure.reason, f"{failure.text} (port {settings.port})") from None
         return Observation(
             target=target.id,
             collector=self.name,
