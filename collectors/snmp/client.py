@@ -4,8 +4,8 @@ Hundreds of agents are polled through one socket: every request gets a fresh req
 reader callback hands each reply to the request waiting for it, and a bounded window of
 requests in flight keeps the receive buffer from overflowing (unbounded fan-out dropped over a
 thousand replies here). Each request has a timeout and retries; a reply that does not decode is
-counted and dropped. Walks use GETBULK (GETNEXT for v1), stop at the end of the subtree, at
-endOfMibView, at a non-increasing OID (a broken agent; counted) and at a row cap.
+counted and dropped. Walks step with GETBULK (GETNEXT for v1); the walk itself, shared with v3,
+is `walk.py`.
 
 Communities are bytes handed in by the caller; nothing here logs them.
 """
@@ -18,12 +18,11 @@ import ipaddress
 import logging
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from collectors.base import CollectError
 from collectors.snmp.codec import (
-    EXCEPTIONS,
     OID,
     DecodeError,
     Message,
@@ -34,6 +33,7 @@ from collectors.snmp.codec import (
     decode_message,
     encode_request,
 )
+from collectors.snmp.walk import ColumnWalker
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class WalkResult:
     truncated: str | None = None  # why the walk stopped early, if it did
 
 
-class SnmpClient:
+class SnmpClient(ColumnWalker[Agent]):
     """Async SNMP requests over shared UDP sockets. `async with SnmpClient() as client:`."""
 
     def __init__(self, *, max_in_flight: int = 256, receive_buffer: int = 4 * 1024 * 1024) -> None:
@@ -236,31 +236,21 @@ class SnmpClient:
         )
         return WalkResult(list(table.columns[0].values()), truncated=table.truncated)
 
-    async def walk_columns(
-        self,
-        agent: Agent,
-        columns: Sequence[OID],
-        *,
-        max_repetitions: int = 25,
-        max_rows: int = 10_000,
-        clock: Clock | None = None,
-    ) -> TableResult:
-        """Walk several table columns side by side, one GETBULK (GETNEXT for v1) per step."""
-
-        async def fetch(oids: list[OID], non_repeaters: int) -> list[VarBind]:
-            if agent.version == Version.V1:
-                return await self._v1_request(agent, PduType.GET_NEXT, oids, Tag.END_OF_MIB_VIEW)
-            response = await self.request(
-                agent,
-                PduType.GET_BULK,
-                oids,
-                max_repetitions=max_repetitions,
-                non_repeaters=non_repeaters,
-            )
-            _raise_for_status(response, agent)
-            return list(response.varbinds)
-
-        return await walk_columns_with(fetch, columns, max_rows=max_rows, clock=clock)
+    async def next_varbinds(
+        self, agent: Agent, oids: list[OID], *, non_repeaters: int, max_repetitions: int
+    ) -> list[VarBind]:
+        """The successors of `oids`, row by row: one GETBULK (GETNEXT for v1)."""
+        if agent.version == Version.V1:
+            return await self._v1_request(agent, PduType.GET_NEXT, oids, Tag.END_OF_MIB_VIEW)
+        response = await self.request(
+            agent,
+            PduType.GET_BULK,
+            oids,
+            max_repetitions=max_repetitions,
+            non_repeaters=non_repeaters,
+        )
+        _raise_for_status(response, agent)
+        return list(response.varbinds)
 
     async def _v1_request(
         self, agent: Agent, pdu_type: PduType, oids: Sequence[OID], missing: Tag
@@ -280,84 +270,6 @@ class SnmpClient:
             _raise_for_status(response, agent)
             answers = dict(zip(asked, response.varbinds, strict=False))
             return [answers.get(i) or VarBind(oid, missing, None) for i, oid in enumerate(oids)]
-
-
-Clock = tuple[OID, frozenset[int]]
-"""sysUpTime's OID (without .0) and the positions of the columns whose values it times."""
-
-
-@dataclass(frozen=True, slots=True)
-class TableResult:
-    columns: list[dict[OID, VarBind]]  # per requested column: row index -> value
-    truncated: str | None = None
-    ticks: list[dict[OID, int]] = field(default_factory=list)  # per column: row -> sysUpTime
-
-
-async def walk_columns_with(
-    fetch: Callable[[list[OID], int], Awaitable[list[VarBind]]],
-    columns: Sequence[OID],
-    *,
-    max_rows: int,
-    clock: Clock | None = None,
-) -> TableResult:
-    """The column walk, whatever carries the requests (our codec, or pysnmp for v3).
-
-    `fetch` asks for the successors of a list of OIDs (GETBULK or GETNEXT) and returns the
-    varbinds row by row. Returns each column's values by row index (the OID suffix after the
-    column). A column the agent lacks comes back empty; the others are still read.
-
-    With `clock` (sysUpTime's OID without the .0, and the positions of the columns to stamp),
-    every request also asks for sysUpTime as a non-repeater, and the values of those columns
-    are stamped with the agent's uptime of the response that brought them: rates then use the
-    agent's time of the very reading, retries or not.
-    """
-    last: list[OID] = list(columns)
-    done = [False] * len(columns)
-    values: list[dict[OID, VarBind]] = [{} for _ in columns]
-    widths = [len(root) for root in columns]
-    steps = [0] * len(columns)
-    truncated: str | None = None
-    end_of_view, exceptions = Tag.END_OF_MIB_VIEW, EXCEPTIONS
-    times: list[dict[OID, int]] = [{} for _ in columns]
-    prefix = [clock[0]] if clock is not None else []
-    stamped = clock[1] if clock is not None else frozenset()
-    while not all(done):
-        active = [i for i, finished in enumerate(done) if not finished]
-        varbinds = await fetch(prefix + [last[i] for i in active], len(prefix))
-        stamp: int | None = None
-        if clock is not None and varbinds:
-            first, varbinds = varbinds[0], varbinds[1:]
-            if first.tag == Tag.TIMETICKS and isinstance(first.value, int):
-                stamp = first.value
-        if not varbinds:
-            break
-        width = len(active)
-        for position, varbind in enumerate(varbinds):
-            column = active[position % width]
-            if done[column]:
-                continue
-            oid = varbind.oid
-            cut = widths[column]
-            if varbind.tag == end_of_view or oid[:cut] != columns[column]:
-                done[column] = True
-                continue
-            if oid <= last[column]:
-                done[column] = True
-                truncated = "non-increasing OID"
-                continue
-            last[column] = oid
-            rows = values[column]
-            steps[column] += 1
-            if varbind.tag not in exceptions:
-                key = oid[cut:]
-                rows[key] = varbind
-                if stamp is not None and column in stamped:
-                    times[column][key] = stamp
-            # Steps, not rows: an agent answering noSuchInstance forever must end too.
-            if steps[column] >= max_rows:
-                done[column] = True
-                truncated = "row cap"
-    return TableResult(columns=values, truncated=truncated, ticks=times)
 
 
 def _raise_for_status(response: Message, agent: Agent) -> None:

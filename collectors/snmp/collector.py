@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 
 from collectors.base import CollectError, CollectorSettings
 from collectors.resolve import Resolver
-from collectors.snmp.client import Agent, Clock, SnmpClient, TableResult
+from collectors.snmp.client import Agent, SnmpClient
 from collectors.snmp.codec import OID, Tag, VarBind, Version, oid_from_text
 from collectors.snmp.modules import (
     BUILT_IN,
@@ -32,6 +32,7 @@ from collectors.snmp.modules import (
     shipped,
 )
 from collectors.snmp.v3 import V3Agent, V3Session
+from collectors.snmp.walk import Clock, TableResult
 from netmon.model import DeviceSample, Duration, InterfaceSample, ProbeTarget
 
 _SYSTEM_MODULE = builtin("system")

@@ -40,8 +40,9 @@ from pysnmp.hlapi.v3arch.asyncio import (
 from pysnmp.proto import rfc1902, rfc1905
 
 from collectors.base import CollectError
-from collectors.snmp.client import ERROR_STATUS_NAMES, Clock, TableResult, walk_columns_with
+from collectors.snmp.client import ERROR_STATUS_NAMES
 from collectors.snmp.codec import OID, Tag, Value, VarBind
+from collectors.snmp.walk import ColumnWalker
 from netmon.credentials import SnmpCredential
 
 AUTH_PROTOCOLS = {
@@ -105,7 +106,7 @@ class V3Agent:
     retries: int = 1
 
 
-class V3Session:
+class V3Session(ColumnWalker[V3Agent]):
     """SNMPv3 requests over one shared pysnmp engine."""
 
     def __init__(self) -> None:
@@ -181,18 +182,8 @@ class V3Session:
     async def get(self, agent: V3Agent, oids: Sequence[OID]) -> list[VarBind]:
         return await self._request(agent, oids, bulk=0)
 
-    async def walk_columns(
-        self,
-        agent: V3Agent,
-        columns: Sequence[OID],
-        *,
-        max_repetitions: int = 25,
-        max_rows: int = 10_000,
-        clock: Clock | None = None,
-    ) -> TableResult:
-        async def fetch(oids: list[OID], non_repeaters: int) -> list[VarBind]:
-            return await self._request(
-                agent, oids, bulk=max_repetitions, non_repeaters=non_repeaters
-            )
-
-        return await walk_columns_with(fetch, columns, max_rows=max_rows, clock=clock)
+    async def next_varbinds(
+        self, agent: V3Agent, oids: list[OID], *, non_repeaters: int, max_repetitions: int
+    ) -> list[VarBind]:
+        """The successors of `oids`, row by row: one GETBULK."""
+        return await self._request(agent, oids, bulk=max_repetitions, non_repeaters=non_repeaters)
