@@ -32,12 +32,17 @@ TARGET_UP_LABELS = ["target", "kind", "site", "group"]
 VERDICT_VALUE = {Verdict.GO: 0.0, Verdict.WARN: 1.0, Verdict.NO_GO: 2.0}
 
 
-def _histogram(name: str, documentation: str, labels: list[str]) -> HistogramMetricFamily:
-    return HistogramMetricFamily(name, documentation, labels=labels)
-
-
-def _add_histogram(family: HistogramMetricFamily, labels: list[str], hist: Histogram) -> None:
-    family.add_metric(labels, buckets=hist.cumulative(), sum_value=hist.sum)
+def histogram_family(
+    name: str,
+    documentation: str,
+    labels: list[str],
+    series: Iterable[tuple[list[str], Histogram]],
+) -> HistogramMetricFamily:
+    """One histogram family from the store's Histograms: every family of netmon built alike."""
+    family = HistogramMetricFamily(name, documentation, labels=labels)
+    for values, hist in series:
+        family.add_metric(values, buckets=hist.cumulative(), sum_value=hist.sum)
+    return family
 
 
 class StoreCollector:
@@ -210,14 +215,12 @@ class StoreCollector:
             targets.add_metric([kind], count)
         yield targets
 
-        duration = _histogram(
+        yield histogram_family(
             "netmon_collector_duration_seconds",
             "Time one collector run took, from start to result.",
             ["collector"],
+            (([name], hist) for name, hist in sorted(stats.collector_duration.items())),
         )
-        for name, hist in sorted(stats.collector_duration.items()):
-            _add_histogram(duration, [name], hist)
-        yield duration
 
         errors = CounterMetricFamily(
             "netmon_collector_errors",
@@ -228,14 +231,12 @@ class StoreCollector:
             errors.add_metric([name, reason], count)
         yield errors
 
-        lag = _histogram(
+        yield histogram_family(
             "netmon_scheduler_lag_seconds",
             "How late a collector run started against its planned slot.",
             ["collector"],
+            (([name], hist) for name, hist in sorted(stats.scheduler_lag.items())),
         )
-        for name, hist in sorted(stats.scheduler_lag.items()):
-            _add_histogram(lag, [name], hist)
-        yield lag
 
         skipped = CounterMetricFamily(
             "netmon_scheduler_skipped_runs",
@@ -267,9 +268,7 @@ class StoreCollector:
             "Inventory facts about a target; always 1. Join on `target`.",
             labels=None,
         )
-        rtt = _histogram(
-            "netmon_icmp_rtt_seconds", "ICMP echo round-trip time (kernel timestamps).", ["target"]
-        )
+        rtts: list[tuple[list[str], Histogram]] = []
         sent = CounterMetricFamily(
             "netmon_icmp_packets_sent", "ICMP echo requests sent.", labels=["target"]
         )
@@ -341,7 +340,7 @@ class StoreCollector:
                         [target_id, target.kind, target.site, target.group],
                         1 if icmp.reach is Reach.UP else 0,
                     )
-                _add_histogram(rtt, [target_id], icmp.rtt)
+                rtts.append(([target_id], icmp.rtt))
                 sent.add_metric([target_id], icmp.sent_total)
                 received.add_metric([target_id], icmp.received_total)
                 loss_ratio = icmp.window.loss_ratio()
@@ -363,6 +362,12 @@ class StoreCollector:
             info.samples.append(
                 Sample("netmon_target_info", dict(zip(names, values, strict=True)), 1)
             )
+        rtt = histogram_family(
+            "netmon_icmp_rtt_seconds",
+            "ICMP echo round-trip time (kernel timestamps).",
+            ["target"],
+            rtts,
+        )
         yield from (up, info, rtt, sent, received, loss, jitter, success, probe_duration, age)
         yield from (http_status, cert_not_after)
 
