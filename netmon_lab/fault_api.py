@@ -15,7 +15,6 @@ peers only.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from netmon.api_access import from_loopback
 from netmon_lab.faults import (
     FaultInjector,
     FaultInputError,
@@ -47,16 +47,6 @@ def _error(status: int, message: str, field: str | None = None) -> web.Response:
     if field is not None:
         document["field"] = field
     return _json(document, status)
-
-
-def from_loopback(request: web.Request) -> bool:
-    try:
-        address = ipaddress.ip_address(request.remote or "")
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
 
 
 def _loopback_only(handler: Handler) -> Handler:

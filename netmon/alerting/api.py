@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hmac
-import ipaddress
 import json
 from typing import Any
 
@@ -13,38 +11,10 @@ from pydantic import ValidationError
 
 from netmon.alerting.runtime import Alerting
 from netmon.alerting.settings import Silence
+from netmon.api_access import authorized, change_body, refuse
 from netmon.credentials import Secret
 
 MAX_SILENCE = 366 * 86_400  # a silence longer than a year is a mistake, not maintenance
-
-
-def authorized(request: web.Request, token: Secret | None) -> bool:
-    """DESIGN.md: with a token configured it is required; without one, loopback only."""
-    if token is not None:
-        header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        expected = token.reveal().encode()
-        return (
-            bool(expected)  # the config refuses an empty token; never let one match
-            and scheme.lower() == "bearer"
-            and hmac.compare_digest(given.strip().encode(), expected)
-        )
-    try:
-        address = ipaddress.ip_address(request.remote or "")
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback  # ::ffff:127.0.0.1 on a dual-stack listener
-    return address.is_loopback
-
-
-def refuse(token: Secret | None) -> web.Response:
-    reason = (
-        "a bearer token is required (Authorization: Bearer ...)"
-        if token is not None
-        else "no API token is configured, so changes are accepted from loopback only"
-    )
-    return web.json_response({"error": reason}, status=401 if token is not None else 403)
 
 
 def routes(alerting: Alerting, token: Secret | None) -> list[web.RouteDef]:
@@ -61,14 +31,9 @@ def routes(alerting: Alerting, token: Secret | None) -> list[web.RouteDef]:
         return web.json_response({"silences": silences}, dumps=_dumps)
 
     async def add_silence(request: web.Request) -> web.Response:
-        if not authorized(request, token):
-            return refuse(token)
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return web.json_response({"error": "the body must be JSON"}, status=400)
-        if not isinstance(body, dict):
-            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        body = await change_body(request, token)
+        if isinstance(body, web.Response):
+            return body
         if "duration" in body and "ends_at" not in body:
             # A convenience for people: {"matchers": {...}, "duration": 3600}.
             seconds = body.pop("duration")

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from netmon.alerting.api import authorized, refuse
+from netmon.api_access import change_body
 from netmon.checks.runner import CheckRunner, ScopeError, select
 from netmon.config import Inventory, meeting_thresholds
 from netmon.credentials import Secret
@@ -134,14 +134,9 @@ class Checks:
 
     def routes(self, token: Secret | None) -> list[web.RouteDef]:
         async def post(request: web.Request) -> web.Response:
-            if not authorized(request, token):
-                return refuse(token)
-            try:
-                body = await request.json()
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                return _error("the body must be JSON")
-            if not isinstance(body, dict):
-                return _error("the body must be a JSON object")
+            body = await change_body(request, token)
+            if isinstance(body, web.Response):
+                return body
             unknown = sorted(set(body) - set(SCOPE_KEYS))
             if unknown:
                 return _error(f"{unknown[0]}: unknown field (use {', '.join(SCOPE_KEYS)})")
