@@ -11,7 +11,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from netmon.model import Duration, Observation, ProbeTarget, ReachPolicy
+from netmon.model import Duration, Observation, ProbeRole, ProbeTarget, ReachPolicy
 
 
 class CollectorSettings(BaseModel):
@@ -22,9 +22,14 @@ class CollectorSettings(BaseModel):
     interval: Duration
     timeout: Duration
 
-    # True for collectors that read a device's state (SNMP): their failures mark the device
-    # unreachable even before its first successful poll.
-    device_collector: ClassVar[bool] = False
+    # What the probe tells about its target. A DEVICE probe's failures mark the device
+    # unreachable even before its first successful poll; SERVICE probes are what a readiness
+    # check runs once per endpoint and what ProbeFailed watches.
+    role: ClassVar[ProbeRole] = ProbeRole.SERVICE
+    # How a readiness check names the probe ("" for its name), and whether its failure stops
+    # a meeting (NO-GO) or only warns.
+    readiness_label: ClassVar[str] = ""
+    stops_meeting: ClassVar[bool] = False
 
     def usage_problems(self) -> list[tuple[str, str]]:
         """(field, message) for what a target that uses these settings still lacks.

@@ -40,7 +40,7 @@ from pydantic import (
 from collectors.base import CollectError, CollectorSettings
 from collectors.reasons import socket_failure
 from netmon.credentials import Secret, SecretValue
-from netmon.model import Duration, HttpAnswer, ProbeTarget
+from netmon.model import Duration, HttpAnswer, ProbeRole, ProbeTarget
 
 BODY_LIMIT = 1 << 20  # expect_text looks at the first MiB: a management page is far smaller
 CA_FILE_TTL = 300.0  # a renewed lab CA is picked up within five minutes
@@ -102,6 +102,9 @@ StatusRange = Annotated[tuple[int, int], BeforeValidator(_status_range)]
 
 class HttpSettings(CollectorSettings):
     model_config = ConfigDict(arbitrary_types_allowed=True)  # merged with the base's
+    role: ClassVar[ProbeRole] = ProbeRole.SERVICE
+    readiness_label: ClassVar[str] = "management page"
+    stops_meeting: ClassVar[bool] = False  # a meeting can go on without the web page
 
     interval: Duration = Field(default=60.0, gt=0)
     timeout: Duration = Field(default=5.0, gt=0, description="for the whole request")

@@ -31,7 +31,7 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from collectors.base import CollectError, CollectorSettings
 from collectors.resolve import Address, Resolver
-from netmon.model import Duration, EchoRound, Observation, ProbeTarget, ReachPolicy
+from netmon.model import Duration, EchoRound, Observation, ProbeRole, ProbeTarget, ReachPolicy
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ class IcmpSettings(CollectorSettings):
     down after 2 consecutive losses (~2.3 s median), up after 2 replies, loss and jitter over
     60 s. ICMP is the probe that decides whether a target is up: `reach_policy()` hands the
     state store its down_after, up_after and window."""
+
+    role: ClassVar[ProbeRole] = ProbeRole.REACH
 
     interval: Duration = Field(default=1.0, gt=0)
     # An echo later than 800 ms is a failure for interactive video anyway, and the round must

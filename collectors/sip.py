@@ -32,7 +32,7 @@ from pydantic import Field, field_validator, model_validator
 from collectors.base import CollectError, CollectorSettings
 from collectors.reasons import socket_failure
 from collectors.resolve import Resolver
-from netmon.model import Duration, Observation, ProbeTarget
+from netmon.model import Duration, Observation, ProbeRole, ProbeTarget
 
 SIP_PORT = 5060
 # RFC 3261 17.1.2.2: retransmissions of a non-INVITE request never wait longer than T2.
@@ -74,6 +74,10 @@ def _default_user_agent() -> str:
 
 class SipSettings(CollectorSettings):
     """SIP OPTIONS probe settings: one transaction every `interval`, bounded by `timeout`."""
+
+    role: ClassVar[ProbeRole] = ProbeRole.SERVICE
+    readiness_label: ClassVar[str] = "SIP OPTIONS"
+    stops_meeting: ClassVar[bool] = True  # no SIP signalling, no call
 
     interval: Duration = Field(default=30.0, gt=0)
     timeout: Duration = Field(default=3.0, gt=0, description="for the whole transaction")

@@ -19,13 +19,17 @@ from pydantic import Field, model_validator
 from collectors.base import CollectError, CollectorSettings
 from collectors.reasons import socket_failure
 from collectors.resolve import Resolver
-from netmon.model import Duration, Observation, ProbeTarget
+from netmon.model import Duration, Observation, ProbeRole, ProbeTarget
 
 # H.323 call signalling (H.225.0 over TCP): what a room system listens on when it can take a call.
 H323_PORT = 1720
 
 
 class TcpSettings(CollectorSettings):
+    role: ClassVar[ProbeRole] = ProbeRole.SERVICE
+    readiness_label: ClassVar[str] = "TCP connect"
+    stops_meeting: ClassVar[bool] = True  # no call signalling, no call
+
     interval: Duration = Field(default=30.0, gt=0)
     timeout: Duration = Field(default=3.0, gt=0, description="for resolving and connecting")
     port: int = Field(default=H323_PORT, ge=1, le=65535)

@@ -34,7 +34,7 @@ from collectors.traps.receiver import TrapSettings
 from netmon.alerting.rules import Rule
 from netmon.alerting.settings import AlertingConfig, resolve_rules
 from netmon.credentials import Secret, SecretValue, SnmpCredential
-from netmon.model import Duration, ProbeTarget, ReachPolicy
+from netmon.model import Duration, ProbeRole, ProbeTarget, ReachPolicy
 
 TARGET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -284,6 +284,21 @@ class Target:
     def probe(self, name: str) -> CollectorSettings | None:
         # Called for every result recorded: a scan of one or two pairs, no dict built.
         return next((settings for probe, settings in self.probes if probe == name), None)
+
+    def device_probe(self) -> tuple[str, CollectorSettings] | None:
+        """The probe that reads the device's own state (SNMP), if one is configured."""
+        return next((p for p in self.probes if p[1].role is ProbeRole.DEVICE), None)
+
+    def service_probes(self) -> list[tuple[str, CollectorSettings]]:
+        """The probes of the services the target offers (TCP, SIP, HTTP)."""
+        return [p for p in self.probes if p[1].role is ProbeRole.SERVICE]
+
+    def probe_role(self, name: str) -> ProbeRole | None:
+        settings = self.probe(name)
+        return None if settings is None else settings.role
+
+    def is_service_probe(self, name: str) -> bool:
+        return self.probe_role(name) is ProbeRole.SERVICE
 
     @property
     def probe_target(self) -> ProbeTarget:

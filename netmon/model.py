@@ -10,6 +10,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BeforeValidator
@@ -39,6 +40,14 @@ def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")
+
+
+class ProbeRole(StrEnum):
+    """What a probe tells about its target; the core asks by role, never by probe name."""
+
+    REACH = "reach"  # whether the target answers at all (ICMP): up and down, loss, RTT
+    DEVICE = "device"  # the device's own state (SNMP): uptime, interfaces
+    SERVICE = "service"  # one service the target offers (TCP, SIP, HTTP): answers or not
 
 
 @dataclass(frozen=True, slots=True)

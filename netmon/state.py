@@ -24,6 +24,7 @@ from netmon.model import (
     EchoRound,
     HttpAnswer,
     Observation,
+    ProbeRole,
     ReachPolicy,
     TrapEvent,
 )
@@ -369,8 +370,7 @@ class StateStore:
         elif isinstance(observation, DeviceSample):
             state.devices.setdefault(observation.collector, DeviceState()).fold(observation)
         else:
-            settings = state.target.probe(observation.collector)
-            if settings is not None and settings.device_collector:
+            if state.target.probe_role(observation.collector) is ProbeRole.DEVICE:
                 state.devices.setdefault(observation.collector, DeviceState()).failed(observation)
         for listener in self._record_listeners:
             listener(state, observation)

@@ -33,7 +33,7 @@ from collectors.snmp.modules import (
 )
 from collectors.snmp.v3 import V3Agent, V3Session
 from collectors.snmp.walk import Clock, TableResult
-from netmon.model import DeviceSample, Duration, InterfaceSample, ProbeTarget
+from netmon.model import DeviceSample, Duration, InterfaceSample, ProbeRole, ProbeTarget
 
 _SYSTEM_MODULE = builtin("system")
 _IF_MIB = builtin("if_mib")
@@ -74,7 +74,7 @@ class _Lookups:
 
 
 class SnmpSettings(CollectorSettings):
-    device_collector: ClassVar[bool] = True
+    role: ClassVar[ProbeRole] = ProbeRole.DEVICE
 
     interval: Duration = Field(default=30.0, gt=0)
     timeout: Duration = Field(default=2.0, gt=0, description="per request")

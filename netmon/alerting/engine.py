@@ -288,7 +288,7 @@ class AlertEngine:
             return
         if metric == "probe_failed":
             for name, probe in state.probes.items():
-                if name not in ("icmp", "snmp") and not state.probes_only:
+                if state.target.is_service_probe(name) and not state.probes_only:
                     yield {"probe": name}, float(not probe.success)
             return
         if metric == DOWN_METRIC and state.probes_only:

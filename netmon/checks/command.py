@@ -105,7 +105,7 @@ async def _check(
 ) -> CheckReport:
     runner = CheckRunner(inventory)
     await runner.start()
-    probes = sum(1 for t in targets for name, _ in t.probes if name not in ("icmp", "snmp"))
+    probes = sum(len(t.service_probes()) for t in targets)
     steps = len(targets) + probes + 2  # the burst, each probe, SNMP before and after
     try:
         with Progress(

@@ -170,7 +170,7 @@ class CheckRunner:
         collected: dict[str, Collected],
         progress: Progress | None,
     ) -> None:
-        devices = [t for t in targets if t.probe("snmp") is not None]
+        devices = [t for t in targets if t.device_probe() is not None]
         parents = self._uplink_parents(targets)
         before = await asyncio.gather(
             self._poll_devices(devices, collected, "before"),
@@ -246,15 +246,15 @@ class CheckRunner:
         jobs = [
             one(target, name, settings)
             for target in targets
-            for name, settings in target.probes
-            if name not in ("icmp", "snmp")
+            for name, settings in target.service_probes()
         ]
         await asyncio.gather(*jobs)
 
     async def _poll(self, target: Target) -> DeviceSample | str:
-        settings = target.probe("snmp")
-        assert settings is not None
-        collector = await self._collector("snmp")
+        device = target.device_probe()
+        assert device is not None
+        name, settings = device
+        collector = await self._collector(name)
         try:
             observation = await asyncio.wait_for(
                 collector.collect(target.probe_target, settings), settings.timeout * 2 + 1.0
@@ -284,7 +284,7 @@ class CheckRunner:
         parents = {}
         for target in targets:
             parent = self.inventory.targets.get(target.parent or "")
-            if parent is not None and parent.uplink and parent.probe("snmp") is not None:
+            if parent is not None and parent.uplink and parent.device_probe() is not None:
                 parents[parent.id] = parent
         return list(parents.values())
 

@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 
 RECENT_REBOOT = 3600.0
 UPLINK_BUSY = 0.9
-# What each probe failing means for a meeting: no SIP or H.323 signalling, no call.
-PROBE_WEIGHT = {"sip": Verdict.NO_GO, "tcp": Verdict.NO_GO, "http": Verdict.WARN}
-PROBE_LABEL = {"sip": "SIP OPTIONS", "tcp": "TCP connect", "http": "management page"}
 
 
 def _ms(seconds: float) -> str:
@@ -75,7 +72,10 @@ def judge(
 
     probes = {}
     for name, observation in sorted(collected.probes.items()):
-        label = PROBE_LABEL.get(name, name)
+        # What a probe failing means for a meeting is the probe's own (`stops_meeting`).
+        settings = target.probe(name)
+        label = (settings.readiness_label if settings else "") or name
+        weight = Verdict.NO_GO if settings is not None and settings.stops_meeting else Verdict.WARN
         probes[name] = {
             "ok": observation.ok,
             "duration_ms": round(observation.duration * 1000, 1),
@@ -86,7 +86,7 @@ def judge(
             why = {"timeout": "no answer", "refused": "refused"}.get(
                 observation.reason or "", observation.detail or observation.reason or "failed"
             )
-            add(Finding(PROBE_WEIGHT.get(name, Verdict.WARN), f"{label}: {why}"))
+            add(Finding(weight, f"{label}: {why}"))
     if probes:
         report.measurements["probes"] = probes
 
@@ -105,7 +105,7 @@ def judge(
 
 def _judge_device(report: EndpointReport, target: Target, collected: Collected) -> None:
     add = report.findings.append
-    if target.probe("snmp") is None:
+    if target.device_probe() is None:
         return
     after = collected.device_after or collected.device_before
     if after is None:
