@@ -12,8 +12,9 @@ is owned here and cancelled on stop.
 A run's deadline is one and a half intervals: a safety net for a collector that hangs, well
 above the round a collector times itself (which must end inside the interval).
 
-The runner around each collector owns what all collectors share: deadline, timing, error
-reasons, self-metrics, and logging only when a probe starts failing or recovers.
+The runner around each collector owns what all collectors share: deadline, timing and error
+reasons (`netmon.collect`, shared with the readiness checks), self-metrics, and logging only when
+a probe starts failing or recovers.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from collectors.base import BatchCollector, CollectError, Collector, CollectorSettings
+from collectors.base import BatchCollector, Collector, CollectorSettings
+from netmon.collect import collect_many, collect_one
 from netmon.config import Inventory, Target
 from netmon.model import Observation, ProbeTarget
 from netmon.state import StateStore
@@ -35,11 +37,6 @@ log = logging.getLogger(__name__)
 TICK = 0.050
 DEADLINE_INTERVALS = 1.5
 SLOW_SHARE = 0.8  # a run longer than this share of its interval is logged as slow
-
-
-def _exception_name(exc: BaseException) -> str:
-    # Only the type: an unexpected exception's text may hold anything, a key included.
-    return f"unexpected {type(exc).__name__} (see the log)"
 
 
 def phase_fraction(target_id: str, collector: str) -> float:
@@ -184,52 +181,25 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         async with self._semaphore:
             self._store.stats.observe_lag(spec.collector, max(0.0, loop.time() - slot))
-            started = loop.time()
-            try:
-                async with asyncio.timeout(spec.settings.interval * DEADLINE_INTERVALS):
-                    observation = await collector.collect(spec.probe_target, spec.settings)
-            except CollectError as exc:
-                observation = self._failure(spec, loop.time() - started, exc.reason, exc.detail)
-            except TimeoutError:
-                observation = self._failure(
-                    spec, loop.time() - started, "timeout", "no result within the deadline"
-                )
-            except Exception as exc:  # a collector bug must not kill the job
-                log.exception(
-                    "collector crashed",
-                    extra={"target": spec.target.id, "collector": spec.collector},
-                )
-                observation = self._failure(
-                    spec, loop.time() - started, "internal", _exception_name(exc)
-                )
+            observation = await collect_one(
+                collector,
+                spec.collector,
+                spec.probe_target,
+                spec.settings,
+                deadline=spec.settings.interval * DEADLINE_INTERVALS,
+            )
         self._record(spec, observation)
 
     async def _run_batch(
         self, collector: BatchCollector, members: Sequence[JobSpec], interval: float
     ) -> None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        failure: tuple[str, str] | None = None
-        observations: Sequence[Observation] = ()
-        try:
-            async with asyncio.timeout(interval * DEADLINE_INTERVALS):
-                observations = await collector.collect_batch(
-                    [(spec.probe_target, spec.settings) for spec in members]
-                )
-        except CollectError as exc:
-            failure = (exc.reason, exc.detail)
-        except TimeoutError:
-            failure = ("timeout", "no result within the deadline")
-        except Exception as exc:  # a collector bug must not kill the job
-            log.exception("collector crashed", extra={"collector": members[0].collector})
-            failure = ("internal", _exception_name(exc))
-        by_target = {observation.target: observation for observation in observations}
-        elapsed = loop.time() - started
-        for spec in members:
-            observation = by_target.get(spec.target.id)
-            if observation is None:
-                reason, detail = failure or ("internal", "the collector returned no result")
-                observation = self._failure(spec, elapsed, reason, detail)
+        observations = await collect_many(
+            collector,
+            members[0].collector,
+            [(spec.probe_target, spec.settings) for spec in members],
+            deadline=interval * DEADLINE_INTERVALS,
+        )
+        for spec, observation in zip(members, observations, strict=True):
             self._record(spec, observation)
 
     def _record(self, spec: JobSpec, observation: Observation) -> None:
@@ -245,17 +215,6 @@ class Scheduler:
             )
             return
         self._log_transition(spec, observation)
-
-    @staticmethod
-    def _failure(spec: JobSpec, duration: float, reason: str, detail: str) -> Observation:
-        return Observation(
-            target=spec.target.id,
-            collector=spec.collector,
-            ok=False,
-            duration=duration,
-            reason=reason,
-            detail=detail,
-        )
 
     def _log_transition(self, spec: JobSpec, observation: Observation) -> None:
         key = (spec.target.id, spec.collector)

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collectors import registry
-from collectors.base import CollectError, Collector, CollectorSettings
+from collectors.base import Collector, CollectorSettings
 from collectors.icmp import IcmpCollector, IcmpSettings
 from netmon.checks.model import CheckReport, EndpointReport
 from netmon.checks.verdict import judge
+from netmon.collect import collect_many, collect_one
 from netmon.config import Inventory, Target, Thresholds, meeting_targets
 from netmon.devices import interface_rates
 from netmon.model import DeviceSample, EchoRound, Observation
@@ -214,7 +215,9 @@ class CheckRunner:
 
         async def wave(index: int, group: list[Target]) -> list[Observation]:
             await asyncio.sleep(index * burst.spacing / waves)
-            return await self._icmp.collect_batch([(t.probe_target, settings) for t in group])
+            items = [(t.probe_target, settings) for t in group]
+            # No deadline of its own: the check's deadline bounds the burst.
+            return await collect_many(self._icmp, self._icmp.name, items, deadline=None)
 
         results = await asyncio.gather(*(wave(i, g) for i, g in enumerate(groups)))
         rounds = [observation for result in results for observation in result]
@@ -229,17 +232,9 @@ class CheckRunner:
     ) -> None:
         async def one(target: Target, name: str, settings: CollectorSettings) -> None:
             collector = await self._collector(name)
-            started = time.monotonic()
-            try:
-                observation = await asyncio.wait_for(
-                    collector.collect(target.probe_target, settings), settings.timeout + 1.0
-                )
-            except TimeoutError:
-                observation = Observation(target.id, name, False, settings.timeout, "timeout")
-            except CollectError as exc:  # how collectors say "refused", "tls", ...
-                elapsed = time.monotonic() - started
-                observation = Observation(target.id, name, False, elapsed, exc.reason, exc.detail)
-            collected[target.id].probes[name] = observation
+            collected[target.id].probes[name] = await collect_one(
+                collector, name, target.probe_target, settings, deadline=settings.timeout + 1.0
+            )
             if progress:
                 progress(f"{name} probe", 1)
 
@@ -255,14 +250,9 @@ class CheckRunner:
         assert device is not None
         name, settings = device
         collector = await self._collector(name)
-        try:
-            observation = await asyncio.wait_for(
-                collector.collect(target.probe_target, settings), settings.timeout * 2 + 1.0
-            )
-        except TimeoutError:
-            return "timeout"
-        except CollectError as exc:
-            return exc.reason
+        observation = await collect_one(
+            collector, name, target.probe_target, settings, deadline=settings.timeout * 2 + 1.0
+        )
         if isinstance(observation, DeviceSample):
             return observation
         return observation.reason or "failed"
