@@ -16,12 +16,13 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from collectors import registry
 from collectors.base import Collector, CollectorSettings
 from collectors.icmp import IcmpCollector, IcmpSettings
+from netmon.checks.collected import Collected
 from netmon.checks.model import CheckReport, EndpointReport
 from netmon.checks.verdict import judge
 from netmon.collect import collect_many, collect_one
@@ -44,19 +45,6 @@ class BurstSettings:
     timeout: float = 1.0
     dscp: int = 34  # AF41
     size: int = 200
-
-
-@dataclass(slots=True)
-class Collected:
-    """What was gathered for one endpoint, before judging."""
-
-    echo: EchoRound | None = None
-    probes: dict[str, Observation] = field(default_factory=dict)
-    device_before: DeviceSample | None = None
-    device_after: DeviceSample | None = None
-    device_error: str | None = None
-    uplink_utilization: float | None = None
-    uplink_name: str = ""
 
 
 class ScopeError(ValueError):

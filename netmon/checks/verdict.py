@@ -10,15 +10,11 @@ uplink only warn.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from netmon.checks.collected import Collected
 from netmon.checks.model import EndpointReport, Finding, Verdict
 from netmon.config import Target, Thresholds
 from netmon.state import jitter as rtt_jitter
 from netmon.state import percentile_95
-
-if TYPE_CHECKING:
-    from netmon.checks.runner import Collected
 
 RECENT_REBOOT = 3600.0
 UPLINK_BUSY = 0.9
