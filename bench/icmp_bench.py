@@ -93,7 +93,7 @@ def run_fping(addresses: list[str], seconds: int) -> LoadResult:
 
 
 def accuracy(seconds: int) -> dict[str, float]:
-    from collectors.icmp import Pinger
+    from collectors.pinger import Pinger
     from tests.lab import netlab
 
     netlab.check_available()

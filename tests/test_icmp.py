@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.icmp import IcmpCollector, IcmpSettings, Pinger
+from collectors.icmp import IcmpCollector, IcmpSettings
+from collectors.pinger import Pinger
 from netmon.config import load_data
 from netmon.model import Observation, ProbeTarget
 from netmon.scheduler import Scheduler
@@ -154,7 +155,7 @@ async def test_target_goes_down_after_n_losses_and_up_after_m_replies(netlab: Ne
 
 UNPRIVILEGED_PING = """
 import asyncio, json
-from collectors.icmp import Pinger
+from collectors.pinger import Pinger
 async def main():
     try:
         async with Pinger() as pinger:
