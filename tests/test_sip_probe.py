@@ -15,13 +15,10 @@ import pytest
 from pydantic import ValidationError
 
 from collectors.base import CollectError
-from collectors.sip import (
+from collectors.sip import SipCollector, SipResponse, SipSettings, _os_failure
+from collectors.sip_message import (
     MalformedResponseError,
     OptionsRequest,
-    SipCollector,
-    SipResponse,
-    SipSettings,
-    _os_failure,
     build_options,
     matches,
     parse_response,
