@@ -13,7 +13,8 @@ import resource
 import sys
 import time
 
-from collectors.snmp.collector import SnmpCollector, SnmpSettings
+from collectors.snmp.collector import SnmpCollector
+from collectors.snmp.settings import SnmpSettings
 from netmon.credentials import SnmpCredential
 from netmon.model import ProbeTarget
 

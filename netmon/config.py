@@ -30,7 +30,7 @@ from pydantic import (
 
 from collectors import registry
 from collectors.base import CollectorSettings
-from collectors.traps.receiver import TrapSettings
+from collectors.traps.settings import TrapSettings
 from netmon.alerting.rules import Rule
 from netmon.alerting.settings import AlertingConfig, resolve_rules
 from netmon.credentials import Secret, SecretValue, SnmpCredential
@@ -440,7 +440,7 @@ def _resolve_defaults(raw: object) -> tuple[dict[str, CollectorSettings], list[C
     resolved: dict[str, CollectorSettings] = {}
     sections = raw if isinstance(raw, dict) else {}
     for name in sections:
-        if name not in registry.COLLECTORS:
+        if name not in registry.PROBES:
             problems.append(
                 ConfigProblem(
                     f"defaults.{name}", f"unknown probe; known: {', '.join(registry.names())}"
@@ -567,7 +567,7 @@ def _probe_problems(raw_targets: list[Any], raw_defaults: object) -> list[Config
             continue
         for name, override in probes.items():
             where = f"targets[{index}].probes.{name}"
-            if name not in registry.COLLECTORS:
+            if name not in registry.PROBES:
                 problems.append(
                     ConfigProblem(where, f"unknown probe; known: {', '.join(registry.names())}")
                 )

@@ -206,7 +206,8 @@ class Service:
     async def _start_collectors(self, inventory: Inventory) -> None:
         needed = {name for target in inventory.targets.values() for name, _ in target.probes}
         for name in sorted(needed - set(self._collectors)):
-            collector = registry.COLLECTORS[name]()
+            # The first use of a probe imports its module (and transport): off the event loop.
+            collector = (await asyncio.to_thread(registry.collector_class, name))()
             await collector.start()
             self._collectors[name] = collector
 

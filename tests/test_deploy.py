@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from collectors.traps.receiver import TrapSettings
+from collectors.traps.settings import TrapSettings
 from netmon.alerting.rules import default_rules
 from netmon.config import DEFAULT_PORT, HttpConfig, Thresholds, parse_listen
 from tests.conftest import require_program

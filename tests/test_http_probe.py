@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from collectors.base import CollectError
-from collectors.http import HttpCollector, HttpSettings
+from collectors.http import HttpCollector
+from collectors.http_settings import HttpSettings
 from netmon.config import ConfigError, load_data
 from netmon.model import HttpAnswer, ProbeTarget
 from tests.conftest import require_program

@@ -17,7 +17,8 @@ from collectors.snmp.codec import (
     VarBind,
     encode_message,
 )
-from collectors.snmp.collector import IF_ENTRY, SYSTEM, SnmpCollector, SnmpSettings
+from collectors.snmp.collector import IF_ENTRY, SYSTEM, SnmpCollector
+from collectors.snmp.settings import SnmpSettings
 from netmon.credentials import SnmpCredential
 from netmon.model import DeviceSample, ProbeTarget
 from tests.snmp_agent import Responder

@@ -133,7 +133,8 @@ async def test_many_agents_share_one_socket(snmpd: Snmpd) -> None:
 
 async def _collect_twice(snmpd: Snmpd, **settings: Any) -> tuple[list[list[OID]], list[list[str]]]:
     """Two polls through one collector: the columns each walked, and the names each found."""
-    from collectors.snmp.collector import SnmpCollector, SnmpSettings
+    from collectors.snmp.collector import SnmpCollector
+    from collectors.snmp.settings import SnmpSettings
     from netmon.credentials import SnmpCredential
     from netmon.model import DeviceSample, ProbeTarget
 

@@ -10,7 +10,8 @@ import pytest
 from prometheus_client import generate_latest
 
 from collectors.snmp.codec import OID, Tag, oid_from_text
-from collectors.snmp.collector import SnmpCollector, SnmpSettings
+from collectors.snmp.collector import SnmpCollector
+from collectors.snmp.settings import SnmpSettings
 from netmon.config import ConfigError, load_data
 from netmon.credentials import SnmpCredential
 from netmon.exporter import StoreCollector, build_registry

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.snmp.collector import SnmpCollector, SnmpSettings
+from collectors.snmp.collector import SnmpCollector
+from collectors.snmp.settings import SnmpSettings
 from netmon.config import load_data
 from netmon.credentials import SnmpCredential
 from netmon.model import DeviceSample, ProbeTarget

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from collectors.snmp.collector import SnmpCollector, SnmpSettings
+from collectors.snmp.collector import SnmpCollector
+from collectors.snmp.settings import SnmpSettings
 from netmon.config import load_data
 from netmon.credentials import SnmpCredential
 from netmon.exporter import StoreCollector

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from collectors.base import CollectError
-from collectors.snmp.collector import SnmpCollector, SnmpSettings
+from collectors.snmp.collector import SnmpCollector
+from collectors.snmp.settings import SnmpSettings
 from netmon.credentials import SnmpCredential
 from netmon.model import ProbeTarget
 from tests.conftest import require_program

@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 
 from collectors.snmp.codec import Message, PduType, Tag, VarBind, Version, encode_message
-from collectors.traps import TrapEvent, TrapListenError, TrapReceiver, TrapSettings, TrapSource
+from collectors.traps import TrapEvent, TrapSettings, TrapSource
 from collectors.traps.events import v1_trap_oid, value_text
 from collectors.traps.limits import LogGate, TokenBuckets
+from collectors.traps.receiver import TrapListenError, TrapReceiver
 from netmon.credentials import SnmpCredential
 from tests.conftest import require_program
 from tests.helpers import NetmonProcess, metric_value, write_config
@@ -492,7 +493,8 @@ async def test_a_port_in_use_is_a_clear_error() -> None:
 
 _BIND_162 = """
 import asyncio
-from collectors.traps import TrapReceiver, TrapSettings
+from collectors.traps import TrapSettings
+from collectors.traps.receiver import TrapReceiver
 async def main():
     receiver = TrapReceiver(TrapSettings(listen="127.0.0.1:162"), resolve=lambda a: None,
                             on_trap=lambda e: None, on_engine_id=lambda t, e: None)

@@ -16,24 +16,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
-
 from collectors.base import CollectError, CollectorSettings
 from collectors.resolve import Resolver
 from collectors.snmp.client import Agent, SnmpClient
 from collectors.snmp.codec import OID, Tag, VarBind, Version, oid_from_text
-from collectors.snmp.modules import (
-    BUILT_IN,
-    ModuleDef,
-    ModuleSample,
-    builtin,
-    clash,
-    samples_for,
-    shipped,
-)
+from collectors.snmp.modules import BUILT_IN, ModuleDef, ModuleSample, builtin, samples_for
+from collectors.snmp.settings import SnmpSettings
 from collectors.snmp.v3 import V3Agent, V3Session
 from collectors.snmp.walk import Clock, TableResult
-from netmon.model import DeviceSample, Duration, InterfaceSample, ProbeRole, ProbeTarget
+from netmon.model import DeviceSample, InterfaceSample, ProbeTarget
 
 _SYSTEM_MODULE = builtin("system")
 _IF_MIB = builtin("if_mib")
@@ -71,54 +62,6 @@ class _Lookups:
             and last_change == self.table_last_change
             and time.monotonic() - self.read_at < max_age
         )
-
-
-class SnmpSettings(CollectorSettings):
-    role: ClassVar[ProbeRole] = ProbeRole.DEVICE
-
-    interval: Duration = Field(default=30.0, gt=0)
-    timeout: Duration = Field(default=2.0, gt=0, description="per request")
-    retries: int = Field(default=1, ge=0, le=5)
-    port: int = Field(default=161, ge=1, le=65535)
-    credential: str | None = Field(default=None, description="a name from `credentials`")
-    max_repetitions: int = Field(default=25, ge=1, le=200)
-    max_interfaces: int = Field(default=4096, ge=1, description="rows read per table, at most")
-    lookup_max_age: Duration = Field(
-        default=3600.0, gt=0, description="re-read interface names at least this often"
-    )
-    modules: tuple[str, ...] = Field(
-        default=BUILT_IN, description="what to poll: system, if_mib, shipped or own modules"
-    )
-    module_definitions: dict[str, ModuleDef] = Field(
-        default_factory=dict, description="modules of your own, or overrides of shipped ones"
-    )
-
-    @model_validator(mode="after")
-    def _known_modules(self) -> SnmpSettings:
-        known = {*BUILT_IN, *shipped(), *self.module_definitions}
-        unknown = [name for name in self.modules if name not in known]
-        if unknown:
-            raise ValueError(
-                f"unknown module {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
-            )
-        problem = clash(
-            [(name, self.module(name)) for name in self.modules if name not in BUILT_IN]
-        )
-        if problem:
-            raise ValueError(problem)
-        return self
-
-    def module(self, name: str) -> ModuleDef:
-        return self.module_definitions.get(name) or shipped()[name]
-
-    interfaces: tuple[str, ...] = Field(
-        default=(), description="glob patterns on ifName, ifDescr or ifAlias; empty = all"
-    )
-
-    def usage_problems(self) -> list[tuple[str, str]]:
-        if self.credential is None:
-            return [("credential", "required: the name of an entry in credentials")]
-        return []
 
 
 def _text(varbind: VarBind | None) -> str:

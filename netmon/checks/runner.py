@@ -119,7 +119,8 @@ class CheckRunner:
     async def _collector(self, name: str) -> Collector:
         collector = self._collectors.get(name)
         if collector is None:
-            collector = registry.COLLECTORS[name]()
+            # The first use of a probe imports its module (and transport): off the event loop.
+            collector = (await asyncio.to_thread(registry.collector_class, name))()
             await collector.start()
             self._collectors[name] = collector
         return collector
