@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from collectors.icmp import IcmpCollector
-from netmon.config import load_data
+from netmon.config.loader import load_data
 from netmon.scheduler import Scheduler
 from netmon.state import StateStore
 

@@ -21,7 +21,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 
 from netmon.alerting.rules import default_rules
-from netmon.config import Thresholds
+from netmon.config.thresholds import Thresholds
 
 TAG = "netmon"
 # Every query goes to whichever Prometheus the viewer picks: no datasource uid is baked in.

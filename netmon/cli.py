@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Literal, cast
 
 from netmon import __version__, logsetup
-from netmon.config import ConfigError, load_file, parse_listen
+from netmon.config.errors import ConfigError
+from netmon.config.loader import load_file
+from netmon.config.schema import parse_listen
 from netmon.inventory_import import CsvImportError, csv_to_config, to_yaml
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2

@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from netmon.config import ConfigError, load_data
+from netmon.config.errors import ConfigError
+from netmon.config.loader import load_data
 
 REQUIRED_COLUMNS = ("id", "address")
 FIELD_COLUMNS = ("name", "site", "district", "group")

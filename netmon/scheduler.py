@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from collectors.base import BatchCollector, Collector, CollectorSettings
 from netmon.collect import collect_many, collect_one
-from netmon.config import Inventory, Target
+from netmon.inventory import Inventory, Target
 from netmon.model import Observation, ProbeTarget
 from netmon.state import StateStore
 

@@ -25,8 +25,11 @@ from netmon.alerting.runtime import Alerting
 from netmon.alerting.sinks.factory import build_sinks
 from netmon.api import build_app
 from netmon.checks.service import Checks
-from netmon.config import ConfigError, Inventory, load_file, parse_listen
+from netmon.config.errors import ConfigError
+from netmon.config.loader import load_file
+from netmon.config.schema import parse_listen
 from netmon.exporter import build_registry
+from netmon.inventory import Inventory
 from netmon.scheduler import Scheduler
 from netmon.state import Reach, ReachChange, StateStore
 from netmon.status_page import status_page

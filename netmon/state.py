@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from netmon.checks.model import CheckReport, Verdict
-from netmon.config import Inventory, MeetingConfig, Target
+from netmon.config.schema import MeetingConfig
 from netmon.devices import DeviceState
+from netmon.inventory import Inventory, Target
 from netmon.model import (
     DeviceSample,
     EchoRound,

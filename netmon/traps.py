@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from collectors.traps.events import TrapSource
 from collectors.traps.receiver import TrapReceiver, TrapStats
 from collectors.traps.settings import TrapSettings
-from netmon.config import Inventory
+from netmon.inventory import Inventory
 from netmon.model import TrapEvent
 from netmon.state import StateStore
 

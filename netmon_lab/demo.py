@@ -28,7 +28,9 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from netmon.config import Inventory, load_data, parse_listen
+from netmon.config.loader import load_data
+from netmon.config.schema import parse_listen
+from netmon.inventory import Inventory
 from netmon.inventory_import import csv_to_config
 from netmon.service import Service
 from netmon.state import Reach

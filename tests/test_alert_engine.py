@@ -15,7 +15,10 @@ from netmon.alerting.model import AlertEvent, Severity, Status
 from netmon.alerting.settings import Silence
 from netmon.alerting.store import AlertDB
 from netmon.alerting.traps import TrapAlerts
-from netmon.config import ConfigError, Inventory, load_data, meeting_windows
+from netmon.config.errors import ConfigError
+from netmon.config.loader import load_data
+from netmon.inventory import Inventory
+from netmon.meetings import meeting_windows
 from netmon.model import EchoRound, Observation
 from netmon.state import StateStore
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from netmon.config import ConfigError, load_data, load_file, parse_listen, parse_yaml
+from netmon.config.errors import ConfigError
+from netmon.config.loader import load_data, load_file, parse_yaml
+from netmon.config.schema import parse_listen
 from tests.helpers import netmon_command
 
 GOOD_TARGET = "targets:\n  - {id: ep-1, address: 127.0.0.1}\n"

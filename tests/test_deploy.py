@@ -29,7 +29,8 @@ import yaml
 
 from collectors.traps.settings import TrapSettings
 from netmon.alerting.rules import default_rules
-from netmon.config import DEFAULT_PORT, HttpConfig, Thresholds, parse_listen
+from netmon.config.schema import DEFAULT_PORT, HttpConfig, parse_listen
+from netmon.config.thresholds import Thresholds
 from tests.conftest import require_program
 from tests.helpers import (
     NetmonProcess,

@@ -29,7 +29,8 @@ from cryptography.x509.oid import NameOID
 from collectors.base import CollectError
 from collectors.http import HttpCollector
 from collectors.http_settings import HttpSettings
-from netmon.config import ConfigError, load_data
+from netmon.config.errors import ConfigError
+from netmon.config.loader import load_data
 from netmon.model import HttpAnswer, ProbeTarget
 from tests.conftest import require_program
 from tests.helpers import NetmonProcess, metric_value, wait_until, write_config

@@ -13,7 +13,7 @@ import pytest
 
 from collectors.icmp import IcmpCollector, IcmpSettings
 from collectors.pinger import Pinger
-from netmon.config import load_data
+from netmon.config.loader import load_data
 from netmon.model import Observation, ProbeTarget
 from netmon.scheduler import Scheduler
 from netmon.state import Reach, ReachChange, StateStore

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from netmon.config import load_file
+from netmon.config.loader import load_file
 from netmon.inventory_import import CsvImportError, csv_to_config
 from netmon_lab.demo import demo_endpoints_csv
 from tests.helpers import netmon_command

@@ -12,7 +12,8 @@ from typing import ClassVar
 import pytest
 
 from collectors.base import CollectError, CollectorSettings
-from netmon.config import Inventory, load_data
+from netmon.config.loader import load_data
+from netmon.inventory import Inventory
 from netmon.model import Observation, ProbeTarget
 from netmon.scheduler import Scheduler, next_slot, phase_fraction, start_phase
 from netmon.state import StateStore

@@ -23,7 +23,7 @@ from collectors.sip_message import (
     matches,
     parse_response,
 )
-from netmon.config import load_data
+from netmon.config.loader import load_data
 from netmon.exporter import build_registry, render
 from netmon.model import ProbeTarget
 from netmon.state import StateStore

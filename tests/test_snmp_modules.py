@@ -12,7 +12,8 @@ from prometheus_client import generate_latest
 from collectors.snmp.codec import OID, Tag, oid_from_text
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.settings import SnmpSettings
-from netmon.config import ConfigError, load_data
+from netmon.config.errors import ConfigError
+from netmon.config.loader import load_data
 from netmon.credentials import SnmpCredential
 from netmon.exporter import StoreCollector, build_registry
 from netmon.model import DeviceSample, ProbeTarget

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from netmon.config import load_data
+from netmon.config.loader import load_data
 from netmon.devices import interface_rates
 from netmon.model import InterfaceSample
 from netmon.state import StateStore
@@ -179,7 +179,8 @@ def test_unreachable_agent_is_down_with_timeout_reason(tmp_path: Path) -> None:
 
 
 def test_snmp_probe_without_credential_is_a_config_error() -> None:
-    from netmon.config import ConfigError, load_data
+    from netmon.config.errors import ConfigError
+    from netmon.config.loader import load_data
 
     with pytest.raises(ConfigError) as caught:
         load_data({"targets": [{"id": "r1", "address": "127.0.0.1", "probes": ["snmp"]}]})

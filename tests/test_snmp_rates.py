@@ -10,7 +10,7 @@ import pytest
 
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.settings import SnmpSettings
-from netmon.config import load_data
+from netmon.config.loader import load_data
 from netmon.credentials import SnmpCredential
 from netmon.model import DeviceSample, ProbeTarget
 from netmon.state import StateStore

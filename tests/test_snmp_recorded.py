@@ -13,7 +13,7 @@ import pytest
 
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.settings import SnmpSettings
-from netmon.config import load_data
+from netmon.config.loader import load_data
 from netmon.credentials import SnmpCredential
 from netmon.exporter import StoreCollector
 from netmon.model import DeviceSample, ProbeTarget

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from netmon.config import Inventory, load_data
+from netmon.config.loader import load_data
+from netmon.inventory import Inventory
 from netmon.model import EchoRound, Observation
 from netmon.state import EchoWindow, Histogram, Reach, StateStore
 

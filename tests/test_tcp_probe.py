@@ -12,7 +12,8 @@ import pytest
 
 from collectors.base import CollectError
 from collectors.tcp import TcpCollector, TcpSettings
-from netmon.config import ConfigError, load_data
+from netmon.config.errors import ConfigError
+from netmon.config.loader import load_data
 from netmon.model import ProbeTarget
 from tests.lab.netlab import NetLab
 

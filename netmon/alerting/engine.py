@@ -31,7 +31,7 @@ from netmon.alerting.rules import (
 )
 from netmon.alerting.settings import AlertingConfig, Silence
 from netmon.alerting.store import AlertDB
-from netmon.config import Inventory, Target
+from netmon.inventory import Inventory, Target
 from netmon.model import InterfaceSample, Observation
 from netmon.state import Reach, StateStore, TargetState, percentile_95
 

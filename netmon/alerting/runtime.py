@@ -21,7 +21,8 @@ from netmon.alerting.sinks.base import ActiveAlerts, ReportPublisher, Sink, Stat
 from netmon.alerting.store import AlertDB, EngineIdTable
 from netmon.alerting.traps import TrapAlerts
 from netmon.checks.model import Verdict
-from netmon.config import Inventory, meeting_windows
+from netmon.inventory import Inventory
+from netmon.meetings import meeting_windows
 from netmon.model import Observation, TrapEvent
 from netmon.state import CheckDone, ReachChange, StateStore, TargetState
 from netmon.status import status_message

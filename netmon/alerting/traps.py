@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from netmon.alerting.engine import AlertEngine
 from netmon.alerting.rules import STANDARD_TRAPS, TrapRule
-from netmon.config import Inventory
+from netmon.inventory import Inventory
 from netmon.model import TrapEvent
 from netmon.state import TargetState
 

@@ -20,7 +20,10 @@ from rich.table import Table
 from netmon.checks.html import render_html
 from netmon.checks.model import CheckReport, Verdict
 from netmon.checks.runner import CheckRunner, ScopeError, select
-from netmon.config import ConfigError, Thresholds, load_file, meeting_thresholds
+from netmon.config.errors import ConfigError
+from netmon.config.loader import load_file
+from netmon.config.thresholds import Thresholds
+from netmon.meetings import meeting_thresholds
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE = 0, 1, 2
 COLOURS = {Verdict.GO: "green", Verdict.WARN: "yellow", Verdict.NO_GO: "bold red"}

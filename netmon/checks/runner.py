@@ -26,8 +26,10 @@ from netmon.checks.collected import Collected
 from netmon.checks.model import CheckReport, EndpointReport
 from netmon.checks.verdict import judge
 from netmon.collect import collect_many, collect_one
-from netmon.config import Inventory, Target, Thresholds, meeting_targets
+from netmon.config.thresholds import Thresholds
 from netmon.devices import interface_rates
+from netmon.inventory import Inventory, Target
+from netmon.meetings import meeting_targets
 from netmon.model import DeviceSample, EchoRound, Observation
 
 log = logging.getLogger(__name__)

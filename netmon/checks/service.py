@@ -21,8 +21,9 @@ from aiohttp import web
 
 from netmon.api_access import change_body
 from netmon.checks.runner import CheckRunner, ScopeError, select
-from netmon.config import Inventory, meeting_thresholds
 from netmon.credentials import Secret
+from netmon.inventory import Inventory
+from netmon.meetings import meeting_thresholds
 from netmon.state import StateStore
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from netmon.checks.collected import Collected
 from netmon.checks.model import EndpointReport, Finding, Verdict
-from netmon.config import Target, Thresholds
+from netmon.config.thresholds import Thresholds
+from netmon.inventory import Target
 from netmon.state import jitter as rtt_jitter
 from netmon.state import percentile_95
 

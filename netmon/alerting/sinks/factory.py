@@ -6,7 +6,7 @@ from netmon.alerting.sinks.alertmanager import AlertmanagerSink
 from netmon.alerting.sinks.base import ActiveAlerts, Sink
 from netmon.alerting.sinks.mqtt import MqttSink
 from netmon.alerting.sinks.webhook import WebhookSink
-from netmon.config import Inventory
+from netmon.inventory import Inventory
 
 
 def build_sinks(inventory: Inventory, *, generator_url: str, active: ActiveAlerts) -> list[Sink]:

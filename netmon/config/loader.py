@@ -1,0 +1,205 @@
+"""Loading a config: YAML in (duplicate keys refused), every problem found, an Inventory out.
+
+Runs the schema, each probe's settings and the checks that span sections (unique ids, parents
+that exist and form no loop, credentials and meeting targets that exist, rules), and reports
+all problems at once. It must not import alerting or a collector's transport: `netmon validate`
+loads this and nothing of the running service.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from netmon.alerting.rules import Rule
+from netmon.alerting.settings import resolve_rules
+from netmon.config.errors import ConfigError, ConfigProblem, validation_problems
+from netmon.config.probes import probe_problems, resolve_defaults, resolve_target
+from netmon.config.schema import Config
+from netmon.inventory import Inventory
+from netmon.meetings import meeting_thresholds
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys instead of keeping the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first on line {seen[key] + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise ConfigError([ConfigProblem(source, f"YAML error at {where}: {exc.problem}")]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigProblem(source, f"YAML error: {exc}")]) from exc
+
+
+def load_file(path: str | Path) -> Inventory:
+    """Read and validate a config file (blocking: call it off the event loop)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(source, f"cannot read: {exc}")]) from exc
+    return load_data(parse_yaml(text, source))
+
+
+def load_data(raw: Any) -> Inventory:
+    """Validate already-parsed config data, reporting every problem at once."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([ConfigProblem("", "the config must be a mapping of keys to values")])
+    problems: list[ConfigProblem] = []
+    config: Config | None = None
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(validation_problems(exc))
+
+    defaults, default_problems = resolve_defaults(raw.get("defaults"))
+    problems.extend(default_problems)
+    raw_targets = raw.get("targets")
+    if isinstance(raw_targets, list):
+        problems.extend(_duplicate_ids(raw_targets))
+        problems.extend(_parent_problems(raw_targets))
+        problems.extend(probe_problems(raw_targets, raw.get("defaults")))
+
+    raw_credentials = raw.get("credentials")
+    known = set(raw_credentials) if isinstance(raw_credentials, dict) else set()
+    problems.extend(_credential_problems(raw, known))
+
+    rules: dict[str, Rule] = {}
+    if config is not None:
+        problems.extend(_meeting_problems(config))
+        rules, rule_problems = resolve_rules(config.alerting, config.thresholds)
+        problems.extend(ConfigProblem(f"alerting.rules.{p}", m) for p, m in rule_problems)
+    if problems or config is None:
+        raise ConfigError(_dedupe(problems))
+    targets = {
+        target.id: resolve_target(target, defaults, config.credentials) for target in config.targets
+    }
+    return Inventory(config=config, defaults=defaults, targets=targets, rules=rules)
+
+
+def _dedupe(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    return list(dict.fromkeys(problems))
+
+
+def _duplicate_ids(raw_targets: list[Any]) -> list[ConfigProblem]:
+    first_seen: dict[str, int] = {}
+    problems = []
+    for index, entry in enumerate(raw_targets):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        target_id = entry["id"]
+        if target_id in first_seen:
+            problems.append(
+                ConfigProblem(
+                    f"targets[{index}].id",
+                    f"duplicate id {target_id!r} (first used by targets[{first_seen[target_id]}])",
+                )
+            )
+        else:
+            first_seen[target_id] = index
+    return problems
+
+
+def _meeting_problems(config: Config) -> list[ConfigProblem]:
+    ids = {target.id for target in config.targets}
+    problems = []
+    names: set[str] = set()
+    for index, meeting in enumerate(config.meetings):
+        where = f"meetings[{index}]"
+        if meeting.name in names:
+            problems.append(ConfigProblem(f"{where}.name", f"duplicate meeting {meeting.name!r}"))
+        names.add(meeting.name)
+        for position, target in enumerate(meeting.targets):
+            if target not in ids:
+                problems.append(
+                    ConfigProblem(f"{where}.targets[{position}]", f"unknown target {target!r}")
+                )
+        try:
+            meeting_thresholds(config, meeting)
+        except ValidationError as exc:
+            problems.extend(validation_problems(exc, (where, "thresholds")))
+    return problems
+
+
+def _parent_problems(raw_targets: list[Any]) -> list[ConfigProblem]:
+    """A parent must be another target, and following parents must never come back around."""
+    parents = {
+        entry["id"]: (index, entry.get("parent"))
+        for index, entry in enumerate(raw_targets)
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str)
+    }
+    problems = []
+    for target_id, (index, parent) in parents.items():
+        if parent is None:
+            continue
+        where = f"targets[{index}].parent"
+        if parent == target_id:
+            problems.append(ConfigProblem(where, "a target cannot be its own parent"))
+        elif parent not in parents:
+            problems.append(ConfigProblem(where, f"unknown target {parent!r}"))
+        else:
+            seen = {target_id}
+            current: Any = parent
+            while current is not None and current in parents:
+                if current in seen:
+                    problems.append(ConfigProblem(where, f"parents form a loop through {parent!r}"))
+                    break
+                seen.add(current)
+                current = parents[current][1]
+    return problems
+
+
+def _credential_problems(raw: dict[str, Any], known: set[str]) -> list[ConfigProblem]:
+    """Every probe setting named `credential` must name an entry of `credentials`."""
+    defined = ", ".join(sorted(known)) or "none"
+    problems = []
+
+    def check(path: str, section: object) -> None:
+        if isinstance(section, dict) and isinstance(section.get("credential"), str):
+            name = section["credential"]
+            if name not in known:
+                problems.append(
+                    ConfigProblem(
+                        f"{path}.credential", f"unknown credential {name!r} (defined: {defined})"
+                    )
+                )
+
+    defaults = raw.get("defaults")
+    if isinstance(defaults, dict):
+        for name, section in defaults.items():
+            check(f"defaults.{name}", section)
+    trap_credentials = raw.get("trap_credentials")
+    for index, name in enumerate(trap_credentials if isinstance(trap_credentials, list) else []):
+        if isinstance(name, str) and name not in known:
+            message = f"unknown credential {name!r} (defined: {defined})"
+            problems.append(ConfigProblem(f"trap_credentials[{index}]", message))
+    targets = raw.get("targets")
+    for index, entry in enumerate(targets if isinstance(targets, list) else []):
+        probes = entry.get("probes") if isinstance(entry, dict) else None
+        if isinstance(probes, dict):
+            for name, section in probes.items():
+                check(f"targets[{index}].probes.{name}", section)
+    return problems
