@@ -20,7 +20,7 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 
-from netmon.alerting.rules import default_rules
+from netmon.config.rules import default_rules
 from netmon.config.thresholds import Thresholds
 
 TAG = "netmon"
@@ -32,7 +32,7 @@ ENDPOINTS_UID = "netmon-endpoints"
 LINKS_UID = "netmon-links"
 SELF_UID = "netmon-self"
 
-# The levels netmon alerts at with no configuration (netmon/config.py, alerting/rules.py).
+# The levels netmon alerts at with no configuration (netmon/config/thresholds.py, rules.py).
 LEVELS = Thresholds()
 LINK_SATURATED = float(default_rules(LEVELS)["LinkSaturated"]["levels"][0]["above"])
 # Errors plus discards a second, in and out together (netmon/state.py, errors_per_second).

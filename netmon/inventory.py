@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from collectors.base import CollectorSettings
-from netmon.alerting.rules import Rule
+from netmon.config.rules import Rule
 from netmon.config.schema import Config
 from netmon.credentials import SnmpCredential
 from netmon.model import ProbeRole, ProbeTarget, ReachPolicy

@@ -12,9 +12,9 @@ import pytest
 from collectors.traps import TrapEvent
 from netmon.alerting.engine import AlertEngine
 from netmon.alerting.model import AlertEvent, Severity, Status
-from netmon.alerting.settings import Silence
 from netmon.alerting.store import AlertDB
 from netmon.alerting.traps import TrapAlerts
+from netmon.config.alerting import Silence
 from netmon.config.errors import ConfigError
 from netmon.config.loader import load_data
 from netmon.inventory import Inventory

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from netmon.alerting.model import AlertEvent, Severity, Status
-from netmon.alerting.sinks.alertmanager import AlertmanagerSettings, AlertmanagerSink
+from netmon.alerting.sinks.alertmanager import AlertmanagerSink
+from netmon.config.sinks import AlertmanagerSettings
 from tests.conftest import require_program
 
 # The peer module is also a plugin (its fixtures): have its asserts rewritten before importing it.

@@ -17,8 +17,9 @@ import pytest
 from pydantic import ValidationError
 
 from netmon.alerting.model import AlertEvent, Severity, Status
-from netmon.alerting.sinks.alertmanager import AlertmanagerSettings, AlertmanagerSink
+from netmon.alerting.sinks.alertmanager import AlertmanagerSink
 from netmon.alerting.sinks.base import SinkRejected, SinkUnavailable
+from netmon.config.sinks import AlertmanagerSettings
 
 # The peer modules are also plugins (fixtures): have their asserts rewritten before importing.
 pytest.register_assert_rewrite("tests.alertmanager_peer", "tests.mqtt_peer")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from collectors import registry
 from netmon.config.errors import ConfigError
 from netmon.config.loader import load_data, load_file, parse_yaml
 from netmon.config.schema import parse_listen
@@ -256,3 +258,22 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_file(tmp_path / "nope.yaml")
     assert str(caught.value).startswith(f"{tmp_path / 'nope.yaml'}: cannot read:")
+
+
+def test_the_config_is_read_without_alerting_or_any_transport() -> None:
+    # `netmon validate` and `netmon dashboards build` load these pieces only; aiohttp, aiomqtt,
+    # pysnmp and cryptography took most of a second to import, and alerting pulls them in.
+    code = (
+        "import sys, netmon.config.loader, netmon.config.rules, netmon.config.thresholds\n"
+        "heavy = {'aiohttp', 'aiomqtt', 'paho', 'pysnmp', 'cryptography'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy"
+        " or m.startswith('netmon.alerting')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr
+
+
+def test_every_probe_in_the_registry_loads_its_collector() -> None:
+    for name in registry.names():
+        collector = registry.collector_class(name)
+        assert (collector.name, collector.settings_model) == (name, registry.settings_model(name))

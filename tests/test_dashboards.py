@@ -36,7 +36,7 @@ import yaml
 
 from dashboards import JSON_DIR
 from dashboards.common import ENDPOINTS_UID
-from netmon.alerting.rules import default_rules
+from netmon.config.rules import default_rules
 from netmon.config.thresholds import Thresholds
 from netmon.dashboards_command import NOT_GRAFANA
 from tests.conftest import require_program

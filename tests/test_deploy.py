@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from collectors.traps.settings import TrapSettings
-from netmon.alerting.rules import default_rules
+from netmon.config.rules import default_rules
 from netmon.config.schema import DEFAULT_PORT, HttpConfig, parse_listen
 from netmon.config.thresholds import Thresholds
 from tests.conftest import require_program

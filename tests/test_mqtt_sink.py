@@ -22,7 +22,8 @@ from pydantic import ValidationError
 
 from netmon.alerting.model import AlertEvent, Severity, Status
 from netmon.alerting.sinks.base import SinkRejected, SinkUnavailable
-from netmon.alerting.sinks.mqtt import MqttSettings, MqttSink
+from netmon.alerting.sinks.mqtt import MqttSink
+from netmon.config.sinks import MqttSettings
 
 # The peer module is also a plugin (its fixtures): have its asserts rewritten before importing it.
 pytest.register_assert_rewrite("tests.mqtt_peer")
@@ -323,7 +324,8 @@ async def test_last_will_when_the_process_dies(
 ) -> None:
     script = (
         "import asyncio, sys\n"
-        "from netmon.alerting.sinks.mqtt import MqttSettings, MqttSink\n"
+        "from netmon.alerting.sinks.mqtt import MqttSink\n"
+        "from netmon.config.sinks import MqttSettings\n"
         "async def main():\n"
         "    settings = MqttSettings(port=int(sys.argv[1]), keepalive=5)\n"
         "    sink = MqttSink(settings, instance='doomed', active=list)\n"

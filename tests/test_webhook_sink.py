@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from netmon.alerting.model import AlertEvent, Severity, Status
 from netmon.alerting.sinks.base import SinkRejected, SinkUnavailable
-from netmon.alerting.sinks.webhook import WebhookSettings, WebhookSink
+from netmon.alerting.sinks.webhook import WebhookSink
+from netmon.config.sinks import WebhookSettings
 from tests.peers import free_port
 
 # The peer module is also a plugin (its fixtures): have its asserts rewritten before importing it.

@@ -10,8 +10,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from netmon.alerting.runtime import Alerting
-from netmon.alerting.settings import Silence
 from netmon.api_access import authorized, change_body, refuse
+from netmon.config.alerting import Silence
 from netmon.credentials import Secret
 
 MAX_SILENCE = 366 * 86_400  # a silence longer than a year is a mistake, not maintenance

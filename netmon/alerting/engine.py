@@ -21,16 +21,10 @@ from typing import Any
 
 from netmon.alerting import templates
 from netmon.alerting.model import AlertEvent, Severity, Status, fingerprint
-from netmon.alerting.rules import (
-    INTERFACE_METRICS,
-    MIN_LOST_ECHOES,
-    MIN_RTT_SAMPLES,
-    REBOOT_HOLD,
-    Level,
-    Rule,
-)
-from netmon.alerting.settings import AlertingConfig, Silence
+from netmon.alerting.rules import INTERFACE_METRICS, MIN_LOST_ECHOES, MIN_RTT_SAMPLES, REBOOT_HOLD
 from netmon.alerting.store import AlertDB
+from netmon.config.alerting import AlertingConfig, Silence
+from netmon.config.rules import Level, Rule
 from netmon.inventory import Inventory, Target
 from netmon.model import InterfaceSample, Observation
 from netmon.state import Reach, StateStore, TargetState, percentile_95

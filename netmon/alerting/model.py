@@ -15,21 +15,10 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+# Severity is declared with the rules that name it (the config may not import alerting); an
+# event's severity is one of them, so this module offers it too.
+from netmon.config.rules import Severity as Severity
 from netmon.model import iso
-
-
-class Severity(StrEnum):
-    INFO = "info"
-    WARNING = "warning"
-    MAJOR = "major"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-
-_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.MAJOR: 2, Severity.CRITICAL: 3}
 
 
 class Status(StrEnum):

@@ -8,9 +8,8 @@ but an alert lacks renders as "?" rather than failing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
 
-Language = Literal["en", "vi"]
+from netmon.config.alerting import Language
 
 SUMMARIES: dict[str, dict[str, str]] = {
     "en": {

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from netmon.alerting.engine import AlertEngine
-from netmon.alerting.rules import STANDARD_TRAPS, TrapRule
+from netmon.alerting.rules import STANDARD_TRAPS
+from netmon.config.rules import TrapRule
 from netmon.inventory import Inventory
 from netmon.model import TrapEvent
 from netmon.state import TargetState

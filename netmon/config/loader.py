@@ -14,10 +14,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from netmon.alerting.rules import Rule
-from netmon.alerting.settings import resolve_rules
+from netmon.config.alerting import resolve_rules
 from netmon.config.errors import ConfigError, ConfigProblem, validation_problems
 from netmon.config.probes import probe_problems, resolve_defaults, resolve_target
+from netmon.config.rules import Rule
 from netmon.config.schema import Config
 from netmon.inventory import Inventory
 from netmon.meetings import meeting_thresholds

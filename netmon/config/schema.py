@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from collectors.traps.settings import TrapSettings
-from netmon.alerting.settings import AlertingConfig
+from netmon.config.alerting import AlertingConfig
 from netmon.config.thresholds import Thresholds
 from netmon.credentials import Secret, SecretValue, SnmpCredential
 from netmon.model import Duration

@@ -10,21 +10,18 @@ silences are Alertmanager's job, never this module's.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import ssl
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from netmon.alerting.model import AlertEvent, Severity
 from netmon.alerting.sinks.base import ActiveAlerts, SinkRejected, SinkUnavailable
-from netmon.alerting.sinks.webhook import BaseUrl, bearer_headers, post_json
-from netmon.credentials import SecretValue
-from netmon.model import Duration, iso
+from netmon.alerting.sinks.webhook import post_json
+from netmon.config.sinks import AlertmanagerSettings
+from netmon.model import iso
 
 log = logging.getLogger(__name__)
 
@@ -33,67 +30,6 @@ ALERTS_PATH = "/api/v2/alerts"
 ENDS_AT_RESENDS = 4
 # Keeps one re-send request of a large outage well below Alertmanager's body limits.
 RESEND_BATCH = 500
-
-
-class BasicAuth(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
-
-    username: str = Field(min_length=1)
-    password: SecretValue
-
-    def header(self) -> dict[str, str]:
-        raw = f"{self.username}:{self.password.reveal()}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
-
-
-class AlertmanagerSettings(BaseModel):
-    """Where netmon's alerts go in Alertmanager, and how to reach it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
-
-    urls: list[BaseUrl] = Field(min_length=1, description="every member of an HA cluster")
-    resend_interval: Duration = Field(default=60.0, gt=0)
-    timeout: Duration = Field(default=5.0, gt=0)
-    bearer_token: SecretValue | None = None
-    basic_auth: BasicAuth | None = None
-    ca_file: Path | None = None
-    tls_insecure: bool = False
-
-    @field_validator("urls")
-    @classmethod
-    def _distinct(cls, urls: list[str]) -> list[str]:
-        seen: set[str] = set()
-        for url in urls:
-            if url in seen:
-                raise ValueError(f"{url} is listed twice")
-            seen.add(url)
-        return urls
-
-    @field_validator("basic_auth")
-    @classmethod
-    def _one_auth(cls, value: BasicAuth | None, info: ValidationInfo) -> BasicAuth | None:
-        if value is not None and info.data.get("bearer_token") is not None:
-            raise ValueError("use either bearer_token or basic_auth, not both")
-        return value
-
-    @field_validator("ca_file")
-    @classmethod
-    def _readable(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"{value} is not a readable file")
-        return value
-
-    @field_validator("tls_insecure")
-    @classmethod
-    def _not_both(cls, value: bool, info: ValidationInfo) -> bool:
-        if value and info.data.get("ca_file") is not None:
-            raise ValueError("tls_insecure skips verification, so ca_file would be ignored")
-        return value
-
-    def auth_headers(self) -> dict[str, str]:
-        if self.basic_auth is not None:
-            return self.basic_auth.header()
-        return bearer_headers(self.bearer_token)
 
 
 class AlertmanagerSink:
@@ -251,4 +187,4 @@ def _annotations(event: AlertEvent) -> dict[str, str]:
     return {name: text for name, text in annotations.items() if text}
 
 
-__all__ = ["AlertmanagerSettings", "AlertmanagerSink", "BasicAuth"]
+__all__ = ["AlertmanagerSink"]

@@ -21,12 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiomqtt
-from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationInfo, field_validator
 
 from netmon.alerting.model import AlertEvent
 from netmon.alerting.sinks.base import ActiveAlerts, SinkRejected, SinkUnavailable
-from netmon.credentials import SecretValue
-from netmon.model import Duration
+from netmon.config.sinks import MqttSettings, topic_level_ok
 
 log = logging.getLogger(__name__)
 
@@ -39,79 +37,6 @@ _REPLAY_MAX = 2.0
 _CLOSE_TIMEOUT = 1.0
 # Publishes in flight at once: 215 status topics go out in a few round trips, not 215.
 _BATCH = 64
-
-
-class MqttSettings(BaseModel):
-    """The `mqtt` sink section of the config."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
-
-    host: str = Field(default="127.0.0.1", min_length=1)
-    port: int = Field(default=1883, ge=1, le=65535, description="8883 for TLS is not implied")
-    prefix: str = "netmon"
-    client_id: str | None = Field(default=None, min_length=1, description="netmon-{instance}")
-    username: str | None = Field(default=None, min_length=1)
-    password: SecretValue | None = None
-    tls: bool = False
-    ca_file: FilePath | None = Field(default=None, description="default: the system CAs")
-    cert_file: FilePath | None = None
-    key_file: FilePath | None = None
-    tls_insecure: bool = Field(default=False, description="skip the hostname check only")
-    keepalive: Duration = 30.0
-    reconnect_min: Duration = Field(default=0.5, gt=0)
-    reconnect_max: Duration = Field(default=30.0, gt=0)
-    connect_timeout: Duration = Field(
-        default=5.0, gt=0, description="also bounds every acknowledgement the sink waits for"
-    )
-
-    @field_validator("prefix")
-    @classmethod
-    def _check_prefix(cls, value: str) -> str:
-        levels = value.split("/")
-        if not all(_topic_level_ok(level) for level in levels):
-            raise ValueError(
-                "must be topic levels like netmon or noc/netmon: no +, # or empty level"
-            )
-        return value
-
-    @field_validator("password")
-    @classmethod
-    def _needs_username(cls, value: object, info: ValidationInfo) -> object:
-        if value is not None and info.data.get("username", "") is None:
-            raise ValueError("needs a username")
-        return value
-
-    @field_validator("ca_file", "cert_file", "key_file", "tls_insecure")
-    @classmethod
-    def _needs_tls(cls, value: object, info: ValidationInfo) -> object:
-        if value and info.data.get("tls") is False:
-            raise ValueError("needs tls: true")
-        return value
-
-    @field_validator("key_file")
-    @classmethod
-    def _needs_cert(cls, value: object, info: ValidationInfo) -> object:
-        if value is not None and info.data.get("cert_file", "") is None:
-            raise ValueError("needs cert_file")
-        return value
-
-    @field_validator("keepalive")
-    @classmethod
-    def _whole_seconds(cls, value: float) -> float:
-        if not 1 <= value <= 65535 or value != int(value):
-            raise ValueError("must be whole seconds from 1 to 65535")
-        return value
-
-    @field_validator("reconnect_max")
-    @classmethod
-    def _not_below_min(cls, value: float, info: ValidationInfo) -> float:
-        if value < info.data.get("reconnect_min", 0):
-            raise ValueError("must not be less than reconnect_min")
-        return value
-
-
-def _topic_level_ok(level: str) -> bool:
-    return bool(level) and not any(char in level for char in "+#/\0")
 
 
 def _tls_context(settings: MqttSettings) -> ssl.SSLContext:
@@ -150,7 +75,7 @@ class MqttSink:
     queue = "mqtt"
 
     def __init__(self, settings: MqttSettings, *, instance: str, active: ActiveAlerts) -> None:
-        if not _topic_level_ok(instance):
+        if not topic_level_ok(instance):
             raise ValueError(f"instance {instance!r} cannot be an MQTT topic level")
         self._settings = settings
         self._active = active
@@ -190,7 +115,7 @@ class MqttSink:
         if session is None or session.lost.done():
             raise SinkUnavailable(f"MQTT broker {self._broker} not connected")
         for level in (event.target, event.topic_key):
-            if not _topic_level_ok(level):
+            if not topic_level_ok(level):
                 raise SinkRejected(f"{level!r} cannot be an MQTT topic level")
         payload = json.dumps(event.to_json()).encode()
         try:
@@ -201,7 +126,7 @@ class MqttSink:
             raise SinkUnavailable(f"MQTT publish to {self._broker} failed: {exc}") from exc
 
     def publish_status(self, target: str, status: dict[str, object]) -> None:
-        if not _topic_level_ok(target):
+        if not topic_level_ok(target):
             log.warning("status not published: not an MQTT topic level", extra={"target": target})
             return
         try:
@@ -216,7 +141,7 @@ class MqttSink:
     def publish_report(self, check_id: str, report: dict[str, object]) -> None:
         """A readiness report on `{prefix}/checks/{id}` (QoS 1, not retained); kept until the
         broker has it, the last 100 at most."""
-        if not _topic_level_ok(check_id):
+        if not topic_level_ok(check_id):
             return
         self._reports[check_id] = json.dumps(report, ensure_ascii=False).encode()
         while len(self._reports) > 100:
@@ -311,7 +236,7 @@ class MqttSink:
         active = {
             self._alert_topic(e): e
             for e in self._active()
-            if e.firing and _topic_level_ok(e.target) and _topic_level_ok(e.topic_key)
+            if e.firing and topic_level_ok(e.target) and topic_level_ok(e.topic_key)
         }
         await self._publish(session, [(topic, b"", True) for topic in retained - active.keys()])
         await self._publish(

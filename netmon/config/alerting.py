@@ -1,4 +1,9 @@
-"""The `alerting:` section of the config: rules, trap mapping, silences, flapping, topology."""
+"""The `alerting:` section of the config: rules, trap mapping, silences, flapping, topology, sinks.
+
+Schema only, with the rules' resolution (defaults merged with the file's overrides); the alert
+engine, its API and the sinks take these models as they are. It must not import alerting or a
+transport.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +15,12 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from netmon.alerting.rules import (
-    FlappingConfig,
-    Rule,
-    TopologyConfig,
-    TrapRule,
-    default_rules,
-)
-from netmon.alerting.sinks.alertmanager import AlertmanagerSettings
-from netmon.alerting.sinks.mqtt import MqttSettings
-from netmon.alerting.sinks.webhook import WebhookSettings
-from netmon.alerting.templates import Language
+from netmon.config.rules import FlappingConfig, Rule, TopologyConfig, TrapRule, default_rules
+from netmon.config.sinks import AlertmanagerSettings, MqttSettings, WebhookSettings
+from netmon.config.thresholds import Thresholds
 
+# The languages alert summaries are written in (netmon.alerting.templates has the texts).
+Language = Literal["en", "vi"]
 MatcherName = Literal["target", "group", "district", "kind", "site", "alertname", "severity"]
 
 
@@ -108,7 +107,7 @@ class AlertingConfig(BaseModel):
 
 
 def resolve_rules(
-    config: AlertingConfig, thresholds: Any
+    config: AlertingConfig, thresholds: Thresholds
 ) -> tuple[dict[str, Rule], list[tuple[str, str]]]:
     """The default rules with the config's overrides merged in, and new rules added.
 
