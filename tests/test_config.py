@@ -134,6 +134,28 @@ BAD_CONFIGS = [
         ["thresholds.loss_bad: Input should be less than or equal to 1"],
     ),
     (
+        "a rule of the defaults broken again by every target that uses the probe as it is",
+        "defaults:\n  icmp: {interval: 1s, timeout: 1s}\n"
+        "targets:\n  - {id: ep-1, address: 127.0.0.1, probes: [icmp]}\n",
+        [
+            "defaults.icmp: a round of 1 echoes lasts up to 1s (timeout + (count-1) x "
+            "spacing); it must be shorter than the interval 1s",
+            "targets[0].probes.icmp: a round of 1 echoes lasts up to 1s (timeout + (count-1) x "
+            "spacing); it must be shorter than the interval 1s",
+        ],
+    ),
+    (
+        "a target not blamed for a default it does not set",
+        "defaults:\n  tcp: {port: 0}\n"
+        "targets:\n  - id: ep-1\n    address: 127.0.0.1\n    probes: {tcp: {interval: 60s}}\n",
+        ["defaults.tcp.port: Input should be greater than or equal to 1"],
+    ),
+    (
+        "SNMP target without a credential",
+        "targets:\n  - {id: r1, address: 127.0.0.1, kind: router, probes: [snmp]}\n",
+        ["targets[0].probes.snmp.credential: required: the name of an entry in credentials"],
+    ),
+    (
         "not a mapping",
         "- just\n- a list\n",
         ["the config must be a mapping of keys to values"],
@@ -205,6 +227,32 @@ def test_valid_config_resolves_defaults_and_overrides() -> None:
     assert inventory.summary() == (
         "instance thanh-hoa: 2 targets (1 endpoint, 1 router); probes: icmp x2"
     )
+
+
+def test_each_probe_setting_is_validated_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    validated: list[object] = []
+    model = registry.settings_model("icmp")
+    validate = model.model_validate
+
+    def counting(data: object) -> object:
+        validated.append(data)
+        return validate(data)
+
+    monkeypatch.setattr(model, "model_validate", counting)
+    text = textwrap.dedent(
+        """\
+        defaults:
+          icmp: {interval: 2s}
+        targets:
+          - {id: a, address: 127.0.0.1}
+          - {id: b, address: 127.0.0.2, probes: [icmp]}
+          - {id: c, address: 127.0.0.3, probes: {icmp: {count: 3, spacing: 100ms}}}
+        """
+    )
+    inventory = load_data(parse_yaml(text, "c.yaml"))
+    # The defaults once, c's override once; a and b use the defaults' settings as they are.
+    assert validated == [{"interval": "2s"}, {"interval": "2s", "count": 3, "spacing": "100ms"}]
+    assert inventory.targets["a"].probe("icmp") is inventory.targets["b"].probe("icmp")
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,12 @@ from pydantic import ValidationError
 
 from netmon.config.alerting import resolve_rules
 from netmon.config.errors import ConfigError, ConfigProblem, validation_problems
-from netmon.config.probes import probe_problems, resolve_defaults, resolve_target
+from netmon.config.probes import (
+    TargetProbes,
+    resolve_defaults,
+    resolve_target,
+    resolve_target_probes,
+)
 from netmon.config.rules import Rule
 from netmon.config.schema import Config
 from netmon.inventory import Inventory
@@ -75,13 +80,15 @@ def load_data(raw: Any) -> Inventory:
     except ValidationError as exc:
         problems.extend(validation_problems(exc))
 
-    defaults, default_problems = resolve_defaults(raw.get("defaults"))
-    problems.extend(default_problems)
+    defaults = resolve_defaults(raw.get("defaults"))
+    problems.extend(defaults.problems)
+    overridden: TargetProbes = {}
     raw_targets = raw.get("targets")
     if isinstance(raw_targets, list):
         problems.extend(_duplicate_ids(raw_targets))
         problems.extend(_parent_problems(raw_targets))
-        problems.extend(probe_problems(raw_targets, raw.get("defaults")))
+        overridden, probe_problems = resolve_target_probes(raw_targets, defaults)
+        problems.extend(probe_problems)
 
     raw_credentials = raw.get("credentials")
     known = set(raw_credentials) if isinstance(raw_credentials, dict) else set()
@@ -94,10 +101,13 @@ def load_data(raw: Any) -> Inventory:
         problems.extend(ConfigProblem(f"alerting.rules.{p}", m) for p, m in rule_problems)
     if problems or config is None:
         raise ConfigError(_dedupe(problems))
+    # Valid, so config.targets[index] is raw_targets[index], whose overrides were resolved.
+    settings = defaults.settings
     targets = {
-        target.id: resolve_target(target, defaults, config.credentials) for target in config.targets
+        target.id: resolve_target(index, target, overridden, settings, config.credentials)
+        for index, target in enumerate(config.targets)
     }
-    return Inventory(config=config, defaults=defaults, targets=targets, rules=rules)
+    return Inventory(config=config, defaults=settings, targets=targets, rules=rules)
 
 
 def _dedupe(problems: list[ConfigProblem]) -> list[ConfigProblem]:

@@ -1,13 +1,16 @@
 """Each target's probe settings: the defaults of every probe, and a target's overrides over them.
 
 Settings are validated by the model that lives beside each collector, found through
-`collectors.registry`; a target is blamed only for what it sets itself. It must not import a
-collector module (the registry gives the models without their transports).
+`collectors.registry`, and each only once: every probe's defaults once, and each target's
+override once, merged over the raw defaults; a target without an override shares the defaults'
+settings. A target is blamed only for what it sets itself. It must not import a collector
+module (the registry gives the models without their transports).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,9 +23,34 @@ from netmon.credentials import SnmpCredential
 from netmon.inventory import Target
 
 
-def resolve_defaults(raw: object) -> tuple[dict[str, CollectorSettings], list[ConfigProblem]]:
+def _check(name: str, data: dict[str, Any]) -> CollectorSettings | ValidationError:
+    """One validation of one probe's settings: the settings, or why there are none."""
+    try:
+        return registry.settings_model(name).model_validate(data)
+    except ValidationError as exc:
+        return exc
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """Every probe's `defaults` section as written (`raw`) and validated (`checked`)."""
+
+    raw: dict[str, dict[str, Any]]
+    checked: dict[str, CollectorSettings | ValidationError]
+    problems: list[ConfigProblem] = field(default_factory=list)
+
+    @property
+    def settings(self) -> dict[str, CollectorSettings]:
+        """The valid ones (all of them when the config has no problem)."""
+        return {
+            name: checked
+            for name, checked in self.checked.items()
+            if not isinstance(checked, ValidationError)
+        }
+
+
+def resolve_defaults(raw: object) -> Defaults:
     problems: list[ConfigProblem] = []
-    resolved: dict[str, CollectorSettings] = {}
     sections = raw if isinstance(raw, dict) else {}
     for name in sections:
         if name not in registry.PROBES:
@@ -31,20 +59,29 @@ def resolve_defaults(raw: object) -> tuple[dict[str, CollectorSettings], list[Co
                     f"defaults.{name}", f"unknown probe; known: {', '.join(registry.names())}"
                 )
             )
+    bases: dict[str, dict[str, Any]] = {}
+    checked: dict[str, CollectorSettings | ValidationError] = {}
     for name in registry.names():
         section = sections.get(name) or {}
-        if not isinstance(section, dict):
-            continue  # the Config schema already reported it
-        try:
-            resolved[name] = registry.settings_model(name).model_validate(section)
-        except ValidationError as exc:
-            problems.extend(validation_problems(exc, ("defaults", name)))
-    return resolved, problems
+        # A section that is not a mapping is reported by the Config schema; targets that use
+        # the probe are still checked, over no defaults.
+        bases[name] = section if isinstance(section, dict) else {}
+        checked[name] = result = _check(name, bases[name])
+        if isinstance(section, dict) and isinstance(result, ValidationError):
+            problems.extend(validation_problems(result, ("defaults", name)))
+    return Defaults(raw=bases, checked=checked, problems=problems)
 
 
-def probe_problems(raw_targets: list[Any], raw_defaults: object) -> list[ConfigProblem]:
+TargetProbes = dict[tuple[int, str], CollectorSettings]
+"""(index in `targets`, probe name) -> settings, for the probes a target overrides."""
+
+
+def resolve_target_probes(
+    raw_targets: list[Any], defaults: Defaults
+) -> tuple[TargetProbes, list[ConfigProblem]]:
+    """Validate each target's overrides over the defaults, once each."""
     problems = []
-    defaults = raw_defaults if isinstance(raw_defaults, dict) else {}
+    resolved: TargetProbes = {}
     for index, entry in enumerate(raw_targets):
         if not isinstance(entry, dict):
             continue
@@ -66,33 +103,42 @@ def probe_problems(raw_targets: list[Any], raw_defaults: object) -> list[ConfigP
             if not isinstance(override, dict):
                 problems.append(ConfigProblem(where, "expected a mapping of settings"))
                 continue
-            section = defaults.get(name)
-            base: dict[str, Any] = section if isinstance(section, dict) else {}
-            try:
-                settings = registry.settings_model(name).model_validate({**base, **override})
-                for field, message in settings.usage_problems():
-                    problems.append(ConfigProblem(f"{where}.{field}", message))
-            except ValidationError as exc:
-                for problem in validation_problems(exc):
-                    field = problem.path.split(".", 1)[0].split("[", 1)[0]
+            # No override: the defaults' own validation is this target's.
+            checked = (
+                _check(name, {**defaults.raw[name], **override})
+                if override
+                else defaults.checked[name]
+            )
+            if isinstance(checked, ValidationError):
+                for problem in validation_problems(checked):
+                    first = problem.path.split(".", 1)[0].split("[", 1)[0]
                     # Blame the target only for what the target itself sets.
-                    if field in override or not problem.path:
+                    if first in override or not problem.path:
                         problems.append(
                             ConfigProblem(f"{where}.{problem.path}".rstrip("."), problem.message)
                         )
-    return problems
+                continue
+            if override:
+                resolved[index, name] = checked
+            for field_name, message in checked.usage_problems():
+                problems.append(ConfigProblem(f"{where}.{field_name}", message))
+    return resolved, problems
 
 
 def resolve_target(
+    index: int,
     target: TargetConfig,
+    overridden: TargetProbes,
     defaults: Mapping[str, CollectorSettings],
     credentials: Mapping[str, SnmpCredential],
 ) -> Target:
+    """The runtime target of `targets[index]`, once every problem has been ruled out."""
     probes = []
     used: dict[str, SnmpCredential] = {}
-    for name, override in target.probes.items():
-        base = defaults[name]
-        settings = base if not override else base.model_validate({**base.model_dump(), **override})
+    for name in target.probes:
+        settings = overridden.get((index, name))
+        if settings is None:
+            settings = defaults[name]
         probes.append((name, settings))
         reference = getattr(settings, "credential", None)
         if isinstance(reference, str) and reference in credentials:
