@@ -41,8 +41,9 @@ def _header_value(value: object) -> Secret:
 
 
 # SecretValue's loading (inline, {env: VAR}, {file: PATH}) and printing, but kept as the Secret
-# itself when the config dumps settings to merge a target's overrides into the defaults: with
-# SecretValue the merged header would be the literal text "<secret>". Still <secret> in JSON.
+# itself in a Python dump, so that settings rebuilt from a dump keep the header (with SecretValue
+# it would be the literal text "<secret>"); the config no longer does that, it merges raw
+# overrides. Still <secret> in JSON.
 HeaderValue = Annotated[
     Secret,
     BeforeValidator(_header_value),
