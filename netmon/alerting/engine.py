@@ -15,19 +15,25 @@ import fnmatch
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from netmon.alerting import templates
 from netmon.alerting.model import AlertEvent, Severity, Status, fingerprint
-from netmon.alerting.rules import INTERFACE_METRICS, MIN_LOST_ECHOES, MIN_RTT_SAMPLES, REBOOT_HOLD
+from netmon.alerting.rules import INTERFACE_METRICS, REBOOT_HOLD
+from netmon.alerting.signals import (
+    SIGNALS,
+    interface_names,
+    interfaces_complete,
+    interfaces_seen_up,
+)
 from netmon.alerting.store import AlertDB
 from netmon.config.alerting import AlertingConfig, Silence
 from netmon.config.rules import Level, Rule
 from netmon.inventory import Inventory, Target
-from netmon.model import InterfaceSample, Observation
-from netmon.state import Reach, StateStore, TargetState, percentile_95
+from netmon.model import Observation
+from netmon.state import Reach, StateStore, TargetState
 
 log = logging.getLogger(__name__)
 
@@ -243,10 +249,11 @@ class AlertEngine:
             if not rule.enabled or (rule.kinds is not None and target.kind not in rule.kinds):
                 continue
             produced = set()
-            for labels, value in self._extract(rule, state):
+            for labels, value in SIGNALS[rule.metric](state, rule, self._seen_up):
                 produced.add(fingerprint(name, target.id, labels))
                 self._update(name, rule, target, labels, value, now)
-            if rule.metric in INTERFACE_METRICS and self._interfaces_complete(state):
+            self._seen_up |= interfaces_seen_up(state, rule)
+            if rule.metric in INTERFACE_METRICS and interfaces_complete(state):
                 # A full interface table without this interface: it is gone (a module out,
                 # a renamed port). Its alert has nothing left to watch.
                 for tracked in list(self.tracked.values()):
@@ -258,99 +265,6 @@ class AlertEngine:
                     ):
                         self._drop(tracked, now)
         self._check_reboot(state, now)
-
-    def _extract(
-        self, rule: Rule, state: TargetState
-    ) -> Iterator[tuple[dict[str, str], float | None]]:
-        metric = rule.metric
-        icmp = state.icmp
-        if metric in INTERFACE_METRICS:
-            yield from self._extract_interfaces(rule, state)
-            return
-        if metric in ("snmp_down", "snmp_auth"):
-            for collector, device in state.devices.items():
-                probe = state.probes.get(collector)
-                if probe is None:
-                    continue
-                auth = probe.reason == "auth"
-                if metric == "snmp_auth":
-                    yield {}, float(auth)
-                elif icmp is not None and icmp.reach is Reach.DOWN:
-                    yield {}, 0.0  # the target is down: TargetDown says it all
-                else:
-                    yield {}, float(not device.up and not auth)
-            return
-        if metric == "probe_failed":
-            for name, probe in state.probes.items():
-                if state.target.is_service_probe(name) and not state.probes_only:
-                    yield {"probe": name}, float(not probe.success)
-            return
-        if metric == DOWN_METRIC and state.probes_only:
-            yield {}, float(state.reach is Reach.DOWN)  # a web service: its probes say
-            return
-        if icmp is None:
-            return
-        if metric == DOWN_METRIC:
-            reach = icmp.reach
-            yield {}, None if reach is Reach.UNKNOWN else float(reach is Reach.DOWN)
-            return
-        if icmp.reach is not Reach.UP:
-            yield {}, None  # quality of a dead link means nothing; EndpointDown covers it
-            return
-        window = icmp.window
-        if metric == "loss_ratio":
-            # Only echoes since the target last came up: an outage is not packet loss.
-            sent, lost = window.counts_since(icmp.since_monotonic)
-            if sent < 10:
-                yield {}, None
-            else:
-                yield {}, (lost / sent if lost >= MIN_LOST_ECHOES else 0.0)
-            return
-        rtts = window.rtts()
-        if len(rtts) < MIN_RTT_SAMPLES:
-            yield {}, None
-        elif metric == "rtt_p95":
-            yield {}, percentile_95(rtts)
-        elif metric == "jitter":
-            yield {}, window.jitter()
-
-    @staticmethod
-    def _interfaces_complete(state: TargetState) -> bool:
-        return any(device.up and device.interfaces for device in state.devices.values())
-
-    @staticmethod
-    def interface_names(samples: Mapping[int, InterfaceSample]) -> dict[int, str]:
-        """ifName (else ifDescr, else ifIndex) per index, made unique: cheap switches give
-        every port the same ifDescr, and two ports must not share one alert."""
-        names = {index: s.name or s.descr or str(index) for index, s in samples.items()}
-        counts: dict[str, int] = {}
-        for name in names.values():
-            counts[name] = counts.get(name, 0) + 1
-        return {i: (f"{n}#{i}" if counts[n] > 1 else n) for i, n in names.items()}
-
-    def _extract_interfaces(
-        self, rule: Rule, state: TargetState
-    ) -> Iterator[tuple[dict[str, str], float | None]]:
-        for device in state.devices.values():
-            names = self.interface_names({i: x.sample for i, x in device.interfaces.items()})
-            for index, interface in device.interfaces.items():
-                sample = interface.sample
-                ifname = names[index]
-                if not any(fnmatch.fnmatchcase(ifname, glob) for glob in rule.interfaces):
-                    continue
-                labels = {"ifname": ifname}
-                if rule.metric == "interface_down":
-                    seen_key = (state.target.id, ifname)
-                    if sample.oper_up:
-                        self._seen_up.add(seen_key)
-                    down = sample.admin_up is True and sample.oper_up is False
-                    if down and rule.only_seen_up and seen_key not in self._seen_up:
-                        down = False
-                    yield labels, float(down)
-                elif rule.metric == "interface_errors":
-                    yield labels, interface.errors_per_second
-                elif interface.utilization is not None:
-                    yield labels, max(interface.utilization)
 
     def _update(
         self,
@@ -716,7 +630,7 @@ class AlertEngine:
         state = self._store.targets.get(target.id)
         for device in state.devices.values() if state is not None else ():
             # The last complete reading: it survives polls that fail while the link is down.
-            ifname = self.interface_names(device.last_interfaces).get(if_index, ifname)
+            ifname = interface_names(device.last_interfaces).get(if_index, ifname)
         known = ifname is not None
         ifname = ifname if ifname is not None else str(if_index)
         if not any(fnmatch.fnmatchcase(ifname, glob) for glob in rule.interfaces):

@@ -1,0 +1,174 @@
+"""Signals: what each rule metric reads from a target's state, as one table of pure functions.
+
+A signal turns a `TargetState` into the values a rule compares with its levels: one
+(labels, value) reading per alert identity (no labels for the target itself, `ifname` per
+interface, `probe` per probe), the value None where it cannot be judged now (too few echoes,
+the quality of a dead link). Signals decide no alert and change nothing, not even the one
+memory they read (which interfaces were ever seen up): `interfaces_seen_up` says what to add.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Container, Iterator, Mapping
+
+from netmon.alerting.rules import MIN_LOST_ECHOES, MIN_RTT_SAMPLES
+from netmon.config.rules import Rule
+from netmon.devices import InterfaceState
+from netmon.model import InterfaceSample
+from netmon.state import IcmpState, Reach, TargetState, jitter, percentile_95
+
+Reading = tuple[dict[str, str], float | None]
+# (the target's state, the rule, the (target, ifname) of interfaces seen up before) -> readings
+Signal = Callable[[TargetState, Rule, Container[tuple[str, str]]], Iterator[Reading]]
+
+
+def down(state: TargetState, rule: Rule, seen_up: Container[tuple[str, str]]) -> Iterator[Reading]:
+    if state.probes_only:
+        yield {}, float(state.reach is Reach.DOWN)  # a web service: its probes say
+    elif state.icmp is not None:
+        reach = state.icmp.reach
+        yield {}, None if reach is Reach.UNKNOWN else float(reach is Reach.DOWN)
+
+
+def snmp_down(
+    state: TargetState, rule: Rule, seen_up: Container[tuple[str, str]]
+) -> Iterator[Reading]:
+    for collector, device in state.devices.items():
+        probe = state.probes.get(collector)
+        if probe is None:
+            continue
+        if state.icmp is not None and state.icmp.reach is Reach.DOWN:
+            yield {}, 0.0  # the target is down: TargetDown says it all
+        else:
+            yield {}, float(not device.up and probe.reason != "auth")
+
+
+def snmp_auth(
+    state: TargetState, rule: Rule, seen_up: Container[tuple[str, str]]
+) -> Iterator[Reading]:
+    for collector in state.devices:
+        probe = state.probes.get(collector)
+        if probe is not None:
+            yield {}, float(probe.reason == "auth")
+
+
+def probe_failed(
+    state: TargetState, rule: Rule, seen_up: Container[tuple[str, str]]
+) -> Iterator[Reading]:
+    for name, probe in state.probes.items():
+        if state.target.is_service_probe(name) and not state.probes_only:
+            yield {"probe": name}, float(not probe.success)
+
+
+def _link_quality(measure: Callable[[IcmpState], float | None]) -> Signal:
+    """A quality signal of the ICMP window: nothing without ICMP, and unknown while the target
+    is not up (the quality of a dead link means nothing; EndpointDown covers it)."""
+
+    def signal(
+        state: TargetState, rule: Rule, seen_up: Container[tuple[str, str]]
+    ) -> Iterator[Reading]:
+        icmp = state.icmp
+        if icmp is not None:
+            yield {}, measure(icmp) if icmp.reach is Reach.UP else None
+
+    return signal
+
+
+def _loss_ratio(icmp: IcmpState) -> float | None:
+    # Only echoes since the target last came up: an outage is not packet loss.
+    sent, lost = icmp.window.counts_since(icmp.since_monotonic)
+    if sent < 10:
+        return None
+    return lost / sent if lost >= MIN_LOST_ECHOES else 0.0
+
+
+def _rtt_p95(icmp: IcmpState) -> float | None:
+    rtts = icmp.window.rtts()
+    return percentile_95(rtts) if len(rtts) >= MIN_RTT_SAMPLES else None
+
+
+def _jitter(icmp: IcmpState) -> float | None:
+    rtts = icmp.window.rtts()
+    return jitter(rtts) if len(rtts) >= MIN_RTT_SAMPLES else None
+
+
+def interface_names(samples: Mapping[int, InterfaceSample]) -> dict[int, str]:
+    """ifName (else ifDescr, else ifIndex) per index, made unique: cheap switches give
+    every port the same ifDescr, and two ports must not share one alert."""
+    names = {index: s.name or s.descr or str(index) for index, s in samples.items()}
+    counts: dict[str, int] = {}
+    for name in names.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {i: (f"{n}#{i}" if counts[n] > 1 else n) for i, n in names.items()}
+
+
+def interfaces_complete(state: TargetState) -> bool:
+    """Whether a device of the target gave a full interface table (so a missing interface is
+    gone, not unread)."""
+    return any(device.up and device.interfaces for device in state.devices.values())
+
+
+def _interfaces(state: TargetState, rule: Rule) -> Iterator[tuple[str, InterfaceState]]:
+    """(ifname, interface) of every interface the rule's globs select."""
+    for device in state.devices.values():
+        names = interface_names({i: x.sample for i, x in device.interfaces.items()})
+        for index, interface in device.interfaces.items():
+            ifname = names[index]
+            if any(fnmatch.fnmatchcase(ifname, glob) for glob in rule.interfaces):
+                yield ifname, interface
+
+
+def interface_down(
+    state: TargetState, rule: Rule, seen_up: Container[tuple[str, str]]
+) -> Iterator[Reading]:
+    # An interface of this name up on a device read before, in this same state (a target with
+    # two SNMP collectors), counts as seen up, as it would once remembered.
+    seen_now: set[str] = set()
+    for ifname, interface in _interfaces(state, rule):
+        sample = interface.sample
+        if sample.oper_up:
+            seen_now.add(ifname)
+        down = sample.admin_up is True and sample.oper_up is False
+        seen = ifname in seen_now or (state.target.id, ifname) in seen_up
+        if down and rule.only_seen_up and not seen:
+            down = False
+        yield {"ifname": ifname}, float(down)
+
+
+def interfaces_seen_up(state: TargetState, rule: Rule) -> set[tuple[str, str]]:
+    """(target, ifname) of the interfaces an interface_down rule watches that are up now: what
+    its `only_seen_up` remembers (unused ports stay quiet)."""
+    if rule.metric != "interface_down":
+        return set()
+    return {(state.target.id, n) for n, i in _interfaces(state, rule) if i.sample.oper_up}
+
+
+def interface_errors(
+    state: TargetState, rule: Rule, seen_up: Container[tuple[str, str]]
+) -> Iterator[Reading]:
+    for ifname, interface in _interfaces(state, rule):
+        yield {"ifname": ifname}, interface.errors_per_second
+
+
+def interface_utilization(
+    state: TargetState, rule: Rule, seen_up: Container[tuple[str, str]]
+) -> Iterator[Reading]:
+    for ifname, interface in _interfaces(state, rule):
+        if interface.utilization is not None:
+            yield {"ifname": ifname}, max(interface.utilization)
+
+
+# Every `Metric` a rule may name, and the signal that reads it.
+SIGNALS: Mapping[str, Signal] = {
+    "down": down,
+    "rtt_p95": _link_quality(_rtt_p95),
+    "loss_ratio": _link_quality(_loss_ratio),
+    "jitter": _link_quality(_jitter),
+    "snmp_down": snmp_down,
+    "snmp_auth": snmp_auth,
+    "interface_down": interface_down,
+    "interface_errors": interface_errors,
+    "interface_utilization": interface_utilization,
+    "probe_failed": probe_failed,
+}

@@ -1,0 +1,319 @@
+"""Alert signals: what each rule metric reads from a target's state, one table row per case."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, get_args
+
+import pytest
+
+from collectors.registry import settings_model
+from netmon.alerting.model import Severity
+from netmon.alerting.signals import (
+    SIGNALS,
+    interface_names,
+    interfaces_complete,
+    interfaces_seen_up,
+)
+from netmon.config.rules import Level, Metric, Rule
+from netmon.devices import DeviceState, InterfaceState
+from netmon.inventory import Target
+from netmon.model import InterfaceSample
+from netmon.state import EchoWindow, IcmpState, ProbeState, Reach, TargetState
+
+
+def _target(*probes: str) -> Target:
+    """A target with these probes, each with its default settings."""
+    return Target(
+        id="t",
+        address="192.0.2.1",
+        kind="endpoint",
+        name="",
+        site="",
+        district="",
+        group="",
+        labels=(),
+        probes=tuple((name, settings_model(name)()) for name in probes),
+    )
+
+
+def _icmp(
+    reach: Reach, rtts: Iterable[float | None] = (), *, before: Iterable[float | None] = ()
+) -> IcmpState:
+    """ICMP state whose window holds `before` (sent before the target last came up, at 10) and
+    then `rtts` (since)."""
+    window = EchoWindow(60.0)
+    window.add(5.0, before)
+    window.add(10.0, rtts)
+    return IcmpState(
+        window=window, down_after=2, up_after=2, since=0.0, since_monotonic=10.0, reach=reach
+    )
+
+
+def _probe(success: bool, reason: str | None = None) -> ProbeState:
+    return ProbeState(
+        success=success,
+        duration=0.1,
+        reason=reason,
+        detail=None,
+        updated=0.0,
+        updated_monotonic=0.0,
+    )
+
+
+def _interface(
+    index: int,
+    name: str,
+    *,
+    admin: bool | None = True,
+    oper: bool | None = True,
+    descr: str = "",
+    errors: float | None = None,
+    utilization: tuple[float, float] | None = None,
+) -> tuple[int, InterfaceState]:
+    sample = InterfaceSample(
+        index=index,
+        name=name,
+        alias="",
+        descr=descr,
+        admin_up=admin,
+        oper_up=oper,
+        speed_bps=None,
+        counter_bits=64,
+        in_octets=None,
+        out_octets=None,
+        in_errors=None,
+        out_errors=None,
+        in_discards=None,
+        out_discards=None,
+    )
+    return index, InterfaceState(sample, utilization=utilization, errors_per_second=errors)
+
+
+def _device(*interfaces: tuple[int, InterfaceState], up: bool = True) -> DeviceState:
+    return DeviceState(up=up, interfaces=dict(interfaces))
+
+
+@dataclass
+class Case:
+    icmp: IcmpState | None = None
+    probes: dict[str, ProbeState] = field(default_factory=dict)
+    devices: dict[str, DeviceState] = field(default_factory=dict)
+    rule: dict[str, Any] = field(default_factory=dict)  # beyond metric and levels
+    seen_up: frozenset[tuple[str, str]] = frozenset()
+
+    def state(self) -> TargetState:
+        target = _target(*self.probes)  # configured: the probes that have results
+        return TargetState(
+            target, icmp=self.icmp, probes=dict(self.probes), devices=dict(self.devices)
+        )
+
+
+def _snmp(reason: str | None = None, icmp: IcmpState | None = None) -> Case:
+    """A target polled by SNMP: its agent answered (no reason) or not, and why."""
+    answered = reason is None
+    return Case(
+        icmp=icmp, probes={"snmp": _probe(answered, reason)}, devices={"snmp": _device(up=answered)}
+    )
+
+
+RTTS = (0.010, 0.012, 0.011, 0.020, 0.015)
+PORT_DOWN = _interface(1, "Gi0/1", oper=False)
+
+CASES: list[tuple[str, str, Case, list[tuple[dict[str, str], float | None]]]] = [
+    # down: ICMP's verdict; a web service's probes when it has nothing else
+    ("down", "unknown until ICMP decides", Case(icmp=_icmp(Reach.UNKNOWN)), [({}, None)]),
+    ("down", "icmp down", Case(icmp=_icmp(Reach.DOWN)), [({}, 1.0)]),
+    ("down", "icmp up", Case(icmp=_icmp(Reach.UP)), [({}, 0.0)]),
+    ("down", "nothing observed yet", Case(), []),
+    ("down", "web service failing", Case(probes={"http": _probe(False)}), [({}, 1.0)]),
+    ("down", "web service answering", Case(probes={"http": _probe(True)}), [({}, 0.0)]),
+    ("down", "snmp only: not its job", _snmp("timeout"), []),
+    # snmp_down: the agent does not answer, but not for refused credentials or a down target
+    ("snmp_down", "agent answers", _snmp(), [({}, 0.0)]),
+    ("snmp_down", "agent silent", _snmp("timeout"), [({}, 1.0)]),
+    ("snmp_down", "credentials refused", _snmp("auth"), [({}, 0.0)]),
+    (
+        "snmp_down",
+        "target down: TargetDown says it",
+        _snmp("timeout", _icmp(Reach.DOWN)),
+        [({}, 0.0)],
+    ),
+    ("snmp_down", "device without a probe result", Case(devices={"snmp": _device()}), []),
+    # snmp_auth
+    ("snmp_auth", "credentials refused", _snmp("auth"), [({}, 1.0)]),
+    ("snmp_auth", "agent silent", _snmp("timeout"), [({}, 0.0)]),
+    ("snmp_auth", "no snmp", Case(icmp=_icmp(Reach.UP)), []),
+    # probe_failed: TCP/SIP/HTTP probes of a target that ICMP or SNMP also watches
+    (
+        "probe_failed",
+        "one failing, one fine; icmp and snmp are not service probes",
+        Case(
+            icmp=_icmp(Reach.UP),
+            probes={
+                "icmp": _probe(True),
+                "snmp": _probe(False),
+                "sip": _probe(False),
+                "tcp": _probe(True),
+            },
+        ),
+        [({"probe": "sip"}, 1.0), ({"probe": "tcp"}, 0.0)],
+    ),
+    ("probe_failed", "a web service: down says it", Case(probes={"http": _probe(False)}), []),
+    # loss_ratio: since the target last came up, from 10 echoes, from 2 lost
+    ("loss_ratio", "no icmp", Case(), []),
+    ("loss_ratio", "target down", Case(icmp=_icmp(Reach.DOWN, [None] * 10)), [({}, None)]),
+    ("loss_ratio", "fewer than 10 echoes", Case(icmp=_icmp(Reach.UP, [None] * 9)), [({}, None)]),
+    (
+        "loss_ratio",
+        "one lost is no loss",
+        Case(icmp=_icmp(Reach.UP, [None, *RTTS * 2])),
+        [({}, 0.0)],
+    ),
+    (
+        "loss_ratio",
+        "two lost of ten",
+        Case(icmp=_icmp(Reach.UP, [None, None, *RTTS, 0.01, 0.01, 0.01])),
+        [({}, 0.2)],
+    ),
+    (
+        "loss_ratio",
+        "the outage before it came up is not loss",
+        Case(icmp=_icmp(Reach.UP, RTTS * 2, before=[None] * 5)),
+        [({}, 0.0)],
+    ),
+    # rtt_p95 and jitter: from 5 round trips, only while up
+    ("rtt_p95", "four round trips", Case(icmp=_icmp(Reach.UP, RTTS[:4])), [({}, None)]),
+    ("rtt_p95", "five round trips", Case(icmp=_icmp(Reach.UP, RTTS)), [({}, 0.020)]),
+    ("rtt_p95", "target down", Case(icmp=_icmp(Reach.DOWN, RTTS)), [({}, None)]),
+    ("rtt_p95", "no icmp", Case(probes={"http": _probe(True)}), []),
+    ("jitter", "four round trips", Case(icmp=_icmp(Reach.UP, RTTS[:4])), [({}, None)]),
+    ("jitter", "five round trips", Case(icmp=_icmp(Reach.UP, RTTS)), [({}, 0.00425)]),
+    ("jitter", "target unknown", Case(icmp=_icmp(Reach.UNKNOWN, RTTS)), [({}, None)]),
+    # interface_down: admin up and oper down, once seen up (unused ports stay quiet)
+    (
+        "interface_down",
+        "seen up before",
+        Case(
+            devices={"snmp": _device(PORT_DOWN, _interface(2, "Gi0/2"))},
+            seen_up=frozenset({("t", "Gi0/1")}),
+        ),
+        [({"ifname": "Gi0/1"}, 1.0), ({"ifname": "Gi0/2"}, 0.0)],
+    ),
+    (
+        "interface_down",
+        "never seen up",
+        Case(devices={"snmp": _device(PORT_DOWN)}),
+        [({"ifname": "Gi0/1"}, 0.0)],
+    ),
+    (
+        "interface_down",
+        "never seen up, every port watched",
+        Case(devices={"snmp": _device(PORT_DOWN)}, rule={"only_seen_up": False}),
+        [({"ifname": "Gi0/1"}, 1.0)],
+    ),
+    (
+        "interface_down",
+        "shut down by an admin",
+        Case(
+            devices={"snmp": _device(_interface(1, "Gi0/1", admin=False, oper=False))},
+            seen_up=frozenset({("t", "Gi0/1")}),
+        ),
+        [({"ifname": "Gi0/1"}, 0.0)],
+    ),
+    (
+        "interface_down",
+        "seen up on another collector of the target just before",
+        Case(devices={"a": _device(_interface(1, "Gi0/1")), "b": _device(PORT_DOWN)}),
+        [({"ifname": "Gi0/1"}, 0.0), ({"ifname": "Gi0/1"}, 1.0)],
+    ),
+    (
+        "interface_down",
+        "globs select",
+        Case(
+            devices={"snmp": _device(PORT_DOWN, _interface(2, "Vlan1", oper=False))},
+            rule={"interfaces": ["Vlan*"], "only_seen_up": False},
+        ),
+        [({"ifname": "Vlan1"}, 1.0)],
+    ),
+    (
+        "interface_down",
+        "the same ifDescr on every port: made unique",
+        Case(
+            devices={
+                "snmp": _device(
+                    _interface(1, "", descr="eth", oper=False),
+                    _interface(2, "", descr="eth", oper=False),
+                )
+            },
+            rule={"only_seen_up": False},
+        ),
+        [({"ifname": "eth#1"}, 1.0), ({"ifname": "eth#2"}, 1.0)],
+    ),
+    # interface_errors and interface_utilization
+    (
+        "interface_errors",
+        "a rate, or unknown before the second poll",
+        Case(devices={"snmp": _device(_interface(1, "Gi0/1", errors=0.5), _interface(2, "Gi0/2"))}),
+        [({"ifname": "Gi0/1"}, 0.5), ({"ifname": "Gi0/2"}, None)],
+    ),
+    (
+        "interface_utilization",
+        "the busier direction; nothing before the second poll",
+        Case(
+            devices={
+                "snmp": _device(
+                    _interface(1, "Gi0/1", utilization=(0.2, 0.9)), _interface(2, "Gi0/2")
+                )
+            }
+        ),
+        [({"ifname": "Gi0/1"}, 0.9)],
+    ),
+]
+
+
+def test_every_metric_has_a_signal() -> None:
+    assert set(SIGNALS) == set(get_args(Metric))
+    assert {metric for metric, *_ in CASES} == set(SIGNALS)
+
+
+@pytest.mark.parametrize(
+    ("metric", "case", "expected"),
+    [
+        pytest.param(metric, case, expected, id=f"{metric}: {name}")
+        for metric, name, case, expected in CASES
+    ],
+)
+def test_signal(
+    metric: str, case: Case, expected: list[tuple[dict[str, str], float | None]]
+) -> None:
+    rule = Rule.model_validate(
+        {"metric": metric, "levels": [{"severity": "warning", "above": 0.5}], **case.rule}
+    )
+    readings = list(SIGNALS[metric](case.state(), rule, case.seen_up))
+    assert readings == [(labels, pytest.approx(value)) for labels, value in expected]
+
+
+def test_interfaces_seen_up_are_those_an_interface_down_rule_watches_that_are_up() -> None:
+    interfaces = _interface(1, "Gi0/1"), _interface(2, "Gi0/2", oper=False), _interface(3, "Vlan1")
+    state = TargetState(_target(), devices={"snmp": _device(*interfaces)})
+    levels = [Level(severity=Severity.MAJOR, above=0.5)]
+    watched = Rule(metric="interface_down", levels=levels, interfaces=["Gi*"])
+    assert interfaces_seen_up(state, watched) == {("t", "Gi0/1")}
+    other = Rule(metric="interface_errors", levels=levels)
+    assert interfaces_seen_up(state, other) == set()
+
+
+def test_interface_names_prefer_ifname_then_ifdescr_then_the_index() -> None:
+    samples = {
+        i: s.sample
+        for i, s in (_interface(1, "Gi0/1"), _interface(2, "", descr="eth"), _interface(3, ""))
+    }
+    assert interface_names(samples) == {1: "Gi0/1", 2: "eth", 3: "3"}
+
+
+def test_an_interface_table_is_complete_only_from_a_device_that_answered() -> None:
+    assert interfaces_complete(TargetState(_target(), devices={"s": _device(PORT_DOWN)}))
+    assert not interfaces_complete(TargetState(_target(), devices={"s": _device(up=False)}))
+    assert not interfaces_complete(TargetState(_target(), devices={"s": _device()}))
