@@ -32,7 +32,6 @@ from netmon.alerting.store import AlertDB
 from netmon.config.alerting import AlertingConfig, Silence
 from netmon.config.rules import Level, Rule
 from netmon.inventory import Inventory, Target
-from netmon.model import Observation
 from netmon.state import Reach, StateStore, TargetState
 
 log = logging.getLogger(__name__)
@@ -242,7 +241,13 @@ class AlertEngine:
 
     # --- evaluation ----------------------------------------------------------------------
 
-    def observe(self, state: TargetState, observation: Observation | None = None) -> None:
+    def observe(self, state: TargetState) -> None:
+        """Evaluate every rule on the target's state, just after an observation was folded in.
+
+        All of them, whatever the observation was: a signal may change with any of them (an
+        echo round decides whether SNMPUnreachable is worth saying, a web service's probes are
+        its `down`), and a pending change is due at the first evaluation after its `for`.
+        """
         now = self._clock()
         target = state.target
         for name, rule in self.rules.items():

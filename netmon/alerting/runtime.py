@@ -117,7 +117,7 @@ class Alerting:
 
     def _on_record(self, state: TargetState, observation: Observation) -> None:
         try:
-            self.engine.observe(state, observation)
+            self.engine.observe(state)
         except Exception:
             self.engine_errors += 1
             log.exception("alert evaluation failed", extra={"target": state.target.id})
