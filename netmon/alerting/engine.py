@@ -14,13 +14,13 @@ import asyncio
 import fnmatch
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from netmon.alerting import templates
+from netmon.alerting.meetings import Meetings
 from netmon.alerting.model import AlertEvent, Severity, Status, fingerprint
+from netmon.alerting.rendering import listed, render
 from netmon.alerting.rules import INTERFACE_METRICS, REBOOT_HOLD
 from netmon.alerting.signals import (
     SIGNALS,
@@ -29,6 +29,7 @@ from netmon.alerting.signals import (
     interfaces_seen_up,
 )
 from netmon.alerting.store import AlertDB
+from netmon.alerting.tracked import Tracked, desired_level
 from netmon.config.alerting import AlertingConfig, Silence
 from netmon.config.rules import Level, Rule
 from netmon.inventory import Inventory, Target
@@ -39,66 +40,9 @@ log = logging.getLogger(__name__)
 DOWN_METRIC = "down"
 QUALITY_ALERTS = frozenset({"HighLatency", "HighPacketLoss", "HighJitter"})
 GROUP_ALERT = "DistrictUnreachable"
-# The faults of a room that matter more when a meeting is on (not its management alerts).
-MEETING_RAISED = frozenset(
-    {"EndpointDown", "HighLatency", "HighPacketLoss", "HighJitter", "ProbeFailed"}
-)
-RAISED = {
-    Severity.INFO: Severity.WARNING,
-    Severity.WARNING: Severity.MAJOR,
-    Severity.MAJOR: Severity.CRITICAL,
-    Severity.CRITICAL: Severity.CRITICAL,
-}
 # A restored alert whose condition cannot be judged again (the target went away, its probe
 # was removed) is resolved after this long rather than left firing for ever.
 RESTORE_GRACE = 300.0
-_EVENT_RULE = Rule(metric="down", levels=[Level(severity=Severity.WARNING, above=0.5)])
-
-
-@dataclass(slots=True)
-class Tracked:
-    """One alert identity and where it stands."""
-
-    alertname: str
-    target: str
-    labels: dict[str, str]
-    rule: Rule
-    metric: str
-    level: int = -1  # index into rule.levels; -1 = not firing
-    candidate: int | None = None
-    candidate_since: float = 0.0
-    value: float | None = None
-    started: float = 0.0
-    toggles: deque[float] = field(default_factory=deque)
-    raw_active: bool = False
-    flapping: bool = False
-    peak: int = -1  # highest level while flapping
-    announced: bool = False  # the sinks have its current firing
-    emitted: AlertEvent | None = None  # the last firing event (announced or recorded)
-    restored_until: float | None = None
-    hold_until: float | None = None  # event alerts resolve by themselves then
-    held_until: float | None = None  # topology wait before a child's down alert is paged
-    suppressed_by: str | None = None
-    extra: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return fingerprint(self.alertname, self.target, self.labels)
-
-    @property
-    def severity(self) -> Severity:
-        level = self.peak if self.flapping else self.level
-        return self.rule.levels[max(level, 0)].severity
-
-
-def desired_level(levels: Sequence[Level], current: int, value: float) -> int:
-    """The highest level whose raise point the value passed, or that it has not yet fallen
-    back below the clear point of (hysteresis)."""
-    desired = -1
-    for index, level in enumerate(levels):
-        if value > level.above or (index <= current and value > level.clear_at):
-            desired = index
-    return desired
 
 
 class AlertEngine:
@@ -130,7 +74,7 @@ class AlertEngine:
         self._writes: set[asyncio.Future[Any]] = set()
         self.dropped: dict[str, int] = {}
         self._status_listeners: list[Callable[[str], None]] = []
-        self._meetings: list[tuple[float, float, frozenset[str]]] = []
+        self._meetings = Meetings()
 
     # --- set-up --------------------------------------------------------------------------
 
@@ -365,16 +309,7 @@ class AlertEngine:
         """(from, until, endpoints) of each meeting: its endpoints' faults are raised one
         severity higher then (a lossy link in an idle room is a warning; in the room of the
         provincial meeting in ten minutes it is critical)."""
-        self._meetings = list(windows)
-
-    def _in_meeting(self, target_id: str, now: float) -> bool:
-        return any(a <= now < b and target_id in ids for a, b, ids in self._meetings)
-
-    def _severity(self, tracked: Tracked, now: float) -> Severity:
-        severity = tracked.severity
-        if tracked.alertname in MEETING_RAISED and self._in_meeting(tracked.target, now):
-            return RAISED[severity]
-        return severity
+        self._meetings.set_windows(windows)
 
     def tick(self) -> None:
         """Time-driven changes: `for` and `clear_for` elapsing between observations, holds
@@ -387,7 +322,7 @@ class AlertEngine:
                 emitted is not None
                 and tracked.announced
                 and tracked.level >= 0
-                and emitted.severity != self._severity(tracked, now)
+                and emitted.severity != self._meetings.severity(tracked, now)
             ):
                 self._fire(tracked, now)  # a meeting began or ended around this fault
             if tracked.flapping:
@@ -547,7 +482,7 @@ class AlertEngine:
             for target_id in sorted(behind):
                 target = self._target(target_id)
                 names.append(target.display_name if target else target_id)
-            shown = ", ".join(names[:20]) + (f" (+{len(names) - 20})" if len(names) > 20 else "")
+            shown = listed(names)
             self._update(
                 GROUP_ALERT,
                 rule,
@@ -662,50 +597,13 @@ class AlertEngine:
     # --- announcing ----------------------------------------------------------------------
 
     def _render(self, tracked: Tracked, now: float, status: Status) -> AlertEvent:
-        target = self._target(tracked.target)
-        level = tracked.rule.levels[max(tracked.peak if tracked.flapping else tracked.level, 0)]
-        values: dict[str, object] = {
-            "name": target.display_name if target else tracked.target,
-            "target": tracked.target,
-            "district": target.district if target else "",
-            "value": templates.format_value(tracked.metric, tracked.value),
-            "threshold": templates.format_value(tracked.metric, level.above),
-            **tracked.labels,
-            **tracked.extra,
-        }
-        language = self.config.language
-        text = templates.summary(language, tracked.alertname, values, tracked.rule.summary)
-        if tracked.flapping:
-            text += templates.flapping_suffix(
-                language, len(tracked.toggles), self.config.flapping.window
-            )
-        context = {}
-        if target is not None:
-            context = {
-                "kind": target.kind,
-                "site": target.site,
-                "district": target.district,
-                "group": target.group,
-            }
-            context = {k: v for k, v in context.items() if v}
-        affected = tracked.extra.get("affected")
-        description = ""
-        if isinstance(affected, list):
-            description = "affected: " + ", ".join(map(str, affected))
-        return AlertEvent(
-            alertname=tracked.alertname,
-            target=tracked.target,
-            severity=self._severity(tracked, now),
+        return render(
+            tracked,
+            target=self._target(tracked.target),
+            config=self.config,
             status=status,
-            starts_at=tracked.started or now,
-            ends_at=now if status is Status.RESOLVED else None,
-            summary=text,
-            labels={**tracked.rule.labels, **tracked.labels},
-            context=context,
-            value=tracked.value,
-            description=description,
-            flapping=tracked.flapping,
-            event_at=now,
+            severity=self._meetings.severity(tracked, now),
+            now=now,
         )
 
     def _fire(self, tracked: Tracked, now: float) -> None:
