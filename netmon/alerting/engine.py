@@ -29,17 +29,17 @@ from netmon.alerting.signals import (
     interfaces_seen_up,
 )
 from netmon.alerting.store import AlertDB
+from netmon.alerting.topology import GROUP_ALERT, Topology, group_rule
 from netmon.alerting.tracked import Tracked, desired_level
 from netmon.config.alerting import AlertingConfig, Silence
 from netmon.config.rules import Level, Rule
 from netmon.inventory import Inventory, Target
-from netmon.state import Reach, StateStore, TargetState
+from netmon.state import StateStore, TargetState
 
 log = logging.getLogger(__name__)
 
 DOWN_METRIC = "down"
 QUALITY_ALERTS = frozenset({"HighLatency", "HighPacketLoss", "HighJitter"})
-GROUP_ALERT = "DistrictUnreachable"
 # A restored alert whose condition cannot be judged again (the target went away, its probe
 # was removed) is resolved after this long rather than left firing for ever.
 RESTORE_GRACE = 300.0
@@ -69,8 +69,8 @@ class AlertEngine:
         self._reboots: dict[str, int] = {}
         self.silences: dict[str, Silence] = {}
         self._static_silences: set[str] = set()
+        self._topology = Topology(store=store, alerts=self.tracked, settings=config.topology)
         self.set_config(config)
-        self._children: dict[str, list[str]] = {}
         self._writes: set[asyncio.Future[Any]] = set()
         self.dropped: dict[str, int] = {}
         self._status_listeners: list[Callable[[str], None]] = []
@@ -86,7 +86,7 @@ class AlertEngine:
             event = item.event
             is_event = event.alertname not in self.rules and event.alertname != GROUP_ALERT
             if event.alertname == GROUP_ALERT:
-                rule = self._group_rule()
+                rule = group_rule(self.rules)
             elif is_event:
                 # The rendered summary stands in for the template it came from.
                 text = event.summary.replace("{", "{{").replace("}", "}}")
@@ -124,6 +124,7 @@ class AlertEngine:
         """The `alerting:` section (again, on reload): its silences replace the previous
         config's; those made through the API stay."""
         self.config = config
+        self._topology.settings = config.topology
         for silence_id in self._static_silences:
             self.silences.pop(silence_id, None)
         static = config.static_silences()
@@ -173,11 +174,7 @@ class AlertEngine:
         known = set(inventory.targets)
         self._seen_up = {key for key in self._seen_up if key[0] in known}
         self._reboots = {k: v for k, v in self._reboots.items() if k in known}
-        children: dict[str, list[str]] = {}
-        for target in inventory.targets.values():
-            if target.parent is not None:
-                children.setdefault(target.parent, []).append(target.id)
-        self._children = children
+        self._topology.apply_inventory(inventory)
 
     def on_status_change(self, listener: Callable[[str], None]) -> None:
         """Told the target id whenever an alert that colours its status changes."""
@@ -265,14 +262,14 @@ class AlertEngine:
         if tracked.flapping:
             tracked.peak = max(tracked.peak, level)
             return  # announced state stays put until the flapping settles
-        target = self._target(tracked.target)
+        target = self._topology.target(tracked.target)
         if level >= 0 and previous < 0:
             tracked.started = now
             if (
                 tracked.metric == DOWN_METRIC
                 and target is not None
                 and self.config.topology.wait > 0
-                and self._district_suspect(target)
+                and self._topology.district_suspect(target)
             ):
                 tracked.held_until = now + self.config.topology.wait
                 return
@@ -387,7 +384,7 @@ class AlertEngine:
 
     def _release_held(self, tracked: Tracked, now: float) -> None:
         assert tracked.held_until is not None
-        cut = self._cut_ancestor(tracked.target)
+        cut = self._topology.cut_ancestor(tracked.target)
         if cut is not None:
             tracked.suppressed_by = cut
             tracked.held_until = now  # re-checked every tick until the ancestor is back
@@ -402,87 +399,12 @@ class AlertEngine:
 
     # --- topology ------------------------------------------------------------------------
 
-    def _target(self, target_id: str) -> Target | None:
-        state = self._store.targets.get(target_id)
-        return state.target if state is not None else None
-
-    def _down(self, target_id: str) -> bool:
-        state = self._store.targets.get(target_id)
-        return state is not None and state.reach is Reach.DOWN
-
-    def _descendants(self, target_id: str) -> list[str]:
-        found, pending = [], list(self._children.get(target_id, ()))
-        while pending:
-            child = pending.pop()
-            found.append(child)
-            pending.extend(self._children.get(child, ()))
-        return found
-
-    def _is_cut(self, target_id: str) -> bool:
-        """The target is unreachable, its uplink is down, or most of what hangs off it is."""
-        state = self._store.targets.get(target_id)
-        if state is None:
-            return False
-        if state.reach is Reach.DOWN:
-            return True
-        uplink = state.target.uplink
-        if uplink:
-            for device in state.devices.values():
-                for interface in device.interfaces.values():
-                    if interface.sample.name == uplink and interface.sample.oper_up is False:
-                        return True
-            key = fingerprint("InterfaceDown", target_id, {"ifname": uplink})
-            uplink_alert = self.tracked.get(key)
-            if uplink_alert is not None and uplink_alert.raw_active:
-                return True
-        children = self._children.get(target_id, [])
-        down = sum(self._down(child) for child in children)
-        settings = self.config.topology
-        return down >= settings.min_children_down and down >= settings.min_ratio_down * len(
-            children
-        )
-
-    def _district_suspect(self, target: Target) -> bool:
-        """Whether a down target may be part of something bigger: its parent is cut, or one of
-        its siblings is losing echoes too. Only then is its page held back to be grouped; a
-        lone endpoint failing among healthy neighbours is paged at once."""
-        if target.parent is None:
-            return False
-        if self._cut_ancestor(target.id) is not None:
-            return True
-        for sibling in self._children.get(target.parent, ()):
-            state = self._store.targets.get(sibling)
-            if sibling == target.id or state is None or state.icmp is None:
-                continue
-            if state.icmp.reach is Reach.DOWN or state.icmp.consecutive_lost > 0:
-                return True
-        return False
-
-    def _cut_ancestor(self, target_id: str) -> str | None:
-        target = self._target(target_id)
-        seen: set[str] = set()
-        while target is not None and target.parent is not None and target.parent not in seen:
-            seen.add(target.parent)
-            if self._is_cut(target.parent):
-                return target.parent
-            target = self._target(target.parent)
-        return None
-
     def _update_groups(self, now: float) -> None:
-        rule = self._group_rule()
+        rule = group_rule(self.rules)
         if not rule.enabled:
             return
-        for parent_id in self._children:
-            parent = self._target(parent_id)
-            if parent is None:
-                continue
-            cut = self._is_cut(parent_id)
-            behind = [t for t in self._descendants(parent_id) if self._down(t)] if cut else []
-            names = []
-            for target_id in sorted(behind):
-                target = self._target(target_id)
-                names.append(target.display_name if target else target_id)
-            shown = listed(names)
+        for cut in self._topology.cut_off():
+            parent, behind = cut.parent, cut.behind
             self._update(
                 GROUP_ALERT,
                 rule,
@@ -490,9 +412,9 @@ class AlertEngine:
                 {},
                 float(len(behind)),
                 now,
-                extra={"count": len(behind), "targets": shown, "affected": sorted(behind)},
+                extra={"count": len(behind), "targets": listed(cut.names), "affected": behind},
             )
-            group = self.tracked.get(fingerprint(GROUP_ALERT, parent_id, {}))
+            group = self.tracked.get(fingerprint(GROUP_ALERT, parent.id, {}))
             if (
                 group is not None
                 and group.emitted is not None
@@ -501,17 +423,6 @@ class AlertEngine:
                 and len(behind) > (group.emitted.value or 0)
             ):
                 self._fire(group, now)  # more endpoints are cut off than first reported
-
-    def _group_rule(self) -> Rule:
-        configured = self.rules.get(GROUP_ALERT)
-        if configured is not None:
-            return configured
-        # `for`: the endpoints of a cut district are found down within about a second of each
-        # other (their pings are spread over the interval); the first page lists them all.
-        return Rule.model_validate(
-            {"metric": "down", "levels": [{"severity": "critical", "above": 0.5}],
-             "for": 1.0, "clear_for": 0}
-        )  # fmt: skip
 
     # --- events (traps, reboots) ---------------------------------------------------------
 
@@ -599,7 +510,7 @@ class AlertEngine:
     def _render(self, tracked: Tracked, now: float, status: Status) -> AlertEvent:
         return render(
             tracked,
-            target=self._target(tracked.target),
+            target=self._topology.target(tracked.target),
             config=self.config,
             status=status,
             severity=self._meetings.severity(tracked, now),
