@@ -10,7 +10,6 @@ again, and those whose condition is found cleared are resolved once.
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import logging
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 from netmon.alerting.meetings import Meetings
 from netmon.alerting.model import AlertEvent, Severity, Status, fingerprint
+from netmon.alerting.outbox import Outbox
 from netmon.alerting.rendering import listed, render
 from netmon.alerting.rules import INTERFACE_METRICS, REBOOT_HOLD
 from netmon.alerting.signals import (
@@ -28,6 +28,7 @@ from netmon.alerting.signals import (
     interfaces_complete,
     interfaces_seen_up,
 )
+from netmon.alerting.silences import Silences
 from netmon.alerting.store import AlertDB
 from netmon.alerting.topology import GROUP_ALERT, Topology, group_rule
 from netmon.alerting.tracked import Tracked, desired_level
@@ -61,18 +62,14 @@ class AlertEngine:
         self.config = config
         self.rules = dict(rules)
         self._db = db
-        self._queues = queues
-        self._on_queued = on_queued
         self._clock = clock
+        self._outbox = Outbox(db=db, queues=queues, on_queued=on_queued)
+        self._silences = Silences(db=db, clock=clock)
         self.tracked: dict[str, Tracked] = {}
         self._seen_up: set[tuple[str, str]] = set()
         self._reboots: dict[str, int] = {}
-        self.silences: dict[str, Silence] = {}
-        self._static_silences: set[str] = set()
         self._topology = Topology(store=store, alerts=self.tracked, settings=config.topology)
         self.set_config(config)
-        self._writes: set[asyncio.Future[Any]] = set()
-        self.dropped: dict[str, int] = {}
         self._status_listeners: list[Callable[[str], None]] = []
         self._meetings = Meetings()
 
@@ -115,9 +112,7 @@ class AlertEngine:
             if event.alertname == "InterfaceDown" and "ifname" in event.labels:
                 self._seen_up.add((event.target, event.labels["ifname"]))
             self.tracked[tracked.key] = tracked
-        for silence in await self._db.call(self._db.load_silences, now):
-            loaded = Silence.model_validate(silence)
-            self.silences[loaded.id] = loaded
+        await self._silences.restore(now)
         return len(stored)
 
     def set_config(self, config: AlertingConfig) -> None:
@@ -125,11 +120,7 @@ class AlertEngine:
         config's; those made through the API stay."""
         self.config = config
         self._topology.settings = config.topology
-        for silence_id in self._static_silences:
-            self.silences.pop(silence_id, None)
-        static = config.static_silences()
-        self._static_silences = {s.id for s in static}
-        self.silences.update({s.id: s for s in static})
+        self._silences.set_config(config)
 
     def set_rules(self, rules: Mapping[str, Rule]) -> None:
         """New rule set (a reload): firing alerts follow their changed rule; those whose rule
@@ -343,14 +334,12 @@ class AlertEngine:
                 tracked.level >= 0
                 and not tracked.announced
                 and tracked.emitted is not None
-                and not self._silenced(tracked.emitted)
+                and not self._silences.silenced(tracked.emitted)
                 and tracked.suppressed_by is None
             ):
                 self._announce(tracked)  # its silence ended while it still fires
         self._forget_settled(now)
-        expired = [s.id for s in self.silences.values() if s.ends_at <= now]
-        for silence_id in expired:
-            del self.silences[silence_id]
+        self._silences.expire(now)
 
     def _forget_settled(self, now: float) -> None:
         """Drop identities with nothing left to say; their recent changes are kept until the
@@ -525,10 +514,10 @@ class AlertEngine:
         tracked.emitted = event
         tracked.suppressed_by = None
         # A silence mutes new incidents; what the sinks already heard of stays in step.
-        announce = tracked.announced or not self._silenced(event)
+        announce = tracked.announced or not self._silences.silenced(event)
         tracked.announced = announce
         level = tracked.peak if tracked.flapping else tracked.level
-        self._record(event, max(level, 0), announce)
+        self._outbox.record(event, max(level, 0), announce)
         self._status_changed(tracked)
 
     def _resolve(self, tracked: Tracked, now: float) -> None:
@@ -540,53 +529,26 @@ class AlertEngine:
                 self._render(tracked, now, Status.RESOLVED), severity=tracked.emitted.severity
             )
             # The resolve goes out if and only if the sinks heard of the firing.
-            self._record(event, -1, tracked.announced)
+            self._outbox.record(event, -1, tracked.announced)
         tracked.announced = False
         tracked.emitted = None
         tracked.hold_until = tracked.restored_until = None
         self._status_changed(tracked)
 
-    def _record(self, event: AlertEvent, level: int, announce: bool) -> None:
-        queues = list(self._queues()) if announce else []
-        log.log(
-            logging.WARNING if event.firing else logging.INFO,
-            f"alert {event.status.value}" + ("" if announce else " (not announced)"),
-            extra={
-                "alert": event.alertname,
-                "target": event.target,
-                "severity": event.severity.value,
-                "summary": event.summary,
-            },
-        )
-        future = asyncio.ensure_future(
-            self._db.call(self._db.record, event, level, announce, queues)
-        )
-        self._writes.add(future)
-        future.add_done_callback(self._written)
-
     def _announce(self, tracked: Tracked) -> None:
         assert tracked.emitted is not None
         tracked.announced = True
         level = tracked.peak if tracked.flapping else tracked.level
-        self._record(tracked.emitted, max(level, 0), True)
-
-    def _written(self, future: asyncio.Future[Any]) -> None:
-        self._writes.discard(future)
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is not None:
-            log.error("could not store an alert transition", exc_info=exc)
-            return
-        for queue, count in future.result().items():
-            self.dropped[queue] = self.dropped.get(queue, 0) + count
-            log.error("outbox full; oldest notifications dropped", extra={"queue": queue})
-        self._on_queued()
+        self._outbox.record(tracked.emitted, max(level, 0), True)
 
     async def flush(self) -> None:
         """Wait until every transition decided so far is on disk."""
-        while self._writes:
-            await asyncio.gather(*list(self._writes), return_exceptions=True)
+        await self._outbox.flush()
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Notifications dropped from a full queue, by queue."""
+        return self._outbox.dropped
 
     def _status_changed(self, tracked: Tracked) -> None:
         for listener in self._status_listeners:
@@ -594,22 +556,15 @@ class AlertEngine:
 
     # --- silences ------------------------------------------------------------------------
 
-    def _silenced(self, event: AlertEvent) -> bool:
-        now = self._clock()
-        labels = event.all_labels()
-        return any(s.active(now) and s.matches(labels) for s in self.silences.values())
+    @property
+    def silences(self) -> dict[str, Silence]:
+        return self._silences.by_id
 
     async def add_silence(self, silence: Silence) -> None:
-        self.silences[silence.id] = silence
-        await self._db.call(
-            self._db.save_silence, silence.id, silence.model_dump(mode="json"), silence.ends_at
-        )
+        await self._silences.add(silence)
 
     async def delete_silence(self, silence_id: str) -> bool:
-        if self.silences.pop(silence_id, None) is None:
-            return False
-        await self._db.call(self._db.delete_silence, silence_id)
-        return True
+        return await self._silences.delete(silence_id)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -651,7 +606,7 @@ class AlertEngine:
             event = tracked.emitted or self._render(tracked, now, Status.FIRING)
             item = event.to_json()
             item["state"] = state
-            item["silenced"] = self._silenced(event)
+            item["silenced"] = self._silences.silenced(event)
             item["announced"] = tracked.announced
             item["suppressed_by"] = tracked.suppressed_by
             out.append(item)
