@@ -1,0 +1,126 @@
+"""Event alerts: one-off alerts that fire at once and end by themselves, and interface traps.
+
+A reboot (a sysUpTime reset), a trap the mapping names (coldStart, a vendor's fan failure), a
+meeting check's NO-GO: each fires now and resolves when its hold ends, or at its clear trap;
+the same event again while it fires extends the hold. linkDown/linkUp drive the InterfaceDown
+alert the polls drive, only sooner. What the alerts then do is the lifecycle's business; this
+does not receive traps (alerting/traps.py does) or evaluate rules.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Collection
+
+from netmon.alerting.lifecycle import Lifecycle
+from netmon.alerting.model import Severity, fingerprint
+from netmon.alerting.rules import REBOOT_HOLD
+from netmon.alerting.signals import interface_names
+from netmon.alerting.tracked import Tracked
+from netmon.config.alerting import AlertingConfig
+from netmon.config.rules import Level, Rule
+from netmon.inventory import Target
+from netmon.state import StateStore, TargetState
+
+
+def event_rule(severity: Severity) -> Rule:
+    """The rule an event alert stands on: one level, firing at once, resolving at once."""
+    return Rule(metric="down", levels=[Level(severity=severity, above=0.5)], clear_for=0)
+
+
+def hold_for(config: AlertingConfig, alertname: str) -> float:
+    """How long an event alert of this name lasts (its trap mapping's hold, else a reboot's)."""
+    for rule in config.trap_alerts.values():
+        if rule.alertname == alertname:
+            return rule.hold
+    return REBOOT_HOLD
+
+
+class Events:
+    def __init__(
+        self,
+        *,
+        lifecycle: Lifecycle,
+        store: StateStore,
+        seen_up: set[tuple[str, str]],
+        clock: Callable[[], float],
+    ) -> None:
+        self._lifecycle = lifecycle
+        self._store = store
+        self._seen_up = seen_up  # the engine's: a linkUp counts as seeing the interface up
+        self._clock = clock
+        self._reboots: dict[str, int] = {}  # by target: reboots seen in its SNMP polls
+
+    def forget(self, known: Collection[str]) -> None:
+        """Keep what is known of these targets only (the others left the inventory)."""
+        self._reboots = {k: v for k, v in self._reboots.items() if k in known}
+
+    def fire(
+        self,
+        alertname: str,
+        target: Target,
+        *,
+        severity: Severity,
+        hold: float,
+        labels: dict[str, str] | None = None,
+        extra: dict[str, object] | None = None,
+        summary: str | None = None,
+    ) -> None:
+        now = self._clock()
+        labels = labels or {}
+        key = fingerprint(alertname, target.id, labels)
+        tracked = self._lifecycle.alerts.get(key)
+        if tracked is not None and tracked.level >= 0:
+            tracked.hold_until = now + hold  # still the same incident: extend, do not repeat
+            return
+        rule = event_rule(severity)
+        if summary is not None:
+            rule = rule.model_copy(update={"summary": summary})
+        tracked = Tracked(alertname, target.id, labels, rule, "event", value=1.0)
+        tracked.extra = extra or {}
+        tracked.hold_until = now + hold
+        self._lifecycle.alerts[key] = tracked
+        tracked.level, tracked.started = 0, now
+        self._lifecycle.fire(tracked, now)
+
+    def clear(self, alertname: str, target: Target, labels: dict[str, str]) -> None:
+        tracked = self._lifecycle.alerts.get(fingerprint(alertname, target.id, labels))
+        if tracked is not None and tracked.level >= 0 and tracked.hold_until is not None:
+            tracked.level = -1
+            self._lifecycle.resolve(tracked, self._clock())
+
+    def interface_trap(
+        self, rule: Rule | None, target: Target, if_index: int | None, down: bool
+    ) -> None:
+        """linkDown/linkUp, under the InterfaceDown `rule` (None: there is none)."""
+        if rule is None or not rule.enabled or if_index is None:
+            return
+        if rule.kinds is not None and target.kind not in rule.kinds:
+            return
+        ifname: str | None = None
+        state = self._store.targets.get(target.id)
+        for device in state.devices.values() if state is not None else ():
+            # The last complete reading: it survives polls that fail while the link is down.
+            ifname = interface_names(device.last_interfaces).get(if_index, ifname)
+        known = ifname is not None
+        ifname = ifname if ifname is not None else str(if_index)
+        if not any(fnmatch.fnmatchcase(ifname, glob) for glob in rule.interfaces):
+            return
+        if not down:
+            self._seen_up.add((target.id, ifname))
+        now = self._clock()
+        labels = {"ifname": ifname}
+        self._lifecycle.update("InterfaceDown", rule, target, labels, float(down), now)
+        tracked = self._lifecycle.alerts.get(fingerprint("InterfaceDown", target.id, labels))
+        if not known and tracked is not None and tracked.level >= 0:
+            # Named by index only (never polled): no poll will ever speak for it, so it ends
+            # by itself unless a linkUp comes first.
+            tracked.hold_until = tracked.hold_until or now + REBOOT_HOLD
+
+    def check_reboot(self, state: TargetState) -> None:
+        """DeviceRebooted when the target's SNMP polls counted a reboot since the last look."""
+        reboots = sum(device.reboots for device in state.devices.values())
+        known = self._reboots.get(state.target.id)
+        self._reboots[state.target.id] = reboots
+        if known is not None and reboots > known:
+            self.fire("DeviceRebooted", state.target, severity=Severity.WARNING, hold=REBOOT_HOLD)
