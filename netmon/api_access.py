@@ -30,7 +30,7 @@ def from_loopback(request: web.Request) -> bool:
 
 
 def authorized(request: web.Request, token: Secret | None) -> bool:
-    """DESIGN.md: with a token configured it is required; without one, loopback only."""
+    """With a token configured it is required; without one, loopback only (docs/architecture.md)."""
     if token is not None:
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")

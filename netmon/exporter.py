@@ -132,8 +132,8 @@ class StoreCollector:
         admin = GaugeMetricFamily(
             "netmon_interface_admin_up", "1 if ifAdminStatus is up.", labels=interface_labels
         )
-        # DESIGN.md lists netmon_interface_speed_bits_per_second, but promtool rejects bits
-        # as a unit; bytes it is (x 8 for bit/s in a dashboard).
+        # The first contract named netmon_interface_speed_bits_per_second, but promtool rejects
+        # bits as a unit; bytes it is (x 8 for bit/s in a dashboard).
         speed = GaugeMetricFamily(
             "netmon_interface_speed_bytes_per_second",
             "Interface speed in bytes per second (ifHighSpeed, or ifSpeed, / 8).",

@@ -9,8 +9,8 @@
 Errors are `{"error": "...", "field": ...}`: 400 for a bad request (the message starts with the
 field), 403 for a change asked from another host, 404 for an unknown id, 503 for a kind this
 demo cannot inject (with the reason, e.g. not running as root). The demo has no API token, so,
-as DESIGN.md asks of every request that changes something, changes are taken from loopback
-peers only.
+as the service's API does for every request that changes something without a token
+(docs/architecture.md, "HTTP"), changes are taken from loopback peers only.
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ def test_a_critical_endpoint_fault_pages_on_call_within_seconds() -> None:
     )
     assert receiver == "oncall"
     route = route_with(matchers)
-    # Seconds, not Alertmanager's minutes (DESIGN.md, "Alert timing facts").
+    # Seconds, not Alertmanager's minutes (docs/architecture.md, "Alert timing").
     assert seconds(route["group_wait"]) <= 2
     assert seconds(route["group_interval"]) <= 30
 

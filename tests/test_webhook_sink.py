@@ -68,7 +68,7 @@ async def test_receiver_gets_the_alert_json_with_its_headers(
     assert firing.headers["Authorization"] == f"Bearer {TOKEN}"
     assert firing.headers["X-Api-Key"] == API_KEY
     assert firing.json() == {"version": 1, "instance": "noc-1", "alert": event.to_json()}
-    # What a receiver reads, spelled out: the contract is the alert JSON of DESIGN.md.
+    # What a receiver reads, spelled out: the contract is the alert JSON of docs/architecture.md.
     alert = firing.json()["alert"]
     assert alert["status"] == "firing"
     assert alert["labels"] == {"ifname": "xe-0/0/1"}

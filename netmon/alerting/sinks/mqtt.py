@@ -1,4 +1,4 @@
-"""MQTT sink: alert transitions and live target status on a broker, as DESIGN.md's topic table says.
+"""MQTT sink: alert transitions and live target status on a broker (docs/architecture.md, MQTT).
 
 One owned background task keeps one connection to the broker, reconnecting with jittered
 backoff. Each (re)connection first makes the broker's retained state true again (service
