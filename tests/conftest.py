@@ -8,12 +8,14 @@ import pytest
 
 from tests.lab import netlab as lab
 
-# Fixtures of the peers: bad SNMP agents, Alertmanager and HTTP recorders, Mosquitto, SIP.
+# Fixtures of the peers: bad SNMP agents, Alertmanager and HTTP recorders, Mosquitto, SIP; and
+# netmon installed where an unprivileged user can run it.
 pytest_plugins = [
     "tests.snmp_agent",
     "tests.alertmanager_peer",
     "tests.mqtt_peer",
     "tests.sip_peers",
+    "tests.unprivileged",
 ]
 
 

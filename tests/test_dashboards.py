@@ -59,6 +59,7 @@ from tests.grafana_peer import FakeGrafana
 from tests.helpers import NetmonProcess, netmon_command, wait_until, write_config
 from tests.mqtt_peer import CertAuthority, Mosquitto
 from tests.peers import Prometheus
+from tests.unprivileged import as_nobody
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE_FILES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
@@ -406,7 +407,9 @@ async def test_push_without_grafana_client_says_how_to_install_it(
     assert grafana.requests == []
 
 
-def test_build_into_a_read_only_installed_package_asks_for_output() -> None:
+def test_build_into_a_read_only_installed_package_asks_for_output(
+    request: pytest.FixtureRequest,
+) -> None:
     """An installed netmon's dashboards/json is in site-packages, read-only to the user that
     runs it (the container image): a copy of the package stands for it."""
     with tempfile.TemporaryDirectory() as directory:
@@ -419,9 +422,10 @@ def test_build_into_a_read_only_installed_package_asks_for_output() -> None:
         json_dir.chmod(0o555)
         before = snapshot(json_dir)
         command = [*netmon_command(), "dashboards", "build"]
-        if os.geteuid() == 0:  # root writes anywhere: run as nobody, as a service user would
-            command = [require_program("setpriv"), "--reuid=65534", "--regid=65534",
-                       "--clear-groups", *command]  # fmt: skip
+        if os.geteuid() == 0:  # root writes anywhere: run as nobody, as a service user would,
+            # an installed netmon: nobody may not enter this checkout (root's home, say).
+            netmon = request.getfixturevalue("netmon_for_nobody")
+            command = as_nobody(str(netmon), "dashboards", "build")
         result = subprocess.run(
             command,
             capture_output=True,

@@ -345,7 +345,7 @@ def unit_directories() -> Iterator[tuple[Path, Path]]:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing to the unit's user needs root")
 def test_the_units_commands_run_and_reload_netmon_as_the_unit_does(
-    unit_directories: tuple[Path, Path],
+    unit_directories: tuple[Path, Path], netmon_for_nobody: Path
 ) -> None:
     """ExecStart's arguments (with a config of our own in place of /etc/netmon/config.yaml),
     run as an unprivileged user with only the unit's capabilities: netmon pings with raw ICMP,
@@ -367,7 +367,7 @@ def test_the_units_commands_run_and_reload_netmon_as_the_unit_does(
     config.chmod(0o640)
     argv = settings["ExecStart"][0].replace("/etc/netmon/config.yaml", str(config)).split()
     assert argv[0] == "/usr/local/bin/netmon"
-    argv[0] = netmon_program()
+    argv[0] = str(netmon_for_nobody)  # installed: the unit's user may not enter this checkout
     assert settings["WorkingDirectory"] == [f"/var/lib/{settings['StateDirectory'][0]}"]
     # What systemd gives a service: little of the caller's environment, and StateDirectory=.
     environment = {"PATH": os.environ["PATH"], "HOME": str(state), "STATE_DIRECTORY": str(state)}
