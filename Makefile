@@ -70,6 +70,7 @@ bench: setup bench-deps
 	$(BIN)/python -m bench.snmp_bench
 	$(BIN)/python -m bench.trap_bench
 	$(BIN)/python -m bench.alert_bench
+	$(BIN)/python -m bench.check_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

