@@ -3,9 +3,10 @@
 A `Peer` is one foreground process with its output in a log file of the bench's temporary
 directory. `stop()` sends SIGTERM to its pid, waits, and kills it if it lingers, so a run
 leaves nothing behind. The starters below write a minimal config for Mosquitto, Prometheus,
-Alertmanager, blackbox_exporter and snmptrapd (PEERS.md has the traps); nothing of the
-machine's own configuration is read or changed. No network I/O of its own beyond readiness
-checks on loopback.
+Alertmanager, blackbox_exporter and snmptrapd, with what each program needs here (Mosquitto's
+config readable by the user it drops to as root, Alertmanager without gossip, snmptrapd with
+only our config); nothing of the machine's own configuration is read or changed. No network
+I/O of its own beyond readiness checks on loopback.
 """
 
 from __future__ import annotations

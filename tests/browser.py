@@ -28,7 +28,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.conftest import require_program
 from tests.helpers import wait_until
 
-# The flags of /work/shared/PEERS.md: nothing of the browser's own talks to the network.
+# Headless Chromium as root in a container (no sandbox, no GPU), and nothing of the browser's
+# own talks to the network: no QUIC, first-run page, background fetches, updates or sync.
 FLAGS = (
     "--headless",
     "--no-sandbox",

@@ -13,12 +13,12 @@ from netmon.inventory_import import CsvImportError, csv_to_config
 from netmon_lab.demo import demo_endpoints_csv
 from tests.helpers import netmon_command
 
-SHARED_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "endpoints.csv"
+# The lab's inventory, as the project keeps it; the demo ships a copy as package data.
+LAB_CSV = Path(__file__).resolve().parent / "data" / "endpoints.csv"
 
 
-def test_packaged_demo_data_is_the_shared_inventory() -> None:
-    if SHARED_CSV.exists():
-        assert demo_endpoints_csv() == SHARED_CSV.read_text(encoding="utf-8")
+def test_packaged_demo_data_is_the_lab_inventory() -> None:
+    assert demo_endpoints_csv() == LAB_CSV.read_text(encoding="utf-8")
 
 
 def test_import_round_trips_215_rows_with_names_intact(tmp_path: Path) -> None:
