@@ -152,10 +152,12 @@ def test_every_dashboard_has_its_uid_tag_and_variables() -> None:
 
 
 def test_every_query_uses_the_datasource_variable_and_no_uid_is_hard_coded() -> None:
-    for uid, board in load_dashboards().items():
-        for item in panels(board):
-            if item["type"] == "row":
-                continue
+    boards = load_dashboards()
+    assert sorted(boards) == sorted(EXPECTED_VARIABLES)
+    for uid, board in boards.items():
+        queried = [item for item in panels(board) if item["type"] != "row"]
+        assert queried, uid
+        for item in queried:
             assert item["datasource"] == DATASOURCE, (uid, item["title"])
             assert item["targets"], (uid, item["title"])
             for target in item["targets"]:
@@ -166,12 +168,14 @@ def test_every_query_uses_the_datasource_variable_and_no_uid_is_hard_coded() -> 
 
 
 def test_every_panel_has_a_unit_a_title_a_description_and_its_own_id() -> None:
-    for uid, board in load_dashboards().items():
+    boards = load_dashboards()
+    assert sorted(boards) == sorted(EXPECTED_VARIABLES)
+    for uid, board in boards.items():
         ids = [item["id"] for item in panels(board)]
         assert len(ids) == len(set(ids)), uid
-        for item in panels(board):
-            if item["type"] == "row":
-                continue
+        shown = [item for item in panels(board) if item["type"] != "row"]
+        assert shown, uid
+        for item in shown:
             assert item["type"] in UNIT_PANELS, (uid, item["title"])
             assert item["title"], uid
             assert item["description"], (uid, item["title"])
@@ -179,10 +183,13 @@ def test_every_panel_has_a_unit_a_title_a_description_and_its_own_id() -> None:
 
 
 def test_every_variable_a_query_uses_is_defined() -> None:
-    for uid, board in load_dashboards().items():
+    boards = load_dashboards()
+    assert sorted(boards) == sorted(EXPECTED_VARIABLES)
+    for uid, board in boards.items():
         defined = {v["name"] for v in board["templating"]["list"]}
         texts = [v["query"] for v in board["templating"]["list"][1:]]
         texts += [t["expr"] for item in panels(board) for t in item.get("targets", [])]
+        assert texts, uid
         for text in texts:
             used = set(re.findall(r"\$\{?(\w+)", text)) - {"__rate_interval", "__range"}
             assert used <= defined, (uid, text, used - defined)

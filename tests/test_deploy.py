@@ -145,6 +145,7 @@ def test_every_alert_rule_is_tested_firing_and_silent() -> None:
         for group in load(path)["tests"]:
             for case in group.get("alert_rule_test", []):
                 cases.setdefault(case["alertname"], set()).add(bool(case.get("exp_alerts")))
+    assert ALERTS, "no alert rules in netmon-alerts.yml"
     for alert in ALERTS:
         assert cases.get(alert["alert"]) == {True, False}, f"{alert['alert']}: {cases}"
 
@@ -588,15 +589,19 @@ NETMON_CONFIG = host_path("netmon", "/etc/netmon/config.yaml")
 
 def test_every_file_compose_mounts_or_builds_from_exists() -> None:
     declared_volumes = set(load(COMPOSE)["volumes"])
+    assert {"netmon", "prometheus", "alertmanager", "grafana"} <= set(services())
+    files = 0
     for name, service in services().items():
         for target, source in mounts(name).items():
             if source.startswith("."):
                 assert (DEPLOY / source).exists(), f"{name}: {source} (for {target})"
+                files += 1
             else:
                 assert source in declared_volumes, f"{name}: volume {source}"
         if "build" in service:
             context = DEPLOY / service["build"]["context"]
             assert (context / service["build"]["dockerfile"]).is_file()
+    assert files, "no service mounts a file of deploy/"
 
 
 COMPOSE_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
@@ -705,6 +710,7 @@ def test_netmon_publishes_to_the_compose_broker_and_alertmanager() -> None:
         ("mosquitto", port) for port in listeners
     }
     assert services()["mosquitto"]["image"].startswith("eclipse-mosquitto:")
+    assert config["alertmanager"]["urls"]
     for url in config["alertmanager"]["urls"]:
         assert host_port(url) == ("alertmanager", ALERTMANAGER_PORT)
 
@@ -733,6 +739,7 @@ def test_prometheus_scrapes_netmon_and_alerts_to_alertmanager_by_service_name() 
         == DEPLOY / "alertmanager.yml"
     )
     # The rule files, relative to the config, are inside the mounted directory.
+    assert config["rule_files"]
     for rule_file in config["rule_files"]:
         assert host_path("prometheus", f"/etc/prometheus/{rule_file}").is_file()
 
