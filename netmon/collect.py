@@ -5,13 +5,18 @@ a failure is the same observation wherever it happens: a CollectError keeps its 
 detail, a run past its deadline is "timeout", and a collector that crashes is "internal" (the
 traceback goes to the log once, the text of the exception nowhere else: it may hold anything).
 Nothing here schedules, records or logs a probe's failures: that is the caller's.
+
+Deadlines and durations are on the caller's clock and sleep (`time.monotonic`, the event loop's
+own clock, and `asyncio.sleep` unless given): the scheduler's tests run it on a fake clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from collectors.base import BatchCollector, CollectError, Collector, CollectorSettings
 from netmon.model import Observation, ProbeTarget
@@ -19,6 +24,9 @@ from netmon.model import Observation, ProbeTarget
 log = logging.getLogger(__name__)
 
 DEADLINE_DETAIL = "no result within the deadline"
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 def failure(target: str, collector: str, duration: float, reason: str, detail: str) -> Observation:
@@ -33,6 +41,23 @@ def crash_detail(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__} (see the log)"
 
 
+@contextlib.asynccontextmanager
+async def _deadline(seconds: float | None, sleep: Sleep) -> AsyncIterator[None]:
+    """`asyncio.timeout(seconds)` measured by `sleep`: TimeoutError once it has slept them."""
+    async with asyncio.timeout(None) as timeout:
+        timer = None if seconds is None else asyncio.create_task(_expire(timeout, seconds, sleep))
+        try:
+            yield
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+
+async def _expire(timeout: asyncio.Timeout, seconds: float, sleep: Sleep) -> None:
+    await sleep(seconds)
+    timeout.reschedule(asyncio.get_running_loop().time())  # expire now
+
+
 async def collect_one(
     collector: Collector,
     name: str,
@@ -40,20 +65,21 @@ async def collect_one(
     settings: CollectorSettings,
     *,
     deadline: float,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
 ) -> Observation:
     """One `collect()` within `deadline` seconds; never raises but for cancellation."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    started = clock()
     try:
-        async with asyncio.timeout(deadline):
+        async with _deadline(deadline, sleep):
             return await collector.collect(target, settings)
     except CollectError as exc:
-        return failure(target.id, name, loop.time() - started, exc.reason, exc.detail)
+        return failure(target.id, name, clock() - started, exc.reason, exc.detail)
     except TimeoutError:
-        return failure(target.id, name, loop.time() - started, "timeout", DEADLINE_DETAIL)
+        return failure(target.id, name, clock() - started, "timeout", DEADLINE_DETAIL)
     except Exception as exc:  # a collector bug must not kill the job
         log.exception("collector crashed", extra={"target": target.id, "collector": name})
-        return failure(target.id, name, loop.time() - started, "internal", crash_detail(exc))
+        return failure(target.id, name, clock() - started, "internal", crash_detail(exc))
 
 
 async def collect_many(
@@ -62,15 +88,16 @@ async def collect_many(
     items: Sequence[tuple[ProbeTarget, CollectorSettings]],
     *,
     deadline: float | None,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
 ) -> list[Observation]:
     """One `collect_batch()` within `deadline` seconds (None: no deadline of its own): one
     observation per item, in order; an item the batch gave no result for is a failure."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    started = clock()
     reason, detail = "internal", "the collector returned no result"
     observations: Sequence[Observation] = ()
     try:
-        async with asyncio.timeout(deadline):
+        async with _deadline(deadline, sleep):
             observations = await collector.collect_batch(items)
     except CollectError as exc:
         reason, detail = exc.reason, exc.detail
@@ -80,7 +107,7 @@ async def collect_many(
         log.exception("collector crashed", extra={"collector": name})
         reason, detail = "internal", crash_detail(exc)
     by_target = {observation.target: observation for observation in observations}
-    elapsed = loop.time() - started
+    elapsed = clock() - started
     return [
         by_target.get(target.id) or failure(target.id, name, elapsed, reason, detail)
         for target, _ in items

@@ -1,16 +1,19 @@
 """Periodic collection: one job per (target, collector), on netmon's own timers.
 
-Each job runs on a fixed grid `phase + k x interval` of the loop's monotonic clock, so intervals
+Each job runs on a fixed grid `phase + k x interval` of a monotonic clock, so intervals
 never drift however long a run takes; the phase is a hash of (target, collector), so 215 targets
 spread over the interval and a target keeps its phase across reloads. Jobs whose runs fall on
 the same tick are woken together by one task (a "tick group"), and a collector that can probe
 many targets in one call (ICMP) gets them all at once: waking is most of the CPU cost of
 probing. A run that overruns its slot skips the missed slots (counted) rather than bunching up.
-Every run has a deadline of one interval, a global semaphore bounds concurrency, and every task
-is owned here and cancelled on stop.
+Every run has a deadline, a global semaphore bounds concurrency, and every task is owned here
+and cancelled on stop.
 
 A run's deadline is one and a half intervals: a safety net for a collector that hangs, well
 above the round a collector times itself (which must end inside the interval).
+
+Slots, deadlines and durations are on the scheduler's clock and sleep: `time.monotonic` (the
+event loop's own clock) and `asyncio.sleep` unless a test passes fakes.
 
 The runner around each collector owns what all collectors share: deadline, timing and error
 reasons (`netmon.collect`, shared with the readiness checks), self-metrics, and logging only when
@@ -22,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from collectors.base import BatchCollector, Collector, CollectorSettings
@@ -89,9 +93,13 @@ class Scheduler:
         store: StateStore,
         collectors: Mapping[str, Collector],
         max_concurrency: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._store = store
         self._collectors = collectors
+        self._clock = clock
+        self._sleep = sleep
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._specs: dict[tuple[str, str], JobSpec] = {}
         self._groups: dict[GroupKey, _TickGroup] = {}
@@ -156,20 +164,19 @@ class Scheduler:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _group_loop(self, group: _TickGroup) -> None:
-        loop = asyncio.get_running_loop()
         name, interval, phase = group.key
         collector = self._collectors[name]
-        slot = next_slot(loop.time(), phase, interval)
+        slot = next_slot(self._clock(), phase, interval)
         while True:
-            await asyncio.sleep(max(0.0, slot - loop.time()))
+            await self._sleep(max(0.0, slot - self._clock()))
             members = list(group.members.values())
             if isinstance(collector, BatchCollector):
                 async with self._semaphore:
-                    self._store.stats.observe_lag(name, max(0.0, loop.time() - slot))
+                    self._store.stats.observe_lag(name, max(0.0, self._clock() - slot))
                     await self._run_batch(collector, members, interval)
             else:
                 await asyncio.gather(*(self._run_one(collector, spec, slot) for spec in members))
-            following = next_slot(loop.time(), phase, interval)
+            following = next_slot(self._clock(), phase, interval)
             if following <= slot:
                 following = slot + interval
             missed = round((following - slot) / interval) - 1
@@ -178,15 +185,16 @@ class Scheduler:
             slot = following
 
     async def _run_one(self, collector: Collector, spec: JobSpec, slot: float) -> None:
-        loop = asyncio.get_running_loop()
         async with self._semaphore:
-            self._store.stats.observe_lag(spec.collector, max(0.0, loop.time() - slot))
+            self._store.stats.observe_lag(spec.collector, max(0.0, self._clock() - slot))
             observation = await collect_one(
                 collector,
                 spec.collector,
                 spec.probe_target,
                 spec.settings,
                 deadline=spec.settings.interval * DEADLINE_INTERVALS,
+                clock=self._clock,
+                sleep=self._sleep,
             )
         self._record(spec, observation)
 
@@ -198,6 +206,8 @@ class Scheduler:
             members[0].collector,
             [(spec.probe_target, spec.settings) for spec in members],
             deadline=interval * DEADLINE_INTERVALS,
+            clock=self._clock,
+            sleep=self._sleep,
         )
         for spec, observation in zip(members, observations, strict=True):
             self._record(spec, observation)
