@@ -924,13 +924,25 @@ def test_no_dashboard_panel_and_no_rule_is_dead(
         assert tiles["WARN"] >= 1, tiles
         assert tiles["NO-GO"] >= 2, tiles
         assert sum(tiles.values()) == len(endpoints), tiles
-        while True:
-            problems: list[str] = []
-            expressions, variables = _check_dashboards(prometheus, problems)
-            rule_queries = _check_rules(prometheus, problems)
-            if not problems or time.monotonic() - started > 80:
-                break
-            time.sleep(5)
+        problems: list[str] = []
+        counted: dict[str, int] = {}
+
+        def no_dead_panel() -> bool:
+            problems.clear()
+            counted["expressions"], counted["variables"] = _check_dashboards(prometheus, problems)
+            counted["rule_queries"] = _check_rules(prometheus, problems)
+            return not problems
+
+        # Recorded series and alert expressions fill in over a few evaluations (2 s here).
+        wait_until(
+            no_dead_panel,
+            timeout=max(0.0, 80 - (time.monotonic() - started)),
+            interval=2,
+            what="every dashboard panel and rule query to return data",
+            showing=lambda: problems,
+        )
+        expressions, variables = counted["expressions"], counted["variables"]
+        rule_queries = counted["rule_queries"]
     finally:
         for peer in (prometheus, shard, demo):
             if peer is not None:
