@@ -417,7 +417,13 @@ def test_delay_raises_the_round_trip_by_that_much(clean: Demo) -> None:
     wait_until(
         lambda: clean.target("ep-so-07")["rtt_ms"] > 150, timeout=10, interval=0.3, what="delay"
     )
-    time.sleep(1.2)  # one more round
+
+    def echoes() -> float:
+        count = metric_value(clean.metrics(), "netmon_icmp_rtt_seconds_count", target="ep-so-07")
+        return count or 0.0
+
+    delayed = echoes()
+    wait_until(lambda: echoes() > delayed, timeout=10, interval=0.3, what="one more echo")
     after = clean.target("ep-so-07")["rtt_ms"]
     assert 185 < after - before < 260, (before, after)
     rtt = metric_value(clean.metrics(), "netmon_icmp_rtt_seconds_sum", target="ep-so-07")
