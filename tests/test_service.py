@@ -224,7 +224,14 @@ def test_down_target_is_logged_once_and_exported_as_zero(tmp_path: Path, netlab:
             lambda: metric_value(process.metrics(), "netmon_target_up", target="dead") == 0.0,
             what="dead target down",
         )
-        time.sleep(0.6)
+
+        def sent() -> float:
+            value = metric_value(process.metrics(), "netmon_icmp_packets_sent_total", target="dead")
+            return value or 0.0
+
+        # Three more rounds of a down target, each of which could log again.
+        more = sent() + 3
+        wait_until(lambda: sent() >= more, what="three more rounds to the dead target")
         downs = [e for e in process.events if e.get("msg") == "target down"]
         assert [e["target"] for e in downs] == ["dead"]
         failing = [e for e in process.events if e.get("msg") == "probe failing"]
