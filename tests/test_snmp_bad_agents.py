@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -243,19 +242,17 @@ async def test_v1_agent_without_if_mib_extensions(bad_agent: Any) -> None:
 
 
 async def test_a_retry_inside_the_walk_does_not_skew_utilisation(bad_agent: Any) -> None:
-    import time
-
     from netmon.devices import DeviceState
 
-    started = time.monotonic()
+    elapsed = [0.0]  # the agent's seconds: moved by the test, not slept
     rate = 1_250_000  # octets per second: 10 Mbit/s on a 100 Mbit/s port
     drop_next_bulk = [False]
 
     def now_ticks() -> int:
-        return 100_000 + int((time.monotonic() - started) * 100)
+        return 100_000 + int(elapsed[0] * 100)
 
     def octets() -> int:
-        return int((time.monotonic() - started) * rate)
+        return int(elapsed[0] * rate)
 
     def respond(request: Message) -> list[VarBind] | None:
         if request.pdu_type == PduType.GET:
@@ -264,6 +261,7 @@ async def test_a_retry_inside_the_walk_does_not_skew_utilisation(bad_agent: Any)
                     for vb in request.varbinds]  # fmt: skip
         if drop_next_bulk[0]:
             drop_next_bulk[0] = False
+            elapsed[0] += 0.3  # the agent's time goes on while the client waits to retry
             return None  # lost: the client retries after its timeout
         out = [VarBind((*SYSTEM, 3, 0), Tag.TIMETICKS, now_ticks())]
         for vb in request.varbinds[1:]:
@@ -281,7 +279,7 @@ async def test_a_retry_inside_the_walk_does_not_skew_utilisation(bad_agent: Any)
     port = await bad_agent(respond)
     device = DeviceState()
     device.fold(await _poll(port, retries=1))
-    await asyncio.sleep(1.0)
+    elapsed[0] += 1.0  # a second between the polls
     drop_next_bulk[0] = True  # the second poll's walk needs a retry (0.3 s timeout)
     device.fold(await _poll(port, retries=1))
     utilisation = device.interfaces[1].utilization
