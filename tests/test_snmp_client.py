@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from collectors.base import CollectError
 from collectors.snmp.client import Agent, SnmpClient
 from collectors.snmp.codec import OID, Tag, Version, oid_from_text, oid_to_text
+from tests.alertmanager_peer import eventually
 from tests.conftest import require_program
 from tests.peers import Snmpd
 
@@ -156,15 +158,25 @@ async def _collect_twice(snmpd: Snmpd, **settings: Any) -> tuple[list[list[OID]]
             credentials={"c": SnmpCredential.model_validate({"community": "public"})},
         )  # fmt: skip
         config = SnmpSettings(credential="c", port=snmpd.port, **settings)
-        names = []
-        for _ in range(2):
+
+        async def names() -> list[str]:
             sample = await collector.collect(target, config)
             assert isinstance(sample, DeviceSample)
-            names.append([interface.name for interface in sample.interfaces])
-            await asyncio.sleep(0.2)
+            return [interface.name for interface in sample.interfaces]
+
+        first = await names()
+        read = time.monotonic()
+        if "lookup_max_age" in settings:
+            # The names' age is real time on the collector's monotonic clock: wait until those
+            # of the first poll are older than lookup_max_age.
+            await eventually(
+                lambda: time.monotonic() - read > config.lookup_max_age,
+                what="the cached names to age out",
+            )
+        second = await names()
     finally:
         await client.close()
-    return walked, names
+    return walked, [first, second]
 
 
 IF_NAME = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1)
