@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from collectors.snmp.client import Agent, SnmpClient
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.settings import SnmpSettings
 from netmon.config.loader import load_data
@@ -50,6 +51,23 @@ def _utilisation(store: StateStore, device: str) -> tuple[float, float] | None:
     return store.targets[device].devices["snmp"].interfaces[1].utilization
 
 
+async def _agent_time_passes(store: StateStore, port: int, seconds: float) -> None:
+    """Wait until every agent's sysUpTime is `seconds` past the one of its last recorded poll:
+    the counters of a real agent advance with real time, so the time must pass, but it is read
+    from the agents (the clock their rates use), not slept."""
+    async with SnmpClient() as client, asyncio.timeout(seconds + 10):
+        for device in DEVICES:
+            ticks = store.targets[device.id].devices["snmp"].uptime_ticks
+            assert ticks is not None
+            agent = Agent("127.0.0.1", port, community=device.community.encode())
+            while True:
+                (uptime,) = await client.get(agent, [(1, 3, 6, 1, 2, 1, 1, 3, 0)])
+                assert isinstance(uptime.value, int)
+                if uptime.value >= ticks + seconds * 100:
+                    break
+                await asyncio.sleep(0.05)  # poll interval
+
+
 @pytest.mark.peer
 async def test_utilisation_within_1_percent_across_wrap_and_reboot(tmp_path: Path) -> None:
     store = StateStore()
@@ -64,7 +82,8 @@ async def test_utilisation_within_1_percent_across_wrap_and_reboot(tmp_path: Pat
     try:
         async with SnmpSimulator(DEVICES, workdir=tmp_path / "first") as simulator:
             await _poll(collector, store, simulator.port)
-            await asyncio.sleep(4)  # the old agent's 32-bit counters wrap meanwhile
+            # The old agent's 32-bit counters wrap meanwhile.
+            await _agent_time_passes(store, simulator.port, 4)
             await _poll(collector, store, simulator.port)
             old = store.targets["old"].devices["snmp"].interfaces[1].sample
             assert old.counter_bits == 32
@@ -78,7 +97,7 @@ async def test_utilisation_within_1_percent_across_wrap_and_reboot(tmp_path: Pat
             for device in ("modern", "old"):
                 assert _utilisation(store, device) is None, device
                 assert store.targets[device].devices["snmp"].reboots == 1
-            await asyncio.sleep(2)
+            await _agent_time_passes(store, simulator.port, 2)
             await _poll(collector, store, simulator.port)
             for device in ("modern", "old"):
                 assert _utilisation(store, device) == pytest.approx(truth, rel=0.01), device
