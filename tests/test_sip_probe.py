@@ -27,6 +27,7 @@ from netmon.config.loader import load_data
 from netmon.exporter import build_registry, render
 from netmon.model import ProbeTarget
 from netmon.state import StateStore
+from tests.alertmanager_peer import eventually
 from tests.helpers import metric_value
 from tests.sip_peers import (
     CLOSE,
@@ -276,11 +277,16 @@ async def test_no_socket_left_open(silent_udp: SilentUdp, scripted_uas: Scripted
             *(failure(collector, port=9, transport="tcp") for _ in range(10)),
         )
 
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
     await round_of_probes()  # the event loop's own descriptors are there after this
-    before = len(os.listdir("/proc/self/fd"))
+    before = descriptors()
     await round_of_probes()
-    await asyncio.sleep(0.05)
-    assert len(os.listdir("/proc/self/fd")) == before
+    # Closed transports give their sockets back on the loop's next turns: wait for that,
+    # not for a time; a leaked socket never comes back.
+    await eventually(lambda: descriptors() == before, what="the probes' sockets closed")
+    assert descriptors() == before
 
 
 # --- The request, the parser and the settings ------------------------------------------------
