@@ -19,6 +19,7 @@ COPY pyproject.toml README.md ./
 COPY netmon netmon
 COPY collectors collectors
 COPY dashboards dashboards
+COPY netmon_lab netmon_lab
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
