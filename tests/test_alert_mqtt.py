@@ -153,6 +153,9 @@ async def test_kill_9_neither_repeats_firing_nor_forgets_a_resolve(
             b.link_down()
             await recorder.until(is_event("EndpointDown", "ep-a", "firing"), timeout=8)
             await recorder.until(is_event("EndpointDown", "ep-b", "firing"), timeout=8)
+            # Killed once both firings are delivered and out of the outbox: a kill between the
+            # broker's PUBACK and the outbox row's delete resends (at least once, by design).
+            await all_delivered(netmon, recorder)
             netmon.process.kill()
             netmon.process.wait(timeout=5)
             # The broker tells everyone that netmon died (its last will).
