@@ -44,6 +44,11 @@ def crash_detail(exc: BaseException) -> str:
 @contextlib.asynccontextmanager
 async def _deadline(seconds: float | None, sleep: Sleep) -> AsyncIterator[None]:
     """`asyncio.timeout(seconds)` measured by `sleep`: TimeoutError once it has slept them."""
+    if sleep is asyncio.sleep:
+        # The loop's own timer: no task per run (thousands of runs a second at scale).
+        async with asyncio.timeout(seconds):
+            yield
+        return
     async with asyncio.timeout(None) as timeout:
         timer = None if seconds is None else asyncio.create_task(_expire(timeout, seconds, sleep))
         try:
