@@ -17,6 +17,8 @@ from netmon.config.loader import load_data
 from netmon.model import ProbeTarget
 from tests.lab.netlab import NetLab
 
+HANG = 30.0  # seconds: far beyond any probe timeout here; reached only by a hang
+
 
 @pytest.fixture
 async def tcp() -> AsyncIterator[TcpCollector]:
@@ -51,8 +53,11 @@ async def _failure(
 ) -> tuple[CollectError, float]:
     loop = asyncio.get_running_loop()
     started = loop.time()
-    with pytest.raises(CollectError) as caught:
-        await tcp.collect(ProbeTarget(id="ep", address=address), settings)
+    # Only a hang guard: how fast a failure is known is said by its reason (refused, timeout),
+    # never by a wall-clock bound that a loaded machine can miss.
+    async with asyncio.timeout(HANG):
+        with pytest.raises(CollectError) as caught:
+            await tcp.collect(ProbeTarget(id="ep", address=address), settings)
     return caught.value, loop.time() - started
 
 
@@ -67,16 +72,16 @@ async def test_a_listener_is_up_with_its_connect_time(
     assert observation.target == "ep-1"
     assert observation.collector == "tcp"
     assert observation.reason is None
-    assert 0 < observation.duration < 0.5
+    assert observation.duration > 0
 
 
 async def test_a_closed_port_is_refused_at_once(tcp: TcpCollector) -> None:
     with _listener("127.0.0.1") as sock:
         port = sock.getsockname()[1]  # free now, closed once the block ends
-    error, elapsed = await _failure(tcp, "127.0.0.1", _settings(port=port))
+    error, _ = await _failure(tcp, "127.0.0.1", _settings(port=port))
     assert error.reason == "refused"
+    # Refused, not a timeout: the probe did not wait out its 3 s timeout to say so.
     assert error.detail == f"connection refused (port {port})"
-    assert elapsed < 0.5
 
 
 @pytest.mark.netns
@@ -88,7 +93,7 @@ async def test_a_host_cut_off_times_out_within_the_timeout(
     error, elapsed = await _failure(tcp, host.address, _settings(timeout=1.0))
     assert error.reason == "timeout"
     assert error.detail == "no answer within 1s (port 1720)"
-    assert 1.0 <= elapsed < 1.3
+    assert elapsed >= 1.0  # it waited the whole timeout; no upper bound: a loaded machine is slow
 
 
 async def test_ipv6_loopback(tcp: TcpCollector) -> None:
