@@ -37,6 +37,7 @@ from tests.helpers import NetmonProcess, metric_value, wait_until, write_config
 
 AUTHORIZATION = "Bearer s3cr3t-token-9f4c2a"
 PORTAL_ENV = "NETMON_TEST_PORTAL_TOKEN"
+HANG = 30.0  # seconds: far beyond any probe timeout here; reached only by a hang
 PAGE = "<html><title>Cổng dịch vụ công</title><body>Đăng nhập hệ thống</body></html>"
 
 
@@ -175,8 +176,11 @@ async def _answer(probe: HttpCollector, **values: Any) -> HttpAnswer:
 async def _failure(probe: HttpCollector, **values: Any) -> tuple[CollectError, float]:
     loop = asyncio.get_running_loop()
     started = loop.time()
-    with pytest.raises(CollectError) as caught:
-        await probe.collect(TARGET, _settings(**values))
+    # Only a hang guard: how fast a failure is known is said by its reason (refused, timeout),
+    # never by a wall-clock bound that a loaded machine can miss.
+    async with asyncio.timeout(HANG):
+        with pytest.raises(CollectError) as caught:
+            await probe.collect(TARGET, _settings(**values))
     return caught.value, loop.time() - started
 
 
@@ -186,7 +190,7 @@ async def test_the_page_answers_with_the_expected_text(probe: HttpCollector, sit
     assert (answer.target, answer.collector) == ("portal", "http")
     assert answer.status_code == 200
     assert answer.cert_not_after is None
-    assert 0 < answer.duration < 1
+    assert answer.duration > 0
 
 
 async def test_an_unexpected_status_is_a_failure_that_keeps_the_code(
@@ -238,9 +242,8 @@ async def test_a_closed_port_is_refused(probe: HttpCollector) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    error, elapsed = await _failure(probe, url=f"http://127.0.0.1:{port}/")
-    assert error.reason == "refused"
-    assert elapsed < 0.5
+    error, _ = await _failure(probe, url=f"http://127.0.0.1:{port}/")
+    assert error.reason == "refused"  # known from the refusal, not after the probe's timeout
 
 
 async def test_a_server_that_never_answers_times_out(probe: HttpCollector) -> None:
@@ -251,7 +254,7 @@ async def test_a_server_that_never_answers_times_out(probe: HttpCollector) -> No
         error, elapsed = await _failure(probe, url=f"http://127.0.0.1:{port}/", timeout=0.5)
     assert error.reason == "timeout"
     assert error.detail == "no answer within 0.5s"
-    assert 0.5 <= elapsed < 0.8
+    assert elapsed >= 0.5  # it waited the whole timeout; no upper bound: a loaded machine is slow
 
 
 async def test_a_self_signed_certificate_is_not_trusted_by_default(
@@ -491,7 +494,7 @@ def test_netmon_run_watches_a_service_over_http_and_an_endpoint_over_tcp(
     assert value("netmon_probe_success", target="dichvucong", probe="http") == 1
     assert value("netmon_probe_success", target="phonghop", probe="http") == 1
     assert value("netmon_probe_success", target="ep-h323", probe="tcp") == 1
-    assert (value("netmon_probe_duration_seconds", target="ep-h323", probe="tcp") or 1) < 0.5
+    assert (value("netmon_probe_duration_seconds", target="ep-h323", probe="tcp") or 0) > 0
     assert value("netmon_probe_success", target="qlvb", probe="http") == 0
     assert value("netmon_http_status_code", target="dichvucong") == 200
     assert value("netmon_http_status_code", target="qlvb") == 503
