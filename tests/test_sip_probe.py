@@ -39,6 +39,7 @@ from tests.sip_peers import (
 )
 
 LOOPBACK = ProbeTarget(id="ep-1", address="127.0.0.1")
+HANG = 30.0  # seconds: far beyond any probe timeout here; reached only by a hang
 TRANSPORTS = ["udp", "tcp"]
 ScriptedUas = Callable[..., Any]
 
@@ -48,8 +49,11 @@ async def probe(collector: SipCollector | None = None, **settings: Any) -> SipRe
 
 
 async def failure(collector: SipCollector | None = None, **settings: Any) -> CollectError:
-    with pytest.raises(CollectError) as caught:
-        await probe(collector, **settings)
+    # Only a hang guard: how fast a failure is known is said by its reason (refused, timeout,
+    # parse), never by a wall-clock bound that a loaded machine can miss.
+    async with asyncio.timeout(HANG):
+        with pytest.raises(CollectError) as caught:
+            await probe(collector, **settings)
     return caught.value
 
 
@@ -64,7 +68,7 @@ async def test_kamailio_is_alive_with_200(kamailio: Kamailio, transport: str) ->
     assert (result.status_code, result.reason_phrase, result.detail) == (200, "OK", "200 OK")
     assert result.transport == transport
     assert "kamailio" in result.server
-    assert 0 < result.duration < 0.5
+    assert result.duration > 0
     assert result.requests_sent == 1
 
 
@@ -86,7 +90,7 @@ async def test_baresip_answers_options_for_its_account(baresip: Baresip, transpo
     assert result.ok
     assert result.status_code == 200
     assert "baresip" in result.server
-    assert 0 < result.duration < 0.5
+    assert result.duration > 0
 
 
 @pytest.mark.peer
@@ -118,12 +122,13 @@ async def test_sipsak_agrees_with_netmon(
 async def test_215_endpoints_probed_at_once(kamailio: Kamailio) -> None:
     collector = SipCollector()
     settings = SipSettings(port=kamailio.port)
-    started = time.monotonic()
-    results = await asyncio.gather(
-        *(collector.collect(ProbeTarget(f"ep-{i}", "127.0.0.1"), settings) for i in range(215))
-    )
+    # Every one answered, none mixed up with another's transaction. How long the 215 take is a
+    # benchmark figure (bench/sip_bench.py, against sipsak), not a bound here.
+    async with asyncio.timeout(HANG):
+        results = await asyncio.gather(
+            *(collector.collect(ProbeTarget(f"ep-{i}", "127.0.0.1"), settings) for i in range(215))
+        )
     assert {r.status_code for r in results} == {200}
-    assert time.monotonic() - started < 2.0
 
 
 @pytest.mark.peer
@@ -143,7 +148,7 @@ async def test_result_reaches_probe_metrics_and_state(kamailio: Kamailio) -> Non
     assert metric_value(text, "netmon_probe_success", target="ep-1", probe="sip") == 1
     duration = metric_value(text, "netmon_probe_duration_seconds", target="ep-1", probe="sip")
     assert duration is not None
-    assert 0 < duration < 0.5
+    assert duration > 0
 
 
 # --- Silent, closed and misbehaving peers ----------------------------------------------------
@@ -156,7 +161,7 @@ async def test_silent_udp_port_times_out_after_retransmitting(silent_udp: Silent
     elapsed = time.monotonic() - started
     assert error.reason == "timeout"
     assert error.detail == "no response to OPTIONS within 3s (3 requests sent)"
-    assert 2.9 < elapsed < 3.3
+    assert elapsed > 2.9  # it waited out its timeout; no upper bound: a loaded machine is slow
     datagrams = silent_udp.datagrams()
     # RFC 3261 17.1.2.2: sent at 0, T1 and 3 T1; a retransmission is the same request.
     assert len(datagrams) >= 3
@@ -169,11 +174,10 @@ async def test_closed_port_is_refused_quickly(transport: str) -> None:
     with socket.socket() as placeholder:  # a port nobody listens on
         placeholder.bind(("127.0.0.1", 0))
         port = placeholder.getsockname()[1]
-    started = time.monotonic()
     error = await failure(port=port, transport=transport)
+    # Refused, not a timeout: the probe did not wait out its 3 s timeout to say so.
     assert error.reason == "refused"
     assert error.detail.endswith("(nothing listens there)")
-    assert time.monotonic() - started < 0.5
 
 
 async def test_garbage_then_nothing_is_a_parse_failure(scripted_uas: ScriptedUas) -> None:
