@@ -3,8 +3,8 @@ headers, and which answers are retried and which dropped."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from typing import Any
 
 import pytest
@@ -24,6 +24,7 @@ pytest_plugins = ["tests.alertmanager_peer"]
 
 TOKEN = "hook-7d1e9b3f0a5c"  # noqa: S105 - a test value that must never show up anywhere
 API_KEY = "key-2c4e6a8b0d1f"
+HANG = 30.0  # seconds: a hang guard, far beyond any timeout here; never a speed figure
 
 
 def link_event() -> AlertEvent:
@@ -103,10 +104,11 @@ async def test_answers_map_onto_retry_or_drop(
 
 async def test_nobody_listening_is_unavailable_at_once() -> None:
     async with webhook(f"http://127.0.0.1:{free_port()}/hook") as sink:
-        started = time.monotonic()
-        with pytest.raises(SinkUnavailable, match=r"cannot connect to 127\.0\.0\.1"):
-            await sink.send(link_event())
-        assert time.monotonic() - started < 1.0
+        # "At once": the refusal itself is the answer ("cannot connect"), not the sink's
+        # timeout ("no answer within ..."); how many milliseconds that takes is no test's.
+        async with asyncio.timeout(HANG):
+            with pytest.raises(SinkUnavailable, match=r"cannot connect to 127\.0\.0\.1"):
+                await sink.send(link_event())
 
 
 async def test_a_hanging_receiver_is_unavailable_after_the_timeout(
@@ -114,10 +116,11 @@ async def test_a_hanging_receiver_is_unavailable_after_the_timeout(
 ) -> None:
     http_recorder.delay = 1.0
     async with webhook(http_recorder.url + "/hook", timeout="200ms") as sink:
-        started = time.monotonic()
-        with pytest.raises(SinkUnavailable, match=r"no answer within 0\.2s"):
-            await sink.send(link_event())
-        assert time.monotonic() - started < 0.9
+        # The reason names the 200 ms timeout: the sink gave up then, before the answer held
+        # back for 1 s could come (it would have been a success).
+        async with asyncio.timeout(HANG):
+            with pytest.raises(SinkUnavailable, match=r"no answer within 0\.2s"):
+                await sink.send(link_event())
 
 
 async def test_a_key_in_the_url_path_stays_out_of_errors_and_reprs() -> None:
