@@ -31,6 +31,11 @@ class FakeClock:
         heapq.heappush(self._sleepers, (self.now + seconds, next(self._order), woken))
         await woken
 
+    @property
+    def sleeping(self) -> int:
+        """How many sleeps on this clock are pending: a task that waits for time to pass."""
+        return sum(1 for _, _, woken in self._sleepers if not woken.done())
+
     async def advance(self, seconds: float) -> None:
         """Let `seconds` pass."""
         end = self.now + seconds

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -44,12 +45,14 @@ class AlertmanagerSink:
         *,
         active: ActiveAlerts,
         generator_url: str,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.url = url.rstrip("/")
         self.settings = settings
         self.queue = f"alertmanager:{self.url}"
         self._active = active
         self._generator_url = generator_url
+        self._sleep = sleep  # paces the re-sends; tests hand in a fake clock's
         self._session: aiohttp.ClientSession | None = None
         self._resender: asyncio.Task[None] | None = None
         # A re-send must not overtake a transition sent meanwhile (a stale "firing" after a
@@ -148,7 +151,7 @@ class AlertmanagerSink:
 
     async def _resend_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.resend_interval)
+            await self._sleep(self.settings.resend_interval)
             try:
                 count = await self.resend_active()
             except (SinkUnavailable, SinkRejected) as exc:
