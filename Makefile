@@ -72,6 +72,7 @@ bench: setup bench-deps
 	$(BIN)/python -m bench.alert_bench
 	$(BIN)/python -m bench.check_bench
 	$(BIN)/python -m bench.sip_bench
+	$(BIN)/python -m bench.service_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
