@@ -36,6 +36,10 @@ pytestmark = pytest.mark.peer
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 STARTS = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+HANG = 30.0  # seconds: a hang guard, far beyond any timeout here; never a speed figure
+# How a send fails fast when the broker is gone: the sink saw the connection end, or paho
+# refused the publish at once. Never "Operation timed out", the publish timeout.
+FAST_FAILURE = r"connection lost|not connected|Could not publish"
 
 
 def alert(target: str = "T", name: str = "A", **labels: str) -> AlertEvent:
@@ -161,11 +165,12 @@ async def test_start_does_not_wait_for_the_broker(
     mosquitto: Mosquitto, make_sink: SinkFactory
 ) -> None:
     mosquitto.stop()
-    began = time.monotonic()
-    sink = await make_sink(settings_for(mosquitto))
-    assert time.monotonic() - began < 0.2
+    # start() returns with the broker still down (it would wait for ever otherwise; the guard
+    # only catches that hang), and a send then is refused at once, not queued behind a connect.
+    async with asyncio.timeout(HANG):
+        sink = await make_sink(settings_for(mosquitto))
 
-    with pytest.raises(SinkUnavailable):
+    with pytest.raises(SinkUnavailable, match="not connected"):
         await sink.send(alert())
 
     mosquitto.start()
@@ -186,15 +191,16 @@ async def test_broker_restart(
     await retained_until(mosquitto, "netmon/status/#", lambda state: len(state) == 3)
 
     mosquitto.stop()
-    began = time.monotonic()
-    with pytest.raises(SinkUnavailable):
-        await sink.send(alert("ep-002", "EndpointDown"))
-    assert time.monotonic() - began < 1.0, "a dead broker must fail fast, not hang"
+    # A dead broker must fail fast, not hang: the send fails because the connection is gone,
+    # not by waiting out its 2 s publish timeout ("Operation timed out").
+    async with asyncio.timeout(HANG):
+        with pytest.raises(SinkUnavailable, match=FAST_FAILURE):
+            await sink.send(alert("ep-002", "EndpointDown"))
     await eventually(lambda: not sink.connected, timeout=2)
-    began = time.monotonic()
-    with pytest.raises(SinkUnavailable):
-        await sink.send(alert("ep-002", "EndpointDown"))
-    assert time.monotonic() - began < 0.1
+    # Known to be down now: refused without trying the broker at all.
+    async with asyncio.timeout(HANG):
+        with pytest.raises(SinkUnavailable, match="not connected"):
+            await sink.send(alert("ep-002", "EndpointDown"))
     # A change while the broker is away is what it gets once it is back.
     sink.publish_status("ep-000", {"target": "ep-000", "state": "down", "rtt_ms": None})
 
@@ -243,14 +249,14 @@ async def test_status_of_215_targets(
     watcher = mqtt_recorder(mosquitto, "netmon/status/#")
     targets = [f"ep-{n:03}" for n in range(215)]
 
-    began = time.monotonic()
     for target in targets:  # a burst: every endpoint changes at once...
         sink.publish_status(target, {"target": target, "state": "down", "rtt_ms": None})
     for n, target in enumerate(targets):  # ...and again before anything was sent
         sink.publish_status(target, {"target": target, "state": "up", "rtt_ms": float(n)})
 
-    state = await retained_until(mosquitto, "netmon/status/#", lambda s: len(s) == 215, 10)
-    assert time.monotonic() - began < 5
+    # How long the burst takes to reach the broker is a bench figure (bench/service_bench.py),
+    # not a bound here.
+    state = await retained_until(mosquitto, "netmon/status/#", lambda s: len(s) == 215, HANG)
     assert {json.loads(v)["rtt_ms"] for v in state.values()} == {float(n) for n in range(215)}
     assert {json.loads(v)["state"] for v in state.values()} == {"up"}
     # Latest wins: the superseded "down" never went out.
