@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,12 +127,12 @@ def test_api_routes(netmon: NetmonProcess) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_stops_cleanly_within_2s(netmon: NetmonProcess, sig: signal.Signals) -> None:
+def test_stops_cleanly(netmon: NetmonProcess, sig: signal.Signals) -> None:
     wait_until(lambda: _up(netmon, "a"), what="target up")
-    started = time.monotonic()
     netmon.signal(sig)
-    netmon.process.wait(timeout=5)
-    assert time.monotonic() - started < 2.0
+    # README promises a stop within two seconds: bench/service_bench.py measures it. Here the
+    # wait only catches a netmon that does not stop at all.
+    netmon.process.wait(timeout=30)
     assert netmon.process.returncode == 0
     assert netmon.event("netmon stopped") is not None
     assert "Traceback" not in "".join(netmon.stderr_lines)
