@@ -30,6 +30,7 @@ pytest_plugins = ["tests.alertmanager_peer"]
 pytestmark = pytest.mark.peer
 
 CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "alertmanager.yml"
+HANG = 30.0  # seconds: a hang guard, far beyond the routes' group_wait; never a speed figure
 
 
 def amtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -152,7 +153,6 @@ async def test_an_unreachable_district_inhibits_its_endpoints_only(
     )
     async with sink:
         await sink.send(_event("DistrictUnreachable", "sw-agg-kb", "Krông Búk", "switch"))
-        sent_at = time.monotonic()
         await sink.send(_event("EndpointDown", "ep-kb-ubnd", "Krông Búk", "endpoint"))
         await sink.send(_event("EndpointDown", "ep-cm-ubnd", "Cư M'gar", "endpoint"))
 
@@ -162,7 +162,7 @@ async def test_an_unreachable_district_inhibits_its_endpoints_only(
 
         inhibited = await eventually(
             lambda: (s := state("ep-kb-ubnd"))["inhibitedBy"] and s,
-            timeout=5,
+            timeout=HANG,
             what="EndpointDown in the cut-off district to be inhibited",
         )
         assert inhibited["state"] == "suppressed"
@@ -171,7 +171,9 @@ async def test_an_unreachable_district_inhibits_its_endpoints_only(
         assert other["state"] == "active"
 
         # What the on-call engineer's phone shows: the district page and the other district's
-        # endpoint, within seconds; never the endpoint behind the dead switch.
+        # endpoint; never the endpoint behind the dead switch. "Within seconds" is the routes'
+        # group_wait (test_a_critical_endpoint_fault_pages_on_call_within_seconds) and, as a
+        # time, bench/service_bench.py's figure: no stopwatch here, only a hang guard.
         def paged() -> set[tuple[str, str]]:
             return {
                 (alert["labels"]["alertname"], alert["labels"]["target"])
@@ -183,10 +185,9 @@ async def test_an_unreachable_district_inhibits_its_endpoints_only(
             lambda: (
                 {("DistrictUnreachable", "sw-agg-kb"), ("EndpointDown", "ep-cm-ubnd")} <= paged()
             ),
-            timeout=5,
+            timeout=HANG,
             what="both pages",
         )
-        assert time.monotonic() - sent_at < 4
         # Both EndpointDown groups were flushed at the same moment (same group_wait), so by
         # now the inhibited one would have been sent too.
         assert ("EndpointDown", "ep-kb-ubnd") not in paged()
