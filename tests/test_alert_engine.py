@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
+from collectors.base import CollectorSettings
+from collectors.icmp import IcmpSettings
 from collectors.traps import TrapEvent
 from netmon.alerting.engine import AlertEngine
 from netmon.alerting.model import AlertEvent, Severity, Status
@@ -19,8 +21,10 @@ from netmon.config.errors import ConfigError
 from netmon.config.loader import load_data
 from netmon.inventory import Inventory
 from netmon.meetings import meeting_windows
-from netmon.model import EchoRound, Observation
-from netmon.state import StateStore
+from netmon.model import EchoRound, Observation, ProbeTarget
+from netmon.scheduler import Scheduler
+from netmon.state import Reach, StateStore
+from tests.fake_clock import FakeClock
 
 
 class Clock:
@@ -118,6 +122,66 @@ async def test_endpoint_down_fires_once_critical_and_resolves_once(db: AlertDB) 
     assert events[0].context["district"] == "D1"
     assert events[1].ends_at is not None
     assert events[1].starts_at == events[0].starts_at
+
+
+class Echoes:
+    """An ICMP collector on a fake clock: each round's echo is answered at once, unless the
+    target is cut off; then the round waits out its timeout and counts the echo lost."""
+
+    name: ClassVar[str] = "icmp"
+    settings_model: ClassVar[type[CollectorSettings]] = IcmpSettings
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.cut: set[str] = set()
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> Observation:
+        assert isinstance(settings, IcmpSettings)
+        if target.id not in self.cut:
+            return EchoRound(target=target.id, collector="icmp", ok=True, duration=0.001,
+                             address=target.address, rtts=(0.001,))  # fmt: skip
+        await self.clock.sleep(settings.timeout)
+        return EchoRound(target=target.id, collector="icmp", ok=False, duration=settings.timeout,
+                         address=target.address, rtts=(None,), reason="timeout")  # fmt: skip
+
+
+@pytest.mark.parametrize("phase", [0.0, 0.25, 0.5, 0.75])
+async def test_a_dead_endpoint_is_endpoint_down_within_3_s(db: AlertDB, phase: float) -> None:
+    # docs/architecture.md, "Alert timing": an endpoint that stops answering is EndpointDown
+    # after `down_after` (2) lost echoes at one a second (800 ms timeout): 1.8 to 2.8 s after
+    # the cut, wherever it falls in the second. The scheduler and the engine run on a fake
+    # clock here, so the time is exact under any load; on real packets it is the detection
+    # figure of bench/alert_bench.py.
+    clock = FakeClock()
+    inv = inventory()  # default ICMP settings
+    h = Harness(inv, db, clock)  # type: ignore[arg-type]
+    echoes = Echoes(clock)
+    scheduler = Scheduler(
+        store=h.store, collectors={"icmp": echoes}, max_concurrency=10,
+        clock=clock, sleep=clock.sleep,
+    )  # fmt: skip
+    scheduler.apply(inv)
+
+    def endpoint_down() -> bool:
+        return any((e.alertname, e.target) == ("EndpointDown", "ep1") for e in h.engine.firing())
+
+    try:
+        await clock.advance_until(
+            lambda: h.store.targets["ep1"].reach is Reach.UP, within=2, what="ep1 up"
+        )
+        await clock.advance(phase)
+        echoes.cut.add("ep1")
+        taken = await clock.advance_until(endpoint_down, within=5, what="EndpointDown")
+    finally:
+        await scheduler.stop()
+    assert 1.8 < taken <= 2.8 + 1e-9
+    assert h.store.targets["ep2"].reach is Reach.UP  # only the cut one
 
 
 async def test_a_router_that_goes_down_is_target_down_major(db: AlertDB) -> None:
