@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("netmon", "collectors", "netmon_lab", "dashboards")
 MAX_LINES = 500
 ENGINE_MAX_LINES = 400
+# Where the project's workplace kept its notes, spelled so that a grep for them finds no hit here.
+OUTSIDE_MARKERS = ("../" + "shared", "shared" + "/DESIGN", "/work/" + "shared")
 
 
 def _module_name(path: Path) -> str:
@@ -213,10 +215,9 @@ def test_nothing_in_the_repository_points_outside_it() -> None:
     outside = [
         f"{name}:{number}"
         for name in texts
-        if name != "tests/test_architecture.py"
         for number, line in enumerate(
             (ROOT / name).read_text(encoding="utf-8").splitlines(), start=1
         )
-        if "../shared" in line or "shared/DESIGN" in line or "/work/shared" in line
+        if any(marker in line for marker in OUTSIDE_MARKERS)
     ]
     assert outside == []
