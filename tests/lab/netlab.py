@@ -110,9 +110,14 @@ class NetLab:
         loss: float = 0.0,
         record: bool = False,
         seed: int | None = None,
+        jitter: float = 0.0,
+        burst_every: float = 0.0,
+        burst_min: int = 5,
+        burst_max: int = 10,
     ) -> LabHost:
-        """A host answering pings after `delay`, dropping a `loss` share (the same drops every
-        run with a `seed`)."""
+        """A host answering pings after `delay` give or take `jitter`, dropping a `loss` share
+        and, with `burst_every`, bursts of `burst_min` to `burst_max` pings in a row (the same
+        draws every run with a `seed`; see `netmon_lab.responder`)."""
         index = len(self.hosts)
         namespace = f"{PREFIX}{os.getpid()}h{index}ns"
         link = f"{PREFIX}{os.getpid()}h{index}"
@@ -133,6 +138,11 @@ class NetLab:
             "ip", "netns", "exec", namespace, sys.executable, "-m", "netmon_lab.responder",
             "--delay", str(delay), "--loss", str(loss),
         ]  # fmt: skip
+        if jitter:
+            command += ["--jitter", str(jitter)]
+        if burst_every:
+            command += ["--burst-every", str(burst_every), "--burst-min", str(burst_min),
+                        "--burst-max", str(burst_max)]  # fmt: skip
         if seed is not None:
             command += ["--seed", str(seed)]
         if record:
