@@ -2,7 +2,9 @@
 
     GET    /api/v1/demo/faults        the faults in force, and the kinds this demo cannot inject
     POST   /api/v1/demo/faults        {"kind": ..., "target"/"district"/"device"/"interface": ...,
-                                       "value": ...} -> 201 and the fault, with its id
+                                       "value"/"every"/"length": ...} -> 201 and the fault,
+                                       with its id (`netmon_lab.fault_kinds.FIELDS`: which kind
+                                       takes which fields)
     DELETE /api/v1/demo/faults/{id}   clear one -> 200 and the fault cleared
     DELETE /api/v1/demo/faults        clear all -> 200 and the faults cleared
 

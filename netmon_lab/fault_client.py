@@ -28,16 +28,21 @@ _ARGUMENTS: dict[str, tuple[str, str]] = {  # field -> (metavar, help)
     "device": ("DEVICE", "simulated device id, e.g. sw-ba-thuoc, core-router, cpe-ep-so-01"),
     "interface": ("IF", "ifIndex or ifName of the device's interface, e.g. 3 or WAN"),
     "district": ("DISTRICT", "district name as in the inventory, or without accents: ba-thuoc"),
+    "every": ("EVERY", "mean time between bursts, e.g. 120 or 2m"),
+    "length": ("LENGTH", "pings lost in a row per burst, N or MIN-MAX, e.g. 5-10"),
 }
 _VALUES: dict[FaultKind, tuple[str, str]] = {
     FaultKind.LOSS: ("RATIO", "share of pings lost, e.g. 0.05 or 5%%"),
     FaultKind.DELAY: ("SECONDS", "extra round-trip delay, e.g. 0.2 or 200ms"),
+    FaultKind.JITTER: ("SECONDS", "each reply up to this much earlier or later, e.g. 3ms"),
     FaultKind.INTERFACE_FLAP: ("PERIOD", "seconds per down+up cycle, e.g. 30 or 30s"),
 }
 _KIND_HELP: dict[FaultKind, str] = {
     FaultKind.ENDPOINT_DOWN: "an endpoint stops answering pings",
     FaultKind.LOSS: "an endpoint loses a share of pings",
     FaultKind.DELAY: "an endpoint answers pings later",
+    FaultKind.JITTER: "an endpoint's replies vary in delay (uniform ± the value)",
+    FaultKind.BURST: "an endpoint loses bursts of pings in a row (Gilbert-Elliott)",
     FaultKind.INTERFACE_DOWN: "a device reports an interface oper-down (SNMP)",
     FaultKind.INTERFACE_FLAP: "a device's interface goes down and up, periodically",
     FaultKind.UPLINK_CUT: "a district's uplink is cut: its endpoints and the uplink go down",

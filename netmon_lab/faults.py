@@ -4,7 +4,9 @@ A fault is data (a kind, what it hits, a value) with an id. The injector keeps t
 force and turns all of them together into the lab's state: the ICMP responder's per-address loss
 and delay, which district links are cut, which simulated interfaces report oper-down. That state
 is recomputed from every fault on each change, so overlapping faults combine (two losses of 10 %
-lose 19 %, delays add, down wins over a flap) and clearing one leaves the others' effect in place.
+lose 19 %, delays add, jitters add their spreads, two bursts come as often as both together with
+lengths spanning both ranges, a loss is the good state's loss between bursts, down wins over a
+flap) and clearing one leaves the others' effect in place.
 
 The lab is reached through two narrow seams, `EndpointControl` (the namespace network) and
 `DeviceControl` (the SNMP simulator), so the logic here is tested with fakes and the seams
@@ -19,54 +21,28 @@ import dataclasses
 import datetime as dt
 import itertools
 import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol
 
-from netmon.model import parse_duration
+from netmon_lab.fault_kinds import (
+    DEVICE_KINDS,
+    NETWORK_KINDS,
+    PING_KINDS,
+    parse_every,
+    parse_length,
+    parse_value,
+)
+from netmon_lab.fault_kinds import FIELDS as FIELDS
+from netmon_lab.fault_kinds import FaultInputError as FaultInputError
+from netmon_lab.fault_kinds import FaultKind as FaultKind
 from netmon_lab.responder import Impairment
 from netmon_lab.snmpsim import SimDevice, SimInterface, slug, uplink_ports
 
 log = logging.getLogger(__name__)
 
 OPER_UP, OPER_DOWN = 1, 2
-MAX_DELAY = 10.0
-MIN_FLAP_PERIOD, MAX_FLAP_PERIOD = 2.0, 3600.0
-
-
-class FaultKind(StrEnum):
-    ENDPOINT_DOWN = "endpoint-down"
-    LOSS = "loss"
-    DELAY = "delay"
-    INTERFACE_DOWN = "interface-down"
-    INTERFACE_FLAP = "interface-flap"
-    UPLINK_CUT = "uplink-cut"
-
-
-# The fields each kind takes, in the order the CLI takes them as arguments.
-FIELDS: dict[FaultKind, tuple[str, ...]] = {
-    FaultKind.ENDPOINT_DOWN: ("target",),
-    FaultKind.LOSS: ("target", "value"),
-    FaultKind.DELAY: ("target", "value"),
-    FaultKind.INTERFACE_DOWN: ("device", "interface"),
-    FaultKind.INTERFACE_FLAP: ("device", "interface", "value"),
-    FaultKind.UPLINK_CUT: ("district",),
-}
-NETWORK_KINDS = frozenset(
-    {FaultKind.ENDPOINT_DOWN, FaultKind.LOSS, FaultKind.DELAY, FaultKind.UPLINK_CUT}
-)
-DEVICE_KINDS = frozenset({FaultKind.INTERFACE_DOWN, FaultKind.INTERFACE_FLAP, FaultKind.UPLINK_CUT})
-
-
-class FaultInputError(ValueError):
-    """A fault request that is wrong; the message starts with the field at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(f"{field}: {message}")
 
 
 class FaultUnavailableError(RuntimeError):
@@ -90,15 +66,20 @@ class Fault:
     interface: int | None = None  # ifIndex
     ifname: str | None = None
     value: float | None = None
+    every: float | None = None  # burst: mean seconds between bursts
+    length: tuple[int, int] | None = None  # burst: echoes lost in a row, at least and at most
     endpoints: tuple[str, ...] = ()  # endpoints this fault makes fail
     interfaces: tuple[tuple[str, int], ...] = ()  # (device id, ifIndex) it sets oper-down
     standing: bool = False  # part of the lab from its start; clearing all leaves it in force
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {"id": self.id, "kind": self.kind.value}
-        for name in ("target", "address", "district", "device", "interface", "ifname", "value"):
+        for name in ("target", "address", "district", "device", "interface", "ifname", "value",
+                     "every"):  # fmt: skip
             if getattr(self, name) is not None:
                 document[name] = getattr(self, name)
+        if self.length is not None:
+            document["length"] = list(self.length)
         document["summary"] = self.summary
         document["standing"] = self.standing
         document["created"] = dt.datetime.fromtimestamp(self.created, dt.UTC).isoformat(
@@ -132,55 +113,6 @@ class LabState:
     impairments: dict[str, Impairment] = field(default_factory=dict)  # by address
     cut: frozenset[str] = frozenset()  # districts whose link is down
     oper_status: dict[str, dict[int, int]] = field(default_factory=dict)
-
-
-def _number(raw: object, *, percent: bool = False, duration: bool = False) -> float:
-    if isinstance(raw, bool) or raw is None:
-        raise ValueError
-    if isinstance(raw, int | float):
-        value = float(raw)
-    elif isinstance(raw, str):
-        text = raw.strip()
-        if percent and text.endswith("%"):
-            value = float(text[:-1]) / 100
-        elif duration:
-            parsed = parse_duration(text)
-            assert isinstance(parsed, float)
-            value = parsed
-        else:
-            value = float(text)
-    else:
-        raise ValueError
-    if not math.isfinite(value):
-        raise ValueError
-    return value
-
-
-def parse_value(kind: FaultKind, raw: object) -> float:
-    """A fault's `value`: a loss ratio, a delay or a flap period in seconds."""
-    try:
-        if kind is FaultKind.LOSS:
-            value = _number(raw, percent=True)
-            if 0 < value <= 1:
-                return value
-        elif kind is FaultKind.DELAY:
-            value = _number(raw, duration=True)
-            if 0 < value <= MAX_DELAY:
-                return value
-        elif kind is FaultKind.INTERFACE_FLAP:
-            value = _number(raw, duration=True)
-            if MIN_FLAP_PERIOD <= value <= MAX_FLAP_PERIOD:
-                return value
-    except ValueError:
-        pass
-    hint = {
-        FaultKind.LOSS: "a loss ratio above 0 and at most 1, e.g. 0.05 (or 5%)",
-        FaultKind.DELAY: f"extra delay in seconds, above 0 and at most {MAX_DELAY:g}, "
-        "e.g. 0.2 (or 200ms)",
-        FaultKind.INTERFACE_FLAP: f"the flap period in seconds, {MIN_FLAP_PERIOD:g} to "
-        f"{MAX_FLAP_PERIOD:g}, e.g. 30 (down half of it, up the other half)",
-    }[kind]
-    raise FaultInputError("value", f"{raw!r} is not {hint}")
 
 
 def _ms(seconds: float) -> str:
@@ -243,6 +175,8 @@ class FaultInjector:
         """The lab state the faults in force call for."""
         keep: dict[str, float] = {}
         delay: dict[str, float] = {}
+        jitter: dict[str, float] = {}
+        bursts: dict[str, tuple[float, int, int]] = {}  # bursts per second, shortest, longest
         cut: set[str] = set()
         wanted: dict[tuple[str, int], list[int]] = {}
         for fault in self._faults.values():
@@ -254,6 +188,15 @@ class FaultInjector:
                 keep[address] = keep.get(address, 1.0) * (1.0 - value)
             elif fault.kind is FaultKind.DELAY:
                 delay[address] = delay.get(address, 0.0) + value
+            elif fault.kind is FaultKind.JITTER:
+                jitter[address] = jitter.get(address, 0.0) + value
+            elif fault.kind is FaultKind.BURST:
+                assert fault.every is not None
+                assert fault.length is not None
+                rate, low, high = bursts.get(address, (0.0, *fault.length))
+                bursts[address] = (
+                    rate + 1 / fault.every, min(low, fault.length[0]), max(high, fault.length[1])
+                )  # fmt: skip
             elif fault.kind is FaultKind.UPLINK_CUT:
                 cut.add(fault.district or "")
             for port in fault.interfaces:
@@ -263,12 +206,18 @@ class FaultInjector:
                 assert fault.interface is not None
                 phase = OPER_DOWN if self._flap_down.get(fault.id) else OPER_UP
                 wanted.setdefault((fault.device, fault.interface), []).append(phase)
-        impairments = {
-            address: Impairment(
-                loss=round(1.0 - keep.get(address, 1.0), 6), delay=delay.get(address, 0.0)
+        impairments: dict[str, Impairment] = {}
+        plain = Impairment()
+        for address in set(keep) | set(delay) | set(jitter) | set(bursts):
+            rate, low, high = bursts.get(address, (0.0, plain.burst_min, plain.burst_max))
+            impairments[address] = Impairment(
+                loss=round(1.0 - keep.get(address, 1.0), 6),
+                delay=delay.get(address, 0.0),
+                jitter=round(jitter.get(address, 0.0), 6),
+                burst_every=round(1 / rate, 6) if rate else 0.0,
+                burst_min=low,
+                burst_max=high,
             )
-            for address in set(keep) | set(delay)
-        }
         oper: dict[str, dict[int, int]] = {}
         for (device, index), statuses in wanted.items():
             oper.setdefault(device, {})[index] = OPER_DOWN if OPER_DOWN in statuses else OPER_UP
@@ -405,15 +354,26 @@ class FaultInjector:
             if request.get(name) is None:
                 raise FaultInputError(name, f"required for {kind.value}")
         now = time.time()
-        if kind in (FaultKind.ENDPOINT_DOWN, FaultKind.LOSS, FaultKind.DELAY):
+        if kind in PING_KINDS:
             target = self._endpoint(request["target"])
             address = self._endpoint_address(target)
-            value = None if kind is FaultKind.ENDPOINT_DOWN else parse_value(kind, request["value"])
             where = f"{target} ({address})"
+            if kind is FaultKind.BURST:
+                every, length = parse_every(request["every"]), parse_length(request["length"])
+                span = f"{length[0]}" if length[0] == length[1] else f"{length[0]}-{length[1]}"
+                return Fault(
+                    id=fault_id, kind=kind, created=now, target=target, address=address,
+                    every=every, length=length, endpoints=(target,),
+                    summary=f"{where} loses bursts of {span} pings in a row, on average "
+                    f"every {every:g} s",
+                )  # fmt: skip
+            value = None if kind is FaultKind.ENDPOINT_DOWN else parse_value(kind, request["value"])
             summary = {
                 FaultKind.ENDPOINT_DOWN: f"{where} does not answer pings",
                 FaultKind.LOSS: f"{where} loses {(value or 0) * 100:g}% of pings",
                 FaultKind.DELAY: f"{where} answers pings {_ms(value or 0)} later",
+                FaultKind.JITTER: f"{where} answers pings with ± {_ms(value or 0)} jitter "
+                f"(each reply up to {_ms(value or 0)} earlier or later, at random)",
             }[kind]
             return Fault(id=fault_id, kind=kind, created=now, summary=summary, target=target,
                          address=address, value=value, endpoints=(target,))  # fmt: skip

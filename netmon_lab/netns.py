@@ -376,10 +376,7 @@ class EndpointNetwork:
 
     async def impair(self, impairments: Mapping[str, Impairment]) -> None:
         """Replace the responder's per-address table (addresses absent answer normally)."""
-        table = {
-            address: {"loss": impairment.loss, "delay": impairment.delay}
-            for address, impairment in impairments.items()
-        }
+        table = {address: impairment.to_json() for address, impairment in impairments.items()}
         async with self._lock:
             responder = self._responder
             if responder is None or responder.stdin is None or responder.returncode is not None:

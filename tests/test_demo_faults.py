@@ -76,10 +76,10 @@ def _injector(lab: FakeLab, *, network: bool = True, devices: bool = True) -> Fa
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
-        ({}, "kind: missing (one of: endpoint-down, loss, delay, interface-down, "
+        ({}, "kind: missing (one of: endpoint-down, loss, delay, jitter, burst, interface-down, "
              "interface-flap, uplink-cut)"),
         ({"kind": "boom"}, "kind: unknown fault kind 'boom' (one of: endpoint-down, loss, delay, "
-                           "interface-down, interface-flap, uplink-cut)"),
+                           "jitter, burst, interface-down, interface-flap, uplink-cut)"),
         ({"kind": "loss", "target": "ep-a"}, "value: required for loss"),
         ({"kind": "loss", "target": "ep-a", "value": 1.5},
          "value: 1.5 is not a loss ratio above 0 and at most 1, e.g. 0.05 (or 5%)"),
@@ -88,6 +88,33 @@ def _injector(lab: FakeLab, *, network: bool = True, devices: bool = True) -> Fa
         ({"kind": "delay", "target": "ep-a", "value": "soon"},
          "value: 'soon' is not extra delay in seconds, above 0 and at most 10, e.g. 0.2 "
          "(or 200ms)"),
+        ({"kind": "jitter", "target": "ep-a"}, "value: required for jitter"),
+        ({"kind": "jitter", "target": "ep-a", "value": "2s"},
+         "value: '2s' is not jitter in seconds, above 0 and at most 1, e.g. 0.003 (or 3ms: each "
+         "reply up to 3 ms earlier or later)"),
+        ({"kind": "jitter", "target": "ep-a", "value": 0},
+         "value: 0 is not jitter in seconds, above 0 and at most 1, e.g. 0.003 (or 3ms: each "
+         "reply up to 3 ms earlier or later)"),
+        ({"kind": "jitter", "target": "ep-z", "value": "3ms"},
+         "target: no endpoint 'ep-z' in the demo (ids as in /api/v1/targets, e.g. ep-a)"),
+        ({"kind": "burst", "target": "ep-a", "every": "2m"}, "length: required for burst"),
+        ({"kind": "burst", "target": "ep-a", "value": 5, "every": "2m", "length": "5-10"},
+         "value: not a field of burst (it takes: target, every, length)"),
+        ({"kind": "burst", "target": "ep-a", "every": "often", "length": "5-10"},
+         "every: 'often' is not the mean time between bursts in seconds, 1 to 86400, e.g. 120 "
+         "(or 2m)"),
+        ({"kind": "burst", "target": "ep-a", "every": "500ms", "length": "5-10"},
+         "every: '500ms' is not the mean time between bursts in seconds, 1 to 86400, e.g. 120 "
+         "(or 2m)"),
+        ({"kind": "burst", "target": "ep-a", "every": "2m", "length": "10-5"},
+         "length: '10-5' is not a burst length in echoes lost in a row, N or MIN-MAX with "
+         "1 <= MIN <= MAX <= 600, e.g. 5-10"),
+        ({"kind": "burst", "target": "ep-a", "every": "2m", "length": 0},
+         "length: 0 is not a burst length in echoes lost in a row, N or MIN-MAX with "
+         "1 <= MIN <= MAX <= 600, e.g. 5-10"),
+        ({"kind": "burst", "target": "ep-a", "every": "2m", "length": "5 to 10"},
+         "length: '5 to 10' is not a burst length in echoes lost in a row, N or MIN-MAX with "
+         "1 <= MIN <= MAX <= 600, e.g. 5-10"),
         ({"kind": "interface-flap", "device": "sw-ba-thuoc", "interface": 1, "value": 1},
          "value: 1 is not the flap period in seconds, 2 to 3600, e.g. 30 (down half of it, "
          "up the other half)"),
@@ -106,7 +133,10 @@ def _injector(lab: FakeLab, *, network: bool = True, devices: bool = True) -> Fa
          "3 LAN2)"),
     ],
     ids=["no-kind", "unknown-kind", "no-value", "loss-above-1", "loss-bool", "delay-text",
-         "flap-too-fast", "unknown-endpoint", "extra-field", "unknown-district",
+         "no-jitter", "jitter-above-1s", "jitter-zero", "jitter-unknown-endpoint",
+         "burst-no-length", "burst-value", "burst-every-text", "burst-every-too-often",
+         "burst-min-above-max", "burst-empty", "burst-length-words", "flap-too-fast",
+         "unknown-endpoint", "extra-field", "unknown-district",
          "unknown-device", "unknown-interface"],
 )  # fmt: skip
 async def test_a_bad_fault_is_refused_naming_the_field(
@@ -147,6 +177,47 @@ async def test_faults_combine_and_clearing_one_keeps_the_others() -> None:
     assert injector.faults() == []
 
 
+async def test_jitter_and_bursts_combine_with_loss_and_delay() -> None:
+    lab = FakeLab()
+    injector = _injector(lab)
+    await injector.add({"kind": "loss", "target": "ep-a", "value": "0.5%"})
+    await injector.add({"kind": "delay", "target": "ep-a", "value": "20ms"})
+    jitter = await injector.add({"kind": "jitter", "target": "ep-a", "value": "3ms"})
+    assert jitter.summary == (
+        "ep-a (198.18.0.2) answers pings with ± 3 ms jitter (each reply up to 3 ms earlier or "
+        "later, at random)"
+    )
+    burst = await injector.add({"kind": "burst", "target": "ep-a", "every": "2m", "length": "5-10"})
+    assert burst.summary == (
+        "ep-a (198.18.0.2) loses bursts of 5-10 pings in a row, on average every 120 s"
+    )
+    assert (burst.to_json()["every"], burst.to_json()["length"]) == (120.0, [5, 10])
+    # The issue's bad link, "0.5 % loss, 20 ± 3 ms, bursts of 5-10 every ~2 min", in one.
+    assert lab.impaired[-1] == {
+        "198.18.0.2": Impairment(
+            loss=0.005, delay=0.02, jitter=0.003, burst_every=120, burst_min=5, burst_max=10
+        )
+    }
+    # Two jitters widen the window by both; two bursts come as often as both together, their
+    # lengths spanning both ranges.
+    await injector.add({"kind": "jitter", "target": "ep-a", "value": 0.002})
+    await injector.add({"kind": "burst", "target": "198.18.0.2", "every": 60, "length": 3})
+    await injector.add({"kind": "burst", "target": "ep-c", "every": "10s", "length": [2, 4]})
+    assert lab.impaired[-1] == {
+        "198.18.0.2": Impairment(
+            loss=0.005, delay=0.02, jitter=0.005, burst_every=40, burst_min=3, burst_max=10
+        ),
+        "198.18.0.18": Impairment(burst_every=10, burst_min=2, burst_max=4),
+    }
+    await injector.clear(burst.id)
+    await injector.clear(jitter.id)
+    assert lab.impaired[-1]["198.18.0.2"] == Impairment(
+        loss=0.005, delay=0.02, jitter=0.002, burst_every=60, burst_min=3, burst_max=3
+    )
+    await injector.clear_all()
+    assert lab.impaired[-1] == {}
+
+
 async def test_a_flap_goes_down_first_then_up_and_down_wins_over_it() -> None:
     lab = FakeLab()
     injector = _injector(lab)
@@ -174,7 +245,7 @@ async def test_without_the_namespace_endpoint_faults_say_why_and_interface_fault
     injector = _injector(lab, network=False)
     assert injector.unavailable() == {
         "endpoint-down": "not root", "loss": "not root", "delay": "not root",
-        "uplink-cut": "not root",
+        "jitter": "not root", "burst": "not root", "uplink-cut": "not root",
     }  # fmt: skip
     with pytest.raises(FaultUnavailableError, match="endpoint-down faults are unavailable: not"):
         await injector.add({"kind": "endpoint-down", "target": "ep-a"})
@@ -437,6 +508,57 @@ def test_delay_raises_the_round_trip_by_that_much(clean: Demo) -> None:
 
 
 @pytest.mark.netns
+def test_jitter_shows_as_netmons_jitter_rising(clean: Demo) -> None:
+    def jitter() -> float | None:
+        return metric_value(clean.metrics(), "netmon_icmp_jitter_seconds", target="ep-so-11")
+
+    before = wait_until(jitter, what="a jitter figure for ep-so-11")
+    added = _cli("add", "jitter", "ep-so-11", "10ms", "--url", clean.url)
+    assert added.returncode == 0, added.stderr
+    clean.touched.add("ep-so-11")
+    assert "ep-so-11" in added.stdout
+    assert "answers pings with ± 10 ms jitter" in added.stdout
+    # Replies 0-20 ms late at random read as ~6.7 ms of jitter (RFC 3550) once they fill the
+    # 60 s window; 3 ms more than before is passed after a third of it. The deadline only
+    # catches a fault that does not take.
+    wait_until(
+        lambda: (jitter() or 0.0) > before + 0.003, timeout=75, interval=1, what="jitter",
+        showing=lambda: (before, jitter()),
+    )  # fmt: skip
+
+
+@pytest.mark.netns
+def test_a_burst_shows_as_a_run_of_lost_pings_and_the_link_answers_between(clean: Demo) -> None:
+    fault = clean.inject({"kind": "burst", "target": "ep-so-12", "every": "5s", "length": "5-6"})
+    assert fault["summary"] == (
+        f"ep-so-12 ({fault['address']}) loses bursts of 5-6 pings in a row, on average every 5 s"
+    )
+    first = clean.target("ep-so-12")
+    seen = {"received": first["packets_received"], "since": first["packets_sent"], "run": 0}
+
+    def lost_in_a_row() -> int:
+        """The longest run of lost pings seen so far, from the counters in /api/v1/targets:
+        every ping sent while none came back was lost, one after the other."""
+        target = clean.target("ep-so-12")
+        if target["packets_received"] != seen["received"]:
+            seen.update(received=target["packets_received"], since=target["packets_sent"])
+        seen["run"] = max(seen["run"], target["packets_sent"] - seen["since"])
+        return seen["run"]
+
+    # Bursts every ~5 s at one ping a second: the first comes within seconds; the deadline
+    # only catches a fault that does not take.
+    wait_until(
+        lambda: lost_in_a_row() >= 5, timeout=60, interval=0.3, what="5 pings lost in a row",
+        showing=lambda: seen,
+    )  # fmt: skip
+    answered = seen["received"]
+    wait_until(
+        lambda: clean.target("ep-so-12")["packets_received"] > answered,
+        timeout=HANG, interval=0.3, what="an answer after the burst",
+    )  # fmt: skip
+
+
+@pytest.mark.netns
 def test_uplink_cut_takes_down_the_district_and_only_it(clean: Demo) -> None:
     status, targets = call("GET", clean.url + "/api/v1/targets")
     assert status == 200
@@ -557,8 +679,8 @@ def test_without_namespace_rights_the_demo_runs_on_loopback_and_says_why() -> No
     try:
         assert "215 conference endpoints on loopback" in limited.output
         assert (
-            "Faults unavailable (endpoint-down, loss, delay, uplink-cut): building network "
-            "namespaces needs CAP_NET_ADMIN and CAP_SYS_ADMIN" in limited.output
+            "Faults unavailable (endpoint-down, loss, delay, jitter, burst, uplink-cut): building "
+            "network namespaces needs CAP_NET_ADMIN and CAP_SYS_ADMIN" in limited.output
         )
         status, document = limited.call("POST", {"kind": "endpoint-down", "target": "ep-so-01"})
         assert status == 503
