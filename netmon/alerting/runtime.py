@@ -133,6 +133,13 @@ class Alerting:
             log.exception("trap evaluation failed", extra={"target": state.target.id})
 
     def _on_check(self, done: CheckDone) -> None:
+        try:
+            self._check_done(done)
+        except Exception:
+            self.engine_errors += 1
+            log.exception("readiness report evaluation failed", extra={"check": done.report.id})
+
+    def _check_done(self, done: CheckDone) -> None:
         """A check finished: its report to the sinks that carry reports, and for a meeting
         about to start, an alert for every endpoint that is NO-GO (it ends 10 minutes into
         the meeting)."""
