@@ -6,11 +6,12 @@ checks"); `SCHEMA_VERSION` changes only when a field changes meaning or goes awa
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from netmon.model import iso
 
 SCHEMA_VERSION = 1
 
@@ -71,10 +72,6 @@ class EndpointReport:
         }
 
 
-def _iso(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")
-
-
 @dataclass(slots=True)
 class CheckReport:
     id: str
@@ -106,8 +103,8 @@ class CheckReport:
             "schema_version": SCHEMA_VERSION,
             "id": self.id,
             "scope": self.scope,
-            "started": _iso(self.started),
-            "finished": _iso(self.finished) if self.finished else None,
+            "started": iso(self.started),
+            "finished": iso(self.finished) if self.finished else None,
             "duration_seconds": round(self.duration, 3),
             "counts": self.counts(),
             "summary": self.summary(),
