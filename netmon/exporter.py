@@ -258,9 +258,9 @@ class StoreCollector:
         now_monotonic = time.monotonic()
         up = GaugeMetricFamily(
             "netmon_target_up",
-            "1 if the target answers ICMP, 0 if it is down (after down_after consecutive "
-            "losses); for a target watched only by TCP/SIP/HTTP probes (a web service), 1 if "
-            "its probes succeed. Absent until the first verdict.",
+            "1 if the target answers ICMP, 0 if it is down (a lost echo whose confirmation "
+            "echoes were all lost too, icmp.confirm); for a target watched only by TCP/SIP/HTTP "
+            "probes (a web service), 1 if its probes succeed. Absent until the first verdict.",
             labels=TARGET_UP_LABELS,
         )
         info = GaugeMetricFamily(
@@ -270,10 +270,30 @@ class StoreCollector:
         )
         rtts: list[tuple[list[str], Histogram]] = []
         sent = CounterMetricFamily(
-            "netmon_icmp_packets_sent", "ICMP echo requests sent.", labels=["target"]
+            "netmon_icmp_packets_sent",
+            "ICMP echo requests sent on the probe's interval (confirmation echoes apart).",
+            labels=["target"],
         )
         received = CounterMetricFamily(
-            "netmon_icmp_packets_received", "ICMP echo replies received in time.", labels=["target"]
+            "netmon_icmp_packets_received",
+            "Replies in time to the echoes of netmon_icmp_packets_sent.",
+            labels=["target"],
+        )
+        confirm_sent = CounterMetricFamily(
+            "netmon_icmp_confirm_packets_sent",
+            "Echoes sent at once to confirm a lost echo (or a reply from a down target).",
+            labels=["target"],
+        )
+        confirm_received = CounterMetricFamily(
+            "netmon_icmp_confirm_packets_received",
+            "Replies in time to confirmation echoes.",
+            labels=["target"],
+        )
+        bursts = GaugeMetricFamily(
+            "netmon_icmp_loss_bursts",
+            "Loss bursts (5 or more echoes lost in a row, then a reply before down) within "
+            "the loss window (icmp.loss_window).",
+            labels=["target"],
         )
         loss = GaugeMetricFamily(
             "netmon_icmp_loss_ratio",
@@ -282,7 +302,8 @@ class StoreCollector:
         )
         jitter = GaugeMetricFamily(
             "netmon_icmp_jitter_seconds",
-            "Mean absolute difference of consecutive RTTs over the sliding window (RFC 3550).",
+            "Mean absolute difference of consecutive RTTs over the sliding window (RFC 3550), "
+            "the largest 5 % of differences left out (one late reply is not jitter).",
             labels=["target"],
         )
         success = GaugeMetricFamily(
@@ -343,6 +364,9 @@ class StoreCollector:
                 rtts.append(([target_id], icmp.rtt))
                 sent.add_metric([target_id], icmp.sent_total)
                 received.add_metric([target_id], icmp.received_total)
+                confirm_sent.add_metric([target_id], icmp.confirm_sent_total)
+                confirm_received.add_metric([target_id], icmp.confirm_received_total)
+                bursts.add_metric([target_id], len(icmp.bursts))
                 loss_ratio = icmp.window.loss_ratio()
                 if loss_ratio is not None:
                     loss.add_metric([target_id], loss_ratio)
@@ -368,7 +392,8 @@ class StoreCollector:
             ["target"],
             rtts,
         )
-        yield from (up, info, rtt, sent, received, loss, jitter, success, probe_duration, age)
+        yield from (up, info, rtt, sent, received, confirm_sent, confirm_received, bursts)
+        yield from (loss, jitter, success, probe_duration, age)
         yield from (http_status, cert_not_after)
 
 

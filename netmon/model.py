@@ -52,15 +52,25 @@ class ProbeRole(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ReachPolicy:
-    """How the state store turns echoes into up and down for one target.
+    """How the state store turns echoes into up and down for one target, and how a doubtful
+    echo is confirmed.
 
     Resolved once per target when the inventory is built (from the settings of the probe that
     decides reachability, ICMP), not looked up on every round.
+
+    `down_after` and `up_after` count echoes in a row, confirmation echoes included: a lost
+    echo of a target that is up (or a reply from one that is down) is followed at once by
+    `confirm` echoes `confirm_spacing` apart, each given `confirm_timeout`, so the verdict
+    comes within a second instead of after several rounds.
     """
 
-    down_after: int = 2
-    up_after: int = 2
-    window: float = 60.0  # seconds of echoes behind loss and jitter
+    down_after: int = 11
+    up_after: int = 3
+    window: float = 60.0  # seconds of echoes behind RTT percentiles and jitter
+    loss_window: float = 600.0  # seconds of regular echoes behind the loss statistics
+    confirm: int = 10
+    confirm_spacing: float = 0.05
+    confirm_timeout: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,10 @@ class EchoRound(Observation):
 
     address: str = ""
     rtts: tuple[float | None, ...] = field(default_factory=tuple)
+    # Echoes sent at once to confirm a doubtful one (`ReachPolicy.confirm`): they decide up and
+    # down, but stay out of the loss, RTT and jitter statistics, which want echoes sent at
+    # regular times, not echoes sent because something looked wrong.
+    confirmation: bool = False
 
     @property
     def sent(self) -> int:

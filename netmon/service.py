@@ -28,6 +28,7 @@ from netmon.checks.service import Checks
 from netmon.config.errors import ConfigError
 from netmon.config.loader import load_file
 from netmon.config.schema import parse_listen
+from netmon.confirm import Confirmer
 from netmon.exporter import build_registry
 from netmon.inventory import Inventory
 from netmon.scheduler import Scheduler
@@ -92,6 +93,7 @@ class Service:
         self.traps: TrapIntake | None = None
         self._collectors: dict[str, Collector] = {}
         self._scheduler: Scheduler | None = None
+        self._confirmer: Confirmer | None = None
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
         self._ready = False
@@ -169,6 +171,7 @@ class Service:
             max_concurrency=self.inventory.config.scheduler.max_concurrency,
         )
         self._scheduler.apply(self.inventory)
+        self._confirmer = Confirmer(self.store, self._collectors)
         metrics_registry = build_registry(self.store)
         if self.alerting is not None:
             metrics_registry.register(AlertingCollector(self.alerting))
@@ -220,6 +223,8 @@ class Service:
             await asyncio.gather(self._reloading, return_exceptions=True)
         if self._scheduler is not None:
             await self._scheduler.stop()
+        if self._confirmer is not None:
+            await self._confirmer.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         for collector in self._collectors.values():

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from collectors.base import CollectorSettings
+from collectors.base import Collector, CollectorSettings
 from collectors.icmp import IcmpSettings
 from collectors.traps import TrapEvent
 from netmon.alerting.engine import AlertEngine
@@ -19,6 +19,7 @@ from netmon.alerting.traps import TrapAlerts
 from netmon.config.alerting import Silence
 from netmon.config.errors import ConfigError
 from netmon.config.loader import load_data
+from netmon.confirm import Confirmer
 from netmon.inventory import Inventory
 from netmon.meetings import meeting_windows
 from netmon.model import EchoRound, Observation, ProbeTarget
@@ -73,11 +74,30 @@ class Harness:
                           address="192.0.2.10", rtts=(rtt,))
             )  # fmt: skip
 
+    def lossy(self, target: str, lost: int, sent: int) -> None:
+        """`sent` regular echoes, `lost` of them lost, spread evenly (never 5 in a row)."""
+        step = sent / lost
+        losses = {int(i * step) for i in range(lost)}
+        self.echo(target, *(None if i in losses else 0.01 for i in range(sent)))
+
+    def confirm_if_doubtful(self, target: str, rtt: float | None) -> None:
+        """What netmon.confirm does after a doubtful echo: 10 quick echoes, here all alike."""
+        icmp = self.store.targets[target].icmp
+        if icmp is not None and icmp.doubtful:
+            self.store.record(
+                EchoRound(target=target, collector="icmp", ok=rtt is not None, duration=0.5,
+                          address="192.0.2.10", rtts=(rtt,) * 10, confirmation=True)
+            )  # fmt: skip
+
     def down(self, target: str) -> None:
-        self.echo(target, None, None, None)
+        """A regular echo lost, and its confirmation too."""
+        self.echo(target, None)
+        self.confirm_if_doubtful(target, None)
 
     def up(self, target: str) -> None:
-        self.echo(target, 0.01, 0.01)
+        """A regular echo answered, and its confirmation too when the target was down."""
+        self.echo(target, 0.01)
+        self.confirm_if_doubtful(target, 0.01)
 
     def advance(self, seconds: float, step: float = 1.0) -> None:
         end = self.clock.now + seconds
@@ -109,8 +129,8 @@ async def test_endpoint_down_fires_once_critical_and_resolves_once(db: AlertDB) 
     h.down("ep1")  # still down: no second notification
     h.advance(3)
     h.up("ep1")
-    h.advance(4)
-    assert len(await h.events()) == 1  # back, but not yet for the 5 s that clears it
+    h.advance(1)
+    assert len(await h.events()) == 1  # back, but not yet for the 2 s that clear it
     h.advance(2)
     events = await h.events()
     assert transitions(events) == [
@@ -141,6 +161,22 @@ class Echoes:
     async def close(self) -> None:
         return None
 
+    async def confirm(
+        self, target: ProbeTarget, address: str, settings: CollectorSettings
+    ) -> EchoRound:
+        assert isinstance(settings, IcmpSettings)
+        policy = settings.reach_policy()
+        answered = target.id not in self.cut
+        if not answered:
+            await self.clock.sleep(
+                (policy.confirm - 1) * policy.confirm_spacing + policy.confirm_timeout
+            )
+        rtt = 0.001 if answered else None
+        return EchoRound(
+            target=target.id, collector="icmp", ok=answered, duration=0.95, address=address,
+            rtts=(rtt,) * policy.confirm, confirmation=True,
+        )  # fmt: skip
+
     async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> Observation:
         assert isinstance(settings, IcmpSettings)
         if target.id not in self.cut:
@@ -154,18 +190,19 @@ class Echoes:
 @pytest.mark.parametrize("phase", [0.0, 0.25, 0.5, 0.75])
 async def test_a_dead_endpoint_is_endpoint_down_within_3_s(db: AlertDB, phase: float) -> None:
     # docs/architecture.md, "Alert timing": an endpoint that stops answering is EndpointDown
-    # after `down_after` (2) lost echoes at one a second (800 ms timeout): 1.8 to 2.8 s after
-    # the cut, wherever it falls in the second. The scheduler and the engine run on a fake
-    # clock here, so the time is exact under any load; on real packets it is the detection
-    # figure of bench/alert_bench.py.
+    # once its next echo is lost (800 ms timeout) and the 10 confirmation echoes sent then are
+    # lost too (50 ms apart, 500 ms timeout): 1.75 to 2.75 s after the cut, wherever it falls in
+    # the second. The scheduler, the confirmations and the engine run on a fake clock here, so
+    # the time is exact under any load; on real packets it is bench/alert_bench.py's figure.
     clock = FakeClock()
     inv = inventory()  # default ICMP settings
     h = Harness(inv, db, clock)  # type: ignore[arg-type]
     echoes = Echoes(clock)
+    collectors: dict[str, Collector] = {"icmp": echoes}
     scheduler = Scheduler(
-        store=h.store, collectors={"icmp": echoes}, max_concurrency=10,
-        clock=clock, sleep=clock.sleep,
-    )  # fmt: skip
+        store=h.store, collectors=collectors, max_concurrency=10, clock=clock, sleep=clock.sleep
+    )
+    confirmer = Confirmer(h.store, collectors)
     scheduler.apply(inv)
 
     def endpoint_down() -> bool:
@@ -180,8 +217,10 @@ async def test_a_dead_endpoint_is_endpoint_down_within_3_s(db: AlertDB, phase: f
         taken = await clock.advance_until(endpoint_down, within=5, what="EndpointDown")
     finally:
         await scheduler.stop()
-    assert 1.8 < taken <= 2.8 + 1e-9
+        await confirmer.stop()
+    assert 1.75 < taken <= 2.75 + 1e-9
     assert h.store.targets["ep2"].reach is Reach.UP  # only the cut one
+    assert confirmer.confirmations == 1  # ep2 answered every echo: nothing to confirm
 
 
 async def test_a_router_that_goes_down_is_target_down_major(db: AlertDB) -> None:
@@ -196,7 +235,7 @@ async def test_latency_hysteresis_raises_once_and_clears_only_below_the_clear_le
     db: AlertDB,
 ) -> None:
     h = Harness(inventory(), db, Clock())
-    h.echo("ep1", *[0.160] * 20)  # p95 160 ms > 150 ms warning level
+    h.echo("ep1", *[0.160] * 40)  # p95 160 ms > 150 ms warning level
     h.advance(5)
     assert await h.events() == []  # `for: 10s` not yet over
     h.advance(6)
@@ -220,13 +259,15 @@ async def test_latency_hysteresis_raises_once_and_clears_only_below_the_clear_le
 async def test_loss_that_gets_worse_raises_the_severity_of_the_same_alert(db: AlertDB) -> None:
     h = Harness(inventory(), db, Clock())
     h.up("ep1")
-    # 2 lost in 100 (2 %): above the 1 % major level, below the 5 % critical one.
-    h.echo("ep1", *([0.01] * 49 + [None] + [0.01] * 49 + [None]))
-    h.advance(6)
-    h.echo("ep1", 0.01)
-    h.echo("ep1", *([None, 0.01, 0.01, 0.01, 0.01] * 10))  # now ~9 %: critical
-    h.advance(6)
-    h.echo("ep1", 0.01)
+    # 10 lost in 200 (5 %): surely above the 1 % warning level, and measured above the 3 %
+    # major one: one major alert, not a warning first.
+    h.lossy("ep1", 10, 200)
+    h.advance(59)
+    assert await h.events() == []  # `for: 60s` not yet over
+    h.advance(2)
+    # Then 50 lost in 100 more: surely above the 10 % critical level.
+    h.lossy("ep1", 50, 100)
+    h.advance(61)
     events = await h.events()
     assert [(e.status.value, e.severity.value) for e in events] == [
         ("firing", "major"),
@@ -247,11 +288,11 @@ async def test_one_lost_echo_pages_nobody(db: AlertDB) -> None:
 async def test_a_flapping_target_is_one_alert_marked_flapping(db: AlertDB) -> None:
     h = Harness(inventory(), db, Clock())
     h.up("ep1")
-    for _ in range(15):  # down and up every 2 s for a minute
+    for _ in range(15):  # down and up every second for half a minute
         h.down("ep1")
-        h.advance(2)
+        h.advance(1)
         h.up("ep1")
-        h.advance(2)
+        h.advance(1)
     events = await h.events()
     assert {e.fingerprint for e in events} == {events[0].fingerprint}
     assert [e.status for e in events].count(Status.RESOLVED) <= 1
@@ -312,9 +353,10 @@ async def test_endpoints_behind_a_cut_district_are_one_alert_with_the_list(db: A
     for i in range(6):
         h.up(f"d1-ep{i}")
     h.up("d2-ep")
-    for _ in range(3):  # the district's link is cut: all its endpoints lose echoes together
-        for i in range(6):
-            h.echo(f"d1-ep{i}", None)
+    for i in range(6):  # the district's link is cut: all its endpoints lose an echo at once,
+        h.echo(f"d1-ep{i}", None)
+    for i in range(6):  # and then their confirmations
+        h.confirm_if_doubtful(f"d1-ep{i}", None)
     h.down("d2-ep")  # a lone endpoint elsewhere among healthy neighbours: paged at once
     assert transitions(await h.events()) == [("EndpointDown", "d2-ep", "firing")]
     h.advance(3)
@@ -456,16 +498,14 @@ async def test_an_announced_alert_that_changes_under_a_silence_still_resolves(
     clock = Clock()
     h = Harness(inventory(), db, clock)
     h.up("ep1")
-    h.echo("ep1", *([0.01] * 49 + [None] + [0.01] * 49 + [None]))  # 2 %: major
-    h.advance(6)
-    h.echo("ep1", 0.01)
+    h.lossy("ep1", 10, 200)  # 5 %: major
+    h.advance(61)
     ends = dt.datetime.fromtimestamp(clock.now + 600, dt.UTC)
     await h.engine.add_silence(
         Silence.model_validate({"matchers": {"target": "ep1"}, "ends_at": ends.isoformat()})
     )
-    h.echo("ep1", *([None, 0.01, 0.01, 0.01, 0.01] * 10))  # worse: critical, while silenced
-    h.advance(6)
-    h.echo("ep1", 0.01)
+    h.lossy("ep1", 50, 100)  # worse: surely above 10 %, critical, while silenced
+    h.advance(61)
     # It ends (here: its rule is switched off by a reload) while the silence still runs.
     h.engine.set_rules(
         inventory({"alerting": {"rules": {"HighPacketLoss": {"enabled": False}}}}).rules
@@ -487,9 +527,8 @@ async def test_restart_keeps_district_interface_and_trap_alerts_as_they_were(
     h = Harness(inv, db, clock)
     for i in range(6):
         h.up(f"d1-ep{i}")
-    for _ in range(2):
-        for i in range(6):
-            h.echo(f"d1-ep{i}", None)
+    for i in range(6):
+        h.down(f"d1-ep{i}")
     h.engine.fire_event("DeviceRebooted", inv.targets["sw-d1"], severity=Severity.WARNING, hold=900)
     h.advance(3)
     fired = transitions(await h.events())
@@ -499,9 +538,8 @@ async def test_restart_keeps_district_interface_and_trap_alerts_as_they_were(
     clock.now += 300  # netmon was away for a while; the district is still cut
     h2 = Harness(inv, db, clock)
     await h2.engine.restore()
-    for _ in range(2):
-        for i in range(6):
-            h2.echo(f"d1-ep{i}", None)
+    for i in range(6):
+        h2.down(f"d1-ep{i}")
     h2.advance(400)  # past the restore grace: nothing may have been repeated or resolved
     assert transitions(await h2.events()) == fired
     clock.now += 200  # the reboot alert's own 15 minutes are over
@@ -514,9 +552,8 @@ async def test_a_rule_reloaded_with_fewer_levels_or_disabled_neither_crashes_nor
 ) -> None:
     h = Harness(inventory(), db, Clock())
     h.up("ep1")
-    h.echo("ep1", *([None, 0.01, 0.01, 0.01, 0.01] * 20))  # ~20 %: critical
-    h.advance(6)
-    h.echo("ep1", 0.01)
+    h.lossy("ep1", 20, 100)  # 20 %: critical
+    h.advance(61)
     two_levels = inventory(
         {"alerting": {"rules": {"HighPacketLoss": {"levels": [
             {"severity": "warning", "above": 0.001, "clear": 0},
@@ -588,9 +625,8 @@ async def test_faults_of_a_room_in_a_meeting_are_one_severity_higher(db: AlertDB
     h = Harness(inv, db, clock)
     h.engine.set_meetings(meeting_windows(inv))
     h.up("ep1")
-    h.echo("ep1", *([0.01] * 49 + [None] + [0.01] * 49 + [None]))  # 2 %: major when idle
-    h.advance(6)
-    h.echo("ep1", 0.01)
+    h.lossy("ep1", 10, 200)  # 5 %: major when idle
+    h.advance(61)
     clock.now += 3600 - 1800  # half an hour before: the meeting's first check
     h.advance(1)
     events = await h.events()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, get_args
@@ -10,17 +11,19 @@ import pytest
 
 from collectors.registry import settings_model
 from netmon.alerting.model import Severity
+from netmon.alerting.rules import LOSS_CONFIDENCE_Z
 from netmon.alerting.signals import (
     SIGNALS,
     interface_names,
     interfaces_complete,
     interfaces_seen_up,
 )
+from netmon.alerting.tracked import Estimate, wilson
 from netmon.config.rules import Level, Metric, Rule
 from netmon.devices import DeviceState, InterfaceState
 from netmon.inventory import Target
-from netmon.model import InterfaceSample
-from netmon.state import EchoWindow, IcmpState, ProbeState, Reach, TargetState
+from netmon.model import InterfaceSample, ReachPolicy
+from netmon.state import EchoWindow, IcmpState, LossCounter, ProbeState, Reach, TargetState
 
 
 def _target(*probes: str) -> Target:
@@ -38,16 +41,23 @@ def _target(*probes: str) -> Target:
     )
 
 
-def _icmp(
-    reach: Reach, rtts: Iterable[float | None] = (), *, before: Iterable[float | None] = ()
-) -> IcmpState:
-    """ICMP state whose window holds `before` (sent before the target last came up, at 10) and
-    then `rtts` (since)."""
-    window = EchoWindow(60.0)
-    window.add(5.0, before)
+def _icmp(reach: Reach, rtts: Iterable[float | None] = (), *, bursts: int = 0) -> IcmpState:
+    """ICMP state whose windows hold `rtts`, sent since the target last came up, and `bursts`
+    loss bursts."""
+    rtts = list(rtts)
+    policy = ReachPolicy()
+    window = EchoWindow(policy.window)
     window.add(10.0, rtts)
+    loss = LossCounter(policy.loss_window)
+    loss.add(10.0, len(rtts), rtts.count(None))
     return IcmpState(
-        window=window, down_after=2, up_after=2, since=0.0, since_monotonic=10.0, reach=reach
+        window=window,
+        loss=loss,
+        policy=policy,
+        since=0.0,
+        since_monotonic=10.0,
+        reach=reach,
+        bursts=deque([10.0] * bursts),
     )
 
 
@@ -118,10 +128,11 @@ def _snmp(reason: str | None = None, icmp: IcmpState | None = None) -> Case:
     )
 
 
-RTTS = (0.010, 0.012, 0.011, 0.020, 0.015)
+RTTS = (0.010, 0.012, 0.011, 0.020, 0.015) * 8  # 40 round trips
 PORT_DOWN = _interface(1, "Gi0/1", oper=False)
 
-CASES: list[tuple[str, str, Case, list[tuple[dict[str, str], float | None]]]] = [
+Expected = list[tuple[dict[str, str], float | Estimate | None]]
+CASES: list[tuple[str, str, Case, Expected]] = [
     # down: ICMP's verdict; a web service's probes when it has nothing else
     ("down", "unknown until ICMP decides", Case(icmp=_icmp(Reach.UNKNOWN)), [({}, None)]),
     ("down", "icmp down", Case(icmp=_icmp(Reach.DOWN)), [({}, 1.0)]),
@@ -161,35 +172,45 @@ CASES: list[tuple[str, str, Case, list[tuple[dict[str, str], float | None]]]] = 
         [({"probe": "sip"}, 1.0), ({"probe": "tcp"}, 0.0)],
     ),
     ("probe_failed", "a web service: down says it", Case(probes={"http": _probe(False)}), []),
-    # loss_ratio: since the target last came up, from 10 echoes, from 2 lost
+    # loss_ratio: the echoes since the target last came up, from 60, with their 99 % bounds
     ("loss_ratio", "no icmp", Case(), []),
-    ("loss_ratio", "target down", Case(icmp=_icmp(Reach.DOWN, [None] * 10)), [({}, None)]),
-    ("loss_ratio", "fewer than 10 echoes", Case(icmp=_icmp(Reach.UP, [None] * 9)), [({}, None)]),
+    ("loss_ratio", "target down", Case(icmp=_icmp(Reach.DOWN, [None] * 60)), [({}, None)]),
+    ("loss_ratio", "fewer than 60 echoes", Case(icmp=_icmp(Reach.UP, [0.01] * 59)), [({}, None)]),
     (
         "loss_ratio",
-        "one lost is no loss",
-        Case(icmp=_icmp(Reach.UP, [None, *RTTS * 2])),
-        [({}, 0.0)],
+        "none lost of 600",
+        Case(icmp=_icmp(Reach.UP, [0.01] * 600)),
+        [({}, wilson(0, 600, LOSS_CONFIDENCE_Z))],
     ),
     (
         "loss_ratio",
-        "two lost of ten",
-        Case(icmp=_icmp(Reach.UP, [None, None, *RTTS, 0.01, 0.01, 0.01])),
-        [({}, 0.2)],
+        "12 lost of 600",
+        Case(icmp=_icmp(Reach.UP, [None] * 12 + [0.01] * 588)),
+        [({}, wilson(12, 600, LOSS_CONFIDENCE_Z))],
     ),
+    # loss_bursts: counted by the state store while the target is up
+    ("loss_bursts", "two bursts", Case(icmp=_icmp(Reach.UP, bursts=2)), [({}, 2.0)]),
+    ("loss_bursts", "none", Case(icmp=_icmp(Reach.UP)), [({}, 0.0)]),
+    ("loss_bursts", "target down", Case(icmp=_icmp(Reach.DOWN, bursts=2)), [({}, None)]),
+    # rtt_p95 and jitter: from 40 round trips (a late reply or two cannot move them), only up
+    ("rtt_p95", "39 round trips", Case(icmp=_icmp(Reach.UP, RTTS[:39])), [({}, None)]),
+    ("rtt_p95", "40 round trips", Case(icmp=_icmp(Reach.UP, RTTS)), [({}, 0.020)]),
     (
-        "loss_ratio",
-        "the outage before it came up is not loss",
-        Case(icmp=_icmp(Reach.UP, RTTS * 2, before=[None] * 5)),
-        [({}, 0.0)],
+        "rtt_p95",
+        "two late replies do not move it",
+        Case(icmp=_icmp(Reach.UP, (0.5, *RTTS[1:20], 0.5, *RTTS[21:]))),
+        [({}, 0.020)],
     ),
-    # rtt_p95 and jitter: from 5 round trips, only while up
-    ("rtt_p95", "four round trips", Case(icmp=_icmp(Reach.UP, RTTS[:4])), [({}, None)]),
-    ("rtt_p95", "five round trips", Case(icmp=_icmp(Reach.UP, RTTS)), [({}, 0.020)]),
     ("rtt_p95", "target down", Case(icmp=_icmp(Reach.DOWN, RTTS)), [({}, None)]),
     ("rtt_p95", "no icmp", Case(probes={"http": _probe(True)}), []),
-    ("jitter", "four round trips", Case(icmp=_icmp(Reach.UP, RTTS[:4])), [({}, None)]),
-    ("jitter", "five round trips", Case(icmp=_icmp(Reach.UP, RTTS)), [({}, 0.00425)]),
+    ("jitter", "39 round trips", Case(icmp=_icmp(Reach.UP, RTTS[:39])), [({}, None)]),
+    ("jitter", "40 round trips", Case(icmp=_icmp(Reach.UP, RTTS)), [({}, 0.004)]),
+    (
+        "jitter",
+        "one late reply is not jitter",
+        Case(icmp=_icmp(Reach.UP, (*RTTS[:20], 0.3, *RTTS[21:]))),
+        [({}, 0.0043056)],
+    ),
     ("jitter", "target unknown", Case(icmp=_icmp(Reach.UNKNOWN, RTTS)), [({}, None)]),
     # interface_down: admin up and oper down, once seen up (unused ports stay quiet)
     (
@@ -285,14 +306,15 @@ def test_every_metric_has_a_signal() -> None:
         for metric, name, case, expected in CASES
     ],
 )
-def test_signal(
-    metric: str, case: Case, expected: list[tuple[dict[str, str], float | None]]
-) -> None:
+def test_signal(metric: str, case: Case, expected: Expected) -> None:
     rule = Rule.model_validate(
         {"metric": metric, "levels": [{"severity": "warning", "above": 0.5}], **case.rule}
     )
     readings = list(SIGNALS[metric](case.state(), rule, case.seen_up))
-    assert readings == [(labels, pytest.approx(value)) for labels, value in expected]
+    assert readings == [
+        (labels, value if isinstance(value, Estimate) else pytest.approx(value, abs=1e-6))
+        for labels, value in expected
+    ]
 
 
 def test_interfaces_seen_up_are_those_an_interface_down_rule_watches_that_are_up() -> None:

@@ -20,7 +20,7 @@ from netmon.alerting.outbox import Outbox
 from netmon.alerting.rendering import render
 from netmon.alerting.silences import Silences
 from netmon.alerting.topology import Topology
-from netmon.alerting.tracked import Tracked, desired_level
+from netmon.alerting.tracked import Estimate, Tracked, desired_level
 from netmon.config.alerting import AlertingConfig
 from netmon.config.rules import Rule
 from netmon.inventory import Target
@@ -62,7 +62,7 @@ class Lifecycle:
         rule: Rule,
         target: Target,
         labels: dict[str, str],
-        value: float | None,
+        value: float | Estimate | None,
         now: float,
         extra: dict[str, object] | None = None,
     ) -> None:
@@ -80,7 +80,7 @@ class Lifecycle:
             tracked = Tracked(name, target.id, labels, rule, rule.metric)
             self.alerts[key] = tracked
         tracked.rule = rule
-        tracked.value = value
+        tracked.value = value.value if isinstance(value, Estimate) else value
         tracked.restored_until = None
         if extra is not None:
             tracked.extra = extra
@@ -96,7 +96,12 @@ class Lifecycle:
             tracked.candidate = None
             return
         if tracked.candidate != desired:
-            tracked.candidate, tracked.candidate_since = desired, now
+            # A change of heart in the same direction (a pending warning that turns out to be
+            # a major) keeps its start: the condition has held since then.
+            rising = desired > tracked.level
+            if tracked.candidate is None or (tracked.candidate > tracked.level) != rising:
+                tracked.candidate_since = now
+            tracked.candidate = desired
         wait = tracked.rule.for_ if desired > tracked.level else tracked.rule.clear_for
         if now - tracked.candidate_since >= wait:
             self._transition(tracked, desired, now)

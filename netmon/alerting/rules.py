@@ -11,10 +11,15 @@ from typing import Any
 
 # Rules on these metrics are evaluated once per interface, not once per target.
 INTERFACE_METRICS = frozenset({"interface_down", "interface_errors", "interface_utilization"})
-# One lost echo in a 60-echo window is already 1.7 %, above the 1 % level: a single stray
-# loss must not page anybody, so loss counts only from this many lost echoes in the window.
-MIN_LOST_ECHOES = 2
-MIN_RTT_SAMPLES = 5
+# Loss is judged on the regular echoes of the loss window (10 minutes) with a Wilson score
+# interval: an alert fires once its lower bound passes a level, i.e. when netmon is 99 % sure
+# (one-sided) that the loss is above it, not when two echoes happen to be lost. Below a minute
+# of echoes nothing is judged at all.
+LOSS_CONFIDENCE_Z = 2.326
+MIN_LOSS_SAMPLES = 60
+# RTT and jitter need this many replies in their window: the 95th percentile of 40 leaves the
+# two highest out, so a single late reply (a pause, a busy target) cannot raise HighLatency.
+MIN_RTT_SAMPLES = 40
 
 STANDARD_TRAPS: dict[str, dict[str, Any]] = {
     # linkDown/linkUp drive InterfaceDown as the poll does: a trap is just the faster news.

@@ -12,13 +12,14 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Container, Iterator, Mapping
 
-from netmon.alerting.rules import MIN_LOST_ECHOES, MIN_RTT_SAMPLES
+from netmon.alerting.rules import LOSS_CONFIDENCE_Z, MIN_LOSS_SAMPLES, MIN_RTT_SAMPLES
+from netmon.alerting.tracked import Estimate, wilson
 from netmon.config.rules import Rule
 from netmon.devices import InterfaceState
 from netmon.model import InterfaceSample
 from netmon.state import IcmpState, Reach, TargetState, jitter, percentile_95
 
-Reading = tuple[dict[str, str], float | None]
+Reading = tuple[dict[str, str], float | Estimate | None]
 # (the target's state, the rule, the (target, ifname) of interfaces seen up before) -> readings
 Signal = Callable[[TargetState, Rule, Container[tuple[str, str]]], Iterator[Reading]]
 
@@ -61,7 +62,7 @@ def probe_failed(
             yield {"probe": name}, float(not probe.success)
 
 
-def _link_quality(measure: Callable[[IcmpState], float | None]) -> Signal:
+def _link_quality(measure: Callable[[IcmpState], float | Estimate | None]) -> Signal:
     """A quality signal of the ICMP window: nothing without ICMP, and unknown while the target
     is not up (the quality of a dead link means nothing; EndpointDown covers it)."""
 
@@ -75,12 +76,10 @@ def _link_quality(measure: Callable[[IcmpState], float | None]) -> Signal:
     return signal
 
 
-def _loss_ratio(icmp: IcmpState) -> float | None:
-    # Only echoes since the target last came up: an outage is not packet loss.
-    sent, lost = icmp.window.counts_since(icmp.since_monotonic)
-    if sent < 10:
-        return None
-    return lost / sent if lost >= MIN_LOST_ECHOES else 0.0
+def _loss(icmp: IcmpState) -> Estimate | None:
+    # The loss window holds only echoes since the target last came up: an outage is not loss.
+    sent, lost = icmp.loss.counts()
+    return wilson(lost, sent, LOSS_CONFIDENCE_Z) if sent >= MIN_LOSS_SAMPLES else None
 
 
 def _rtt_p95(icmp: IcmpState) -> float | None:
@@ -163,8 +162,9 @@ def interface_utilization(
 SIGNALS: Mapping[str, Signal] = {
     "down": down,
     "rtt_p95": _link_quality(_rtt_p95),
-    "loss_ratio": _link_quality(_loss_ratio),
+    "loss_ratio": _link_quality(_loss),
     "jitter": _link_quality(_jitter),
+    "loss_bursts": _link_quality(lambda icmp: float(len(icmp.bursts))),
     "snmp_down": snmp_down,
     "snmp_auth": snmp_auth,
     "interface_down": interface_down,

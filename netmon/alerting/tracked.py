@@ -6,6 +6,7 @@ it. Nothing here decides a transition, renders or writes anything.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,11 +51,56 @@ class Tracked:
         return self.rule.levels[max(level, 0)].severity
 
 
-def desired_level(levels: Sequence[Level], current: int, value: float) -> int:
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A share measured on a sample (loss over the echoes of a window), with the bounds of its
+    confidence interval: a reading judged with statistics, not taken at face value."""
+
+    value: float
+    low: float
+    high: float
+
+
+def wilson(lost: int, sent: int, z: float) -> Estimate:
+    """The share lost with its Wilson score interval: unlike the normal approximation it stays
+    inside 0..1 and is honest for the few losses a healthy link has."""
+    share = lost / sent
+    z2 = z * z
+    centre = (share + z2 / (2 * sent)) / (1 + z2 / sent)
+    half = z * math.sqrt(share * (1 - share) / sent + z2 / (4 * sent * sent)) / (1 + z2 / sent)
+    return Estimate(share, max(0.0, centre - half), min(1.0, centre + half))
+
+
+def desired_level(levels: Sequence[Level], current: int, value: float | Estimate) -> int:
     """The highest level whose raise point the value passed, or that it has not yet fallen
-    back below the clear point of (hysteresis)."""
+    back below the clear point of (hysteresis). An estimate is judged by `judged_level`."""
+    if isinstance(value, Estimate):
+        return judged_level(levels, current, value)
     desired = -1
     for index, level in enumerate(levels):
         if value > level.above or (index <= current and value > level.clear_at):
             desired = index
     return desired
+
+
+def judged_level(levels: Sequence[Level], current: int, estimate: Estimate) -> int:
+    """Levels for a statistical reading, so that one incident is one notification.
+
+    - Quiet, it fires once the lower bound passes the lowest level (netmon is sure the share
+      is above it), at the level of the measured share then: a 5 % loss is major at once, not
+      a warning and then a major.
+    - Firing, it rises only when the lower bound passes a higher level, and never falls while
+      it lasts (a share near a level would otherwise notify at every wobble); the value shown
+      with it stays current.
+    - It clears once the measured share is back at the lowest level's clear point.
+    """
+    if current < 0:
+        if estimate.low <= levels[0].above:
+            return -1
+        return max(i for i, level in enumerate(levels) if i == 0 or estimate.value > level.above)
+    surer = [i for i, level in enumerate(levels) if i > current and estimate.low > level.above]
+    if surer:
+        return surer[-1]
+    if estimate.value <= levels[0].clear_at:
+        return -1
+    return current

@@ -11,7 +11,7 @@ from typing import Any
 from netmon.alerting.model import AlertEvent, Severity
 from netmon.alerting.tracked import Tracked
 
-QUALITY_ALERTS = frozenset({"HighLatency", "HighPacketLoss", "HighJitter"})
+QUALITY_ALERTS = frozenset({"HighLatency", "HighPacketLoss", "HighJitter", "LinkUnstable"})
 
 
 def firing(alerts: Iterable[Tracked]) -> list[AlertEvent]:
