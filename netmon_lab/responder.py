@@ -211,6 +211,10 @@ def parse_table(line: str) -> dict[bytes, Impairment]:
 
 
 SO_RCVBUFFORCE = 33  # Linux; Python 3.11 has no name for it
+# A control line holds the whole table, ~45-65 bytes an address: asyncio's default line limit
+# (64 KiB) ends at about 1,000-1,400 addresses, and a longer line kills the control task
+# silently. 16 MiB leaves room for any lab this machine can build.
+CONTROL_LINE_LIMIT = 16 * 1024 * 1024
 
 
 class Responder:
@@ -291,7 +295,7 @@ class Responder:
 async def _control(responder: Responder, stop: asyncio.Event) -> None:
     """Apply the tables that arrive on stdin; stdin closing (the parent gone) stops us."""
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=CONTROL_LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while line := await reader.readline():
         try:
