@@ -20,7 +20,7 @@ SYSTEM_TOOLS := ip:iproute2 sysctl:procps setpriv:util-linux promtool:prometheus
 BENCH_TOOLS := fping:fping prometheus-snmp-exporter:prometheus-snmp-exporter \
   prometheus-blackbox-exporter:prometheus-blackbox-exporter snmptrapd:snmptrapd
 
-.PHONY: setup system-deps bench-deps apt-missing demo test lint format bench clean
+.PHONY: setup system-deps bench-deps apt-missing demo test lint format bench lossy-links clean
 
 setup: system-deps $(STAMP)
 
@@ -73,6 +73,11 @@ bench: setup bench-deps
 	$(BIN)/python -m bench.check_bench
 	$(BIN)/python -m bench.sip_bench
 	$(BIN)/python -m bench.service_bench
+
+# Issue 13's proof campaign (~10 min, root): netmon on lossy lab links, goal by goal. Not part
+# of `test` or `bench`. A quick self-check: make lossy-links ARGS="--minutes 1 --endpoints 10"
+lossy-links: setup
+	$(BIN)/python -m bench.lossy_links $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
