@@ -25,7 +25,8 @@ from prometheus_client.samples import Sample
 
 from netmon import __version__
 from netmon.checks.model import Verdict
-from netmon.state import Histogram, Reach, StateStore
+from netmon.state import Reach, StateStore
+from netmon.windows import Histogram
 
 TARGET_UP_LABELS = ["target", "kind", "site", "group"]
 # netmon_endpoint_readiness_verdict: higher is worse, so dashboards colour and sort by value.

@@ -8,11 +8,9 @@ nothing here does I/O. Time comes from an injectable `Clock`, so tests drive it.
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -29,12 +27,8 @@ from netmon.model import (
     ReachPolicy,
     TrapEvent,
 )
+from netmon.windows import RTT_BUCKETS, EchoWindow, Histogram, LossCounter
 
-# Round trips from a LAN (sub-millisecond) to a congested rural broadband link (seconds).
-RTT_BUCKETS = (
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075,
-    0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0,
-)  # fmt: skip
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LAG_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 
@@ -49,125 +43,6 @@ def live_status(reach: Reach, degraded: bool) -> str:
     """up, down, degraded or unknown: the reach, with "degraded" for a target that answers
     while a quality alert (latency, loss, jitter) is pending or firing for it."""
     return "degraded" if reach is Reach.UP and degraded else reach.value
-
-
-class Histogram:
-    """Cumulative-bucket histogram in the Prometheus sense, kept as plain counts."""
-
-    def __init__(self, buckets: Iterable[float]) -> None:
-        self.bounds = tuple(buckets)
-        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.sum += value
-
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
-
-    def cumulative(self) -> list[tuple[str, int]]:
-        running = 0
-        out = []
-        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
-            running += count
-            out.append(("+Inf" if bound == float("inf") else repr(bound), running))
-        return out
-
-
-class EchoWindow:
-    """Echo outcomes over the last `seconds`, in send order, for loss, jitter and percentiles."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._entries: deque[tuple[float, float | None]] = deque()
-
-    def add(self, when: float, rtts: Iterable[float | None]) -> None:
-        for rtt in rtts:
-            self._entries.append((when, rtt))
-        self.prune(when)
-
-    def prune(self, now: float) -> None:
-        horizon = now - self.seconds
-        while self._entries and self._entries[0][0] < horizon:
-            self._entries.popleft()
-
-    @property
-    def sent(self) -> int:
-        return len(self._entries)
-
-    def rtts(self) -> list[float]:
-        return [rtt for _, rtt in self._entries if rtt is not None]
-
-    def loss_ratio(self) -> float | None:
-        if not self._entries:
-            return None
-        lost = sum(1 for _, rtt in self._entries if rtt is None)
-        return lost / len(self._entries)
-
-    def jitter(self) -> float | None:
-        """Mean absolute difference of consecutive RTTs (RFC 3550's D), over the window."""
-        return jitter(self.rtts())
-
-
-class LossCounter:
-    """Regular echoes sent and lost over the last `seconds`, kept as counts per 10 s bucket:
-    ten minutes of a target's echoes in 60 small entries, not 600 (at 10,000 targets that
-    difference is memory)."""
-
-    BUCKET = 10.0
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._buckets: deque[list[float]] = deque()  # [start, sent, lost]
-
-    def add(self, when: float, sent: int, lost: int) -> None:
-        start = when - when % self.BUCKET
-        if not self._buckets or self._buckets[-1][0] != start:
-            self._buckets.append([start, 0, 0])
-        bucket = self._buckets[-1]
-        bucket[1] += sent
-        bucket[2] += lost
-        self.prune(when)
-
-    def prune(self, now: float) -> None:
-        horizon = now - self.seconds
-        while self._buckets and self._buckets[0][0] + self.BUCKET <= horizon:
-            self._buckets.popleft()
-
-    def clear(self) -> None:
-        self._buckets.clear()
-
-    def counts(self) -> tuple[int, int]:
-        """(sent, lost) over the window."""
-        return (
-            int(sum(bucket[1] for bucket in self._buckets)),
-            int(sum(bucket[2] for bucket in self._buckets)),
-        )
-
-
-def jitter(rtts: Sequence[float]) -> float | None:
-    """Mean absolute difference of consecutive RTTs (RFC 3550's D); None below two.
-
-    From ten differences on, the largest 5 % (and at least two) are left out: one late reply (a
-    garbage-collection pause here, a busy CPU on the target) makes two large differences and
-    would otherwise read as jitter for as long as it stays in the window. Jitter on a link is
-    many replies wandering, which the trimmed mean keeps.
-    """
-    if len(rtts) < 2:
-        return None
-    differences = [abs(b - a) for a, b in itertools.pairwise(rtts)]
-    if len(differences) >= 10:
-        differences.sort()
-        del differences[len(differences) - (2 + len(differences) // 20) :]
-    return sum(differences) / len(differences)
-
-
-def percentile_95(values: Sequence[float]) -> float:
-    """The 95th percentile, rounded down to a sample: of 40 it leaves the two highest out."""
-    ordered = sorted(values)
-    return ordered[int(0.95 * (len(ordered) - 1))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +63,9 @@ DEFAULT_REACH = ReachPolicy()
 # A run of this many lost echoes in a row (confirmation echoes included) that ends in a reply
 # before the target is declared down is a loss burst: a link that drops out for a moment.
 # At 5 % independent loss a run of 5 happens once in 3 million echoes; a radio link's bursts
-# of 5-10 are every one of them.
+# of 5-10 are every one of them. A burst's regular echoes leave the loss sample: the loss
+# statistics describe a link's steady loss, and a link that drops out now and then is another
+# fault, with its own alert (LinkUnstable); no echo counts for both.
 BURST_ECHOES = 5
 
 
@@ -206,6 +83,7 @@ class IcmpState:
     confirm_received_total: int = 0
     reach: Reach = Reach.UNKNOWN
     consecutive_lost: int = 0
+    consecutive_lost_regular: int = 0  # of those, the regular echoes (in the loss sample)
     consecutive_received: int = 0
     last_rtt: float | None = None
     address: str = ""
@@ -250,6 +128,7 @@ class IcmpState:
         for rtt in echo.rtts:
             if rtt is None:
                 self.consecutive_lost += 1
+                self.consecutive_lost_regular += not echo.confirmation
                 self.consecutive_received = 0
                 if self.consecutive_lost >= self.policy.down_after and self.reach is not Reach.DOWN:
                     self.reach = Reach.DOWN
@@ -258,9 +137,10 @@ class IcmpState:
                     self.rtt.observe(rtt)
                 if self.consecutive_lost >= BURST_ECHOES and self.reach is Reach.UP:
                     self.bursts.append(now)
+                    self.loss.forget_lost(self.consecutive_lost_regular)
                 self.last_rtt = rtt
                 self.consecutive_received += 1
-                self.consecutive_lost = 0
+                self.consecutive_lost = self.consecutive_lost_regular = 0
                 # From unknown the first reply is proof enough; from down, wait for up_after.
                 if self.reach is Reach.UNKNOWN or (
                     self.reach is Reach.DOWN and self.consecutive_received >= self.policy.up_after

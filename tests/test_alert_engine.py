@@ -638,3 +638,32 @@ async def test_faults_of_a_room_in_a_meeting_are_one_severity_higher(db: AlertDB
     clock.now += 1800 + 7200  # the meeting is over
     h.advance(1)
     assert (await h.events())[-1].severity is Severity.MAJOR
+
+
+async def test_an_event_alert_that_keeps_firing_and_clearing_is_damped_as_flapping(
+    db: AlertDB,
+) -> None:
+    # A trap rule with a clear trap (a UPS on mains, on battery, on mains...): each pair would
+    # be a page and its resolve; from the 6th change in 2 minutes it is one alert, flapping.
+    clock = Clock()
+    inv = inventory()
+    h = Harness(inv, db, clock)
+    ups = inv.targets["rtr"]
+    for _ in range(10):
+        h.engine.fire_event("OnBattery", ups, severity=Severity.MAJOR, hold=600)
+        h.advance(5)
+        h.engine.clear_event("OnBattery", ups, {})
+        h.advance(5)
+    events = await h.events()
+    assert transitions(events) == [
+        ("OnBattery", "rtr", "firing"),
+        ("OnBattery", "rtr", "resolved"),
+        ("OnBattery", "rtr", "firing"),
+        ("OnBattery", "rtr", "resolved"),
+        ("OnBattery", "rtr", "firing"),
+        ("OnBattery", "rtr", "firing"),  # the 6th change (a clear): flapping, held from here
+    ]
+    assert events[-1].flapping
+    h.advance(61)  # quiet for a minute, and cleared: it settles and resolves once
+    assert transitions(await h.events())[-1] == ("OnBattery", "rtr", "resolved")
+    assert len(await h.events()) == len(events) + 1

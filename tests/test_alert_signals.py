@@ -23,7 +23,8 @@ from netmon.config.rules import Level, Metric, Rule
 from netmon.devices import DeviceState, InterfaceState
 from netmon.inventory import Target
 from netmon.model import InterfaceSample, ReachPolicy
-from netmon.state import EchoWindow, IcmpState, LossCounter, ProbeState, Reach, TargetState
+from netmon.state import IcmpState, ProbeState, Reach, TargetState
+from netmon.windows import EchoWindow, LossCounter
 
 
 def _target(*probes: str) -> Target:

@@ -529,34 +529,30 @@ def test_jitter_shows_as_netmons_jitter_rising(clean: Demo) -> None:
 
 
 @pytest.mark.netns
-def test_a_burst_shows_as_a_run_of_lost_pings_and_the_link_answers_between(clean: Demo) -> None:
+def test_a_burst_is_a_loss_burst_and_an_unstable_link_never_a_down(clean: Demo) -> None:
     fault = clean.inject({"kind": "burst", "target": "ep-so-12", "every": "5s", "length": "5-6"})
     assert fault["summary"] == (
         f"ep-so-12 ({fault['address']}) loses bursts of 5-6 pings in a row, on average every 5 s"
     )
-    first = clean.target("ep-so-12")
-    seen = {"received": first["packets_received"], "since": first["packets_sent"], "run": 0}
+    ups: list[float | None] = []
 
-    def lost_in_a_row() -> int:
-        """The longest run of lost pings seen so far, from the counters in /api/v1/targets:
-        every ping sent while none came back was lost, one after the other."""
-        target = clean.target("ep-so-12")
-        if target["packets_received"] != seen["received"]:
-            seen.update(received=target["packets_received"], since=target["packets_sent"])
-        seen["run"] = max(seen["run"], target["packets_sent"] - seen["since"])
-        return seen["run"]
+    def bursts() -> float:
+        text = clean.metrics()
+        ups.append(metric_value(text, "netmon_target_up", target="ep-so-12"))
+        return metric_value(text, "netmon_icmp_loss_bursts", target="ep-so-12") or 0.0
 
-    # Bursts every ~5 s at one ping a second: the first comes within seconds; the deadline
-    # only catches a fault that does not take.
-    wait_until(
-        lambda: lost_in_a_row() >= 5, timeout=60, interval=0.3, what="5 pings lost in a row",
-        showing=lambda: seen,
-    )  # fmt: skip
-    answered = seen["received"]
-    wait_until(
-        lambda: clean.target("ep-so-12")["packets_received"] > answered,
-        timeout=HANG, interval=0.3, what="an answer after the burst",
-    )  # fmt: skip
+    # Bursts every ~5 s: the first comes within seconds; the deadline only catches a fault that
+    # does not take. The lost echo that starts one is confirmed by 10 quick echoes, which see
+    # the burst through: a burst, and the target never down.
+    wait_until(lambda: bursts() >= 2, timeout=60, interval=0.3, what="two loss bursts")
+    assert set(ups) == {1.0}
+
+    def unstable() -> list[str]:
+        _, alerts = call("GET", clean.url + "/api/v1/alerts")
+        return [a["alertname"] for a in alerts["alerts"] if a["target"] == "ep-so-12"]
+
+    wait_until(lambda: "LinkUnstable" in unstable(), timeout=HANG, interval=0.3, what="alert")
+    assert "EndpointDown" not in unstable()
 
 
 @pytest.mark.netns
@@ -714,7 +710,9 @@ def test_the_demo_lab_is_checked_whole_and_its_troubled_sites_show_with_reasons(
     report = json.loads(result.stdout)
     # How long the check takes is a figure of `make bench` (bench/check_bench.py), not a bound.
     assert len(report["endpoints"]) == 215
-    assert report["counts"] == {"GO": 212, "WARN": 1, "NO-GO": 2}, report["summary"]
+    assert report["counts"] == {"GO": 212, "WARN": 1, "NO-GO": 2}, [
+        (e["target"], e["verdict"], e["reasons"]) for e in report["endpoints"][:4]
+    ]
     by_id = {e["target"]: e for e in report["endpoints"]}
     assert {e["target"] for e in report["endpoints"][:3]} == {
         "ep-so-06", "ep-ba-thuoc-xa07", "ep-ba-thuoc-xa06",
@@ -726,10 +724,11 @@ def test_the_demo_lab_is_checked_whole_and_its_troubled_sites_show_with_reasons(
     assert re.fullmatch(r"RTT p95 5\d\d ms > 300 ms", by_id["ep-ba-thuoc-xa07"]["reasons"][0])
     assert by_id["ep-ba-thuoc-xa06"]["verdict"] == "WARN"
     assert re.fullmatch(r"RTT p95 1[89]\d ms > 150 ms", by_id["ep-ba-thuoc-xa06"]["reasons"][0])
-    # The targets API says what MQTT says: answering, but degraded by its latency alert.
+    # The targets API says what MQTT says: answering, but degraded by its latency alert (40
+    # replies in its window and 10 s above the level: within a minute of the demo's start).
     wait_until(
         lambda: clean.target("ep-ba-thuoc-xa07")["status"] == "degraded",
-        timeout=20,
+        timeout=60,
         what="the satellite site degraded",
     )
     assert clean.target("ep-ba-thuoc-xa07")["state"] == "up"

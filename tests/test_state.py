@@ -7,7 +7,8 @@ import pytest
 from netmon.config.loader import load_data
 from netmon.inventory import Inventory
 from netmon.model import EchoRound, Observation
-from netmon.state import EchoWindow, Histogram, Reach, StateStore
+from netmon.state import Clock, Reach, StateStore
+from netmon.windows import EchoWindow, Histogram
 
 
 def _inventory(*targets: dict[str, object], **icmp: object) -> Inventory:
@@ -133,3 +134,112 @@ def test_a_target_whose_rounds_stopped_reports_no_stale_loss() -> None:
     families = {family.name: family for family in StoreCollector(store).collect()}
     assert families["netmon_icmp_loss_ratio"].samples == []
     assert icmp.window.loss_ratio() is None
+
+
+def _confirmation(target: str, *rtts: float | None) -> EchoRound:
+    ok = any(rtt is not None for rtt in rtts)
+    return EchoRound(target=target, collector="icmp", ok=ok, duration=0.5, rtts=tuple(rtts),
+                     address="127.0.0.1", confirmation=True)  # fmt: skip
+
+
+class Ticks:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _store(**icmp: object) -> tuple[StateStore, Ticks]:
+    ticks = Ticks()
+    store = StateStore(clock=Clock(wall=ticks, monotonic=ticks))
+    store.apply_inventory(_inventory({"id": "a", "address": "127.0.0.1"}, **icmp))
+    return store, ticks
+
+
+def test_a_lost_echo_is_doubtful_and_only_a_lost_confirmation_takes_the_target_down() -> None:
+    store, _ = _store()  # defaults: 10 confirmation echoes, down after 11 lost, up after 3
+    state = store.targets["a"]
+    store.record(_echo("a", 0.01))
+    store.record(_echo("a", None))
+    assert state.icmp is not None
+    assert (state.reach, state.icmp.doubtful) == (Reach.UP, True)
+    store.record(_confirmation("a", *[None] * 9, 0.01))  # one reply: it is there after all
+    assert (state.reach, state.icmp.doubtful) == (Reach.UP, False)
+    store.record(_echo("a", None))
+    store.record(_confirmation("a", *[None] * 10))
+    assert (state.reach, state.icmp.doubtful) == (Reach.DOWN, False)
+    store.record(_echo("a", None))
+    assert not state.icmp.doubtful  # down and silent: nothing to confirm
+    store.record(_echo("a", 0.01))
+    assert (state.reach, state.icmp.doubtful) == (Reach.DOWN, True)  # a reply from a down one
+    store.record(_confirmation("a", 0.01, 0.01, *[None] * 8))
+    assert state.reach is Reach.UP
+
+
+def test_confirmation_echoes_decide_reach_but_stay_out_of_the_statistics() -> None:
+    store, _ = _store()
+    store.record(_echo("a", 0.01))
+    store.record(_echo("a", None))
+    store.record(_confirmation("a", 0.5, *[0.01] * 9))
+    icmp = store.targets["a"].icmp
+    assert icmp is not None
+    assert (icmp.sent_total, icmp.received_total) == (2, 1)
+    assert (icmp.confirm_sent_total, icmp.confirm_received_total) == (10, 10)
+    assert icmp.loss.counts() == (2, 1)
+    assert icmp.window.rtts() == [0.01]  # the confirmation's slow first reply is not in it
+    assert icmp.rtt.count == 1
+    assert icmp.last_rtt == 0.01  # but it is the freshest news of the link
+
+
+def test_an_outage_is_not_packet_loss() -> None:
+    store, _ = _store()
+    store.record(_echo("a", *[0.01] * 100))
+    store.record(_echo("a", None))
+    store.record(_confirmation("a", *[None] * 10))
+    store.record(_echo("a", *[None] * 30))  # 30 s of outage
+    store.record(_echo("a", 0.01))
+    store.record(_confirmation("a", *[0.01] * 10))
+    icmp = store.targets["a"].icmp
+    assert icmp is not None
+    assert store.targets["a"].reach is Reach.UP
+    assert icmp.loss.counts() == (0, 0)  # the loss window starts again when it comes back
+
+
+def test_a_run_of_five_lost_echoes_that_ends_in_a_reply_is_a_burst_for_ten_minutes() -> None:
+    store, ticks = _store()
+    store.record(_echo("a", 0.01))
+    icmp = store.targets["a"].icmp
+    assert icmp is not None
+    store.record(_echo("a", None))
+    store.record(_confirmation("a", *[None] * 3, *[0.01] * 7))  # 4 in a row: not yet a burst
+    assert len(icmp.bursts) == 0
+    store.record(_echo("a", None))
+    store.record(_confirmation("a", *[None] * 4, *[0.01] * 6))  # 5 in a row, then a reply
+    assert len(icmp.bursts) == 1
+    store.record(_echo("a", None))
+    store.record(_confirmation("a", *[None] * 10))  # an outage is not a burst
+    store.record(_echo("a", 0.01))
+    store.record(_confirmation("a", *[0.01] * 10))
+    assert len(icmp.bursts) == 1
+    ticks.now += 599
+    store.record(_echo("a", 0.01))
+    assert len(icmp.bursts) == 1
+    ticks.now += 2
+    store.record(_echo("a", 0.01))
+    assert len(icmp.bursts) == 0  # forgotten after the loss window (10 minutes)
+
+
+def test_the_loss_window_forgets_echoes_after_about_ten_minutes() -> None:
+    store, ticks = _store()
+    store.record(_echo("a", *[None, 0.01] * 30))
+    icmp = store.targets["a"].icmp
+    assert icmp is not None
+    ticks.now += 300
+    store.record(_echo("a", *[0.01] * 60))
+    assert icmp.loss.counts() == (120, 30)
+    ticks.now += 311  # kept in 10 s buckets: gone between 600 and 610 s
+    store.record(_echo("a", 0.01))
+    assert icmp.loss.counts() == (61, 0)

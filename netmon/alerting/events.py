@@ -76,18 +76,41 @@ class Events:
         rule = event_rule(severity)
         if summary is not None:
             rule = rule.model_copy(update={"summary": summary})
-        tracked = Tracked(alertname, target.id, labels, rule, "event", value=1.0)
+        if tracked is None:  # else it ended lately: its recent changes count toward flapping
+            tracked = Tracked(alertname, target.id, labels, rule, "event")
+            self._lifecycle.alerts[key] = tracked
+        tracked.rule, tracked.value = rule, 1.0
         tracked.extra = extra or {}
         tracked.hold_until = now + hold
-        self._lifecycle.alerts[key] = tracked
         tracked.level, tracked.started = 0, now
+        self._lifecycle.toggle(tracked, True, now)
+        if tracked.flapping:
+            tracked.peak = max(tracked.peak, 0)
+            return  # announced as flapping; it stays so until it settles
+        if self._flaps(tracked, now):
+            return
         self._lifecycle.fire(tracked, now)
+
+    def _flaps(self, tracked: Tracked, now: float) -> bool:
+        """An event alert that fires and clears at once cannot go through the lifecycle's
+        flapping check (nothing is left announced in between): start flapping here, announced
+        once with the mark, when it came back this often within the flapping window."""
+        settings = self._lifecycle.config.flapping
+        recent = [t for t in tracked.toggles if t >= now - settings.window]
+        if len(recent) < settings.changes:
+            return False
+        tracked.flapping, tracked.peak = True, 0
+        self._lifecycle.fire(tracked, now)
+        return True
 
     def clear(self, alertname: str, target: Target, labels: dict[str, str]) -> None:
         tracked = self._lifecycle.alerts.get(fingerprint(alertname, target.id, labels))
         if tracked is not None and tracked.level >= 0 and tracked.hold_until is not None:
+            now = self._clock()
             tracked.level = -1
-            self._lifecycle.resolve(tracked, self._clock())
+            self._lifecycle.toggle(tracked, False, now)
+            if not tracked.flapping:
+                self._lifecycle.resolve(tracked, now)
 
     def interface_trap(
         self, rule: Rule | None, target: Target, if_index: int | None, down: bool

@@ -84,12 +84,15 @@ class Lifecycle:
         tracked.restored_until = None
         if extra is not None:
             tracked.extra = extra
-        active = desired >= 0
+        self.toggle(tracked, desired >= 0, now)
+        self._advance(tracked, desired, now)
+
+    def toggle(self, tracked: Tracked, active: bool, now: float) -> None:
+        """The alert's condition is now `active` or not: count a change toward flapping."""
         if active != tracked.raw_active:
             tracked.raw_active = active
             tracked.toggles.append(now)
             self._check_flapping(tracked, now)
-        self._advance(tracked, desired, now)
 
     def _advance(self, tracked: Tracked, desired: int, now: float) -> None:
         if desired == tracked.level:

@@ -17,7 +17,8 @@ from netmon.alerting.tracked import Estimate, wilson
 from netmon.config.rules import Rule
 from netmon.devices import InterfaceState
 from netmon.model import InterfaceSample
-from netmon.state import IcmpState, Reach, TargetState, jitter, percentile_95
+from netmon.state import IcmpState, Reach, TargetState
+from netmon.windows import jitter, percentile_95
 
 Reading = tuple[dict[str, str], float | Estimate | None]
 # (the target's state, the rule, the (target, ifname) of interfaces seen up before) -> readings

@@ -14,8 +14,8 @@ from netmon.checks.collected import Collected
 from netmon.checks.model import EndpointReport, Finding, Verdict
 from netmon.config.thresholds import Thresholds
 from netmon.inventory import Target
-from netmon.state import jitter as rtt_jitter
-from netmon.state import percentile_95
+from netmon.windows import jitter as rtt_jitter
+from netmon.windows import percentile_95
 
 RECENT_REBOOT = 3600.0
 UPLINK_BUSY = 0.9
