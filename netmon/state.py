@@ -8,6 +8,7 @@ nothing here does I/O. Time comes from an injectable `Clock`, so tests drive it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -87,7 +88,8 @@ class IcmpState:
     consecutive_received: int = 0
     last_rtt: float | None = None
     address: str = ""
-    bursts: deque[float] = field(default_factory=deque)  # when each loss burst ended
+    bursts: deque[float] = field(default_factory=deque)  # when each loss burst was seen
+    burst_seen_at: float = -math.inf
 
     def apply(self, policy: ReachPolicy) -> None:
         self.window.seconds = policy.window
@@ -120,7 +122,9 @@ class IcmpState:
             self.confirm_received_total += echo.received
         else:
             self.window.add(now, echo.rtts)
-            self.loss.add(now, echo.sent, echo.sent - echo.received)
+            if echo.received or now - echo.duration >= self.burst_seen_at:
+                self.loss.add(now, echo.sent, echo.sent - echo.received)
+            # else sent while a burst was under way and judged after its end: the burst's echo
             self.sent_total += echo.sent
             self.received_total += echo.received
         self._prune_bursts(now)
@@ -137,6 +141,12 @@ class IcmpState:
                     self.rtt.observe(rtt)
                 if self.consecutive_lost >= BURST_ECHOES and self.reach is Reach.UP:
                     self.bursts.append(now)
+                    self.burst_seen_at = now
+                    self.loss.forget_lost(self.consecutive_lost_regular)
+                elif self.reach is Reach.DOWN:
+                    # An outage is not packet loss: its echoes leave the sample, the link's
+                    # history before it stays (a fresh sample after every outage would be
+                    # judged on few echoes, and wrongly, as often as there are outages).
                     self.loss.forget_lost(self.consecutive_lost_regular)
                 self.last_rtt = rtt
                 self.consecutive_received += 1
@@ -148,8 +158,6 @@ class IcmpState:
                     self.reach = Reach.UP
         if self.reach is previous:
             return None
-        if previous is Reach.DOWN:
-            self.loss.clear()  # the echoes lost in an outage are not packet loss
         self.since = now_wall
         self.since_monotonic = now
         return self.reach

@@ -103,9 +103,6 @@ class LossCounter:
         while self._buckets and self._buckets[0][0] + self.BUCKET <= horizon:
             self._buckets.popleft()
 
-    def clear(self) -> None:
-        self._buckets.clear()
-
     def forget_lost(self, echoes: int) -> None:
         """Take the last `echoes` lost echoes out of the sample altogether (newest first)."""
         for bucket in reversed(self._buckets):

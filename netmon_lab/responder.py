@@ -13,8 +13,9 @@ What each address gets (`Impairment`):
   -jitter..+jitter, so `--delay 0.02 --jitter 0.003` answers after 17 to 23 ms ("20 ± 3 ms").
   Uniform, not normal, because it is bounded: a lab link "20 ± 3 ms" never draws a 35 ms reply,
   so a latency threshold netmon crosses is never the luck of a tail, and its spread is exactly
-  the one asked. netmon's jitter (RFC 3550's mean absolute difference of consecutive RTTs)
-  then reads 2/3 of `jitter` on average (2 ms for ± 3 ms). A link cannot answer before it was
+  the one asked. netmon's jitter (RFC 3550's mean absolute difference of consecutive RTTs,
+  the largest 5 % of differences left out) then reads 0.62 of `jitter` on average (1.9 ms for
+  ± 3 ms; 2/3 untrimmed). A link cannot answer before it was
   asked (jitter on a link is queueing, which only adds): when `jitter` exceeds `delay` the window
   is moved up to start at 0, i.e. `--jitter 0.003` alone answers after 0 to 6 ms. Replies to one
   address never overtake each other, as in a router's FIFO queue: a reply waits for the one

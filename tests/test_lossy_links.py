@@ -61,8 +61,16 @@ async def db(tmp_path: Path) -> AsyncIterator[AlertDB]:
 
 
 async def run_links(
-    db: AlertDB, impairment: Impairment, *, endpoints: int, seconds: int, seed: int = 13
+    db: AlertDB,
+    impairment: Impairment,
+    *,
+    endpoints: int,
+    seconds: int,
+    seed: int = 13,
+    cuts: tuple[tuple[int, int], ...] = (),
 ) -> Run:
+    """`seconds` of one echo a second to `endpoints` links; during `cuts` (from, to seconds)
+    every link is cut."""
     ticks = Ticks()
     inventory = load_data(
         {"targets": [{"id": f"ep{i}", "address": f"192.0.2.{i + 1}"} for i in range(endpoints)]}
@@ -85,7 +93,8 @@ async def run_links(
 
     def round_(target: str, now: float, count: int, *, confirmation: bool) -> None:
         spacing = POLICY.confirm_spacing if confirmation else 0.0
-        lost = [links[target].next_lost(now + k * spacing) for k in range(count)]
+        cut = any(begin <= now - start < end for begin, end in cuts)
+        lost = [links[target].next_lost(now + k * spacing) or cut for k in range(count)]
         rtts = tuple(None if gone else RTT for gone in lost)
         store.record(
             EchoRound(target=target, collector="icmp", ok=not all(lost), duration=0.1,
@@ -150,3 +159,13 @@ async def test_bursts_of_lost_echoes_are_one_instability_alert_not_down_pages(
     assert len(unstable) == run.bursts >= 0.9 * run.endpoints
     assert set(unstable.values()) == {1}
     assert set(run.firing(*LOSS_ALERTS).values()) == {1}  # no HighPacketLoss on top
+
+
+async def test_outages_of_a_lossy_link_page_as_outages_not_as_loss(db: AlertDB) -> None:
+    # Two 30 s cuts of a 1 % link: two EndpointDown each, and the outages' echoes are not loss
+    # (nor do they throw away the history that says the link is fine).
+    run = await run_links(
+        db, Impairment(loss=0.01), endpoints=40, seconds=600, cuts=((200, 230), (400, 430))
+    )
+    assert run.firing("EndpointDown") == {f"ep{i}": 2 for i in range(run.endpoints)}
+    assert sum(run.firing(*LOSS_ALERTS).values()) <= 1

@@ -205,7 +205,7 @@ def test_an_outage_is_not_packet_loss() -> None:
     icmp = store.targets["a"].icmp
     assert icmp is not None
     assert store.targets["a"].reach is Reach.UP
-    assert icmp.loss.counts() == (0, 0)  # the loss window starts again when it comes back
+    assert icmp.loss.counts() == (101, 0)  # the outage's echoes left out, the echoes before kept
 
 
 def test_a_run_of_five_lost_echoes_that_ends_in_a_reply_is_a_burst_for_ten_minutes() -> None:
@@ -243,3 +243,23 @@ def test_the_loss_window_forgets_echoes_after_about_ten_minutes() -> None:
     ticks.now += 311  # kept in 10 s buckets: gone between 600 and 610 s
     store.record(_echo("a", 0.01))
     assert icmp.loss.counts() == (61, 0)
+
+
+def test_a_regular_echo_lost_in_a_burst_but_judged_after_it_is_the_bursts() -> None:
+    store, ticks = _store()
+    store.record(_echo("a", *[0.01] * 100))
+    store.record(_echo("a", None))  # the burst begins
+    ticks.now += 1.75
+    store.record(_confirmation("a", *[None] * 6, *[0.01] * 4))  # ...and ends: seen here
+    ticks.now += 0.05
+    store.record(
+        EchoRound(target="a", collector="icmp", ok=False, duration=0.8, rtts=(None,),
+                  address="127.0.0.1", reason="timeout")
+    )  # fmt: skip  # sent 0.8 s ago, during the burst
+    icmp = store.targets["a"].icmp
+    assert icmp is not None
+    assert len(icmp.bursts) == 1
+    assert icmp.loss.counts() == (100, 0)
+    ticks.now += 1.0
+    store.record(_echo("a", None))  # sent after the burst was seen: loss
+    assert icmp.loss.counts() == (101, 1)

@@ -78,7 +78,7 @@ def _link_quality(measure: Callable[[IcmpState], float | Estimate | None]) -> Si
 
 
 def _loss(icmp: IcmpState) -> Estimate | None:
-    # The loss window holds only echoes since the target last came up: an outage is not loss.
+    # The loss window leaves out the echoes lost in outages and in bursts (IcmpState.fold).
     sent, lost = icmp.loss.counts()
     return wilson(lost, sent, LOSS_CONFIDENCE_Z) if sent >= MIN_LOSS_SAMPLES else None
 
