@@ -67,8 +67,9 @@ class IcmpSettings(CollectorSettings):
     dscp: Dscp = Field(default=0, description="DSCP marking, e.g. AF41 for interactive video")
     # Two lost echoes in a row happen by chance on a link that loses a few per thousand
     # (215 sites x 600 echoes x 0.005^2 = 3 false downs per 10 minutes); eleven in a row, ten
-    # of them 50 ms apart, at 5 % loss once in 4 years per site. Ten confirmation echoes also
-    # outlast a radio link's bursts of 5-10 lost echoes, which are instability, not an outage.
+    # of them 50 ms apart, at 5 % random loss 0.05^11 per echo: 1e-7 per site and year. Ten
+    # confirmation echoes also outlast a radio link's bursts of 5-10 lost echoes, which are
+    # instability, not an outage.
     confirm: int = Field(
         default=10, ge=0, le=100, description="echoes sent at once to confirm a doubtful one"
     )
