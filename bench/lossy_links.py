@@ -18,7 +18,11 @@ up, the rows' impairments (loss, delay, jitter, Gilbert–Elliott bursts) are se
 responder in one table, and its `ok` is the start. Each endpoint of the cut row is cut once
 (its address set to loss 1.0) at a random time between 2 min and `minutes - 2` min (a quarter
 of the run for short runs), for 30 s, then restored to 1 %; detection runs from the responder's
-`ok` for the cut to the EndpointDown firing event at the receiver. netmon's and the responder's
+`ok` for the cut to the EndpointDown firing event at the receiver. The fades row (not in the
+issue) is the other side of the bursts row: the responder's bursts are counted in echoes, so
+netmon's quick confirmation echoes use them up; a real radio fade lasts a time. Its endpoints
+are cut 3 times each for 5-10 s, at least a minute apart: each fade is longer than the
+confirmation, an outage, and should page once as EndpointDown. netmon's and the responder's
 CPU seconds come from /proc; netmon's own counters (echoes sent and answered, RTT), the
 responder's raw-socket drops and its CPU share show whether the lab delivered the impairment
 asked for and kept up. Traffic stays inside the lab range 198.18.0.0/15 and its namespace.
@@ -31,6 +35,7 @@ namespaces and raw ICMP). Not part of `make test` nor `make bench`.
     make lossy-links                                  # the campaign, ~10 minutes
     make lossy-links ARGS="--minutes 1 --endpoints 10"   # a quick self-check of the harness
     .venv/bin/python -m bench.lossy_links --rows loss-5,cut --seed 7 --keep
+    .venv/bin/python -m bench.lossy_links --report bench/results/lossy-links-....json  # again
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import math
 import random
 import signal
 import subprocess
@@ -77,6 +83,11 @@ class Row:
     goal_text: str  # the goal as the issue states it
     goal: Goal  # the same as data, judged by bench.lossy_links_tally
     cut: bool = False  # each endpoint cut once during the run
+    fades: int = 0  # or this many short cuts (FADE_LENGTH) at random times
+    # Where the issue's goal is beyond what one echo a second can tell (README, "Lossy links"):
+    # the closest goal that is not, as we propose it, judged as well.
+    feasible_text: str = ""
+    feasible: Goal | None = None
 
 
 # The goals, as issue 13 states them. Edit here.
@@ -98,24 +109,44 @@ ROWS: tuple[Row, ...] = (
         Impairment(loss=0.01, delay=DELAY),
         "false down 0; at most 1 per endpoint, and it is a warning",
         Goal(max_per_endpoint=1, severities=("warning",)),
+        feasible_text="false down 0; at most 1 per endpoint, on at most 10 % of endpoints",
+        feasible=Goal(max_per_endpoint=1, notified_max=0.10),
     ),
     Row(
         "loss-2", "2 % random loss",
         Impairment(loss=0.02, delay=DELAY),
         "false down 0; exactly 1 per endpoint within the run, not repeated",
         Goal(exactly_per_endpoint=1),
+        feasible_text="false down 0; never repeated; at least half of the endpoints within "
+        "10 min",
+        feasible=Goal(max_per_endpoint=1, notified_min=0.5),
     ),
     Row(
         "loss-5", "5 % random loss",
         Impairment(loss=0.05, delay=DELAY),
         "false down 0; exactly 1 per endpoint, major or critical, within 2 min, not repeated",
         Goal(exactly_per_endpoint=1, severities=("major", "critical"), within=120.0),
+        feasible_text="false down 0; exactly 1 on 99 % of endpoints; 95 % major or critical; "
+        "median within 2 min, all within 10",
+        feasible=Goal(exactly_per_endpoint=1, share=0.99, severities=("major", "critical"),
+                      severities_share=0.95, within_median=120.0, within=600.0),
     ),
     Row(
         "bursts", "bursts of 5–10 lost echoes every ~2 min",
         Impairment(delay=DELAY, burst_every=120.0, burst_min=5, burst_max=10),
         "false down 0; exactly 1 LinkUnstable per endpoint (others reported)",
         Goal(exactly_per_endpoint=1, alertnames=("LinkUnstable",)),
+        feasible_text="false down 0; exactly 1 LinkUnstable on 99 % of endpoints (e^-5 = 0.7 % "
+        "of them have no burst in 10 min at one every ~2 min)",
+        feasible=Goal(exactly_per_endpoint=1, share=0.99, alertnames=("LinkUnstable",)),
+    ),
+    Row(
+        "fades", "fades of 5–10 s (in time, not echoes), 3 per endpoint",
+        Impairment(delay=DELAY),
+        "not in the issue: a fade longer than the confirmation is an outage: exactly 1 "
+        "EndpointDown per fade, nothing else",
+        Goal(max_per_endpoint=0, downs_per_cut=1),
+        fades=3,
     ),
     Row(
         "cut", "link cut during 1 % loss",
@@ -129,6 +160,8 @@ ROWS: tuple[Row, ...] = (
 CLEAN = Impairment(delay=DELAY)  # every address until the start
 CUT = Impairment(loss=1.0, delay=DELAY)
 CUT_LENGTH = 30.0  # seconds
+FADE_LENGTH = (5.0, 10.0)  # seconds, drawn evenly
+FADE_GAP = 60.0  # seconds at least between one endpoint's fades: not flapping, each its own
 CUT_MARGIN = 120.0  # no cut in the run's first and last 2 minutes
 READY_TIMEOUT = 60.0  # netmon answering /-/ready
 UP_TIMEOUT = 90.0  # every endpoint up in netmon
@@ -382,7 +415,25 @@ def plan_cuts(targets: Sequence[str], duration: float, rng: random.Random) -> li
     (a quarter of the run on runs too short for that), ending `CUT_LENGTH` later."""
     margin = min(CUT_MARGIN, duration / 4)
     latest = max(margin, min(duration - margin, duration - CUT_LENGTH - 15.0))
-    return [Cut(target, rng.uniform(margin, latest)) for target in targets]
+    return [Cut(target, rng.uniform(margin, latest), length=CUT_LENGTH) for target in targets]
+
+
+def plan_fades(
+    targets: Sequence[str], count: int, duration: float, rng: random.Random
+) -> list[Cut]:
+    """`count` fades for each target, FADE_GAP apart at least, in the run less its first 2
+    minutes (a quarter of short runs) and last 30 s."""
+    margin = min(CUT_MARGIN, duration / 4)
+    span = duration - margin - 30.0 - count * (FADE_LENGTH[1] + FADE_GAP)
+    if span <= 0:
+        raise HarnessError(f"a run of {duration:g} s is too short for {count} fades each")
+    fades = []
+    for target in targets:
+        starts = sorted(rng.uniform(0, span) for _ in range(count))
+        for number, start in enumerate(starts):
+            due = margin + start + number * (FADE_LENGTH[1] + FADE_GAP)
+            fades.append(Cut(target, due, length=rng.uniform(*FADE_LENGTH)))
+    return fades
 
 
 def impairments(
@@ -405,7 +456,7 @@ async def run_cuts(
     loop = asyncio.get_running_loop()
     steps = sorted(
         [(cut.due, True, cut) for cut in cuts]
-        + [(cut.due + CUT_LENGTH, False, cut) for cut in cuts],
+        + [(cut.due + cut.length, False, cut) for cut in cuts],
         key=lambda step: step[0],
     )
     down: set[str] = set()
@@ -454,6 +505,10 @@ async def campaign(args: argparse.Namespace, rows: list[Row], workdir: Path) -> 
     duration = args.minutes * 60
     rng = random.Random(args.seed)
     cuts = plan_cuts([t for t, row in endpoints.items() if row.cut], duration, rng)
+    for row in rows:
+        if row.fades:
+            targets = [t for t, r in endpoints.items() if r is row]
+            cuts += plan_fades(targets, row.fades, duration, rng)
     loop = asyncio.get_running_loop()
     async with contextlib.AsyncExitStack() as stack:
         with console.status(f"lab: {len(endpoints)} endpoints in a namespace"):
@@ -562,7 +617,10 @@ async def drain(
 ) -> None:
     """Give the last transitions time to arrive: every restore's resolve (or the time out)
     and netmon's outbox empty."""
-    restored = {cut.target: cut.restore_at for cut in cuts if cut.restore_at is not None}
+    restored: dict[str, float] = {}
+    for cut in cuts:  # the last restore of each endpoint
+        if cut.restore_at is not None:
+            restored[cut.target] = max(cut.restore_at, restored.get(cut.target, 0.0))
     deadline = time.monotonic() + DRAIN_TIMEOUT
     while time.monotonic() < deadline:
         netmon.check_running()
@@ -603,17 +661,25 @@ def lab_check(run: Run) -> dict[str, dict[str, float | None]]:
     return checks
 
 
-def report(run: Run, results: list[RowResult], checks: dict[str, Any]) -> dict[str, Any]:
+def report(
+    run: Run, results: list[RowResult], checks: dict[str, Any], skipped: float
+) -> dict[str, Any]:
     table = Table(title="Lossy links (issue 13): what netmon paged", show_lines=True, expand=True)
-    for column, ratio in (("condition", 2), ("goal", 3), ("measured", 5), ("met", 3)):
+    columns = (("condition", 2), ("issue's goal", 3), ("measured", 5), ("met", 3),
+               ("closest feasible goal (README)", 3))  # fmt: skip
+    for column, ratio in columns:
         table.add_column(column, ratio=ratio, overflow="fold")
     for row, result in zip(run.rows, results, strict=True):
-        verdict = "met" if result.met else "MISS\n" + "\n".join(result.misses)
+        feasible = "-"
+        if row.feasible is not None:
+            again = tally_row(row, row.feasible, run)
+            feasible = row.feasible_text + "\n" + _verdict(again.misses)
         table.add_row(
             f"{row.condition}\n({row.key}, {result.endpoints} endpoints)",
             row.goal_text,
             "\n".join(measured_lines(result, row.goal)),
-            f"[green]{verdict}[/]" if result.met else f"[bold red]{verdict}[/]",
+            _verdict(result.misses),
+            feasible,
         )
     console.print(table)
     lab = Table(title="The lab: what netmon's own counters saw during the run")
@@ -640,8 +706,8 @@ def report(run: Run, results: list[RowResult], checks: dict[str, Any]) -> dict[s
     console.print(
         f"CPU during the run ({wall:.0f} s): netmon {run.cpu['netmon']:.1f} s "
         f"({run.cpu['netmon'] / wall:.1%} of a core), responder {run.cpu['responder']:.1f} s "
-        f"({share:.1%}); netmon skipped {run.after.skipped_runs - run.before.skipped_runs:.0f} "
-        f"runs.\nResponder kept up: {'yes' if kept_up else 'NO'} (raw-socket drops "
+        f"({share:.1%}); netmon skipped {skipped:.0f} runs.\nResponder kept up: "
+        f"{'yes' if kept_up else 'NO'} (raw-socket drops "
         f"{run.responder['raw_drops']}, busiest row's mean RTT {late:+.1f} ms over the delay "
         f"asked). Webhook events {len(run.events)}; delivery lag (decided -> received) median "
         f"{(lag['median'] or 0) * 1000:.0f} ms, max {(lag['max'] or 0) * 1000:.0f} ms."
@@ -663,6 +729,22 @@ def report(run: Run, results: list[RowResult], checks: dict[str, Any]) -> dict[s
     )
     return {"kept_up": kept_up, "responder_cpu_share": share, "delivery_lag": lag,
             "alerts_seen": seen}  # fmt: skip
+
+
+def tally_row(row: Row, goal: Goal, run: Run) -> RowResult:
+    return tally(
+        row.key,
+        [t for t, r in run.endpoints.items() if r is row],
+        goal,
+        run.events,
+        started=run.started,
+        ended=run.ended,
+        cuts=[cut for cut in run.cuts if run.endpoints[cut.target] is row],
+    )
+
+
+def _verdict(misses: Sequence[str]) -> str:
+    return "[green]met[/]" if not misses else "[bold red]MISS\n" + "\n".join(misses) + "[/]"
 
 
 def git_state() -> dict[str, Any]:
@@ -695,6 +777,7 @@ def save(run: Run, args: argparse.Namespace, results: list[RowResult], extra: di
         ],
         "cuts": [dataclasses.asdict(cut) for cut in run.cuts],
         "cpu_seconds": run.cpu,
+        "skipped_runs": run.after.skipped_runs - run.before.skipped_runs,
         "responder": run.responder,
         **extra,
         "events": [dataclasses.asdict(event) for event in run.events],
@@ -749,20 +832,9 @@ async def amain(args: argparse.Namespace) -> int:
             if args.keep:
                 console.print(f"netmon's config, log and database are in {workdir}")
             raise
-    results = [
-        tally(
-            row.key,
-            [t for t, r in run.endpoints.items() if r is row],
-            row.goal,
-            run.events,
-            started=run.started,
-            ended=run.ended,
-            cuts=run.cuts if row.cut else (),
-        )
-        for row in rows
-    ]
+    results = [tally_row(row, row.goal, run) for row in rows]
     checks = lab_check(run)
-    extra = report(run, results, checks)
+    extra = report(run, results, checks, run.after.skipped_runs - run.before.skipped_runs)
     path = save(run, args, results, extra, checks)
     missed = [row.key for row, result in zip(rows, results, strict=True) if not result.met]
     console.print(
@@ -773,7 +845,37 @@ async def amain(args: argparse.Namespace) -> int:
     return 0
 
 
+def rejudge(path: Path) -> int:
+    """The tables again from a saved run's events, against the goals as they are now."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    keys = {row["key"] for row in document["rows"]}
+    rows = [row for row in ROWS if row.key in keys]
+    per_row = int(document["args"]["endpoints"])
+    empty = Counters({}, {}, {}, {}, {}, 0.0, 0.0)
+    run = Run(
+        rows=rows,
+        endpoints={f"{r.key}-{n:03d}": r for r in rows for n in range(1, per_row + 1)},
+        addresses={},
+        cuts=[Cut(**cut) for cut in document["cuts"]],
+        events=[Event(**event) for event in document["events"]],
+        started=document["started"],
+        ended=document["ended"],
+        before=empty,
+        after=empty,
+        cpu=document["cpu_seconds"],
+        responder=document["responder"],
+        namespace=document["lab"]["namespace"],
+        block=document["lab"]["block"],
+    )
+    console.print(f"{path}: netmon {document['netmon']}")
+    results = [tally_row(row, row.goal, run) for row in rows]
+    report(run, results, document["lab"]["rows"], document.get("skipped_runs", math.nan))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--report":
+        return rejudge(Path(sys.argv[2]))
     args = parse_args(argv)
     reason = netns.unavailable_reason()
     if reason is not None:

@@ -37,9 +37,14 @@ class Goal:
     per_endpoint_hour: float | None = None  # counted notifications per endpoint-hour, at most
     severities: tuple[str, ...] = ()  # every counted notification has one of these severities
     within: float | None = None  # seconds from the start to each endpoint's first, at most
+    within_median: float | None = None  # the same, median over the endpoints notified
+    share: float = 1.0  # of the endpoints that must meet exactly_per_endpoint
+    severities_share: float = 1.0  # of the counted notifications that must meet severities
+    notified_min: float | None = None  # share of endpoints with a counted notification, at least
+    notified_max: float | None = None  # and at most
     alertnames: tuple[str, ...] = LOSS_ALERTS  # which notifications the goals above count
     detection_median: float | None = None  # cut rows: median seconds, cut -> EndpointDown
-    downs_per_cut: int | None = None  # cut rows: EndpointDown firing events per cut endpoint
+    downs_per_cut: int | None = None  # cut rows: EndpointDown firing events per cut, exactly
 
 
 @dataclass(frozen=True)
@@ -77,12 +82,14 @@ class Event:
 
 @dataclass
 class Cut:
-    """One endpoint of the cut row: cut once, restored after the cut's length."""
+    """One cut of an endpoint (the cut row: one each; the fades row: several), restored after
+    its length."""
 
     target: str
     due: float  # seconds after the start
     cut_at: float | None = None  # unix seconds: the responder acknowledged loss 1.0
     restore_at: float | None = None  # unix seconds: the responder acknowledged the restore
+    length: float = 30.0  # seconds
 
 
 def spread(values: Iterable[float]) -> dict[str, float | int | None]:
@@ -101,7 +108,7 @@ class CutResult:
     recovery: dict[str, float | int | None]  # seconds, restore applied -> resolved arrival
     undetected: int  # cuts without an EndpointDown firing event while cut
     unrecovered: int  # restores without an EndpointDown resolved event afterwards
-    downs: dict[str, int]  # endpoints with 0 / 1 / 2+ EndpointDown firing events in the run
+    downs: dict[str, int]  # cuts with 0 / 1 / 2+ EndpointDown firing events while cut
     outside: int  # EndpointDown firing events outside the endpoints' cuts
 
 
@@ -142,9 +149,12 @@ def _cuts(cuts: Sequence[Cut], events: Sequence[Event]) -> CutResult:
     for event in events:
         if event.alertname == DOWN_ALERT:
             by_target.setdefault(event.target, []).append(event)
-    detection, recovery, outside = [], [], 0
+    detection, recovery, per_cut = [], [], []
+    windows: dict[str, list[tuple[float, float]]] = {}
     for cut in cuts:
         mine = by_target.get(cut.target, [])
+        start, end = cut.cut_at or math.inf, cut.restore_at or math.inf
+        windows.setdefault(cut.target, []).append((start, end))
         if cut.cut_at is not None:
             fired = [e.arrival for e in mine if e.firing and e.arrival >= cut.cut_at]
             if fired and (cut.restore_at is None or min(fired) <= cut.restore_at):
@@ -153,15 +163,20 @@ def _cuts(cuts: Sequence[Cut], events: Sequence[Event]) -> CutResult:
             cleared = [e.arrival for e in mine if not e.firing and e.arrival >= cut.restore_at]
             if cleared:
                 recovery.append(min(cleared) - cut.restore_at)
-        start, end = cut.cut_at or math.inf, cut.restore_at or math.inf
-        outside += sum(1 for e in mine if e.firing and not start <= e.event_at <= end)
+        per_cut.append(sum(1 for e in mine if e.firing and start <= e.event_at <= end))
+    outside = sum(
+        1
+        for target, spans in windows.items()
+        for e in by_target.get(target, [])
+        if e.firing and not any(start <= e.event_at <= end for start, end in spans)
+    )
     return CutResult(
         cuts=len(cuts),
         detection=spread(detection),
         recovery=spread(recovery),
         undetected=sum(1 for c in cuts if c.cut_at is not None) - len(detection),
         unrecovered=sum(1 for c in cuts if c.restore_at is not None) - len(recovery),
-        downs=_bucket(sum(1 for e in by_target.get(c.target, []) if e.firing) for c in cuts),
+        downs=_bucket(per_cut),
         outside=outside,
     )
 
@@ -241,21 +256,30 @@ def judge(goal: Goal, result: RowResult, counted: Sequence[Event], started: floa
             misses.append(f"{over} endpoints over {goal.max_per_endpoint} {names}")
     if goal.exactly_per_endpoint is not None:
         off = sum(1 for n in per_endpoint if n != goal.exactly_per_endpoint)
-        if off:
+        if off > (1 - goal.share) * len(per_endpoint):
             misses.append(f"{off} endpoints not exactly {goal.exactly_per_endpoint} {names}")
+    notified = sum(1 for n in per_endpoint if n) / len(per_endpoint) if per_endpoint else 0.0
+    if goal.notified_min is not None and notified < goal.notified_min:
+        misses.append(f"{notified:.0%} of endpoints with {names}")
+    if goal.notified_max is not None and notified > goal.notified_max:
+        misses.append(f"{notified:.0%} of endpoints with {names}")
     if goal.per_endpoint_hour is not None and result.rate > goal.per_endpoint_hour:
         misses.append(f"{result.rate:.2f} {names} per endpoint-hour")
     if goal.severities:
         wrong = sum(1 for e in counted if e.severity not in goal.severities)
-        if wrong:
+        if wrong > (1 - goal.severities_share) * len(counted):
             misses.append(f"{wrong} {names} not {' or '.join(goal.severities)}")
+    first: dict[str, float] = {}
+    for event in counted:
+        first[event.target] = min(first.get(event.target, math.inf), event.arrival - started)
     if goal.within is not None:
-        first: dict[str, float] = {}
-        for event in counted:
-            first[event.target] = min(first.get(event.target, math.inf), event.arrival - started)
         late = sum(1 for after in first.values() if after > goal.within)
         if late:
             misses.append(f"{late} endpoints' first {names} after {goal.within:g} s")
+    if goal.within_median is not None:
+        median = statistics.median(first.values()) if first else math.inf
+        if median > goal.within_median:
+            misses.append(f"median first {names} after {median:.0f} s")
     cut = result.cut
     if cut is not None and goal.detection_median is not None:
         median = cut.detection["median"]
@@ -267,7 +291,7 @@ def judge(goal: Goal, result: RowResult, counted: Sequence[Event], started: floa
         wanted = str(goal.downs_per_cut) if goal.downs_per_cut < 2 else "2+"
         off = cut.cuts - cut.downs.get(wanted, 0)
         if off:
-            misses.append(f"{off} cut endpoints without exactly {goal.downs_per_cut} {DOWN_ALERT}")
+            misses.append(f"{off} cuts without exactly {goal.downs_per_cut} {DOWN_ALERT}")
     return misses
 
 
@@ -315,6 +339,6 @@ def measured_lines(result: RowResult, goal: Goal) -> list[str]:
             + (f" ({cut.undetected} undetected)" if cut.undetected else ""),
             f"recovery: {_seconds(cut.recovery, 'median', 'max')}"
             + (f" ({cut.unrecovered} unresolved)" if cut.unrecovered else ""),
-            f"cut endpoints with 0/1/2+ {DOWN_ALERT}: {downs}",
+            f"cuts ({cut.cuts}) with 0/1/2+ {DOWN_ALERT} while cut: {downs}",
         ]
     return lines

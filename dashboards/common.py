@@ -100,8 +100,14 @@ def steps(*levels: tuple[float, str], base: str = GREEN) -> dash.ThresholdsConfi
 
 RTT_STEPS = steps((LEVELS.rtt_warn, ORANGE), (LEVELS.rtt_bad, RED))
 JITTER_STEPS = steps((LEVELS.jitter_warn, ORANGE), (LEVELS.jitter_bad, RED))
+# HighPacketLoss's levels (1 %, 3 %, 10 %), not the readiness check's (`thresholds.loss_*`).
 LOSS_STEPS = steps(
-    (LEVELS.loss_warn, YELLOW), (LEVELS.loss_bad, ORANGE), (LEVELS.loss_critical, RED)
+    *(
+        (float(level["above"]), colour)
+        for level, colour in zip(
+            default_rules(LEVELS)["HighPacketLoss"]["levels"], (YELLOW, ORANGE, RED), strict=True
+        )
+    )
 )
 UTILISATION_STEPS = steps((LINK_CAPACITY, ORANGE), (LINK_SATURATED, RED))
 ANY_IS_BAD = steps((1, RED))  # counts of things down, errors, failures

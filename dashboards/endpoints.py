@@ -252,8 +252,9 @@ def _one_endpoint() -> list[stat.Panel | timeseries.Panel | statetimeline.Panel]
     loss = panel(
         timeseries.Panel(),
         "Loss",
-        "Share of echoes lost: over netmon's sliding window (what alerts use) and over 5 "
-        "minutes. The dashed lines are netmon's warning, major and critical levels.",
+        "Share of echoes lost: over netmon's 60 s window and over 5 minutes. HighPacketLoss "
+        "judges 10 minutes of echoes with a 99 % confidence bound (README, Lossy links); the "
+        "dashed lines are its warning, major and critical levels.",
         query(f"netmon_icmp_loss_ratio{{{ONE}}}", "netmon window"),
         query(f"netmon:icmp_loss:ratio_rate5m{{{ONE}}}", "5 m"),
         width=8,

@@ -229,12 +229,8 @@ def test_quality_graphs_draw_netmons_default_alert_levels() -> None:
     board = load_dashboards()["netmon-endpoints"]
     assert _thresholds(board, "RTT") == [None, levels.rtt_warn, levels.rtt_bad]
     assert _thresholds(board, "Jitter") == [None, levels.jitter_warn, levels.jitter_bad]
-    assert _thresholds(board, "Loss") == [
-        None,
-        levels.loss_warn,
-        levels.loss_bad,
-        levels.loss_critical,
-    ]
+    loss_levels = default_rules(levels)["HighPacketLoss"]["levels"]
+    assert _thresholds(board, "Loss") == [None, *(level["above"] for level in loss_levels)]
 
 
 def test_the_error_table_is_coloured_where_netmon_alerts_on_interface_errors() -> None:
