@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from netmon.alerting.store import AlertDB
 from tests.lab import netlab as lab
 
 # Fixtures of the peers: bad SNMP agents, Alertmanager and HTTP recorders, Mosquitto, SIP; and
@@ -63,3 +64,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.netns)
         if used & _PEER_FIXTURES:
             item.add_marker(pytest.mark.peer)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[AlertDB]:
+    """An open alert database in the test's own directory."""
+    database = AlertDB(tmp_path / "alerts.sqlite")
+    await database.call(database.open)
+    yield database
+    database.shutdown()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -108,14 +107,6 @@ class Harness:
     async def events(self) -> list[AlertEvent]:
         await self.engine.flush()
         return [entry.event for entry in await self.db.call(self.db.pending, "test", 10_000)]
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[AlertDB]:
-    database = AlertDB(tmp_path / "alerts.sqlite")
-    await database.call(database.open)
-    yield database
-    database.shutdown()
 
 
 def transitions(events: list[AlertEvent]) -> list[tuple[str, str, str]]:

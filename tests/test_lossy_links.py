@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
-
-import pytest
 
 from netmon.alerting.engine import AlertEngine
 from netmon.alerting.model import AlertEvent, Severity, Status
@@ -50,14 +46,6 @@ class Run:
         return Counter(
             e.target for e in self.events if e.status is Status.FIRING and e.alertname in alertnames
         )
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[AlertDB]:
-    database = AlertDB(tmp_path / "alerts.sqlite")
-    await database.call(database.open)
-    yield database
-    database.shutdown()
 
 
 async def run_links(
