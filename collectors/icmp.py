@@ -79,7 +79,7 @@ class IcmpSettings(CollectorSettings):
         default=None,
         ge=1,
         description="lost echoes in a row, confirmation echoes included, before down "
-        "(default: 1 + confirm)",
+        "(default: 1 + confirm; 2 with confirm: 0, so that one lost echo never decides)",
     )
     up_after: int = Field(default=3, ge=1, description="replies in a row before up again")
     window: Duration = Field(default=60.0, gt=0, description="sliding window for RTT and jitter")
@@ -89,7 +89,7 @@ class IcmpSettings(CollectorSettings):
 
     def reach_policy(self) -> ReachPolicy:
         return ReachPolicy(
-            down_after=self.down_after if self.down_after is not None else 1 + self.confirm,
+            down_after=self.down_after if self.down_after is not None else 1 + (self.confirm or 1),
             up_after=self.up_after,
             window=self.window,
             loss_window=self.loss_window,

@@ -263,3 +263,13 @@ def test_a_regular_echo_lost_in_a_burst_but_judged_after_it_is_the_bursts() -> N
     ticks.now += 1.0
     store.record(_echo("a", None))  # sent after the burst was seen: loss
     assert icmp.loss.counts() == (101, 1)
+
+
+def test_without_confirmation_two_lost_echoes_in_a_row_take_a_target_down() -> None:
+    store, _ = _store(confirm=0)  # down_after not given: one lost echo must not decide
+    state = store.targets["a"]
+    store.record(_echo("a", 0.01))
+    store.record(_echo("a", None))
+    assert state.reach is Reach.UP
+    store.record(_echo("a", None))
+    assert state.reach is Reach.DOWN
