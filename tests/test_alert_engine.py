@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -658,3 +659,49 @@ async def test_an_event_alert_that_keeps_firing_and_clearing_is_damped_as_flappi
     h.advance(61)  # quiet for a minute, and cleared: it settles and resolves once
     assert transitions(await h.events())[-1] == ("OnBattery", "rtr", "resolved")
     assert len(await h.events()) == len(events) + 1
+
+
+# --- issue 14: a decision that is not stored is not lost --------------------------------------
+
+
+async def test_a_transition_the_database_refuses_is_retried_in_order_not_skipped(
+    db: AlertDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database locked past SQLite's timeout (or a full disk) for the first two writes: the
+    # firing must still reach the sinks, and before its resolve.
+    real_record = db.record
+    refusals = iter([True, True])
+
+    def record(*args: Any) -> dict[str, int]:
+        if next(refusals, False):
+            raise sqlite3.OperationalError("database is locked")
+        return real_record(*args)
+
+    monkeypatch.setattr(db, "record", record)
+    h = Harness(inventory(), db, Clock())
+    h.up("ep1")
+    h.down("ep1")
+    assert h.engine.unstored == 1
+    h.up("ep1")
+    h.advance(3)
+    events = await h.events()
+    assert transitions(events) == [
+        ("EndpointDown", "ep1", "firing"),
+        ("EndpointDown", "ep1", "resolved"),
+    ]
+    assert (h.engine.store_failures, h.engine.unstored) == (2, 0)
+
+
+async def test_text_that_cannot_be_stored_is_stored_with_a_replacement_character(
+    db: AlertDB,
+) -> None:
+    targets = [{"id": "ep1", "address": "192.0.2.10", "name": "Room"}]
+    h = Harness(inventory(targets=targets), db, Clock())
+    h.up("ep1")
+    h.engine.fire_event(
+        "OnBattery", h.store.targets["ep1"].target, severity=Severity.MAJOR, hold=600,
+        summary="UPS of Room \udc80 on battery",
+    )  # fmt: skip
+    (event,) = await h.events()
+    assert event.summary == "UPS of Room \ufffd on battery"
+    assert h.engine.unstored == 0

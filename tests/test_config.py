@@ -160,6 +160,12 @@ BAD_CONFIGS = [
         "- just\n- a list\n",
         ["the config must be a mapping of keys to values"],
     ),
+    (
+        # Valid YAML, and it would pass every other check, then fail in the alert database.
+        "a lone surrogate in a name",
+        'targets:\n  - {id: ep-1, address: 127.0.0.1, name: "Room \\udc80"}\n',
+        ["targets[0].name: text with an unpaired surrogate (not valid Unicode)"],
+    ),
 ]
 
 

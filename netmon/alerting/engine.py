@@ -284,14 +284,27 @@ class AlertEngine:
     async def delete_silence(self, silence_id: str) -> bool:
         return await self._silences.delete(silence_id)
 
-    async def flush(self) -> None:
-        """Wait until every transition decided so far is on disk."""
-        await self._outbox.flush()
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every transition decided so far is on disk (at most `timeout` s);
+        whether they all are."""
+        return await self._outbox.flush(timeout)
+
+    async def stop(self) -> None:
+        await self._outbox.stop()
 
     @property
     def dropped(self) -> dict[str, int]:
         """Notifications dropped from a full queue, by queue."""
         return self._outbox.dropped
+
+    @property
+    def unstored(self) -> int:
+        """Transitions decided but not yet on disk (the database refuses them for now)."""
+        return self._outbox.unstored
+
+    @property
+    def store_failures(self) -> int:
+        return self._outbox.store_failures
 
     # --- reading -------------------------------------------------------------------------
 

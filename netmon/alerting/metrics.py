@@ -50,6 +50,20 @@ class AlertingCollector:
             queued.add_metric([sink.name, sink.queue], alerting.pending.get(sink.queue, 0))
         yield queued
 
+        unstored = GaugeMetricFamily(
+            "netmon_alert_transitions_unstored",
+            "Alert transitions decided but not yet written to the alert database (retried in "
+            "order until they are; above 0 for long: the database refuses writes)",
+        )
+        unstored.add_metric([], alerting.engine.unstored)
+        yield unstored
+        store_failures = CounterMetricFamily(
+            "netmon_alert_store_failures",
+            "Writes of an alert transition to the alert database that failed (and were retried)",
+        )
+        store_failures.add_metric([], alerting.engine.store_failures)
+        yield store_failures
+
         errors = CounterMetricFamily(
             "netmon_alert_evaluation_errors", "Alert rule evaluations that failed (a bug)"
         )

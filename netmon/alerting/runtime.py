@@ -30,6 +30,8 @@ from netmon.status import status_message
 log = logging.getLogger(__name__)
 
 TICK = 1.0
+# At shutdown, how long to wait for the database to take the last transitions.
+STOP_FLUSH = 5.0
 
 
 class Alerting:
@@ -94,7 +96,12 @@ class Alerting:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        await self.engine.flush()
+        if not await self.engine.flush(timeout=STOP_FLUSH):
+            log.error(
+                "alert transitions not stored at shutdown: the database refused them",
+                extra={"unstored": self.engine.unstored},
+            )
+        await self.engine.stop()
         for worker in self.workers:
             await worker.stop()
         for sink in self.sinks:

@@ -8,6 +8,7 @@ loads this and nothing of the running service.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,12 @@ import yaml
 from pydantic import ValidationError
 
 from netmon.config.alerting import resolve_rules
-from netmon.config.errors import ConfigError, ConfigProblem, validation_problems
+from netmon.config.errors import (
+    ConfigError,
+    ConfigProblem,
+    format_location,
+    validation_problems,
+)
 from netmon.config.probes import (
     TargetProbes,
     resolve_defaults,
@@ -67,13 +73,32 @@ def load_file(path: str | Path) -> Inventory:
     return load_data(parse_yaml(text, source))
 
 
+def _unencodable(value: Any, location: list[int | str]) -> Iterator[ConfigProblem]:
+    """Text that cannot be written as UTF-8 (a lone surrogate, as YAML's "\\udc80" makes):
+    it would pass validation and then fail in the alert database, the logs and MQTT."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            yield ConfigProblem(
+                format_location(location), "text with an unpaired surrogate (not valid Unicode)"
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _unencodable(key, location)
+            yield from _unencodable(item, [*location, str(key)])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unencodable(item, [*location, index])
+
+
 def load_data(raw: Any) -> Inventory:
     """Validate already-parsed config data, reporting every problem at once."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError([ConfigProblem("", "the config must be a mapping of keys to values")])
-    problems: list[ConfigProblem] = []
+    problems: list[ConfigProblem] = list(_unencodable(raw, []))
     config: Config | None = None
     try:
         config = Config.model_validate(raw)
