@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any, ClassVar
@@ -705,3 +706,47 @@ async def test_text_that_cannot_be_stored_is_stored_with_a_replacement_character
     (event,) = await h.events()
     assert event.summary == "UPS of Room \ufffd on battery"
     assert h.engine.unstored == 0
+
+
+def _stored_event(**changes: Any) -> str:
+    event = {
+        "alertname": "EndpointDown", "target": "ep1", "severity": "critical",
+        "status": "firing", "starts_at": "2027-01-01T00:00:00+00:00", "labels": {},
+    }  # fmt: skip
+    return json.dumps({**event, **changes})
+
+
+async def test_a_damaged_outbox_row_is_quarantined_not_blocking_its_queue(db: AlertDB) -> None:
+    def damage() -> None:
+        for text in (_stored_event(starts_at=None), "{not json", _stored_event()):
+            db._db.execute(
+                "INSERT INTO outbox (queue, event, created) VALUES ('test', ?, 0)", (text,)
+            )
+
+    await db.call(damage)
+    entries = await db.call(db.pending, "test", 10)
+    assert [(e.event.alertname, e.event.target) for e in entries] == [("EndpointDown", "ep1")]
+    assert db.quarantined == 2
+    rows = await db.call(lambda: db._db.execute("SELECT source FROM quarantine").fetchall())
+    assert rows == [("outbox",), ("outbox",)]
+
+
+async def test_an_alert_stored_by_another_version_does_not_stop_netmon_starting(
+    db: AlertDB,
+) -> None:
+    # A downgrade: the newer version stored a severity this one does not know.
+    def store() -> None:
+        for fingerprint, text in (
+            ("a", _stored_event(severity="emergency")),
+            ("b", _stored_event()),
+        ):
+            db._db.execute(
+                "INSERT INTO alerts (fingerprint, event, level, announced) VALUES (?, ?, 0, 1)",
+                (fingerprint, text),
+            )
+
+    await db.call(store)
+    h = Harness(inventory(), db, Clock())
+    assert await h.engine.restore() == 1
+    assert [e.target for e in h.engine.firing()] == ["ep1"]
+    assert db.quarantined == 1

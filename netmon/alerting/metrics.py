@@ -63,6 +63,13 @@ class AlertingCollector:
         )
         store_failures.add_metric([], alerting.engine.store_failures)
         yield store_failures
+        quarantined = CounterMetricFamily(
+            "netmon_alert_rows_quarantined",
+            "Rows of the alert database that did not decode (damaged, or written by another "
+            "version), set aside in its quarantine table instead of blocking a queue or the start",
+        )
+        quarantined.add_metric([], alerting.db.quarantined)
+        yield quarantined
 
         errors = CounterMetricFamily(
             "netmon_alert_evaluation_errors", "Alert rule evaluations that failed (a bug)"

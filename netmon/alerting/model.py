@@ -113,7 +113,8 @@ class AlertEvent:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AlertEvent:
         starts_at = parse_iso(data["starts_at"])
-        assert starts_at is not None
+        if starts_at is None:
+            raise ValueError("an alert event without starts_at")
         return cls(
             alertname=data["alertname"],
             target=data["target"],

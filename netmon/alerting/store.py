@@ -43,6 +43,13 @@ CREATE TABLE IF NOT EXISTS silences (
     silence TEXT NOT NULL,
     ends REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,      -- the table the row came from
+    row TEXT NOT NULL,         -- the row's JSON as it was
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS engine_ids (
     target TEXT NOT NULL,
     engine_id TEXT NOT NULL,
@@ -73,6 +80,7 @@ class AlertDB:
         self.max_queue = max_queue
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="alert-db")
         self._connection: sqlite3.Connection | None = None
+        self.quarantined = 0  # rows set aside since start: damaged, or from another version
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
@@ -101,8 +109,31 @@ class AlertDB:
             self._connection = None
 
     def load_alerts(self) -> list[StoredAlert]:
-        rows = self._db.execute("SELECT event, level, announced FROM alerts").fetchall()
-        return [StoredAlert(AlertEvent.from_json(json.loads(e)), lv, bool(a)) for e, lv, a in rows]
+        """The alerts firing when netmon stopped; a row that does not decode is quarantined,
+        so that one damaged row (or one of a newer version) never stops netmon starting."""
+        rows = self._db.execute(
+            "SELECT fingerprint, event, level, announced FROM alerts"
+        ).fetchall()
+        alerts = []
+        for fingerprint, text, level, announced in rows:
+            try:
+                alerts.append(
+                    StoredAlert(AlertEvent.from_json(json.loads(text)), int(level), bool(announced))
+                )
+            except Exception as exc:  # whatever is wrong with it, it must not stop the start
+                self.quarantine("alerts", text, exc)
+                self._db.execute("DELETE FROM alerts WHERE fingerprint = ?", (fingerprint,))
+        return alerts
+
+    def quarantine(self, source: str, text: object, exc: BaseException) -> None:
+        """Set a row that does not decode aside (kept for a person to look at), and count it."""
+        reason = f"{type(exc).__name__}: {exc}"[:200]
+        log.error("alert database row quarantined", extra={"table": source, "reason": reason})
+        self._db.execute(
+            "INSERT INTO quarantine (source, row, reason, at) VALUES (?, ?, ?, ?)",
+            (source, str(text), reason, time.time()),
+        )
+        self.quarantined += 1
 
     def record(
         self, event: AlertEvent, level: int, announced: bool, queues: Sequence[str]
@@ -141,7 +172,7 @@ class AlertDB:
 
     def pending(self, queue: str, limit: int) -> list[OutboxEntry]:
         """The oldest events of a queue; a row that no longer decodes (written by another
-        version, damaged) is removed and logged instead of blocking the queue for ever."""
+        version, damaged) is quarantined instead of blocking the queue for ever."""
         rows = self._db.execute(
             "SELECT seq, event FROM outbox WHERE queue = ? ORDER BY seq LIMIT ?", (queue, limit)
         ).fetchall()
@@ -149,8 +180,8 @@ class AlertDB:
         for seq, text in rows:
             try:
                 entries.append(OutboxEntry(seq, AlertEvent.from_json(json.loads(text))))
-            except (ValueError, KeyError, TypeError):
-                log.error("unreadable outbox entry dropped", extra={"queue": queue, "seq": seq})
+            except Exception as exc:  # whatever is wrong with it, it must not block the queue
+                self.quarantine("outbox", text, exc)
                 self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
         return entries
 
