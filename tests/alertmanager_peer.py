@@ -192,13 +192,15 @@ class HttpRecorder:
     """An HTTP server of the test's own that records every request it gets.
 
     It stands for whatever is on the far side of an HTTP sink or an Alertmanager receiver. It
-    answers 200, or what `answers[path]` says (a status, or a status and a body); `delay`
-    holds every answer back, to play a peer that does not answer in time.
+    answers 200, or what `answers[path]` says (a status, or a status and a body), with
+    `headers[path]` if any; `delay` holds every answer back, to play a peer that does not
+    answer in time.
     """
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.answers: dict[str, int | tuple[int, str]] = {}
+        self.headers: dict[str, dict[str, str]] = {}
         self.delay = 0.0
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -227,7 +229,7 @@ class HttpRecorder:
             await asyncio.sleep(self.delay)
         answer = self.answers.get(request.path, 200)
         status, text = answer if isinstance(answer, tuple) else (answer, "")
-        return web.Response(status=status, text=text)
+        return web.Response(status=status, text=text, headers=self.headers.get(request.path))
 
     def on(self, path: str) -> list[RecordedRequest]:
         return [request for request in self.requests if request.path.split("?")[0] == path]

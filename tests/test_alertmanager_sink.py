@@ -274,7 +274,7 @@ async def test_firing_alerts_are_re_sent_every_interval(http_recorder: HttpRecor
         (503, SinkUnavailable, "HTTP 503"),
         (429, SinkUnavailable, "HTTP 429"),
         ((400, 'invalid label set: invalid name "if-name"'), SinkRejected, "invalid label set"),
-        (404, SinkRejected, "HTTP 404"),
+        (404, SinkUnavailable, "HTTP 404"),  # a wrong URL: the events wait for the fix
         (302, SinkUnavailable, "HTTP 302"),
     ],
 )
@@ -343,7 +343,7 @@ async def test_bearer_token_is_sent_and_never_logged(
         assert http_recorder.requests[1].headers["Authorization"] == f"Bearer {TOKEN}"
 
         http_recorder.answers["/api/v2/alerts"] = (401, "bad token")
-        with pytest.raises(SinkRejected) as rejected:
+        with pytest.raises(SinkUnavailable) as rejected:  # kept until the token is fixed
             await sink.send(event)
         await eventually(lambda: "re-send failing" in caplog.text, timeout=2)
 

@@ -89,6 +89,11 @@ async def test_receiver_gets_the_alert_json_with_its_headers(
         (503, SinkUnavailable, "HTTP 503"),
         (500, SinkUnavailable, "HTTP 500"),
         (429, SinkUnavailable, "HTTP 429"),
+        # A wrong token or URL is the sink's problem, not this event's: kept, retried, alerted
+        # on (NetmonNotificationsFailing), never dropped.
+        ((401, "bad token"), SinkUnavailable, "HTTP 401: bad token"),
+        (403, SinkUnavailable, "HTTP 403"),
+        (404, SinkUnavailable, "HTTP 404"),
         ((400, "unknown field 'alert'"), SinkRejected, "HTTP 400: unknown field 'alert'"),
         (422, SinkRejected, "HTTP 422"),
     ],
@@ -159,3 +164,19 @@ def test_bad_settings_name_the_field(config: dict[str, Any], field: str, message
     [error] = raised.value.errors()
     assert ".".join(str(part) for part in error["loc"]) == field
     assert message in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("7", 7.0), ("100000", 600.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("soon", None)],
+    ids=["seconds", "capped at 10 min", "a date in the past", "unreadable"],
+)
+async def test_a_rate_limit_says_how_long_to_wait(
+    http_recorder: HttpRecorder, header: str, seconds: float | None
+) -> None:
+    http_recorder.answers["/hook"] = 429
+    http_recorder.headers["/hook"] = {"Retry-After": header}
+    async with webhook(http_recorder.url + "/hook") as sink:
+        with pytest.raises(SinkUnavailable) as raised:
+            await sink.send(link_event())
+    assert raised.value.retry_after == seconds

@@ -95,8 +95,11 @@ class DeliveryWorker:
                 except (SinkUnavailable, TimeoutError, OSError) as exc:
                     self._stats.count(self.sink.name, "failure")
                     self._set_failing(True, str(exc) or type(exc).__name__)
-                    # Jitter, so several netmon instances do not hammer a sink in step.
-                    await self._pause(backoff * random.uniform(0.8, 1.2))
+                    # Jitter, so several netmon instances do not hammer a sink in step; and
+                    # never sooner than the sink asked (Retry-After).
+                    pause = backoff * random.uniform(0.8, 1.2)
+                    asked = exc.retry_after if isinstance(exc, SinkUnavailable) else None
+                    await self._pause(max(pause, asked or 0.0))
                     backoff = min(backoff * 2, self._backoff_max)
                     break
                 except Exception:

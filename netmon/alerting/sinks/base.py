@@ -17,11 +17,17 @@ from netmon.alerting.model import AlertEvent
 
 
 class SinkUnavailable(Exception):  # noqa: N818 - a state of the sink, not a programming error
-    """The sink cannot take events now (broker down, HTTP 5xx, timeout): retry later."""
+    """The sink cannot take events now (broker down, HTTP 5xx, timeout, a wrong token or URL,
+    a rate limit): retry later, and not before `retry_after` seconds when the far side said."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class SinkRejected(Exception):  # noqa: N818
-    """The sink refused this event for good (HTTP 4xx): drop it, count it, go on."""
+    """The sink refused this very event for good (HTTP 400, 413, 422...): drop it, count it,
+    go on."""
 
 
 ActiveAlerts = Callable[[], Sequence[AlertEvent]]

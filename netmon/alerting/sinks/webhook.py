@@ -8,6 +8,8 @@ decides what to do with it.
 
 from __future__ import annotations
 
+import email.utils
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +21,11 @@ from netmon.config.sinks import WebhookSettings, bearer_headers
 
 PAYLOAD_VERSION = 1
 _REASON_BYTES = 300
+# 4xx answers about the sink, not the request: a wrong token (401, 403), a wrong URL (404, 405,
+# 421), a proxy (407), a timeout (408), a rate limit (429). Fixed by someone or by waiting, so
+# the events are kept; dropping them would lose every alert of a misconfigured hour.
+RETRYABLE = frozenset({401, 403, 404, 405, 407, 408, 421, 425, 429})
+MAX_RETRY_AFTER = 600.0
 
 
 async def post_json(
@@ -31,9 +38,11 @@ async def post_json(
 ) -> None:
     """POST `body` as JSON and map the outcome onto the sink contract.
 
-    2xx returns. No answer, a refused connection, 408, 429 and 5xx raise SinkUnavailable (try
-    again later); any other 4xx raises SinkRejected (this request will never be accepted).
-    Reasons are short and never contain the request's headers.
+    2xx returns. No answer, a refused connection, 5xx, and the 4xx that say something about
+    the sink rather than this request (a wrong token or URL, a rate limit: `RETRYABLE`) raise
+    SinkUnavailable (keep the events, try again later, not before the answer's Retry-After);
+    any other 4xx raises SinkRejected (this request will never be accepted). Reasons are short
+    and never contain the request's headers.
     """
     try:
         async with session.post(
@@ -48,16 +57,36 @@ async def post_json(
                 return
             status = response.status
             reason = await _reason(response)
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     except TimeoutError:
         raise SinkUnavailable(f"no answer within {timeout:g}s") from None
     except aiohttp.ClientError as exc:
         raise SinkUnavailable(_describe(exc)) from None
-    if status in (408, 429) or status >= 500:
-        raise SinkUnavailable(reason)
+    if status in RETRYABLE or status >= 500:
+        raise SinkUnavailable(reason, retry_after=retry_after)
     if 400 <= status < 500:
         raise SinkRejected(reason)
     # 1xx/3xx: the URL points at the wrong thing. Keep the events until someone fixes it.
-    raise SinkUnavailable(reason)
+    raise SinkUnavailable(reason, retry_after=retry_after)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (a number of seconds or an HTTP date), capped at
+    MAX_RETRY_AFTER; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _describe(exc: aiohttp.ClientError) -> str:
