@@ -120,7 +120,7 @@ async def test_alert_fires_and_resolves_on_the_broker(
     await sink.send(firing)
 
     seen = await events.until(lambda m: True)
-    assert json.loads(seen.payload) == firing.to_json()
+    assert json.loads(seen.payload) == {**firing.to_json(), "instance": "test"}
     # A subscriber that connects later (a dashboard opened now) still gets the alert, but not
     # the transition: it would be replayed as news.
     later = await retained_now(mosquitto)
@@ -210,7 +210,10 @@ async def test_broker_restart(
     await sink.send(alert("ep-002", "EndpointDown"))
     state = await retained_now(mosquitto)
     assert state["netmon/service/test"] == "online"
-    assert json.loads(state["netmon/alerts/ep-001/EndpointDown"]) == firing.to_json()
+    assert json.loads(state["netmon/alerts/ep-001/EndpointDown"]) == {
+        **firing.to_json(),
+        "instance": "test",
+    }
     assert "netmon/alerts/ep-002/EndpointDown" in state
     statuses = {k: json.loads(v)["state"] for k, v in state.items() if "/status/" in k}
     assert statuses == {
@@ -238,7 +241,42 @@ async def test_reconnect_reconciles_retained_alerts(
     state = await retained_now(mosquitto, "netmon/alerts/#")
     per_port_topic = f"netmon/alerts/sw-1/LinkDown~{per_port.fingerprint}"
     assert state.keys() == {"netmon/alerts/T/A", per_port_topic}
-    assert json.loads(state["netmon/alerts/T/A"]) == still.to_json()
+    assert json.loads(state["netmon/alerts/T/A"]) == {**still.to_json(), "instance": "test"}
+
+
+async def test_netmons_sharing_a_broker_never_erase_each_others_alerts(
+    mosquitto: Mosquitto, make_sink: SinkFactory
+) -> None:
+    # Two shards (or an HA pair, or a test instance) on one broker and prefix: each one's
+    # reconnect reconciles only the retained alerts it published itself.
+    north = alert("ep-north", "EndpointDown")
+    south = alert("ep-south", "EndpointDown")
+    north_sink = await make_sink(settings_for(mosquitto), instance="north", active=lambda: [north])
+    await connected(north_sink)
+    await north_sink.send(north)
+    south_sink = await make_sink(settings_for(mosquitto), instance="south", active=lambda: [south])
+    await connected(south_sink)
+    await south_sink.send(south)
+    await north_sink.close()  # north restarts (a new connection reconciles again)
+    north_again = await make_sink(settings_for(mosquitto), instance="north", active=list)
+    await connected(north_again)  # north's alert resolved meanwhile; south's still fires
+
+    state = await retained_now(mosquitto, "netmon/alerts/#")
+    assert state.keys() == {"netmon/alerts/ep-south/EndpointDown"}
+    assert json.loads(state["netmon/alerts/ep-south/EndpointDown"])["instance"] == "south"
+
+
+async def test_the_status_of_a_target_removed_from_the_inventory_is_cleared(
+    mosquitto: Mosquitto, make_sink: SinkFactory
+) -> None:
+    sink = await make_sink(settings_for(mosquitto))
+    await connected(sink)
+    for target in ("ep-kept", "ep-gone"):
+        sink.publish_status(target, {"target": target, "state": "up", "rtt_ms": 1.0})
+    await retained_until(mosquitto, "netmon/status/#", lambda s: len(s) == 2)
+    sink.forget_statuses({"ep-kept"})
+    state = await retained_until(mosquitto, "netmon/status/#", lambda s: len(s) == 1)
+    assert state.keys() == {"netmon/status/ep-kept"}
 
 
 async def test_status_of_215_targets(

@@ -119,6 +119,8 @@ class Alerting:
         self.engine.apply_inventory(inventory)
         self.engine.set_meetings(meeting_windows(inventory))
         self.traps.apply_inventory(inventory)
+        for publisher in self._publishers:
+            publisher.forget_statuses(inventory.targets)
 
     # --- feeding the engine ----------------------------------------------------------------
 

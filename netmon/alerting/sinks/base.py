@@ -10,7 +10,7 @@ for good (it is dropped and counted, so one bad event cannot block the queue for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 from netmon.alerting.model import AlertEvent
@@ -58,6 +58,9 @@ class StatusPublisher(Protocol):
 
     def publish_status(self, target: str, status: dict[str, object]) -> None:
         """Latest value wins: called on every change, never blocks, never raises."""
+
+    def forget_statuses(self, keep: Iterable[str]) -> None:
+        """Clear the statuses of every target not in `keep` (they left the inventory)."""
 
 
 @runtime_checkable

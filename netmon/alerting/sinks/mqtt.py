@@ -79,6 +79,7 @@ class MqttSink:
             raise ValueError(f"instance {instance!r} cannot be an MQTT topic level")
         self._settings = settings
         self._active = active
+        self._instance = instance
         self._prefix = settings.prefix
         self._service_topic = f"{settings.prefix}/service/{instance}"
         self._client_id = settings.client_id or f"netmon-{instance}"
@@ -117,7 +118,7 @@ class MqttSink:
         for level in (event.target, event.topic_key):
             if not topic_level_ok(level):
                 raise SinkRejected(f"{level!r} cannot be an MQTT topic level")
-        payload = json.dumps(event.to_json()).encode()
+        payload = self._alert_payload(event)
         try:
             await self._publish(session, [(f"{self._prefix}/events/alerts", payload, False)])
             retained = payload if event.firing else b""  # empty + retained deletes it
@@ -150,6 +151,32 @@ class MqttSink:
 
     def _alert_topic(self, event: AlertEvent) -> str:
         return f"{self._prefix}/alerts/{event.target}/{event.topic_key}"
+
+    def _alert_payload(self, event: AlertEvent) -> bytes:
+        # `instance` says whose alert a retained topic is: several netmons (shards, an HA pair,
+        # a test instance) may share one broker and prefix, and each reconciles only its own.
+        return json.dumps({**event.to_json(), "instance": self._instance}).encode()
+
+    def _ours(self, payload: bytes) -> bool:
+        """Whether a retained alert was published by this instance (or by a netmon from before
+        alerts named their instance, which was alone on its broker)."""
+        try:
+            document = json.loads(payload)
+        except ValueError:
+            return False
+        if not isinstance(document, dict):
+            return False
+        owner = document.get("instance")
+        return owner is None or owner == self._instance
+
+    def forget_statuses(self, keep: Iterable[str]) -> None:
+        """Targets gone from the inventory: their retained statuses are cleared, not
+        republished at every reconnect for ever."""
+        kept = set(keep)
+        for target in [t for t in self._statuses if t not in kept]:
+            self._statuses[target] = b""  # empty + retained deletes it
+            self._dirty.add(target)
+        self._status_wake.set()
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
@@ -240,8 +267,7 @@ class MqttSink:
         }
         await self._publish(session, [(topic, b"", True) for topic in retained - active.keys()])
         await self._publish(
-            session,
-            [(topic, json.dumps(e.to_json()).encode(), True) for topic, e in active.items()],
+            session, [(topic, self._alert_payload(e), True) for topic, e in active.items()]
         )
         self._dirty.update(self._statuses)
         await self._flush_statuses(session)
@@ -267,7 +293,8 @@ class MqttSink:
                 )
             except TimeoutError:
                 break
-            if message.retain and message.payload:
+            payload = message.payload
+            if message.retain and isinstance(payload, bytes) and payload and self._ours(payload):
                 found.add(message.topic.value)
         await self._until_lost(session, client.unsubscribe(alerts))
         return found
@@ -304,6 +331,9 @@ class MqttSink:
             except BaseException:
                 self._dirty.update(pending)  # the acked ones again too: harmless, and simple
                 raise
+            for target in pending:
+                if self._statuses.get(target) == b"" and target not in self._dirty:
+                    del self._statuses[target]  # cleared on the broker: nothing left to keep
             for check_id, payload in list(self._reports.items()):
                 await self._publish(
                     session, [(f"{self._prefix}/checks/{check_id}", payload, False)]
