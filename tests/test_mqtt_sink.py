@@ -439,3 +439,5 @@ def test_settings_defaults_and_durations() -> None:
     assert (settings.reconnect_min, settings.reconnect_max, settings.keepalive) == (0.5, 120, 60)
     assert settings.connect_timeout == 5
     assert MqttSettings(tls=True).port == 1883  # 8883 only when asked for
+    # Alerts are news within seconds of a broker coming back, however long it was away.
+    assert MqttSettings().reconnect_max == 5

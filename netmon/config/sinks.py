@@ -92,7 +92,10 @@ class MqttSettings(BaseModel):
     tls_insecure: bool = Field(default=False, description="skip the hostname check only")
     keepalive: Duration = 30.0
     reconnect_min: Duration = Field(default=0.5, gt=0)
-    reconnect_max: Duration = Field(default=30.0, gt=0)
+    # Low: queued alerts go out when the broker is back, and a broker that comes back after
+    # an hour must not wait half a minute for the next try. A reconnect every 5 s is nothing
+    # to a broker.
+    reconnect_max: Duration = Field(default=5.0, gt=0)
     connect_timeout: Duration = Field(
         default=5.0, gt=0, description="also bounds every acknowledgement the sink waits for"
     )
