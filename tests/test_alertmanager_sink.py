@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import json
 import logging
 import ssl
 import time
@@ -424,3 +425,20 @@ def test_settings_defaults_and_secret_sources(tmp_path: Path) -> None:
     assert (loaded.resend_interval, loaded.timeout) == (60.0, 5.0)
     assert loaded.auth_headers() == {"Authorization": f"Bearer {TOKEN}"}
     assert TOKEN not in repr(loaded)
+
+
+async def test_a_late_resolve_of_an_earlier_incident_never_ends_the_newer_one(
+    http_recorder: HttpRecorder,
+) -> None:
+    # Alertmanager was away while the alert fired, resolved and fired again: the re-sends
+    # announce the newer incident; the first incident's resolve, delivered from the outbox
+    # after it, must not end it in Alertmanager (which would show it resolved, then re-fire).
+    first = endpoint_event(starts_at=time.time() - 120)
+    again = endpoint_event(starts_at=time.time() - 10)
+    async with sink_for(http_recorder.url, active=[again]) as sink:
+        await sink.send(first.resolved(time.time() - 60))
+        assert http_recorder.on("/api/v2/alerts") == []
+        await sink.send(again.resolved(time.time()))  # its own resolve still goes out
+    (request,) = http_recorder.on("/api/v2/alerts")
+    (posted,) = json.loads(request.body)
+    assert timestamp(posted["startsAt"]) == pytest.approx(again.starts_at, abs=0.001)

@@ -92,6 +92,15 @@ class AlertmanagerSink:
         await self.close()
 
     async def send(self, event: AlertEvent) -> None:
+        if not event.firing and self._superseded(event):
+            # A resolve that waited in the outbox (Alertmanager was away) while the alert fired
+            # again: the re-sends already told Alertmanager of the newer incident, and this
+            # old "resolved" would end it there until the next re-send.
+            log.info(
+                "resolve of an earlier incident skipped: the alert fires again",
+                extra={"sink": self.queue, "alert": event.alertname, "target": event.target},
+            )
+            return
         now = time.time()
         alerts = [self._alert(event, now)]
         if event.firing and event.previous_severity not in (None, event.severity):
@@ -100,6 +109,15 @@ class AlertmanagerSink:
             alerts.append(self._alert(event, now, ended_severity=event.previous_severity))
         async with self._post_lock:
             await self._post(alerts)
+
+    def _superseded(self, resolved: AlertEvent) -> bool:
+        """Whether a newer incident of the same alert fires now."""
+        return any(
+            event.firing
+            and event.fingerprint == resolved.fingerprint
+            and event.starts_at > resolved.starts_at
+            for event in self._active()
+        )
 
     async def resend_active(self) -> int:
         """Re-send every firing alert now; returns how many. Raises like `send`."""
