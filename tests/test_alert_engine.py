@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
@@ -15,15 +16,17 @@ from collectors.icmp import IcmpSettings
 from collectors.traps import TrapEvent
 from netmon.alerting.engine import AlertEngine
 from netmon.alerting.model import AlertEvent, Severity, Status
+from netmon.alerting.rules import MAX_TRAP_PORTS
 from netmon.alerting.store import AlertDB
 from netmon.alerting.traps import TrapAlerts
 from netmon.config.alerting import Silence
 from netmon.config.errors import ConfigError
 from netmon.config.loader import load_data
 from netmon.confirm import Confirmer
+from netmon.devices import DeviceState, InterfaceState
 from netmon.inventory import Inventory
 from netmon.meetings import meeting_windows
-from netmon.model import EchoRound, Observation, ProbeTarget
+from netmon.model import EchoRound, InterfaceSample, Observation, ProbeTarget
 from netmon.scheduler import Scheduler
 from netmon.state import Reach, StateStore
 from tests.fake_clock import FakeClock
@@ -750,3 +753,37 @@ async def test_an_alert_stored_by_another_version_does_not_stop_netmon_starting(
     assert await h.engine.restore() == 1
     assert [e.target for e in h.engine.firing()] == ["ep1"]
     assert db.quarantined == 1
+
+
+async def test_forged_link_down_traps_cannot_flood_the_alerts(db: AlertDB) -> None:
+    # linkDown traps with made-up ifIndexes, from a source and community that pass.
+    targets = [
+        {"id": "sw-polled", "address": "192.0.2.1", "kind": "switch"},
+        {"id": "sw-traps", "address": "192.0.2.2", "kind": "switch"},
+    ]
+    inv = inventory(targets=targets)
+    h = Harness(inv, db, Clock())
+    port = InterfaceSample(
+        index=1, name="Gi0/1", alias="", descr="", admin_up=True, oper_up=True, speed_bps=None,
+        counter_bits=64, in_octets=None, out_octets=None, in_errors=None, out_errors=None,
+        in_discards=None, out_discards=None,
+    )  # fmt: skip
+    unused = dataclasses.replace(port, index=2, name="Gi0/2", oper_up=False)
+    h.store.targets["sw-polled"].devices["snmp"] = DeviceState(
+        up=True,
+        interfaces={1: InterfaceState(port), 2: InterfaceState(unused)},
+        last_interfaces={1: port, 2: unused},
+    )
+    for index in range(1, 301):
+        h.engine.interface_trap(inv.targets["sw-polled"], index, True)
+        h.engine.interface_trap(inv.targets["sw-traps"], index, True)
+    alerts = [(t.target, t.labels["ifname"]) for t in h.engine.tracked.values()]
+    # The polled switch: not the ifIndexes its own table lacks, nor its never-used port; the
+    # port in use (seen up by the engine once it evaluates the poll) would be paged.
+    assert [a for a in alerts if a[0] == "sw-polled"] == []
+    # A device netmon does not poll: traps are all it knows, at most 96 ports of them.
+    assert len([a for a in alerts if a[0] == "sw-traps"]) == MAX_TRAP_PORTS
+    h.engine.observe(h.store.targets["sw-polled"])  # Gi0/1 up in the poll: seen up
+    h.engine.interface_trap(inv.targets["sw-polled"], 1, True)
+    paged = [(t.target, t.labels["ifname"]) for t in h.engine.tracked.values()]
+    assert ("sw-polled", "Gi0/1") in paged

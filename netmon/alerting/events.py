@@ -10,17 +10,20 @@ does not receive traps (alerting/traps.py does) or evaluate rules.
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections.abc import Callable, Collection
 
 from netmon.alerting.lifecycle import Lifecycle
 from netmon.alerting.model import Severity, fingerprint
-from netmon.alerting.rules import REBOOT_HOLD
+from netmon.alerting.rules import MAX_TRAP_PORTS, REBOOT_HOLD
 from netmon.alerting.signals import interface_names
 from netmon.alerting.tracked import Tracked
 from netmon.config.alerting import AlertingConfig
 from netmon.config.rules import Level, Rule
 from netmon.inventory import Target
 from netmon.state import StateStore, TargetState
+
+log = logging.getLogger(__name__)
 
 
 def event_rule(severity: Severity) -> Rule:
@@ -50,10 +53,13 @@ class Events:
         self._seen_up = seen_up  # the engine's: a linkUp counts as seeing the interface up
         self._clock = clock
         self._reboots: dict[str, int] = {}  # by target: reboots seen in its SNMP polls
+        # By target: interfaces known from traps alone (a device netmon does not poll).
+        self._trap_ports: dict[str, set[str]] = {}
 
     def forget(self, known: Collection[str]) -> None:
         """Keep what is known of these targets only (the others left the inventory)."""
         self._reboots = {k: v for k, v in self._reboots.items() if k in known}
+        self._trap_ports = {k: v for k, v in self._trap_ports.items() if k in known}
 
     def fire(
         self,
@@ -122,15 +128,23 @@ class Events:
             return
         ifname: str | None = None
         state = self._store.targets.get(target.id)
+        polled = False
         for device in state.devices.values() if state is not None else ():
             # The last complete reading: it survives polls that fail while the link is down.
+            polled = polled or bool(device.last_interfaces)
             ifname = interface_names(device.last_interfaces).get(if_index, ifname)
         known = ifname is not None
+        if polled and not known:
+            return  # an ifIndex the device's own table does not have: a forgery, or garbage
         ifname = ifname if ifname is not None else str(if_index)
         if not any(fnmatch.fnmatchcase(ifname, glob) for glob in rule.interfaces):
             return
+        if not known and not self._trap_port(target.id, ifname):
+            return
         if not down:
             self._seen_up.add((target.id, ifname))
+        elif known and rule.only_seen_up and (target.id, ifname) not in self._seen_up:
+            return  # as the polls do: a port never seen up is unused, and stays quiet
         now = self._clock()
         labels = {"ifname": ifname}
         self._lifecycle.update("InterfaceDown", rule, target, labels, float(down), now)
@@ -139,6 +153,24 @@ class Events:
             # Named by index only (never polled): no poll will ever speak for it, so it ends
             # by itself unless a linkUp comes first.
             tracked.hold_until = tracked.hold_until or now + REBOOT_HOLD
+
+    def _trap_port(self, target_id: str, ifname: str) -> bool:
+        """Whether an interface known only from traps may be tracked: at most
+        MAX_TRAP_PORTS per device, so a flood of traps with made-up ifIndexes (from a source
+        and community that pass) is not thousands of alerts crowding real ones out."""
+        ports = self._trap_ports.setdefault(target_id, set())
+        if ifname in ports:
+            return True
+        if len(ports) >= MAX_TRAP_PORTS:
+            if len(ports) == MAX_TRAP_PORTS:
+                log.warning(
+                    "linkDown/linkUp for more interfaces than a device has; further ones ignored",
+                    extra={"target": target_id, "limit": MAX_TRAP_PORTS},
+                )
+                ports.add("")  # logged once
+            return False
+        ports.add(ifname)
+        return True
 
     def check_reboot(self, state: TargetState) -> None:
         """DeviceRebooted when the target's SNMP polls counted a reboot since the last look."""

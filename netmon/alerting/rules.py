@@ -31,4 +31,7 @@ STANDARD_TRAPS: dict[str, dict[str, Any]] = {
         "hold": 600,
     },
 }
-REBOOT_HOLD = 900.0  # DeviceRebooted from a sysUpTime reset stays this long
+REBOOT_HOLD = 900.0
+# linkDown/linkUp of a device netmon does not poll name interfaces netmon cannot check: at most
+# this many of them per device are tracked (a chassis switch), not one per made-up ifIndex.
+MAX_TRAP_PORTS = 96  # DeviceRebooted from a sysUpTime reset stays this long
