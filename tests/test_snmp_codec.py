@@ -269,3 +269,55 @@ def test_an_oversized_integer_is_refused_not_built() -> None:
     message = _tlv(0x30, _tlv(2, b"\x01") + _tlv(4, b"c") + pdu)
     with pytest.raises(DecodeError, match="INTEGER longer than 32 bits"):
         decode_message(message)
+
+
+def _ber(tag: int, body: bytes) -> bytes:
+    """A TLV of any length (the short `_tlv` above stops at 255 bytes)."""
+    if len(body) < 0x80:
+        return bytes([tag, len(body)]) + body
+    length = len(body).to_bytes((len(body).bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + body
+
+
+def _trap_with(oid_body: bytes, value: bytes = b"\x05\x00") -> bytes:
+    """An SNMPv2-Trap of one varbind: these OID contents, this encoded value."""
+    varbind = _ber(0x30, _ber(0x06, oid_body) + value)
+    pdu = _ber(0xA7, _ber(2, b"\x01") + _ber(2, b"\x00") + _ber(2, b"\x00") + _ber(0x30, varbind))
+    return _ber(0x30, _ber(2, b"\x01") + _ber(4, b"c") + pdu)
+
+
+def test_a_sub_identifier_of_32_bits_is_read() -> None:
+    # 2**32 - 1, the largest sub-identifier RFC 2578 allows: five bytes of base 128.
+    message = decode_message(_trap_with(bytes([0x2B, 6, 1, 0x8F, 0xFF, 0xFF, 0xFF, 0x7F])))
+    assert message.varbinds[0].oid == (1, 3, 6, 1, 2**32 - 1)
+
+
+@pytest.mark.parametrize(
+    "oid_body",
+    [
+        # Six bytes of base 128 for one sub-identifier: past 32 bits.
+        bytes([0x2B, 6, 1, 0x81, 0x80, 0x80, 0x80, 0x80, 0x00]),
+        # Leading 0x80s pad a small number out to six bytes: still too long to read.
+        bytes([0x2B, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]),
+        # One sub-identifier as long as a datagram allows: a huge number built byte by byte
+        # (quadratic in its length), then a text too long to print.
+        bytes([0x2B]) + b"\xff" * 60_000 + b"\x7f",
+        # 129 sub-identifiers, one more than an OID may have.
+        bytes([0x2B]) + bytes(range(1, 128)) + b"\x01",
+    ],
+    ids=["6-byte-sub-id", "padded-sub-id", "60k-byte-sub-id", "129-arcs"],
+)
+def test_an_oversized_oid_is_malformed(oid_body: bytes) -> None:
+    with pytest.raises(DecodeError, match="OID"):
+        decode_message(_trap_with(oid_body))
+
+
+def test_an_oid_of_128_sub_identifiers_is_read() -> None:
+    message = decode_message(_trap_with(bytes([0x2B]) + bytes(range(1, 127))))
+    assert len(message.varbinds[0].oid) == 128
+
+
+@pytest.mark.parametrize("address", [b"", b"\x0a\x00\x00", b"\x0a\x00\x00\x01\x00", b"\x00" * 16])
+def test_an_ip_address_that_is_not_4_bytes_is_malformed(address: bytes) -> None:
+    with pytest.raises(DecodeError, match="IpAddress"):
+        decode_message(_trap_with(bytes([0x2B, 6, 1]), _ber(0x40, address)))

@@ -65,6 +65,9 @@ _UNSIGNED_FAST = {int(tag): limit for tag, limit in _UNSIGNED_LIMIT.items()}
 _OID_CACHE_SIZE = 50_000  # per direction, cleared whole when full
 _OID_CACHE_MAX_BYTES = 32  # only OIDs this short are cached: ~15 MB at most per cache
 _PDU_TYPES = {int(kind): kind for kind in PduType}
+_MAX_OID_ARCS = 128  # RFC 2578 §3.5; the first sub-identifier holds two arcs
+_MAX_SUBID_BYTES = 5  # base 128: 35 bits, room for 32 (and the first's 2.x, x < 2**32 - 80)
+_MAX_OID_BYTES = (_MAX_OID_ARCS - 1) * _MAX_SUBID_BYTES
 
 Value = int | bytes | OID | None
 """int for INTEGER and the unsigned types; bytes for OCTET STRING, IpAddress and Opaque; a
@@ -264,23 +267,41 @@ _OID_CACHE: dict[bytes, OID] = {}
 
 
 def decode_oid(data: bytes, start: int, stop: int) -> OID:
+    """The OID whose contents are data[start:stop], in time linear in their length.
+
+    A sub-identifier is an unsigned 32-bit number (RFC 2578 §7.1.3), at most five bytes of
+    base 128, and an OID has at most 128 of them: anything longer is malformed, so a hostile
+    sender cannot make us build one huge number byte by byte (quadratic) or a text too long to
+    print.
+    """
     if start == stop:
         raise DecodeError("empty OID")
+    if stop - start > _MAX_OID_BYTES:
+        raise DecodeError("OID longer than 128 sub-identifiers")
     chunk = data[start:stop]
     if max(chunk) < 0x80:  # every sub-identifier in one byte: the common case
+        if len(chunk) > _MAX_OID_ARCS - 1:
+            raise DecodeError("OID longer than 128 sub-identifiers")
         first = chunk[0]
         head = (first // 40, first % 40) if first < 80 else (2, first - 80)
         return (*head, *chunk[1:])
     arcs: list[int] = []
     value = 0
+    size = 0
     for pos in range(start, stop):
         byte = data[pos]
+        size += 1
+        if size > _MAX_SUBID_BYTES:
+            raise DecodeError("OID sub-identifier longer than 32 bits")
         value = (value << 7) | (byte & 0x7F)
         if not byte & 0x80:
             arcs.append(value)
             value = 0
+            size = 0
     if data[stop - 1] & 0x80:
         raise DecodeError("OID ends inside a sub-identifier")
+    if len(arcs) > _MAX_OID_ARCS - 1:
+        raise DecodeError("OID longer than 128 sub-identifiers")
     first = arcs[0]
     head = (first // 40, first % 40) if first < 80 else (2, first - 80)
     return (*head, *arcs[1:])
@@ -308,6 +329,10 @@ def _value(tag: int, data: bytes, start: int, stop: int) -> tuple[Tag, Value]:
             # read as signed that would be negative. Unsigned it is right, but too long is not.
             raise DecodeError(f"{kind.name} out of range")
         return kind, value
+    if kind == Tag.IP_ADDRESS and stop - start != 4:
+        # An IPv4 address, nothing else (RFC 2578 §7.1.5): any other length cannot be shown
+        # as an address nor sent back in an inform's answer.
+        raise DecodeError("IpAddress not 4 bytes")
     if kind in (Tag.OCTET_STRING, Tag.OPAQUE, Tag.IP_ADDRESS):
         return kind, bytes(data[start:stop])
     if kind == Tag.OBJECT_IDENTIFIER:
