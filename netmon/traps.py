@@ -18,7 +18,7 @@ from typing import Protocol
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from collectors.traps.events import TrapSource
-from collectors.traps.receiver import TrapReceiver, TrapStats
+from collectors.traps.receiver import ERROR_REASONS, TrapReceiver, TrapStats
 from collectors.traps.settings import TrapSettings
 from netmon.inventory import Inventory
 from netmon.model import TrapEvent
@@ -127,7 +127,7 @@ class TrapIntake:
 
 
 class TrapReceiverCollector:
-    """The trap port's own counters: unknown senders, drops, malformed datagrams."""
+    """The trap port's own counters: unknown senders, drops, malformed datagrams, errors."""
 
     def __init__(self, stats: TrapStats) -> None:
         self._stats = stats
@@ -163,3 +163,12 @@ class TrapReceiverCollector:
         )
         malformed.add_metric([], stats.malformed)
         yield malformed
+        errors = CounterMetricFamily(
+            "netmon_snmp_trap_errors",
+            "Failures of the trap port itself, by reason (receiver: handling a datagram; "
+            "delivery: recording a trap; v3: a v3 message's keys or USM), logged once a minute",
+            labels=["reason"],
+        )
+        for reason in ERROR_REASONS:  # a fixed set: every series there from the start
+            errors.add_metric([reason], stats.errors[reason])
+        yield errors

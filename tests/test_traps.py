@@ -9,6 +9,7 @@ learned (and only when the message authenticates); storms and garbage not taking
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -21,13 +22,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
-from collectors.snmp.codec import Message, PduType, Tag, VarBind, Version, encode_message
+from collectors.snmp.codec import (
+    Message,
+    PduType,
+    Tag,
+    VarBind,
+    Version,
+    decode_message,
+    encode_message,
+)
 from collectors.traps import TrapEvent, TrapSettings, TrapSource
 from collectors.traps.events import v1_trap_oid, value_text
 from collectors.traps.limits import LogGate, TokenBuckets
 from collectors.traps.receiver import TrapListenError, TrapReceiver
 from netmon.credentials import SnmpCredential
+from netmon.traps import TrapReceiverCollector
 from tests.conftest import require_program
 from tests.helpers import NetmonProcess, metric_value, write_config
 
@@ -221,7 +232,7 @@ async def test_wrong_community_is_dropped_and_counted_as_auth_failure(
 
 
 @pytest.mark.peer
-async def test_unknown_source_is_delivered_without_target_and_logged_once(
+async def test_unknown_source_is_counted_not_read_and_logged_once(
     make_receiver: MakeReceiver, snmp_env: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     harness = await make_receiver({})
@@ -231,9 +242,8 @@ async def test_unknown_source_is_delivered_without_target_and_logged_once(
     # A v3 trap nobody can read: counted as unknown, not delivered, no failure of its own.
     await _run(snmp_env, "snmptrap", *_v3_args(ENGINE_A), harness.to, "", "1.3.6.1.6.3.1.1.5.1")
     await _until(lambda: harness.receiver.stats.unknown_sources["127.0.0.1"] == 4, what="4")
-    assert [(e.target, e.trap, e.version) for e in harness.events] == [
-        (None, "coldStart", "2c")
-    ] * 3
+    # Refused on the sender's address, before the notification is read: nothing goes out.
+    assert harness.events == []
     assert harness.receiver.stats.received == {}
     assert caplog.text.count("source not in the inventory") == 1
 
@@ -412,6 +422,12 @@ def _v2c_trap(community: str, if_index: int = 1) -> bytes:
     )  # fmt: skip
 
 
+def _cut_after_request_id(community: str) -> bytes:
+    head = b"\x02\x01\x01\x04" + bytes([len(community)]) + community.encode()
+    body = head + b"\xa7\x03\x02\x01\x01"
+    return b"\x30" + bytes([len(body)]) + body
+
+
 def _send(address: str, port: int, datagrams: list[bytes]) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((address, 0))
@@ -437,7 +453,9 @@ async def test_malformed_datagrams_are_counted_and_the_receiver_goes_on(
         good[:-3] + b"\x02\x09\x01",  # a value that runs past its varbind
         b"\x30\x84\xff\xff\xff\xff\x02\x01\x01",  # a length far past the end
         b"\x30\x06\x02\x01\x03\x30\x01\x00",  # v3 with a broken header
-        bytes.fromhex("300e020101040474657374a703020101"),  # PDU cut after request-id
+        # A PDU cut after request-id (with the right community: a wrong one is refused
+        # before the PDU is read, as an auth failure)
+        _cut_after_request_id(COMMUNITY),
         get_request,  # well formed, but not a notification
     ]
     await asyncio.to_thread(_send, "127.0.0.1", harness.receiver.port, garbage)
@@ -445,7 +463,7 @@ async def test_malformed_datagrams_are_counted_and_the_receiver_goes_on(
     await asyncio.to_thread(_send, "127.0.0.1", harness.receiver.port, [good])
     await _until(lambda: harness.events, what="a good trap after the garbage")
     stats = harness.receiver.stats
-    assert stats.errors == 0
+    assert not stats.errors
     assert stats.malformed == len(garbage)
     assert [e.trap for e in harness.events] == ["linkDown"]
 
@@ -469,7 +487,156 @@ async def test_a_storm_is_rate_limited_and_other_sources_still_get_through(
     delivered = stats.received[("storm", "linkDown")]
     assert 200 <= delivered <= 200 + 100 * elapsed + 5
     assert caplog.text.count("over its rate limit") == 1
-    assert stats.errors == 0
+    assert not stats.errors
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile senders: refused cheaply and first (issue 14)
+
+
+def _v2c_notification(community: str, *, pdu_type: PduType, request_id: int) -> bytes:
+    return encode_message(
+        Message(Version.V2C, community.encode(), pdu_type, request_id, 0, 0, (
+            VarBind((1, 3, 6, 1, 2, 1, 1, 3, 0), Tag.TIMETICKS, 100),
+            VarBind((1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0), Tag.OBJECT_IDENTIFIER,
+                    (1, 3, 6, 1, 6, 3, 1, 1, 5, 1)),
+        ))
+    )  # fmt: skip
+
+
+# A varbind whose OID is one sub-identifier 3000 bytes long: the costly datagram of issue 14.
+_HUGE_SUB_ID = b"\x06\x82\x0b\xb9\x2b" + b"\xff" * 2999 + b"\x7f"  # 3001 content bytes
+
+
+def _v2c_with_raw_varbind(community: str, raw_varbind_contents: bytes,
+                          pdu_type: int = 0xA7) -> bytes:  # fmt: skip
+    def tlv(tag: int, body: bytes) -> bytes:
+        if len(body) < 0x80:
+            return bytes([tag, len(body)]) + body
+        return bytes([tag, 0x82]) + len(body).to_bytes(2, "big") + body
+
+    good = (
+        tlv(0x30, b"\x06\x08\x2b\x06\x01\x02\x01\x01\x03\x00" + b"\x43\x01\x64")
+        + tlv(0x30, b"\x06\x0a\x2b\x06\x01\x06\x03\x01\x01\x04\x01\x00"
+              + b"\x06\x09\x2b\x06\x01\x06\x03\x01\x01\x05\x01")
+        + tlv(0x30, raw_varbind_contents)
+    )  # fmt: skip
+    pdu = tlv(pdu_type, b"\x02\x01\x07\x02\x01\x00\x02\x01\x00" + tlv(0x30, good))
+    return tlv(0x30, b"\x02\x01\x01" + tlv(0x04, community.encode()) + pdu)
+
+
+async def test_an_oversized_oid_with_the_right_community_is_malformed_not_an_error(
+    make_receiver: MakeReceiver,
+) -> None:
+    harness = await make_receiver({"127.0.0.1": TrapSource("sw-1", [V2C])})
+    oversized = _v2c_with_raw_varbind(COMMUNITY, _HUGE_SUB_ID + b"\x05\x00")
+    await asyncio.to_thread(_send, "127.0.0.1", harness.receiver.port, [oversized])
+    await _until(lambda: harness.receiver.stats.malformed == 1, what="counted as malformed")
+    assert not harness.receiver.stats.errors
+    assert harness.events == []
+
+
+async def test_unknown_senders_and_wrong_communities_are_refused_before_the_pdu_is_read(
+    make_receiver: MakeReceiver,
+) -> None:
+    # Each datagram's PDU is broken (an oversized OID): were it read, it would count as
+    # malformed. Refused on who sent it, it counts as what it is.
+    harness = await make_receiver({"127.0.0.1": TrapSource("sw-1", [V2C])})
+    broken = _HUGE_SUB_ID + b"\x05\x00"
+    port = harness.receiver.port
+    await asyncio.to_thread(_send, "127.0.0.2", port, [_v2c_with_raw_varbind(COMMUNITY, broken)])
+    await asyncio.to_thread(_send, "127.0.0.1", port, [_v2c_with_raw_varbind("guess", broken)])
+    stats = harness.receiver.stats
+    await _until(lambda: stats.auth_failures["sw-1"] == 1, what="the wrong community")
+    await _until(lambda: stats.unknown_sources["127.0.0.2"] == 1, what="the unknown sender")
+    assert stats.malformed == 0
+    assert not stats.errors
+    assert harness.events == []
+
+
+async def test_a_known_source_over_its_burst_is_dropped_before_its_pdu_is_read(
+    make_receiver: MakeReceiver,
+) -> None:
+    harness = await make_receiver({"127.0.0.1": TrapSource("sw-1", [V2C])}, burst=1)
+    broken = _v2c_with_raw_varbind(COMMUNITY, _HUGE_SUB_ID + b"\x05\x00")
+    await asyncio.to_thread(_send, "127.0.0.1", harness.receiver.port, [broken] * 3)
+    stats = harness.receiver.stats
+    await _until(lambda: stats.malformed + stats.rate_limited["sw-1"] == 3, what="all three")
+    # The first is read (and found malformed); the rest are dropped unread.
+    assert (stats.malformed, stats.rate_limited["sw-1"]) == (1, 2)
+
+
+def _recv_nowait(sock: socket.socket) -> bytes | None:
+    try:
+        return sock.recv(65535)
+    except BlockingIOError:
+        return None
+
+
+async def test_informs_are_answered_only_to_known_sources_with_their_community(
+    make_receiver: MakeReceiver,
+) -> None:
+    harness = await make_receiver({"127.0.0.1": TrapSource("sw-1", [V2C])})
+    to = ("127.0.0.1", harness.receiver.port)
+    inform = PduType.INFORM
+    bad_address = b"\x06\x08\x2b\x06\x01\x04\x01\x86\x8d\x1f" + b"\x40\x05\x0a\x00\x00\x01\x00"
+    with contextlib.ExitStack() as stack:
+        stranger, wrong, malformed, known = (
+            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) for _ in range(4)
+        )
+        for sock, address in ((stranger, "127.0.0.2"), (wrong, "127.0.0.1"),
+                              (malformed, "127.0.0.1"), (known, "127.0.0.1")):  # fmt: skip
+            sock.bind((address, 0))
+            sock.setblocking(False)
+        # A spoofed inform from anyone would be answered to its victim: a reflector.
+        stranger.sendto(_v2c_notification(COMMUNITY, pdu_type=inform, request_id=11), to)
+        wrong.sendto(_v2c_notification("guessed", pdu_type=inform, request_id=12), to)
+        # An IpAddress of 5 bytes: malformed, not an answer that fails to encode.
+        malformed.sendto(_v2c_with_raw_varbind(COMMUNITY, bad_address, pdu_type=0xA6), to)
+        known.sendto(_v2c_notification(COMMUNITY, pdu_type=inform, request_id=14), to)
+        # The receiver handles datagrams in order: once the last is answered, the others
+        # have had whatever answer they get.
+        answers: list[bytes] = []
+
+        def answered() -> bool:
+            answer = _recv_nowait(known)
+            if answer is not None:
+                answers.append(answer)
+            return bool(answers)
+
+        await _until(answered, what="the known sender's answer")
+        assert decode_message(answers[0]).request_id == 14
+        assert [_recv_nowait(sock) for sock in (stranger, wrong, malformed)] == [None] * 3
+    stats = harness.receiver.stats
+    assert (stats.unknown_sources["127.0.0.2"], stats.auth_failures["sw-1"], stats.malformed) == (
+        1, 1, 1,
+    )  # fmt: skip
+    assert not stats.errors
+    assert [e.target for e in harness.events] == ["sw-1"]
+
+
+async def test_trap_port_errors_are_exported_by_reason() -> None:
+    def broken_consumer(event: TrapEvent) -> None:
+        raise RuntimeError("a bug downstream")
+
+    receiver = TrapReceiver(
+        TrapSettings.model_validate({"listen": "127.0.0.1:0"}),
+        resolve={"127.0.0.1": TrapSource("sw-1", [V2C])}.get,
+        on_trap=broken_consumer,
+        on_engine_id=lambda target, engine_id: None,
+    )
+    registry = CollectorRegistry()
+    registry.register(TrapReceiverCollector(receiver.stats))
+    async with receiver:
+        await asyncio.to_thread(_send, "127.0.0.1", receiver.port, [_v2c_trap(COMMUNITY)] * 2)
+        await _until(lambda: receiver.stats.errors["delivery"] == 2, what="two errors")
+    scrape = generate_latest(registry).decode()
+    assert 'netmon_snmp_trap_errors_total{reason="delivery"} 2.0' in scrape
+    assert 'netmon_snmp_trap_errors_total{reason="receiver"} 0.0' in scrape
+    # The trap was still counted as received: the failure was the consumer's, not the sender's.
+    assert "netmon_snmp_traps_malformed_total 0.0" in scrape
+    assert receiver.stats.received[("sw-1", "linkDown")] == 2
+    assert COMMUNITY not in scrape
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,8 +7,11 @@ they are accepted. Who may send comes from the core's `resolve` callback (addres
 target and its credentials); what arrives goes out through `on_trap` as a `TrapEvent`, and
 engine IDs learned from v3 senders through `on_engine_id`, for the core to persist.
 
-Costs are bounded per sender before anything is decoded: a token bucket per source address
-drops a storm, malformed packets are counted and dropped, and an unknown, rate-limited or
+Refusing costs little and comes first, before a notification is decoded: a sender the
+inventory does not know is counted and dropped on its address alone (for v1, its agent-addr
+too), so are its informs, which are never answered; a known sender has a token bucket that
+drops a storm, and a v1/v2c community is checked on the message's first few bytes. Only then
+is the PDU read. Malformed datagrams are counted and dropped, and an unknown, rate-limited or
 failing sender is logged at most once a minute. Communities and keys never reach a log line,
 an event or a counter label.
 
@@ -41,7 +44,13 @@ from collectors.traps.events import (
 from collectors.traps.limits import LogGate, TokenBuckets
 from collectors.traps.settings import TrapSettings
 from collectors.traps.usm import UsmReceiver, V3Result
-from collectors.traps.wire import V3Header, decode_v1_trap, decode_v3_header, message_version
+from collectors.traps.wire import (
+    V3Header,
+    decode_v1_trap,
+    decode_v3_header,
+    message_version,
+    read_community_header,
+)
 from netmon.model import TrapEvent
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,11 @@ _MAX_PENDING_V3 = 256  # v3 messages waiting for a credential's keys to be hashe
 _MAX_UNKNOWN_ADDRESSES = 1024  # distinct addresses counted one by one; the rest as "other"
 _LOG_INTERVAL = 60.0
 _NOTIFICATIONS = frozenset({PduType.TRAP_V2, PduType.INFORM})
+_NOTIFICATION_TAGS = {0: frozenset({int(PduType.TRAP_V1)}),
+                      1: frozenset(int(kind) for kind in _NOTIFICATIONS)}  # fmt: skip
+ERROR_REASONS = ("receiver", "delivery", "v3")
+"""Why `TrapStats.errors` counted an exception: a datagram our own code failed on; the
+`on_trap` consumer raising; a v3 message whose keys or USM processing failed off the loop."""
 _NO_ADDRESS = b"\x00\x00\x00\x00"
 
 
@@ -67,8 +81,9 @@ class TrapStats:
     auth_failures: target → wrong community, or a v3 message USM refused.
     rate_limited: target → dropped by the per-source rate limit; `rate_limited_unknown` for
       unknown sources.
-    malformed: datagrams that are not a readable SNMP notification.
+    malformed: datagrams that are not a readable SNMP notification (an oversized OID too).
     engine_ids_learned: v3 engine IDs learned (each also reported through on_engine_id).
+    errors: reason (one of ERROR_REASONS) → exceptions, each logged at most once a minute.
     """
 
     received: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -78,7 +93,7 @@ class TrapStats:
     rate_limited_unknown: int = 0
     malformed: int = 0
     engine_ids_learned: int = 0
-    errors: int = 0  # exceptions of our own or of on_trap; each is logged (at most once a minute)
+    errors: Counter[str] = field(default_factory=Counter)
 
     def snapshot(self) -> TrapStats:
         return replace(
@@ -87,6 +102,7 @@ class TrapStats:
             unknown_sources=Counter(self.unknown_sources),
             auth_failures=Counter(self.auth_failures),
             rate_limited=Counter(self.rate_limited),
+            errors=Counter(self.errors),
         )
 
 
@@ -237,60 +253,77 @@ class TrapReceiver:
             try:
                 self._on_datagram(data, address)
             except Exception:
-                self.stats.errors += 1
-                if self._log_gate.open("error"):
-                    log.exception("trap receiver error (dropped one datagram)")
+                self._error("receiver", "trap receiver error (dropped one datagram)")
+
+    def _error(self, reason: str, message: str) -> None:
+        self.stats.errors[reason] += 1
+        if self._log_gate.open(("error", reason)):
+            log.exception(message, extra={"reason": reason})
 
     def _on_datagram(self, data: bytes, address: tuple[Any, ...]) -> None:
         ip = str(address[0])
         if ip.startswith("::ffff:"):  # an IPv4 sender on a dual-stack socket
             ip = ip[7:]
         source = self._resolve(ip)
-        if not self._buckets.allow(ip):
-            self._rate_limited(ip, source)
-            return
         try:
             version = message_version(data)
+            if version == 3:
+                if source is None:  # no key to check it with: not worth USM's work
+                    self._unknown(ip)
+                elif not self._buckets.allow(ip):
+                    self._rate_limited(ip, source)
+                else:
+                    self._on_v3(data, address, ip, source, decode_v3_header(data))
+                return
+            if version not in _NOTIFICATION_TAGS:
+                raise DecodeError(f"SNMP version {version}")
+            # Who sent it and with which community, from the first few bytes: a sender that
+            # fails either costs no more than that, however big its datagram.
+            head = read_community_header(data)
+            if head.pdu_type not in _NOTIFICATION_TAGS[version]:
+                raise DecodeError(f"not a notification: PDU 0x{head.pdu_type:02x}")
+            if head.agent_addr is not None and head.agent_addr != _NO_ADDRESS:
+                # The agent's own address names the device even when the trap was relayed or
+                # left by another interface; the UDP source is the fallback.
+                agent = ".".join(map(str, head.agent_addr))
+                if agent != ip:
+                    source = self._resolve(agent) or source
+            if source is None:
+                self._unknown(ip)
+                return
+            if not self._buckets.allow(ip):
+                self._rate_limited(ip, source)
+                return
+            name = "1" if version == 0 else "2c"
+            if not _community_ok(source, head.community):
+                self._auth_failure(source.target, ip, name, "wrong community")
+                return
             if version == 1:
                 self._on_v2c(data, address, ip, source)
-            elif version == 0:
-                self._on_v1(data, ip, source)
-            elif version == 3:
-                self._on_v3(data, address, ip, source, decode_v3_header(data))
             else:
-                raise DecodeError(f"SNMP version {version}")
+                self._on_v1(data, ip, source)
         except DecodeError as exc:
             self._malformed(ip, str(exc))
 
-    # -- v1 and v2c ----------------------------------------------------------------------------
+    # -- v1 and v2c: from a known source with one of its communities ---------------------------
 
     def _on_v2c(self, data: bytes, address: tuple[Any, ...], ip: str,
-                source: TrapSource | None) -> None:  # fmt: skip
+                source: TrapSource) -> None:  # fmt: skip
         message = decode_message(data)
         if message.pdu_type not in _NOTIFICATIONS:
             raise DecodeError(f"not a notification: {message.pdu_type.name}")
-        if source is not None and not _community_ok(source, message.community):
-            self._auth_failure(source.target, ip, "2c", "wrong community")
-            return
         trap_oid, uptime, payload = split_v2_varbinds(message.varbinds)
         if trap_oid is None:
             raise DecodeError("no snmpTrapOID.0")
         if message.pdu_type == PduType.INFORM:
+            # Answered only here: a known source whose community was right. An answer to
+            # anyone else would make the port a reflector for spoofed requests.
             answer = replace(message, pdu_type=PduType.RESPONSE, error_status=0, error_index=0)
             self._send(encode_message(answer), address)
         self._deliver(source, ip, "2c", trap_oid, uptime, payload)
 
-    def _on_v1(self, data: bytes, ip: str, source: TrapSource | None) -> None:
+    def _on_v1(self, data: bytes, ip: str, source: TrapSource) -> None:
         trap = decode_v1_trap(data)
-        if trap.agent_addr != _NO_ADDRESS:
-            # The agent's own address names the device even when the trap was relayed or left
-            # by another interface; the UDP source is the fallback.
-            agent = ".".join(map(str, trap.agent_addr))
-            if agent != ip:
-                source = self._resolve(agent) or source
-        if source is not None and not _community_ok(source, trap.community):
-            self._auth_failure(source.target, ip, "1", "wrong community")
-            return
         trap_oid = v1_trap_oid(trap.enterprise, trap.generic, trap.specific)
         payload = v1_payload(trap.varbinds, trap.agent_addr, trap.enterprise)
         self._deliver(source, ip, "1", trap_oid, trap.timestamp, payload)
@@ -323,9 +356,7 @@ class TrapReceiver:
         except asyncio.CancelledError:
             raise
         except Exception:
-            self.stats.errors += 1
-            if self._log_gate.open("error"):
-                log.exception("trap receiver error (dropped one v3 message)")
+            self._error("v3", "trap receiver error (dropped one v3 message)")
 
     def _v3_result(self, result: V3Result, ip: str, source: TrapSource | None) -> None:
         if result.outcome == "delivered":
@@ -369,7 +400,10 @@ class TrapReceiver:
             self._unknown(ip)
         else:
             self.stats.received[(source.target, event.trap)] += 1
-        self._on_trap(event)
+        try:
+            self._on_trap(event)
+        except Exception:
+            self._error("delivery", "a trap's consumer failed (the trap is counted)")
 
     def _unknown(self, ip: str) -> None:
         unknown = self.stats.unknown_sources

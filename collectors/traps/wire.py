@@ -53,6 +53,46 @@ class V3Header:
         return bool(self.flags & 0x01)
 
 
+@dataclass(frozen=True, slots=True)
+class CommunityHeader:
+    """What a v1/v2c message says before its PDU's contents: enough to decide whether to read
+    on (who sent it, with which community), at a cost that does not grow with the message."""
+
+    version: int  # 0 (v1) or 1 (v2c)
+    community: bytes
+    pdu_type: int
+    agent_addr: bytes | None  # a v1 Trap-PDU's agent-addr (4 octets); None for v2c
+
+
+def read_community_header(data: bytes) -> CommunityHeader:
+    """The version, community and PDU type of a v1/v2c message, and a v1 trap's agent-addr.
+
+    Reads a handful of TLV headers and skips the enterprise OID undecoded: what it costs is
+    bounded, whatever the datagram holds. Raises DecodeError on anything unreadable.
+    """
+    return strict(_read_community_header)(data)
+
+
+def _read_community_header(data: bytes) -> CommunityHeader:
+    tag, pos, end = _header(data, 0, len(data))
+    if tag != Tag.SEQUENCE:
+        raise DecodeError("not a SEQUENCE")
+    version, pos = _integer(data, pos, end)
+    if version not in (0, 1):
+        raise DecodeError(f"not an SNMPv1 or v2c message: version {version}")
+    community, pos = _octets(data, pos, end)
+    pdu_type, pos, pdu_end = _header(data, pos, end)
+    if version == 1 or pdu_type != _TRAP_V1:
+        return CommunityHeader(version, community, pdu_type, None)
+    tag, _, pos = _header(data, pos, pdu_end)
+    if tag != Tag.OBJECT_IDENTIFIER:
+        raise DecodeError("no enterprise")
+    tag, start, pos = _header(data, pos, pdu_end)
+    if tag != Tag.IP_ADDRESS or pos - start != 4:
+        raise DecodeError("bad agent-addr")
+    return CommunityHeader(version, community, pdu_type, bytes(data[start:pos]))
+
+
 def message_version(data: bytes) -> int:
     """The msgVersion field: 0 (v1), 1 (v2c) or 3; anything unreadable raises DecodeError."""
     tag, pos, end = _header(data, 0, len(data))
