@@ -66,7 +66,8 @@ class StoreCollector:
         """What arrived rather than was polled: traps, and readiness checks' last verdicts."""
         traps = CounterMetricFamily(
             "netmon_snmp_traps_received",
-            "SNMP notifications received from inventory targets",
+            "SNMP notifications received from inventory targets, by standard trap name "
+            "(coldStart, linkDown...); every other trap counts as other",
             labels=["target", "trap"],
         )
         ready = GaugeMetricFamily(

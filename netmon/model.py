@@ -200,3 +200,12 @@ class TrapEvent:
     if_index: int | None
     uptime_ticks: int | None
     received_at: float
+
+    @property
+    def counted_as(self) -> str:
+        """`trap` as a counter's label: a standard trap's name, any other trap "other".
+
+        The sender picks the OID, so an OID as a label value would let it make series without
+        end; the OID itself is in `trap_oid` for whatever reads the event.
+        """
+        return self.trap if self.trap != self.trap_oid else "other"

@@ -192,7 +192,7 @@ class TargetState:
     probes: dict[str, ProbeState] = field(default_factory=dict)
     devices: dict[str, DeviceState] = field(default_factory=dict)  # by collector
     readiness: Readiness | None = None
-    traps_received: dict[str, int] = field(default_factory=dict)  # by trap name
+    traps_received: dict[str, int] = field(default_factory=dict)  # by TrapEvent.counted_as
 
     @property
     def reach(self) -> Reach:
@@ -363,7 +363,8 @@ class StateStore:
         state = self.targets.get(event.target or "")
         if state is None:
             return  # from an unknown sender (the receiver counts those) or a removed target
-        state.traps_received[event.trap] = state.traps_received.get(event.trap, 0) + 1
+        name = event.counted_as
+        state.traps_received[name] = state.traps_received.get(name, 0) + 1
         for listener in self._trap_listeners:
             listener(state, event)
 

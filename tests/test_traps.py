@@ -37,7 +37,10 @@ from collectors.traps import TrapEvent, TrapSettings, TrapSource
 from collectors.traps.events import v1_trap_oid, value_text
 from collectors.traps.limits import LogGate, TokenBuckets
 from collectors.traps.receiver import TrapListenError, TrapReceiver
+from netmon.config.loader import load_data
 from netmon.credentials import SnmpCredential
+from netmon.exporter import build_registry
+from netmon.state import StateStore
 from netmon.traps import TrapReceiverCollector
 from tests.conftest import require_program
 from tests.helpers import NetmonProcess, metric_value, write_config
@@ -771,3 +774,37 @@ def test_log_gate_opens_once_per_interval() -> None:
     assert [gate.open("x"), gate.open("x"), gate.open("y")] == [True, False, True]
     now[0] += 61
     assert gate.open("x")
+
+
+def _enterprise_trap(community: str, trap_oid: tuple[int, ...]) -> bytes:
+    return encode_message(
+        Message(Version.V2C, community.encode(), PduType.TRAP_V2, 1, 0, 0, (
+            VarBind((1, 3, 6, 1, 2, 1, 1, 3, 0), Tag.TIMETICKS, 100),
+            VarBind((1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0), Tag.OBJECT_IDENTIFIER, trap_oid),
+        ))
+    )  # fmt: skip
+
+
+async def test_trap_counts_take_standard_names_and_every_other_trap_is_other(
+    make_receiver: MakeReceiver,
+) -> None:
+    """A sender picks its trap OIDs: were each a label value, it could make series without
+    end. Counted, they are a standard name or "other"; the event keeps the OID."""
+    harness = await make_receiver({"127.0.0.1": TrapSource("sw-1", [V2C])})
+    vendor = [(1, 3, 6, 1, 4, 1, 99999, 0, n) for n in range(1, 4)]
+    datagrams = [_enterprise_trap(COMMUNITY, oid) for oid in vendor] + [_v2c_trap(COMMUNITY)]
+    await asyncio.to_thread(_send, "127.0.0.1", harness.receiver.port, datagrams)
+    await _until(lambda: len(harness.events) == 4, what="four traps")
+    assert harness.receiver.stats.received == {("sw-1", "other"): 3, ("sw-1", "linkDown"): 1}
+    assert [e.trap_oid for e in harness.events[:3]] == [".".join(map(str, o)) for o in vendor]
+
+    store = StateStore()
+    store.apply_inventory(load_data({"targets": [{"id": "sw-1", "address": "127.0.0.1"}]}))
+    for event in harness.events:
+        store.record_trap(event)
+    scrape = generate_latest(build_registry(store)).decode()
+    counted = [line for line in scrape.splitlines() if line.startswith("netmon_snmp_traps_rec")]
+    assert sorted(counted) == [
+        'netmon_snmp_traps_received_total{target="sw-1",trap="linkDown"} 1.0',
+        'netmon_snmp_traps_received_total{target="sw-1",trap="other"} 3.0',
+    ]

@@ -74,7 +74,8 @@ _NO_ADDRESS = b"\x00\x00\x00\x00"
 class TrapStats:
     """Counters for the core to export; read them on the event loop (or take a snapshot()).
 
-    received: (target, trap) → notifications delivered from inventory targets.
+    received: (target, trap) → notifications delivered from inventory targets; trap is a
+      standard trap's name or "other" (TrapEvent.counted_as), never an OID the sender chose.
     unknown_sources: address → notifications from addresses the inventory does not know
       (delivered with target None when readable; a v3 one that USM cannot read is only
       counted); beyond 1024 distinct addresses they are counted under "other".
@@ -399,7 +400,7 @@ class TrapReceiver:
         if source is None:
             self._unknown(ip)
         else:
-            self.stats.received[(source.target, event.trap)] += 1
+            self.stats.received[(source.target, event.counted_as)] += 1
         try:
             self._on_trap(event)
         except Exception:
