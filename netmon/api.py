@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from netmon import __version__
+from netmon.api_access import Access, guard
 from netmon.exporter import render
 from netmon.state import StateStore
 from netmon.status import target_json
@@ -100,8 +101,9 @@ def build_app(
     degraded: Degraded = lambda _target: False,
     extra_routes: Sequence[web.AbstractRouteDef] = (),
     index_page: Callable[[web.Request], Awaitable[web.Response]] | None = None,
+    access: Access | None = None,
 ) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[guard(access or Access())])
     app[STORE_KEY] = store
     app[REGISTRY_KEY] = registry
     app[READY_KEY] = is_ready

@@ -24,6 +24,7 @@ from netmon.alerting.metrics import AlertingCollector
 from netmon.alerting.runtime import Alerting
 from netmon.alerting.sinks.factory import build_sinks
 from netmon.api import build_app
+from netmon.api_access import Access, machine_names
 from netmon.checks.service import Checks
 from netmon.config.errors import ConfigError
 from netmon.config.loader import load_file
@@ -100,6 +101,19 @@ class Service:
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
         self.http_url = ""
+        self.access = Access(token=inventory.config.http.token)
+        self._machine_names: frozenset[str] = frozenset()
+
+    def _apply_access(self, inventory: Inventory) -> None:
+        """The token and Host names the HTTP guard checks: at start, and at every reload
+        (a leaked token rotated with SIGHUP must stop working at once)."""
+        built = Access.build(
+            inventory.config.http.token,
+            parse_listen(self._listen)[0],
+            inventory.config.http.allowed_hosts,
+            self._machine_names,
+        )
+        self.access.token, self.access.hosts = built.token, built.hosts
 
     def _public_url(self) -> str:
         """Where people reach this netmon (alert links); the listen address as best guess."""
@@ -142,6 +156,8 @@ class Service:
 
     async def _start(self) -> None:
         self.store.apply_inventory(self.inventory)
+        self._machine_names = await asyncio.to_thread(machine_names)
+        self._apply_access(self.inventory)
         routes = list(self._extra_routes)
         if self.inventory.config.alerting.enabled:
             self.alerting = Alerting(
@@ -155,7 +171,7 @@ class Service:
                 ),
             )
             await self.alerting.start()
-            routes += alert_routes(self.alerting, self.inventory.config.http.token)
+            routes += alert_routes(self.alerting)
         trap_settings = self.inventory.config.trap_receiver
         if trap_settings is not None:
             engine_ids = self.alerting.engine_ids if self.alerting is not None else None
@@ -163,7 +179,7 @@ class Service:
             await self.traps.start()
         self.checks = Checks(self.inventory, store=self.store)
         await self.checks.start()
-        routes += self.checks.routes(self.inventory.config.http.token)
+        routes += self.checks.routes()
         await self._start_collectors(self.inventory)
         self._scheduler = Scheduler(
             store=self.store,
@@ -188,6 +204,7 @@ class Service:
                 self.inventory.config.instance,
                 degraded=self._degraded,
             ),
+            access=self.access,
         )
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
@@ -306,6 +323,7 @@ class Service:
             self.checks.apply_inventory(inventory)
         if self.traps is not None:
             self.traps.apply_inventory(inventory)
+        self._apply_access(inventory)
         self.inventory = inventory
         stats.reloads["success"] += 1
         log.info(

@@ -12,7 +12,9 @@ Errors are `{"error": "...", "field": ...}`: 400 for a bad request (the message 
 field), 403 for a change asked from another host, 404 for an unknown id, 503 for a kind this
 demo cannot inject (with the reason, e.g. not running as root). The demo has no API token, so,
 as the service's API does for every request that changes something without a token
-(docs/architecture.md, "HTTP"), changes are taken from loopback peers only.
+(docs/architecture.md, "HTTP"), changes are taken from loopback peers only. In the demo these
+routes sit behind the service's guard too (`netmon.api_access`): JSON bodies only, no foreign
+`Origin`, a `Host` that names this machine.
 """
 
 from __future__ import annotations

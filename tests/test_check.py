@@ -147,7 +147,9 @@ async def test_a_check_started_over_http_completes_and_sets_endpoint_ready(
 
 def call(url: str, method: str = "GET", body: object = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310
+    request = urllib.request.Request(  # noqa: S310
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
             return response.status, json.loads(response.read())

@@ -678,7 +678,10 @@ def test_compose_gives_netmon_an_api_token_it_requires(
 
 def post(url: str, body: dict[str, Any], headers: dict[str, str]) -> int:
     request = urllib.request.Request(  # noqa: S310
-        url, data=json.dumps(body).encode(), headers=headers, method="POST"
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **headers},
+        method="POST",
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310

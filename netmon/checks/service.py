@@ -21,7 +21,6 @@ from aiohttp import web
 
 from netmon.api_access import change_body
 from netmon.checks.runner import CheckRunner, ScopeError, select
-from netmon.credentials import Secret
 from netmon.inventory import Inventory
 from netmon.meetings import meeting_thresholds
 from netmon.state import StateStore
@@ -133,9 +132,9 @@ class Checks:
 
     # --- HTTP --------------------------------------------------------------------------
 
-    def routes(self, token: Secret | None) -> list[web.RouteDef]:
+    def routes(self) -> list[web.RouteDef]:
         async def post(request: web.Request) -> web.Response:
-            body = await change_body(request, token)
+            body = await change_body(request)
             if isinstance(body, web.Response):
                 return body
             unknown = sorted(set(body) - set(SCOPE_KEYS))

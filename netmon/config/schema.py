@@ -65,6 +65,12 @@ def _check_address(value: str) -> str:
     raise ValueError("not an IP address or hostname")
 
 
+def _check_hostname(value: str) -> str:
+    if not is_hostname(value):
+        raise ValueError("not a hostname")
+    return value
+
+
 def _check_label_name(value: str) -> str:
     if not LABEL_NAME.match(value):
         raise ValueError("not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)")
@@ -107,6 +113,7 @@ TargetId = Annotated[str, AfterValidator(_check_target_id)]
 Address = Annotated[str, AfterValidator(_check_address)]
 LabelName = Annotated[str, AfterValidator(_check_label_name)]
 Listen = Annotated[str, AfterValidator(_check_listen)]
+Hostname = Annotated[str, AfterValidator(_check_hostname)]
 Kind = Literal["endpoint", "mcu", "router", "switch", "olt", "cpe", "firewall", "server", "service"]
 
 
@@ -132,6 +139,13 @@ class HttpConfig(StrictModel):
     token: SecretValue | None = Field(
         default=None,
         description="bearer token for requests that change anything; none = loopback only",
+    )
+    allowed_hosts: tuple[Hostname, ...] = Field(
+        default=(),
+        description=(
+            "names people and Prometheus reach netmon by (the Host header), besides IP "
+            "addresses, localhost, this machine's hostname and the listen address"
+        ),
     )
 
     @field_validator("token")
