@@ -3,6 +3,7 @@ what a web page in a browser on the netmon host can and cannot do, and token rot
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 from collections.abc import Awaitable, Callable
@@ -150,3 +151,22 @@ async def test_a_token_rotated_by_reload_replaces_the_old_one(tmp_path: Path) ->
             assert status == expected, (token, answer)
 
     await _run(tmp_path, scenario, token=OLD_TOKEN)
+
+
+@pytest.mark.parametrize("ends_at", ["9999-01-01T00:00:00Z", "2200-06-01T00:00:00+07:00"])
+async def test_a_silence_ending_past_the_longest_duration_is_refused(
+    tmp_path: Path, ends_at: str
+) -> None:
+    async def scenario(_service: Service, session: Session) -> None:
+        body = json.dumps({"matchers": {"target": "ep1"}, "ends_at": ends_at})
+        status, answer = await _send(session, "POST", "/api/v1/silences", body=body, **JSON)
+        assert status == 400, answer
+        assert answer["error"].startswith("ends_at: ")
+        soon = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+        body = json.dumps({"matchers": {"target": "ep1"}, "ends_at": soon.isoformat()})
+        status, answer = await _send(session, "POST", "/api/v1/silences", body=body, **JSON)
+        assert status == 201, answer
+        status, answer = await _send(session, "GET", "/api/v1/silences")
+        assert [s["ends_at"] for s in answer["silences"]] == [soon.isoformat()]
+
+    await _run(tmp_path, scenario)

@@ -58,6 +58,12 @@ def routes(alerting: Alerting) -> list[web.RouteDef]:
                 for e in exc.errors()
             ]
             return web.json_response({"error": "; ".join(problems)}, status=400)
+        if silence.ends_at - dt.datetime.now(dt.UTC).timestamp() > MAX_SILENCE:
+            # The same bound as duration: a silence to 9999-01-01 mutes a target for good.
+            return web.json_response(
+                {"error": f"ends_at: at most {MAX_SILENCE} seconds (366 days) from now"},
+                status=400,
+            )
         await engine.add_silence(silence)
         return web.json_response(silence.to_json(), status=201, dumps=_dumps)
 
