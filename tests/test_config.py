@@ -202,6 +202,26 @@ def test_duplicate_yaml_key_is_an_error() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("? [a]\n: 1\n", "line 1, column 3"),
+        ("targets:\n  - id: a\n    ? {b: 1}\n    : 2\n", "line 3, column 7"),
+    ],
+)
+def test_a_list_or_mapping_as_a_key_is_a_clear_error(tmp_path: Path, text: str, where: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text, encoding="utf-8")
+    result = subprocess.run(
+        [*netmon_command(), "validate", "--config", str(config)], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        f"{config}: YAML error at {where}: a key must be a name or other single value, "
+        "not a list or mapping"
+    )
+
+
 def test_yaml_syntax_error_gives_the_line() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_yaml("targets:\n  - {id: a, address: [\n", "c.yaml")

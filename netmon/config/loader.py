@@ -41,6 +41,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: dict[Any, int] = {}
         for key_node, _value in node.value:
             key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:  # `? [a]`: a list or mapping as a key
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    "a key must be a name or other single value, not a list or mapping",
+                    key_node.start_mark,
+                ) from None
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None,
