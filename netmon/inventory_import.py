@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,12 +53,28 @@ def _sniff_dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
         return csv.excel
 
 
+def _rows(reader: Any) -> Iterator[list[str]]:
+    """The reader's rows; a row csv cannot read (a field over its limit, usually after an
+    unclosed quote) ends the import as a bad row instead of escaping as a csv.Error."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise CsvImportError(
+                [RowProblem(reader.line_num, f"not readable as CSV ({exc}); an unclosed quote?")]
+            ) from None
+        yield row
+
+
 def csv_to_config(text: str, *, instance: str = "netmon") -> dict[str, Any]:
     """Build config data from CSV text; raise CsvImportError listing every bad row."""
     text = text.removeprefix("\ufeff")  # Excel writes a BOM in UTF-8 exports
     reader = csv.reader(io.StringIO(text, newline=""), _sniff_dialect(text))
+    rows = _rows(reader)
     try:
-        header = [column.strip() for column in next(reader)]
+        header = [column.strip() for column in next(rows)]
     except StopIteration:
         raise CsvImportError([RowProblem(1, "the file is empty")]) from None
     lowered = [column.lower() for column in header]
@@ -71,7 +88,7 @@ def csv_to_config(text: str, *, instance: str = "netmon") -> dict[str, Any]:
     targets: list[dict[str, Any]] = []
     lines: list[int] = []
     first_line: dict[str, int] = {}
-    for row in reader:
+    for row in rows:
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue

@@ -111,3 +111,25 @@ def test_bad_csv_writes_nothing(tmp_path: Path) -> None:
         in result.stderr
     )
     assert not output.exists()
+
+
+@pytest.mark.parametrize("where", ["header", "row"])
+def test_a_field_over_csvs_limit_is_a_bad_row_not_a_crash(tmp_path: Path, where: str) -> None:
+    huge = "x" * (128 * 1024 + 1)
+    text = (
+        f"id,address,name\nep-1,192.0.2.1,{huge}\n"
+        if where == "row"
+        else f'id,address,"{huge}\nep-1,192.0.2.1,a\n'
+    )
+    source = tmp_path / "inventory.csv"
+    source.write_text(text, encoding="utf-8")
+    output = tmp_path / "config.yaml"
+    result = subprocess.run(
+        [*netmon_command(), "inventory", "import", str(source), "-o", str(output)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "not readable as CSV (field larger than field limit (131072))" in result.stderr
+    assert not output.exists()
