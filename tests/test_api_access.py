@@ -170,3 +170,23 @@ async def test_a_silence_ending_past_the_longest_duration_is_refused(
         assert [s["ends_at"] for s in answer["silences"]] == [soon.isoformat()]
 
     await _run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize(
+    ("scope", "field"),
+    [
+        ({"district": 5}, "district"),
+        ({"group": ["a"]}, "group"),
+        ({"meeting": {"a": 1}}, "meeting"),
+    ],
+)
+async def test_a_check_scope_of_the_wrong_type_is_a_clear_error(
+    tmp_path: Path, scope: dict[str, Any], field: str
+) -> None:
+    async def scenario(_service: Service, session: Session) -> None:
+        body = json.dumps(scope)
+        status, answer = await _send(session, "POST", "/api/v1/checks", body=body, **JSON)
+        assert status == 400, answer
+        assert answer["error"].startswith(f"{field}: ")
+
+    await _run(tmp_path, scenario)

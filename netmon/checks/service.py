@@ -143,6 +143,9 @@ class Checks:
             given = {k: body[k] for k in SCOPE_KEYS if body.get(k)}
             if len(given) != 1:
                 return _error(f"give exactly one of {', '.join(SCOPE_KEYS)}")
+            for key in ("group", "district", "meeting"):
+                if key in given and not isinstance(given[key], str):
+                    return _error(f"{key}: the {key}'s name, a string")
             targets = given.get("targets")
             if targets is not None and (
                 not isinstance(targets, list) or not all(isinstance(t, str) for t in targets)
