@@ -405,11 +405,16 @@ async def _read_message(reader: asyncio.StreamReader, where: str) -> bytes:
     except ConnectionResetError:
         raise CollectError("protocol", f"{where}: connection reset without a response") from None
     try:
-        length = parse_response(head).content_length
+        response = parse_response(head)
     except NotAResponseError:
         length = request_length(head)
     except MalformedResponseError:
         return head  # the transaction counts and reports it
+    else:
+        try:
+            length = response.content_length
+        except MalformedResponseError as exc:  # where the body ends is unknown
+            raise CollectError("parse", f"{where}: {exc}") from None
     if length > MAX_MESSAGE:
         raise CollectError("parse", f"{where}: body of {length} bytes announced")
     if length:

@@ -17,7 +17,7 @@ MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 8.1.1.7: marks a branch as globally unique
 
 # RFC 3261 25.1, `user`: unreserved / escaped / user-unreserved characters.
 SIP_USER = re.compile(r"^[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+$")
-_STATUS_LINE = re.compile(r"^SIP/2\.0 ([1-6]\d\d)(?: (.*))?$")
+_STATUS_LINE = re.compile(r"^SIP/2\.0 ([1-6][0-9][0-9])(?: (.*))?$")
 _REQUEST_LINE = re.compile(r"^[A-Za-z]+ \S+ SIP/2\.0$")
 _BRANCH = re.compile(r";\s*branch\s*=\s*([^;,\s]+)", re.IGNORECASE)
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -61,7 +61,8 @@ class ParsedResponse:
         text = self.header("content-length")
         if text is None:
             return 0
-        if not text.isdigit():
+        # str.isdigit() takes '²' and '٣', which int() refuses or reads: ASCII digits only.
+        if not (text.isascii() and text.isdigit()):
             raise MalformedResponseError(f"bad Content-Length {text[:20]!r}")
         return int(text)
 
@@ -182,6 +183,7 @@ def matches(request: OptionsRequest, response: ParsedResponse) -> bool:
 def request_length(head: bytes) -> int:
     for line in head.decode("utf-8", "replace").split("\r\n")[1:]:
         name, _, value = line.partition(":")
-        if name.strip().lower() in ("content-length", "l") and value.strip().isdigit():
-            return int(value.strip())
+        value = value.strip()
+        if name.strip().lower() in ("content-length", "l") and value.isascii() and value.isdigit():
+            return int(value)
     return 0

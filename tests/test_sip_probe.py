@@ -240,6 +240,33 @@ async def test_tcp_answer_with_provisional_first(scripted_uas: ScriptedUas) -> N
     assert (result.ok, result.detail) == (True, "603 Decline")
 
 
+def _superscript_length(request: bytes) -> bytes:
+    return reply(200, "OK")(request).replace(b"Content-Length: 0", "Content-Length: ²".encode())
+
+
+def _arabic_indic_status(request: bytes) -> bytes:
+    return reply(200, "OK")(request).replace(b"SIP/2.0 200", "SIP/2.0 2٠٠".encode())
+
+
+@pytest.mark.parametrize(
+    ("answer", "transport", "detail"),
+    [
+        # Over TCP the length frames the message; a UDP datagram frames itself.
+        (_superscript_length, "tcp", "bad Content-Length '²'"),
+        (_arabic_indic_status, "tcp", "no SIP/2.0 status line: 'SIP/2.0 2٠٠ OK'"),
+        (_arabic_indic_status, "udp", "no SIP/2.0 status line: 'SIP/2.0 2٠٠ OK'"),
+    ],
+    ids=["superscript-length-tcp", "arabic-indic-status-tcp", "arabic-indic-status-udp"],
+)
+async def test_non_ascii_digits_are_a_parse_failure_not_a_crash(
+    scripted_uas: ScriptedUas, answer: Callable[[bytes], bytes], detail: str, transport: str
+) -> None:
+    uas = await scripted_uas([(0, answer)], transport=transport)
+    error = await failure(port=uas.port, transport=transport, timeout=0.5, t1=0.1)
+    assert error.reason == "parse"
+    assert detail in error.detail, error.detail
+
+
 @pytest.mark.parametrize(
     ("script", "reason", "detail"),
     [
