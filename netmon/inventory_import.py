@@ -46,11 +46,20 @@ def _label_key(column: str) -> str:
     return key
 
 
-def _sniff_dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
+def _sniff_dialect(text: str) -> type[csv.Dialect]:
+    """Excel's quoting with the header's delimiter (',' ';' or tab). Only the delimiter is
+    sniffed: from a header line, whose names have no quotes, the sniffer also guessed
+    doublequote=False, so a quoted cell with doubled quotes (UBND xã ""Đông Sơn"") kept them
+    doubled and a delimiter inside it split the row."""
     try:
-        return csv.Sniffer().sniff(text.splitlines()[0] if text else "", delimiters=",;\t")
+        found = csv.Sniffer().sniff(text.splitlines()[0] if text else "", delimiters=",;\t")
     except csv.Error:
         return csv.excel
+
+    class Dialect(csv.excel):
+        delimiter = found.delimiter
+
+    return Dialect
 
 
 def _rows(reader: Any) -> Iterator[list[str]]:

@@ -133,3 +133,11 @@ def test_a_field_over_csvs_limit_is_a_bad_row_not_a_crash(tmp_path: Path, where:
     assert "Traceback" not in result.stderr
     assert "not readable as CSV (field larger than field limit (131072))" in result.stderr
     assert not output.exists()
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_doubled_quotes_in_a_cell_are_one_quote(delimiter: str) -> None:
+    row = ["ep-1", "192.0.2.1", '"UBND xã ""Đông Sơn""; Thanh Hóa, tỉnh"']
+    text = delimiter.join(["id", "address", "name"]) + "\n" + delimiter.join(row) + "\n"
+    (target,) = csv_to_config(text)["targets"]
+    assert target["name"] == 'UBND xã "Đông Sơn"; Thanh Hóa, tỉnh'
