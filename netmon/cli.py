@@ -66,6 +66,9 @@ def _parser(*, with_lab: bool) -> argparse.ArgumentParser:
     ics.add_argument(
         "--timezone", default="Asia/Ho_Chi_Minh", help="for events without one (IANA name)"
     )
+    ics.add_argument(
+        "--days", type=float, default=60.0, help="recurring events: occurrences this far ahead"
+    )
 
     demo = commands.add_parser("demo", help="run netmon on the built-in lab")
     demo.add_argument("--listen", type=_listen, default="127.0.0.1:9842", metavar="HOST:PORT")
@@ -140,11 +143,11 @@ def _emit(document: str, output: Path | None, what: str) -> int:
     return EXIT_OK
 
 
-def cmd_meetings_import(ics: Path, output: Path | None, timezone: str) -> int:
+def cmd_meetings_import(ics: Path, output: Path | None, timezone: str, days: float) -> int:
     from netmon.meetings_import import IcsImportError, ics_to_meetings, to_yaml
 
     try:
-        meetings = ics_to_meetings(ics.read_text(encoding="utf-8"), timezone=timezone)
+        meetings = ics_to_meetings(ics.read_text(encoding="utf-8"), timezone=timezone, days=days)
     except (OSError, UnicodeDecodeError) as exc:
         print(f"{ics}: cannot read: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
@@ -188,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args.config, args.listen)
         if args.command == "meetings":
-            return cmd_meetings_import(args.ics, args.output, args.timezone)
+            return cmd_meetings_import(args.ics, args.output, args.timezone, args.days)
         if args.command == "check":
             from netmon.checks import command as check_command
 

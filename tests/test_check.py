@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from netmon.meetings_import import ics_to_meetings
 from tests.alertmanager_peer import eventually
 from tests.helpers import NetmonProcess, metric_value, netmon_command, write_config
 from tests.lab.netlab import NetLab
@@ -302,3 +304,40 @@ def test_meetings_come_from_an_ics_export_and_validate(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert "event 2 (Họp huyện): names no endpoints" in result.stderr
+
+
+WEEKLY_ICS = """\
+BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//test//EN
+BEGIN:VEVENT
+UID:giao-ban-tuan@example
+SUMMARY:Giao ban tuần
+DTSTART;TZID=Asia/Ho_Chi_Minh:20250106T080000
+DTEND;TZID=Asia/Ho_Chi_Minh:20250106T100000
+RRULE:FREQ=WEEKLY;BYDAY=MO
+EXDATE;TZID=Asia/Ho_Chi_Minh:20261214T080000
+CATEGORIES:province
+END:VEVENT
+BEGIN:VEVENT
+UID:giao-ban-tuan@example
+RECURRENCE-ID;TZID=Asia/Ho_Chi_Minh:20261221T080000
+SUMMARY:Giao ban tuần
+DTSTART;TZID=Asia/Ho_Chi_Minh:20261222T140000
+DTEND;TZID=Asia/Ho_Chi_Minh:20261222T160000
+CATEGORIES:province
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def test_a_weekly_meeting_set_up_last_year_imports_as_the_meetings_to_come() -> None:
+    # Set up in January 2025; imported on Friday 4 December 2026 for three weeks: the Mondays
+    # to come, less the one cancelled (EXDATE), with the one moved to Tuesday afternoon.
+    now = dt.datetime(2026, 12, 4, 9, 0, tzinfo=dt.UTC)
+    meetings = ics_to_meetings(WEEKLY_ICS, now=now, days=21)
+    assert [(m["name"], m["start"]) for m in meetings] == [
+        ("Giao ban tuần 2026-12-07", "2026-12-07T08:00:00+07:00"),
+        ("Giao ban tuần 2026-12-22", "2026-12-22T14:00:00+07:00"),
+    ]
+    assert {m["duration"] for m in meetings} == {"7200s"}
