@@ -7,7 +7,8 @@ An answer past its TTL is still served while one background lookup refreshes it,
 resolver never delays a probe of a name it already knew; the refresh's outcome, an address or a
 failure, replaces it. A failure past its TTL is looked up again by the next caller that waits.
 One lookup runs per name however many probes ask, and each is bounded by `lookup_timeout`
-(5 s). Every failure is `CollectError("resolve", "cannot resolve <name>")`.
+(5 s); lookups run on their own few threads, so a DNS outage never takes the threads the rest
+of netmon needs. Every failure is `CollectError("resolve", "cannot resolve <name>")`.
 
 Callers bound their own wait (the probe's timeout) and say their own words when it runs out; the
 lookup goes on in the background and its answer serves the next run. This module does no other
@@ -17,6 +18,8 @@ I/O and must not import anything from the exporter, alerting or MQTT.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import ipaddress
 import socket
 import time
@@ -39,10 +42,23 @@ class Address:
 Lookup = Callable[[str], Awaitable[Sequence[Address]]]
 
 
+# getaddrinfo blocks a thread until the system resolver gives up (tens of seconds in a DNS
+# outage), whatever `lookup_timeout` says to the caller. On the event loop's default executor
+# a few hundred names would hold every thread, and everything else that needs one (reading the
+# config on SIGHUP, starting a collector) would wait for DNS: lookups get threads of their own.
+LOOKUP_THREADS = 4
+_lookup_executor = concurrent.futures.ThreadPoolExecutor(
+    LOOKUP_THREADS, thread_name_prefix="netmon-dns"
+)
+
+
 async def system_lookup(host: str) -> list[Address]:
     """The system resolver's addresses for `host`, in its order (RFC 6724: reachable first)."""
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    infos = await loop.run_in_executor(
+        _lookup_executor,
+        functools.partial(socket.getaddrinfo, host, None, type=socket.SOCK_STREAM),
+    )
     found: list[Address] = []
     for family, _, _, _, sockaddr in infos:
         address = Address(int(family), str(sockaddr[0]))

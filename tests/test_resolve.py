@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 
 import pytest
 
@@ -189,3 +190,29 @@ async def test_the_system_lookup_finds_localhost() -> None:
     addresses = await system_lookup("localhost")
     assert addresses
     assert {a.ip for a in addresses} <= {"127.0.0.1", "::1"}
+
+
+async def test_a_dns_outage_never_takes_the_threads_the_rest_of_netmon_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # In an outage the system resolver holds each lookup's thread for tens of seconds. With
+    # hundreds of names on the loop's default executor, reading the config on SIGHUP (which
+    # waits for a thread) would wait for DNS too.
+    released = threading.Event()
+    real = socket.getaddrinfo
+
+    def hanging(host: str, *args: object, **kwargs: object) -> object:
+        if host.endswith(".outage.example"):
+            released.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    lookups = [asyncio.ensure_future(system_lookup(f"ep-{n}.outage.example")) for n in range(40)]
+    try:
+        async with asyncio.timeout(10):  # only catches the hang this test is about
+            assert await asyncio.to_thread(lambda: "config read") == "config read"
+    finally:
+        released.set()
+        results = await asyncio.gather(*lookups, return_exceptions=True)
+    assert all(isinstance(result, socket.gaierror) for result in results)
