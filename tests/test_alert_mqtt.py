@@ -8,9 +8,13 @@ import datetime as dt
 import json
 import os
 import socket
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.alertmanager_peer import eventually
 from tests.conftest import require_program
@@ -393,3 +397,58 @@ async def test_a_meeting_about_to_start_is_checked_and_its_report_arrives_on_mqt
             assert [c["id"] for c in json.loads(body)["checks"]] == [report["id"]]
         finally:
             netmon.stop()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB file system of the test's own (tmpfs; root), to fill up."""
+    where = tmp_path / "small-disk"
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(where)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert mounted.returncode == 0, f"this test mounts a tmpfs (root): {mounted.stderr}"
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+async def test_a_full_disk_holds_alerts_back_until_space_returns_and_loses_none(
+    netlab: NetLab, mosquitto: Mosquitto, tmp_path: Path, small_disk: Path
+) -> None:
+    # The alert database on a small file system, filled up while netmon runs: what netmon
+    # decides meanwhile is announced only once it is stored, and none of it is lost.
+    host = netlab.add_host()
+    path = config(tmp_path, mosquitto, [{"id": "ep-a", "address": host.address}])
+    database = str(small_disk / "alerts.sqlite")
+    path.write_text(path.read_text().replace(str(tmp_path / "alerts.sqlite"), database))
+    with MqttRecorder(mosquitto, "netmon/#") as recorder:
+        netmon = NetmonProcess(path)
+        try:
+            await wait_up(netmon, "ep-a")
+            with (small_disk / "filler").open("wb") as filler:
+                try:
+                    while True:
+                        filler.write(b"\0" * 65536)
+                        filler.flush()
+                except OSError:
+                    pass  # full
+            host.link_down()
+            await eventually(
+                lambda: metric_value(netmon.metrics(), "netmon_alert_transitions_unstored") == 1,
+                timeout=10,
+                what="EndpointDown decided and waiting for the disk",
+            )
+            assert alert_events(recorder) == []  # nothing announced that is not stored
+            (small_disk / "filler").unlink()
+            await recorder.until(is_event("EndpointDown", "ep-a", "firing"), timeout=30)
+            text = netmon.metrics()
+            assert metric_value(text, "netmon_alert_transitions_unstored") == 0
+            failures = metric_value(text, "netmon_alert_store_failures_total")
+            assert failures is not None
+            assert failures >= 1
+        finally:
+            netmon.stop()
+    assert alert_events(recorder) == [("EndpointDown", "ep-a", "firing")]
