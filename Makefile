@@ -20,7 +20,7 @@ SYSTEM_TOOLS := ip:iproute2 sysctl:procps setpriv:util-linux promtool:prometheus
 BENCH_TOOLS := fping:fping prometheus-snmp-exporter:prometheus-snmp-exporter \
   prometheus-blackbox-exporter:prometheus-blackbox-exporter snmptrapd:snmptrapd
 
-.PHONY: setup system-deps bench-deps apt-missing demo test lint format bench lossy-links clean
+.PHONY: setup system-deps bench-deps apt-missing demo test lint format bench lossy-links soak clean
 
 setup: system-deps $(STAMP)
 
@@ -78,6 +78,10 @@ bench: setup bench-deps
 # of `test` or `bench`. A quick self-check: make lossy-links ARGS="--minutes 1 --endpoints 10"
 lossy-links: setup
 	$(BIN)/python -m bench.lossy_links $(ARGS)
+
+# issue 14's soak: the demo for 30 minutes, a fault a minute; memory, fds, tasks, series flat.
+soak: setup
+	$(BIN)/python -m bench.soak $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

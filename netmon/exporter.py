@@ -10,6 +10,7 @@ Polling runs on netmon's own timers, not on scrapes: samples carry no timestamps
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Iterator
 
@@ -216,6 +217,18 @@ class StoreCollector:
         for kind, count in sorted(kinds.items()):
             targets.add_metric([kind], count)
         yield targets
+
+        try:
+            running = len(asyncio.all_tasks())
+        except RuntimeError:  # rendered off the event loop: nothing to count from here
+            pass
+        else:
+            tasks = GaugeMetricFamily(
+                "netmon_asyncio_tasks",
+                "asyncio tasks alive in netmon: flat in a healthy process (a soak shows it).",
+            )
+            tasks.add_metric([], running)
+            yield tasks
 
         yield histogram_family(
             "netmon_collector_duration_seconds",

@@ -67,6 +67,9 @@ def test_metrics_follow_the_contract(netmon: NetmonProcess) -> None:
     assert metric_value(text, "netmon_icmp_loss_ratio", target="a") == 0.0
     assert metric_value(text, "netmon_probe_success", target="a", probe="icmp") == 1.0
     assert metric_value(text, "netmon_build_info", version="0.1.0") == 1.0
+    tasks = metric_value(text, "netmon_asyncio_tasks")  # a soak watches it stay flat
+    assert tasks is not None
+    assert tasks > 0
     assert metric_value(text, "netmon_collector_duration_seconds_count", collector="icmp")
     assert metric_value(text, "netmon_scheduler_lag_seconds_count", collector="icmp")
 
