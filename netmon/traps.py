@@ -86,11 +86,14 @@ class TrapIntake:
             if key in sources:
                 continue  # the first target at an address receives its traps
             configured = [bytes.fromhex(e) for e in target.trap_engine_ids]
-            learned = [e for e in self._learned.get(target.id, []) if e not in configured]
+            learned = [e for e in dict.fromkeys(self._learned.get(target.id, []))
+                       if e not in configured]  # fmt: skip
             sources[key] = TrapSource(
                 target=target.id,
                 credentials=[credential for _, credential in target.credentials] + shared_creds,
-                engine_ids=[*configured, *learned],
+                engine_ids=configured,
+                # Apart from the configured ones: they count against the cap on learning.
+                learned_engine_ids=learned,
             )
         for address, ids in shared.items():
             if len(ids) > 1:
@@ -148,7 +151,8 @@ class TrapReceiverCollector:
         dropped = CounterMetricFamily(
             "netmon_snmp_traps_dropped",
             "SNMP notifications dropped, by reason (auth: wrong community or v3 key; rate: the "
-            "per-source rate limit)",
+            "per-source rate limit; v3_rate: v3 engine IDs not yet known, beyond a few tries "
+            "a minute per source)",
             labels=["target", "reason"],
         )
         for target, count in sorted(stats.auth_failures.items()):
@@ -156,6 +160,8 @@ class TrapReceiverCollector:
         for target, count in sorted(stats.rate_limited.items()):
             dropped.add_metric([target, "rate"], count)
         dropped.add_metric(["", "rate"], stats.rate_limited_unknown)
+        for target, count in sorted(stats.v3_rate_limited.items()):
+            dropped.add_metric([target, "v3_rate"], count)
         yield dropped
         malformed = CounterMetricFamily(
             "netmon_snmp_traps_malformed",

@@ -37,11 +37,13 @@ from collectors.traps import TrapEvent, TrapSettings, TrapSource
 from collectors.traps.events import v1_trap_oid, value_text
 from collectors.traps.limits import LogGate, TokenBuckets
 from collectors.traps.receiver import TrapListenError, TrapReceiver
+from collectors.traps.usm import UsmReceiver
+from netmon.alerting.store import AlertDB, EngineIdTable
 from netmon.config.loader import load_data
 from netmon.credentials import SnmpCredential
 from netmon.exporter import build_registry
 from netmon.state import StateStore
-from netmon.traps import TrapReceiverCollector
+from netmon.traps import TrapIntake, TrapReceiverCollector
 from tests.conftest import require_program
 from tests.helpers import NetmonProcess, metric_value, write_config
 
@@ -86,7 +88,8 @@ MakeReceiver = Callable[..., Awaitable[Harness]]
 async def make_receiver() -> AsyncIterator[MakeReceiver]:
     receivers: list[TrapReceiver] = []
 
-    async def make(sources: dict[str, TrapSource], **settings: Any) -> Harness:
+    async def make(sources: dict[str, TrapSource], *, clock: Callable[[], float] = time.monotonic,
+                   **settings: Any) -> Harness:  # fmt: skip
         harness: Harness
 
         def on_engine_id(target: str, engine_id: bytes) -> None:
@@ -97,6 +100,7 @@ async def make_receiver() -> AsyncIterator[MakeReceiver]:
             resolve=sources.get,
             on_trap=lambda event: harness.events.append(event),
             on_engine_id=on_engine_id,
+            clock=clock,
         )
         harness = Harness(receiver)
         await receiver.start()
@@ -375,6 +379,95 @@ async def test_engine_ids_learned_per_target_are_capped(
     await _until(lambda: harness.receiver.stats.auth_failures["pe-1"] == 1, what="the refusal")
     assert len(harness.events) == 1
     assert harness.learned == [("pe-1", bytes.fromhex(ENGINE_A))]
+
+
+async def _capture(env: dict[str, str], *args: str) -> bytes:
+    """The datagram `snmptrap args...` sends, caught on a socket of our own."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5.0)
+        await _run(env, "snmptrap", *args[:-2], f"127.0.0.1:{sock.getsockname()[1]}", *args[-2:])
+        return sock.recv(65535)
+
+
+@pytest.mark.peer
+async def test_forged_v3_headers_with_fresh_engine_ids_are_bounded_per_source(
+    make_receiver: MakeReceiver,
+    snmp_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A genuine trap re-stamped with a fresh engine ID each time: what someone who knows the
+    # user name (not the keys) sends from a known source's address. Each one used to cost USM
+    # a user registration and its undoing.
+    genuine = await _capture(snmp_env, *_v3_args(ENGINE_A), "", LINK_DOWN)
+    engine_a = bytes.fromhex(ENGINE_A)
+    fresh = [engine_a[:-2] + (0xF000 + n).to_bytes(2) for n in range(50)]
+    forged = [genuine.replace(engine_a, engine_id) for engine_id in fresh]
+    assert all(engine_a not in datagram for datagram in forged)
+    registered: list[bytes] = []
+    register = UsmReceiver._register
+
+    def counting(usm: UsmReceiver, engine_id: bytes, credential: SnmpCredential) -> None:
+        registered.append(engine_id)
+        register(usm, engine_id, credential)
+
+    monkeypatch.setattr(UsmReceiver, "_register", counting)
+    caplog.set_level(logging.DEBUG)
+    harness = await make_receiver({
+        "127.0.0.1": TrapSource("pe-1", [V3_USER]),
+        "127.0.0.2": TrapSource("pe-2", [V3_USER]),  # its engine ID will be learned
+    }, clock=lambda: 1000.0)  # fmt: skip
+    stats = harness.receiver.stats
+    await asyncio.to_thread(_send, "127.0.0.1", harness.receiver.port, forged)
+    await _until(lambda: stats.auth_failures["pe-1"] + stats.v3_rate_limited["pe-1"] == 50,
+                 what="every forged trap refused")  # fmt: skip
+    assert stats.auth_failures["pe-1"] == len(registered) == 4  # a few tries a minute
+    assert stats.v3_rate_limited["pe-1"] == 46
+    # Another source's genuine trap with an engine ID not yet known is not held back.
+    await _run(snmp_env, "snmptrap", *_v3_args(ENGINE_B), "--clientaddr=127.0.0.2",
+               harness.to, "", LINK_DOWN)  # fmt: skip
+    await _until(lambda: harness.events, what="the genuine trap")
+    assert [(e.target, e.trap) for e in harness.events] == [("pe-2", "linkDown")]
+    assert harness.learned == [("pe-2", bytes.fromhex(ENGINE_B))]
+    registry = CollectorRegistry()
+    registry.register(TrapReceiverCollector(stats))
+    scrape = generate_latest(registry).decode()
+    assert 'netmon_snmp_traps_dropped_total{reason="v3_rate",target="pe-1"} 46.0' in scrape
+    for secret in (AUTH_KEY, PRIV_KEY):
+        assert secret not in caplog.text
+        assert secret not in scrape
+
+
+@pytest.mark.peer
+async def test_engine_ids_learned_before_a_restart_count_against_the_cap(
+    db: AlertDB, snmp_env: dict[str, str]
+) -> None:
+    table = EngineIdTable(db)
+    before = [bytes.fromhex(ENGINE_A), *(bytes.fromhex(f"80000000010{n}0000") for n in "123")]
+    for engine_id in before:  # the cap of 4, learned by the netmon that ran before
+        await table.save_engine_id("pe-1", engine_id)
+    inventory = load_data({
+        "credentials": {"traps-v3": {
+            "snmp_version": "3", "user": "netmon", "auth_protocol": "SHA", "auth_key": AUTH_KEY,
+            "priv_protocol": "AES", "priv_key": PRIV_KEY}},
+        "trap_credentials": ["traps-v3"],
+        "targets": [{"id": "pe-1", "address": "127.0.0.1"}],
+    })  # fmt: skip
+    store = StateStore()
+    store.apply_inventory(inventory)
+    intake = TrapIntake(TrapSettings(listen="127.0.0.1:0"), inventory, store, table)
+    await intake.start()
+    try:
+        stats, to = intake.receiver.stats, f"127.0.0.1:{intake.receiver.port}"
+        await _run(snmp_env, "snmptrap", *_v3_args(ENGINE_A), to, "", LINK_DOWN)
+        await _until(lambda: stats.received[("pe-1", "linkDown")] == 1, what="a restored ID")
+        await _run(snmp_env, "snmptrap", *_v3_args(ENGINE_B), to, "", LINK_DOWN)
+        await _until(lambda: stats.auth_failures["pe-1"] == 1, what="the refusal")
+        assert stats.engine_ids_learned == 0  # the restart granted no fifth
+    finally:
+        await intake.close()
+    assert sorted((await table.load_engine_ids())["pe-1"]) == sorted(before)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,13 +38,16 @@ _LINK_TRAPS = frozenset({"linkDown", "linkUp"})
 class TrapSource:
     """An inventory target allowed to send traps, as the core's resolver returns it.
 
-    `credentials`: its v1/v2c communities and v3 users. `engine_ids`: the v3 engine IDs known
-    for it (configured, or learned earlier and persisted by the core).
+    `credentials`: its v1/v2c communities and v3 users. `engine_ids`: the v3 engine IDs
+    configured for it. `learned_engine_ids`: those learned earlier (before a restart, say) and
+    persisted by the core; known like the configured ones, and counted against the cap on
+    learning, so a restart does not grant a device a fresh allowance.
     """
 
     target: str
     credentials: Sequence[SnmpCredential] = field(default=(), repr=False)
     engine_ids: Sequence[bytes] = ()
+    learned_engine_ids: Sequence[bytes] = ()
 
 
 Resolve = Callable[[str], TrapSource | None]

@@ -11,9 +11,10 @@ Refusing costs little and comes first, before a notification is decoded: a sende
 inventory does not know is counted and dropped on its address alone (for v1, its agent-addr
 too), so are its informs, which are never answered; a known sender has a token bucket that
 drops a storm, and a v1/v2c community is checked on the message's first few bytes. Only then
-is the PDU read. Malformed datagrams are counted and dropped, and an unknown, rate-limited or
-failing sender is logged at most once a minute. Communities and keys never reach a log line,
-an event or a counter label.
+is the PDU read. v3 messages with engine IDs not yet known, each of which USM must register a
+user for to try, get a few tries a minute per target (`usm.py`). Malformed datagrams are
+counted and dropped, and an unknown, rate-limited or failing sender is logged at most once a
+minute. Communities and keys never reach a log line, an event or a counter label.
 
 It imports nothing from the core: the core passes callbacks and reads `stats`.
 """
@@ -61,6 +62,10 @@ _SO_RCVBUFFORCE = 33  # Linux; the socket module names it only from Python 3.12
 _MAX_PENDING_V3 = 256  # v3 messages waiting for a credential's keys to be hashed
 _MAX_UNKNOWN_ADDRESSES = 1024  # distinct addresses counted one by one; the rest as "other"
 _LOG_INTERVAL = 60.0
+# Tries of a v3 engine ID not yet known, per target: a device whose engine ID changed needs
+# one; a forger cycling fresh IDs costs USM a registration each, so it gets no more than this.
+_LEARN_TRIES = 4
+_LEARN_PERIOD = 60.0
 _NOTIFICATIONS = frozenset({PduType.TRAP_V2, PduType.INFORM})
 _NOTIFICATION_TAGS = {0: frozenset({int(PduType.TRAP_V1)}),
                       1: frozenset(int(kind) for kind in _NOTIFICATIONS)}  # fmt: skip
@@ -82,6 +87,8 @@ class TrapStats:
     auth_failures: target → wrong community, or a v3 message USM refused.
     rate_limited: target → dropped by the per-source rate limit; `rate_limited_unknown` for
       unknown sources.
+    v3_rate_limited: target → v3 messages with an engine ID not yet known, dropped before USM
+      once the target has used its few tries a minute (forged headers, mostly).
     malformed: datagrams that are not a readable SNMP notification (an oversized OID too).
     engine_ids_learned: v3 engine IDs learned (each also reported through on_engine_id).
     errors: reason (one of ERROR_REASONS) → exceptions, each logged at most once a minute.
@@ -92,6 +99,7 @@ class TrapStats:
     auth_failures: Counter[str] = field(default_factory=Counter)
     rate_limited: Counter[str] = field(default_factory=Counter)
     rate_limited_unknown: int = 0
+    v3_rate_limited: Counter[str] = field(default_factory=Counter)
     malformed: int = 0
     engine_ids_learned: int = 0
     errors: Counter[str] = field(default_factory=Counter)
@@ -103,6 +111,7 @@ class TrapStats:
             unknown_sources=Counter(self.unknown_sources),
             auth_failures=Counter(self.auth_failures),
             rate_limited=Counter(self.rate_limited),
+            v3_rate_limited=Counter(self.v3_rate_limited),
             errors=Counter(self.errors),
         )
 
@@ -133,6 +142,9 @@ class TrapReceiver:
         self._usm = UsmReceiver(
             engine_id=settings.engine_id_octets,
             max_learned=settings.max_learned_engine_ids,
+            learn_limit=TokenBuckets(
+                rate=_LEARN_TRIES / _LEARN_PERIOD, burst=_LEARN_TRIES, clock=clock
+            ),
             send=self._send,
         )
         self._sock: socket.socket | None = None
@@ -381,6 +393,8 @@ class TrapReceiver:
                 self._auth_failure(source.target, ip, "3", result.reason)
         elif result.outcome == "malformed":
             self._malformed(ip, result.reason)
+        elif result.outcome == "throttled" and source is not None:
+            self._v3_rate_limited(ip, source)
         # "handshake": engine ID discovery or time sync for an inform, answered by USM itself.
 
     # -- outcomes ------------------------------------------------------------------------------
@@ -436,6 +450,16 @@ class TrapReceiver:
                     "burst": self.settings.burst,
                 },
             )
+
+    def _v3_rate_limited(self, ip: str, source: TrapSource) -> None:
+        self.stats.v3_rate_limited[source.target] += 1
+        if self._log_gate.open(("v3_rate", ip)):
+            log.warning(
+                "SNMPv3 traps dropped: too many engine IDs not yet known from one source "
+                "(a forged header, or a device that cannot authenticate)",
+                extra={"target": source.target, "source": ip,
+                       "tries_per_minute": _LEARN_TRIES},
+            )  # fmt: skip
 
     def _malformed(self, ip: str, reason: str) -> None:
         self.stats.malformed += 1

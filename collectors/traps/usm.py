@@ -12,7 +12,11 @@ registered lazily, on the first message that needs them, for the source's config
 IDs and for engine IDs learned from the message header, and learning is provisional: the
 registration stays, and is reported, only when pysnmp authenticated the message with it.
 Learning never skips authentication, is only done for inventory sources, and at most
-`max_learned` engine IDs per target, so spoofed packets cannot fill the table.
+`max_learned` engine IDs per target (those learned before a restart included), so spoofed
+packets cannot fill the table. Trying an engine ID not yet known costs a registration and its
+undoing (about 8 ms of loop), so each target gets only a few such tries a minute (`learn_limit`,
+asked before anything is registered): a forged header with a known user name and a fresh
+engine ID on every message is dropped as "throttled", not authenticated.
 
 Passphrases become master keys (a megabyte of hashing each) once per credential, off the loop;
 localising a master key for an engine ID is one hash, done on the loop when a user is
@@ -38,6 +42,7 @@ from pysnmp.proto import rfc1902
 from collectors.snmp.codec import VarBind
 from collectors.snmp.v3 import AUTH_PROTOCOLS, PRIV_PROTOCOLS, to_varbind
 from collectors.traps.events import TrapSource
+from collectors.traps.limits import TokenBuckets
 from collectors.traps.wire import V3Header
 from netmon.credentials import SnmpCredential
 
@@ -45,7 +50,7 @@ log = logging.getLogger(__name__)
 
 Address = tuple[Any, ...]
 Send = Callable[[bytes, Address], None]
-Outcome = Literal["delivered", "handshake", "auth", "malformed"]
+Outcome = Literal["delivered", "handshake", "auth", "malformed", "throttled"]
 
 _SM_FAILURE = "rfc3412.prepareDataElements:sm-failure"
 # pysnmp's error indications by class name, as an operator should read them.
@@ -120,9 +125,11 @@ class _Carrier(AbstractAsyncioTransport):  # type: ignore[misc]
 class UsmReceiver:
     """One pysnmp engine that authenticates, decrypts and answers v3 notifications."""
 
-    def __init__(self, *, engine_id: bytes, max_learned: int, send: Send) -> None:
+    def __init__(self, *, engine_id: bytes, max_learned: int, learn_limit: TokenBuckets,
+                 send: Send) -> None:  # fmt: skip
         self.engine_id = engine_id
         self._max_learned = max_learned
+        self._learn_limit = learn_limit  # per target: tries of an engine ID not yet known
         self._carrier = _Carrier(send)
         self._engine: SnmpEngine | None = None
         self._receiver: Any = None
@@ -244,20 +251,26 @@ class UsmReceiver:
             if (
                 engine_id == self.engine_id
                 or engine_id in source.engine_ids
+                or engine_id in source.learned_engine_ids
                 or engine_id in learned
             ):
                 self._register(engine_id, credential)
             elif credential.auth_key is None:
                 pass  # without authentication nothing proves the engine ID is the device's
-            elif len(learned.difference(source.engine_ids)) < self._max_learned:
-                learning = True
-                previous = self._users.get((engine_id, header.user))
-                self._register(engine_id, credential)
-            else:
+            elif (
+                len(learned.union(source.learned_engine_ids).difference(source.engine_ids))
+                >= self._max_learned
+            ):
                 return V3Result(
                     "auth",
                     reason=f"unknown engine ID and {self._max_learned} already learned",
                 )
+            elif not self._learn_limit.allow(source.target):
+                return V3Result("throttled", reason="too many unknown engine IDs")
+            else:
+                learning = True
+                previous = self._users.get((engine_id, header.user))
+                self._register(engine_id, credential)
         self._notification = None
         self._failure = None
         try:
