@@ -235,6 +235,26 @@ class UsmReceiver:
         config.delete_v3_user(self._engine, user, securityEngineId=rfc1902.OctetString(engine_id))
         self._users.pop((engine_id, user), None)
 
+    @staticmethod
+    def _digest_ok(*, keys: _MasterKeys, engine_id: bytes, header: V3Header, data: bytes) -> bool:
+        """Whether the message's digest is right for the key localised for `engine_id`.
+
+        Checked before a user is registered for an engine ID not yet known: registering and
+        unregistering one costs pysnmp ~20 ms on the loop, so a storm of forged messages with
+        random engine IDs would stall everything else; this costs one hash and one HMAC.
+        pysnmp authenticates the message again once the user is registered."""
+        if not header.authenticated or keys.auth_key is None:
+            return False
+        service = config.AUTH_SERVICES[keys.auth_protocol]
+        try:
+            local = service.localize_key(keys.auth_key, rfc1902.OctetString(engine_id))
+            service.authenticate_incoming_message(
+                local, rfc1902.OctetString(header.auth_params), data
+            )
+        except Exception:  # pysnmp's StatusInformation or ProtocolError: not authentic
+            return False
+        return True
+
     # -- receiving -----------------------------------------------------------------------------
 
     def receive(self, data: bytes, address: Address, header: V3Header,
@@ -265,6 +285,12 @@ class UsmReceiver:
                     "auth",
                     reason=f"unknown engine ID and {self._max_learned} already learned",
                 )
+            elif not self._digest_ok(keys=self._keys[credential], engine_id=engine_id,
+                                     header=header, data=data):  # fmt: skip
+                refusal = (
+                    "AuthenticationFailure" if header.authenticated else "UnsupportedSecurityLevel"
+                )
+                return V3Result("auth", reason=_AUTH_REASONS[refusal])
             elif not self._learn_limit.allow(source.target):
                 return V3Result("throttled", reason="too many unknown engine IDs")
             else:

@@ -47,6 +47,7 @@ class V3Header:
     user: bytes
     flags: int
     security_model: int
+    auth_params: bytes = b""  # msgAuthenticationParameters: the digest, as sent
 
     @property
     def authenticated(self) -> bool:
@@ -206,5 +207,12 @@ def _decode_v3_header(data: bytes) -> V3Header:
     engine_id, pos = _octets(params, pos, params_end)
     _, pos = _integer(params, pos, params_end)  # msgAuthoritativeEngineBoots
     _, pos = _integer(params, pos, params_end)  # msgAuthoritativeEngineTime
-    user, _ = _octets(params, pos, params_end)
-    return V3Header(engine_id=engine_id, user=user, flags=flags[0], security_model=security_model)
+    user, pos = _octets(params, pos, params_end)
+    auth_params = _octets(params, pos, params_end)[0] if pos < params_end else b""
+    return V3Header(
+        engine_id=engine_id,
+        user=user,
+        flags=flags[0],
+        security_model=security_model,
+        auth_params=auth_params,
+    )
