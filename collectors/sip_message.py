@@ -146,20 +146,23 @@ def parse_response(data: bytes) -> ParsedResponse:
         if _REQUEST_LINE.match(lines[0]):
             raise NotAResponseError("a SIP request, not a response")
         raise MalformedResponseError(f"no SIP/2.0 status line: {printable(lines[0], 40)!r}")
-    headers: list[tuple[str, str]] = []
+    # Each header's value as its parts: a continuation line adds one, joined once at the end
+    # (joining at every line copies the value each time: quadratic in a datagram of them).
+    headers: list[tuple[str, list[str]]] = []
     for line in lines[1:]:
         if line[:1] in (" ", "\t") and headers:
             # RFC 3261 7.3.1: a line starting with white space continues the previous header.
-            name, value = headers[-1]
-            headers[-1] = (name, f"{value} {line.strip()}")
+            headers[-1][1].append(line.strip())
             continue
         name, colon, value = line.partition(":")
         name = name.strip().lower()
         if not colon or not name or " " in name:
             raise MalformedResponseError(f"bad header line: {printable(line, 40)!r}")
-        headers.append((_COMPACT.get(name, name), value.strip()))
+        headers.append((_COMPACT.get(name, name), [value.strip()]))
     response = ParsedResponse(
-        int(status.group(1)), printable(status.group(2) or ""), tuple(headers)
+        int(status.group(1)),
+        printable(status.group(2) or ""),
+        tuple((name, " ".join(parts)) for name, parts in headers),
     )
     for required in ("via", "call-id", "cseq"):
         if response.header(required) is None:
