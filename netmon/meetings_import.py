@@ -15,6 +15,7 @@ Nothing is written unless every event is good.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +27,7 @@ from dateutil import rrule  # type: ignore[import-untyped]  # no stubs in the ve
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 DEFAULT_DAYS = 60
 MAX_OCCURRENCES = 100
+_UNREADABLE = (ValueError, TypeError, AttributeError, OverflowError)
 
 
 class IcsImportError(ValueError):
@@ -108,54 +110,65 @@ def ics_to_meetings(
     moved: dict[str, set[dt.datetime]] = {}
     for event in events:
         recurrence = event.get("RECURRENCE-ID")
-        when = _aware(recurrence.dt, zone) if recurrence is not None else None
-        if when is not None:
-            moved.setdefault(str(event.get("UID", "")), set()).add(when)
+        with contextlib.suppress(*_UNREADABLE):  # the event's own turn below reports it
+            when = _aware(recurrence.dt, zone) if recurrence is not None else None
+            if when is not None:
+                moved.setdefault(str(event.get("UID", "")), set()).add(when)
     for number, event in enumerate(events, start=1):
         name = str(event.get("SUMMARY", "")).strip()
         where = f"event {number} ({name or 'no SUMMARY'})"
-        start_field = event.get("DTSTART")
-        if not name or start_field is None:
-            problems.append(f"{where}: needs SUMMARY and DTSTART")
-            continue
-        start = start_field.dt
-        if not isinstance(start, dt.datetime):
-            problems.append(f"{where}: an all-day event has no start time")
-            continue
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=zone)
-        duration = 7200.0
-        if event.get("DTEND") is not None and isinstance(event["DTEND"].dt, dt.datetime):
-            end = event["DTEND"].dt
-            end = end if end.tzinfo is not None else end.replace(tzinfo=zone)
-            duration = (end - start).total_seconds()
-        elif event.get("DURATION") is not None:
-            duration = event["DURATION"].dt.total_seconds()
-        groups = _list(event.get("CATEGORIES"))
-        districts = _list(event.get("X-NETMON-DISTRICTS"))
-        targets = _list(event.get("X-NETMON-TARGETS"))
-        if not (groups or districts or targets):
-            problems.append(
-                f"{where}: names no endpoints (CATEGORIES for groups, X-NETMON-DISTRICTS, "
-                "X-NETMON-TARGETS)"
-            )
-            continue
         try:
-            moved_here = moved.get(str(event.get("UID", "")), set())
-            starts = _occurrences(event, start, zone, moved_here, now, days)
-        except ValueError as exc:
-            problems.append(f"{where}: RRULE: {exc}")
-            continue
-        recurring = event.get("RRULE") is not None or event.get("RECURRENCE-ID") is not None
-        for when in starts:
-            label = f"{name} {when.astimezone(zone).date().isoformat()}" if recurring else name
-            meeting: dict[str, Any] = {"name": label, "start": when.isoformat()}
-            if duration > 0:
-                meeting["duration"] = f"{int(duration)}s"
-            for key, values in (("groups", groups), ("districts", districts), ("targets", targets)):
-                if values:
-                    meeting[key] = values
-            meetings.append(meeting)
+            start_field = event.get("DTSTART")
+            if not name or start_field is None:
+                problems.append(f"{where}: needs SUMMARY and DTSTART")
+                continue
+            start = start_field.dt
+            if not isinstance(start, dt.datetime):
+                problems.append(f"{where}: an all-day event has no start time")
+                continue
+            if start.tzinfo is None:
+                start = start.replace(tzinfo=zone)
+            duration = 7200.0
+            if event.get("DTEND") is not None and isinstance(event["DTEND"].dt, dt.datetime):
+                end = event["DTEND"].dt
+                end = end if end.tzinfo is not None else end.replace(tzinfo=zone)
+                duration = (end - start).total_seconds()
+            elif event.get("DURATION") is not None:
+                duration = event["DURATION"].dt.total_seconds()
+            groups = _list(event.get("CATEGORIES"))
+            districts = _list(event.get("X-NETMON-DISTRICTS"))
+            targets = _list(event.get("X-NETMON-TARGETS"))
+            if not (groups or districts or targets):
+                problems.append(
+                    f"{where}: names no endpoints (CATEGORIES for groups, X-NETMON-DISTRICTS, "
+                    "X-NETMON-TARGETS)"
+                )
+                continue
+            try:
+                moved_here = moved.get(str(event.get("UID", "")), set())
+                starts = _occurrences(event, start, zone, moved_here, now, days)
+            except ValueError as exc:
+                problems.append(f"{where}: RRULE: {exc}")
+                continue
+            recurring = event.get("RRULE") is not None or event.get("RECURRENCE-ID") is not None
+            for when in starts:
+                label = f"{name} {when.astimezone(zone).date().isoformat()}" if recurring else name
+                meeting: dict[str, Any] = {"name": label, "start": when.isoformat()}
+                if duration > 0:
+                    meeting["duration"] = f"{int(duration)}s"
+                for key, values in (
+                    ("groups", groups),
+                    ("districts", districts),
+                    ("targets", targets),
+                ):
+                    if values:
+                        meeting[key] = values
+                meetings.append(meeting)
+        except _UNREADABLE as exc:
+            # icalendar raises only when a value is read (a DTSTART that is no date), a
+            # property given twice comes as a list, a floating end minus an aware start fails:
+            # each is this event's problem, reported with the others.
+            problems.append(f"{where}: cannot read it: {exc}")
     if problems:
         raise IcsImportError(problems)
     return meetings

@@ -11,9 +11,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from netmon.meetings_import import ics_to_meetings
+from netmon.meetings_import import IcsImportError, ics_to_meetings
 from tests.alertmanager_peer import eventually
 from tests.helpers import NetmonProcess, metric_value, netmon_command, write_config
 from tests.lab.netlab import NetLab
@@ -341,3 +342,30 @@ def test_a_weekly_meeting_set_up_last_year_imports_as_the_meetings_to_come() -> 
         ("Giao ban tuần 2026-12-22", "2026-12-22T14:00:00+07:00"),
     ]
     assert {m["duration"] for m in meetings} == {"7200s"}
+
+
+# Found by the fuzz campaign (tests/test_fuzz.py): each was an exception other than
+# IcsImportError, which `netmon meetings import` does not catch.
+ICS_HEAD = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nSUMMARY:Weekly\nX-NETMON-DISTRICTS:D1\n"
+
+
+@pytest.mark.parametrize(
+    ("ics", "problem"),
+    [
+        # icalendar keeps a value it cannot read and raises when it is used
+        (ICS_HEAD + "DTSTART:\nEND:VEVENT\nEND:VCALENDAR", "cannot read it"),
+        # a property given twice comes back as a list
+        (
+            ICS_HEAD + "DTSTART:20261202T090000Z\nDTSTART:20261203T090000Z\nEND:VEVENT\n"
+            "END:VCALENDAR",
+            "cannot read it",
+        ),
+        (
+            ICS_HEAD + "DTSTART:20261202T090000Z\nDURATION:xyz\nEND:VEVENT\nEND:VCALENDAR",
+            "cannot read it",
+        ),
+    ],
+)
+def test_an_unreadable_event_is_an_import_problem_not_a_crash(ics: str, problem: str) -> None:
+    with pytest.raises(IcsImportError, match=problem):
+        ics_to_meetings(ics, now=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
