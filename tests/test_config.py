@@ -351,3 +351,40 @@ def test_every_probe_in_the_registry_loads_its_collector() -> None:
     for name in registry.names():
         collector = registry.collector_class(name)
         assert (collector.name, collector.settings_model) == (name, registry.settings_model(name))
+
+
+# Found by the fuzz campaign (tests/test_fuzz.py): each was an exception other than
+# ConfigError (a crash of `netmon validate`, or of a reload).
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0: !!timestamp", "a bad tagged value"),
+        ("0: !!int 0x", "a bad tagged value"),
+        ("[" * 20_000, "nested too deeply"),
+    ],
+)
+def test_a_yaml_value_that_cannot_be_built_is_a_config_error(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_yaml(text, "config.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("targets: " + "[" * 200 + "]" * 200, "nested deeper than 32 levels"),
+        ("a: &x [*x]", "nested deeper than 32 levels"),  # a list that holds itself
+        (
+            "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+            + "".join(
+                f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n"
+                for i in range(6)
+            ),
+            "more than 1000000 values",
+        ),  # billion laughs
+    ],
+)
+def test_config_data_too_deep_or_too_big_is_refused_before_validation(
+    text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_data(parse_yaml(text, "config.yaml"))

@@ -70,6 +70,14 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError([ConfigProblem(source, f"YAML error at {where}: {exc.problem}")]) from exc
     except yaml.YAMLError as exc:
         raise ConfigError([ConfigProblem(source, f"YAML error: {exc}")]) from exc
+    except (ValueError, TypeError, OverflowError, AttributeError) as exc:
+        # An explicit tag on a value it cannot hold: `!!int 0x`, `!!binary =`; PyYAML's
+        # `!!timestamp x` fails with an AttributeError of its own.
+        raise ConfigError(
+            [ConfigProblem(source, f"YAML error: a bad tagged value: {exc}")]
+        ) from exc
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError([ConfigProblem(source, "YAML error: nested too deeply")]) from None
 
 
 def load_file(path: str | Path) -> Inventory:
@@ -101,12 +109,41 @@ def _unencodable(value: Any, location: list[int | str]) -> Iterator[ConfigProble
             yield from _unencodable(item, [*location, index])
 
 
+MAX_DEPTH = 32  # a real config nests about 8 levels
+MAX_NODES = 1_000_000  # values, aliases counted each time they are used; ~50x a big inventory
+
+
+def _shape_problem(raw: Any) -> ConfigProblem | None:
+    """Data too deep or too big to validate: YAML aliases make a list that contains itself
+    (`a: &x [*x]`) or a billion laughs in a few lines, and every check below walks the data
+    recursively. Walked here without recursion, and given up at the first limit passed."""
+    stack: list[tuple[Any, list[int | str]]] = [(raw, [])]
+    nodes = 0
+    while stack:
+        value, location = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            return ConfigProblem("", f"more than {MAX_NODES} values (YAML aliases?)")
+        if len(location) > MAX_DEPTH:
+            return ConfigProblem(
+                format_location(location[:MAX_DEPTH]), f"nested deeper than {MAX_DEPTH} levels"
+            )
+        if isinstance(value, dict):
+            stack.extend((item, [*location, str(key)]) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((item, [*location, index]) for index, item in enumerate(value))
+    return None
+
+
 def load_data(raw: Any) -> Inventory:
     """Validate already-parsed config data, reporting every problem at once."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError([ConfigProblem("", "the config must be a mapping of keys to values")])
+    shape = _shape_problem(raw)
+    if shape is not None:
+        raise ConfigError([shape])
     problems: list[ConfigProblem] = list(_unencodable(raw, []))
     config: Config | None = None
     try:
