@@ -174,8 +174,11 @@ async def change_body(request: web.Request) -> dict[str, Any] | web.Response:
     """The JSON object a change carries (the guard has let it through); else a 400."""
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        # RecursionError: "[[[[..." nested deeper than the decoder goes
         return web.json_response({"error": "the body must be JSON"}, status=400)
+    except LookupError:  # Content-Type: application/json; charset=<no such codec>
+        return web.json_response({"error": "unknown charset in Content-Type"}, status=400)
     if not isinstance(body, dict):
         return web.json_response({"error": "the body must be a JSON object"}, status=400)
     return body

@@ -190,3 +190,24 @@ async def test_a_check_scope_of_the_wrong_type_is_a_clear_error(
         assert answer["error"].startswith(f"{field}: ")
 
     await _run(tmp_path, scenario)
+
+
+# Found by the fuzz campaign (tests/test_fuzz.py): both were a 500.
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("{}", "application/json; charset=nonsense"),  # LookupError
+        ("[" * 200_000 + "]" * 200_000, "application/json"),  # RecursionError
+    ],
+)
+async def test_a_body_that_cannot_be_decoded_is_a_400(
+    tmp_path: Path, body: str, content_type: str
+) -> None:
+    async def scenario(_service: Service, session: Session) -> None:
+        for path in ("/api/v1/silences", "/api/v1/checks"):
+            headers = {"Content-Type": content_type}
+            status, answer = await _send(session, "POST", path, body=body, **headers)
+            assert status == 400, answer
+            assert answer["error"]
+
+    await _run(tmp_path, scenario)
