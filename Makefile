@@ -21,7 +21,7 @@ BENCH_TOOLS := fping:fping prometheus-snmp-exporter:prometheus-snmp-exporter \
   prometheus-blackbox-exporter:prometheus-blackbox-exporter snmptrapd:snmptrapd
 
 .PHONY: setup system-deps bench-deps apt-missing demo test lint format bench lossy-links soak \
-  storm clean
+  storm fuzz clean
 
 setup: system-deps $(STAMP)
 
@@ -89,6 +89,12 @@ soak: setup
 # self-check: make storm ARGS="--traps 2000 --seconds 2 --rounds 1 --settle 5"
 storm: setup bench-deps
 	$(BIN)/python -m bench.storm $(ARGS)
+
+# Issue 14's fuzz campaign (~10 min): every parser an outsider can feed, 20000 inputs each,
+# and datagram decode time against size. Not part of `test` (which runs ~200 inputs each) or
+# `bench`. A quick one: make fuzz ARGS="--examples 2000"
+fuzz: setup
+	$(BIN)/python -m bench.fuzz $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
