@@ -27,6 +27,7 @@ from dateutil import rrule  # type: ignore[import-untyped]  # no stubs in the ve
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 DEFAULT_DAYS = 60
 MAX_OCCURRENCES = 100
+MAX_RULE_STEPS = 100_000  # a daily meeting set up 270 years ago
 _UNREADABLE = (ValueError, TypeError, AttributeError, OverflowError)
 
 
@@ -83,10 +84,21 @@ def _occurrences(
     rule_text = event["RRULE"].to_ical().decode()
     series = rrule.rrulestr(rule_text, dtstart=start)
     end = now + dt.timedelta(days=days)
-    found = set(series.between(now, end, inc=True)) | {
-        when for when in _dates(event, "RDATE", zone) if now <= when <= end
-    }
     skipped = _dates(event, "EXDATE", zone) | moved
+    found = {when for when in _dates(event, "RDATE", zone) if now <= when <= end}
+    # The rule is walked from its start, one occurrence at a time and no further than needed:
+    # `FREQ=SECONDLY` is 5 million occurrences in 60 days (24 s of dateutil), and the same
+    # from 1990 never ends. A rule is stopped after MAX_RULE_STEPS; occurrences come in
+    # order, so the first MAX_OCCURRENCES in the window are all that can be kept.
+    taken = 0
+    for step, when in enumerate(series):
+        if when > end or taken >= MAX_OCCURRENCES:
+            break
+        if step >= MAX_RULE_STEPS:
+            raise ValueError(f"more than {MAX_RULE_STEPS} occurrences from DTSTART on")
+        if when >= now and when not in skipped:
+            found.add(when)
+            taken += 1
     return sorted(when for when in found if when not in skipped)[:MAX_OCCURRENCES]
 
 

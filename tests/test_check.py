@@ -369,3 +369,22 @@ ICS_HEAD = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nSUMMARY:Weekly\nX-NETMON-DISTRICTS:D1
 def test_an_unreadable_event_is_an_import_problem_not_a_crash(ics: str, problem: str) -> None:
     with pytest.raises(IcsImportError, match=problem):
         ics_to_meetings(ics, now=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
+
+
+@pytest.mark.parametrize(
+    ("start", "expected"),
+    [
+        ("20261202T090000Z", 100),  # 5 million occurrences in the window: the first 100
+        ("19900101T000000Z", "more than 100000 occurrences from DTSTART on"),  # never ends
+    ],
+)
+def test_a_rule_every_second_is_cut_short_not_expanded(start: str, expected: int | str) -> None:
+    # Found by the fuzz campaign: RRULE:FREQ=SECONDLY took 24 s per event, and from 1990 on
+    # the import never ended.
+    ics = ICS_HEAD + f"DTSTART:{start}\nRRULE:FREQ=SECONDLY\nEND:VEVENT\nEND:VCALENDAR"
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    if isinstance(expected, int):
+        assert len(ics_to_meetings(ics, now=now)) == expected
+    else:
+        with pytest.raises(IcsImportError, match=expected):
+            ics_to_meetings(ics, now=now)
