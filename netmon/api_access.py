@@ -179,6 +179,8 @@ async def change_body(request: web.Request) -> dict[str, Any] | web.Response:
         return web.json_response({"error": "the body must be JSON"}, status=400)
     except LookupError:  # Content-Type: application/json; charset=<no such codec>
         return web.json_response({"error": "unknown charset in Content-Type"}, status=400)
+    except web.HTTPRequestEntityTooLarge as exc:  # over the app's client_max_size (1 MiB)
+        return web.json_response({"error": exc.text}, status=exc.status)
     if not isinstance(body, dict):
         return web.json_response({"error": "the body must be a JSON object"}, status=400)
     return body

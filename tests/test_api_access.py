@@ -192,22 +192,23 @@ async def test_a_check_scope_of_the_wrong_type_is_a_clear_error(
     await _run(tmp_path, scenario)
 
 
-# Found by the fuzz campaign (tests/test_fuzz.py): both were a 500.
+# Found by the fuzz campaign (tests/test_fuzz.py): 500s, and a 413 in plain text.
 @pytest.mark.parametrize(
-    ("body", "content_type"),
+    ("body", "content_type", "expected"),
     [
-        ("{}", "application/json; charset=nonsense"),  # LookupError
-        ("[" * 200_000 + "]" * 200_000, "application/json"),  # RecursionError
+        ("{}", "application/json; charset=nonsense", 400),  # LookupError
+        ("[" * 200_000 + "]" * 200_000, "application/json", 400),  # RecursionError
+        ('{"a":' * 250_000 + "1" + "}" * 250_000, "application/json", 413),  # over 1 MiB
     ],
 )
-async def test_a_body_that_cannot_be_decoded_is_a_400(
-    tmp_path: Path, body: str, content_type: str
+async def test_a_body_that_cannot_be_decoded_is_a_json_refusal(
+    tmp_path: Path, body: str, content_type: str, expected: int
 ) -> None:
     async def scenario(_service: Service, session: Session) -> None:
         for path in ("/api/v1/silences", "/api/v1/checks"):
             headers = {"Content-Type": content_type}
             status, answer = await _send(session, "POST", path, body=body, **headers)
-            assert status == 400, answer
+            assert status == expected, answer
             assert answer["error"]
 
     await _run(tmp_path, scenario)
