@@ -59,13 +59,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
-from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
 from bench.lossy_links_tally import Cut, Event, Goal, RowResult, measured_lines, spread, tally
+from bench.netmon_run import NETMON, AlertReceiver, HarnessError, NetmonRun, write_config
 from bench.peers import free_port, proc_cpu
 from netmon import __version__
 from netmon_lab import netns
@@ -169,46 +168,20 @@ DRAIN_TIMEOUT = 60.0  # after the run: every restore resolved, netmon's outbox e
 PROGRESS_EVERY = 60.0
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-NETMON = Path(sys.executable).with_name("netmon")
 
 # Wide enough for the table when the output goes to a file or a pipe (80 columns then).
 console = Console(width=max(Console().width, 140))
 
 
-class HarnessError(RuntimeError):
-    """The campaign could not be run or measured (not a goal missed)."""
-
-
 # --- the webhook receiver --------------------------------------------------------------------
 
 
-class Receiver:
-    """The webhook sink's far end, in this process: every alert event, stamped on arrival."""
+class Receiver(AlertReceiver):
+    """The webhook's far end, its alerts read as `Event`s."""
 
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def __aenter__(self) -> Receiver:
-        app = web.Application()
-        app.router.add_post("/alerts", self._receive)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}/alerts"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _receive(self, request: web.Request) -> web.Response:
-        arrival = time.time()
-        body = await request.json()
-        self.events.append(Event.from_alert(arrival, body["alert"]))
-        return web.Response(text="ok")
+    @property
+    def events(self) -> list[Event]:
+        return [Event.from_alert(arrival, alert) for arrival, alert in self.alerts]
 
 
 # --- netmon, the real service -----------------------------------------------------------------
@@ -230,60 +203,11 @@ def netmon_config(workdir: Path, addresses: Mapping[str, str], webhook: str, por
             for target, address in addresses.items()
         ],
     }
-    path = workdir / "netmon.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    result = subprocess.run(
-        [str(NETMON), "validate", "--config", str(path)], capture_output=True, text=True
-    )
-    if result.returncode:
-        raise HarnessError(f"netmon rejects the campaign's config:\n{result.stdout}{result.stderr}")
-    return path
+    return write_config(workdir, config)
 
 
-class Netmon:
-    """`netmon run` as a child process, its JSON log in the run's directory."""
-
-    def __init__(self, config: Path, workdir: Path, port: int) -> None:
-        self._config = config
-        self._workdir = workdir
-        self.log = workdir / "netmon.log"
-        self.url = f"http://127.0.0.1:{port}"
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def __aenter__(self) -> Netmon:
-        with self.log.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                str(NETMON), "run", "--config", str(self._config), "--log-format", "json",
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self._workdir,
-            )  # fmt: skip
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        process = self.process
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(15):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def check_running(self) -> None:
-        if self.process is None or self.process.returncode is not None:
-            tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-            raise HarnessError(f"netmon exited early; the end of its log:\n{tail}")
-
-    async def get(self, session: aiohttp.ClientSession, path: str) -> tuple[int, str]:
-        timeout = aiohttp.ClientTimeout(total=10)
-        async with session.get(self.url + path, timeout=timeout) as response:
-            return response.status, await response.text()
+class Netmon(NetmonRun):
+    """`netmon run` for the campaign: polled until a condition holds."""
 
     async def wait_until(
         self, session: aiohttp.ClientSession, path: str, ok: Any, timeout: float, what: str

@@ -44,9 +44,7 @@ import json
 import math
 import random
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,17 +55,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
-from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from bench.peers import free_port
+from bench.netmon_run import AlertReceiver, HarnessError, NetmonRun, write_config
+from bench.peers import free_port, udp_drops
 from collectors.snmp.codec import Message, PduType, Tag, VarBind, Version, encode_message
 
 console = Console(width=max(Console().width, 110))
-NETMON = Path(sys.executable).with_name("netmon")
 
 ENDPOINTS = [f"127.0.{1 + i // 250}.{1 + i % 250}" for i in range(215)]  # tests/test_icmp.py
 SOURCES = [f"127.0.9.{n}" for n in range(1, 51)]
@@ -83,10 +79,6 @@ SYS_UPTIME, TRAP_OID = (1, 3, 6, 1, 2, 1, 1, 3, 0), (1, 3, 6, 1, 6, 3, 1, 1, 4, 
 LINK_DOWN, LINK_UP = (1, 3, 6, 1, 6, 3, 1, 1, 5, 3), (1, 3, 6, 1, 6, 3, 1, 1, 5, 4)
 COLD_START = (1, 3, 6, 1, 6, 3, 1, 1, 5, 1)
 IF_INDEX, IF_ADMIN, IF_OPER = ((1, 3, 6, 1, 2, 1, 2, 2, 1, i) for i in (1, 7, 8))
-
-
-class HarnessError(RuntimeError):
-    """The campaign itself failed (not netmon's verdict)."""
 
 
 # --- the storm's datagrams ---------------------------------------------------------------------
@@ -223,16 +215,6 @@ def send_storm(
             sock.close()
 
 
-def udp_drops(port: int) -> int:
-    """The kernel's drop counter of the socket bound to 127.0.0.1:port."""
-    local = f"0100007F:{port:04X}"
-    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1] == local:
-            return int(fields[-1])
-    return 0
-
-
 # --- netmon's figures ---------------------------------------------------------------------------
 
 
@@ -331,33 +313,6 @@ def share_over(limit: float, before: Snapshot, after: Snapshot) -> float:
 # --- the webhook and the service ----------------------------------------------------------------
 
 
-class Webhook:
-    """The webhook sink's far end, in this process: every alert event, stamped on arrival."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[float, dict[str, Any]]] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def __aenter__(self) -> Webhook:
-        app = web.Application()
-        app.router.add_post("/alerts", self._receive)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/alerts"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _receive(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.events.append((time.time(), body["alert"]))
-        return web.Response(text="ok")
-
-
 def netmon_config(workdir: Path, webhook: str, http_port: int) -> Path:
     config = {
         "instance": "storm",
@@ -397,66 +352,15 @@ def netmon_config(workdir: Path, webhook: str, http_port: int) -> Path:
             ),
         ],
     }
-    path = workdir / "netmon.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    result = subprocess.run(
-        [str(NETMON), "validate", "--config", str(path)], capture_output=True, text=True
-    )
-    if result.returncode:
-        raise HarnessError(f"netmon rejects the campaign's config:\n{result.stdout}{result.stderr}")
-    return path
+    return write_config(workdir, config)
 
 
-class Netmon:
-    """`netmon run` as a child process, its JSON log in the run's directory."""
+class Netmon(NetmonRun):
+    """`netmon run` for the storm: its trap port read from its log, snapshots of /metrics."""
 
     def __init__(self, config: Path, workdir: Path, http_port: int) -> None:
-        self._config = config
-        self.log = workdir / "netmon.log"
-        self.url = f"http://127.0.0.1:{http_port}"
-        self.process: asyncio.subprocess.Process | None = None
+        super().__init__(config, workdir, http_port)
         self.trap_port = 0
-
-    async def __aenter__(self) -> Netmon:
-        with self.log.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                str(NETMON),
-                "run",
-                "--config",
-                str(self._config),
-                "--log-format",
-                "json",
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        process = self.process
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(15):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def check_running(self) -> None:
-        if self.process is None or self.process.returncode is not None:
-            tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-            raise HarnessError(f"netmon exited early; the end of its log:\n{tail}")
-
-    async def get(self, session: aiohttp.ClientSession, path: str) -> tuple[int, str]:
-        async with session.get(self.url + path, timeout=aiohttp.ClientTimeout(total=10)) as r:
-            return r.status, await r.text()
 
     async def snapshot(self, session: aiohttp.ClientSession) -> Snapshot:
         self.check_running()
@@ -511,7 +415,7 @@ def trap_delta(before: Snapshot, after: Snapshot) -> dict[str, float]:
 
 async def campaign(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     rng = random.Random(args.seed)
-    async with Webhook() as webhook:
+    async with AlertReceiver() as webhook:
         http_port = free_port()
         config = netmon_config(workdir, webhook.url, http_port)
         async with Netmon(config, workdir, http_port) as netmon, aiohttp.ClientSession() as session:
@@ -564,7 +468,7 @@ async def campaign(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 await asyncio.sleep(args.settle)
                 settled = await netmon.snapshot(session)
             netmon.check_running()
-    storm_alerts = [alert for at, alert in webhook.events if at >= storm_start - 1]
+    storm_alerts = [alert for at, alert in webhook.alerts if at >= storm_start - 1]
     return {
         "quiet": {
             "lag_p99": quantile(0.99, quiet0, quiet1),
@@ -576,7 +480,7 @@ async def campaign(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "rounds": rounds,
         "settled": {"series": settled.series, "rss": settled.rss, "skipped": settled.skipped},
         "alerts": classify(storm_alerts),
-        "alerts_before_storm": len(webhook.events) - len(storm_alerts),
+        "alerts_before_storm": len(webhook.alerts) - len(storm_alerts),
     }
 
 

@@ -124,16 +124,6 @@ def send(
         return sent, time.perf_counter() - started
 
 
-def udp_drops(port: int) -> int:
-    """The kernel's drop counter of the socket bound to 127.0.0.1:port."""
-    local = f"0100007F:{port:04X}"
-    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1] == local:
-            return int(fields[-1])
-    return 0
-
-
 @dataclass
 class Receiver:
     name: str
@@ -176,7 +166,7 @@ class LoadResult:
 def run_load(receiver: Receiver, load: str, datagrams: list[bytes], rate: float | None,
              seconds: float) -> LoadResult:  # fmt: skip
     count, refused = receiver.count(), receiver.refused()
-    drops = udp_drops(receiver.port)
+    drops = peers.udp_drops(receiver.port)
     cpu = peers.proc_cpu(receiver.pid)
     started = time.monotonic()
     sent, sending = send(receiver.port, datagrams, rate, seconds)
@@ -194,7 +184,7 @@ def run_load(receiver: Receiver, load: str, datagrams: list[bytes], rate: float 
         offered_per_s=sent / sending,
         sent=sent,
         received=last - count,
-        kernel_drops=udp_drops(receiver.port) - drops,
+        kernel_drops=peers.udp_drops(receiver.port) - drops,
         refused=receiver.refused() - refused,
         seconds=max(sending, last_change - started),
         cpu_seconds=cpu,
