@@ -58,8 +58,8 @@ class Confirmer:
         collector = self._collectors.get(observation.collector)
         if settings is None or not isinstance(collector, Confirming):
             return
-        policy = settings.reach_policy()
-        if policy is None or policy.confirm == 0:
+        policy = icmp.policy  # resolved once with the inventory
+        if policy.confirm == 0:
             return
         budget = policy.confirm_timeout + (policy.confirm - 1) * policy.confirm_spacing + SLACK
         task = asyncio.create_task(

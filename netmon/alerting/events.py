@@ -55,11 +55,13 @@ class Events:
         self._reboots: dict[str, int] = {}  # by target: reboots seen in its SNMP polls
         # By target: interfaces known from traps alone (a device netmon does not poll).
         self._trap_ports: dict[str, set[str]] = {}
+        self._trap_ports_full: set[str] = set()  # said so in the log already
 
     def forget(self, known: Collection[str]) -> None:
         """Keep what is known of these targets only (the others left the inventory)."""
         self._reboots = {k: v for k, v in self._reboots.items() if k in known}
         self._trap_ports = {k: v for k, v in self._trap_ports.items() if k in known}
+        self._trap_ports_full &= set(known)
 
     def fire(
         self,
@@ -161,16 +163,16 @@ class Events:
         ports = self._trap_ports.setdefault(target_id, set())
         if ifname in ports:
             return True
-        if len(ports) >= MAX_TRAP_PORTS:
-            if len(ports) == MAX_TRAP_PORTS:
-                log.warning(
-                    "linkDown/linkUp for more interfaces than a device has; further ones ignored",
-                    extra={"target": target_id, "limit": MAX_TRAP_PORTS},
-                )
-                ports.add("")  # logged once
-            return False
-        ports.add(ifname)
-        return True
+        if len(ports) < MAX_TRAP_PORTS:
+            ports.add(ifname)
+            return True
+        if target_id not in self._trap_ports_full:
+            self._trap_ports_full.add(target_id)
+            log.warning(
+                "linkDown/linkUp for more interfaces than a device has; further ones ignored",
+                extra={"target": target_id, "limit": MAX_TRAP_PORTS},
+            )
+        return False
 
     def check_reboot(self, state: TargetState) -> None:
         """DeviceRebooted when the target's SNMP polls counted a reboot since the last look."""
