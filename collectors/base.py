@@ -30,6 +30,8 @@ class CollectorSettings(BaseModel):
     # a meeting (NO-GO) or only warns.
     readiness_label: ClassVar[str] = ""
     stops_meeting: ClassVar[bool] = False
+    # The kind of entry of `credentials` its `credential` setting names ("snmp", "api"), if any.
+    credential_kind: ClassVar[str] = ""
 
     def usage_problems(self) -> list[tuple[str, str]]:
         """(field, message) for what a target that uses these settings still lacks.

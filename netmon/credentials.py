@@ -15,7 +15,16 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    model_validator,
+)
 
 
 class Secret:
@@ -122,3 +131,27 @@ class SnmpCredential(BaseModel):
             if key is not None and len(key.reveal()) < 8:
                 raise ValueError("v3 passphrases must be at least 8 characters (RFC 3414)")
         return self
+
+
+class ApiCredential(BaseModel):
+    """A user and password for an endpoint's or a registrar's management API (Cisco xAPI,
+    Poly REST, a registrar's JSON-RPC behind basic auth)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    user: str = Field(min_length=1)
+    password: SecretValue
+
+
+def credential_kind(data: Any) -> str:
+    # An SNMP credential has a community or a v3 user with keys; an API one has a password.
+    if isinstance(data, ApiCredential) or (isinstance(data, dict) and "password" in data):
+        return "api"
+    return "snmp"
+
+
+Credential = Annotated[
+    Annotated[SnmpCredential, Tag("snmp")] | Annotated[ApiCredential, Tag("api")],
+    Discriminator(credential_kind),
+]
+"""Any named credential of the config: SNMP (community or v3 user) or API (user, password)."""

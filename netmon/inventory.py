@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from collectors.base import CollectorSettings
 from netmon.config.rules import Rule
 from netmon.config.schema import Config
-from netmon.credentials import SnmpCredential
+from netmon.credentials import Credential
 from netmon.model import ProbeRole, ProbeTarget, ReachPolicy
 
 
@@ -31,12 +31,15 @@ class Target:
     group: str
     labels: tuple[tuple[str, str], ...]
     probes: tuple[tuple[str, CollectorSettings], ...]
-    credentials: tuple[tuple[str, SnmpCredential], ...] = ()
+    credentials: tuple[tuple[str, Credential], ...] = ()
     parent: str | None = None
     uplink: str = ""
     trap_engine_ids: tuple[str, ...] = ()
     # From the probe that decides up and down (ICMP), resolved once when the inventory is built.
     reach_policy: ReachPolicy | None = None
+    vendor: str = ""  # cisco, poly, sip, other; "" when the inventory does not say
+    registrar: str | None = None  # the id of the registrar target it registers to
+    aor: str = ""  # its address of record there (set when `registrar` is)
 
     @property
     def display_name(self) -> str:
@@ -54,6 +57,10 @@ class Target:
     def device_probe(self) -> tuple[str, CollectorSettings] | None:
         """The probe that reads the device's own state (SNMP), if one is configured."""
         return next((p for p in self.probes if p[1].role is ProbeRole.DEVICE), None)
+
+    def status_probe(self) -> tuple[str, CollectorSettings] | None:
+        """The probe that reads the endpoint's own status over its API, if one is configured."""
+        return next((p for p in self.probes if p[1].role is ProbeRole.STATUS), None)
 
     def service_probes(self) -> list[tuple[str, CollectorSettings]]:
         """The probes of the services the target offers (TCP, SIP, HTTP)."""

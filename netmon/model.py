@@ -15,7 +15,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator
 
-from netmon.credentials import SnmpCredential
+from netmon.credentials import Credential
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -48,6 +48,8 @@ class ProbeRole(StrEnum):
     REACH = "reach"  # whether the target answers at all (ICMP): up and down, loss, RTT
     DEVICE = "device"  # the device's own state (SNMP): uptime, interfaces
     SERVICE = "service"  # one service the target offers (TCP, SIP, HTTP): answers or not
+    STATUS = "status"  # the endpoint's own status from its API: registration, calls, peripherals
+    REGISTRAR = "registrar"  # a SIP registrar's table of registered contacts (one poll, many AoRs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,7 @@ class ProbeTarget:
 
     id: str
     address: str
-    credentials: Mapping[str, SnmpCredential] = field(default_factory=dict)
+    credentials: Mapping[str, Credential] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,3 +211,129 @@ class TrapEvent:
         end; the OID itself is in `trap_oid` for whatever reads the event.
         """
         return self.trap if self.trap != self.trap_oid else "other"
+
+
+class RegistrationState(StrEnum):
+    """A registration as the endpoint (or its registrar) reports it, in one vocabulary for
+    every vendor: Cisco's Registered/Registering/Failed/Deregister/Inactive, Poly's up/down."""
+
+    REGISTERED = "registered"
+    REGISTERING = "registering"  # in progress: not callable yet, not a fault yet
+    FAILED = "failed"  # tried and refused or unanswered (the reason says which)
+    UNREGISTERED = "unregistered"  # deregistered, inactive, or not configured to register
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """One protocol's registration: `protocol` "sip" or "h323"; `reason` as the source words it
+    (Cisco's Reason, "403 Forbidden"); `address` the AoR/URI or the gatekeeper's address."""
+
+    protocol: str
+    state: RegistrationState
+    reason: str = ""
+    address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call the endpoint is in (or setting up): `status` lower-case (connected, ringing,
+    dialling, ...), `direction` incoming/outgoing, `duration` seconds."""
+
+    status: str
+    protocol: str = ""
+    direction: str = ""
+    remote: str = ""
+    duration: float | None = None
+
+
+class PeripheralKind(StrEnum):
+    CAMERA = "camera"
+    MICROPHONE = "microphone"
+    DISPLAY = "display"
+    TOUCH_PANEL = "touch_panel"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Peripheral:
+    """A camera, microphone, display or touch panel the endpoint reports, connected or not."""
+
+    kind: PeripheralKind
+    name: str
+    connected: bool
+
+
+class DiagnosticLevel(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One diagnostics message the endpoint raises about itself (Cisco Diagnostics/Message)."""
+
+    level: DiagnosticLevel
+    type: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointStatus(Observation):
+    """One read of an endpoint's own status over its API (Cisco xAPI, Poly REST).
+
+    None or empty where the source does not say: `peripherals` lists only what the endpoint
+    reports, `registrations` only the protocols it reports (a Poly Group Series says nothing
+    of H.323 when none is configured). `standby` is True in standby, False awake, None unknown.
+    `missing` names the parts the source could not give while the rest came (a path the
+    firmware lacks), as `DeviceSample.missing` does.
+    """
+
+    vendor: str = ""
+    model: str = ""
+    software: str = ""
+    serial: str = ""
+    registrations: tuple[Registration, ...] = ()
+    calls: tuple[Call, ...] = ()
+    standby: bool | None = None
+    peripherals: tuple[Peripheral, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = ()
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One live contact in a registrar's location table.
+
+    `aor` as the registrar keys it ("room-01" or "room-01@conf.lab"), `contact` the Contact
+    URI, `expires` unix seconds (None: permanent), `received` the source address it came from.
+    """
+
+    aor: str
+    contact: str
+    user_agent: str = ""
+    expires: float | None = None
+    received: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationFailure:
+    """The last refused REGISTER of an AoR the registrar remembers: when, and its reply
+    ("401 Unauthorized", "403 Forbidden")."""
+
+    aor: str
+    reason: str
+    at: float  # unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrarContacts(Observation):
+    """One poll of a registrar: every live contact, and the recent refusals it keeps.
+
+    The poll covers every endpoint registered there; the core joins it to endpoints by AoR.
+    """
+
+    registrar: str = ""  # its software, e.g. "kamailio"
+    contacts: tuple[Contact, ...] = ()
+    failures: tuple[RegistrationFailure, ...] = ()

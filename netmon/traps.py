@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from collectors.traps.events import TrapSource
 from collectors.traps.receiver import ERROR_REASONS, TrapReceiver, TrapStats
 from collectors.traps.settings import TrapSettings
+from netmon.credentials import SnmpCredential
 from netmon.inventory import Inventory
 from netmon.model import TrapEvent
 from netmon.state import StateStore
@@ -79,7 +80,11 @@ class TrapIntake:
         sources: dict[str, TrapSource] = {}
         shared: dict[str, list[str]] = {}
         config = inventory.config
-        shared_creds = [config.credentials[name] for name in config.trap_credentials]
+        shared_creds = [
+            credential
+            for name in config.trap_credentials
+            if isinstance(credential := config.credentials[name], SnmpCredential)
+        ]
         for target in inventory.targets.values():
             key = _address_key(target.address)
             shared.setdefault(key, []).append(target.id)
@@ -90,7 +95,8 @@ class TrapIntake:
                        if e not in configured]  # fmt: skip
             sources[key] = TrapSource(
                 target=target.id,
-                credentials=[credential for _, credential in target.credentials] + shared_creds,
+                credentials=[c for _, c in target.credentials if isinstance(c, SnmpCredential)]
+                + shared_creds,
                 engine_ids=configured,
                 # Apart from the configured ones: they count against the cap on learning.
                 learned_engine_ids=learned,

@@ -24,6 +24,7 @@ from collectors.snmp.modules import BUILT_IN, ModuleDef, ModuleSample, builtin, 
 from collectors.snmp.settings import SnmpSettings
 from collectors.snmp.v3 import V3Agent, V3Session
 from collectors.snmp.walk import Clock, TableResult
+from netmon.credentials import SnmpCredential
 from netmon.model import DeviceSample, InterfaceSample, ProbeTarget
 
 _SYSTEM_MODULE = builtin("system")
@@ -135,8 +136,8 @@ class SnmpCollector:
 
     async def _session(self, target: ProbeTarget, settings: SnmpSettings) -> _Session:
         credential = target.credentials.get(settings.credential or "")
-        if credential is None:
-            raise CollectError("config", f"no credential {settings.credential!r}")
+        if not isinstance(credential, SnmpCredential):  # the config allows no other
+            raise CollectError("config", f"no SNMP credential {settings.credential!r}")
         address = await self._address(target.address, settings.timeout)
         if credential.snmp_version == "3":
             v3_agent = V3Agent(

@@ -18,6 +18,7 @@ from netmon.model import Duration, ProbeRole
 
 class SnmpSettings(CollectorSettings):
     role: ClassVar[ProbeRole] = ProbeRole.DEVICE
+    credential_kind: ClassVar[str] = "snmp"
 
     interval: Duration = Field(default=30.0, gt=0)
     timeout: Duration = Field(default=2.0, gt=0, description="per request")

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from collectors import registry
 from netmon.config.alerting import resolve_rules
 from netmon.config.errors import (
     ConfigError,
@@ -22,6 +23,7 @@ from netmon.config.errors import (
     format_location,
     validation_problems,
 )
+from netmon.config.groups import expand_targets
 from netmon.config.probes import (
     TargetProbes,
     resolve_defaults,
@@ -30,8 +32,10 @@ from netmon.config.probes import (
 )
 from netmon.config.rules import Rule
 from netmon.config.schema import Config
+from netmon.credentials import credential_kind
 from netmon.inventory import Inventory
 from netmon.meetings import meeting_thresholds
+from netmon.model import ProbeRole
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -145,6 +149,9 @@ def load_data(raw: Any) -> Inventory:
     if shape is not None:
         raise ConfigError([shape])
     problems: list[ConfigProblem] = list(_unencodable(raw, []))
+    expanded = expand_targets(raw)
+    if expanded is not None:
+        raw = {**raw, "targets": expanded}
     config: Config | None = None
     try:
         config = Config.model_validate(raw)
@@ -162,12 +169,17 @@ def load_data(raw: Any) -> Inventory:
         problems.extend(probe_problems)
 
     raw_credentials = raw.get("credentials")
-    known = set(raw_credentials) if isinstance(raw_credentials, dict) else set()
+    known = (
+        {name: credential_kind(entry) for name, entry in raw_credentials.items()}
+        if isinstance(raw_credentials, dict)
+        else {}
+    )
     problems.extend(_credential_problems(raw, known))
 
     rules: dict[str, Rule] = {}
     if config is not None:
         problems.extend(_meeting_problems(config))
+        problems.extend(_registrar_problems(config))
         rules, rule_problems = resolve_rules(config.alerting, config.thresholds)
         problems.extend(ConfigProblem(f"alerting.rules.{p}", m) for p, m in rule_problems)
     if problems or config is None:
@@ -225,6 +237,28 @@ def _meeting_problems(config: Config) -> list[ConfigProblem]:
     return problems
 
 
+def _registrar_problems(config: Config) -> list[ConfigProblem]:
+    """A target's `registrar` must be a target whose probes read a registrar."""
+    registrars = {
+        target.id
+        for target in config.targets
+        if any(
+            name in registry.PROBES and registry.settings_model(name).role is ProbeRole.REGISTRAR
+            for name in target.probes
+        )
+    }
+    problems = []
+    for index, target in enumerate(config.targets):
+        if target.registrar is not None and target.registrar not in registrars:
+            known = ", ".join(sorted(registrars)) or "none"
+            message = (
+                f"{target.registrar!r} is not a registrar (a target with a registrar probe "
+                f"such as kamailio; registrars: {known})"
+            )
+            problems.append(ConfigProblem(f"targets[{index}].registrar", message))
+    return problems
+
+
 def _parent_problems(raw_targets: list[Any]) -> list[ConfigProblem]:
     """A parent must be another target, and following parents must never come back around."""
     parents = {
@@ -253,34 +287,41 @@ def _parent_problems(raw_targets: list[Any]) -> list[ConfigProblem]:
     return problems
 
 
-def _credential_problems(raw: dict[str, Any], known: set[str]) -> list[ConfigProblem]:
-    """Every probe setting named `credential` must name an entry of `credentials`."""
+def _credential_problems(raw: dict[str, Any], known: dict[str, str]) -> list[ConfigProblem]:
+    """Every probe setting named `credential` must name an entry of `credentials` of the kind
+    the probe speaks (an SNMP community for snmp, a user and password for a codec's API)."""
     defined = ", ".join(sorted(known)) or "none"
     problems = []
 
-    def check(path: str, section: object) -> None:
-        if isinstance(section, dict) and isinstance(section.get("credential"), str):
-            name = section["credential"]
-            if name not in known:
-                problems.append(
-                    ConfigProblem(
-                        f"{path}.credential", f"unknown credential {name!r} (defined: {defined})"
-                    )
-                )
+    def check(path: str, probe: str, section: object) -> None:
+        if not (isinstance(section, dict) and isinstance(section.get("credential"), str)):
+            return
+        name = section["credential"]
+        if name not in known:
+            message = f"unknown credential {name!r} (defined: {defined})"
+            problems.append(ConfigProblem(f"{path}.credential", message))
+            return
+        wanted = registry.settings_model(probe).credential_kind if probe in registry.PROBES else ""
+        if wanted and known[name] != wanted:
+            message = f"credential {name!r} is an {known[name]} credential; {probe} needs {wanted}"
+            problems.append(ConfigProblem(f"{path}.credential", message))
 
     defaults = raw.get("defaults")
     if isinstance(defaults, dict):
         for name, section in defaults.items():
-            check(f"defaults.{name}", section)
+            check(f"defaults.{name}", name, section)
     trap_credentials = raw.get("trap_credentials")
     for index, name in enumerate(trap_credentials if isinstance(trap_credentials, list) else []):
         if isinstance(name, str) and name not in known:
             message = f"unknown credential {name!r} (defined: {defined})"
+            problems.append(ConfigProblem(f"trap_credentials[{index}]", message))
+        elif isinstance(name, str) and known[name] != "snmp":
+            message = f"credential {name!r} is not an SNMP credential"
             problems.append(ConfigProblem(f"trap_credentials[{index}]", message))
     targets = raw.get("targets")
     for index, entry in enumerate(targets if isinstance(targets, list) else []):
         probes = entry.get("probes") if isinstance(entry, dict) else None
         if isinstance(probes, dict):
             for name, section in probes.items():
-                check(f"targets[{index}].probes.{name}", section)
+                check(f"targets[{index}].probes.{name}", name, section)
     return problems

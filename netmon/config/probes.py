@@ -19,7 +19,7 @@ from collectors import registry
 from collectors.base import CollectorSettings
 from netmon.config.errors import ConfigProblem, validation_problems
 from netmon.config.schema import TargetConfig, probe_list_to_map
-from netmon.credentials import SnmpCredential
+from netmon.credentials import Credential
 from netmon.inventory import Target
 
 
@@ -130,11 +130,11 @@ def resolve_target(
     target: TargetConfig,
     overridden: TargetProbes,
     defaults: Mapping[str, CollectorSettings],
-    credentials: Mapping[str, SnmpCredential],
+    credentials: Mapping[str, Credential],
 ) -> Target:
     """The runtime target of `targets[index]`, once every problem has been ruled out."""
     probes = []
-    used: dict[str, SnmpCredential] = {}
+    used: dict[str, Credential] = {}
     for name in target.probes:
         settings = overridden.get((index, name))
         if settings is None:
@@ -157,6 +157,9 @@ def resolve_target(
         parent=target.parent,
         uplink=target.uplink,
         trap_engine_ids=tuple(target.trap_engine_ids),
+        vendor=target.vendor or "",
+        registrar=target.registrar,
+        aor=target.registrar_aor if target.registrar is not None else "",
         reach_policy=next(
             (policy for _, s in probes if (policy := s.reach_policy()) is not None), None
         ),

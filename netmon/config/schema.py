@@ -25,7 +25,7 @@ from pydantic import (
 from collectors.traps.settings import TrapSettings
 from netmon.config.alerting import AlertingConfig
 from netmon.config.thresholds import Thresholds
-from netmon.credentials import Secret, SecretValue, SnmpCredential
+from netmon.credentials import Credential, Secret, SecretValue
 from netmon.model import Duration
 
 TARGET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -114,6 +114,7 @@ Address = Annotated[str, AfterValidator(_check_address)]
 LabelName = Annotated[str, AfterValidator(_check_label_name)]
 Listen = Annotated[str, AfterValidator(_check_listen)]
 Hostname = Annotated[str, AfterValidator(_check_hostname)]
+Vendor = Literal["cisco", "poly", "sip", "other"]
 Kind = Literal["endpoint", "mcu", "router", "switch", "olt", "cpe", "firewall", "server", "service"]
 
 
@@ -204,6 +205,34 @@ class TargetConfig(StrictModel):
     probes: Annotated[dict[str, dict[str, Any]], BeforeValidator(probe_list_to_map)] = Field(
         default_factory=lambda: {"icmp": dict[str, Any]()}
     )
+    vendor: Vendor | None = Field(
+        default=None,
+        description="cisco or poly: the endpoint's status is read over its API (xapi, poly); "
+        "sip: a plain SIP endpoint (its registration comes from the registrar)",
+    )
+    registrar: TargetId | None = Field(
+        default=None, description="the target (with a registrar probe) the endpoint registers to"
+    )
+    aor: str = Field(
+        default="",
+        description="its address of record at the registrar (user or user@domain, with or "
+        "without sip:); default: the target id",
+    )
+
+    @property
+    def registrar_aor(self) -> str:
+        return self.aor or self.id
+
+
+class GroupConfig(StrictModel):
+    """Defaults for every target of a group; a target's own keys win."""
+
+    vendor: Vendor | None = None
+    registrar: TargetId | None = None
+    labels: dict[LabelName, str] = Field(default_factory=dict)
+    probes: Annotated[dict[str, dict[str, Any]], BeforeValidator(probe_list_to_map)] = Field(
+        default_factory=dict
+    )
 
 
 class Config(StrictModel):
@@ -221,6 +250,9 @@ class Config(StrictModel):
         description="credentials accepted on traps from any inventory target, besides the "
         "credentials its own SNMP probe uses (one v3 user shared by 200 devices, say)",
     )
-    credentials: dict[TargetId, SnmpCredential] = Field(default_factory=dict)
+    credentials: dict[TargetId, Credential] = Field(default_factory=dict)
     defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    groups: dict[str, GroupConfig] = Field(
+        default_factory=dict, description="defaults for the targets of each group"
+    )
     targets: list[TargetConfig] = Field(default_factory=list)
