@@ -220,7 +220,8 @@ class RegistrationState(StrEnum):
     REGISTERED = "registered"
     REGISTERING = "registering"  # in progress: not callable yet, not a fault yet
     FAILED = "failed"  # tried and refused or unanswered (the reason says which)
-    UNREGISTERED = "unregistered"  # deregistered, inactive, or not configured to register
+    UNREGISTERED = "unregistered"  # was registered and is not (Cisco's Deregister, Poly's down)
+    INACTIVE = "inactive"  # not set up to register for this protocol: no fault (Cisco Inactive)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,14 +18,17 @@ from enum import StrEnum
 from netmon.checks.model import CheckReport, Verdict
 from netmon.config.schema import MeetingConfig
 from netmon.devices import DeviceState
+from netmon.endpoints import EndpointView, RegistrarTable, RegistrarWord
 from netmon.inventory import Inventory, Target
 from netmon.model import (
     DeviceSample,
     EchoRound,
+    EndpointStatus,
     HttpAnswer,
     Observation,
     ProbeRole,
     ReachPolicy,
+    RegistrarContacts,
     TrapEvent,
 )
 from netmon.windows import RTT_BUCKETS, EchoWindow, Histogram, LossCounter
@@ -193,6 +196,34 @@ class TargetState:
     devices: dict[str, DeviceState] = field(default_factory=dict)  # by collector
     readiness: Readiness | None = None
     traps_received: dict[str, int] = field(default_factory=dict)  # by TrapEvent.counted_as
+    status: EndpointStatus | None = None  # the endpoint's last answer over its API
+    registrar_table: RegistrarTable | None = None  # a registrar's: its last poll
+    registrar_word: RegistrarWord | None = None  # an endpoint's: what its registrar says
+
+    def endpoint_view(self) -> EndpointView | None:
+        """The room's own status, for a target with an API status probe or a registrar."""
+        status_probe = self.target.status_probe()
+        if status_probe is None and self.target.registrar is None:
+            return None
+        status: EndpointStatus | None = None
+        problem: str | None = None
+        if status_probe is not None:
+            last = self.probes.get(status_probe[0])
+            if last is None:
+                problem = "not read yet"
+            elif not last.success:
+                problem = last.detail or last.reason or "failed"
+            else:
+                status = self.status
+        registrar = self.registrar_word
+        if registrar is None and self.target.registrar is not None:
+            registrar = RegistrarWord(self.target.registrar, known=False, reason="not read yet")
+        return EndpointView(
+            has_api=status_probe is not None,
+            status=status,
+            status_problem=problem,
+            registrar=registrar,
+        )
 
     @property
     def reach(self) -> Reach:
@@ -202,13 +233,22 @@ class TargetState:
             return self.icmp.reach
         if self.devices:
             return Reach.UP if any(d.up for d in self.devices.values()) else Reach.DOWN
-        if self.probes:
-            return Reach.UP if all(p.success for p in self.probes.values()) else Reach.DOWN
+        probes = self._reach_probes()
+        if probes:
+            return Reach.UP if all(p.success for p in probes) else Reach.DOWN
         return Reach.UNKNOWN
+
+    def _reach_probes(self) -> list[ProbeState]:
+        # A room's status API failing says nothing of whether the room answers calls.
+        return [
+            probe
+            for name, probe in self.probes.items()
+            if self.target.probe_role(name) is not ProbeRole.STATUS
+        ]
 
     @property
     def probes_only(self) -> bool:
-        return self.icmp is None and not self.devices and bool(self.probes)
+        return self.icmp is None and not self.devices and bool(self._reach_probes())
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,8 +346,14 @@ class StateStore:
             if state.target.address != new[tid].address:
                 self.targets[tid] = TargetState(target=new[tid])
             else:
+                if new[tid].registrar != state.target.registrar or new[tid].aor != state.target.aor:
+                    state.registrar_word = None
                 state.target = new[tid]
                 state.probes = {n: p for n, p in state.probes.items() if new[tid].probe(n)}
+                if new[tid].status_probe() is None:
+                    state.status = None
+                if not any(s.role is ProbeRole.REGISTRAR for _, s in new[tid].probes):
+                    state.registrar_table = None
                 state.devices = {n: d for n, d in state.devices.items() if new[tid].probe(n)}
                 policy = new[tid].reach_policy
                 if policy is None:
@@ -335,11 +381,37 @@ class StateStore:
             self._record_echo(state, observation)
         elif isinstance(observation, DeviceSample):
             state.devices.setdefault(observation.collector, DeviceState()).fold(observation)
+        elif isinstance(observation, EndpointStatus):
+            state.status = observation
+        elif isinstance(observation, RegistrarContacts):
+            state.registrar_table = RegistrarTable.of(observation)
         else:
-            if state.target.probe_role(observation.collector) is ProbeRole.DEVICE:
+            role = state.target.probe_role(observation.collector)
+            if role is ProbeRole.DEVICE:
                 state.devices.setdefault(observation.collector, DeviceState()).failed(observation)
+            elif role is ProbeRole.REGISTRAR:
+                state.registrar_table = None
         for listener in self._record_listeners:
             listener(state, observation)
+        if state.target.probe_role(observation.collector) is ProbeRole.REGISTRAR:
+            self._tell_registered(state, observation)
+
+    def _tell_registered(self, registrar: TargetState, observation: Observation) -> None:
+        """Give every endpoint of a registrar what the registrar now says of it, and let the
+        listeners (the alert engine) judge them: one poll covers them all."""
+        table = registrar.registrar_table
+        reason = observation.detail or observation.reason or "failed"
+        for state in self.targets.values():
+            target = state.target
+            if target.registrar != registrar.target.id:
+                continue
+            state.registrar_word = (
+                table.word(registrar.target.id, target.aor)
+                if table is not None
+                else RegistrarWord(registrar.target.id, known=False, reason=reason)
+            )
+            for listener in self._record_listeners:
+                listener(state, observation)
 
     def _record_echo(self, state: TargetState, echo: EchoRound) -> None:
         icmp = state.icmp

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, get_args
 
 import pytest
 
+from collectors.codec_settings import XapiSettings
 from collectors.registry import settings_model
 from netmon.alerting.model import Severity
 from netmon.alerting.rules import LOSS_CONFIDENCE_Z
@@ -22,7 +23,20 @@ from netmon.alerting.tracked import Estimate, wilson
 from netmon.config.rules import Level, Metric, Rule
 from netmon.devices import DeviceState, InterfaceState
 from netmon.inventory import Target
-from netmon.model import InterfaceSample, ReachPolicy
+from netmon.endpoints import RegistrarWord
+from netmon.model import (
+    Contact,
+    Diagnostic,
+    DiagnosticLevel,
+    EndpointStatus,
+    InterfaceSample,
+    Peripheral,
+    PeripheralKind,
+    ReachPolicy,
+    Registration,
+    RegistrationFailure,
+    RegistrationState,
+)
 from netmon.state import IcmpState, ProbeState, Reach, TargetState
 from netmon.windows import EchoWindow, LossCounter
 
@@ -113,12 +127,61 @@ class Case:
     devices: dict[str, DeviceState] = field(default_factory=dict)
     rule: dict[str, Any] = field(default_factory=dict)  # beyond metric and levels
     seen_up: frozenset[tuple[str, str]] = frozenset()
+    # The room's own status: an `xapi` probe whose last read gave `status` (None: it failed),
+    # and what its registrar says.
+    api: bool = False
+    status: EndpointStatus | None = None
+    registrar: RegistrarWord | None = None
 
     def state(self) -> TargetState:
         target = _target(*self.probes)  # configured: the probes that have results
+        probes = dict(self.probes)
+        if self.api:
+            target = replace(
+                target, probes=(*target.probes, ("xapi", XapiSettings(credential="c")))
+            )
+            probes["xapi"] = _probe(self.status is not None, None if self.status else "timeout")
+        if self.registrar is not None:
+            target = replace(target, registrar=self.registrar.registrar, aor="t")
         return TargetState(
-            target, icmp=self.icmp, probes=dict(self.probes), devices=dict(self.devices)
+            target,
+            icmp=self.icmp,
+            probes=probes,
+            devices=dict(self.devices),
+            status=self.status,
+            registrar_word=self.registrar,
         )
+
+
+def _status(
+    sip: RegistrationState | None = RegistrationState.REGISTERED,
+    *,
+    h323: RegistrationState | None = None,
+    peripherals: tuple[tuple[PeripheralKind, bool], ...] = (),
+    diagnostics: tuple[DiagnosticLevel, ...] = (),
+) -> EndpointStatus:
+    registrations = [
+        Registration(protocol, state)
+        for protocol, state in (("sip", sip), ("h323", h323))
+        if state is not None
+    ]
+    return EndpointStatus(
+        target="t",
+        collector="xapi",
+        ok=True,
+        duration=0.1,
+        registrations=tuple(registrations),
+        peripherals=tuple(Peripheral(kind, kind.value, up) for kind, up in peripherals),
+        diagnostics=tuple(Diagnostic(level, "t", level.value) for level in diagnostics),
+    )
+
+
+def _registrar(registered: bool | None) -> RegistrarWord:
+    if registered is None:
+        return RegistrarWord("reg", known=False, reason="timeout")
+    contacts = (Contact("t", "sip:t@192.0.2.1"),) if registered else ()
+    failure = None if registered else RegistrationFailure("t", "401 Unauthorized", 0.0)
+    return RegistrarWord("reg", known=True, contacts=contacts, failure=failure)
 
 
 def _snmp(reason: str | None = None, icmp: IcmpState | None = None) -> Case:
@@ -291,6 +354,116 @@ CASES: list[tuple[str, str, Case, Expected]] = [
             }
         ),
         [({"ifname": "Gi0/1"}, 0.9)],
+    ),
+    # unregistered: per protocol the room has set up; its own word, else its registrar's
+    (
+        "unregistered",
+        "registered over SIP, H.323 not set up",
+        Case(api=True, status=_status(h323=RegistrationState.INACTIVE)),
+        [({"protocol": "sip"}, 0.0)],
+    ),
+    (
+        "unregistered",
+        "SIP failed, gatekeeper registered",
+        Case(
+            api=True,
+            status=_status(RegistrationState.FAILED, h323=RegistrationState.REGISTERED),
+        ),
+        [({"protocol": "sip"}, 1.0), ({"protocol": "h323"}, 0.0)],
+    ),
+    (
+        "unregistered",
+        "registering: not judged at this poll",
+        Case(api=True, status=_status(RegistrationState.REGISTERING)),
+        [({"protocol": "sip"}, None)],
+    ),
+    ("unregistered", "its API cannot be read: nothing to say", Case(api=True), []),
+    (
+        "unregistered",
+        "a plain SIP room: its registrar has no contact",
+        Case(registrar=_registrar(False)),
+        [({"protocol": "sip"}, 1.0)],
+    ),
+    (
+        "unregistered",
+        "a plain SIP room: its registrar cannot be read",
+        Case(registrar=_registrar(None)),
+        [],
+    ),
+    (
+        "unregistered",
+        "a room that is down: EndpointDown says it",
+        Case(
+            icmp=_icmp(Reach.DOWN),
+            api=True,
+            status=_status(RegistrationState.FAILED),
+        ),
+        [({"protocol": "sip"}, 0.0)],
+    ),
+    (
+        "unregistered",
+        "a room with an API: its own word wins over the registrar's",
+        Case(api=True, status=_status(), registrar=_registrar(False)),
+        [({"protocol": "sip"}, 0.0)],
+    ),
+    # peripheral_disconnected: per camera, microphone, display the room reports
+    (
+        "peripheral_disconnected",
+        "camera out, microphone in, touch panel out (not essential)",
+        Case(
+            api=True,
+            status=_status(
+                peripherals=(
+                    (PeripheralKind.CAMERA, False),
+                    (PeripheralKind.MICROPHONE, True),
+                    (PeripheralKind.TOUCH_PANEL, False),
+                )
+            ),
+        ),
+        [({"peripheral": "camera"}, 1.0), ({"peripheral": "microphone"}, 0.0)],
+    ),
+    ("peripheral_disconnected", "no API", Case(icmp=_icmp(Reach.UP)), []),
+    # diagnostic_error: how many at Error or Critical
+    (
+        "diagnostic_error",
+        "one error, one critical, one warning",
+        Case(
+            api=True,
+            status=_status(
+                diagnostics=(
+                    DiagnosticLevel.ERROR,
+                    DiagnosticLevel.CRITICAL,
+                    DiagnosticLevel.WARNING,
+                )
+            ),
+        ),
+        [({}, 2.0)],
+    ),
+    ("diagnostic_error", "the API cannot be read", Case(api=True), [({}, None)]),
+    # one_sided_registration: the room and its registrar disagree
+    (
+        "one_sided_registration",
+        "the room says registered, the registrar has no contact",
+        Case(api=True, status=_status(), registrar=_registrar(False)),
+        [({}, 1.0)],
+    ),
+    (
+        "one_sided_registration",
+        "both say registered",
+        Case(api=True, status=_status(), registrar=_registrar(True)),
+        [({}, 0.0)],
+    ),
+    (
+        "one_sided_registration",
+        "the registrar cannot be read",
+        Case(api=True, status=_status(), registrar=_registrar(None)),
+        [({}, None)],
+    ),
+    (
+        "one_sided_registration",
+        "the room failed, the registrar still holds a contact",
+        Case(api=True, status=_status(RegistrationState.FAILED), registrar=_registrar(True)),
+        [({}, 1.0)],
     ),
 ]
 

@@ -24,7 +24,7 @@ from netmon.alerting.model import AlertEvent, Severity, Status, fingerprint
 from netmon.alerting.outbox import Outbox
 from netmon.alerting.rendering import listed
 from netmon.alerting.rules import INTERFACE_METRICS
-from netmon.alerting.signals import SIGNALS, interfaces_complete, interfaces_seen_up
+from netmon.alerting.signals import DETAILS, SIGNALS, interfaces_complete, interfaces_seen_up
 from netmon.alerting.silences import Silences
 from netmon.alerting.store import AlertDB
 from netmon.alerting.topology import GROUP_ALERT, Topology, group_rule
@@ -190,9 +190,11 @@ class AlertEngine:
             if not rule.enabled or (rule.kinds is not None and target.kind not in rule.kinds):
                 continue
             produced = set()
+            details = DETAILS.get(rule.metric)
             for labels, value in SIGNALS[rule.metric](state, rule, self._seen_up):
                 produced.add(fingerprint(name, target.id, labels))
-                self._lifecycle.update(name, rule, target, labels, value, now)
+                extra = None if details is None or not value else details(state, labels)
+                self._lifecycle.update(name, rule, target, labels, value, now, extra=extra)
             self._seen_up |= interfaces_seen_up(state, rule)
             if rule.metric in INTERFACE_METRICS and interfaces_complete(state):
                 # A full interface table without this interface: it is gone (a module out,

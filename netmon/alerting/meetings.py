@@ -14,7 +14,17 @@ from netmon.alerting.tracked import Tracked
 
 # The faults of a room that matter more when a meeting is on (not its management alerts).
 MEETING_RAISED = frozenset(
-    {"EndpointDown", "HighLatency", "HighPacketLoss", "HighJitter", "ProbeFailed"}
+    {
+        "EndpointDown",
+        "HighLatency",
+        "HighPacketLoss",
+        "HighJitter",
+        "ProbeFailed",
+        "EndpointUnregistered",
+        "PeripheralDisconnected",
+        "EndpointDiagnosticError",
+        "OneSidedRegistration",
+    }
 )
 RAISED = {
     Severity.INFO: Severity.WARNING,

@@ -16,7 +16,8 @@ from netmon.alerting.rules import LOSS_CONFIDENCE_Z, MIN_LOSS_SAMPLES, MIN_RTT_S
 from netmon.alerting.tracked import Estimate, wilson
 from netmon.config.rules import Rule
 from netmon.devices import InterfaceState
-from netmon.model import InterfaceSample
+from netmon.endpoints import ESSENTIAL_PERIPHERALS, PROTOCOLS, EndpointView
+from netmon.model import InterfaceSample, RegistrationState
 from netmon.state import IcmpState, Reach, TargetState
 from netmon.windows import jitter, percentile_95
 
@@ -159,6 +160,60 @@ def interface_utilization(
             yield {"ifname": ifname}, max(interface.utilization)
 
 
+def _room_status(
+    read: Callable[[EndpointView], Iterator[Reading]],
+) -> Signal:
+    """A signal of the room's own status: nothing for a target without a status source, and
+    0 while the target is down (EndpointDown says it all: no second page for a dead room)."""
+
+    def signal(
+        state: TargetState, rule: Rule, seen_up: Container[tuple[str, str]]
+    ) -> Iterator[Reading]:
+        view = state.endpoint_view()
+        if view is None:
+            return
+        if state.reach is Reach.DOWN:
+            for labels, _ in read(view):
+                yield labels, 0.0
+            return
+        yield from read(view)
+
+    return signal
+
+
+def _unregistered(view: EndpointView) -> Iterator[Reading]:
+    for protocol in PROTOCOLS:
+        registered = view.registered(protocol)
+        own = view.own_registration(protocol)
+        if registered is not None or (
+            own is not None and own.state is not RegistrationState.INACTIVE
+        ):
+            yield {"protocol": protocol}, None if registered is None else float(not registered)
+
+
+def _disconnected(view: EndpointView) -> Iterator[Reading]:
+    if view.status is None:
+        return
+    disconnected = {p.kind for p in view.disconnected()}
+    reported = {p.kind for p in view.status.peripherals}
+    for kind in ESSENTIAL_PERIPHERALS:
+        if kind in reported:
+            yield {"peripheral": kind.value}, float(kind in disconnected)
+
+
+def _diagnostics(view: EndpointView) -> Iterator[Reading]:
+    if view.status is not None:
+        yield {}, float(len(view.diagnostics()))
+    elif view.has_api:
+        yield {}, None
+
+
+def _one_sided(view: EndpointView) -> Iterator[Reading]:
+    if view.has_api and view.registrar is not None:
+        one_sided = view.one_sided
+        yield {}, None if one_sided is None else float(one_sided)
+
+
 # Every `Metric` a rule may name, and the signal that reads it.
 SIGNALS: Mapping[str, Signal] = {
     "down": down,
@@ -172,4 +227,42 @@ SIGNALS: Mapping[str, Signal] = {
     "interface_errors": interface_errors,
     "interface_utilization": interface_utilization,
     "probe_failed": probe_failed,
+    "unregistered": _room_status(_unregistered),
+    "peripheral_disconnected": _room_status(_disconnected),
+    "diagnostic_error": _room_status(_diagnostics),
+    "one_sided_registration": _room_status(_one_sided),
 }
+
+
+def _room_details(state: TargetState, labels: Mapping[str, str]) -> dict[str, object]:
+    """What a room-status alert's summary says beside its name: the source's own reason."""
+    view = state.endpoint_view()
+    if view is None:
+        return {}
+    protocol = labels.get("protocol")
+    if protocol is not None:
+        return {"reason": view.unregistered_reason(protocol), "protocol": protocol.upper()}
+    peripheral = labels.get("peripheral")
+    if peripheral is not None:
+        names = [p.name for p in view.disconnected() if p.kind == peripheral]
+        return {"devices": ", ".join(names) or peripheral}
+    severe = view.diagnostics()
+    one_sided = view.one_sided
+    if severe:
+        return {"diagnostics": "; ".join(d.description or d.type for d in severe)}
+    if one_sided and view.registrar is not None:
+        own = view.own_registration("sip")
+        if own is not None and own.state is RegistrationState.REGISTERED:
+            side = f"{view.registrar.registrar} holds no contact for it"
+        else:
+            side = f"{view.registrar.registrar} still routes calls to it"
+        return {"side": side}
+    return {}
+
+
+# Words beside a room-status alert's summary, by rule metric (the others need none).
+RoomDetails = Callable[[TargetState, Mapping[str, str]], dict[str, object]]
+DETAILS: Mapping[str, RoomDetails] = dict.fromkeys(
+    ("unregistered", "peripheral_disconnected", "diagnostic_error", "one_sided_registration"),
+    _room_details,
+)

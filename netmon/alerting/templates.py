@@ -1,8 +1,9 @@
 """Alert summaries in plain words, in English or Vietnamese, from `str.format` templates.
 
 Placeholders: {name} (the target's name, else its id), {target}, {value}, {threshold},
-{ifname}, {district}, {count}, {targets}, {trap}, {alertname}. A placeholder a template uses
-but an alert lacks renders as "?" rather than failing.
+{ifname}, {district}, {count}, {targets}, {trap}, {alertname}; the room-status alerts add
+{protocol} and {reason}, {peripheral} and {devices}, {diagnostics}, {side}. A placeholder a
+template uses but an alert lacks renders as "?" rather than failing.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "ServiceDown": "{name} does not answer its checks",
         "EndpointNotReady": "{name} is NO-GO for meeting {meeting}: {reasons}",
         "SNMPAuthFailure": "The SNMP agent of {name} refuses netmon's credentials",
+        "EndpointUnregistered": "{name} is not registered ({protocol}): {reason}",
+        "PeripheralDisconnected": "{name}: {peripheral} disconnected ({devices})",
+        "EndpointDiagnosticError": "{name} reports {value} diagnostic error(s): {diagnostics}",
+        "OneSidedRegistration": "{name}: one-sided SIP registration ({side})",
         "DeviceAuthenticationFailure": (
             "{name} reports an SNMP authentication failure (a wrong community or key was used)"
         ),
@@ -56,6 +61,10 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "ServiceDown": "Dịch vụ {name} không phản hồi",
         "EndpointNotReady": "{name} chưa sẵn sàng cho cuộc họp {meeting}: {reasons}",
         "SNMPAuthFailure": "SNMP của {name} từ chối thông tin xác thực của netmon",
+        "EndpointUnregistered": "{name} chưa đăng ký ({protocol}): {reason}",
+        "PeripheralDisconnected": "{name}: mất kết nối {peripheral} ({devices})",
+        "EndpointDiagnosticError": "{name} báo {value} lỗi chẩn đoán: {diagnostics}",
+        "OneSidedRegistration": "{name}: đăng ký SIP một phía ({side})",
         "DeviceAuthenticationFailure": (
             "{name} báo lỗi xác thực SNMP (có truy cập dùng sai community hoặc khóa)"
         ),

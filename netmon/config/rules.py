@@ -54,6 +54,10 @@ Metric = Literal[
     "interface_errors",  # per interface: errors + discards, in and out, per second
     "interface_utilization",  # per interface: the larger of in and out, 0..1
     "probe_failed",  # per TCP/SIP/HTTP probe of a pinged target: its last run failed (1)
+    "unregistered",  # per protocol (sip, h323): the room cannot be called over it (1)
+    "peripheral_disconnected",  # per camera, microphone, display: reported unplugged (1)
+    "diagnostic_error",  # diagnostics the room raises at Error or Critical (a count)
+    "one_sided_registration",  # the room and its registrar disagree on its SIP registration (1)
 ]
 TargetKind = Literal[
     "endpoint", "mcu", "router", "switch", "olt", "cpe", "firewall", "server", "service"
@@ -229,6 +233,36 @@ def default_rules(thresholds: Thresholds) -> dict[str, dict[str, Any]]:
             "metric": "probe_failed",
             "kinds": ["endpoint", "mcu", *device_kinds],
             "levels": [{"severity": "warning", "above": 0.5}],
+            "for": 60,
+            "clear_for": 0,
+        },
+        # The room's own status (its API, its registrar). Read every 30 s by default, so a
+        # fault is announced at the first poll that sees it: the codec and the registrar have
+        # already waited out their own retries before saying "failed" or dropping a contact.
+        "EndpointUnregistered": {
+            "metric": "unregistered",
+            "kinds": ["endpoint", "mcu"],
+            "levels": [{"severity": "major", "above": 0.5}],
+            "clear_for": 0,
+        },
+        "PeripheralDisconnected": {
+            "metric": "peripheral_disconnected",
+            "kinds": ["endpoint", "mcu"],
+            "levels": [{"severity": "major", "above": 0.5}],
+            "clear_for": 0,
+        },
+        "EndpointDiagnosticError": {
+            "metric": "diagnostic_error",
+            "kinds": ["endpoint", "mcu"],
+            "levels": [{"severity": "warning", "above": 0.5}],
+            "clear_for": 0,
+        },
+        "OneSidedRegistration": {
+            # Both sides are read on their own timers (30 s and 15 s): a registration that
+            # changes between the two reads disagrees for one interval without a fault.
+            "metric": "one_sided_registration",
+            "kinds": ["endpoint", "mcu"],
+            "levels": [{"severity": "major", "above": 0.5}],
             "for": 60,
             "clear_for": 0,
         },
