@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from netmon.endpoints import RegistrarWord
 from netmon.model import DeviceSample, EchoRound, Observation
 
 
@@ -22,3 +23,5 @@ class Collected:
     device_error: str | None = None
     uplink_utilization: float | None = None
     uplink_name: str = ""
+    status: Observation | None = None  # the room's API read (an EndpointStatus when it worked)
+    registrar: RegistrarWord | None = None  # what its registrar said during the check

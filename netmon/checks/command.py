@@ -22,6 +22,7 @@ from netmon.checks.model import CheckReport, Verdict
 from netmon.checks.runner import CheckRunner, ScopeError, select
 from netmon.config.errors import ConfigError
 from netmon.config.loader import load_file
+from netmon.config.schema import MeetingConfig
 from netmon.config.thresholds import Thresholds
 from netmon.meetings import meeting_thresholds
 
@@ -75,10 +76,11 @@ def run(args: argparse.Namespace) -> int:
         if value
     } or {"all": True}
     thresholds = None
+    meeting = None
     if args.meeting:
         meeting = next(m for m in inventory.config.meetings if m.name == args.meeting)
         thresholds = meeting_thresholds(inventory.config, meeting)
-    report = asyncio.run(_check(inventory, targets, scope, args.deadline, thresholds))
+    report = asyncio.run(_check(inventory, targets, scope, args.deadline, thresholds, meeting))
     text: str | None = None
     if args.format == "json":
         text = json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n"
@@ -105,10 +107,12 @@ async def _check(
     scope: dict[str, Any],
     deadline: float,
     thresholds: Thresholds | None,
+    meeting: MeetingConfig | None,
 ) -> CheckReport:
     runner = CheckRunner(inventory)
     await runner.start()
-    probes = sum(len(t.service_probes()) for t in targets)
+    probes = sum(len(t.service_probes()) + (t.status_probe() is not None) for t in targets)
+    probes += len({t.registrar for t in targets if t.registrar is not None})
     steps = len(targets) + probes + 2  # the burst, each probe, SNMP before and after
     try:
         with Progress(
@@ -125,7 +129,12 @@ async def _check(
                 progress.advance(task, count)
 
             return await runner.run(
-                targets, scope=scope, deadline=deadline, progress=advance, thresholds=thresholds
+                targets,
+                scope=scope,
+                deadline=deadline,
+                progress=advance,
+                thresholds=thresholds,
+                meeting=meeting,
             )
     finally:
         await runner.close()
@@ -142,6 +151,6 @@ def render_table(report: CheckReport) -> Table:
             f"{endpoint.name} ({endpoint.target})",
             endpoint.district,
             *endpoint.quality_cells(),
-            "; ".join(endpoint.reasons),
+            "; ".join(endpoint.reasons) or f"[dim]{'; '.join(endpoint.notes)}[/]",
         )
     return table

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 
-from netmon.checks.model import CheckReport, Verdict
+from netmon.checks.model import CheckReport, EndpointReport, Verdict
 
 COLOURS = {Verdict.GO: "#1b7f3b", Verdict.WARN: "#b26a00", Verdict.NO_GO: "#b3261e"}
 
@@ -22,10 +22,23 @@ th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #ddd;
          vertical-align: top; }
 th { background: #f3f3f5; }
 td.num { text-align: right; white-space: nowrap; }
+td.note { color: #6e6e73; }
+span[lang="vi"] { color: #4a4a4f; }
 span.verdict { color: #fff; border-radius: .25rem; padding: .1rem .4rem; font-weight: 600;
                white-space: nowrap; }
 @media (max-width: 640px) { td.opt, th.opt { display: none; } }
 """
+
+
+def _reasons(endpoint: EndpointReport) -> str:
+    """The reasons in English, then in Vietnamese where they differ; a GO room's notes."""
+    english, vietnamese = "; ".join(endpoint.reasons), "; ".join(endpoint.reasons_vi)
+    if not english:
+        return f'<td class="note">{html.escape("; ".join(endpoint.notes))}</td>'
+    text = html.escape(english)
+    if vietnamese != english:
+        text += f'<br><span lang="vi">{html.escape(vietnamese)}</span>'
+    return f"<td>{text}</td>"
 
 
 def render_html(report: CheckReport) -> str:
@@ -46,7 +59,7 @@ def render_html(report: CheckReport) -> str:
             + cell(f"{endpoint.name} ({endpoint.target})")
             + cell(endpoint.district, "opt")
             + "".join(cell(text, "num opt") for text in endpoint.quality_cells())
-            + cell("; ".join(endpoint.reasons))
+            + _reasons(endpoint)
             + "</tr>"
         )
     when = dt.datetime.fromtimestamp(report.started, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -28,8 +28,12 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Finding:
+    """One thing the check found. A GO finding is a note ("status not available"), not a
+    reason against the meeting. `reason_vi` is the same in Vietnamese, where written."""
+
     verdict: Verdict
     reason: str  # plain words: "loss 4.0% > 1%", "SIP OPTIONS: no answer"
+    reason_vi: str = ""
 
 
 @dataclass(slots=True)
@@ -45,10 +49,22 @@ class EndpointReport:
     def verdict(self) -> Verdict:
         return max((f.verdict for f in self.findings), key=lambda v: v.rank, default=Verdict.GO)
 
+    def _against(self) -> list[Finding]:
+        worst = sorted(self.findings, key=lambda f: -f.verdict.rank)
+        return [f for f in worst if f.verdict is not Verdict.GO]
+
     @property
     def reasons(self) -> list[str]:
-        worst = sorted(self.findings, key=lambda f: -f.verdict.rank)
-        return [f.reason for f in worst if f.verdict is not Verdict.GO]
+        return [f.reason for f in self._against()]
+
+    @property
+    def reasons_vi(self) -> list[str]:
+        """The reasons in Vietnamese; one not written in Vietnamese stays in English."""
+        return [f.reason_vi or f.reason for f in self._against()]
+
+    @property
+    def notes(self) -> list[str]:
+        return [f.reason for f in self.findings if f.verdict is Verdict.GO]
 
     def quality_cells(self) -> tuple[str, str, str]:
         """RTT p95, loss and jitter as a person reads them ("-" when not measured), for the
@@ -68,6 +84,8 @@ class EndpointReport:
             "address": self.address,
             "verdict": self.verdict.value,
             "reasons": self.reasons,
+            "reasons_vi": self.reasons_vi,
+            "notes": self.notes,
             "measurements": self.measurements,
         }
 

@@ -24,13 +24,16 @@ from collectors.base import Collector, CollectorSettings
 from collectors.icmp import IcmpCollector, IcmpSettings
 from netmon.checks.collected import Collected
 from netmon.checks.model import CheckReport, EndpointReport
+from netmon.checks.room import judge_room
 from netmon.checks.verdict import judge
 from netmon.collect import collect_many, collect_one
+from netmon.config.schema import MeetingConfig
 from netmon.config.thresholds import Thresholds
 from netmon.devices import interface_rates
+from netmon.endpoints import RegistrarTable, RegistrarWord
 from netmon.inventory import Inventory, Target
 from netmon.meetings import meeting_targets
-from netmon.model import DeviceSample, EchoRound, Observation
+from netmon.model import DeviceSample, EchoRound, Observation, ProbeRole, RegistrarContacts
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +138,10 @@ class CheckRunner:
         thresholds: Thresholds | None = None,
         deadline: float = 10.0,
         progress: Progress | None = None,
+        meeting: MeetingConfig | None = None,
     ) -> CheckReport:
+        """Check `targets`; `meeting` (when the check is for one) says which protocol the
+        rooms are called over and when it starts."""
         report = CheckReport(id=uuid.uuid4().hex[:12], scope=scope, started=time.time())
         collected = {t.id: Collected() for t in targets}
         limits = thresholds or self.inventory.config.thresholds
@@ -152,6 +158,14 @@ class CheckRunner:
                 address=target.address,
             )
             judge(endpoint, target, collected[target.id], limits, self.burst.count)
+            if target.is_room:
+                judge_room(
+                    endpoint,
+                    target,
+                    collected[target.id],
+                    protocol=meeting.protocol if meeting else "sip",
+                    starts_in=meeting.start.timestamp() - report.started if meeting else None,
+                )
             report.endpoints.append(endpoint)
         report.finished = time.time()
         return report
@@ -174,6 +188,7 @@ class CheckRunner:
         await asyncio.gather(
             self._burst(targets, collected, progress),
             self._probes(targets, collected, progress),
+            self._room_status(targets, collected, progress),
         )
         after = await asyncio.gather(
             self._poll_devices(devices, collected, "after"),
@@ -234,6 +249,49 @@ class CheckRunner:
             for target in targets
             for name, settings in target.service_probes()
         ]
+        await asyncio.gather(*jobs)
+
+    async def _room_status(
+        self, targets: Sequence[Target], collected: dict[str, Collected], progress: Progress | None
+    ) -> None:
+        """Each room's API once, and each registrar the rooms register to once."""
+
+        async def room(target: Target, name: str, settings: CollectorSettings) -> None:
+            collector = await self._collector(name)
+            collected[target.id].status = await collect_one(
+                collector, name, target.probe_target, settings, deadline=settings.timeout + 1.0
+            )
+            if progress:
+                progress(f"{name} status", 1)
+
+        async def registrar(registrar_id: str) -> None:
+            registrar = self.inventory.targets[registrar_id]
+            probe = next((p for p in registrar.probes if p[1].role is ProbeRole.REGISTRAR), None)
+            assert probe is not None, "the config checks a registrar has a registrar probe"
+            name, settings = probe
+            collector = await self._collector(name)
+            read = await collect_one(
+                collector, name, registrar.probe_target, settings, deadline=settings.timeout + 1.0
+            )
+            table = RegistrarTable.of(read) if isinstance(read, RegistrarContacts) else None
+            reason = read.detail or read.reason or "failed"
+            for target in targets:
+                if target.registrar == registrar_id:
+                    collected[target.id].registrar = (
+                        table.word(registrar_id, target.aor)
+                        if table is not None
+                        else RegistrarWord(registrar_id, known=False, reason=reason)
+                    )
+            if progress:
+                progress(f"{name} registrar", 1)
+
+        jobs = [
+            room(target, *probe)
+            for target in targets
+            if (probe := target.status_probe()) is not None
+        ]
+        registrars = {t.registrar for t in targets if t.registrar is not None}
+        jobs.extend(registrar(registrar_id) for registrar_id in sorted(registrars))
         await asyncio.gather(*jobs)
 
     async def _poll(self, target: Target) -> DeviceSample | str:

@@ -108,7 +108,9 @@ class Checks:
         )
         limits = meeting_thresholds(self.inventory.config, meeting) if meeting else None
         try:
-            report = await self._runner.run(targets, scope=scope, thresholds=limits)
+            report = await self._runner.run(
+                targets, scope=scope, thresholds=limits, meeting=meeting
+            )
         except Exception:
             log.exception("readiness check failed", extra={"check": check_id})
             self.reports[check_id] = {**self.reports[check_id], "status": "failed"}

@@ -173,6 +173,9 @@ class MeetingConfig(StrictModel):
         default_factory=lambda: [1800.0, 300.0], description="default T-30 min and T-5 min"
     )
     duration: Duration = Field(default=7200.0, gt=0, description="how long the meeting runs")
+    protocol: Literal["sip", "h323"] = Field(
+        default="sip", description="how the rooms are called: a room not registered for it is NO-GO"
+    )
     thresholds: dict[str, Any] = Field(
         default_factory=dict, description="stricter limits for this meeting (thresholds keys)"
     )
