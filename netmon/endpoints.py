@@ -184,3 +184,22 @@ class EndpointView:
     @property
     def calls(self) -> int | None:
         return None if self.status is None else len(self.status.calls)
+
+
+def problems(view: EndpointView) -> list[str]:
+    """What is wrong with the room by its own status, in a few words each, worst first: what
+    its card on the status page and its MQTT status say."""
+    found: list[str] = []
+    for protocol in PROTOCOLS:
+        if view.registered(protocol) is False:
+            name = "SIP" if protocol == "sip" else "H.323"
+            found.append(f"not registered ({name}): {view.unregistered_reason(protocol)}")
+    if view.one_sided:
+        found.append("one-sided registration")
+    found.extend(f"{p.kind.value.replace('_', ' ')} disconnected" for p in view.disconnected())
+    found.extend(
+        f"diagnostic {d.level.value}: {d.description or d.type}" for d in view.diagnostics()
+    )
+    if view.has_api and view.status is None and view.status_problem != "not read yet":
+        found.append(f"status not available: {view.status_problem}")
+    return found

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from netmon.endpoints import EndpointView, problems
 from netmon.model import iso
 from netmon.state import TargetState, live_status
 
@@ -28,6 +29,65 @@ def live_json(state: TargetState, degraded: bool) -> dict[str, Any]:
     }
 
 
+def room_problems(state: TargetState) -> list[str]:
+    view = state.endpoint_view()
+    return [] if view is None else problems(view)
+
+
+def room_json(view: EndpointView) -> dict[str, Any]:
+    """The room's own status: what it says over its API and what its registrar says."""
+    status = view.status
+    registrar = view.registrar
+    return {
+        "problems": problems(view),
+        "status_available": status is not None,
+        "status_problem": view.status_problem,
+        "vendor": status.vendor if status else None,
+        "model": status.model if status else None,
+        "software": status.software if status else None,
+        "serial": status.serial if status else None,
+        "registered": {p: view.registered(p) for p in ("sip", "h323")},
+        "registrations": [
+            {"protocol": r.protocol, "state": r.state.value, "reason": r.reason}
+            for r in (status.registrations if status else ())
+        ],
+        "registrar": None
+        if registrar is None
+        else {
+            "id": registrar.registrar,
+            "known": registrar.known,
+            "contacts": [
+                {"contact": c.contact, "user_agent": c.user_agent, "expires": iso(c.expires)}
+                for c in registrar.contacts
+            ],
+            "last_failure": None
+            if registrar.failure is None
+            else {"reason": registrar.failure.reason, "at": iso(registrar.failure.at)},
+            "reason": registrar.reason or None,
+        },
+        "one_sided_registration": view.one_sided,
+        "calls": [
+            {
+                "status": c.status,
+                "protocol": c.protocol,
+                "direction": c.direction,
+                "remote": c.remote,
+                "duration_seconds": c.duration,
+            }
+            for c in (status.calls if status else ())
+        ],
+        "standby": status.standby if status else None,
+        "peripherals": [
+            {"type": p.kind.value, "name": p.name, "connected": p.connected}
+            for p in (status.peripherals if status else ())
+        ],
+        "diagnostics": [
+            {"level": d.level.value, "type": d.type, "description": d.description}
+            for d in (status.diagnostics if status else ())
+        ],
+    }
+
+
 def status_message(state: TargetState, degraded: bool, now: float) -> dict[str, Any]:
     """The retained `{prefix}/status/{target}` payload."""
     live = live_json(state, degraded)
@@ -37,6 +97,7 @@ def status_message(state: TargetState, degraded: bool, now: float) -> dict[str, 
         "district": state.target.district,
         "state": live.pop("status"),
         **live,
+        "problems": room_problems(state),
         "updated": iso(now),
     }
 
@@ -71,6 +132,7 @@ def target_json(state: TargetState, degraded: bool = False) -> dict[str, Any]:
             }
             for name, device in sorted(state.devices.items())
         },
+        "room": None if (view := state.endpoint_view()) is None else room_json(view),
         "readiness": None
         if state.readiness is None
         else {

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from netmon import __version__
 from netmon.state import StateStore, live_status
+from netmon.status import room_problems
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -55,6 +56,7 @@ li[data-verdict="NO-GO"] .verdict { background: var(--down); }
 #attention { background: #fff; border-left: .3rem solid var(--down); border-radius: .4rem;
              padding: .5rem .7rem; margin-bottom: 1rem; }
 #attention h2 { font-size: 1rem; margin: .2rem 0 .4rem; }
+li.endpoint small.problems { color: var(--down); font-size: .78rem; }
 .legend span { margin-right: .8rem; }
 .legend .up { color: var(--up); } .legend .degraded { color: var(--degraded); }
 .legend .down { color: var(--down); } .legend .unknown { color: var(--unknown); }
@@ -73,7 +75,10 @@ async function refresh() {
     const r = await fetch('/api/v1/targets'); if (!r.ok) return;
     const body = await r.json();
     for (const t of (body.targets || body)) {
-      const li = byId(t.id); if (li) li.dataset.state = t.status || t.state;
+      const li = byId(t.id); if (!li) continue;
+      li.dataset.state = t.status || t.state;
+      // What the room says is wrong with itself: "camera disconnected", "not registered".
+      li.querySelector('.problems').textContent = ((t.room || {}).problems || []).join('; ');
     }
   } catch (err) { /* the next refresh tries again */ }
   summarise();
@@ -87,7 +92,9 @@ function summarise() {
   document.getElementById('live').textContent = `${count('up')} up, ` +
     `${count('degraded')} degraded, ${count('down')} down, ${count('unknown')} unknown`;
   const trouble = items.map(li => {
-    const ranks = [RANK[li.dataset.state], RANK[li.dataset.verdict]].filter(r => r !== undefined);
+    const wrong = li.querySelector('.problems').textContent ? RANK['degraded'] : undefined;
+    const ranks = [RANK[li.dataset.state], RANK[li.dataset.verdict], wrong]
+      .filter(r => r !== undefined);
     return {li, rank: Math.min(...ranks)};
   }).filter(x => x.rank !== Infinity).sort((a, b) => a.rank - b.rank);
   const list = document.getElementById('attention-list');
@@ -98,7 +105,7 @@ function summarise() {
     row.dataset.state = li.dataset.state;
     row.dataset.verdict = li.dataset.verdict;
     const what = [li.dataset.state !== 'up' ? li.dataset.state : '', li.dataset.verdict,
-                  li.title].filter(Boolean).join(' · ');
+                  li.querySelector('.problems').textContent, li.title].filter(Boolean).join(' · ');
     row.textContent = `${li.firstElementChild.textContent} (${li.dataset.district}): ${what}`;
     return row;
   }));
@@ -176,12 +183,14 @@ def status_page(
             readiness = state.readiness
             verdict = readiness.verdict.value if readiness else ""
             reasons = "; ".join(readiness.reasons) if readiness else ""
+            wrong = "; ".join(room_problems(state))
             by_district.setdefault(target.district or "—", []).append(
                 f'<li class="endpoint" data-target="{html.escape(target.id)}" '
                 f'data-district="{html.escape(target.district)}" '
                 f'data-state="{live_status(state.reach, degraded(target.id))}" '
                 f'data-verdict="{html.escape(verdict)}" title="{html.escape(reasons)}">'
                 f"<span>{html.escape(target.display_name)}</span>"
+                f'<small class="problems">{html.escape(wrong)}</small>'
                 f'<span class="verdict">{html.escape(verdict)}</span></li>'
             )
         sections = "\n".join(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
 from collectors.codec_settings import KamailioSettings, XapiSettings
@@ -34,6 +35,8 @@ from netmon.model import (
     RegistrationState,
 )
 from netmon.state import StateStore
+from netmon.status import status_message, target_json
+from netmon.status_page import status_page
 
 ROOM = Target(
     id="hall",
@@ -358,3 +361,19 @@ def test_a_room_without_api_or_registrar_says_its_status_is_not_available() -> N
     assert report.verdict is Verdict.GO
     assert report.notes == ["endpoint status not available (no vendor API or registrar configured)"]
     assert report.to_json()["notes"] == report.notes
+
+
+async def test_the_status_page_api_and_mqtt_status_say_what_is_wrong_with_a_room() -> None:
+    store = _store()
+    store.record(_status(RegistrationState.FAILED, reason="403 Forbidden", camera=False))
+    store.record(_contacts())
+    wrong = ["not registered (SIP): 403 Forbidden", "camera disconnected"]
+    assert status_message(store.targets["hall"], False, 0.0)["problems"] == wrong
+    room = target_json(store.targets["hall"])["room"]
+    assert room["problems"] == wrong
+    assert room["registered"] == {"sip": False, "h323": None}
+    assert {"type": "camera", "name": "Quad Camera", "connected": False} in room["peripherals"]
+    assert target_json(store.targets["reg"])["room"] is None  # a registrar is no room
+    page = await status_page(store, "test")(make_mocked_request("GET", "/"))
+    assert page.text is not None
+    assert "not registered (SIP): 403 Forbidden; camera disconnected" in page.text
