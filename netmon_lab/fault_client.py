@@ -30,6 +30,7 @@ _ARGUMENTS: dict[str, tuple[str, str]] = {  # field -> (metavar, help)
     "district": ("DISTRICT", "district name as in the inventory, or without accents: ba-thuoc"),
     "every": ("EVERY", "mean time between bursts, e.g. 120 or 2m"),
     "length": ("LENGTH", "pings lost in a row per burst, N or MIN-MAX, e.g. 5-10"),
+    "level": ("LEVEL", "the diagnostic's level: warning, error or critical"),
 }
 _VALUES: dict[FaultKind, tuple[str, str]] = {
     FaultKind.LOSS: ("RATIO", "share of pings lost, e.g. 0.05 or 5%%"),
@@ -46,6 +47,10 @@ _KIND_HELP: dict[FaultKind, str] = {
     FaultKind.INTERFACE_DOWN: "a device reports an interface oper-down (SNMP)",
     FaultKind.INTERFACE_FLAP: "a device's interface goes down and up, periodically",
     FaultKind.UPLINK_CUT: "a district's uplink is cut: its endpoints and the uplink go down",
+    FaultKind.CAMERA_UNPLUG: "a room's codec reports its camera disconnected",
+    FaultKind.UNREGISTER: "a room is no longer registered to the SIP registrar",
+    FaultKind.DIAGNOSTIC: "a room's codec raises a diagnostic at a level",
+    FaultKind.BUSY: "a room is already in another call",
 }
 
 

@@ -29,6 +29,10 @@ class FaultKind(StrEnum):
     INTERFACE_DOWN = "interface-down"
     INTERFACE_FLAP = "interface-flap"
     UPLINK_CUT = "uplink-cut"
+    CAMERA_UNPLUG = "camera-unplug"
+    UNREGISTER = "unregister"
+    DIAGNOSTIC = "diagnostic"
+    BUSY = "busy"
 
 
 # The fields each kind takes, in the order the CLI takes them as arguments.
@@ -41,6 +45,10 @@ FIELDS: dict[FaultKind, tuple[str, ...]] = {
     FaultKind.INTERFACE_DOWN: ("device", "interface"),
     FaultKind.INTERFACE_FLAP: ("device", "interface", "value"),
     FaultKind.UPLINK_CUT: ("district",),
+    FaultKind.CAMERA_UNPLUG: ("target",),
+    FaultKind.UNREGISTER: ("target",),
+    FaultKind.DIAGNOSTIC: ("target", "level"),
+    FaultKind.BUSY: ("target",),
 }
 # Faults on an endpoint's pings: the responder's impairment of its address.
 PING_KINDS = frozenset(
@@ -48,6 +56,11 @@ PING_KINDS = frozenset(
 )
 NETWORK_KINDS = PING_KINDS | {FaultKind.UPLINK_CUT}
 DEVICE_KINDS = frozenset({FaultKind.INTERFACE_DOWN, FaultKind.INTERFACE_FLAP, FaultKind.UPLINK_CUT})
+# Faults of a room's own status: what its codec (or, unregistered, its registrar) says.
+ROOM_KINDS = frozenset(
+    {FaultKind.CAMERA_UNPLUG, FaultKind.UNREGISTER, FaultKind.DIAGNOSTIC, FaultKind.BUSY}
+)
+DIAGNOSTIC_LEVELS = ("warning", "error", "critical")
 
 
 class FaultInputError(ValueError):
@@ -154,3 +167,11 @@ def parse_length(raw: object) -> tuple[int, int]:
         f"{raw!r} is not a burst length in echoes lost in a row, N or MIN-MAX with "
         f"1 <= MIN <= MAX <= {MAX_BURST_LENGTH}, e.g. 5-10",
     )
+
+
+def parse_level(raw: object) -> str:
+    """A diagnostic fault's `level`: warning, error or critical."""
+    text = str(raw).strip().lower()
+    if text in DIAGNOSTIC_LEVELS:
+        return text
+    raise FaultInputError("level", f"{raw!r} is not one of {', '.join(DIAGNOSTIC_LEVELS)}")

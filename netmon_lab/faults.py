@@ -30,14 +30,18 @@ from netmon_lab.fault_kinds import (
     DEVICE_KINDS,
     NETWORK_KINDS,
     PING_KINDS,
+    ROOM_KINDS,
     parse_every,
     parse_length,
+    parse_level,
     parse_value,
 )
 from netmon_lab.fault_kinds import FIELDS as FIELDS
 from netmon_lab.fault_kinds import FaultInputError as FaultInputError
 from netmon_lab.fault_kinds import FaultKind as FaultKind
 from netmon_lab.responder import Impairment
+from netmon_lab.room_faults import RoomControl, RoomFaults, rooms_of
+from netmon_lab.room_faults import summary as room_summary
 from netmon_lab.snmpsim import SimDevice, SimInterface, slug, uplink_ports
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,7 @@ class Fault:
     value: float | None = None
     every: float | None = None  # burst: mean seconds between bursts
     length: tuple[int, int] | None = None  # burst: echoes lost in a row, at least and at most
+    level: str | None = None  # diagnostic: warning, error or critical
     endpoints: tuple[str, ...] = ()  # endpoints this fault makes fail
     interfaces: tuple[tuple[str, int], ...] = ()  # (device id, ifIndex) it sets oper-down
     standing: bool = False  # part of the lab from its start; clearing all leaves it in force
@@ -75,7 +80,7 @@ class Fault:
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {"id": self.id, "kind": self.kind.value}
         for name in ("target", "address", "district", "device", "interface", "ifname", "value",
-                     "every"):  # fmt: skip
+                     "every", "level"):  # fmt: skip
             if getattr(self, name) is not None:
                 document[name] = getattr(self, name)
         if self.length is not None:
@@ -113,6 +118,7 @@ class LabState:
     impairments: dict[str, Impairment] = field(default_factory=dict)  # by address
     cut: frozenset[str] = frozenset()  # districts whose link is down
     oper_status: dict[str, dict[int, int]] = field(default_factory=dict)
+    rooms: dict[str, RoomFaults] = field(default_factory=dict)  # by endpoint
 
 
 def _ms(seconds: float) -> str:
@@ -136,12 +142,14 @@ class FaultInjector:
         devices_control: DeviceControl | None,
         network_reason: str = "",
         devices_reason: str = "",
+        rooms: RoomControl | None = None,
     ) -> None:
         self._endpoints = dict(endpoints)
         self._devices = list(devices)
         self._device_by_id = {device.id: device for device in devices}
         self._network = network
         self._devices_control = devices_control
+        self._rooms = rooms
         self._network_reason = network_reason or "the demo's endpoints are not in a namespace"
         self._devices_reason = devices_reason or "the demo runs without simulated devices"
         self._districts: dict[str, list[str]] = {}
@@ -169,6 +177,8 @@ class FaultInjector:
                 reasons[kind.value] = self._network_reason
             elif kind in DEVICE_KINDS and self._devices_control is None:
                 reasons[kind.value] = self._devices_reason
+            elif kind in ROOM_KINDS and self._rooms is None:
+                reasons[kind.value] = "the demo runs without codec simulators"
         return reasons
 
     def state(self) -> LabState:
@@ -221,7 +231,12 @@ class FaultInjector:
         oper: dict[str, dict[int, int]] = {}
         for (device, index), statuses in wanted.items():
             oper.setdefault(device, {})[index] = OPER_DOWN if OPER_DOWN in statuses else OPER_UP
-        return LabState(impairments=impairments, cut=frozenset(cut), oper_status=oper)
+        rooms = rooms_of(
+            (fault.kind, fault.target or "", fault.level)
+            for fault in self._faults.values()
+            if fault.kind in ROOM_KINDS
+        )
+        return LabState(impairments, frozenset(cut), oper, rooms)
 
     # -- changing ----------------------------------------------------------------------------
 
@@ -304,15 +319,20 @@ class FaultInjector:
             applied = self._applied
             if self._network is not None and state.impairments != applied.impairments:
                 await self._network.impair(state.impairments)
-                applied = LabState(state.impairments, applied.cut, applied.oper_status)
-                self._applied = applied
+                self._applied = applied = dataclasses.replace(
+                    applied, impairments=state.impairments
+                )
             if self._network is not None and state.cut != applied.cut:
                 await self._network.cut(set(state.cut))
-                applied = LabState(applied.impairments, state.cut, applied.oper_status)
-                self._applied = applied
+                self._applied = applied = dataclasses.replace(applied, cut=state.cut)
             if self._devices_control is not None and state.oper_status != applied.oper_status:
                 await self._devices_control.set_oper_status(state.oper_status)
-                self._applied = LabState(applied.impairments, applied.cut, state.oper_status)
+                self._applied = applied = dataclasses.replace(
+                    applied, oper_status=state.oper_status
+                )
+            if self._rooms is not None and state.rooms != applied.rooms:
+                await self._rooms.set_rooms(state.rooms)
+                self._applied = dataclasses.replace(applied, rooms=state.rooms)
 
     async def _flap(self, fault: Fault) -> None:
         assert fault.value is not None
@@ -354,6 +374,16 @@ class FaultInjector:
             if request.get(name) is None:
                 raise FaultInputError(name, f"required for {kind.value}")
         now = time.time()
+        if kind in ROOM_KINDS:
+            target = self._endpoint(request["target"])
+            assert self._rooms is not None  # unavailable() refused it otherwise
+            refusal = self._rooms.refusal(target, kind)
+            if refusal is not None:
+                raise FaultInputError("target", refusal)
+            level = parse_level(request["level"]) if kind is FaultKind.DIAGNOSTIC else None
+            summary = room_summary(kind, target, level)
+            return Fault(id=fault_id, kind=kind, created=now, target=target, level=level,
+                         summary=summary, endpoints=(target,))  # fmt: skip
         if kind in PING_KINDS:
             target = self._endpoint(request["target"])
             address = self._endpoint_address(target)

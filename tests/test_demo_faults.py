@@ -25,8 +25,9 @@ from aiohttp import web
 
 from netmon_lab import netns
 from netmon_lab.fault_api import PATH, fault_routes
-from netmon_lab.faults import FaultInjector, FaultInputError, FaultUnavailableError
+from netmon_lab.faults import FaultInjector, FaultInputError, FaultKind, FaultUnavailableError
 from netmon_lab.responder import Impairment
+from netmon_lab.room_faults import RoomFaults
 from netmon_lab.snmpsim import SnmpSimulator, build_lab
 from tests.conftest import require_program
 from tests.demo_peer import Demo, call
@@ -62,7 +63,24 @@ class FakeLab:
         self.oper.append({device: dict(table) for device, table in overrides.items()})
 
 
-def _injector(lab: FakeLab, *, network: bool = True, devices: bool = True) -> FaultInjector:
+@dataclass
+class FakeRooms:
+    """ep-a and ep-b have a codec API; ep-c is a plain SIP room."""
+
+    applied: list[dict[str, RoomFaults]] = field(default_factory=list)
+
+    def refusal(self, endpoint: str, kind: FaultKind) -> str | None:
+        if endpoint == "ep-c" and kind is not FaultKind.UNREGISTER:
+            return f"{endpoint} is a plain SIP room: no codec API to fake {kind.value} on"
+        return None
+
+    async def set_rooms(self, rooms: Mapping[str, RoomFaults]) -> None:
+        self.applied.append(dict(rooms))
+
+
+def _injector(
+    lab: FakeLab, *, network: bool = True, devices: bool = True, rooms: FakeRooms | None = None
+) -> FaultInjector:
     endpoints = [{"id": e, "name": e, "district": d} for e, (_, d) in ENDPOINTS.items()]
     return FaultInjector(
         endpoints=ENDPOINTS,
@@ -70,16 +88,51 @@ def _injector(lab: FakeLab, *, network: bool = True, devices: bool = True) -> Fa
         network=lab if network else None,
         devices_control=lab if devices else None,
         network_reason="not root",
+        rooms=rooms,
     )
+
+
+async def test_room_faults_combine_per_room_and_are_refused_where_they_cannot_be() -> None:
+    rooms = FakeRooms()
+    injector = _injector(FakeLab(), rooms=rooms)
+    camera = await injector.add({"kind": "camera-unplug", "target": "ep-a"})
+    await injector.add({"kind": "diagnostic", "target": "ep-a", "level": "Critical"})
+    await injector.add({"kind": "unregister", "target": "ep-c"})
+    busy = await injector.add({"kind": "busy", "target": "198.18.0.3"})
+    assert busy.summary == "ep-b: in another call"
+    assert rooms.applied[-1] == {
+        "ep-a": RoomFaults(camera_unplugged=True, diagnostics=("critical",)),
+        "ep-b": RoomFaults(busy=True),
+        "ep-c": RoomFaults(unregistered=True),
+    }
+    await injector.clear(camera.id)
+    assert rooms.applied[-1]["ep-a"] == RoomFaults(diagnostics=("critical",))
+    with pytest.raises(FaultInputError) as refused:
+        await injector.add({"kind": "camera-unplug", "target": "ep-c"})
+    assert str(refused.value) == (
+        "target: ep-c is a plain SIP room: no codec API to fake camera-unplug on"
+    )
+    with pytest.raises(FaultInputError) as bad_level:
+        await injector.add({"kind": "diagnostic", "target": "ep-a", "level": "bad"})
+    assert str(bad_level.value) == "level: 'bad' is not one of warning, error, critical"
+    await injector.clear_all()
+    assert rooms.applied[-1] == {}
+
+
+async def test_without_codec_simulators_room_faults_say_why() -> None:
+    with pytest.raises(FaultUnavailableError) as refused:
+        await _injector(FakeLab()).add({"kind": "busy", "target": "ep-a"})
+    assert "without codec simulators" in str(refused.value)
 
 
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
         ({}, "kind: missing (one of: endpoint-down, loss, delay, jitter, burst, interface-down, "
-             "interface-flap, uplink-cut)"),
+             "interface-flap, uplink-cut, camera-unplug, unregister, diagnostic, busy)"),
         ({"kind": "boom"}, "kind: unknown fault kind 'boom' (one of: endpoint-down, loss, delay, "
-                           "jitter, burst, interface-down, interface-flap, uplink-cut)"),
+                           "jitter, burst, interface-down, interface-flap, uplink-cut, "
+                           "camera-unplug, unregister, diagnostic, busy)"),
         ({"kind": "loss", "target": "ep-a"}, "value: required for loss"),
         ({"kind": "loss", "target": "ep-a", "value": 1.5},
          "value: 1.5 is not a loss ratio above 0 and at most 1, e.g. 0.05 (or 5%)"),
@@ -246,6 +299,8 @@ async def test_without_the_namespace_endpoint_faults_say_why_and_interface_fault
     assert injector.unavailable() == {
         "endpoint-down": "not root", "loss": "not root", "delay": "not root",
         "jitter": "not root", "burst": "not root", "uplink-cut": "not root",
+        **dict.fromkeys(("camera-unplug", "unregister", "diagnostic", "busy"),
+                        "the demo runs without codec simulators"),
     }  # fmt: skip
     with pytest.raises(FaultUnavailableError, match="endpoint-down faults are unavailable: not"):
         await injector.add({"kind": "endpoint-down", "target": "ep-a"})
