@@ -57,6 +57,17 @@ def _parser(*, with_lab: bool) -> argparse.ArgumentParser:
     importer.add_argument("csv", type=Path, metavar="FILE.csv")
     importer.add_argument("-o", "--output", type=Path, metavar="FILE.yaml")
     importer.add_argument("--instance", default="netmon", help="instance name for the config")
+    importer.add_argument(
+        "--api-credential",
+        metavar="NAME",
+        help="read Cisco and Poly rooms' status over their API with this credential "
+        "(its password from NETMON_API_PASSWORD)",
+    )
+    importer.add_argument(
+        "--registrar",
+        metavar="ADDRESS",
+        help="the Kamailio SIP registrar every room registers to (AoR: the aor or sip_uri column)",
+    )
 
     meetings = commands.add_parser("meetings", help="meeting tools")
     meeting_commands = meetings.add_subparsers(dest="meetings_command", required=True)
@@ -117,14 +128,22 @@ def cmd_validate(config: Path) -> int:
     return EXIT_OK
 
 
-def cmd_import(csv_path: Path, output: Path | None, instance: str) -> int:
+def cmd_import(
+    csv_path: Path,
+    output: Path | None,
+    instance: str,
+    api_credential: str | None = None,
+    registrar: str | None = None,
+) -> int:
     try:
         text = csv_path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         print(f"{csv_path}: cannot read: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
     try:
-        data = csv_to_config(text, instance=instance)
+        data = csv_to_config(
+            text, instance=instance, api_credential=api_credential, registrar=registrar
+        )
     except CsvImportError as exc:
         for problem in exc.problems:
             print(f"{csv_path}: {problem}", file=sys.stderr)
@@ -187,7 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             return cmd_validate(args.config)
         if args.command == "inventory":
-            return cmd_import(args.csv, args.output, args.instance)
+            return cmd_import(
+                args.csv, args.output, args.instance, args.api_credential, args.registrar
+            )
         if args.command == "run":
             return cmd_run(args.config, args.listen)
         if args.command == "meetings":

@@ -4,6 +4,13 @@ Each row becomes a target of kind `endpoint`. `id` and `address` are the only re
 `name`, `site`, `district` and `group` fill the target's fields (`group` falls back to `level`,
 `site` to `name`), and every other non-empty column is kept as a label. Bad rows are reported
 with their line number, and nothing is written unless every row is good.
+
+Two options turn on the rooms' own status. `api_credential` names the credential netmon reads
+the codecs' APIs with: rows whose `vendor` is Cisco or Poly (Polycom) then get that vendor and
+its status probe, and the config gets the credential (its password from the environment
+variable NETMON_API_PASSWORD). `registrar` is the address of the SIP registrar (Kamailio) every
+room registers to: the config gets it as a target, and each room's address of record is its
+`aor` column, else its `sip_uri`, else its id.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from netmon.config.loader import load_data
 
 REQUIRED_COLUMNS = ("id", "address")
 FIELD_COLUMNS = ("name", "site", "district", "group")
+VENDORS = {"cisco": "cisco", "poly": "poly", "polycom": "poly"}
+REGISTRAR_ID = "registrar"
+API_PASSWORD_VARIABLE = "NETMON_API_PASSWORD"  # noqa: S105 - a variable name
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +87,13 @@ def _rows(reader: Any) -> Iterator[list[str]]:
         yield row
 
 
-def csv_to_config(text: str, *, instance: str = "netmon") -> dict[str, Any]:
+def csv_to_config(
+    text: str,
+    *,
+    instance: str = "netmon",
+    api_credential: str | None = None,
+    registrar: str | None = None,
+) -> dict[str, Any]:
     """Build config data from CSV text; raise CsvImportError listing every bad row."""
     text = text.removeprefix("\ufeff")  # Excel writes a BOM in UTF-8 exports
     reader = csv.reader(io.StringIO(text, newline=""), _sniff_dialect(text))
@@ -129,12 +145,42 @@ def csv_to_config(text: str, *, instance: str = "netmon") -> dict[str, Any]:
         }
         if labels:
             target["labels"] = labels
+        vendor = VENDORS.get(values.get("vendor", "").casefold())
+        if api_credential is not None and vendor is not None:
+            target["vendor"] = vendor
+        if registrar is not None:
+            target["registrar"] = REGISTRAR_ID
+            aor = values.get("aor") or values.get("sip_uri")
+            if aor:
+                target["aor"] = aor
         targets.append(target)
         lines.append(line)
 
     data: dict[str, Any] = {"instance": instance, "targets": targets}
+    checked = data
+    if api_credential is not None:
+        credential = {"user": "admin", "password": {"env": API_PASSWORD_VARIABLE}}
+        data["credentials"] = {api_credential: credential}
+        data["defaults"] = {
+            "xapi": {"credential": api_credential},
+            "poly": {"credential": api_credential},
+        }
+        # Checked with a stand-in password: the variable is set where netmon runs, not here.
+        checked = {**data, "credentials": {api_credential: {**credential, "password": "-"}}}
+    if registrar is not None:
+        targets.insert(
+            0,
+            {
+                "id": REGISTRAR_ID,
+                "address": registrar,
+                "kind": "service",
+                "name": "SIP registrar",
+                "probes": {"icmp": {}, "kamailio": {}},
+            },
+        )
+        lines.insert(0, 0)
     try:
-        load_data(data)
+        load_data(checked)
     except ConfigError as exc:
         for problem in exc.problems:
             match = re.match(r"targets\[(\d+)\]\.?(.*)", problem.path)
