@@ -64,7 +64,7 @@ BAD_CONFIGS = [
     (
         "unknown probe",
         "targets:\n  - {id: ep-1, address: 127.0.0.1, probes: [icmpp]}\n",
-        ["targets[0].probes.icmpp: unknown probe; known: http, icmp, sip, snmp, tcp"],
+        [f"targets[0].probes.icmpp: unknown probe; known: {', '.join(registry.names())}"],
     ),
     (
         "bad duration in defaults",
