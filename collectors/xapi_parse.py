@@ -8,10 +8,11 @@ entity is ever declared, let alone expanded: an XML bomb is refused at its DOCTY
 
 What each part is read from, and the words mapped:
 - SIP/Registration[n]: Status Registered → registered, Registering → registering, Failed →
-  failed, Deregister and Inactive → unregistered (any other word: unregistered, the word kept
-  as the reason); Reason; URI.
+  failed, Deregister → unregistered, Inactive (SIP not set up) → inactive (any other word:
+  unregistered, the word kept as the reason); Reason; URI.
 - H323/Gatekeeper: Registered; Discovering/Discovered/Authenticating/Authenticated/Registering
-  → registering; Rejected → failed; Required/Inactive → unregistered; Address.
+  → registering; Rejected → failed; Required (set up, not registered) → unregistered;
+  Inactive → inactive; Address.
 - Call[n]: Status, Protocol, Direction (lower-cased), RemoteNumber, Duration; no Call: idle.
 - Standby/State: Standby and EnteringStandby → in standby; Off and Halfwake → awake.
 - Cameras/Camera[n]/Connected True/False, named by Model (or "Camera n").
@@ -67,7 +68,7 @@ SIP_STATES = {
     "registering": RegistrationState.REGISTERING,
     "failed": RegistrationState.FAILED,
     "deregister": RegistrationState.UNREGISTERED,
-    "inactive": RegistrationState.UNREGISTERED,
+    "inactive": RegistrationState.INACTIVE,
 }
 H323_STATES = {
     "registered": RegistrationState.REGISTERED,
@@ -78,7 +79,7 @@ H323_STATES = {
     "registering": RegistrationState.REGISTERING,
     "rejected": RegistrationState.FAILED,
     "required": RegistrationState.UNREGISTERED,
-    "inactive": RegistrationState.UNREGISTERED,
+    "inactive": RegistrationState.INACTIVE,
 }
 DEVICE_KINDS = {
     "camera": PeripheralKind.CAMERA,

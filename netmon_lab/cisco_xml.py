@@ -25,17 +25,20 @@ from netmon_lab.codec_state import CodecState
 
 XML_HEAD = '<?xml version="1.0"?>\n'
 
+# CodecState's words (netmon.model.RegistrationState's) as the codec says them.
 SIP_STATUS = {
     "registered": "Registered",
     "registering": "Registering",
     "failed": "Failed",
-    "unregistered": "Inactive",
+    "unregistered": "Deregister",
+    "inactive": "Inactive",
 }
 H323_STATUS = {
     "registered": "Registered",
     "registering": "Registering",
     "failed": "Rejected",
-    "unregistered": "Inactive",
+    "unregistered": "Required",  # set up for a gatekeeper, not registered
+    "inactive": "Inactive",
 }
 LEVELS = {"info": "Info", "warning": "Warning", "error": "Error", "critical": "Critical"}
 # Peripherals/ConnectedDevice Types. Cameras are reported under Cameras/Camera only here (a
@@ -84,6 +87,8 @@ def sip(state: CodecState) -> str:
 
 def h323(state: CodecState) -> str:
     status = H323_STATUS.get(state.h323_state, "Inactive")
+    if not state.h323_gatekeeper and status == "Required":
+        status = "Inactive"  # no gatekeeper: H.323 is not set up (CodecState's default)
     return (
         _open("H323", 2)
         + _open("Gatekeeper", 4)

@@ -137,7 +137,7 @@ async def test_a_registered_idle_room_reports_everything(
     assert status.software == "ce9.15.3.17 9a8b6d5ad7b 2022-11-22"
     assert status.registrations == (
         Registration("sip", RegistrationState.REGISTERED, address="room-hoa-binh@conf.lab"),
-        Registration("h323", RegistrationState.UNREGISTERED),
+        Registration("h323", RegistrationState.INACTIVE),  # no gatekeeper set up
     )
     assert status.calls == ()
     assert status.standby is False
@@ -156,6 +156,7 @@ async def test_a_registered_idle_room_reports_everything(
     [
         ("failed", "403 Forbidden", RegistrationState.FAILED),
         ("unregistered", "", RegistrationState.UNREGISTERED),
+        ("inactive", "", RegistrationState.INACTIVE),
         ("registering", "", RegistrationState.REGISTERING),
     ],
 )
@@ -182,6 +183,9 @@ async def test_an_h323_gatekeeper_registration(probe: XapiCollector, codec: SimC
     codec.state.h323_state = "failed"
     status = await _poll(probe, codec)
     assert status.registrations[1].state is RegistrationState.FAILED
+    codec.state.h323_state = "unregistered"
+    status = await _poll(probe, codec)
+    assert status.registrations[1].state is RegistrationState.UNREGISTERED
 
 
 async def test_a_room_in_a_call(probe: XapiCollector, codec: SimCodec) -> None:
@@ -462,7 +466,7 @@ def test_fixture_payloads_parse() -> None:
     assert [d.level for d in pro.diagnostics] == [DiagnosticLevel.ERROR, DiagnosticLevel.CRITICAL]
 
     sx20 = _fixture("sx20_old_ce.xml")
-    assert sx20.registrations[0].state is RegistrationState.UNREGISTERED
+    assert sx20.registrations[0].state is RegistrationState.INACTIVE  # SIP not set up
     assert sx20.standby is False  # Halfwake: awake
     assert Peripheral(PeripheralKind.MICROPHONE, "0 microphones", False) in sx20.peripherals
     assert set(sx20.missing) == {"H323/Gatekeeper", "Peripherals/ConnectedDevice"}
