@@ -22,8 +22,8 @@ from netmon.alerting.signals import (
 from netmon.alerting.tracked import Estimate, wilson
 from netmon.config.rules import Level, Metric, Rule
 from netmon.devices import DeviceState, InterfaceState
-from netmon.inventory import Target
 from netmon.endpoints import RegistrarWord
+from netmon.inventory import Target
 from netmon.model import (
     Contact,
     Diagnostic,
