@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import json
@@ -14,9 +15,11 @@ import pytest
 from collectors.base import Collector, CollectorSettings
 from collectors.icmp import IcmpSettings
 from collectors.traps import TrapEvent
+from netmon.alerting.delivery import DeliveryWorker, NotificationStats
 from netmon.alerting.engine import AlertEngine
 from netmon.alerting.model import AlertEvent, Severity, Status
 from netmon.alerting.rules import MAX_TRAP_PORTS
+from netmon.alerting.sinks.base import SinkUnavailable
 from netmon.alerting.store import AlertDB
 from netmon.alerting.traps import TrapAlerts
 from netmon.config.alerting import Silence
@@ -753,6 +756,91 @@ async def test_an_alert_stored_by_another_version_does_not_stop_netmon_starting(
     assert await h.engine.restore() == 1
     assert [e.target for e in h.engine.firing()] == ["ep1"]
     assert db.quarantined == 1
+
+
+class LosesTheFirstAck:
+    """A sink whose far side gets every event, but whose first acknowledgement is lost (a
+    broker's PUBACK in flight when the connection drops): that event is sent again."""
+
+    name = "test"
+    queue = "test"
+
+    def __init__(self) -> None:
+        self.received: list[AlertEvent] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def send(self, event: AlertEvent) -> None:
+        self.received.append(event)
+        if len(self.received) == 1:
+            raise SinkUnavailable("connection lost before the acknowledgement")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_resent_transition_carries_the_same_event_id_and_a_restart_keeps_it(
+    db: AlertDB, tmp_path: Path
+) -> None:
+    # Delivery is at least once: a consumer tells a re-send from a new transition by event_id.
+    h = Harness(inventory(), db, Clock())
+    h.up("ep1")
+    h.down("ep1")
+    h.up("ep1")
+    h.advance(3)
+    await h.engine.flush()
+    # Stored, not yet delivered, when netmon stops: the next netmon (here another connection
+    # to the same file) reads the same ids.
+    queued = [entry.event.event_id for entry in await db.call(db.pending, "test", 10)]
+    reopened = AlertDB(tmp_path / "alerts.sqlite")
+    await reopened.call(reopened.open)
+    try:
+        sink = LosesTheFirstAck()
+        worker = DeliveryWorker(sink, reopened, NotificationStats(), backoff_min=0.01)
+        worker.start()
+        try:
+            while len(sink.received) < 3 or await reopened.call(reopened.pending, "test", 10):
+                await asyncio.sleep(0.01)
+        finally:
+            await worker.stop()
+    finally:
+        reopened.shutdown()
+    assert transitions(sink.received) == [
+        ("EndpointDown", "ep1", "firing"),
+        ("EndpointDown", "ep1", "firing"),  # the re-send
+        ("EndpointDown", "ep1", "resolved"),
+    ]
+    firing, resent, resolved = (event.event_id for event in sink.received)
+    assert firing == resent == queued[0]
+    assert resolved == queued[1]
+    assert firing
+    assert resolved != firing
+    assert json.loads(json.dumps(sink.received[1].to_json()))["event_id"] == firing
+
+
+async def test_a_restored_alert_keeps_the_event_id_it_was_raised_with(db: AlertDB) -> None:
+    # MQTT puts the retained alert topics back from the firing alerts after every reconnect:
+    # they name the same transition the events topic carried.
+    h = Harness(inventory(), db, Clock())
+    h.up("ep1")
+    h.down("ep1")
+    (raised,) = await h.events()
+    h2 = Harness(inventory(), db, Clock())
+    assert await h2.engine.restore() == 1
+    assert [event.event_id for event in h2.engine.firing()] == [raised.event_id]
+
+
+async def test_an_event_queued_before_events_had_ids_gets_one_stable_id(db: AlertDB) -> None:
+    await db.call(
+        lambda: db._db.execute(
+            "INSERT INTO outbox (queue, event, created) VALUES ('test', ?, 0)", (_stored_event(),)
+        )
+    )
+    first = await db.call(db.pending, "test", 10)
+    again = await db.call(db.pending, "test", 10)
+    assert first[0].event.event_id
+    assert first[0].event.event_id == again[0].event.event_id
 
 
 async def test_forged_link_down_traps_cannot_flood_the_alerts(db: AlertDB) -> None:

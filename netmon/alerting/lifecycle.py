@@ -255,13 +255,14 @@ class Lifecycle:
         before = tracked.emitted
         if before is not None and tracked.announced and before.severity != event.severity:
             event = replace(event, previous_severity=before.severity)
-        tracked.emitted = event
         tracked.suppressed_by = None
         # A silence mutes new incidents; what the sinks already heard of stays in step.
         announce = tracked.announced or not self._silences.silenced(event)
         tracked.announced = announce
         level = tracked.peak if tracked.flapping else tracked.level
-        self._outbox.record(event, max(level, 0), announce)
+        # Kept as stored, event_id included: the retained MQTT topic a reconnect puts back
+        # names the transition that raised it.
+        tracked.emitted = self._outbox.record(event, max(level, 0), announce)
         self._status_changed(tracked)
 
     def resolve(self, tracked: Tracked, now: float) -> None:
@@ -291,7 +292,7 @@ class Lifecycle:
         assert tracked.emitted is not None
         tracked.announced = True
         level = tracked.peak if tracked.flapping else tracked.level
-        self._outbox.record(tracked.emitted, max(level, 0), True)
+        tracked.emitted = self._outbox.record(tracked.emitted, max(level, 0), True)
 
     def _status_changed(self, tracked: Tracked) -> None:
         for listener in self._status_listeners:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -38,6 +39,11 @@ def fingerprint(alertname: str, target: str, labels: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def new_event_id() -> str:
+    """A fresh transition's idempotency key (see `AlertEvent.event_id`)."""
+    return uuid.uuid4().hex
+
+
 @dataclass(frozen=True, slots=True)
 class AlertEvent:
     """One transition of one alert, as every sink receives it.
@@ -63,6 +69,12 @@ class AlertEvent:
     # Set on a firing event whose severity changed: routers that key alerts by their labels
     # (Alertmanager) must end the alert under the old severity.
     previous_severity: Severity | None = None
+    # The transition's idempotency key, given when the outbox stores it and kept with it: a
+    # re-send of the same transition (a broker reconnect, a netmon killed between the sink's
+    # acknowledgement and the outbox's) carries the same id, every other transition another.
+    # Delivery is at least once; consumers that must see each transition once dedupe on it.
+    # Empty on an event not (yet) recorded, such as a pending alert rendered for the API.
+    event_id: str = ""
 
     @property
     def fingerprint(self) -> str:
@@ -108,6 +120,7 @@ class AlertEvent:
             "event_at": iso(self.event_at),
             "fingerprint": self.fingerprint,
             "previous_severity": self.previous_severity.value if self.previous_severity else None,
+            "event_id": self.event_id or None,
         }
 
     @classmethod
@@ -132,4 +145,5 @@ class AlertEvent:
             previous_severity=Severity(data["previous_severity"])
             if data.get("previous_severity")
             else None,
+            event_id=str(data.get("event_id") or ""),
         )

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from netmon.alerting.model import AlertEvent
+from netmon.alerting.model import AlertEvent, new_event_id
 from netmon.alerting.store import AlertDB
 
 # The engine's logger: operators filter its transitions by it, whichever room writes them.
@@ -66,9 +66,11 @@ class Outbox:
         """Transitions decided but not yet on disk."""
         return len(self._unstored)
 
-    def record(self, event: AlertEvent, level: int, announce: bool) -> None:
+    def record(self, event: AlertEvent, level: int, announce: bool) -> AlertEvent:
         """Store the transition (`level`: the index it fired at, -1 resolved); queue it for
-        every sink if `announce`."""
+        every sink if `announce`. Returns the event as stored: with its own `event_id`, which
+        every delivery of it carries, however often it is re-sent."""
+        event = replace(event, event_id=new_event_id())
         queues = tuple(self._queues()) if announce else ()
         log.log(
             logging.WARNING if event.firing else logging.INFO,
@@ -84,6 +86,7 @@ class Outbox:
         self._stored.clear()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_all(), name="alert-outbox")
+        return event
 
     async def _write_all(self) -> None:
         delay = self._retry_min

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
+import hashlib
 import json
 import logging
 import sqlite3
@@ -117,9 +119,7 @@ class AlertDB:
         alerts = []
         for fingerprint, text, level, announced in rows:
             try:
-                alerts.append(
-                    StoredAlert(AlertEvent.from_json(json.loads(text)), int(level), bool(announced))
-                )
+                alerts.append(StoredAlert(_decode(text), int(level), bool(announced)))
             except Exception as exc:  # whatever is wrong with it, it must not stop the start
                 self.quarantine("alerts", text, exc)
                 self._db.execute("DELETE FROM alerts WHERE fingerprint = ?", (fingerprint,))
@@ -179,7 +179,7 @@ class AlertDB:
         entries = []
         for seq, text in rows:
             try:
-                entries.append(OutboxEntry(seq, AlertEvent.from_json(json.loads(text))))
+                entries.append(OutboxEntry(seq, _decode(text)))
             except Exception as exc:  # whatever is wrong with it, it must not block the queue
                 self.quarantine("outbox", text, exc)
                 self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
@@ -231,6 +231,16 @@ class AlertDB:
     def shutdown(self) -> None:
         self._executor.submit(self.close).result()
         self._executor.shutdown(wait=True)
+
+
+def _decode(text: str) -> AlertEvent:
+    """A stored event. One stored before events had ids gets one derived from its stored text:
+    as stable across re-sends as a given one, and the same in every sink's queue."""
+    event = AlertEvent.from_json(json.loads(text))
+    if event.event_id:
+        return event
+    derived = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return dataclasses.replace(event, event_id=derived)
 
 
 class _Transaction:
