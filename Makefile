@@ -21,7 +21,7 @@ BENCH_TOOLS := fping:fping prometheus-snmp-exporter:prometheus-snmp-exporter \
   prometheus-blackbox-exporter:prometheus-blackbox-exporter snmptrapd:snmptrapd
 
 .PHONY: setup system-deps bench-deps apt-missing demo test lint format bench lossy-links soak \
-  storm fuzz clean
+  storm fuzz outage clean
 
 setup: system-deps $(STAMP)
 
@@ -95,6 +95,13 @@ storm: setup bench-deps
 # `bench`. A quick one: make fuzz ARGS="--examples 2000"
 fuzz: setup
 	$(BIN)/python -m bench.fuzz $(ARGS)
+
+# Issue 14's outages (~5.5 min, root): broker and Alertmanager down 60 s, SIGKILL during a
+# burst of transitions, the alert database's disk full; real peers, goal by goal. Not part of
+# `test` or `bench`. A quick self-check:
+# make outage ARGS="--broker-down 10 --burst 12 --disk-full 15"
+outage: setup
+	$(BIN)/python -m bench.outage $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import yaml
@@ -77,7 +77,7 @@ class NetmonRun:
         self.url = f"http://127.0.0.1:{port}"
         self.process: asyncio.subprocess.Process | None = None
 
-    async def __aenter__(self) -> NetmonRun:
+    async def __aenter__(self) -> Self:
         with self.log.open("wb") as log:
             self.process = await asyncio.create_subprocess_exec(
                 str(NETMON), "run", "--config", str(self._config), "--log-format", "json",
