@@ -96,7 +96,7 @@ storm: setup bench-deps
 fuzz: setup
 	$(BIN)/python -m bench.fuzz $(ARGS)
 
-# Issue 14's outages (~5.5 min, root): broker and Alertmanager down 60 s, SIGKILL during a
+# Issue 14's outages (~5 min, root): broker and Alertmanager down 60 s, SIGKILL during a
 # burst of transitions, the alert database's disk full; real peers, goal by goal. Not part of
 # `test` or `bench`. A quick self-check:
 # make outage ARGS="--broker-down 10 --burst 12 --disk-full 15"

@@ -39,7 +39,7 @@ time, and `bench.outage_tally` counts it against the transitions each endpoint m
 Output: one table per scenario (figure | goal | measured | met/MISS) and one of the events
 per sink; `--report FILE` writes the same text, and bench/results/outage-<UTC>.json the data.
 Exit 0 whatever the verdicts (it is a report), 1 when the harness fails, 2 without root. Not
-part of `make test` nor `make bench`; ~5.5 minutes with the defaults.
+part of `make test` nor `make bench`; ~5 minutes with the defaults.
 
     make outage
     make outage ARGS="--broker-down 10 --burst 12 --disk-full 15"   # a quick self-check
