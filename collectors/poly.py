@@ -17,7 +17,7 @@ firmware upgrade from Group Series to VideoOS changes the API under the same add
 What the answers mean is collectors/poly_parse.py. One connection pool serves every codec and
 keeps its connections open between polls (aiohttp repeats a GET once when a kept connection
 turns out closed). The GETs of one poll run one after the other on one connection: measured
-on 70 simulated codecs, cheaper in CPU than concurrent GETs over several connections (see
+on 70 simulated codecs, no dearer in CPU than concurrent GETs over several connections (see
 `CONCURRENT`). The settings' timeout bounds the whole poll, login included.
 
 The password goes on the wire only (in the login body); it, the session id and the XSRF token
@@ -61,8 +61,10 @@ LOGOUT_TIMEOUT = 2.0  # for all the logouts of close(), together
 KEEPALIVE = 120.0  # seconds an idle connection is kept: longer than a poll interval
 CHUNK = 64 * 1024
 # Each poll's GETs one after the other on one kept connection (False), or all at once over
-# several (True). Measured with bench/poly_bench.py, 70 codecs over HTTPS: sequential costs less
-# CPU per poll (one TLS connection per codec, no extra tasks); either fits the timeout.
+# several (True). Measured with bench/poly_bench.py (70 codecs, 20 rounds, twice each): the
+# same CPU within noise (0.63-0.78 ms per poll either way, HTTP or HTTPS), so one connection
+# per codec rather than up to five: a codec's web server holds fewer, and the first poll makes
+# one TLS handshake, not five. A poll takes a few round trips either way, far inside its timeout.
 CONCURRENT = False
 _ABSENT = object()  # a path the codec answered 404 to
 

@@ -9,7 +9,7 @@ listening socket it came in on. Seventy codecs cost seventy listening sockets an
     await sim.start()
     codec = await sim.add(CodecState(model="Studio X50", software="3.14.0", serial="X1"),
                           api="videoos", user="admin", password="...", port=0,
-                          ssl_context=context)       # None: plain HTTP
+                          ssl_context=tls_context(cert, key))   # None: plain HTTP
     codec.port, codec.url                           # where it listens
     codec.state.connect("camera", False)            # the next answer says so
     codec.expire_sessions()                         # every session refused from now on
@@ -40,6 +40,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -91,6 +92,13 @@ class PolyCodec:
     def expire_sessions(self) -> None:
         """Forget every session, as a codec does after its idle timeout or a reboot."""
         self.sessions.clear()
+
+
+def tls_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContext:
+    """A server TLS context from a PEM certificate and key (blocking: read at set-up)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
 
 
 Handler = Callable[[web.Request, PolyCodec], Awaitable[web.StreamResponse]]

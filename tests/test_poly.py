@@ -42,8 +42,8 @@ from netmon.model import (
     RegistrationState,
 )
 from netmon_lab.codec_state import CodecState, SimCall
-from netmon_lab.poly_sim import PolyCodec, PolySim
-from tests.test_http_probe import make_certificate, server_context
+from netmon_lab.poly_sim import PolyCodec, PolySim, tls_context
+from tests.test_http_probe import make_certificate
 
 DATA = Path(__file__).parent / "data" / "poly"
 PASSWORD = "Mật-khẩu-9f4c2a!"  # noqa: S105 (the lab codec's)
@@ -441,7 +441,8 @@ async def test_https_with_a_self_signed_certificate(
     sim: PolySim, collector: PolyCollector, api: str, tmp_path: Path
 ) -> None:
     certificate = make_certificate(tmp_path)
-    codec = await _codec(sim, api, ssl_context=server_context(certificate))
+    context = tls_context(certificate.cert_file, certificate.key_file)
+    codec = await _codec(sim, api, ssl_context=context)
     assert codec.scheme == "https"
     assert (await _poll(collector, codec, verify_tls=False)).ok
     with pytest.raises(CollectError) as caught:

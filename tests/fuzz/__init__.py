@@ -12,9 +12,15 @@ campaign can show their cost grows linearly with a datagram's size.
 
 from __future__ import annotations
 
-from tests.fuzz import codecs, files, probes, snmp
+from tests.fuzz import codecs, files, poly, probes, snmp
 from tests.fuzz.target import Check, Target
 
-TARGETS: tuple[Target, ...] = (*probes.TARGETS, *codecs.TARGETS, *snmp.TARGETS, *files.TARGETS)
+TARGETS: tuple[Target, ...] = (
+    *probes.TARGETS,
+    *codecs.TARGETS,
+    *poly.TARGETS,
+    *snmp.TARGETS,
+    *files.TARGETS,
+)
 
 __all__ = ["TARGETS", "Check", "Target"]
