@@ -25,8 +25,11 @@ What Poly does not report, or not in a shape this reads faithfully, goes to `mis
   are service reachability, often down on healthy rooms; calling them Warning or Error
   diagnostics would not be what the codec says. So Poly rooms have no diagnostics.
 - "camera"/"microphone" when the status list has no entry of that kind.
+- "registration.sip"/"registration.h323" when neither list speaks of it, or only in words
+  not known here.
 Poly reports no registration reason ("403 Forbidden"): a registration's reason is "" unless a
-firmware adds a `reason` field to a SIP server entry.
+firmware adds a `reason` field to a SIP server entry. Registration words: up → registered,
+down → unregistered (set up, not registered), off/unknown or no server listed → inactive.
 """
 
 from __future__ import annotations
@@ -69,15 +72,17 @@ _PERIPHERAL_ENTRIES: dict[str, tuple[PeripheralKind, str]] = {
 _UP = frozenset({"up", "all_up", "on", "connected"})
 _DOWN = frozenset({"down", "all_down", "some_down", "partial", "disconnected"})
 # Registration words: UP/DOWN in the server lists, up/down/off/unknown in the status list.
+# "down" is set up and not registered; "off" (and "unknown", which a Group Series says of a
+# gatekeeper when H.323 is disabled) is not set up to register at all.
 _REGISTRATION = {
     "up": RegistrationState.REGISTERED,
     "registered": RegistrationState.REGISTERED,
-    "down": RegistrationState.FAILED,
+    "down": RegistrationState.UNREGISTERED,
     "failed": RegistrationState.FAILED,
     "registering": RegistrationState.REGISTERING,
-    "off": RegistrationState.UNREGISTERED,
-    "unknown": RegistrationState.UNREGISTERED,
-    "unregistered": RegistrationState.UNREGISTERED,
+    "off": RegistrationState.INACTIVE,
+    "unknown": RegistrationState.INACTIVE,
+    "inactive": RegistrationState.INACTIVE,
 }
 _ENDED = frozenset({"disconnected", "idle"})
 _STANDBY = {"asleep": True, "sleeping": True, "ready": False, "awake": False}
@@ -202,29 +207,23 @@ def _server_registration(protocol: str, value: Any, path: str) -> Registration |
         raise PolyParseError(f"{path} is not a JSON list")
     servers = [server for server in value if isinstance(server, dict)]
     if not servers:
-        return Registration(protocol, RegistrationState.UNREGISTERED, "not configured")
+        return Registration(protocol, RegistrationState.INACTIVE, "not configured")
     states = [_REGISTRATION.get(_text(server.get("state")).lower()) for server in servers]
-    chosen = 0
-    for index, state in enumerate(states):
-        if state is RegistrationState.REGISTERED:
-            chosen = index
-            break
+    # Registered when any server (primary or backup) is; else the first the words say.
+    known = [index for index, state in enumerate(states) if state is not None]
+    if not known:
+        return None  # words this does not know: not reported, rather than guessed
+    chosen = next((i for i in known if states[i] is RegistrationState.REGISTERED), known[0])
     server, state = servers[chosen], states[chosen]
-    reason = _text(server.get("reason"))
-    if state is None:
-        state = RegistrationState.UNREGISTERED
-        reason = reason or f"state {_text(server.get('state')) or 'missing'}"
-    return Registration(protocol, state, reason, _text(server.get("address")))
+    assert state is not None
+    return Registration(protocol, state, _text(server.get("reason")), _text(server.get("address")))
 
 
 def _entry_registration(protocol: str, states: list[str] | None) -> Registration | None:
     if not states:
         return None
-    word = states[0]
-    state = _REGISTRATION.get(word)
-    if state is None:
-        return Registration(protocol, RegistrationState.UNREGISTERED, f"state {word}")
-    return Registration(protocol, state, "unknown" if word == "unknown" else "")
+    state = _REGISTRATION.get(states[0])
+    return None if state is None else Registration(protocol, state)
 
 
 def _calls(value: Any, in_a_call: list[str] | None) -> tuple[Call, ...] | None:

@@ -6,7 +6,9 @@ G7500) and Group Series 6.x differ in the status list (`langtag` + `stateList` a
 the entries they list, and VideoOS's SIP server and gatekeeper lists. Plain data, no I/O.
 
 What Poly has no words for is not rendered: a registration's reason, a display, a touch
-panel, diagnostics. A registration in progress is "down" (Poly says up or down).
+panel, diagnostics. A registration in progress or failed is "down" (Poly says up or down);
+a protocol with nowhere to register (no SIP URI, no gatekeeper) is not set up ("off", no
+server listed).
 """
 
 from __future__ import annotations
@@ -42,12 +44,18 @@ def system(state: CodecState, api: str) -> dict[str, Any]:
     }
 
 
-def _word(registration: str, unregistered: str) -> str:
-    if registration == "registered":
-        return "up"
-    if registration in ("failed", "registering"):
-        return "down"
-    return unregistered
+def _configured(registration: str, address: str) -> bool:
+    # "unregistered" with nowhere to register is a protocol not set up (as CodecState's
+    # default H.323); with a registrar or gatekeeper it is one that dropped its registration.
+    return registration not in ("inactive", "") and (
+        registration != "unregistered" or bool(address)
+    )
+
+
+def _word(registration: str, address: str, unconfigured: str) -> str:
+    if not _configured(registration, address):
+        return unconfigured
+    return "up" if registration == "registered" else "down"
 
 
 def _peripheral_word(state: CodecState, kind: str, api: str) -> str | None:
@@ -67,8 +75,16 @@ def status(state: CodecState, api: str) -> list[dict[str, Any]]:
         entries: list[tuple[str, str, str | None]] = [
             ("system.status.ipnetwork", "LAN_NETWORK_HEADING", "up"),
             ("system.status.autoanswerp2p", "AUTO_ANSWER_P2P_HEADING", "off"),
-            ("system.status.sipserver", "SIP_SERVER_HEADING", _word(state.sip_state, "off")),
-            ("system.status.gatekeeper", "GATEKEEPER_HEADING", _word(state.h323_state, "off")),
+            (
+                "system.status.sipserver",
+                "SIP_SERVER_HEADING",
+                _word(state.sip_state, state.sip_uri, "off"),
+            ),
+            (
+                "system.status.gatekeeper",
+                "GATEKEEPER_HEADING",
+                _word(state.h323_state, state.h323_gatekeeper, "off"),
+            ),
             ("system.status.mr.camera", "CAMERAS_HEADING", _peripheral_word(state, "camera", api)),
             ("system.status.provisioning", "PROVISIONING_SERVICE_HEADING", "off"),
             (
@@ -92,8 +108,12 @@ def status(state: CodecState, api: str) -> list[dict[str, Any]]:
         ("system.status.camera", "CAMERA", _peripheral_word(state, "camera", api)),
         ("system.status.globaldirectory", "GLOBALDIRECTORY_SERVER", "off"),
         ("system.status.ipnetwork", "IP_NETWORK", "up"),
-        ("system.status.gatekeeper", "GATEKEEPER", _word(state.h323_state, "unknown")),
-        ("system.status.sipserver", "SIP_SERVER", _word(state.sip_state, "off")),
+        (
+            "system.status.gatekeeper",
+            "GATEKEEPER",
+            _word(state.h323_state, state.h323_gatekeeper, "unknown"),
+        ),
+        ("system.status.sipserver", "SIP_SERVER", _word(state.sip_state, state.sip_uri, "off")),
         ("system.status.provisioning", "PROVISIONING", "down"),
     ]
     return [
@@ -103,20 +123,22 @@ def status(state: CodecState, api: str) -> list[dict[str, Any]]:
     ]
 
 
-def _servers(registration: str, address: str) -> list[dict[str, Any]]:
-    if registration == "unregistered":
-        return []  # not configured
+def _servers(registration: str, configured: bool, address: str) -> list[dict[str, Any]]:
+    if not configured:
+        return []
     word = "UP" if registration == "registered" else "DOWN"
     return [{"address": address, "model": "Unknown", "state": word, "version": ""}]
 
 
 def sip_servers(state: CodecState) -> list[dict[str, Any]]:
-    registrar = state.sip_uri.rpartition("@")[2] if "@" in state.sip_uri else ""
-    return _servers(state.sip_state, registrar)
+    registrar = state.sip_uri.rpartition("@")[2]
+    configured = _configured(state.sip_state, state.sip_uri)
+    return _servers(state.sip_state, configured, registrar)
 
 
 def gatekeepers(state: CodecState) -> list[dict[str, Any]]:
-    return _servers(state.h323_state, state.h323_gatekeeper)
+    configured = _configured(state.h323_state, state.h323_gatekeeper)
+    return _servers(state.h323_state, configured, state.h323_gatekeeper)
 
 
 def _pending() -> dict[str, Any]:

@@ -60,7 +60,6 @@ def _room() -> CodecState:
         software="3.14.1",
         serial="8L2103A1B2C3D4",
         sip_uri="room-07@conf.lab",
-        h323_gatekeeper="10.0.0.11",
     )
 
 
@@ -139,7 +138,7 @@ def test_videoos_samples_read_as_the_codec_says() -> None:
     )
     assert status.registrations == (
         Registration("sip", RegistrationState.REGISTERED, "", "10.0.0.10"),
-        Registration("h323", RegistrationState.UNREGISTERED, "not configured", ""),
+        Registration("h323", RegistrationState.INACTIVE, "not configured", ""),
     )
     assert status.calls == (Call("ringing", "sip", "incoming", "so-tu-phap@conf.example.vn", 4.0),)
     assert status.standby is True
@@ -161,7 +160,7 @@ def test_group_series_samples_read_as_the_codec_says() -> None:
     status = parse(GROUP_SERIES, answers)
     assert (status.model, status.software) == ("RealPresence Group 500", "6.2.2.8-670021")
     assert status.registrations == (
-        Registration("sip", RegistrationState.FAILED),
+        Registration("sip", RegistrationState.UNREGISTERED),  # "down": set up, not registered
         Registration("h323", RegistrationState.REGISTERED),
     )
     assert status.calls == (Call("connected", "h323", "outgoing", "10.20.3.40", 1000.0),)
@@ -222,7 +221,7 @@ async def test_a_healthy_room(sim: PolySim, collector: PolyCollector, api: str) 
         "8L2103A1B2C3D4",
     )
     assert _registration(status, "sip").state is RegistrationState.REGISTERED
-    assert _registration(status, "h323").state is RegistrationState.UNREGISTERED
+    assert _registration(status, "h323").state is RegistrationState.INACTIVE  # not set up
     assert status.calls == ()
     assert status.standby is False
     assert _connected(status, PeripheralKind.CAMERA) == [True]
@@ -238,7 +237,7 @@ async def test_what_goes_wrong_in_a_room_shows(
     codec = await _codec(sim, api)
     await _poll(collector, codec)
     codec.state.sip_state = "failed"
-    codec.state.h323_state = "registered"
+    codec.state.h323_state, codec.state.h323_gatekeeper = "registered", "10.0.0.11"
     codec.state.connect("camera", False)
     codec.state.connect("microphone", False)
     codec.state.standby = True
@@ -246,7 +245,7 @@ async def test_what_goes_wrong_in_a_room_shows(
         SimCall(remote="so-y-te@conf.lab", direction="incoming", started=time.time() - 60)
     )
     status = await _poll(collector, codec)
-    assert _registration(status, "sip").state is RegistrationState.FAILED
+    assert _registration(status, "sip").state is RegistrationState.UNREGISTERED  # Poly: down
     h323 = _registration(status, "h323")
     assert h323.state is RegistrationState.REGISTERED
     if api == VIDEOOS:  # the gatekeeper list names it; the Group Series status list does not
@@ -269,6 +268,9 @@ async def test_what_goes_wrong_in_a_room_shows(
     status = await _poll(collector, codec)
     assert _registration(status, "sip").state is RegistrationState.UNREGISTERED
     assert [c.status for c in status.calls] == ["ringing"]
+    codec.state.sip_uri = ""  # SIP no longer set up on the room: no fault
+    status = await _poll(collector, codec)
+    assert _registration(status, "sip").state is RegistrationState.INACTIVE
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -338,7 +340,7 @@ async def test_auto_asks_again_when_the_api_changed(sim: PolySim, collector: Pol
     status = await _poll(collector, codec)
     assert "registration.sip" in status.missing  # the VideoOS lists are gone
     status = await _poll(collector, codec)
-    assert _registration(status, "sip").state is RegistrationState.FAILED
+    assert _registration(status, "sip").state is RegistrationState.UNREGISTERED
 
 
 async def test_a_set_api_is_used_as_set(sim: PolySim, collector: PolyCollector) -> None:
