@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from collectors.base import Collector, CollectorSettings
-from collectors.codec_settings import PolySettings, XapiSettings
+from collectors.codec_settings import KamailioSettings, PolySettings, XapiSettings
 from collectors.http_settings import HttpSettings
 from collectors.icmp import IcmpSettings
 from collectors.sip import SipSettings
@@ -38,6 +38,7 @@ PROBES: dict[str, Probe] = {
     "sip": Probe(SipSettings, "collectors.sip:SipCollector"),
     "xapi": Probe(XapiSettings, "collectors.xapi:XapiCollector"),
     "poly": Probe(PolySettings, "collectors.poly:PolyCollector"),
+    "kamailio": Probe(KamailioSettings, "collectors.registrar.kamailio:KamailioCollector"),
 }
 
 

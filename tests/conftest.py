@@ -9,13 +9,14 @@ import pytest
 from netmon.alerting.store import AlertDB
 from tests.lab import netlab as lab
 
-# Fixtures of the peers: bad SNMP agents, Alertmanager and HTTP recorders, Mosquitto, SIP; and
-# netmon installed where an unprivileged user can run it.
+# Fixtures of the peers: bad SNMP agents, Alertmanager and HTTP recorders, Mosquitto, SIP, a
+# Kamailio registrar; and netmon installed where an unprivileged user can run it.
 pytest_plugins = [
     "tests.snmp_agent",
     "tests.alertmanager_peer",
     "tests.mqtt_peer",
     "tests.sip_peers",
+    "tests.registrar_peer",
     "tests.unprivileged",
 ]
 

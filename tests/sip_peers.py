@@ -211,14 +211,21 @@ class Kamailio(_SipPeer):
 
 
 class Baresip(_SipPeer):
-    """baresip with one account, `user`, listening for SIP on 127.0.0.1:port (UDP and TCP)."""
+    """baresip with one account, `user`, listening for SIP on 127.0.0.1:port (UDP and TCP).
 
-    def __init__(self, workdir: Path, *, user: str = "alice") -> None:
+    `accounts` replaces the accounts file's lines (`registering(...)` builds one that registers
+    to a registrar); `user` must be one of them, the one the readiness OPTIONS is addressed to.
+    """
+
+    def __init__(
+        self, workdir: Path, *, user: str = "alice", accounts: Sequence[str] | None = None
+    ) -> None:
         binary = program("baresip")
         self.user = user
         confdir = workdir / "baresip"
         confdir.mkdir(parents=True, exist_ok=True)
-        (confdir / "accounts").write_text(f"<sip:{user}@127.0.0.1>;regint=0\n")
+        lines = accounts if accounts is not None else [f"<sip:{user}@127.0.0.1>;regint=0"]
+        (confdir / "accounts").write_text("".join(f"{line}\n" for line in lines))
         # baresip also listens on port + 1 for TLS; a port taken by then means another try.
         for _attempt in range(3):
             self.port = free_udp_tcp_port()
@@ -244,6 +251,12 @@ class Baresip(_SipPeer):
                 return
             self.log.close()
         raise AssertionError(f"baresip would not start:\n{self.output()}")
+
+
+def registering(user: str, registrar_port: int, password: str, *, expires: int) -> str:
+    """A baresip account line for `user` that REGISTERs to 127.0.0.1:registrar_port every
+    `expires` seconds (baresip asks for that expiry, and refreshes before it runs out)."""
+    return f"<sip:{user}@127.0.0.1:{registrar_port}>;auth_pass={password};regint={expires}"
 
 
 @dataclass(frozen=True)
