@@ -42,6 +42,8 @@ from netmon.credentials import ApiCredential
 from netmon.model import Contact, ProbeTarget, RegistrarContacts, RegistrationFailure
 
 NOT_SET = "[not set]"
+# More seconds left than this (ten years) is no registration Kamailio gives: a broken answer.
+MAX_EXPIRES = 10 * 365 * 86400
 _GONE = ("expired", "deleted")
 _FAILURE_VALUE = re.compile(r"(\d{9,11}) +(\d{3}\b.*)", re.DOTALL)
 _MESSAGE = 200  # characters of a JSON-RPC error message shown in a detail
@@ -69,7 +71,7 @@ def rpc_result(document: Any, method: str) -> Any:
     if error is not None:
         message = error.get("message") if isinstance(error, dict) else error
         code = error.get("code") if isinstance(error, dict) else None
-        text = str(message)[:_MESSAGE] if message is not None else "no message"
+        text = message[:_MESSAGE] if isinstance(message, str) else "no message"
         suffix = f" ({code})" if isinstance(code, int) and not isinstance(code, bool) else ""
         raise KamailioAnswerError(f"{method}: the registrar answered an error: {text}{suffix}")
     if "result" not in document:
@@ -91,10 +93,20 @@ def _text(record: dict[str, Any], key: str) -> str:
     if value is None or value == NOT_SET:
         return ""
     if isinstance(value, str):
-        return value
+        return _utf8(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise KamailioAnswerError(f"ul.dump: {key} is not a string")
+
+
+def _utf8(value: str) -> str:
+    """`value`, with lone surrogates (JSON's "\\udc80" escapes) as "?": whatever is read here
+    ends up in metric labels and JSON, which must encode as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", errors="replace").decode("utf-8")
+    return value
 
 
 def _list(value: Any, what: str) -> list[Any]:
@@ -136,9 +148,11 @@ def _contact(aor: str, record: dict[str, Any], now: float) -> Contact | None:
     elif expires in _GONE:
         return None
     elif isinstance(expires, int | float) and not isinstance(expires, bool):
-        if not expires > 0:  # also NaN
-            return None
+        if expires >= MAX_EXPIRES:
+            raise KamailioAnswerError(f"ul.dump: Expires of {aor} is beyond ten years")
         at = now + float(expires)
+        if not at > now:  # 0 s left (or less, or NaN): it expires as we look
+            return None
     else:
         raise KamailioAnswerError(f"ul.dump: Expires of {aor} is {str(expires)[:20]!r}")
     return Contact(
@@ -168,7 +182,7 @@ def parse_htable_dump(result: Any, now: float) -> tuple[RegistrationFailure, ...
             value = slot.get("value")
             if isinstance(value, bool) or not isinstance(value, str | int):
                 raise KamailioAnswerError(f"htable.dump: the value of {slot['name']} is odd")
-            failures.append(_failure(slot["name"], str(value), now))
+            failures.append(_failure(_utf8(slot["name"]), _utf8(str(value)), now))
     return tuple(failures)
 
 

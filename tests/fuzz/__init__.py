@@ -12,13 +12,14 @@ campaign can show their cost grows linearly with a datagram's size.
 
 from __future__ import annotations
 
-from tests.fuzz import codecs, files, poly, probes, snmp
+from tests.fuzz import codecs, files, poly, probes, registrar, snmp
 from tests.fuzz.target import Check, Target
 
 TARGETS: tuple[Target, ...] = (
     *probes.TARGETS,
     *codecs.TARGETS,
     *poly.TARGETS,
+    *registrar.TARGETS,
     *snmp.TARGETS,
     *files.TARGETS,
 )
