@@ -45,7 +45,7 @@ NOT_SET = "[not set]"
 # More seconds left than this (ten years) is no registration Kamailio gives: a broken answer.
 MAX_EXPIRES = 10 * 365 * 86400
 _GONE = ("expired", "deleted")
-_FAILURE_VALUE = re.compile(r"(\d{9,11}) +(\d{3}\b.*)", re.DOTALL)
+_FAILURE_VALUE = re.compile(r"([0-9]{9,11}) +([0-9]{3}\b.*)", re.DOTALL)
 _MESSAGE = 200  # characters of a JSON-RPC error message shown in a detail
 
 
@@ -71,7 +71,7 @@ def rpc_result(document: Any, method: str) -> Any:
     if error is not None:
         message = error.get("message") if isinstance(error, dict) else error
         code = error.get("code") if isinstance(error, dict) else None
-        text = message[:_MESSAGE] if isinstance(message, str) else "no message"
+        text = _utf8(message[:_MESSAGE]) if isinstance(message, str) else "no message"
         suffix = f" ({code})" if isinstance(code, int) and not isinstance(code, bool) else ""
         raise KamailioAnswerError(f"{method}: the registrar answered an error: {text}{suffix}")
     if "result" not in document:
@@ -181,7 +181,7 @@ def parse_htable_dump(result: Any, now: float) -> tuple[RegistrationFailure, ...
                 raise KamailioAnswerError("htable.dump: an item without its name")
             value = slot.get("value")
             if isinstance(value, bool) or not isinstance(value, str | int):
-                raise KamailioAnswerError(f"htable.dump: the value of {slot['name']} is odd")
+                raise KamailioAnswerError(f"htable.dump: the value of {_utf8(slot['name'])} is odd")
             failures.append(_failure(_utf8(slot["name"]), _utf8(str(value)), now))
     return tuple(failures)
 

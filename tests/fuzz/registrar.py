@@ -103,6 +103,7 @@ def _check(value: tuple[str, bytes]) -> None:
                 assert failure.at == failure.at  # never NaN
     except KamailioAnswerError as exc:
         message = str(exc)
+        message.encode("utf-8")  # a detail goes to logs and JSON as it is
     else:
         return
     assert message.startswith(f"{method}: "), message  # says which answer was wrong
