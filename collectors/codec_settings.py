@@ -122,7 +122,7 @@ class KamailioSettings(CollectorSettings):
     interval: Duration = Field(default=15.0, gt=0)
     timeout: Duration = Field(default=5.0, gt=0, description="for one whole poll")
     url: str = Field(
-        default="http://{address}:5060/RPC",
+        default="http://{address}:5071/RPC",
         description="the JSON-RPC endpoint; {address} is replaced by the target's address",
     )
     credential: str | None = Field(

@@ -370,7 +370,7 @@ async def test_a_huge_answer_is_refused_unread(
 
     fake_rpc.answer = announced
     caught = await failure(collector, fake_rpc.url, max_body=1 << 20)
-    assert caught.reason == "parse"
+    assert caught.reason == "too_large"
     assert caught.detail == f"the answer is {size} bytes, over max_body ({1 << 20}): not read"
     assert fake_rpc.sent < size
 
@@ -385,7 +385,7 @@ async def test_a_huge_answer_is_refused_unread(
     fake_rpc.answer = chunked
     caught = await failure(collector, fake_rpc.url, max_body=1 << 20)
     assert (caught.reason, caught.detail) == (
-        "parse",
+        "too_large",
         f"the answer is over max_body ({1 << 20} bytes)",
     )
 

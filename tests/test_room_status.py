@@ -150,7 +150,9 @@ def test_a_registrar_poll_tells_every_endpoint_registered_there() -> None:
     heard: list[str] = []
     store.on_record(lambda state, observation: heard.append(state.target.id))
     store.record(_contacts("hall@conf.lab", "commune"))
-    assert heard == ["reg", "hall", "commune"]  # the registrar, then each of its endpoints
+    # The registrar, then each of its endpoints (in no promised order).
+    assert heard[0] == "reg"
+    assert sorted(heard[1:]) == ["commune", "hall"]
     commune = store.targets["commune"].endpoint_view()
     assert commune is not None
     assert commune.registered("sip") is True

@@ -8,7 +8,7 @@ read-only requests go through here, so sending one twice is harmless.
 Answers are bounded: one announced over `max_body` is refused before its body is read, and one
 that grows past it while being read is cut off there. Failures are `CollectError`s with the
 stable reasons of every collector: refused, unreachable, resolve, tls, auth (HTTP 401/403),
-status (any other non-2xx), protocol (not HTTP), parse (not JSON, or over max_body). The
+status (any other non-2xx), protocol (not HTTP), parse (not JSON), too_large (over max_body). The
 caller bounds the whole poll with its timeout.
 
 The password goes into the Authorization header of the request and nowhere else: no detail,
@@ -143,14 +143,14 @@ async def _bounded(response: aiohttp.ClientResponse, max_body: int) -> bytes:
     announced = response.content_length
     if announced is not None and announced > max_body:
         raise CollectError(
-            "parse", f"the answer is {announced} bytes, over max_body ({max_body}): not read"
+            "too_large", f"the answer is {announced} bytes, over max_body ({max_body}): not read"
         )
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > max_body:
-            raise CollectError("parse", f"the answer is over max_body ({max_body} bytes)")
+            raise CollectError("too_large", f"the answer is over max_body ({max_body} bytes)")
         chunks.append(chunk)
     return b"".join(chunks)
 
