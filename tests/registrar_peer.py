@@ -3,8 +3,9 @@
 `KamailioRegistrar` runs kamailio with usrloc, registrar and digest auth (`pv_auth_check`
 against passwords in an htable: no database server) on a free loopback UDP port for SIP, and
 serves JSON-RPC on a free TCP port through deploy/kamailio/netmon-registrar.cfg, included as
-shipped: the lab config below is what an operator's kamailio.cfg is, and it adds the snippet
-exactly as the snippet's own comments tell an operator to. A REGISTER with a wrong password
+shipped: the lab config (netmon_lab/registrar.py, which the demo's registrar runs too) is what
+an operator's kamailio.cfg is, and it adds the snippet exactly as the snippet's own comments
+tell an operator to. A REGISTER with a wrong password
 gets "401 Unauthorized", one for a user it does not know "403 Forbidden", both recorded in the
 `regfail` htable by the snippet's routes.
 
@@ -16,7 +17,7 @@ the test. Baresips registering to it: `tests.sip_peers.Baresip(..., accounts=[re
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -26,77 +27,10 @@ from typing import Any
 
 import pytest
 
+from netmon_lab.registrar import render_config, rpc_authorization, snippet
 from tests.helpers import wait_until
 from tests.peers import free_port
 from tests.sip_peers import KAMAILIO_MODULES, _SipPeer, answers_udp, free_udp_tcp_port, program
-
-SNIPPET = Path(__file__).resolve().parent.parent / "deploy" / "kamailio" / "netmon-registrar.cfg"
-
-LAB_CONFIG = """#!KAMAILIO
-# The lab's registrar: an operator's own kamailio.cfg, in a few lines.
-#!define NETMON_RPC_PORT {rpc_port}
-{rpc_auth}
-debug=2
-log_stderror=yes
-children=2
-tcp_children=2
-auto_aliases=no
-listen=udp:127.0.0.1:{sip_port}
-listen=tcp:127.0.0.1:{rpc_port}
-mpath="{modules}/"
-
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "xlog.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "auth.so"
-
-# Short registrations for tests: a contact lives as long as the UA asks (down to 1 s), and
-# the timer removes expired ones every second.
-modparam("usrloc", "timer_interval", 1)
-modparam("registrar", "min_expires", 1)
-modparam("registrar", "default_expires", 30)
-
-include_file "{snippet}"
-
-modparam("htable", "htable", "passwd=>size=8;")
-event_route[htable:mod-init] {{
-{passwords}}}
-
-request_route {{
-    if ($rm != "REGISTER") {{
-        sl_send_reply("405", "Method Not Allowed");
-        exit;
-    }}
-    if ($sht(passwd=>$tU) == $null) {{
-        $var(netmon_refusal) = "403 Forbidden";
-        route(NETMON_REGFAIL);
-        sl_send_reply("403", "Forbidden");
-        exit;
-    }}
-    if (!pv_auth_check("$td", "$sht(passwd=>$tU)", "0", "1")) {{
-        $var(rc) = $rc;
-        if ($var(rc) == -2 || $var(rc) == -8) {{
-            $var(netmon_refusal) = "401 Unauthorized";
-            route(NETMON_REGFAIL);
-        }}
-        auth_challenge("$td", "0");
-        exit;
-    }}
-    if (!save("location")) {{
-        sl_reply_error();
-        exit;
-    }}
-    route(NETMON_REGOK);
-}}
-"""
-
-
-def _quoted(value: str) -> str:
-    for forbidden in ('"', "\\", "\n"):
-        assert forbidden not in value, f"{value!r}: no {forbidden!r} in a kamailio.cfg string"
-    return f'"{value}"'
 
 
 class KamailioRegistrar(_SipPeer):
@@ -114,24 +48,18 @@ class KamailioRegistrar(_SipPeer):
         self.port = free_udp_tcp_port()
         self.rpc_port = free_port()
         self.rpc_url = f"http://127.0.0.1:{self.rpc_port}/RPC"
-        self._authorization: str | None = None
-        auth_define = ""
-        if rpc_auth is not None:
-            token = base64.b64encode(f"{rpc_auth[0]}:{rpc_auth[1]}".encode()).decode()
-            self._authorization = f"Basic {token}"
-            auth_define = f"#!define NETMON_RPC_AUTH {_quoted(self._authorization)}"
-        passwords = "".join(
-            f"    $sht(passwd=>{user}) = {_quoted(password)};\n" for user, password in users.items()
-        )
+        self._authorization = None if rpc_auth is None else rpc_authorization(*rpc_auth)
+        # The snippet as an installed netmon_lab ships it: the demo's registrar is this one.
+        self._snippet = contextlib.ExitStack()
         self.config = workdir / "kamailio.cfg"
         self.config.write_text(
-            LAB_CONFIG.format(
-                rpc_port=self.rpc_port,
-                rpc_auth=auth_define,
+            render_config(
                 sip_port=self.port,
+                rpc_port=self.rpc_port,
+                users=users,
                 modules=KAMAILIO_MODULES,
-                snippet=SNIPPET,
-                passwords=passwords or "    $var(none) = 0;\n",
+                snippet=self._snippet.enter_context(snippet()),
+                authorization=self._authorization,
             )
         )
         runtime = workdir / "kamailio-run"
@@ -162,6 +90,12 @@ class KamailioRegistrar(_SipPeer):
         except BaseException:
             self.stop()
             raise
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            self._snippet.close()
 
     def rpc(self, method: str, *params: str) -> Any:
         """One JSON-RPC call as netmon makes it (the snippet lets only those through), from
