@@ -94,6 +94,17 @@ def sip_user(room: Mapping[str, str]) -> str:
     return user
 
 
+def baresip_program() -> str | None:
+    return shutil.which("baresip")
+
+
+def _failed(process: LabProcess, what: str) -> str:
+    """Why a program is of no use: how it ended, or what it was not doing, and its last words."""
+    state = f"exited with {process.returncode}" if process.ended else what
+    tail = process.tail()
+    return f"{process.name} {state}" + (f": {tail}" if tail else "")
+
+
 def _free_port(kind: socket.SocketKind) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -142,7 +153,13 @@ class SipRooms:
         started = time.monotonic()
         try:
             self.reason = await self._start()
-        except (OSError, TimeoutError, BaresipCommandError, aiohttp.ClientError) as exc:
+        except (
+            OSError,
+            TimeoutError,
+            BaresipCommandError,
+            aiohttp.ClientError,
+            KamailioAnswerError,
+        ) as exc:
             self.reason = f"{type(exc).__name__}: {exc}"
         except BaseException:
             await self._stack.aclose()
@@ -169,7 +186,7 @@ class SipRooms:
     async def _start(self) -> str | None:
         """Everything started and every room registered: None; else why not."""
         kamailio, modules = kamailio_program(), kamailio_modules()
-        baresip = shutil.which("baresip")
+        baresip = baresip_program()
         if kamailio is None or modules is None:
             return "kamailio is not installed (Debian package kamailio)"
         missing = [m for m in BARESIP_NEEDS if not (BARESIP_MODULES / m).is_file()]
@@ -227,7 +244,7 @@ class SipRooms:
             self.rpc_url = f"http://127.0.0.1:{rpc_port}/RPC"
             if await self._rpc_answers(process, timeout=10.0):
                 return None
-            reason = f"kamailio did not answer its RPC: {process.tail()}"
+            reason = _failed(process, "did not answer its RPC within 10s")
             await self._disown(process)
         return reason
 
@@ -260,7 +277,7 @@ class SipRooms:
                 self._control = await BaresipControl.connect(control_port)
                 self._stack.push_async_callback(self._control.close)
                 return None
-            reason = f"baresip did not start: {process.tail()}"
+            reason = _failed(process, "did not start within 10s")
             await self._disown(process)
         return reason
 

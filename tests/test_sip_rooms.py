@@ -23,7 +23,13 @@ from netmon.config.loader import load_data
 from netmon.model import ProbeTarget, RegistrarContacts
 from netmon_lab.fault_kinds import FaultKind
 from netmon_lab.room_faults import RoomFaults
-from netmon_lab.sip_rooms import REGISTRAR_ID, SipRooms, plain_sip_rooms, sip_user
+from netmon_lab.sip_rooms import (
+    REGISTRAR_ID,
+    SipRooms,
+    SipRoomsError,
+    plain_sip_rooms,
+    sip_user,
+)
 from tests.sip_peers import program
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,17 +149,28 @@ async def test_the_demo_config_gains_the_registrar_and_each_rooms_aor(sip_rooms:
     assert settings.url == sip_rooms.rpc_url
 
 
-async def test_without_kamailio_the_demo_runs_without_plain_sip_rooms(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("missing", "found", "reason"),
+    [
+        ("kamailio_program", None, "kamailio is not installed (Debian package kamailio)"),
+        ("baresip_program", None, "baresip is not installed (Debian package baresip-core)"),
+        # A kamailio that will not run: tried with fresh ports, then given up with its exit.
+        ("kamailio_program", "/bin/false", "kamailio exited with 1"),
+    ],
+)
+async def test_without_a_working_peer_the_demo_runs_without_plain_sip_rooms(
+    monkeypatch: pytest.MonkeyPatch, missing: str, found: str | None, reason: str
 ) -> None:
-    monkeypatch.setattr(netmon_lab.sip_rooms, "kamailio_program", lambda: None)
+    monkeypatch.setattr(netmon_lab.sip_rooms, missing, lambda: found)
     data = {"targets": [{"id": "ep-hall", "address": "127.0.1.9"}]}
     async with SipRooms(ROOMS) as rooms:
-        assert rooms.reason == "kamailio is not installed (Debian package kamailio)"
+        assert rooms.reason == reason
         assert rooms.rpc_url is None
         assert rooms.processes == []
         assert rooms.config(data) == data
         assert "not running" in (rooms.refusal("ep-hall", FaultKind.UNREGISTER) or "")
+        with pytest.raises(SipRoomsError, match="no plain SIP rooms"):
+            await rooms.unregister("ep-hall", True)
 
 
 def test_the_shipped_inventorys_hdx_rooms_are_the_plain_sip_rooms() -> None:
