@@ -166,7 +166,8 @@ class SipRooms:
             raise
         if self.reason is not None:
             await self._stack.aclose()
-            self.rpc_url = None
+            # Nothing half-started answers for the rooms: no registrar URL, no control socket.
+            self.rpc_url, self._control = None, None
             log.warning("the demo runs without plain SIP rooms", extra={"reason": self.reason})
         else:
             log.info(
