@@ -361,7 +361,7 @@ def test_a_room_without_api_or_registrar_says_its_status_is_not_available() -> N
     bare = replace(PLAIN, registrar=None, aor="")
     report = _check(bare, None)
     assert report.verdict is Verdict.GO
-    assert report.notes == ["endpoint status not available (no vendor API or registrar configured)"]
+    assert report.notes == ["status not available (no codec API or registrar)"]
     assert report.to_json()["notes"] == report.notes
 
 

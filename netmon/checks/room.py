@@ -67,8 +67,8 @@ def judge_room(
         add(
             Finding(
                 Verdict.GO,
-                "endpoint status not available (no vendor API or registrar configured)",
-                "không có trạng thái thiết bị (chưa cấu hình API hoặc máy chủ đăng ký)",
+                "status not available (no codec API or registrar)",
+                "không có trạng thái thiết bị (không có API hoặc máy chủ đăng ký)",
             )
         )
         return

@@ -111,6 +111,7 @@ class CheckRunner:
         self.burst = burst or BurstSettings()
         self._icmp = IcmpCollector()
         self._collectors: dict[str, Collector] = {}
+        self._starting: dict[str, asyncio.Lock] = {}
 
     async def start(self) -> None:
         await self._icmp.start()
@@ -122,12 +123,15 @@ class CheckRunner:
         self._collectors.clear()
 
     async def _collector(self, name: str) -> Collector:
-        collector = self._collectors.get(name)
-        if collector is None:
-            # The first use of a probe imports its module (and transport): off the event loop.
-            collector = (await asyncio.to_thread(registry.collector_class, name))()
-            await collector.start()
-            self._collectors[name] = collector
+        # Hundreds of endpoints ask at once: one of them starts the collector, the others
+        # wait for it (each starting its own would leave all but one unclosed).
+        async with self._starting.setdefault(name, asyncio.Lock()):
+            collector = self._collectors.get(name)
+            if collector is None:
+                # The first use of a probe imports its module (and transport): off the loop.
+                collector = (await asyncio.to_thread(registry.collector_class, name))()
+                await collector.start()
+                self._collectors[name] = collector
         return collector
 
     async def run(
