@@ -40,6 +40,7 @@ from netmon_lab.fault_api import fault_routes
 from netmon_lab.fault_client import DEFAULT_URL
 from netmon_lab.faults import FaultInjector
 from netmon_lab.netns import EndpointNetwork, LabUnavailableError
+from netmon_lab.rooms import DemoRooms
 from netmon_lab.snmpsim import UPLINK_ALIAS, SimDevice, SnmpSimulator, build_lab, slug
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def add_devices(data: dict[str, Any], devices: list[SimDevice], port: int) -> di
 
 
 # A real province always has a few sites in trouble; these give a readiness check of the
-# demo something to find (one WARN, one NO-GO, both in the district the banner suggests
+# demo something to find (one WARN, two NO-GO, all in the district the banner suggests
 # checking). `netmon demo fault clear s1` makes a site healthy.
 STANDING_FAULTS: tuple[tuple[dict[str, object], str], ...] = (
     (
@@ -101,6 +102,10 @@ STANDING_FAULTS: tuple[tuple[dict[str, object], str], ...] = (
     (
         {"kind": "delay", "target": "ep-ba-thuoc-xa07", "value": 0.5},
         "standing: VSAT satellite link → readiness NO-GO",
+    ),
+    (
+        {"kind": "camera-unplug", "target": "ep-ba-thuoc-xa04"},
+        "standing: camera cable pulled when the room was rearranged → readiness NO-GO",
     ),
 )
 
@@ -145,10 +150,13 @@ class Lab:
         listen: str,
         with_devices: bool = True,
         with_network: bool = True,
+        with_rooms: bool = True,
         mqtt: str = DEFAULT_MQTT,
         alertmanager: str = DEFAULT_ALERTMANAGER,
     ) -> None:
         self._listen = listen
+        self._with_rooms = with_rooms
+        self.rooms: DemoRooms | None = None
         self.mqtt = mqtt
         self._alertmanager = alertmanager
         self.sinks: dict[str, Any] = {}
@@ -196,6 +204,14 @@ class Lab:
                 extra={"devices": len(devices), "port": self.simulator.port},
             )
             data = add_devices(data, devices, self.simulator.port)
+        if self._with_rooms:
+            rooms = [
+                {"id": t["id"], **{k: str(v) for k, v in t.get("labels", {}).items()}}
+                for t in data["targets"]
+                if t.get("kind") == "endpoint"
+            ]
+            self.rooms = await self._stack.enter_async_context(DemoRooms(rooms))
+            data = self.rooms.config(data)
         self.sinks = await detect_sinks(self.mqtt, self._alertmanager)
         if self.sinks:
             data["alerting"] = {**data.get("alerting", {}), **self.sinks}
@@ -214,10 +230,12 @@ class Lab:
             network=self.network,
             devices_control=self.simulator,
             network_reason=self.network_unavailable,
+            rooms=self.rooms,
         )  # fmt: skip
         self._stack.push_async_callback(self.faults.close)
-        if self.network is not None:
-            for request, story in STANDING_FAULTS:
+        unavailable = self.faults.unavailable()
+        for request, story in STANDING_FAULTS:
+            if request["kind"] not in unavailable:
                 await self.faults.add(request, standing=story)
 
     async def _start_network(self, endpoints: list[dict[str, str]]) -> EndpointNetwork | None:

@@ -493,6 +493,34 @@ async def test_the_demo_publishes_statuses_and_a_faults_alert_on_mqtt(
 
 
 @pytest.mark.netns
+async def test_a_room_taken_off_the_registrar_is_endpoint_unregistered_on_mqtt(
+    clean: Demo, broker: Mosquitto
+) -> None:
+    with MqttRecorder(broker, "netmon/events/alerts") as recorder:
+        fault = clean.inject({"kind": "unregister", "target": "ep-so-01"})
+        assert fault["summary"] == "ep-so-01: not registered (SIP)"
+
+        def event(status: str) -> Callable[[MqttMessage], bool]:
+            def match(message: MqttMessage) -> bool:
+                alert = json.loads(message.payload)
+                return (alert["alertname"], alert["target"], alert["status"]) == (
+                    "EndpointUnregistered", "ep-so-01", status,
+                ) and alert["labels"]["protocol"] == "sip"  # fmt: skip
+
+            return match
+
+        # The demo reads its codecs every 10 s; the wait only catches a hang.
+        firing = await recorder.until(event("firing"), timeout=HANG)
+        summary = json.loads(firing.payload)["summary"]
+        assert summary == "Văn phòng UBND tỉnh is not registered (SIP): 403 Forbidden"
+        assert clean.target("ep-so-01")["room"]["problems"] == [
+            "not registered (SIP): 403 Forbidden"
+        ]
+        clean.call("DELETE", suffix=f"/{fault['id']}")
+        await recorder.until(event("resolved"), timeout=HANG)
+
+
+@pytest.mark.netns
 def test_demo_endpoints_live_in_the_lab_range_with_their_inventory_names(clean: Demo) -> None:
     target = clean.target("ep-so-01")
     assert target["address"].startswith("198.1")
@@ -536,7 +564,10 @@ def test_loss_shows_on_that_endpoint_only(clean: Demo) -> None:
         what="loss",
         showing=lossy,
     )
-    assert set(lossy()) <= clean.touched  # no endpoint that no test faulted loses anything
+    # No endpoint that nothing faulted loses anything. The standing satellite link (500 ms)
+    # may lose an echo past the 800 ms timeout on a loaded machine: it is faulted too.
+    standing = {e for fault in clean.faults(standing=True) for e in fault["endpoints"]}
+    assert set(lossy()) <= clean.touched | standing
     assert clean.up()["ep-so-06"] in (0.0, 1.0)
 
 
@@ -765,13 +796,16 @@ def test_the_demo_lab_is_checked_whole_and_its_troubled_sites_show_with_reasons(
     report = json.loads(result.stdout)
     # How long the check takes is a figure of `make bench` (bench/check_bench.py), not a bound.
     assert len(report["endpoints"]) == 215
-    assert report["counts"] == {"GO": 212, "WARN": 1, "NO-GO": 2}, [
-        (e["target"], e["verdict"], e["reasons"]) for e in report["endpoints"][:4]
+    assert report["counts"] == {"GO": 211, "WARN": 1, "NO-GO": 3}, [
+        (e["target"], e["verdict"], e["reasons"]) for e in report["endpoints"][:5]
     ]
     by_id = {e["target"]: e for e in report["endpoints"]}
-    assert {e["target"] for e in report["endpoints"][:3]} == {
-        "ep-so-06", "ep-ba-thuoc-xa07", "ep-ba-thuoc-xa06",
+    assert {e["target"] for e in report["endpoints"][:4]} == {
+        "ep-so-06", "ep-ba-thuoc-xa07", "ep-ba-thuoc-xa06", "ep-ba-thuoc-xa04",
     }  # fmt: skip
+    # The standing unplugged camera: what the room's own API says, in both languages.
+    assert by_id["ep-ba-thuoc-xa04"]["reasons"] == ["camera disconnected (Camera)"]
+    assert by_id["ep-ba-thuoc-xa04"]["reasons_vi"] == ["mất kết nối camera (Camera)"]
     assert by_id["ep-so-06"]["reasons"][0].startswith("loss ")
     assert by_id["ep-so-06"]["reasons"][0].endswith("> 5.0%")
     # The standing satellite link (500 ms) and congested line (180 ms), in plain words.
@@ -808,12 +842,16 @@ def test_the_banners_district_check_prints_a_verdict_for_each_of_its_endpoints(
         if "(ep-ba-thuoc" in line
     ]
     assert len(cells) == 8, result.stdout  # the district's people's committee and 7 communes
-    rows = [(re.sub(r".*\((ep-[\w-]+)\)$", r"\1", row[1]), row[0], row[-1]) for row in cells]
-    assert [row[:2] for row in rows[:2]] == [  # worst first
-        ("ep-ba-thuoc-xa07", "NO-GO"),
-        ("ep-ba-thuoc-xa06", "WARN"),
-    ], result.stdout
-    assert re.fullmatch(r"RTT p95 5\d\d ms > 300 ms", rows[0][2]), result.stdout
-    assert re.fullmatch(r"RTT p95 1[89]\d ms > 150 ms", rows[1][2]), result.stdout
-    assert {verdict for _, verdict, _ in rows[2:]} == {"GO"}
-    assert re.search(r"6 GO, 1 WARN, 1 NO-GO \(8 endpoints checked in [\d.]+ s\)", result.stdout)
+    rows = {re.sub(r".*\((ep-[\w-]+)\)$", r"\1", row[1]): (row[0], row[-1]) for row in cells}
+    assert [verdict for verdict, _ in rows.values()][:3] == [
+        "NO-GO",
+        "NO-GO",
+        "WARN",
+    ]  # worst first
+    assert rows["ep-ba-thuoc-xa04"] == ("NO-GO", "camera disconnected (Camera)"), result.stdout
+    assert rows["ep-ba-thuoc-xa07"][0] == "NO-GO"
+    assert re.fullmatch(r"RTT p95 5\d\d ms > 300 ms", rows["ep-ba-thuoc-xa07"][1]), result.stdout
+    assert rows["ep-ba-thuoc-xa06"][0] == "WARN"
+    assert re.fullmatch(r"RTT p95 1[89]\d ms > 150 ms", rows["ep-ba-thuoc-xa06"][1]), result.stdout
+    assert [verdict for verdict, _ in rows.values()][3:] == ["GO"] * 5
+    assert re.search(r"5 GO, 1 WARN, 2 NO-GO \(8 endpoints checked in [\d.]+ s\)", result.stdout)
