@@ -322,6 +322,14 @@ def _banner(lab: Lab, url: str) -> str:
             f'Check a district: netmon check --config {lab.config_file} --district "Bá Thước"'
         )
     lines += _sink_lines(lab)
+    sip = lab.rooms.sip if lab.rooms is not None else None
+    if sip is not None and sip.reason is None:
+        lines.append(
+            f"SIP registrar: Kamailio with {len(sip.rooms)} plain SIP rooms registered by baresip "
+            f"(netmon reads it at {sip.rpc_url})"
+        )
+    elif sip is not None:
+        lines.append(f"SIP registrar: none, so no plain SIP rooms ({sip.reason})")
     standing = [fault for fault in lab.faults.faults() if fault.standing]
     if standing:
         lines.append("Standing faults of the lab (netmon demo fault list shows every fault):")

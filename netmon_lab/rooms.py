@@ -30,6 +30,7 @@ from netmon_lab.codec_state import CodecState, SimCall, SimDiagnostic
 from netmon_lab.fault_kinds import FaultKind
 from netmon_lab.poly_sim import GROUP_SERIES, VIDEOOS, PolyCodec, PolySim
 from netmon_lab.room_faults import RoomFaults
+from netmon_lab.sip_rooms import SipRooms, plain_sip_rooms
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class DemoRooms:
 
     rooms: list[dict[str, str]]  # id, vendor, model, sip_uri of every endpoint
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    sip: SipRooms | None = None  # the plain SIP rooms and their registrar, once started
     _codecs: dict[str, SimCodec | PolyCodec] = field(default_factory=dict)
     _base: dict[str, CodecState] = field(default_factory=dict)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
@@ -140,6 +142,11 @@ class DemoRooms:
                     password=self.password,
                 )
         log.info("simulated codecs ready", extra={"cisco": len(cisco), "poly": len(poly)})
+        plain = plain_sip_rooms(self.rooms)
+        if plain:
+            self.sip = await self._stack.enter_async_context(SipRooms(plain))
+            if self.sip.reason is not None:
+                log.warning("no plain SIP rooms in the demo", extra={"reason": self.sip.reason})
 
     def config(self, data: dict[str, Any]) -> dict[str, Any]:
         """The demo config with each simulated room's vendor, API and credential."""
@@ -160,11 +167,14 @@ class DemoRooms:
         }
         status = {"credential": API_CREDENTIAL, "interval": STATUS_INTERVAL}
         defaults = {**data.get("defaults", {}), "xapi": status, "poly": status}
-        return {**data, "targets": targets, "credentials": credentials, "defaults": defaults}
+        data = {**data, "targets": targets, "credentials": credentials, "defaults": defaults}
+        return data if self.sip is None else self.sip.config(data)
 
     # -- RoomControl ---------------------------------------------------------------------------
 
     def refusal(self, endpoint: str, kind: FaultKind) -> str | None:
+        if self.sip is not None and endpoint in self.sip.rooms:
+            return self.sip.refusal(endpoint, kind)
         codec = self._codecs.get(endpoint)
         if codec is None:
             return f"{endpoint} has no simulated codec API (a Huawei room: its status is not read)"
@@ -176,3 +186,5 @@ class DemoRooms:
         now = time.time()
         for endpoint, codec in self._codecs.items():
             codec.state = faulted(self._base[endpoint], rooms.get(endpoint, RoomFaults()), now)
+        if self.sip is not None:
+            await self.sip.set_rooms(rooms)
