@@ -128,6 +128,8 @@ def states(*names: tuple[float, str, str]) -> list[dm.ValueMapping]:
 UP_DOWN = states((1, "up", GREEN), (0, "down", RED))
 # netmon_endpoint_readiness_verdict
 VERDICTS = states((0, "GO", GREEN), (1, "WARN", ORANGE), (2, "NO-GO", RED))
+REGISTERED = states((1, "registered", GREEN), (0, "not registered", RED))
+CONNECTED = states((1, "connected", GREEN), (0, "disconnected", RED))
 
 
 def draw_thresholds(builder: timeseries.Panel, thresholds: dash.ThresholdsConfig) -> None:

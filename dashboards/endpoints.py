@@ -10,6 +10,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 
 from dashboards.common import (
     ANY_IS_BAD,
+    CONNECTED,
     COUNT,
     ENDPOINTS_UID,
     GREEN,
@@ -17,6 +18,7 @@ from dashboards.common import (
     LOSS_STEPS,
     ORANGE,
     RATIO,
+    REGISTERED,
     ROOMS,
     RTT_STEPS,
     SECONDS,
@@ -132,6 +134,18 @@ def _table() -> table.Panel:
         query(latest("netmon:icmp_rtt_seconds:p95_5m"), instant=True),
         query(latest("netmon:icmp_loss:ratio_rate5m"), instant=True),
         query(latest("netmon_icmp_jitter_seconds"), instant=True),
+        # The room's own status: the worst of its protocols and peripherals, its severe
+        # diagnostics. Rooms without a codec API or registrar have empty cells.
+        query(f"min by (target) (netmon_endpoint_registered and {IN_DISTRICT})", instant=True),
+        query(
+            f"min by (target) (netmon_endpoint_peripheral_connected and {IN_DISTRICT})",
+            instant=True,
+        ),
+        query(
+            f'sum by (target) (netmon_endpoint_diagnostics{{level=~"error|critical"}} '
+            f"and {IN_DISTRICT})",
+            instant=True,
+        ),
         width=24,
         height=14,
     ).unit(COUNT)
@@ -143,6 +157,9 @@ def _table() -> table.Panel:
             "Value #C": "RTT p95 (5 m)",
             "Value #D": "Loss (5 m)",
             "Value #E": "Jitter",
+            "Value #F": "Registered",
+            "Value #G": "Peripherals",
+            "Value #H": "Diagnostic errors",
         },
         ["district", "name", "target"],
     )
@@ -153,12 +170,65 @@ def _table() -> table.Panel:
     cell(endpoints, "RTT p95 (5 m)", unit(SECONDS), *coloured(RTT_STEPS))
     cell(endpoints, "Loss (5 m)", unit(RATIO), *coloured(LOSS_STEPS))
     cell(endpoints, "Jitter", unit(SECONDS), *coloured(JITTER_STEPS))
+    cell(endpoints, "Registered", mapped(REGISTERED), *coloured())
+    cell(endpoints, "Peripherals", mapped(CONNECTED), *coloured())
+    cell(endpoints, "Diagnostic errors", *coloured(ANY_IS_BAD))
     cell(
         endpoints,
         "target",
         links(link("Endpoint " + TO_ENDPOINT, ENDPOINTS_UID, target=TO_ENDPOINT)),
     )
     return endpoints
+
+
+def _fleet() -> list[table.Panel | stat.Panel]:
+    """Software versions across the fleet, and how many rooms say something is wrong."""
+    versions = panel(
+        table.Panel(),
+        "Software versions",
+        "Rooms per vendor, model and software version, from the codecs' own APIs: a version "
+        "that only a few rooms run stands out here before an upgrade or after a failed one.",
+        query(
+            f"count by (vendor, model, software) (max by (target, vendor, model, software) "
+            f"(netmon_endpoint_info) and {IN_DISTRICT})",
+            instant=True,
+        ),
+        width=12,
+        height=8,
+    ).unit(COUNT)
+    tabulate(versions, {"Value": "Rooms"}, ["vendor", "model", "software"])
+    tiles = []
+    for title, description, expr in (
+        (
+            "Not registered",
+            "Rooms that cannot be called over a protocol they have set up (their own word, "
+            "or for a plain SIP room its registrar's).",
+            f"count(min by (target) (netmon_endpoint_registered) == 0 and {IN_DISTRICT})",
+        ),
+        (
+            "Peripheral disconnected",
+            "Rooms reporting a camera, microphone, display or touch panel disconnected.",
+            f"count(min by (target) (netmon_endpoint_peripheral_connected) == 0 and {IN_DISTRICT})",
+        ),
+        (
+            "Diagnostic errors",
+            "Rooms raising a diagnostic at Error or Critical level.",
+            f'count(max by (target) (netmon_endpoint_diagnostics{{level=~"error|critical"}}) '
+            f"> 0 and {IN_DISTRICT})",
+        ),
+        (
+            "In a call",
+            "Rooms in a call now.",
+            f"count(max by (target) (netmon_endpoint_in_call) == 1 and {IN_DISTRICT})",
+        ),
+    ):
+        tile = panel(
+            stat.Panel(), title, description, query(f"{expr} or vector(0)"), width=3, height=8
+        )
+        tile.unit(COUNT).color_mode(cm.BigValueColorMode.BACKGROUND)
+        tile.thresholds(steps(base=GREEN) if title == "In a call" else ANY_IS_BAD)
+        tiles.append(tile)
+    return [versions, *tiles]
 
 
 def _districts() -> list[timeseries.Panel]:
@@ -234,6 +304,37 @@ def _one_endpoint() -> list[stat.Panel | timeseries.Panel | statetimeline.Panel]
     probes.unit(COUNT).mappings(states((1, "ok", GREEN), (0, "failed", "red")))
     probes.color_mode(cm.BigValueColorMode.BACKGROUND).graph_mode(cm.BigValueGraphMode.NONE)
     tiles.append(probes)
+    for title, description, expr, legend, mappings in (
+        (
+            "Registration",
+            "Whether $target can be called, per protocol it has set up.",
+            f"netmon_endpoint_registered{{{ONE}}}",
+            "{{protocol}}",
+            REGISTERED,
+        ),
+        (
+            "Peripherals",
+            "Each kind of peripheral $target reports: all connected, or one is not.",
+            f"netmon_endpoint_peripheral_connected{{{ONE}}}",
+            "{{peripheral}}",
+            CONNECTED,
+        ),
+    ):
+        room = panel(stat.Panel(), title, description, query(expr, legend), width=6, height=4)
+        room.unit(COUNT).mappings(mappings).color_mode(cm.BigValueColorMode.BACKGROUND)
+        room.graph_mode(cm.BigValueGraphMode.NONE)
+        tiles.append(room)
+    diagnostics = panel(
+        stat.Panel(),
+        "Diagnostics",
+        "Messages $target raises about itself, by level.",
+        query(f"netmon_endpoint_diagnostics{{{ONE}}}", "{{level}}"),
+        width=6,
+        height=4,
+    )
+    diagnostics.unit(COUNT).thresholds(ANY_IS_BAD).color_mode(cm.BigValueColorMode.VALUE)
+    diagnostics.graph_mode(cm.BigValueGraphMode.NONE)
+    tiles.append(diagnostics)
 
     rtt = panel(
         timeseries.Panel(),
@@ -306,6 +407,7 @@ def build() -> dm.Dashboard:
         board,
         (
             ("All endpoints", [*_summary(), _grid(), _table()]),
+            ("Room status: registration, peripherals, software", _fleet()),
             ("Quality per district", _districts()),
             ("Endpoint $target", _one_endpoint()),
         ),

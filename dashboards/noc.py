@@ -91,7 +91,21 @@ def _targets() -> list[stat.Panel | table.Panel]:
         "district",
         links(link("Endpoints of ${__value.text}", ENDPOINTS_UID, district="${__value.raw}")),
     )
-    return [up, down, by_district]
+    unregistered = panel(
+        stat.Panel(),
+        "Rooms not registered",
+        "Conference rooms that cannot be called over a protocol they have set up: their own "
+        "word (codec API) or their registrar's.",
+        query(
+            f"count(min by (target) (netmon_endpoint_registered) == 0 and on (target) "
+            f"{target_info('district', f'{ROOMS}, {DISTRICTS}')}) or vector(0)"
+        ),
+        width=6,
+        height=4,
+    ).unit(COUNT)
+    unregistered.thresholds(ANY_IS_BAD).color_mode(cm.BigValueColorMode.BACKGROUND)
+    unregistered.data_links([link("Conference endpoints", ENDPOINTS_UID)])
+    return [up, down, by_district, unregistered]
 
 
 def _alerts() -> list[stat.Panel | timeseries.Panel]:

@@ -56,8 +56,8 @@ def rooms_of(faults: Iterable[tuple[FaultKind, str, str | None]]) -> dict[str, R
 
 def summary(kind: FaultKind, where: str, level: str | None) -> str:
     return {
-        FaultKind.CAMERA_UNPLUG: f"{where}: camera unplugged",
-        FaultKind.UNREGISTER: f"{where}: not registered (SIP)",
-        FaultKind.DIAGNOSTIC: f"{where}: a diagnostic at {level} level",
-        FaultKind.BUSY: f"{where}: in another call",
+        FaultKind.CAMERA_UNPLUG: f"{where} reports its camera disconnected",
+        FaultKind.UNREGISTER: f"{where} is not registered (SIP)",
+        FaultKind.DIAGNOSTIC: f"{where} raises a diagnostic at {level} level",
+        FaultKind.BUSY: f"{where} is in another call",
     }[kind]

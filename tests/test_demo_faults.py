@@ -99,7 +99,7 @@ async def test_room_faults_combine_per_room_and_are_refused_where_they_cannot_be
     await injector.add({"kind": "diagnostic", "target": "ep-a", "level": "Critical"})
     await injector.add({"kind": "unregister", "target": "ep-c"})
     busy = await injector.add({"kind": "busy", "target": "198.18.0.3"})
-    assert busy.summary == "ep-b: in another call"
+    assert busy.summary == "ep-b is in another call"
     assert rooms.applied[-1] == {
         "ep-a": RoomFaults(camera_unplugged=True, diagnostics=("critical",)),
         "ep-b": RoomFaults(busy=True),
@@ -498,7 +498,7 @@ async def test_a_room_taken_off_the_registrar_is_endpoint_unregistered_on_mqtt(
 ) -> None:
     with MqttRecorder(broker, "netmon/events/alerts") as recorder:
         fault = clean.inject({"kind": "unregister", "target": "ep-so-01"})
-        assert fault["summary"] == "ep-so-01: not registered (SIP)"
+        assert fault["summary"] == "ep-so-01 is not registered (SIP)"
 
         def event(status: str) -> Callable[[MqttMessage], bool]:
             def match(message: MqttMessage) -> bool:
@@ -518,6 +518,31 @@ async def test_a_room_taken_off_the_registrar_is_endpoint_unregistered_on_mqtt(
         ]
         clean.call("DELETE", suffix=f"/{fault['id']}")
         await recorder.until(event("resolved"), timeout=HANG)
+
+
+@pytest.mark.netns
+def test_a_plain_sip_room_is_judged_by_the_demos_real_registrar(clean: Demo) -> None:
+    """ep-so-04 is an HDX 7000: no API; baresip registers it to the demo's Kamailio."""
+    assert "SIP registrar: Kamailio with 36 plain SIP rooms registered by baresip" in clean.output
+    assert clean.target("ep-so-04")["room"]["registered"] == {"sip": True, "h323": None}
+    fault = clean.inject({"kind": "unregister", "target": "ep-so-04"})
+    wait_until(
+        lambda: (
+            clean.target("ep-so-04")["room"]["problems"]
+            == ["not registered (SIP): no live contact at the registrar"]
+        ),
+        timeout=HANG,
+        what="ep-so-04 unregistered",
+    )
+    refused = clean.call("POST", body={"kind": "camera-unplug", "target": "ep-so-04"})
+    assert refused[0] == 400
+    assert "plain SIP room" in refused[1]["error"]
+    clean.call("DELETE", suffix=f"/{fault['id']}")
+    wait_until(
+        lambda: clean.target("ep-so-04")["room"]["registered"]["sip"] is True,
+        timeout=HANG,
+        what="ep-so-04 registered again",
+    )
 
 
 @pytest.mark.netns
@@ -725,6 +750,7 @@ def test_the_command_line_adds_lists_and_clears(clean: Demo) -> None:
     assert [line.split()[:2] for line in remaining[2:]] == [
         ["s1", "ep-ba-thuoc-xa06"],
         ["s2", "ep-ba-thuoc-xa07"],
+        ["s3", "ep-ba-thuoc-xa04"],
     ]
 
     assert _cli("add", "delay", "ep-so-10", "300ms", "--url", clean.url).returncode == 0
@@ -812,7 +838,9 @@ def test_the_demo_lab_is_checked_whole_and_its_troubled_sites_show_with_reasons(
     assert by_id["ep-ba-thuoc-xa07"]["verdict"] == "NO-GO"
     assert re.fullmatch(r"RTT p95 5\d\d ms > 300 ms", by_id["ep-ba-thuoc-xa07"]["reasons"][0])
     assert by_id["ep-ba-thuoc-xa06"]["verdict"] == "WARN"
-    assert re.fullmatch(r"RTT p95 1[89]\d ms > 150 ms", by_id["ep-ba-thuoc-xa06"]["reasons"][0])
+    assert re.fullmatch(
+        r"RTT p95 (1[89]|2\d)\d ms > 150 ms", by_id["ep-ba-thuoc-xa06"]["reasons"][0]
+    )
     # The targets API says what MQTT says: answering, but degraded by its latency alert (40
     # replies in its window and 10 s above the level: within a minute of the demo's start).
     wait_until(
@@ -852,6 +880,8 @@ def test_the_banners_district_check_prints_a_verdict_for_each_of_its_endpoints(
     assert rows["ep-ba-thuoc-xa07"][0] == "NO-GO"
     assert re.fullmatch(r"RTT p95 5\d\d ms > 300 ms", rows["ep-ba-thuoc-xa07"][1]), result.stdout
     assert rows["ep-ba-thuoc-xa06"][0] == "WARN"
-    assert re.fullmatch(r"RTT p95 1[89]\d ms > 150 ms", rows["ep-ba-thuoc-xa06"][1]), result.stdout
+    assert re.fullmatch(r"RTT p95 (1[89]|2\d)\d ms > 150 ms", rows["ep-ba-thuoc-xa06"][1]), (
+        result.stdout
+    )
     assert [verdict for verdict, _ in rows.values()][3:] == ["GO"] * 5
     assert re.search(r"5 GO, 1 WARN, 2 NO-GO \(8 endpoints checked in [\d.]+ s\)", result.stdout)
