@@ -388,3 +388,85 @@ def test_config_data_too_deep_or_too_big_is_refused_before_validation(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         load_data(parse_yaml(text, "config.yaml"))
+
+
+ROOMS_CONFIG = """\
+credentials:
+  codecs: {user: netmon, password: secret-pw}
+  community: {community: public}
+groups:
+  district:
+    vendor: cisco
+    registrar: kamailio
+    probes: {xapi: {interval: 60s}}
+defaults:
+  xapi: {credential: codecs}
+  poly: {credential: codecs}
+targets:
+  - id: kamailio
+    address: 127.0.0.1
+    kind: service
+    probes: {kamailio: {}}
+  - {id: ep-1, address: 127.0.0.1, group: district, aor: "sip:ep-1@vc.example"}
+  - id: ep-2
+    address: 127.0.0.2
+    group: district
+    vendor: poly
+    probes: {xapi: {timeout: 2s}}
+  - {id: ep-3, address: 127.0.0.3, vendor: sip, registrar: kamailio}
+"""
+
+
+def test_groups_give_defaults_and_a_vendor_its_status_probe() -> None:
+    inventory = load_data(parse_yaml(ROOMS_CONFIG, "c.yaml"))
+    one, two, three = (inventory.targets[f"ep-{n}"] for n in (1, 2, 3))
+    # ep-1: everything from its group; its xapi probe from the group over the defaults.
+    assert (one.vendor, one.registrar, one.aor) == ("cisco", "kamailio", "sip:ep-1@vc.example")
+    assert [name for name, _ in one.probes] == ["icmp", "xapi"]
+    xapi = one.probe("xapi")
+    assert xapi is not None
+    assert (xapi.interval, xapi.credential) == (60.0, "codecs")  # type: ignore[attr-defined]
+    # ep-2: its own vendor wins and adds poly; its own probes (no icmp: they list what it
+    # runs) merge with the group's, and its xapi settings over the group's.
+    assert two.vendor == "poly"
+    assert [name for name, _ in two.probes] == ["xapi", "poly"]
+    assert (two.probe("xapi").interval, two.probe("xapi").timeout) == (60.0, 2.0)  # type: ignore[union-attr]
+    # ep-3: a plain SIP room: no API probe, its AoR defaults to its id.
+    assert ([name for name, _ in three.probes], three.aor) == (["icmp"], "ep-3")
+    assert "secret-pw" not in repr(inventory)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            (
+                "defaults:\n  xapi: {credential: codecs}",
+                "defaults:\n  xapi: {credential: community}",
+            ),
+            "defaults.xapi.credential: credential 'community' is an snmp credential; "
+            "xapi needs api",
+        ),
+        (
+            ("vendor: sip, registrar: kamailio}", "vendor: sip, registrar: ep-1}"),
+            "targets[3].registrar: 'ep-1' is not a registrar (a target with a registrar probe "
+            "such as kamailio; registrars: kamailio)",
+        ),
+        (
+            ("    vendor: cisco\n", "    vendor: huawei\n"),
+            "groups.district.vendor: must be one of 'cisco', 'poly', 'sip' or 'other'",
+        ),
+        (
+            ("  xapi: {credential: codecs}\n", ""),
+            "targets[1].probes.xapi.credential: required: the name of an entry in credentials "
+            "(user, password)",
+        ),
+    ],
+    ids=["snmp credential for a codec", "not a registrar", "unknown vendor", "no credential"],
+)
+def test_room_status_config_mistakes_name_the_field(change: tuple[str, str], expected: str) -> None:
+    text = ROOMS_CONFIG.replace(*change)
+    assert text != ROOMS_CONFIG
+    with pytest.raises(ConfigError) as caught:
+        load_data(parse_yaml(text, "c.yaml"))
+    assert expected in [str(problem) for problem in caught.value.problems]

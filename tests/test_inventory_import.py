@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,27 @@ def test_doubled_quotes_in_a_cell_are_one_quote(delimiter: str) -> None:
     text = delimiter.join(["id", "address", "name"]) + "\n" + delimiter.join(row) + "\n"
     (target,) = csv_to_config(text)["targets"]
     assert target["name"] == 'UBND xã "Đông Sơn"; Thanh Hóa, tỉnh'
+
+
+def test_import_with_an_api_credential_and_a_registrar_reads_the_rooms_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "endpoints.csv"
+    source.write_text(demo_endpoints_csv(), encoding="utf-8")
+    output = tmp_path / "rooms.yaml"
+    result = subprocess.run(
+        [*netmon_command(), "inventory", "import", str(source), "-o", str(output),
+         "--api-credential", "codecs", "--registrar", "10.0.0.5"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "NETMON_API_PASSWORD" in output.read_text(encoding="utf-8")  # no password in it
+    monkeypatch.setenv("NETMON_API_PASSWORD", "from-the-environment")
+    targets = load_file(output).targets
+    vendors = Counter(t.vendor for t in targets.values() if t.kind == "endpoint")
+    # Cisco and Poly/Polycom rows read their API; the others are left as they were.
+    assert vendors == {"cisco": 36, "poly": 107, "": 72}
+    assert targets["ep-so-01"].status_probe() is not None
+    assert targets["registrar"].address == "10.0.0.5"
+    assert targets["ep-so-01"].registrar == "registrar"
+    assert targets["ep-so-01"].aor == "sip:ep-so-01@vc.thanhhoa.example"  # its sip_uri

@@ -17,6 +17,7 @@ from netmon.config.schema import probe_list_to_map
 # (their registration comes from the registrar, if any).
 VENDOR_PROBES = {"cisco": "xapi", "poly": "poly"}
 MERGED_KEYS = ("probes", "labels")
+DEFAULT_PROBES: dict[str, Any] = {"icmp": {}}  # TargetConfig's default
 
 
 def _as_map(value: Any) -> Any:
@@ -24,6 +25,18 @@ def _as_map(value: Any) -> Any:
         return probe_list_to_map(value)
     except ValueError:
         return value  # the schema reports it where it was written
+
+
+def _merged(own: dict[str, Any], inherited: dict[str, Any], *, nested: bool) -> dict[str, Any]:
+    """`own` over `inherited`, in own's order first; with `nested`, a probe both name is
+    merged setting by setting (the target's settings win)."""
+    merged = {**own, **{k: v for k, v in inherited.items() if k not in own}}
+    if nested:
+        for name, settings in own.items():
+            base = inherited.get(name)
+            if isinstance(settings, dict) and isinstance(base, dict):
+                merged[name] = {**base, **settings}
+    return merged
 
 
 def expand_targets(raw: dict[str, Any]) -> list[Any] | None:
@@ -46,18 +59,15 @@ def expand_targets(raw: dict[str, Any]) -> list[Any] | None:
                 if key not in MERGED_KEYS:
                     target.setdefault(key, value)
                     continue
-                own = _as_map(target.get(key, {}))
+                # A target without probes of its own has the default ones (ICMP), which a
+                # group's probes add to rather than replace.
+                own = _as_map(target.get(key, DEFAULT_PROBES if key == "probes" else {}))
                 inherited = _as_map(value)
                 if isinstance(own, dict) and isinstance(inherited, dict):
-                    target[key] = {**inherited, **own}
-                    if key == "probes":
-                        for name, settings in own.items():
-                            base = inherited.get(name)
-                            if isinstance(settings, dict) and isinstance(base, dict):
-                                target[key][name] = {**base, **settings}
+                    target[key] = _merged(own, inherited, nested=key == "probes")
         probe = VENDOR_PROBES.get(target.get("vendor"))  # type: ignore[arg-type]
         if probe is not None:
-            probes = _as_map(target.get("probes", {"icmp": {}}))
+            probes = _as_map(target.get("probes", DEFAULT_PROBES))
             if isinstance(probes, dict) and probe not in probes:
                 target["probes"] = {**probes, probe: {}}
         expanded.append(target)
