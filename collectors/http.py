@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import ClassVar
 
 import aiohttp
@@ -26,11 +24,10 @@ from cryptography import x509
 
 from collectors.base import CollectError, CollectorSettings
 from collectors.http_settings import HttpSettings
-from collectors.reasons import socket_failure
+from collectors.tls import TlsContexts, connect_failure
 from netmon.model import HttpAnswer, ProbeTarget
 
 BODY_LIMIT = 1 << 20  # expect_text looks at the first MiB: a management page is far smaller
-CA_FILE_TTL = 300.0  # a renewed lab CA is picked up within five minutes
 USER_AGENT = "netmon-http-probe"
 
 
@@ -57,34 +54,6 @@ def not_after(der: bytes) -> float | None:
         return None
 
 
-def _unverified_context() -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    # Nothing is trusted here anyway, so also talk to old endpoints (TLS 1.0, SHA-1, short
-    # keys) that OpenSSL's default security level refuses: the page being alive is the answer.
-    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    context.set_ciphers("DEFAULT:@SECLEVEL=0")
-    return context
-
-
-def _connect_failure(exc: aiohttp.ClientConnectorError) -> CollectError:
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        cause = exc.certificate_error
-        message = getattr(cause, "verify_message", None) or str(cause)
-        return CollectError("tls", f"certificate not trusted: {message}")
-    if isinstance(exc, aiohttp.ClientSSLError):
-        cause = exc.os_error
-        message = getattr(cause, "reason", None) or type(cause).__name__
-        return CollectError("tls", f"TLS handshake failed: {message}")
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return CollectError("resolve", f"cannot resolve {exc.host}")
-    failure = socket_failure(exc.os_error)
-    if failure.reason in ("refused", "timeout"):
-        return CollectError(failure.reason, f"{failure.text} (port {exc.port})")
-    return CollectError(failure.reason, failure.text)
-
-
 class HttpCollector:
     """GETs each target's page over one shared session."""
 
@@ -93,14 +62,10 @@ class HttpCollector:
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
-        self._verified: ssl.SSLContext | None = None
-        self._unverified = _unverified_context()
-        self._ca_contexts: dict[Path, tuple[ssl.SSLContext, float]] = {}
+        self._tls = TlsContexts()
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        # Reading the system CA store takes tens of milliseconds of file I/O: off the loop.
-        self._verified = await loop.run_in_executor(None, ssl.create_default_context)
+        await self._tls.start()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, force_close=True),
             response_class=_CertResponse,
@@ -114,27 +79,7 @@ class HttpCollector:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        self._ca_contexts.clear()
-
-    async def _context(self, settings: HttpSettings) -> ssl.SSLContext:
-        if not settings.verify_tls:
-            return self._unverified
-        if settings.ca_file is None:
-            assert self._verified is not None, "start() first"
-            return self._verified
-        now = time.monotonic()
-        cached = self._ca_contexts.get(settings.ca_file)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        loop = asyncio.get_running_loop()
-        try:
-            context = await loop.run_in_executor(
-                None, lambda: ssl.create_default_context(cafile=str(settings.ca_file))
-            )
-        except (OSError, ssl.SSLError) as exc:
-            raise CollectError("tls", f"cannot load ca_file {settings.ca_file}: {exc}") from None
-        self._ca_contexts[settings.ca_file] = (context, now + CA_FILE_TTL)
-        return context
+        self._tls.clear()
 
     async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> HttpAnswer:
         assert isinstance(settings, HttpSettings)
@@ -147,7 +92,9 @@ class HttpCollector:
         started = loop.time()
         try:
             async with asyncio.timeout(settings.timeout):
-                context = await self._context(settings)
+                context = await self._tls.context(
+                    verify=settings.verify_tls, ca_file=settings.ca_file
+                )
                 async with self._session.get(
                     url,
                     headers=headers,
@@ -158,7 +105,7 @@ class HttpCollector:
         except TimeoutError:
             raise CollectError("timeout", f"no answer within {settings.timeout:g}s") from None
         except aiohttp.ClientConnectorError as exc:
-            raise _connect_failure(exc) from None
+            raise connect_failure(exc) from None
         except aiohttp.TooManyRedirects:
             raise CollectError("status", "too many redirects") from None
         except aiohttp.ServerDisconnectedError:

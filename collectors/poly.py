@@ -29,16 +29,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import aiohttp
 
 from collectors.base import CollectError, CollectorSettings
 from collectors.codec_settings import PolySettings
-from collectors.http import _connect_failure, _unverified_context
 from collectors.poly_parse import (
     CONFERENCES,
     GROUP_SERIES,
@@ -50,13 +47,13 @@ from collectors.poly_parse import (
     load_json,
     parse,
 )
+from collectors.tls import TlsContexts, connect_failure
 from netmon.credentials import ApiCredential, Secret
 from netmon.model import EndpointStatus, ProbeTarget
 
 LOGIN = "/rest/current/session"
 LEGACY_LOGIN = "/rest/session"  # Group Series before the /rest/current resources
 USER_AGENT = "netmon-poly-probe"
-CA_FILE_TTL = 300.0
 LOGOUT_TIMEOUT = 2.0  # for all the logouts of close(), together
 KEEPALIVE = 120.0  # seconds an idle connection is kept: longer than a poll interval
 CHUNK = 64 * 1024
@@ -113,14 +110,11 @@ class PolyCollector:
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
-        self._verified: ssl.SSLContext | None = None
-        self._unverified = _unverified_context()
-        self._ca_contexts: dict[Path, tuple[ssl.SSLContext, float]] = {}
+        self._tls = TlsContexts()
         self._codecs: dict[str, _Codec] = {}
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._verified = await loop.run_in_executor(None, ssl.create_default_context)
+        await self._tls.start()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE),
             cookie_jar=aiohttp.DummyCookieJar(),  # cookies kept per codec, by hand
@@ -138,7 +132,7 @@ class PolyCollector:
         self._codecs.clear()
         await self._session.close()
         self._session = None
-        self._ca_contexts.clear()
+        self._tls.clear()
 
     def logins(self, target: str) -> int:
         """How many times this collector logged in to a target's codec (0 if never)."""
@@ -164,7 +158,7 @@ class PolyCollector:
             codec.api = None  # the answer's shape may say the API changed: ask again
             raise CollectError("parse", str(exc)) from None
         except aiohttp.ClientConnectorError as exc:
-            raise _connect_failure(exc) from None
+            raise connect_failure(exc) from None
         except aiohttp.ServerDisconnectedError:
             raise CollectError("protocol", "the codec closed the connection") from None
         except aiohttp.ClientPayloadError:
@@ -312,23 +306,7 @@ class PolyCollector:
     async def _context(self, settings: PolySettings) -> ssl.SSLContext | None:
         if settings.scheme == "http":
             return None
-        if not settings.verify_tls:
-            return self._unverified
-        if settings.ca_file is None:
-            return self._verified
-        now = time.monotonic()
-        cached = self._ca_contexts.get(settings.ca_file)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        loop = asyncio.get_running_loop()
-        try:
-            context = await loop.run_in_executor(
-                None, lambda: ssl.create_default_context(cafile=str(settings.ca_file))
-            )
-        except (OSError, ssl.SSLError) as exc:
-            raise CollectError("tls", f"cannot load ca_file {settings.ca_file}: {exc}") from None
-        self._ca_contexts[settings.ca_file] = (context, now + CA_FILE_TTL)
-        return context
+        return await self._tls.context(verify=settings.verify_tls, ca_file=settings.ca_file)
 
 
 def _session_in(data: Any) -> str:

@@ -41,9 +41,7 @@ import base64
 import contextlib
 import logging
 import ssl
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 from xml.etree.ElementTree import Element
 
@@ -51,7 +49,7 @@ import aiohttp
 
 from collectors.base import CollectError, CollectorSettings
 from collectors.codec_settings import XapiSettings
-from collectors.http import _connect_failure, _unverified_context
+from collectors.tls import TlsContexts, connect_failure
 from collectors.xapi_parse import StatusError, StatusReader, merge, parse_status
 from netmon.credentials import ApiCredential, Secret
 from netmon.model import EndpointStatus, ProbeTarget
@@ -59,7 +57,6 @@ from netmon.model import EndpointStatus, ProbeTarget
 log = logging.getLogger(__name__)
 
 USER_AGENT = "netmon-xapi"
-CA_FILE_TTL = 300.0
 KEEPALIVE = 120.0  # seconds an idle connection is kept: beyond a 30 s poll interval
 CHUNK = 64 * 1024
 END_TIMEOUT = 2.0  # seconds to end every session when netmon stops
@@ -104,14 +101,11 @@ class XapiCollector:
 
     def __init__(self) -> None:
         self._http: aiohttp.ClientSession | None = None
-        self._verified: ssl.SSLContext | None = None
-        self._unverified = _unverified_context()
-        self._ca_contexts: dict[Path, tuple[ssl.SSLContext, float]] = {}
+        self._tls = TlsContexts()
         self._codecs: dict[str, _Codec] = {}  # by target id
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._verified = await loop.run_in_executor(None, ssl.create_default_context)
+        await self._tls.start()
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE),
             cookie_jar=aiohttp.DummyCookieJar(),  # sessions are kept per codec, by hand
@@ -131,7 +125,7 @@ class XapiCollector:
         self._codecs.clear()
         await self._http.close()
         self._http = None
-        self._ca_contexts.clear()
+        self._tls.clear()
 
     async def _end(self, codec: _Codec) -> None:
         assert self._http is not None
@@ -146,25 +140,7 @@ class XapiCollector:
     async def _context(self, settings: XapiSettings) -> ssl.SSLContext | None:
         if settings.scheme == "http":
             return None
-        if not settings.verify_tls:
-            return self._unverified
-        if settings.ca_file is None:
-            assert self._verified is not None, "start() first"
-            return self._verified
-        now = time.monotonic()
-        cached = self._ca_contexts.get(settings.ca_file)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        loop = asyncio.get_running_loop()
-        ca_file = str(settings.ca_file)
-        try:
-            context = await loop.run_in_executor(
-                None, lambda: ssl.create_default_context(cafile=ca_file)
-            )
-        except (OSError, ssl.SSLError) as exc:
-            raise CollectError("tls", f"cannot load ca_file {ca_file}: {exc}") from None
-        self._ca_contexts[settings.ca_file] = (context, now + CA_FILE_TTL)
-        return context
+        return await self._tls.context(verify=settings.verify_tls, ca_file=settings.ca_file)
 
     async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> EndpointStatus:
         assert isinstance(settings, XapiSettings)
@@ -190,7 +166,7 @@ class XapiCollector:
         except StatusError as exc:
             raise CollectError(exc.reason, exc.detail) from None
         except aiohttp.ClientConnectorError as exc:
-            raise _connect_failure(exc) from None
+            raise connect_failure(exc) from None
         except aiohttp.ServerDisconnectedError:
             raise CollectError("protocol", "the codec closed the connection") from None
         except aiohttp.ClientPayloadError:

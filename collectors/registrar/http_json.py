@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 
 from collectors.base import CollectError
-from collectors.reasons import socket_failure
+from collectors.tls import connect_failure
 from netmon.credentials import ApiCredential
 
 # A kept connection lives this long unused: longer than any registrar poll interval, shorter
@@ -107,7 +107,7 @@ class HttpJson:
                 _check_status(response, authorization is not None)
                 raw = await _bounded(response, max_body)
         except aiohttp.ClientConnectorError as exc:
-            raise _connect_failure(exc) from None
+            raise connect_failure(exc) from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
             raise _StaleConnectionError from None
         except aiohttp.ClientPayloadError:
@@ -168,19 +168,3 @@ async def _decode(raw: bytes) -> Any:
     if not start:
         raise CollectError("parse", "the answer is empty, not JSON")
     raise CollectError("parse", f"the answer is not JSON ({len(raw)} bytes)")
-
-
-def _connect_failure(exc: aiohttp.ClientConnectorError) -> CollectError:
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        cause = exc.certificate_error
-        message = getattr(cause, "verify_message", None) or type(cause).__name__
-        return CollectError("tls", f"certificate not trusted: {message}")
-    if isinstance(exc, aiohttp.ClientSSLError):
-        message = getattr(exc.os_error, "reason", None) or type(exc.os_error).__name__
-        return CollectError("tls", f"TLS handshake failed: {message}")
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return CollectError("resolve", f"cannot resolve {exc.host}")
-    failure = socket_failure(exc.os_error)
-    if failure.reason in ("refused", "timeout"):
-        return CollectError(failure.reason, f"{failure.text} (port {exc.port})")
-    return CollectError(failure.reason, failure.text)
