@@ -45,6 +45,7 @@ from netmon.exporter import build_registry
 from netmon.state import StateStore
 from netmon.traps import TrapIntake, TrapReceiverCollector
 from tests.conftest import require_program
+from tests.fuzz import v3_messages
 from tests.helpers import NetmonProcess, metric_value, write_config
 
 COMMUNITY = "trap-community-1"
@@ -657,6 +658,28 @@ async def test_an_oversized_oid_with_the_right_community_is_malformed_not_an_err
     await _until(lambda: harness.receiver.stats.malformed == 1, what="counted as malformed")
     assert not harness.receiver.stats.errors
     assert harness.events == []
+
+
+async def test_an_authenticated_v3_trap_with_an_engine_id_of_the_wrong_size_is_malformed(
+    make_receiver: MakeReceiver,
+) -> None:
+    # Found by `make fuzz` (trap v3 usm params): signed with the user's key for a 1-octet
+    # engine ID, the trap passed the digest check and the user's registration for that ID
+    # raised inside pysnmp: a logged traceback and an error, not a counted drop.
+    user = v3_messages.USERS[0]
+    harness = await make_receiver({"127.0.0.1": TrapSource("pe-1", [user.credential()])})
+    head = v3_messages.link_down_varbinds()
+    odd_sizes = [
+        v3_messages.valid_trap(user, engine_id, head)
+        for engine_id in (b"\x00", b"\x80\x00\x00\x09", bytes.fromhex(ENGINE_A) * 4)
+    ]
+    good = v3_messages.valid_trap(user, bytes.fromhex(ENGINE_A), head)
+    await asyncio.to_thread(_send, "127.0.0.1", harness.receiver.port, [*odd_sizes, good])
+    await _until(lambda: harness.events, what="the good trap after the odd engine IDs")
+    stats = harness.receiver.stats
+    assert (stats.malformed, dict(stats.errors)) == (3, {})
+    assert [event.trap for event in harness.events] == ["linkDown"]
+    assert harness.learned == [("pe-1", bytes.fromhex(ENGINE_A))]
 
 
 async def test_unknown_senders_and_wrong_communities_are_refused_before_the_pdu_is_read(

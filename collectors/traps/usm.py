@@ -53,6 +53,7 @@ Send = Callable[[bytes, Address], None]
 Outcome = Literal["delivered", "handshake", "auth", "malformed", "throttled"]
 
 _SM_FAILURE = "rfc3412.prepareDataElements:sm-failure"
+_ENGINE_ID_OCTETS = (5, 32)  # RFC 3411 SnmpEngineID; empty only in discovery
 # pysnmp's error indications by class name, as an operator should read them.
 _HANDSHAKE = frozenset({"UnknownEngineID", "NotInTimeWindow"})
 _MALFORMED = frozenset({"ParseError", "SerializationError"})
@@ -263,6 +264,10 @@ class UsmReceiver:
         if self._engine is None:
             return V3Result("malformed", reason="receiver closed")
         engine_id = header.engine_id
+        if engine_id and not _ENGINE_ID_OCTETS[0] <= len(engine_id) <= _ENGINE_ID_OCTETS[1]:
+            # No engine has such an ID, and pysnmp raises when a user is registered for one:
+            # refused before that, even when the digest is right (the sender holds the key).
+            return V3Result("malformed", reason="engine ID not 5 to 32 octets")
         credential = self.credential_for(source, header.user)
         learning = False
         previous: SnmpCredential | None = None
