@@ -12,7 +12,7 @@ campaign can show their cost grows linearly with a datagram's size.
 
 from __future__ import annotations
 
-from tests.fuzz import codecs, files, poly, probes, registrar, snmp
+from tests.fuzz import codecs, files, poly, probes, registrar, snmp, snmp_v3
 from tests.fuzz.target import Check, Target
 
 TARGETS: tuple[Target, ...] = (
@@ -21,6 +21,7 @@ TARGETS: tuple[Target, ...] = (
     *poly.TARGETS,
     *registrar.TARGETS,
     *snmp.TARGETS,
+    *snmp_v3.TARGETS,
     *files.TARGETS,
 )
 
