@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -70,7 +71,17 @@ class AlertReceiver:
 class NetmonRun:
     """`netmon run` as a child process, its JSON log in the run's directory."""
 
-    def __init__(self, config: Path, workdir: Path, port: int) -> None:
+    def __init__(
+        self,
+        config: Path,
+        workdir: Path,
+        port: int,
+        *,
+        command: Sequence[str] = (),  # in place of the netmon script: bench/storm_memory.py
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self._command = list(command) or [str(NETMON)]
+        self._env = env
         self._config = config
         self._workdir = workdir
         self.log = workdir / "netmon.log"
@@ -80,8 +91,9 @@ class NetmonRun:
     async def __aenter__(self) -> Self:
         with self.log.open("wb") as log:
             self.process = await asyncio.create_subprocess_exec(
-                str(NETMON), "run", "--config", str(self._config), "--log-format", "json",
+                *self._command, "run", "--config", str(self._config), "--log-format", "json",
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self._workdir,
+                env=self._env,
             )  # fmt: skip
         return self
 

@@ -42,8 +42,10 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import random
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -59,6 +61,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
+from bench import storm_memory
 from bench.netmon_run import AlertReceiver, HarnessError, NetmonRun, write_config
 from bench.peers import free_port, udp_drops
 from collectors.snmp.codec import Message, PduType, Tag, VarBind, Version, encode_message
@@ -358,9 +361,35 @@ def netmon_config(workdir: Path, webhook: str, http_port: int) -> Path:
 class Netmon(NetmonRun):
     """`netmon run` for the storm: its trap port read from its log, snapshots of /metrics."""
 
-    def __init__(self, config: Path, workdir: Path, http_port: int) -> None:
-        super().__init__(config, workdir, http_port)
+    def __init__(self, config: Path, workdir: Path, http_port: int, *,
+                 memory: Path | None = None, trace: bool = False) -> None:  # fmt: skip
+        if memory is None:
+            super().__init__(config, workdir, http_port)
+        else:
+            env = {**os.environ, storm_memory.ENV: str(memory),
+                   "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # fmt: skip
+            if trace:
+                env[storm_memory.TRACE_ENV] = "1"
+            command = [sys.executable, "-m", "bench.storm_memory"]
+            super().__init__(config, workdir, http_port, command=command, env=env)
         self.trap_port = 0
+        self._memory = memory
+        self.memory_labels: list[str] = []
+
+    async def memory_snapshot(self, label: str, timeout: float = 300.0) -> None:
+        """With --memory: netmon writes its heap, smaps and arenas (bench/storm_memory.py)."""
+        if self._memory is None:
+            return
+        done = self._memory / f"snap-{len(self.memory_labels):02d}.done"
+        self.memory_labels.append(label)
+        assert self.process is not None
+        self.process.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + timeout
+        while not done.exists():
+            self.check_running()
+            if time.monotonic() > deadline:
+                raise HarnessError(f"no memory snapshot {label!r} in {timeout:g} s")
+            await asyncio.sleep(0.2)
 
     async def snapshot(self, session: aiohttp.ClientSession) -> Snapshot:
         self.check_running()
@@ -418,14 +447,20 @@ async def campaign(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     async with AlertReceiver() as webhook:
         http_port = free_port()
         config = netmon_config(workdir, webhook.url, http_port)
-        async with Netmon(config, workdir, http_port) as netmon, aiohttp.ClientSession() as session:
+        memory = workdir / "memory" if args.memory or args.tracemalloc else None
+        if memory is not None:
+            memory.mkdir()
+        netmon = Netmon(config, workdir, http_port, memory=memory, trace=args.tracemalloc)
+        async with netmon, aiohttp.ClientSession() as session:
             with console.status("netmon: starting, waiting for 215 endpoints up"):
-                await netmon.ready(session)
+                # Under tracemalloc netmon starts several times slower.
+                await netmon.ready(session, timeout=600.0 if memory is not None else 60.0)
             with console.status(f"quiet baseline, {args.seconds:g} s"):
                 await asyncio.sleep(5)  # the start's own catch-up out of the baseline
                 quiet0 = await netmon.snapshot(session)
                 await asyncio.sleep(args.seconds)
                 quiet1 = await netmon.snapshot(session)
+                await netmon.memory_snapshot("before storms")
             storm_start = time.time()
             rounds = []
             before = quiet1
@@ -440,6 +475,7 @@ async def campaign(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     )
                     await asyncio.sleep(1.0)  # the receiver's queue drained
                     after = await netmon.snapshot(session)
+                    await netmon.memory_snapshot(f"after storm {n}")
                 rounds.append(
                     {
                         "round": n,
@@ -467,9 +503,14 @@ async def campaign(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             with console.status(f"settling {args.settle:g} s"):
                 await asyncio.sleep(args.settle)
                 settled = await netmon.snapshot(session)
+                await netmon.memory_snapshot("settled")
             netmon.check_running()
     storm_alerts = [alert for at, alert in webhook.alerts if at >= storm_start - 1]
+    if memory is not None:
+        with console.status("memory: diffing the snapshots"):
+            breakdown = await asyncio.to_thread(storm_memory.report, memory, netmon.memory_labels)
     return {
+        **({"memory": breakdown} if memory is not None else {}),
         "quiet": {
             "lag_p99": quantile(0.99, quiet0, quiet1),
             "lag_p50": quantile(0.5, quiet0, quiet1),
@@ -615,6 +656,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=60.0, help="seconds after the last")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--keep", action="store_true", help="keep the run's directory")
+    parser.add_argument(
+        "--memory", action="store_true",
+        help="netmon's memory at each snapshot: anonymous, file-backed, pymalloc's arenas",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tracemalloc", action="store_true",
+        help="netmon under tracemalloc: what its Python heap grew by, where (slows it: "
+        "no lag or RSS figures)",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -630,6 +680,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     report(result, args)
+    if "memory" in result:
+        storm_memory.print_report(result["memory"])
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"storm-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
