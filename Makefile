@@ -93,7 +93,7 @@ soak: setup
 storm: setup bench-deps
 	$(BIN)/python -m bench.storm $(ARGS)
 
-# Issue 14's fuzz campaign (~6 min): every parser an outsider can feed, 20000 inputs each,
+# Issue 14's fuzz campaign (~12 min): every parser an outsider can feed, 20000 inputs each,
 # and datagram decode time against size. Not part of `test` (which runs ~200 inputs each) or
 # `bench`. A quick one: make fuzz ARGS="--examples 2000"
 fuzz: setup
