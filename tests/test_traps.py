@@ -682,6 +682,25 @@ async def test_an_authenticated_v3_trap_with_an_engine_id_of_the_wrong_size_is_m
     assert harness.learned == [("pe-1", bytes.fromhex(ENGINE_A))]
 
 
+async def test_an_authenticated_v3_trap_over_8_kb_is_malformed_without_being_decoded(
+    make_receiver: MakeReceiver,
+) -> None:
+    # pysnmp decodes a v3 message at ~3 ms a KB on the loop: a key holder's 64 KB trap would
+    # stall pinging for 0.2 s. A real trap is under 1.5 KB.
+    user = v3_messages.USERS[0]
+    harness = await make_receiver({"127.0.0.1": TrapSource("pe-1", [user.credential()])})
+    engine = bytes.fromhex(ENGINE_A)
+    padding = v3_messages.tlv(0x30, v3_messages.tlv(0x06, bytes.fromhex("2b0601040101"))
+                              + v3_messages.tlv(0x04, b"x" * 9000))  # fmt: skip
+    huge = v3_messages.valid_trap(user, engine, v3_messages.link_down_varbinds() + padding)
+    good = v3_messages.valid_trap(user, engine, v3_messages.link_down_varbinds())
+    assert len(huge) > 8192 > len(good)
+    await asyncio.to_thread(_send, "127.0.0.1", harness.receiver.port, [huge, good])
+    await _until(lambda: harness.events, what="the ordinary trap after the huge one")
+    assert (harness.receiver.stats.malformed, dict(harness.receiver.stats.errors)) == (1, {})
+    assert [event.trap for event in harness.events] == ["linkDown"]
+
+
 async def test_unknown_senders_and_wrong_communities_are_refused_before_the_pdu_is_read(
     make_receiver: MakeReceiver,
 ) -> None:
