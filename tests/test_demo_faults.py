@@ -2,8 +2,8 @@
 
 The injector's logic (validation, faults combining) is tested with fakes of its two seams; the
 seams against the real programs (snmpsim, namespaces and the responder); and the whole path
-against `netmon demo` as a child process, shared by the tests of this module, each of which clears
-what it injected.
+against `netmon demo` as a child process, shared by the tests of this module (the demo's endpoints
+up and its devices' traffic among them), each of which clears what it injected.
 """
 
 from __future__ import annotations
@@ -459,6 +459,58 @@ def clean(demo: Demo) -> Iterator[Demo]:
         demo.call("DELETE")
 
 
+# The loss and jitter tests come first, on the demo just started: netmon's loss ratio and jitter
+# are means over a 60 s window, so a fault moves them the sooner the less history the window
+# holds. Later in the module each would wait up to half a minute for the same figure.
+
+
+@pytest.mark.netns
+def test_loss_shows_on_that_endpoint_only(clean: Demo) -> None:
+    clean.inject({"kind": "loss", "target": "ep-so-06", "value": 0.5})
+
+    def lossy() -> dict[str, float]:
+        ratios = samples(clean.metrics(), "netmon_icmp_loss_ratio")
+        return {labels["target"]: value for labels, value in ratios if value > 0}
+
+    # The ratio is over a 60 s window: at 50 % loss it passes 0.25 about 30 s after the fault
+    # once the demo has run a minute (with the few seconds of history of a demo just started,
+    # within seconds); by 75 s the whole window is lossy, so only a fault that did not take
+    # fails here.
+    wait_until(
+        lambda: lossy().get("ep-so-06", 0) > 0.25,
+        timeout=75,
+        interval=1,
+        what="loss",
+        showing=lossy,
+    )
+    # No endpoint that nothing faulted loses anything. The standing satellite link (500 ms)
+    # may lose an echo past the 800 ms timeout on a loaded machine: it is faulted too.
+    standing = {e for fault in clean.faults(standing=True) for e in fault["endpoints"]}
+    assert set(lossy()) <= clean.touched | standing
+    assert clean.up()["ep-so-06"] in (0.0, 1.0)
+
+
+@pytest.mark.netns
+def test_jitter_shows_as_netmons_jitter_rising(clean: Demo) -> None:
+    def jitter() -> float | None:
+        return metric_value(clean.metrics(), "netmon_icmp_jitter_seconds", target="ep-so-11")
+
+    before = wait_until(jitter, what="a jitter figure for ep-so-11")
+    added = _cli("add", "jitter", "ep-so-11", "20ms", "--url", clean.url)
+    assert added.returncode == 0, added.stderr
+    clean.touched.add("ep-so-11")
+    assert "ep-so-11" in added.stdout
+    assert "answers pings with ± 20 ms jitter" in added.stdout
+    # Replies 0-40 ms late at random read as ~13 ms of jitter (RFC 3550) once they fill the
+    # 60 s window; 3 ms more than before is passed after about a quarter of a full window (on
+    # the short history of a demo just started, sooner), and the fault is cleared long before
+    # HighJitter's 10 ms could be reached. The deadline only catches a fault that does not take.
+    wait_until(
+        lambda: (jitter() or 0.0) > before + 0.003, timeout=75, interval=1, what="jitter",
+        showing=lambda: (before, jitter()),
+    )  # fmt: skip
+
+
 @pytest.mark.netns
 async def test_the_demo_publishes_statuses_and_a_faults_alert_on_mqtt(
     clean: Demo, broker: Mosquitto
@@ -572,31 +624,6 @@ def test_endpoint_down_takes_the_endpoint_down_and_clearing_brings_it_back(clean
 
 
 @pytest.mark.netns
-def test_loss_shows_on_that_endpoint_only(clean: Demo) -> None:
-    clean.inject({"kind": "loss", "target": "ep-so-06", "value": 0.5})
-
-    def lossy() -> dict[str, float]:
-        ratios = samples(clean.metrics(), "netmon_icmp_loss_ratio")
-        return {labels["target"]: value for labels, value in ratios if value > 0}
-
-    # The ratio is over a 60 s window: at 50 % loss it passes 0.25 about 30 s after the fault
-    # once the demo has run a minute (earlier, with a shorter history, sooner); by 75 s the
-    # whole window is lossy, so only a fault that did not take fails here.
-    wait_until(
-        lambda: lossy().get("ep-so-06", 0) > 0.25,
-        timeout=75,
-        interval=1,
-        what="loss",
-        showing=lossy,
-    )
-    # No endpoint that nothing faulted loses anything. The standing satellite link (500 ms)
-    # may lose an echo past the 800 ms timeout on a loaded machine: it is faulted too.
-    standing = {e for fault in clean.faults(standing=True) for e in fault["endpoints"]}
-    assert set(lossy()) <= clean.touched | standing
-    assert clean.up()["ep-so-06"] in (0.0, 1.0)
-
-
-@pytest.mark.netns
 def test_delay_raises_the_round_trip_by_that_much(clean: Demo) -> None:
     before = clean.target("ep-so-07")["rtt_ms"]
     assert before < 20
@@ -616,27 +643,6 @@ def test_delay_raises_the_round_trip_by_that_much(clean: Demo) -> None:
     rtt = metric_value(clean.metrics(), "netmon_icmp_rtt_seconds_sum", target="ep-so-07")
     assert rtt is not None
     assert rtt > 0.19
-
-
-@pytest.mark.netns
-def test_jitter_shows_as_netmons_jitter_rising(clean: Demo) -> None:
-    def jitter() -> float | None:
-        return metric_value(clean.metrics(), "netmon_icmp_jitter_seconds", target="ep-so-11")
-
-    before = wait_until(jitter, what="a jitter figure for ep-so-11")
-    added = _cli("add", "jitter", "ep-so-11", "20ms", "--url", clean.url)
-    assert added.returncode == 0, added.stderr
-    clean.touched.add("ep-so-11")
-    assert "ep-so-11" in added.stdout
-    assert "answers pings with ± 20 ms jitter" in added.stdout
-    # Replies 0-40 ms late at random read as ~13 ms of jitter (RFC 3550) once they fill the
-    # 60 s window; 3 ms more than before is passed after about a quarter of it, and the fault
-    # is cleared long before HighJitter's 10 ms could be reached. The deadline only catches a
-    # fault that does not take.
-    wait_until(
-        lambda: (jitter() or 0.0) > before + 0.003, timeout=75, interval=1, what="jitter",
-        showing=lambda: (before, jitter()),
-    )  # fmt: skip
 
 
 @pytest.mark.netns
@@ -885,3 +891,27 @@ def test_the_banners_district_check_prints_a_verdict_for_each_of_its_endpoints(
     )
     assert [verdict for verdict, _ in rows.values()][3:] == ["GO"] * 5
     assert re.search(r"5 GO, 1 WARN, 2 NO-GO \(8 endpoints checked in [\d.]+ s\)", result.stdout)
+
+
+@pytest.mark.netns
+def test_demo_serves_endpoints_and_device_traffic(clean: Demo) -> None:
+    """The 215 lab endpoints up and the simulated devices answering with traffic. Last in the
+    module, on the demo the faults above have run on and cleared: by now it has polled every
+    device more than twice."""
+
+    def all_up() -> bool:
+        up = samples(clean.metrics(), "netmon_target_up")
+        return len(up) == 215 and all(value == 1.0 for _, value in up)
+
+    wait_until(all_up, timeout=15, interval=0.5, what="215 targets up")
+
+    def devices_with_traffic() -> bool:
+        body = clean.metrics()
+        answering = [v for _, v in samples(body, "netmon_snmp_up") if v == 1.0]
+        utilisation = samples(body, "netmon_interface_utilization_ratio")
+        wan = [v for labels, v in utilisation
+               if labels["target"] == "cpe-ep-so-01" and labels["ifname"] == "WAN"]  # fmt: skip
+        return len(answering) == 243 and len(wan) == 2 and all(0 < v < 1 for v in wan)
+
+    # Two polls 15 s apart give the first utilisation.
+    wait_until(devices_with_traffic, timeout=45, interval=1, what="interface utilisation")
