@@ -362,10 +362,12 @@ def test_leftovers_of_a_dead_demo_are_removed() -> None:
     dead = _dead_pid()
     namespace = f"{netns.DEMO_PREFIX}{dead}lab"
     netns.ip("netns", "add", namespace)
-    netns.ip("link", "add", f"{netns.DEMO_PREFIX}{dead}d0", "type", "veth", "peer", "name", "x")
+    link = f"{netns.DEMO_PREFIX}{dead}d0"
+    # Both ends carry the dead pid: a fixed peer name would collide with another run's.
+    netns.ip("link", "add", link, "type", "veth", "peer", "name", f"{link}x")
     netns.remove_stale()
     assert namespace not in netns.ip("netns", "list").stdout
-    assert f"{netns.DEMO_PREFIX}{dead}d0" not in netns.ip("-o", "link", "show").stdout
+    assert link not in netns.ip("-o", "link", "show").stdout
 
 
 def _dead_pid() -> int:
