@@ -125,13 +125,18 @@ async def test_statuses_alerts_and_the_service_flag_on_mqtt(
             host.link_down()
             firing = await recorder.until(is_event("EndpointDown", "ep-1", "firing"), timeout=8)
             assert json.loads(firing.payload)["severity"] == "critical"
-            assert "netmon/alerts/ep-1/EndpointDown" in retained(mosquitto, "netmon/alerts/#")
+            # The retained alert is published after the event: seen live first, then replayed
+            # to a new subscriber.
+            alert = "netmon/alerts/ep-1/EndpointDown"
+            await recorder.until(lambda m: m.topic == alert and bool(m.payload), timeout=5)
+            assert alert in retained(mosquitto, "netmon/alerts/#")
             status = await recorder.until(
                 lambda m: m.topic == "netmon/status/ep-1" and '"down"' in m.payload, timeout=5
             )
             assert json.loads(status.payload)["state"] == "down"
             host.link_up()
             await recorder.until(is_event("EndpointDown", "ep-1", "resolved"), timeout=15)
+            await recorder.until(lambda m: m.topic == alert and not m.payload, timeout=5)
             assert retained(mosquitto, "netmon/alerts/#") == {}
             assert retained(mosquitto, "netmon/service/#") == {"netmon/service/mqtt-e2e": "online"}
         finally:
