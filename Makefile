@@ -63,8 +63,11 @@ format: $(STAMP)
 	$(BIN)/ruff format netmon collectors netmon_lab dashboards tests bench
 	$(BIN)/ruff check --fix netmon collectors netmon_lab dashboards tests bench
 
+# Two pytest-xdist workers: most of the suite waits on peer programs, the lab and timers, not
+# on the CPU. A module's tests stay on one worker, and the modules that run `netmon demo` on one
+# worker in turn, first (tests/conftest.py says why).
 test: setup lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 bench: setup bench-deps
 	$(BIN)/python -m bench.icmp_bench

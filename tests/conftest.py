@@ -3,6 +3,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +66,40 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.netns)
         if used & _PEER_FIXTURES:
             item.add_marker(pytest.mark.peer)
+    # The demo's modules first (see DEMO_MODULES); a stable sort keeps every other order.
+    items.sort(key=lambda item: _module(item.nodeid) not in DEMO_MODULES)
+
+
+# `make test` runs the suite on two pytest-xdist workers, a module's tests together on one
+# (`--dist loadfile`), so its module-scoped peers start once. The modules that run a whole
+# `netmon demo` (215 endpoints, the responder, snmpsim with 243 devices: about half a core) are
+# one unit more: one worker runs them one after the other, so two demos never compete for the
+# two cores, and first, with `--no-loadscope-reorder`, being together the longest unit. (Not
+# xdist_group marks: `--dist loadgroup` ignores them with pytest 9.2, pytest-xdist issue 1386.)
+DEMO_MODULES = frozenset(
+    {"tests/test_demo_faults.py", "tests/test_status_page.py", "tests/test_dashboards.py"}
+)
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getoption("dist") != "loadfile":
+        return None
+    missing = sorted(m for m in DEMO_MODULES if not (config.rootpath / m).is_file())
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py: DEMO_MODULES names no such module: {missing}")
+    from xdist.scheduler import LoadFileScheduling
+
+    class DemoTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = _module(nodeid)
+            return "the demo's modules" if module in DEMO_MODULES else module
+
+    return DemoTogether(config, log)
 
 
 @pytest.fixture
