@@ -93,8 +93,12 @@ def test_staff_see_every_endpoint_up_run_a_district_check_and_see_the_fault(
     demo: Demo, browser: Browser
 ) -> None:
     districts = _districts(demo)
-    standing = {fault["target"] for fault in demo.faults(standing=True)}
-    assert len(standing) == 2  # the lab's slow sites: answering, but degraded once alerted
+    faults = demo.faults(standing=True)
+    # The lab's slow sites: answering, but degraded once alerted; and a room whose codec says
+    # its camera is unplugged: up, with what is wrong on its line.
+    standing = {fault["target"] for fault in faults if fault["kind"] == "delay"}
+    unplugged = {fault["target"] for fault in faults if fault["kind"] == "camera-unplug"}
+    assert (len(standing), len(unplugged)) == (2, 1)
     browser.open(demo.url + "/")
 
     # Every endpoint, in the section of its district, up, and no verdict before any check.
@@ -114,7 +118,11 @@ def test_staff_see_every_endpoint_up_run_a_district_check_and_see_the_fault(
 
     # A small district (the check is quick), one of its endpoints unreachable.
     district = min(
-        (d for d, ids in districts.items() if len(ids) >= 3 and not standing & set(ids)),
+        (
+            d
+            for d, ids in districts.items()
+            if len(ids) >= 3 and not (standing | unplugged) & set(ids)
+        ),
         key=lambda d: (len(districts[d]), d),
     )
     faulted, *others = sorted(districts[district])
@@ -155,10 +163,15 @@ def test_staff_see_every_endpoint_up_run_a_district_check_and_see_the_fault(
         return [(row["data-target"], row["data-state"]) for row in rows]
 
     browser.wait_for(
-        lambda driver: len(attention()) == 3, timeout=90, what="three endpoints needing attention"
+        lambda driver: len(attention()) == 4, timeout=90, what="four endpoints needing attention"
     )
     assert attention()[0] == (faulted, "down")
-    assert sorted(attention()[1:]) == sorted((t, "degraded") for t in standing)
+    assert sorted(attention()[1:]) == sorted(
+        [*((t, "degraded") for t in standing), *((t, "up") for t in unplugged)]
+    )
+    (room,) = unplugged
+    problems = browser.find(f'li.endpoint[data-target="{room}"] .problems').text
+    assert problems == "camera disconnected"
     assert browser.find("#attention").is_displayed()
     assert re.fullmatch(
         rf"{ENDPOINTS - 3} up, 2 degraded, 1 down, 0 unknown", browser.find("#live").text

@@ -47,13 +47,25 @@ _MESSAGES = {
 }
 
 
+# A named credential is SNMP or API by its keys (`netmon.credentials.Credential`); pydantic
+# names the kind it tried in the path (`credentials.x.snmp.community`), which the file lacks.
+_CREDENTIAL_KINDS = frozenset({"snmp", "api"})
+
+
+def _untagged(location: list[int | str]) -> list[int | str]:
+    for index, part in enumerate(location[:-2]):
+        if part == "credentials" and location[index + 2] in _CREDENTIAL_KINDS:
+            return [*location[: index + 2], *location[index + 3 :]]
+    return location
+
+
 def validation_problems(
     exc: ValidationError, prefix: Sequence[int | str] = ()
 ) -> list[ConfigProblem]:
     problems = []
     for error in exc.errors():
         message = _MESSAGES.get(error["type"], error["msg"]).removeprefix("Value error, ")
-        location = [*prefix, *error["loc"]]
+        location = _untagged([*prefix, *error["loc"]])
         if error["type"] == "literal_error" and "expected" in error.get("ctx", {}):
             message = f"must be one of {error['ctx']['expected']}"
         problems.append(ConfigProblem(format_location(location), message))
