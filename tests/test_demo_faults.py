@@ -768,7 +768,7 @@ def test_the_command_line_adds_lists_and_clears(clean: Demo) -> None:
     clean.touched.add("ep-so-10")
     all_cleared = _cli("clear", "--all", "--url", clean.url)
     assert all_cleared.stdout.endswith(
-        "2 fault(s) cleared\nstanding faults stay: s1, s2 (clear them by id)\n"
+        "2 fault(s) cleared\nstanding faults stay: s1, s2, s3 (clear them by id)\n"
     )
 
     bad = _cli("add", "loss", "ep-so-10", "2", "--url", clean.url)
