@@ -354,7 +354,9 @@ class TrapReceiver:
     def _on_v3(self, data: bytes, address: tuple[Any, ...], ip: str, source: TrapSource | None,
                header: V3Header) -> None:  # fmt: skip
         credential = self._usm.credential_for(source, header.user)
-        if credential is None or self._usm.keys_ready(credential):
+        # While earlier messages wait for their keys, a later one waits behind them, or a
+        # device's warmStart could be delivered before the coldStart it sent first.
+        if credential is None or (self._usm.keys_ready(credential) and not self._pending):
             self._v3_result(self._usm.receive(data, address, header, source), ip, source)
             return
         if len(self._pending) >= _MAX_PENDING_V3:
