@@ -19,15 +19,17 @@ import math
 
 import pytest
 
-from netmon.quality.codecs import (
-    AUDIO_CODECS,
-    G711,
-    G711_NO_PLC,
-    G729A,
-    OPUS,
-    AudioCodec,
+from netmon.quality import (
+    QualityEstimate,
+    audio_mos,
+    burst_ratio_markov,
+    estimate_burst_ratio,
+    jitter_buffer_delay,
     normalize_codec,
+    one_way_delay,
+    video_quality,
 )
+from netmon.quality.codecs import AUDIO_CODECS, G711, G711_NO_PLC, G729A, OPUS, AudioCodec
 from netmon.quality.emodel import (
     EModelInputs,
     absolute_delay_impairment,
@@ -40,6 +42,7 @@ from netmon.quality.emodel import (
     simultaneous_impairment,
     talker_echo_impairment,
 )
+from netmon.quality.video import H264_VGA, MPEG4_QVGA, video_quality_g1070
 
 # --- G.107: the default connection -------------------------------------------------------
 
@@ -218,6 +221,25 @@ def test_effective_equipment_impairment_algebra() -> None:
         )
 
 
+def test_burst_ratio_estimates() -> None:
+    # No run lengths from the source: random loss, BurstR = 1.
+    assert estimate_burst_ratio(0.05) == 1.0
+    # Random loss at P has mean burst 1/(1 - P): BurstR 1.
+    assert estimate_burst_ratio(0.2, 1.0 / 0.8) == pytest.approx(1.0)
+    # Bursts of 3 at 5 % loss: 3 x 0.95.
+    assert estimate_burst_ratio(0.05, 3.0) == pytest.approx(2.85)
+    assert estimate_burst_ratio(0.0, 4.0) == 1.0
+    # G.107's Markov form: p + q = 1 is random; and it agrees with the run-length form
+    # (mean burst 1/q, P = p/(p + q)).
+    assert burst_ratio_markov(0.05, 0.95) == pytest.approx(1.0)
+    p, q = 0.02, 0.25
+    assert burst_ratio_markov(p, q) == pytest.approx(estimate_burst_ratio(p / (p + q), 1.0 / q))
+    with pytest.raises(ValueError, match="mean_burst"):
+        estimate_burst_ratio(0.05, 0.5)
+    with pytest.raises(ValueError, match="p \\+ q"):
+        burst_ratio_markov(0.0, 0.0)
+
+
 # --- codecs -------------------------------------------------------------------------------
 
 
@@ -262,3 +284,121 @@ def test_codec_table_is_g113s() -> None:
 )
 def test_codec_names_as_endpoints_report_them(reported: str | None, canonical: str | None) -> None:
     assert normalize_codec(reported) == canonical
+
+
+# --- the façade: audio --------------------------------------------------------------------
+
+
+def test_jitter_buffer_and_one_way_delay() -> None:
+    assert jitter_buffer_delay(None) == 0.020
+    assert jitter_buffer_delay(0.005) == 0.020  # 2 x 5 ms is under the 20 ms floor
+    assert jitter_buffer_delay(0.030) == pytest.approx(0.060)
+    # half of a 100 ms RTT + 2 x 15 ms jitter + G.711's 20 ms packets
+    assert one_way_delay(0.100, 0.015, 0.020) == pytest.approx(0.100)
+    assert one_way_delay(None, None, 0.020) == pytest.approx(0.040)
+    with pytest.raises(ValueError, match="rtt"):
+        one_way_delay(-0.1, None, 0.02)
+
+
+def test_a_clean_g711_call_is_good() -> None:
+    estimate = audio_mos("PCMU", 0.0, rtt=0.040, jitter=0.005)
+    assert isinstance(estimate, QualityEstimate)
+    assert (estimate.media, estimate.codec, estimate.estimate) == ("audio", "G.711", False)
+    assert estimate.mos >= 4.0
+    assert estimate.inputs["one_way_delay_seconds"] == pytest.approx(0.020 + 0.020 + 0.020)
+    # The façade is the E-model with those inputs, nothing added.
+    assert estimate.r == pytest.approx(rating(EModelInputs.for_delay(60.0, bpl=25.1)))
+    assert estimate.mos == pytest.approx(mos_from_r(estimate.r or 0.0))
+
+
+def test_loss_ratio_is_taken_as_a_ratio_and_turned_into_percent() -> None:
+    # 1 % loss is Ppl = 1 in G.107's formula: Ie,eff 3.640 for G.711 with PLC (above).
+    estimate = audio_mos("G711u", 0.01, rtt=0.040)
+    assert estimate is not None
+    assert estimate.inputs["ie_eff"] == pytest.approx(3.640, abs=0.001)
+
+
+def test_loss_burstiness_and_missing_plc_lower_the_score() -> None:
+    def mos(loss_ratio: float, burst_ratio: float = 1.0, *, plc: bool = True) -> float:
+        estimate = audio_mos("G711", loss_ratio, burst_ratio, 0.040, 0.005, plc=plc)
+        assert estimate is not None
+        return estimate.mos
+
+    clean = mos(loss_ratio=0.0)
+    lossy = mos(loss_ratio=0.05)
+    assert clean > lossy > mos(loss_ratio=0.05, burst_ratio=2.5)
+    assert mos(loss_ratio=0.05, plc=False) < lossy
+    assert mos(loss_ratio=0.0, plc=False) == pytest.approx(clean)  # PLC matters only under loss
+
+
+def test_opus_is_scored_as_an_estimate() -> None:
+    estimate = audio_mos("opus", 0.02, rtt=0.030, jitter=0.004)
+    assert estimate is not None
+    assert estimate.estimate
+    assert any("stand-in" in note for note in estimate.notes)
+
+
+def test_no_rtt_is_noted() -> None:
+    estimate = audio_mos("PCMA", 0.0)
+    assert estimate is not None
+    assert "rtt_seconds" not in estimate.inputs
+    assert any("no path RTT" in note for note in estimate.notes)
+
+
+@pytest.mark.parametrize("codec", ["G722", "G.722.1", "AACLD", "H264", "speex", None])
+def test_codecs_off_the_narrowband_scale_get_no_audio_score(codec: str | None) -> None:
+    assert audio_mos(codec, 0.0, rtt=0.040) is None
+
+
+@pytest.mark.parametrize("loss", [-0.1, 1.5, math.nan])
+def test_audio_refuses_a_loss_that_is_not_a_ratio(loss: float) -> None:
+    with pytest.raises(ValueError, match="loss_ratio"):
+        audio_mos("PCMU", loss)
+
+
+# --- the façade: video (G.1070, unverified coefficients) -----------------------------------
+
+
+def test_g1070_arithmetic_worked_through() -> None:
+    # by hand, with the H.264 VGA set (this checks the code against the formula, not the
+    # coefficients, which are unverified): BrV = 2000 kbit/s, FrV = 30, PplV = 0.
+    # Ofr = 5.517 + 0.0129 x 2000 = 31.3 -> clamped to 30 = FrV, so Icoding = IOfr;
+    # IOfr = 3.459 (1 - 1/(1 + (2000/178.53)^1.02)) = 3.459 x 11.757/12.757 = 3.188.
+    assert video_quality_g1070(H264_VGA, 2000.0, 30.0, 0.0) == pytest.approx(4.188, abs=0.002)
+
+
+def test_g1070_algebra() -> None:
+    for coefficients in (H264_VGA, MPEG4_QVGA):
+        # Loss only lowers Vq; Vq stays within 1..5.
+        by_loss = [video_quality_g1070(coefficients, 1000.0, 25.0, p / 4) for p in range(41)]
+        assert all(a >= b for a, b in itertools.pairwise(by_loss))
+        assert all(1.0 <= v <= 5.0 for v in by_loss)
+        # At the optimal frame rate, more bits never hurt.
+        by_rate = [
+            video_quality_g1070(coefficients, float(b), 30.0, 0.0) for b in range(64, 4000, 64)
+        ]
+        assert all(a <= b for a, b in itertools.pairwise(by_rate))
+    with pytest.raises(ValueError, match="frame_rate"):
+        video_quality_g1070(H264_VGA, 1000.0, 0.0, 0.0)
+
+
+def test_video_quality_is_always_an_estimate() -> None:
+    estimate = video_quality("H264", 1_500_000, 30.0, 0.0, "1280x720")
+    assert estimate is not None
+    assert (estimate.media, estimate.codec, estimate.r) == ("video", "H.264", None)
+    assert estimate.estimate
+    assert any("UNVERIFIED" in note for note in estimate.notes)
+    assert any("extrapolated" in note for note in estimate.notes)  # 720p is above VGA
+    assert estimate.inputs["width"] == 1280.0
+    lossy = video_quality("H.264", 1_500_000, 30.0, 0.02, (1280, 720))
+    assert lossy is not None
+    assert lossy.mos < estimate.mos
+
+
+def test_video_without_coefficients_or_without_video_gets_no_score() -> None:
+    for codec in ("AV1", "VP8", "VP9", "H265", "H263", "G711", None):
+        assert video_quality(codec, 1_000_000, 30.0, 0.0) is None
+    assert video_quality("H264", 0.0, 30.0, 0.0) is None  # a muted or stopped stream
+    assert video_quality("H264", 1_000_000, 0.0, 0.0) is None
+    with pytest.raises(ValueError, match="loss_ratio"):
+        video_quality("H264", 1_000_000, 30.0, 2.0)
