@@ -50,6 +50,7 @@ import aiohttp
 from collectors.base import CollectError, CollectorSettings
 from collectors.codec_settings import XapiSettings
 from collectors.tls import TlsContexts, connect_failure
+from collectors.xapi_media import parse_media
 from collectors.xapi_parse import StatusError, StatusReader, merge, parse_status
 from netmon.credentials import ApiCredential, Secret
 from netmon.model import EndpointStatus, ProbeTarget
@@ -161,6 +162,11 @@ class XapiCollector:
             async with asyncio.timeout(settings.timeout):
                 codec.ssl = await self._context(settings)
                 root = await self._status(codec, credential, settings)
+                media = None
+                if root.find("Call") is not None:
+                    # In a call: its media statistics too (one more GET, only then).
+                    location = "/Status/MediaChannels"
+                    media = await self._get(codec, credential, location, settings.max_body)
         except TimeoutError:
             raise CollectError("timeout", f"no answer within {settings.timeout:g}s") from None
         except StatusError as exc:
@@ -196,6 +202,7 @@ class XapiCollector:
             peripherals=tuple(parts.peripherals),
             diagnostics=tuple(parts.diagnostics),
             missing=missing,
+            streams=tuple(parse_media(media)) if media is not None and parts.calls else (),
         )
 
     async def _status(

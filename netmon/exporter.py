@@ -26,6 +26,7 @@ from prometheus_client.samples import Sample
 
 from netmon import __version__
 from netmon.checks.model import Verdict
+from netmon.exporter_calls import call_families
 from netmon.exporter_rooms import room_families
 from netmon.state import Reach, StateStore
 from netmon.windows import Histogram
@@ -64,6 +65,7 @@ class StoreCollector:
         yield from self._device_families()
         yield from self._event_families()
         yield from room_families(self._store)
+        yield from call_families(self._store)
 
     def _event_families(self) -> Iterator[Metric]:
         """What arrived rather than was polled: traps, and readiness checks' last verdicts."""

@@ -281,6 +281,27 @@ class Diagnostic:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaStream:
+    """One media stream of a call as the endpoint measures it (RTCP / its own counters).
+
+    `direction` "rx" is what the room receives (the quality its people hear and see), "tx"
+    what it sends; `media` audio or video; `role` main or presentation (video). `loss_ratio`
+    is over the source's last interval, not since the call began; `jitter` in seconds,
+    `bitrate` in bit/s. None where the source does not say.
+    """
+
+    call: str
+    direction: str
+    media: str
+    role: str = "main"
+    codec: str = ""
+    loss_ratio: float | None = None
+    jitter: float | None = None
+    bitrate: float | None = None
+    frame_rate: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EndpointStatus(Observation):
     """One read of an endpoint's own status over its API (Cisco xAPI, Poly REST).
 
@@ -301,6 +322,7 @@ class EndpointStatus(Observation):
     peripherals: tuple[Peripheral, ...] = ()
     diagnostics: tuple[Diagnostic, ...] = ()
     missing: tuple[str, ...] = ()
+    streams: tuple[MediaStream, ...] = ()  # of the calls it is in (read only while in one)
 
 
 @dataclass(frozen=True, slots=True)

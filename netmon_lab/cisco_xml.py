@@ -136,6 +136,60 @@ def calls(state: CodecState, now: float | None = None) -> str:
     return "".join(out)
 
 
+# Packets in the codec's last statistics interval (5 s): audio at 50 packets a second, video
+# at about 90 (720p30 H.264 at ~1.5 Mbit/s).
+INTERVAL_PACKETS = {"Audio": 250, "Video": 450}
+
+
+def _channel(number: int, direction: str, kind: str, role: str, loss: float,
+             jitter_ms: float) -> str:  # fmt: skip
+    packets = INTERVAL_PACKETS[kind]
+    lost = round(packets * loss) if direction == "Incoming" else 0
+    rate = 64000 if kind == "Audio" else (1_500_000 if role == "Main" else 800_000)
+    media = (
+        _open("Audio", 6) + _leaf("Protocol", "G711Mu", 8) + _leaf("Mute", "False", 8)
+        + _close("Audio", 6)
+        if kind == "Audio"
+        else _open("Video", 6) + _leaf("ChannelRole", role, 8) + _leaf("FrameRate", 30, 8)
+        + _leaf("Protocol", "H264", 8) + _leaf("ResolutionX", 1280, 8)
+        + _leaf("ResolutionY", 720, 8) + _close("Video", 6)
+    )  # fmt: skip
+    return (
+        _open("Channel", 4, number)
+        + _leaf("Direction", direction, 6)
+        + _leaf("Type", kind, 6)
+        + media
+        + _open("Netstat", 6)
+        + _leaf("Bytes", packets * 160, 8)
+        + _leaf("ChannelRate", rate, 8)
+        + _leaf("Jitter", round(jitter_ms), 8)
+        + _leaf("LastIntervalLost", lost, 8)
+        + _leaf("LastIntervalReceived", packets - lost, 8)
+        + _leaf("Loss", lost, 8)
+        + _leaf("MaxJitter", round(jitter_ms * 2), 8)
+        + _leaf("Packets", packets, 8)
+        + _close("Netstat", 6)
+        + _close("Channel", 4)
+    )
+
+
+def media_channels(state: CodecState) -> str:
+    """Status/MediaChannels: per call, audio and main video each way (what the room receives
+    carries its call's `rx_loss` and `jitter_ms`)."""
+    out = []
+    for number, call in enumerate(state.calls, start=1):
+        channels = [
+            _channel(index, direction, kind, "Main", call.rx_loss, call.jitter_ms)
+            for index, (direction, kind) in enumerate(
+                [("Incoming", "Audio"), ("Outgoing", "Audio"), ("Incoming", "Video"),
+                 ("Outgoing", "Video")],
+                start=1,
+            )
+        ]  # fmt: skip
+        out.append(_open("Call", 4, number) + "".join(channels) + _close("Call", 4))
+    return _open("MediaChannels", 2) + "".join(out) + _close("MediaChannels", 2) if out else ""
+
+
 def cameras(state: CodecState) -> str:
     out = [_open("Cameras", 2)]
     number = 0
@@ -310,6 +364,7 @@ def sections(state: CodecState, mic_shape: str) -> list[tuple[str, str]]:
         ("Cameras", cameras(state)),
         ("Diagnostics", diagnostics(state)),
         ("H323", h323(state)),
+        ("MediaChannels", media_channels(state)),
         ("Network", _filler_network()),
         ("Peripherals", peripherals(state, mic_shape)),
         ("SIP", sip(state)),

@@ -31,6 +31,10 @@ class SimCall:
     direction: str = "outgoing"
     status: str = "connected"
     started: float = 0.0  # unix seconds
+    # What the room measures on what it receives: the share of packets lost over the last
+    # interval, and the interarrival jitter (ms). Set by the demo's faults on its path.
+    rx_loss: float = 0.0
+    jitter_ms: float = 2.0
 
 
 def _default_peripherals() -> list[SimPeripheral]:

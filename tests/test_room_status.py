@@ -26,6 +26,7 @@ from netmon.model import (
     Diagnostic,
     DiagnosticLevel,
     EndpointStatus,
+    MediaStream,
     Observation,
     Peripheral,
     PeripheralKind,
@@ -34,6 +35,7 @@ from netmon.model import (
     RegistrationFailure,
     RegistrationState,
 )
+from netmon.quality import audio_mos
 from netmon.state import StateStore
 from netmon.status import status_message, target_json
 from netmon.status_page import status_page
@@ -379,3 +381,57 @@ async def test_the_status_page_api_and_mqtt_status_say_what_is_wrong_with_a_room
     page = await status_page(store, "test")(make_mocked_request("GET", "/"))
     assert page.text is not None
     assert "not registered (SIP): 403 Forbidden; camera disconnected" in page.text
+
+
+def _in_call(loss: float, *, target: str = "hall") -> EndpointStatus:
+    streams = (
+        MediaStream("1", "rx", "audio", codec="G711Mu", loss_ratio=loss, jitter=0.01,
+                    bitrate=64000),
+        MediaStream("1", "tx", "audio", codec="G711Mu", loss_ratio=0.0, jitter=0.002,
+                    bitrate=64000),
+        MediaStream("1", "rx", "video", codec="H264", loss_ratio=loss, jitter=0.01,
+                    bitrate=1_500_000, frame_rate=30),
+    )  # fmt: skip
+    calls = (Call("connected", "sip", "outgoing", "sip:vp@conf.lab", 600.0),)
+    return replace(_status(calls=calls, target=target), streams=streams)
+
+
+def _call_samples(store: StateStore) -> dict[tuple[str, str, str], float]:
+    text = render(build_registry(store), None)[0].decode()
+    return {
+        (sample.name, sample.labels.get("direction", ""), sample.labels.get("media", "audio")): (
+            sample.value
+        )
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("netmon_call_")
+    }
+
+
+def test_a_call_shows_per_stream_figures_and_an_audio_mos_that_falls_with_loss() -> None:
+    store = _store()
+    store.record(_in_call(0.0))
+    clean = _call_samples(store)
+    assert clean[("netmon_call_stream_loss_ratio", "rx", "audio")] == 0.0
+    assert clean[("netmon_call_stream_bytes_per_second", "rx", "video")] == 1_500_000 / 8
+    assert clean[("netmon_call_stream_frames_per_second", "rx", "video")] == 30
+    # G.711, no loss, 10 ms jitter, no RTT known (no ICMP here): the E-model's best.
+    assert clean[("netmon_call_audio_mos", "rx", "audio")] == pytest.approx(
+        audio_mos("G711Mu", 0.0, jitter=0.01).mos  # type: ignore[union-attr]
+    )
+    assert clean[("netmon_call_audio_mos", "rx", "audio")] > 4.0
+    assert ("netmon_call_video_quality_estimate", "rx", "video") in clean
+    store.record(_in_call(0.05))
+    lossy = _call_samples(store)
+    assert lossy[("netmon_call_stream_loss_ratio", "rx", "audio")] == 0.05
+    assert (
+        lossy[("netmon_call_audio_mos", "rx", "audio")]
+        < clean[("netmon_call_audio_mos", "rx", "audio")]
+    )
+    assert (
+        lossy[("netmon_call_audio_mos", "tx", "audio")]
+        == clean[("netmon_call_audio_mos", "tx", "audio")]
+    )
+    # The call ends: its streams' series go with it.
+    store.record(_status())
+    assert _call_samples(store) == {}

@@ -206,6 +206,29 @@ async def test_a_room_in_a_call(probe: XapiCollector, codec: SimCodec) -> None:
     assert (await _poll(probe, codec)).calls == ()
 
 
+async def test_in_a_call_the_media_statistics_of_the_last_interval_are_read(
+    probe: XapiCollector, codec: SimCodec
+) -> None:
+    idle = codec.status_requests
+    await _poll(probe, codec)
+    per_poll = codec.status_requests - idle  # no MediaChannels request while idle
+    codec.state.calls.append(SimCall("hall@conf.lab", rx_loss=0.05, jitter_ms=12))
+    before = codec.status_requests
+    status = await _poll(probe, codec)
+    assert codec.status_requests - before == per_poll + 1
+    streams = {(s.direction, s.media): s for s in status.streams}
+    assert set(streams) == {("rx", "audio"), ("tx", "audio"), ("rx", "video"), ("tx", "video")}
+    audio = streams["rx", "audio"]
+    # 12 of the interval's 250 packets lost: the last interval's share, not the call's.
+    assert (audio.codec, audio.loss_ratio, audio.jitter) == ("G711Mu", 12 / 250, 0.012)
+    assert audio.bitrate == 64000
+    video = streams["rx", "video"]
+    assert (video.role, video.codec, video.frame_rate) == ("main", "H264", 30)
+    assert streams["tx", "audio"].loss_ratio == 0
+    codec.state.calls.clear()
+    assert (await _poll(probe, codec)).streams == ()
+
+
 async def test_standby(probe: XapiCollector, codec: SimCodec) -> None:
     codec.state.standby = True
     assert (await _poll(probe, codec)).standby is True
