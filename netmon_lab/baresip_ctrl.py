@@ -3,9 +3,13 @@
 A command is `{"command": "uadel", "params": "sip:...", "token": "7"}` sent as the netstring
 `<length>:<json>,`; baresip answers `{"response": true, "ok": true, "data": "...", "token":
 "7"}` on the same connection, interleaved with events (`{"event": true, "type":
-"REGISTER_OK", ...}`), which this client reads past. baresip 1.0's menu has `uanew <account
-line>` and `uadel <aor>` (no `uareg`): a room is taken off its registrar by deleting its user
-agent, which unregisters first (REGISTER with Expires: 0), and put back by creating it anew.
+"REGISTER_OK", ...}`), which this client hands to `on_event` when given (`CALL_RTCP` carries a
+call's RTCP statistics: collectors.baresip_stats) and reads past otherwise. ctrl_tcp serves ONE
+connection: a second client takes the socket over and the first hears nothing more.
+
+baresip 1.0's menu has `uanew <account line>` and `uadel <aor>` (no `uareg`): a room is taken
+off its registrar by deleting its user agent, which unregisters first (REGISTER with Expires:
+0), and put back by creating it anew.
 
 An answer's data can echo the command's parameters (`uanew` repeats the account line, its
 password included): it is never logged, nor put in an error.
@@ -17,7 +21,12 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
+from collections.abc import Callable
 from typing import Any
+
+log = logging.getLogger(__name__)
+EventHandler = Callable[[dict[str, Any]], None]
 
 MAX_MESSAGE = 1 << 20  # bytes: a status listing of hundreds of user agents is far below
 
@@ -29,7 +38,13 @@ class BaresipCommandError(RuntimeError):
 class BaresipControl:
     """One connection to ctrl_tcp; commands one at a time, each answer within its timeout."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        on_event: EventHandler | None = None,
+    ) -> None:
+        self._on_event = on_event
         self._reader = reader
         self._writer = writer
         self._tokens = itertools.count(1)
@@ -38,10 +53,12 @@ class BaresipControl:
         self._task = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
-    async def connect(cls, port: int, *, timeout: float = 5.0) -> BaresipControl:
+    async def connect(
+        cls, port: int, *, timeout: float = 5.0, on_event: EventHandler | None = None
+    ) -> BaresipControl:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        return cls(reader, writer)
+        return cls(reader, writer, on_event)
 
     async def command(self, command: str, params: str = "", *, timeout: float = 5.0) -> str:
         """Run `command`; its answer's data when baresip says ok, else BaresipCommandError
@@ -79,12 +96,22 @@ class BaresipControl:
                     answer = self._pending.get(str(document.get("token")))
                     if answer is not None and not answer.done():
                         answer.set_result(document)
+                elif isinstance(document, dict) and document.get("event") is True:
+                    self._event(document)
         except (asyncio.IncompleteReadError, OSError, ValueError) as exc:
             failure = ConnectionError(f"baresip control connection lost: {type(exc).__name__}")
         finally:
             for answer in self._pending.values():
                 if not answer.done():
                     answer.set_exception(failure)
+
+    def _event(self, document: dict[str, Any]) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(document)
+        except Exception:  # a listener's bug must not end the control connection
+            log.exception("baresip event handler failed", extra={"type": document.get("type")})
 
     async def _netstring(self) -> bytes:
         head = await self._reader.readuntil(b":")

@@ -28,6 +28,7 @@ LAB_CONFIG = """#!KAMAILIO
 # The lab's registrar: an operator's own kamailio.cfg, in a few lines.
 #!define NETMON_RPC_PORT {rpc_port}
 {rpc_auth}
+{media_relay}
 debug=2
 log_stderror=yes
 children=2
@@ -43,6 +44,16 @@ loadmodule "xlog.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
 loadmodule "auth.so"
+loadmodule "tm.so"
+loadmodule "rr.so"
+loadmodule "siputils.so"
+loadmodule "textops.so"
+#!ifdef LAB_MEDIA_RELAY
+loadmodule "rtpengine.so"
+modparam("rtpengine", "rtpengine_sock", LAB_MEDIA_RELAY)
+modparam("rtpengine", "rtpengine_tout_ms", 2000)
+modparam("rtpengine", "rtpengine_retr", 1)
+#!endif
 
 # Short registrations for tests: a contact lives as long as the UA asks (down to 1 s), and
 # the timer removes expired ones every second.
@@ -58,6 +69,7 @@ event_route[htable:mod-init] {{
 
 request_route {{
     if ($rm != "REGISTER") {{
+        route(CALLS);
         sl_send_reply("405", "Method Not Allowed");
         exit;
     }}
@@ -81,6 +93,56 @@ request_route {{
         exit;
     }}
     route(NETMON_REGOK);
+}}
+
+# Calls between registered user agents: an INVITE goes to the contact its AoR registered, its
+# CANCEL after it; the INVITE is record-routed, so the dialog's ACK and BYE pass here too (the
+# media relay hears of the call's end). Anything else falls through to the 405 above.
+route[CALLS] {{
+    if (!is_method("INVITE|ACK|BYE|CANCEL")) return;
+    if (has_totag()) {{
+        if (loose_route()) {{
+            route(MEDIA);
+            t_relay();
+        }} else if (is_method("ACK")) {{
+            if (t_check_trans()) t_relay();
+        }} else {{
+            sl_send_reply("404", "Not Here");
+        }}
+        exit;
+    }}
+    if (is_method("CANCEL|ACK")) {{
+        if (t_check_trans()) t_relay();
+        exit;
+    }}
+    t_check_trans();
+    if (!lookup("location")) {{
+        sl_send_reply("404", "Not Found");
+        exit;
+    }}
+    record_route();
+    route(MEDIA);
+    t_on_reply("MEDIA");
+    if (!t_relay()) sl_reply_error();
+    exit;
+}}
+
+# The lab's media relay (when configured) rewrites each SDP to its own ports: offer, answer,
+# delete on BYE and CANCEL (rtpengine's "ng" protocol, spoken by netmon_lab.media_relay).
+route[MEDIA] {{
+#!ifdef LAB_MEDIA_RELAY
+    if (has_body("application/sdp") || is_method("BYE|CANCEL")) rtpengine_manage();
+#!else
+    return;
+#!endif
+}}
+
+onreply_route[MEDIA] {{
+#!ifdef LAB_MEDIA_RELAY
+    if (has_body("application/sdp")) rtpengine_manage();
+#!else
+    return;
+#!endif
 }}
 """
 
@@ -129,10 +191,13 @@ def render_config(
     modules: Path,
     snippet: Path,
     authorization: str | None = None,
+    media_relay: int | None = None,
 ) -> str:
     """The lab's kamailio.cfg: SIP on udp 127.0.0.1:sip_port, the RPC on tcp
     127.0.0.1:rpc_port, `users` (user -> password) the only ones allowed to register, and the
-    RPC behind `authorization` (an Authorization header value) when given."""
+    RPC behind `authorization` (an Authorization header value) when given; INVITEs to a
+    registered user routed to its contact, their SDP through the media relay whose control
+    port (rtpengine's ng protocol, udp 127.0.0.1) is `media_relay` when given."""
     for user in users:
         quoted(user)
         if not user or any(c in user for c in " \t>)$"):
@@ -146,6 +211,9 @@ def render_config(
     return LAB_CONFIG.format(
         rpc_port=rpc_port,
         rpc_auth=auth_define,
+        media_relay=(
+            "" if media_relay is None else f'#!define LAB_MEDIA_RELAY "udp:127.0.0.1:{media_relay}"'
+        ),
         sip_port=sip_port,
         modules=modules,
         snippet=snippet,
