@@ -32,7 +32,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -136,8 +136,15 @@ class _Agent:
         self.changed.set()
 
     def stats(self) -> list[StreamStats]:
+        """The latest report of each live stream, named with its codec (`callstat` is asked
+        once the call is established: a report may have come before)."""
         live = self.live_calls
-        return [s for key, pair in self.latest.items() if key[0] in live for s in pair]
+        return [
+            s if s.codec else replace(s, codec=self.codecs.get(s.call_id, {}).get(s.media))
+            for key, pair in self.latest.items()
+            if key[0] in live
+            for s in pair
+        ]
 
 
 class CallLab:
