@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,11 +26,20 @@ from netmon.alerting.traps import TrapAlerts
 from netmon.config.alerting import Silence
 from netmon.config.errors import ConfigError
 from netmon.config.loader import load_data
+from netmon.config.rules import Rule
 from netmon.confirm import Confirmer
 from netmon.devices import DeviceState, InterfaceState
 from netmon.inventory import Inventory
 from netmon.meetings import meeting_windows
-from netmon.model import EchoRound, InterfaceSample, Observation, ProbeTarget
+from netmon.model import (
+    Call,
+    EchoRound,
+    EndpointStatus,
+    InterfaceSample,
+    MediaStream,
+    Observation,
+    ProbeTarget,
+)
 from netmon.scheduler import Scheduler
 from netmon.state import Reach, StateStore
 from tests.fake_clock import FakeClock
@@ -875,3 +885,86 @@ async def test_forged_link_down_traps_cannot_flood_the_alerts(db: AlertDB) -> No
     h.engine.interface_trap(inv.targets["sw-polled"], 1, True)
     paged = [(t.target, t.labels["ifname"]) for t in h.engine.tracked.values()]
     assert ("sw-polled", "Gi0/1") in paged
+
+
+def _call_status(target: str, loss: float) -> EndpointStatus:
+    """A Cisco room in a call, receiving G.711 audio with `loss` over the last interval."""
+    return EndpointStatus(
+        target=target, collector="xapi", ok=True, duration=0.05,
+        calls=(Call("connected", "sip", "outgoing", "sip:vp@conf.lab"),),
+        streams=(MediaStream("1", "rx", "audio", codec="G711Mu", loss_ratio=loss, jitter=0.01),),
+    )  # fmt: skip
+
+
+def _rooms_with_api() -> Inventory:
+    return inventory(
+        {
+            "credentials": {"codecs": {"user": "netmon", "password": "pw"}},
+            "defaults": {"xapi": {"credential": "codecs"}},
+        },
+        [
+            {"id": "wan", "address": "192.0.2.10", "name": "Huyện A", "vendor": "cisco"},
+            {"id": "lan", "address": "192.0.2.11", "name": "Huyện B", "vendor": "cisco"},
+        ],
+    )
+
+
+async def test_poor_call_quality_fires_below_its_mos_with_where_the_fault_lies(
+    db: AlertDB,
+) -> None:
+    h = Harness(_rooms_with_api(), db, Clock())
+    # Both rooms receive audio with 15 % loss (MOS about 2.9); netmon's own pings to "wan"
+    # lose as much, to "lan" nothing: the WAN path, and the room's LAN or endpoint.
+    h.lossy("wan", 9, 60)
+    h.echo("lan", *[0.01] * 60)
+    for room in ("wan", "lan"):
+        h.store.record(_call_status(room, 0.15))
+    h.advance(9)
+    h.store.record(_call_status("wan", 0.15))
+    h.store.record(_call_status("lan", 0.15))
+    assert await h.events() == []  # CallQualityBad's `for: 10s` is not over
+    h.advance(2)
+    for room in ("wan", "lan"):
+        h.store.record(_call_status(room, 0.15))
+    firing = {(e.alertname, e.target): e for e in await h.events()}
+    assert set(firing) == {("CallQualityBad", "wan"), ("CallQualityBad", "lan")}
+    wan = firing["CallQualityBad", "wan"]
+    assert wan.severity is Severity.MAJOR
+    assert wan.value == pytest.approx(2.91, abs=0.02)  # the MOS, the right way up
+    assert wan.summary == (
+        "Call quality at Huyện A is bad: MOS 2.91 < 3.10 (WAN path: netmon's pings lose 15.0% too)"
+    )
+    assert firing["CallQualityBad", "lan"].summary.endswith(
+        "(room LAN / endpoint: netmon's path to the site is clean)"
+    )
+    # The call ends: quality alerts resolve after their clear_for, not hang on.
+    for room in ("wan", "lan"):
+        h.store.record(replace(_call_status(room, 0.0), calls=(), streams=()))
+    h.advance(31)
+    h.store.record(replace(_call_status("wan", 0.0), calls=(), streams=()))
+    h.store.record(replace(_call_status("lan", 0.0), calls=(), streams=()))
+    resolved = [e for e in await h.events() if e.status.value == "resolved"]
+    assert {(e.alertname, e.target) for e in resolved} >= {
+        ("CallQualityBad", "wan"), ("CallQualityBad", "lan"),
+    }  # fmt: skip
+
+
+def test_a_level_bad_when_low_is_written_below_and_checked_like_the_others() -> None:
+    rule = Rule.model_validate(
+        {"metric": "call_mos", "levels": [{"severity": "major", "below": 3.6, "clear": 3.8}]}
+    )
+    assert rule.falling
+    with pytest.raises(ValueError, match=r"clear \(3.4\) must not be below `below` \(3.6\)"):
+        Rule.model_validate(
+            {"metric": "call_mos", "levels": [{"severity": "major", "below": 3.6, "clear": 3.4}]}
+        )
+    with pytest.raises(ValueError, match="all `above` or all `below`"):
+        Rule.model_validate(
+            {
+                "metric": "call_mos",
+                "levels": [
+                    {"severity": "warning", "above": 1},
+                    {"severity": "major", "below": 3.1},
+                ],
+            }
+        )

@@ -30,6 +30,7 @@ from netmon.model import (
     DiagnosticLevel,
     EndpointStatus,
     InterfaceSample,
+    MediaStream,
     Peripheral,
     PeripheralKind,
     ReachPolicy,
@@ -37,6 +38,7 @@ from netmon.model import (
     RegistrationFailure,
     RegistrationState,
 )
+from netmon.quality import audio_mos
 from netmon.state import IcmpState, ProbeState, Reach, TargetState
 from netmon.windows import EchoWindow, LossCounter
 
@@ -174,6 +176,10 @@ def _status(
         peripherals=tuple(Peripheral(kind, kind.value, up) for kind, up in peripherals),
         diagnostics=tuple(Diagnostic(level, "t", level.value) for level in diagnostics),
     )
+
+
+def _with_streams(*streams: MediaStream) -> EndpointStatus:
+    return replace(_status(), streams=streams)
 
 
 def _registrar(registered: bool | None) -> RegistrarWord:
@@ -464,6 +470,32 @@ CASES: list[tuple[str, str, Case, Expected]] = [
         "the room failed, the registrar still holds a contact",
         Case(api=True, status=_status(RegistrationState.FAILED), registrar=_registrar(True)),
         [({}, 1.0)],
+    ),
+    # call_mos: the worst received audio's E-model MOS; 4.5 (nothing wrong) out of a call
+    (
+        "call_mos",
+        "in a call, 5 % loss on the audio received",
+        Case(
+            icmp=_icmp(Reach.UP, RTTS),
+            api=True,
+            status=_with_streams(
+                MediaStream("1", "rx", "audio", codec="G711u", loss_ratio=0.05, jitter=0.01),
+                MediaStream("1", "tx", "audio", codec="G711u", loss_ratio=0.2, jitter=0.01),
+            ),
+        ),
+        [({}, audio_mos("G711u", 0.05, jitter=0.01).mos)],  # type: ignore[union-attr]
+    ),
+    ("call_mos", "not in a call", Case(api=True, status=_status()), [({}, 4.5)]),
+    ("call_mos", "the API cannot be read", Case(api=True), []),
+    (
+        "call_mos",
+        "down: EndpointDown says it",
+        Case(
+            icmp=_icmp(Reach.DOWN),
+            api=True,
+            status=_with_streams(MediaStream("1", "rx", "audio", codec="G711u", loss_ratio=0.5)),
+        ),
+        [({}, 4.5)],
     ),
 ]
 

@@ -193,7 +193,11 @@ class AlertEngine:
             details = DETAILS.get(rule.metric)
             for labels, value in SIGNALS[rule.metric](state, rule, self._seen_up):
                 produced.add(fingerprint(name, target.id, labels))
-                extra = None if details is None or not value else details(state, labels)
+                # Words that explain the value, while it has one worth explaining; an empty
+                # answer keeps the words of the last (a resolve says why it fired).
+                extra = (details(state, labels) or None) if details and value else None
+                if rule.falling and isinstance(value, float):
+                    value = -value  # a `below` level is kept mirrored (Level._below)
                 self._lifecycle.update(name, rule, target, labels, value, now, extra=extra)
             self._seen_up |= interfaces_seen_up(state, rule)
             if rule.metric in INTERFACE_METRICS and interfaces_complete(state):

@@ -24,6 +24,8 @@ MEETING_RAISED = frozenset(
         "PeripheralDisconnected",
         "EndpointDiagnosticError",
         "OneSidedRegistration",
+        "CallQualityDegraded",
+        "CallQualityBad",
     }
 )
 RAISED = {

@@ -34,12 +34,15 @@ def render(
     now: float,
 ) -> AlertEvent:
     level = tracked.rule.levels[max(tracked.peak if tracked.flapping else tracked.level, 0)]
+    # A rule of `below` levels keeps its values and thresholds mirrored: shown the right way up.
+    sign = -1.0 if tracked.rule.falling else 1.0
+    value = None if tracked.value is None else sign * tracked.value
     values: dict[str, object] = {
         "name": target.display_name if target else tracked.target,
         "target": tracked.target,
         "district": target.district if target else "",
-        "value": templates.format_value(tracked.metric, tracked.value),
-        "threshold": templates.format_value(tracked.metric, level.above),
+        "value": templates.format_value(tracked.metric, value),
+        "threshold": templates.format_value(tracked.metric, sign * level.above),
         **tracked.labels,
         **tracked.extra,
     }
@@ -70,7 +73,7 @@ def render(
         summary=text,
         labels={**tracked.rule.labels, **tracked.labels},
         context=context,
-        value=tracked.value,
+        value=value,
         description=description,
         flapping=tracked.flapping,
         event_at=now,

@@ -18,6 +18,7 @@ from netmon.config.rules import Rule
 from netmon.devices import InterfaceState
 from netmon.endpoints import ESSENTIAL_PERIPHERALS, PROTOCOLS, EndpointView
 from netmon.model import InterfaceSample, RegistrationState
+from netmon.quality import audio_mos
 from netmon.state import IcmpState, Reach, TargetState
 from netmon.windows import jitter, percentile_95
 
@@ -214,6 +215,53 @@ def _one_sided(view: EndpointView) -> Iterator[Reading]:
         yield {}, None if one_sided is None else float(one_sided)
 
 
+# Call quality judged on what the room receives; a call ended is no degraded call.
+NO_IMPAIRMENT = 4.5
+
+
+def _received_audio_mos(state: TargetState) -> list[tuple[float, float | None]]:
+    """(MOS, loss) of each audio stream the room receives in its calls."""
+    view = state.endpoint_view()
+    if view is None or view.status is None:
+        return []
+    icmp = state.icmp
+    rtt = icmp.last_rtt if icmp is not None and icmp.reach is Reach.UP else None
+    found: list[tuple[float, float | None]] = []
+    for stream in view.status.streams:
+        if stream.direction != "rx" or stream.media != "audio" or stream.loss_ratio is None:
+            continue
+        score = audio_mos(stream.codec, stream.loss_ratio, rtt=rtt, jitter=stream.jitter)
+        if score is not None:
+            found.append((score.mos, stream.loss_ratio))
+    return found
+
+
+def call_mos(
+    state: TargetState, rule: Rule, seen_up: Container[tuple[str, str]]
+) -> Iterator[Reading]:
+    view = state.endpoint_view()
+    if view is None or view.status is None:
+        return  # no codec API, or it cannot be read now: nothing to judge
+    if state.reach is Reach.DOWN:
+        yield {}, NO_IMPAIRMENT  # EndpointDown says it
+        return
+    scores = _received_audio_mos(state)
+    yield {}, min((mos for mos, _ in scores), default=NO_IMPAIRMENT)
+
+
+def _call_hint(state: TargetState, labels: Mapping[str, str]) -> dict[str, object]:
+    """Where the fault lies: netmon's own path to the site losing as much as the call does
+    points at the WAN; a clean path with a lossy call, at the room's LAN or the endpoint."""
+    scores = _received_audio_mos(state)
+    if not scores:
+        return {}
+    _, call_loss = min(scores)
+    path_loss = state.icmp.window.loss_ratio() if state.icmp is not None else None
+    if path_loss is not None and call_loss and path_loss >= call_loss / 2:
+        return {"hint": f"WAN path: netmon's pings lose {path_loss * 100:.1f}% too"}
+    return {"hint": "room LAN / endpoint: netmon's path to the site is clean"}
+
+
 # Every `Metric` a rule may name, and the signal that reads it.
 SIGNALS: Mapping[str, Signal] = {
     "down": down,
@@ -231,6 +279,7 @@ SIGNALS: Mapping[str, Signal] = {
     "peripheral_disconnected": _room_status(_disconnected),
     "diagnostic_error": _room_status(_diagnostics),
     "one_sided_registration": _room_status(_one_sided),
+    "call_mos": call_mos,
 }
 
 
@@ -262,7 +311,10 @@ def _room_details(state: TargetState, labels: Mapping[str, str]) -> dict[str, ob
 
 # Words beside a room-status alert's summary, by rule metric (the others need none).
 RoomDetails = Callable[[TargetState, Mapping[str, str]], dict[str, object]]
-DETAILS: Mapping[str, RoomDetails] = dict.fromkeys(
-    ("unregistered", "peripheral_disconnected", "diagnostic_error", "one_sided_registration"),
-    _room_details,
-)
+DETAILS: Mapping[str, RoomDetails] = {
+    **dict.fromkeys(
+        ("unregistered", "peripheral_disconnected", "diagnostic_error", "one_sided_registration"),
+        _room_details,
+    ),
+    "call_mos": _call_hint,
+}

@@ -36,6 +36,8 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "PeripheralDisconnected": "{name}: {peripheral} disconnected ({devices})",
         "EndpointDiagnosticError": "{name} reports {value} diagnostic error(s): {diagnostics}",
         "OneSidedRegistration": "{name}: one-sided SIP registration ({side})",
+        "CallQualityDegraded": "Call quality at {name}: MOS {value} < {threshold} ({hint})",
+        "CallQualityBad": "Call quality at {name} is bad: MOS {value} < {threshold} ({hint})",
         "DeviceAuthenticationFailure": (
             "{name} reports an SNMP authentication failure (a wrong community or key was used)"
         ),
@@ -65,6 +67,9 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "PeripheralDisconnected": "{name}: mất kết nối {peripheral} ({devices})",
         "EndpointDiagnosticError": "{name} báo {value} lỗi chẩn đoán: {diagnostics}",
         "OneSidedRegistration": "{name}: đăng ký SIP một phía ({side})",
+        "CallQualityDegraded": "Chất lượng cuộc gọi tại {name} giảm: MOS {value} < {threshold} "
+        "({hint})",
+        "CallQualityBad": "Chất lượng cuộc gọi tại {name} kém: MOS {value} < {threshold} ({hint})",
         "DeviceAuthenticationFailure": (
             "{name} báo lỗi xác thực SNMP (có truy cập dùng sai community hoặc khóa)"
         ),
@@ -117,4 +122,6 @@ def format_value(metric: str, value: float | None) -> str:
         return f"{value * 100:.1f}%"
     if metric == "interface_errors":
         return f"{value:.2f}/s"
+    if metric == "call_mos":
+        return f"{value:.2f}"
     return f"{value:g}"

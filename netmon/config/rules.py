@@ -58,6 +58,7 @@ Metric = Literal[
     "peripheral_disconnected",  # per camera, microphone, display: reported unplugged (1)
     "diagnostic_error",  # diagnostics the room raises at Error or Critical (a count)
     "one_sided_registration",  # the room and its registrar disagree on its SIP registration (1)
+    "call_mos",  # the worst estimated MOS of the audio the room receives in its calls (1-4.5)
 ]
 TargetKind = Literal[
     "endpoint", "mcu", "router", "switch", "olt", "cpe", "firewall", "server", "service"
@@ -69,11 +70,34 @@ class StrictModel(BaseModel):
 
 
 class Level(StrictModel):
+    """A level raises when the value is above `above` (loss, RTT), or below `below` for a
+    value that is bad when low (a MOS). A `below` level is kept as its mirror image, `above`
+    the negated threshold with `falling` set: the engine negates the rule's values, and the
+    summaries show them the right way up."""
+
     severity: Severity
     above: float = Field(description="raise when the value is above this")
     clear: float | None = Field(
         default=None, description="clear only at or below this (default: `above`)"
     )
+    falling: bool = Field(default=False, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _below(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "below" not in data:
+            return data
+        if "above" in data:
+            raise ValueError("give `above` (bad when high) or `below` (bad when low), not both")
+        mirrored = {k: v for k, v in data.items() if k != "below"}
+        below, clear = data["below"], data.get("clear")
+        if isinstance(below, int | float) and not isinstance(below, bool):
+            mirrored["above"] = -below
+        if isinstance(clear, int | float) and not isinstance(clear, bool):
+            if clear < below:
+                raise ValueError(f"clear ({clear}) must not be below `below` ({below})")
+            mirrored["clear"] = -clear
+        return {**mirrored, "falling": True}
 
     @model_validator(mode="after")
     def _clear_not_above(self) -> Level:
@@ -87,6 +111,8 @@ class Level(StrictModel):
 
 
 def _levels_rise(levels: list[Level]) -> list[Level]:
+    if len({level.falling for level in levels}) > 1:
+        raise ValueError("a rule's levels are all `above` or all `below`")
     for lower, higher in itertools.pairwise(levels):
         if higher.above <= lower.above:
             raise ValueError("levels must be listed from the lowest to the highest `above`")
@@ -111,6 +137,11 @@ class Rule(StrictModel):
     labels: dict[str, str] = Field(default_factory=dict, description="added to every alert")
     summary: str | None = Field(default=None, description="template; overrides the language set")
     enabled: bool = True
+
+    @property
+    def falling(self) -> bool:
+        """Its values are bad when low (levels given as `below`)."""
+        return self.levels[0].falling
 
 
 class TrapRule(StrictModel):
@@ -265,6 +296,23 @@ def default_rules(thresholds: Thresholds) -> dict[str, dict[str, Any]]:
             "levels": [{"severity": "major", "above": 0.5}],
             "for": 60,
             "clear_for": 0,
+        },
+        # Call quality while a room is in a call (its codec's media statistics): the audio it
+        # receives, scored by the E-model. 3.6 is where G.109 puts "many users dissatisfied",
+        # 3.1 "nearly all". The hint says whether netmon's own path shows the loss.
+        "CallQualityDegraded": {
+            "metric": "call_mos",
+            "kinds": ["endpoint", "mcu"],
+            "levels": [{"severity": "major", "below": 3.6, "clear": 3.8}],
+            "for": 30,
+            "clear_for": 30,
+        },
+        "CallQualityBad": {
+            "metric": "call_mos",
+            "kinds": ["endpoint", "mcu"],
+            "levels": [{"severity": "major", "below": 3.1, "clear": 3.3}],
+            "for": 10,
+            "clear_for": 30,
         },
         "SNMPAuthFailure": {
             "metric": "snmp_auth",
