@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from netmon import dashboards_command
 
             return dashboards_command.run(args)
-        if args.command == "demo" and getattr(args, "demo_command", None) == "fault":
+        if args.command == "demo" and getattr(args, "demo_command", None) in ("fault", "meeting"):
             from netmon_lab import fault_client
 
             return fault_client.run(args)

@@ -39,6 +39,7 @@ from netmon_lab.fault_api import PATH as FAULTS_PATH
 from netmon_lab.fault_api import fault_routes
 from netmon_lab.fault_client import DEFAULT_URL
 from netmon_lab.faults import FaultInjector
+from netmon_lab.meeting_api import meeting_routes
 from netmon_lab.netns import EndpointNetwork, LabUnavailableError
 from netmon_lab.rooms import DemoRooms
 from netmon_lab.snmpsim import UPLINK_ALIAS, SimDevice, SnmpSimulator, build_lab, slug
@@ -267,8 +268,9 @@ class Lab:
         return network
 
     def routes(self) -> list[web.RouteDef]:
-        """The fault API, for `Service(extra_routes=...)`."""
-        return fault_routes(self.faults)
+        """The fault and meeting APIs, for `Service(extra_routes=...)`."""
+        meeting = meeting_routes(self.rooms) if self.rooms is not None else []
+        return [*fault_routes(self.faults), *meeting]
 
     async def __aexit__(
         self,

@@ -37,6 +37,7 @@ from netmon_lab.faults import (
 log = logging.getLogger(__name__)
 
 PATH = "/api/v1/demo/faults"
+MEETING_PATH = "/api/v1/demo/meeting"  # netmon_lab.meeting_api
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from netmon_lab.fault_api import PATH
+from netmon_lab.fault_api import MEETING_PATH, PATH
 from netmon_lab.faults import FIELDS, FaultKind
 
 DEFAULT_URL = "http://127.0.0.1:9842"
@@ -85,6 +85,16 @@ def add_parser(demo_commands: argparse._SubParsersAction[argparse.ArgumentParser
         help="clear every injected fault (the lab's standing ones stay)",
     )
     url_option(clear)
+    meeting = demo_commands.add_parser(
+        "meeting", help="put rooms of a running demo in a call, or end it"
+    )
+    steps = meeting.add_subparsers(dest="meeting_command", required=True, metavar="COMMAND")
+    begin = steps.add_parser("start", help="rooms join a call to the province's bridge")
+    begin.add_argument(
+        "rooms", nargs="*", metavar="ROOM", help="room ids (default: every room that can join)"
+    )
+    url_option(begin)
+    url_option(steps.add_parser("stop", help="end the meeting's calls"))
 
 
 class DemoUnreachableError(Exception):
@@ -121,8 +131,8 @@ async def _call(
     return response.status, document
 
 
-def _problem(message: str) -> int:
-    print(f"netmon demo fault: {message}", file=sys.stderr)
+def _problem(message: str, command: str = "fault") -> int:
+    print(f"netmon demo {command}: {message}", file=sys.stderr)
     return EXIT_PROBLEM
 
 
@@ -130,8 +140,25 @@ def _line(fault: dict[str, Any]) -> str:
     return f"{fault.get('id', '?'):<4} {fault.get('summary', '')}  (since {fault.get('created')})"
 
 
+async def _meeting(args: argparse.Namespace, base: str) -> int:
+    if args.meeting_command == "start":
+        body = {"rooms": args.rooms} if args.rooms else {}
+        status, document = await _call("POST", base, MEETING_PATH, body)
+        if status != 201:
+            return _problem(str(document.get("error", f"HTTP {status}")), "meeting")
+        print(f"in the meeting: {', '.join(document['rooms'])}")
+        return EXIT_OK
+    status, document = await _call("DELETE", base, MEETING_PATH)
+    if status != 200:
+        return _problem(str(document.get("error", f"HTTP {status}")), "meeting")
+    print(f"meeting ended: {len(document['ended'])} room(s) left the call")
+    return EXIT_OK
+
+
 async def _run(args: argparse.Namespace) -> int:
     base = args.url.rstrip("/")
+    if getattr(args, "meeting_command", None) is not None:
+        return await _meeting(args, base)
     if args.fault_command == "add":
         kind = FaultKind(args.kind)
         body = {"kind": kind.value, **{name: getattr(args, name) for name in FIELDS[kind]}}

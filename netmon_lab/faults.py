@@ -236,6 +236,11 @@ class FaultInjector:
             for fault in self._faults.values()
             if fault.kind in ROOM_KINDS
         )
+        for endpoint, (address, _) in self._endpoints.items():
+            if (impairment := impairments.get(address)) is not None and impairment.loss:
+                rooms[endpoint] = dataclasses.replace(
+                    rooms.get(endpoint, RoomFaults()), path_loss=impairment.loss
+                )
         return LabState(impairments, frozenset(cut), oper, rooms)
 
     # -- changing ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ faults; this says what the faults in force add up to, per room. Plain data, no I
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from netmon_lab.fault_kinds import FaultKind
@@ -23,6 +23,7 @@ class RoomFaults:
     unregistered: bool = False
     diagnostics: tuple[str, ...] = ()  # levels: warning, error, critical
     busy: bool = False
+    path_loss: float = 0.0  # a loss fault on the room's path: its calls lose as much
 
 
 class RoomControl(Protocol):
@@ -42,14 +43,13 @@ def rooms_of(faults: Iterable[tuple[FaultKind, str, str | None]]) -> dict[str, R
     for kind, endpoint, level in faults:
         room = rooms.get(endpoint, RoomFaults())
         if kind is FaultKind.CAMERA_UNPLUG:
-            room = RoomFaults(True, room.unregistered, room.diagnostics, room.busy)
+            room = replace(room, camera_unplugged=True)
         elif kind is FaultKind.UNREGISTER:
-            room = RoomFaults(room.camera_unplugged, True, room.diagnostics, room.busy)
+            room = replace(room, unregistered=True)
         elif kind is FaultKind.DIAGNOSTIC:
-            levels = (*room.diagnostics, level or "error")
-            room = RoomFaults(room.camera_unplugged, room.unregistered, levels, room.busy)
+            room = replace(room, diagnostics=(*room.diagnostics, level or "error"))
         elif kind is FaultKind.BUSY:
-            room = RoomFaults(room.camera_unplugged, room.unregistered, room.diagnostics, True)
+            room = replace(room, busy=True)
         rooms[endpoint] = room
     return rooms
 

@@ -72,8 +72,14 @@ def codec_state(room: Mapping[str, str]) -> CodecState:
     )
 
 
-def faulted(base: CodecState, faults: RoomFaults, started: float) -> CodecState:
-    """`base` with `faults` applied (a fresh copy: the base stays healthy)."""
+MEETING_HUB = "sip:hop-tinh@vc.thanhhoa.example"  # the provincial meeting's bridge
+
+
+def faulted(
+    base: CodecState, faults: RoomFaults, started: float, meeting: float | None = None
+) -> CodecState:
+    """`base` with `faults` applied (a fresh copy: the base stays healthy), in the demo's
+    meeting since `meeting` (unix seconds) when it is one of its rooms."""
     state = replace(
         base,
         peripherals=[replace(p) for p in base.peripherals],
@@ -89,6 +95,9 @@ def faulted(base: CodecState, faults: RoomFaults, started: float) -> CodecState:
         state.diagnostics.append(SimDiagnostic(level, kind, text))
     if faults.busy:
         state.calls.append(SimCall(remote="sip:hop-thuong-xuyen@vc.example", started=started))
+    if meeting is not None:
+        # A loss on the room's path (a `loss` fault) is lost by its calls too.
+        state.calls.append(SimCall(remote=MEETING_HUB, started=meeting, rx_loss=faults.path_loss))
     return state
 
 
@@ -99,6 +108,8 @@ class DemoRooms:
     rooms: list[dict[str, str]]  # id, vendor, model, sip_uri of every endpoint
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     sip: SipRooms | None = None  # the plain SIP rooms and their registrar, once started
+    meeting: dict[str, float] = field(default_factory=dict)  # room -> when it joined
+    _faults: dict[str, RoomFaults] = field(default_factory=dict)
     _codecs: dict[str, SimCodec | PolyCodec] = field(default_factory=dict)
     _base: dict[str, CodecState] = field(default_factory=dict)
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
@@ -183,8 +194,41 @@ class DemoRooms:
         return None
 
     async def set_rooms(self, rooms: Mapping[str, RoomFaults]) -> None:
-        now = time.time()
-        for endpoint, codec in self._codecs.items():
-            codec.state = faulted(self._base[endpoint], rooms.get(endpoint, RoomFaults()), now)
+        self._faults = dict(rooms)
+        self._render()
         if self.sip is not None:
             await self.sip.set_rooms(rooms)
+
+    def _render(self) -> None:
+        now = time.time()
+        for endpoint, codec in self._codecs.items():
+            faults = self._faults.get(endpoint, RoomFaults())
+            codec.state = faulted(self._base[endpoint], faults, now, self.meeting.get(endpoint))
+
+    # -- the demo's meeting -------------------------------------------------------------------
+
+    def meeting_rooms(self) -> list[str]:
+        """The rooms a meeting can be held in: those whose media statistics netmon reads."""
+        return [e for e, codec in self._codecs.items() if isinstance(codec, SimCodec)]
+
+    def start_meeting(self, rooms: list[str] | None) -> list[str]:
+        """Put `rooms` (default: every room that can) in a call to the province's bridge."""
+        able = self.meeting_rooms()
+        chosen = rooms or able
+        unable = [room for room in chosen if room not in able]
+        if unable:
+            raise ValueError(
+                f"rooms: {', '.join(unable)} cannot join (the demo's meeting needs a Cisco "
+                f"room, whose media statistics netmon reads; e.g. {able[0] if able else '-'})"
+            )
+        now = time.time()
+        for room in chosen:
+            self.meeting.setdefault(room, now)
+        self._render()
+        return sorted(self.meeting)
+
+    def stop_meeting(self) -> list[str]:
+        ended = sorted(self.meeting)
+        self.meeting.clear()
+        self._render()
+        return ended

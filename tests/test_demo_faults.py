@@ -575,6 +575,41 @@ async def test_a_room_taken_off_the_registrar_is_endpoint_unregistered_on_mqtt(
 
 
 @pytest.mark.netns
+def test_a_demo_meeting_shows_each_rooms_call_quality_and_a_lossy_path_lowers_it(
+    clean: Demo,
+) -> None:
+    def mos() -> float | None:
+        return metric_value(
+            clean.metrics(), "netmon_call_audio_mos", target="ep-so-01", direction="rx"
+        )
+
+    started = subprocess.run(
+        [*netmon_command(), "demo", "meeting", "start", "ep-so-01", "ep-so-07", "--url",
+         clean.url],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    assert started.stdout == "in the meeting: ep-so-01, ep-so-07\n"
+    try:
+        # The demo reads its codecs every 10 s; the waits only catch a hang.
+        wait_until(lambda: (mos() or 0) > 4.0, timeout=HANG, what="a clean call's MOS")
+        clean.inject({"kind": "loss", "target": "ep-so-01", "value": 0.15})
+        wait_until(lambda: (mos() or 5) < 3.1, timeout=HANG, what="the lossy call's MOS")
+        other = metric_value(
+            clean.metrics(), "netmon_call_audio_mos", target="ep-so-07", direction="rx"
+        )
+        assert other is not None
+        assert other > 4.0
+    finally:
+        stopped = subprocess.run(
+            [*netmon_command(), "demo", "meeting", "stop", "--url", clean.url],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    assert stopped.stdout == "meeting ended: 2 room(s) left the call\n"
+    wait_until(lambda: mos() is None, timeout=HANG, what="the call's series gone")
+
+
+@pytest.mark.netns
 def test_a_plain_sip_room_is_judged_by_the_demos_real_registrar(clean: Demo) -> None:
     """ep-so-04 is an HDX 7000: no API; baresip registers it to the demo's Kamailio."""
     assert "SIP registrar: Kamailio with 36 plain SIP rooms registered by baresip" in clean.output
