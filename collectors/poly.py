@@ -39,6 +39,7 @@ from collectors.codec_settings import PolySettings
 from collectors.poly_parse import (
     CONFERENCES,
     GROUP_SERIES,
+    MEDIASTATS,
     PATHS,
     SIP_SERVERS,
     VIDEOOS,
@@ -46,10 +47,11 @@ from collectors.poly_parse import (
     PolyStatus,
     load_json,
     parse,
+    parse_mediastats,
 )
 from collectors.tls import TlsContexts, connect_failure
 from netmon.credentials import ApiCredential, Secret
-from netmon.model import EndpointStatus, ProbeTarget
+from netmon.model import EndpointStatus, MediaStream, ProbeTarget
 
 LOGIN = "/rest/current/session"
 LEGACY_LOGIN = "/rest/session"  # Group Series before the /rest/current resources
@@ -152,6 +154,14 @@ class PolyCollector:
             async with asyncio.timeout(settings.timeout):
                 codec.context = await self._context(settings)
                 status = await self._poll(codec, credential, settings)
+                streams: list[MediaStream] = []
+                if status.calls:
+                    # In a call: its media statistics too (one more GET, only then). A codec
+                    # without the resource (404) has no streams to report.
+                    path = MEDIASTATS.format(id=0)
+                    answer = await self._get(codec, credential, path, settings.max_body)
+                    if answer is not _ABSENT:
+                        streams = parse_mediastats(answer, "0")
         except TimeoutError:
             raise CollectError("timeout", f"no answer within {settings.timeout:g}s") from None
         except PolyParseError as exc:
@@ -181,6 +191,7 @@ class PolyCollector:
             standby=status.standby,
             peripherals=status.peripherals,
             missing=status.missing,
+            streams=tuple(streams),
         )
 
     def _codec(self, target: str, base: str, credential: ApiCredential) -> _Codec:

@@ -41,6 +41,7 @@ from typing import Any
 
 from netmon.model import (
     Call,
+    MediaStream,
     Peripheral,
     PeripheralKind,
     Registration,
@@ -293,3 +294,46 @@ def _peripherals(entries: Mapping[str, list[str]]) -> list[Peripheral]:
             found.append(Peripheral(kind, label, False))
         # off / unknown: the codec does not watch it; nothing to say
     return found
+
+
+MEDIASTATS = "/rest/conferences/{id}/mediastats"
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 <= value < 1e12 else None
+
+
+def parse_mediastats(value: Any, call: str) -> list[MediaStream]:
+    """A conference's media statistics: per stream its direction (RX: what the room receives),
+    media, algorithm, `percentPacketLoss` (Poly's current figure), jitter (ms), actual bit
+    rate (kbit/s) and frame rate. An entry of another shape is skipped, not an error."""
+    if not isinstance(value, list):
+        raise PolyParseError("mediastats is not a JSON list")
+    streams = []
+    for entry in value:
+        if not isinstance(entry, dict):
+            continue
+        direction = {"RX": "rx", "TX": "tx"}.get(_text(entry.get("mediaDirection")).upper())
+        media = {"AUDIO": "audio", "VIDEO": "video"}.get(_text(entry.get("mediaType")).upper())
+        if direction is None or media is None:
+            continue
+        percent = _float(entry.get("percentPacketLoss"))
+        jitter = _float(entry.get("jitter"))
+        rate = _float(entry.get("actualBitRate"))
+        role = "presentation" if _text(entry.get("streamType")).upper() == "CONTENT" else "main"
+        streams.append(
+            MediaStream(
+                call=call,
+                direction=direction,
+                media=media,
+                role=role if media == "video" else "main",
+                codec=_text(entry.get("mediaAlgorithm")),
+                loss_ratio=None if percent is None else min(percent, 100.0) / 100,
+                jitter=None if jitter is None else jitter / 1000,
+                bitrate=None if rate is None else rate * 1000,
+                frame_rate=_float(entry.get("actualFrameRate")) if media == "video" else None,
+            )
+        )
+    return streams

@@ -5,7 +5,7 @@ shows (`netmon demo meeting start|stop`, and these routes the demo hands to the 
     POST   /api/v1/demo/meeting   {"rooms": [...]} (optional: every room that can) -> 201
     DELETE /api/v1/demo/meeting   end it -> 200 and the rooms that were in it
 
-The rooms are the demo's Cisco codecs: netmon reads their media statistics. Each call
+The rooms are the demo's Cisco and Poly codecs: netmon reads their media statistics. Each call
 receives what the room's path loses (a `loss` fault on the room), as a real call over a bad
 link would. Changes from loopback only, as the fault API's.
 """

@@ -195,3 +195,32 @@ def conferences(state: CodecState) -> list[dict[str, Any]]:
             "duration": connections[0]["duration"],
         }
     ]
+
+
+def mediastats(state: CodecState) -> list[dict[str, Any]]:
+    """`/rest/conferences/0/mediastats`: audio and main video, each way, per call; what the room
+    receives carries its call's `rx_loss` and `jitter_ms` (the shape: Poly's VideoOS REST API
+    guide, conferences mediastats; Group Series answers alike)."""
+    streams: list[dict[str, Any]] = []
+    for call in state.calls:
+        for direction in ("RX", "TX"):
+            loss = call.rx_loss if direction == "RX" else 0.0
+            jitter = call.jitter_ms if direction == "RX" else 1.0
+            for media, algorithm, rate, fps in (
+                ("AUDIO", "G.711U", 64, 0),
+                ("VIDEO", "H.264", 1500, 30),
+            ):
+                streams.append(
+                    {
+                        "mediaDirection": direction,
+                        "mediaType": media,
+                        "mediaAlgorithm": algorithm,
+                        "actualBitRate": rate,
+                        "actualFrameRate": fps,
+                        "jitter": jitter,
+                        "packetLoss": round(loss * 250),
+                        "percentPacketLoss": round(loss * 100, 2),
+                        "streamType": "PEOPLE",
+                    }
+                )
+    return streams

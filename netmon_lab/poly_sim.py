@@ -128,6 +128,7 @@ class PolySim:
             ("GET", "/rest/system/sipservers", self._get),
             ("GET", "/rest/system/h323gatekeepers", self._get),
             ("GET", "/rest/conferences", self._get),
+            ("GET", "/rest/conferences/0/mediastats", self._get),
         ]
         for method, path, handler in routes:
             app.router.add_route(method, path, self._dispatch(handler))
@@ -290,6 +291,8 @@ def _render(codec: PolyCodec, path: str) -> bytes | None:
         value = payloads.status(state, api)
     elif path == "/rest/conferences":
         value = payloads.conferences(state)
+    elif path == "/rest/conferences/0/mediastats":
+        value = payloads.mediastats(state)
     elif api != VIDEOOS:
         return None  # the SIP server and gatekeeper lists are VideoOS's
     elif path == "/rest/system/sipservers":

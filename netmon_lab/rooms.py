@@ -208,8 +208,9 @@ class DemoRooms:
     # -- the demo's meeting -------------------------------------------------------------------
 
     def meeting_rooms(self) -> list[str]:
-        """The rooms a meeting can be held in: those whose media statistics netmon reads."""
-        return [e for e, codec in self._codecs.items() if isinstance(codec, SimCodec)]
+        """The rooms a meeting can be held in: those whose media statistics netmon reads (the
+        Cisco and Poly codecs)."""
+        return list(self._codecs)
 
     def start_meeting(self, rooms: list[str] | None) -> list[str]:
         """Put `rooms` (default: every room that can) in a call to the province's bridge."""
@@ -218,8 +219,9 @@ class DemoRooms:
         unable = [room for room in chosen if room not in able]
         if unable:
             raise ValueError(
-                f"rooms: {', '.join(unable)} cannot join (the demo's meeting needs a Cisco "
-                f"room, whose media statistics netmon reads; e.g. {able[0] if able else '-'})"
+                f"rooms: {', '.join(unable)} cannot join (the demo's meeting needs a room "
+                f"with a codec API, whose media statistics netmon reads; e.g. "
+                f"{able[0] if able else '-'})"
             )
         now = time.time()
         for room in chosen:

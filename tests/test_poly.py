@@ -273,6 +273,33 @@ async def test_what_goes_wrong_in_a_room_shows(
     assert _registration(status, "sip").state is RegistrationState.INACTIVE
 
 
+@pytest.mark.parametrize("api", [VIDEOOS, GROUP_SERIES])
+async def test_in_a_call_the_media_statistics_are_read(
+    sim: PolySim, collector: PolyCollector, api: str
+) -> None:
+    codec = await _codec(sim, api)
+    assert (await _poll(collector, codec)).streams == ()  # idle: no mediastats GET
+    idle_gets = codec.gets
+    await _poll(collector, codec)
+    per_poll = codec.gets - idle_gets
+    codec.state.calls.append(SimCall(remote="so-y-te@conf.lab", rx_loss=0.05, jitter_ms=12))
+    before = codec.gets
+    status = await _poll(collector, codec)
+    assert codec.gets - before == per_poll + 1
+    streams = {(s.direction, s.media): s for s in status.streams}
+    assert set(streams) == {("rx", "audio"), ("tx", "audio"), ("rx", "video"), ("tx", "video")}
+    audio = streams["rx", "audio"]
+    assert (audio.codec, audio.loss_ratio, audio.jitter, audio.bitrate) == (
+        "G.711U",
+        0.05,
+        0.012,
+        64000,
+    )
+    video = streams["rx", "video"]
+    assert (video.role, video.frame_rate, video.bitrate) == ("main", 30, 1_500_000)
+    assert streams["tx", "audio"].loss_ratio == 0
+
+
 @pytest.mark.parametrize("api", APIS)
 async def test_one_login_is_kept_and_renewed_when_it_expires(
     sim: PolySim, collector: PolyCollector, api: str
