@@ -312,7 +312,7 @@ def parse_mediastats(value: Any, call: str) -> list[MediaStream]:
     if not isinstance(value, list):
         raise PolyParseError("mediastats is not a JSON list")
     streams = []
-    for entry in value:
+    for index, entry in enumerate(value, start=1):
         if not isinstance(entry, dict):
             continue
         direction = {"RX": "rx", "TX": "tx"}.get(_text(entry.get("mediaDirection")).upper())
@@ -334,6 +334,7 @@ def parse_mediastats(value: Any, call: str) -> list[MediaStream]:
                 jitter=None if jitter is None else jitter / 1000,
                 bitrate=None if rate is None else rate * 1000,
                 frame_rate=_float(entry.get("actualFrameRate")) if media == "video" else None,
+                channel=str(index),
             )
         )
     return streams

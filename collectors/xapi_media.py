@@ -66,6 +66,7 @@ def parse_media(root: Element) -> list[MediaStream]:
                     jitter=None if jitter is None else jitter / 1000,
                     bitrate=_number(netstat, "ChannelRate"),
                     frame_rate=_number(channel, "Video/FrameRate") if media == "video" else None,
+                    channel=channel.get("item", "")[:16],
                 )
             )
     return streams

@@ -139,7 +139,8 @@ class EndpointView:
             if own.state is RegistrationState.REGISTERING:
                 return None  # on its way: judged at the next poll, not now
             return own.state is RegistrationState.REGISTERED
-        if protocol == "sip" and self.registrar is not None and not self.has_api:
+        if protocol == "sip" and self.registrar is not None:
+            # A plain SIP room, or a codec whose API does not report SIP: the registrar says.
             return self.registrar.registered
         return None
 

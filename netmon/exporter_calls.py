@@ -17,7 +17,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from netmon.quality import audio_mos, video_quality
 from netmon.state import Reach, StateStore, TargetState
 
-STREAM_LABELS = ["target", "call", "direction", "media", "role"]
+# `channel` keeps two streams of one call apart (Cisco multistream, a Poly in multipoint).
+STREAM_LABELS = ["target", "call", "channel", "direction", "media", "role"]
 
 
 def _rtt(state: TargetState) -> float | None:
@@ -50,7 +51,7 @@ def call_families(store: StateStore) -> Iterator[Metric]:
         "netmon_call_audio_mos",
         "estimated MOS of the call's audio in one direction (ITU-T G.107 E-model: the "
         "stream's loss and jitter, netmon's RTT to the site)",
-        labels=["target", "call", "direction", "codec"],
+        labels=["target", "call", "channel", "direction", "codec"],
     )
     video = GaugeMetricFamily(
         "netmon_call_video_quality_estimate",
@@ -63,7 +64,9 @@ def call_families(store: StateStore) -> Iterator[Metric]:
             continue
         rtt = _rtt(state)
         for stream in view.status.streams:
-            labels = [target_id, stream.call, stream.direction, stream.media, stream.role]
+            labels = [
+                target_id, stream.call, stream.channel, stream.direction, stream.media, stream.role
+            ]  # fmt: skip
             if stream.loss_ratio is not None:
                 loss.add_metric(labels, stream.loss_ratio)
             if stream.jitter is not None:
@@ -78,7 +81,8 @@ def call_families(store: StateStore) -> Iterator[Metric]:
                 score = audio_mos(stream.codec, stream.loss_ratio, rtt=rtt, jitter=stream.jitter)
                 if score is not None:
                     mos.add_metric(
-                        [target_id, stream.call, stream.direction, score.codec], score.mos
+                        [target_id, stream.call, stream.channel, stream.direction, score.codec],
+                        score.mos,
                     )
             elif stream.bitrate and stream.frame_rate:
                 estimate = video_quality(

@@ -299,6 +299,7 @@ class MediaStream:
     jitter: float | None = None
     bitrate: float | None = None
     frame_rate: float | None = None
+    channel: str = ""  # the source's own number for the stream, unique within its call
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from pydantic import ValidationError
 
 from collectors.base import Collector, CollectorSettings
 from collectors.icmp import IcmpSettings
@@ -949,6 +950,20 @@ async def test_poor_call_quality_fires_below_its_mos_with_where_the_fault_lies(
     }  # fmt: skip
 
 
+async def test_room_alerts_go_when_the_rooms_status_stops_being_read(db: AlertDB) -> None:
+    h = Harness(_rooms_with_api(), db, Clock())
+    h.echo("lan", *[0.01] * 60)
+    h.store.record(_call_status("lan", 0.3))
+    h.advance(11)
+    h.store.record(_call_status("lan", 0.3))
+    assert ("CallQualityBad", "lan", "firing") in transitions(await h.events())
+    # The room's vendor leaves the config: its status is no longer read, nothing would clear
+    # the alert, so it goes now.
+    plain = inventory(None, [{"id": "lan", "address": "192.0.2.11", "name": "Huyện B"}])
+    h.engine.apply_inventory(plain)
+    assert ("CallQualityBad", "lan", "resolved") in transitions(await h.events())
+
+
 def test_a_level_bad_when_low_is_written_below_and_checked_like_the_others() -> None:
     rule = Rule.model_validate(
         {"metric": "call_mos", "levels": [{"severity": "major", "below": 3.6, "clear": 3.8}]}
@@ -958,6 +973,12 @@ def test_a_level_bad_when_low_is_written_below_and_checked_like_the_others() -> 
         Rule.model_validate(
             {"metric": "call_mos", "levels": [{"severity": "major", "below": 3.6, "clear": 3.4}]}
         )
+    for wrong in ({"severity": "major", "below": "3,1", "clear": 3.3},
+                  {"severity": "major", "above": -3.1, "falling": True}):  # fmt: skip
+        with pytest.raises(ValidationError):  # a config error naming the field, not a TypeError
+            Rule.model_validate({"metric": "call_mos", "levels": [wrong]})
+    with pytest.raises(ValueError, match="call_mos is bad when low"):
+        Rule.model_validate({"metric": "call_mos", "levels": [{"severity": "major", "above": 3}]})
     with pytest.raises(ValueError, match="all `above` or all `below`"):
         Rule.model_validate(
             {

@@ -398,13 +398,13 @@ CASES: list[tuple[str, str, Case, Expected]] = [
     ),
     (
         "unregistered",
-        "a room that is down: EndpointDown says it",
+        "a room that is down: EndpointDown says it, every protocol cleared",
         Case(
             icmp=_icmp(Reach.DOWN),
             api=True,
             status=_status(RegistrationState.FAILED),
         ),
-        [({"protocol": "sip"}, 0.0)],
+        [({"protocol": "sip"}, 0.0), ({"protocol": "h323"}, 0.0)],
     ),
     (
         "unregistered",
@@ -429,6 +429,16 @@ CASES: list[tuple[str, str, Case, Expected]] = [
         [({"peripheral": "camera"}, 1.0), ({"peripheral": "microphone"}, 0.0)],
     ),
     ("peripheral_disconnected", "no API", Case(icmp=_icmp(Reach.UP)), []),
+    (
+        "peripheral_disconnected",
+        "down, its API unreadable: every essential peripheral cleared, none left firing",
+        Case(icmp=_icmp(Reach.DOWN), api=True),
+        [
+            ({"peripheral": "camera"}, 0.0),
+            ({"peripheral": "microphone"}, 0.0),
+            ({"peripheral": "display"}, 0.0),
+        ],
+    ),
     # diagnostic_error: how many at Error or Critical
     (
         "diagnostic_error",
@@ -476,14 +486,24 @@ CASES: list[tuple[str, str, Case, Expected]] = [
         "call_mos",
         "in a call, 5 % loss on the audio received",
         Case(
-            icmp=_icmp(Reach.UP, RTTS),
+            icmp=replace(_icmp(Reach.UP, RTTS), last_rtt=0.3),  # a slow path lowers it too
             api=True,
             status=_with_streams(
                 MediaStream("1", "rx", "audio", codec="G711u", loss_ratio=0.05, jitter=0.01),
                 MediaStream("1", "tx", "audio", codec="G711u", loss_ratio=0.2, jitter=0.01),
             ),
         ),
-        [({}, audio_mos("G711u", 0.05, jitter=0.01).mos)],  # type: ignore[union-attr]
+        [({}, audio_mos("G711u", 0.05, rtt=0.3, jitter=0.01).mos)],  # type: ignore[union-attr]
+    ),
+    (
+        "call_mos",
+        "in a call, a stream it cannot score: unknown, not perfect",
+        Case(
+            icmp=_icmp(Reach.UP, RTTS),
+            api=True,
+            status=_with_streams(MediaStream("1", "rx", "audio", codec="AACLD", loss_ratio=0.3)),
+        ),
+        [({}, None)],
     ),
     ("call_mos", "not in a call", Case(api=True, status=_status()), [({}, 4.5)]),
     ("call_mos", "the API cannot be read", Case(api=True), []),
@@ -513,8 +533,9 @@ def test_every_metric_has_a_signal() -> None:
     ],
 )
 def test_signal(metric: str, case: Case, expected: Expected) -> None:
+    level = {"below": 3.6} if metric == "call_mos" else {"above": 0.5}
     rule = Rule.model_validate(
-        {"metric": metric, "levels": [{"severity": "warning", "above": 0.5}], **case.rule}
+        {"metric": metric, "levels": [{"severity": "warning", **level}], **case.rule}
     )
     readings = list(SIGNALS[metric](case.state(), rule, case.seen_up))
     assert readings == [

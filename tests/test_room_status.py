@@ -386,11 +386,14 @@ async def test_the_status_page_api_and_mqtt_status_say_what_is_wrong_with_a_room
 def _in_call(loss: float, *, target: str = "hall") -> EndpointStatus:
     streams = (
         MediaStream("1", "rx", "audio", codec="G711Mu", loss_ratio=loss, jitter=0.01,
-                    bitrate=64000),
+                    bitrate=64000, channel="1"),
         MediaStream("1", "tx", "audio", codec="G711Mu", loss_ratio=0.0, jitter=0.002,
-                    bitrate=64000),
+                    bitrate=64000, channel="2"),
         MediaStream("1", "rx", "video", codec="H264", loss_ratio=loss, jitter=0.01,
-                    bitrate=1_500_000, frame_rate=30),
+                    bitrate=1_500_000, frame_rate=30, channel="3"),
+        # A second received audio channel of the same call (Cisco multistream): its own series.
+        MediaStream("1", "rx", "audio", codec="G711Mu", loss_ratio=0.0, jitter=0.01,
+                    bitrate=64000, channel="4"),
     )  # fmt: skip
     calls = (Call("connected", "sip", "outgoing", "sip:vp@conf.lab", 600.0),)
     return replace(_status(calls=calls, target=target), streams=streams)
@@ -398,13 +401,19 @@ def _in_call(loss: float, *, target: str = "hall") -> EndpointStatus:
 
 def _call_samples(store: StateStore) -> dict[tuple[str, str, str], float]:
     text = render(build_registry(store), None)[0].decode()
-    return {
-        (sample.name, sample.labels.get("direction", ""), sample.labels.get("media", "audio")): (
-            sample.value
-        )
+    samples = [
+        sample
         for family in text_string_to_metric_families(text)
         for sample in family.samples
         if sample.name.startswith("netmon_call_")
+    ]
+    # No two samples alike: a duplicate series would lose one of them in Prometheus.
+    keys = [(s.name, tuple(sorted(s.labels.items()))) for s in samples]
+    assert len(keys) == len(set(keys))
+    return {
+        (s.name, s.labels.get("direction", ""), s.labels.get("media", "audio")): s.value
+        for s in samples
+        if s.labels.get("channel") in ("1", "2", "3")
     }
 
 

@@ -24,7 +24,13 @@ from netmon.alerting.model import AlertEvent, Severity, Status, fingerprint
 from netmon.alerting.outbox import Outbox
 from netmon.alerting.rendering import listed
 from netmon.alerting.rules import INTERFACE_METRICS
-from netmon.alerting.signals import DETAILS, SIGNALS, interfaces_complete, interfaces_seen_up
+from netmon.alerting.signals import (
+    DETAILS,
+    ROOM_METRICS,
+    SIGNALS,
+    interfaces_complete,
+    interfaces_seen_up,
+)
 from netmon.alerting.silences import Silences
 from netmon.alerting.store import AlertDB
 from netmon.alerting.topology import GROUP_ALERT, Topology, group_rule
@@ -101,7 +107,8 @@ class AlertEngine:
                 metric=rule.metric,
                 level=level,
                 started=event.starts_at,
-                value=event.value,
+                # Events carry a `below` rule's value the right way up; tracked, it is mirrored.
+                value=-event.value if rule.falling and event.value is not None else event.value,
                 raw_active=True,
                 announced=item.announced,
                 emitted=event,
@@ -158,6 +165,12 @@ class AlertEngine:
             if target is None or (
                 tracked.hold_until is None and kinds is not None and target.kind not in kinds
             ):
+                self._lifecycle.drop(tracked, now)
+            elif tracked.metric in ROOM_METRICS and (
+                target.status_probe() is None and target.registrar is None
+            ):
+                # The room's status is no longer read (its vendor or registrar left the
+                # config): nothing will ever clear what it said.
                 self._lifecycle.drop(tracked, now)
         known = set(inventory.targets)
         # In place: the events room adds to the same set.

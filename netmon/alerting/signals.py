@@ -162,7 +162,7 @@ def interface_utilization(
 
 
 def _room_status(
-    read: Callable[[EndpointView], Iterator[Reading]],
+    read: Callable[[EndpointView], Iterator[Reading]], identities: list[dict[str, str]]
 ) -> Signal:
     """A signal of the room's own status: nothing for a target without a status source, and
     0 while the target is down (EndpointDown says it all: no second page for a dead room)."""
@@ -174,7 +174,9 @@ def _room_status(
         if view is None:
             return
         if state.reach is Reach.DOWN:
-            for labels, _ in read(view):
+            # Every identity the signal can have, cleared: the room's status is often
+            # unreadable once it is down, and what it said before must not stay firing.
+            for labels in identities:
                 yield labels, 0.0
             return
         yield from read(view)
@@ -219,20 +221,22 @@ def _one_sided(view: EndpointView) -> Iterator[Reading]:
 NO_IMPAIRMENT = 4.5
 
 
-def _received_audio_mos(state: TargetState) -> list[tuple[float, float | None]]:
-    """(MOS, loss) of each audio stream the room receives in its calls."""
+def _received_audio(state: TargetState) -> list[tuple[float | None, float | None]]:
+    """(MOS, loss) of each audio stream the room receives in its calls; MOS None for a stream
+    that cannot be scored (a wideband codec, or nothing measured this interval)."""
     view = state.endpoint_view()
     if view is None or view.status is None:
         return []
     icmp = state.icmp
     rtt = icmp.last_rtt if icmp is not None and icmp.reach is Reach.UP else None
-    found: list[tuple[float, float | None]] = []
+    found: list[tuple[float | None, float | None]] = []
     for stream in view.status.streams:
-        if stream.direction != "rx" or stream.media != "audio" or stream.loss_ratio is None:
+        if stream.direction != "rx" or stream.media != "audio":
             continue
-        score = audio_mos(stream.codec, stream.loss_ratio, rtt=rtt, jitter=stream.jitter)
-        if score is not None:
-            found.append((score.mos, stream.loss_ratio))
+        score = None
+        if stream.loss_ratio is not None:
+            score = audio_mos(stream.codec, stream.loss_ratio, rtt=rtt, jitter=stream.jitter)
+        found.append((None if score is None else score.mos, stream.loss_ratio))
     return found
 
 
@@ -240,24 +244,37 @@ def call_mos(
     state: TargetState, rule: Rule, seen_up: Container[tuple[str, str]]
 ) -> Iterator[Reading]:
     view = state.endpoint_view()
-    if view is None or view.status is None:
-        return  # no codec API, or it cannot be read now: nothing to judge
-    if state.reach is Reach.DOWN:
-        yield {}, NO_IMPAIRMENT  # EndpointDown says it
+    if view is None:
         return
-    scores = _received_audio_mos(state)
-    yield {}, min((mos for mos, _ in scores), default=NO_IMPAIRMENT)
+    if state.reach is Reach.DOWN:
+        yield {}, NO_IMPAIRMENT  # EndpointDown says it; nothing stays firing behind it
+        return
+    if view.status is None:
+        return  # the codec cannot be read now: nothing to judge
+    received = _received_audio(state)
+    if not received:
+        yield {}, NO_IMPAIRMENT  # not in a call: no degraded call
+        return
+    scores = [mos for mos, _ in received if mos is not None]
+    # A stream that cannot be scored is unknown, not perfect: no verdict from it alone.
+    yield {}, min(scores) if scores else None
 
 
 def _call_hint(state: TargetState, labels: Mapping[str, str]) -> dict[str, object]:
     """Where the fault lies: netmon's own path to the site losing as much as the call does
     points at the WAN; a clean path with a lossy call, at the room's LAN or the endpoint."""
-    scores = _received_audio_mos(state)
-    if not scores:
+    scored = [(mos, loss) for mos, loss in _received_audio(state) if mos is not None]
+    if not scored:
         return {}
-    _, call_loss = min(scores)
-    path_loss = state.icmp.window.loss_ratio() if state.icmp is not None else None
-    if path_loss is not None and call_loss and path_loss >= call_loss / 2:
+    _, call_loss = min(scored)
+    icmp = state.icmp
+    path_loss = icmp.window.loss_ratio() if icmp is not None else None
+    if not call_loss or call_loss < 0.005:
+        # Not lost packets: late ones. The delay and jitter are the path's (or the room's).
+        rtt = icmp.last_rtt if icmp is not None else None
+        where = f"netmon's RTT to the site is {rtt * 1000:.0f} ms" if rtt is not None else ""
+        return {"hint": f"delay and jitter, not loss{': ' + where if where else ''}"}
+    if path_loss is not None and path_loss >= call_loss / 2:
         return {"hint": f"WAN path: netmon's pings lose {path_loss * 100:.1f}% too"}
     return {"hint": "room LAN / endpoint: netmon's path to the site is clean"}
 
@@ -275,10 +292,12 @@ SIGNALS: Mapping[str, Signal] = {
     "interface_errors": interface_errors,
     "interface_utilization": interface_utilization,
     "probe_failed": probe_failed,
-    "unregistered": _room_status(_unregistered),
-    "peripheral_disconnected": _room_status(_disconnected),
-    "diagnostic_error": _room_status(_diagnostics),
-    "one_sided_registration": _room_status(_one_sided),
+    "unregistered": _room_status(_unregistered, [{"protocol": p} for p in PROTOCOLS]),
+    "peripheral_disconnected": _room_status(
+        _disconnected, [{"peripheral": kind.value} for kind in ESSENTIAL_PERIPHERALS]
+    ),
+    "diagnostic_error": _room_status(_diagnostics, [{}]),
+    "one_sided_registration": _room_status(_one_sided, [{}]),
     "call_mos": call_mos,
 }
 
@@ -308,6 +327,18 @@ def _room_details(state: TargetState, labels: Mapping[str, str]) -> dict[str, ob
         return {"side": side}
     return {}
 
+
+# The metrics of a room's own status (its API, its registrar): their alerts go when the room's
+# status stops being read.
+ROOM_METRICS = frozenset(
+    {
+        "unregistered",
+        "peripheral_disconnected",
+        "diagnostic_error",
+        "one_sided_registration",
+        "call_mos",
+    }
+)
 
 # Words beside a room-status alert's summary, by rule metric (the others need none).
 RoomDetails = Callable[[TargetState, Mapping[str, str]], dict[str, object]]

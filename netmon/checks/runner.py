@@ -269,9 +269,12 @@ class CheckRunner:
                 progress(f"{name} status", 1)
 
         async def registrar(registrar_id: str) -> None:
-            registrar = self.inventory.targets[registrar_id]
+            registrar = self.inventory.targets.get(registrar_id)
+            if registrar is None:
+                return  # reloaded away while the check ran: its rooms say "not read"
             probe = next((p for p in registrar.probes if p[1].role is ProbeRole.REGISTRAR), None)
-            assert probe is not None, "the config checks a registrar has a registrar probe"
+            if probe is None:
+                return
             name, settings = probe
             collector = await self._collector(name)
             read = await collect_one(

@@ -85,6 +85,8 @@ class Level(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _below(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "falling" in data:
+            raise ValueError("falling: unknown key (write the level with `below`)")
         if not isinstance(data, dict) or "below" not in data:
             return data
         if "above" in data:
@@ -94,7 +96,7 @@ class Level(StrictModel):
         if isinstance(below, int | float) and not isinstance(below, bool):
             mirrored["above"] = -below
         if isinstance(clear, int | float) and not isinstance(clear, bool):
-            if clear < below:
+            if "above" in mirrored and clear < below:
                 raise ValueError(f"clear ({clear}) must not be below `below` ({below})")
             mirrored["clear"] = -clear
         return {**mirrored, "falling": True}
@@ -142,6 +144,12 @@ class Rule(StrictModel):
     def falling(self) -> bool:
         """Its values are bad when low (levels given as `below`)."""
         return self.levels[0].falling
+
+    @model_validator(mode="after")
+    def _mos_is_bad_when_low(self) -> Rule:
+        if self.metric == "call_mos" and not self.falling:
+            raise ValueError("call_mos is bad when low: give its levels as `below`")
+        return self
 
 
 class TrapRule(StrictModel):
