@@ -302,7 +302,7 @@ async def _report(service: Service, every: float) -> None:
 
 def _banner(lab: Lab, url: str) -> str:
     endpoints = sum(1 for t in lab.inventory.targets.values() if t.kind == "endpoint")
-    devices = len(lab.inventory.targets) - endpoints
+    devices = sum(1 for t in lab.inventory.targets.values() if t.device_probe() is not None)
     if lab.network is not None:
         where = (
             f"{endpoints} conference endpoints in network namespace {lab.network.namespace} "
@@ -354,6 +354,11 @@ def _banner(lab: Lab, url: str) -> str:
             reasons.setdefault(reason, []).append(kind)
         for reason, kinds in reasons.items():
             lines.append(f"Faults unavailable ({', '.join(kinds)}): {reason}")
+    if lab.rooms is not None and lab.rooms.meeting_rooms():
+        lines.append(
+            f"Hold a meeting: netmon demo meeting start{url_option} (call quality on /metrics: "
+            "netmon_call_audio_mos; netmon demo meeting stop ends it)"
+        )
     lines.append("Ctrl-C stops it.")
     return "\n".join(lines)
 
