@@ -964,6 +964,33 @@ async def test_room_alerts_go_when_the_rooms_status_stops_being_read(db: AlertDB
     assert ("CallQualityBad", "lan", "resolved") in transitions(await h.events())
 
 
+async def test_a_restored_call_quality_alert_keeps_its_mos_the_right_way_up(
+    db: AlertDB,
+) -> None:
+    clock = Clock()
+    h = Harness(_rooms_with_api(), db, clock)
+    h.echo("lan", *[0.01] * 60)
+    h.store.record(_call_status("lan", 0.3))
+    h.advance(11)
+    h.store.record(_call_status("lan", 0.3))
+    (fired,) = [e for e in await h.events() if e.alertname == "CallQualityBad"]
+    for entry in await db.call(db.pending, "test", 100):
+        await db.call(db.ack, entry.seq)
+    # netmon restarts: the alert comes back from the database, its MOS as it was shown.
+    h2 = Harness(_rooms_with_api(), db, clock)
+    assert await h2.engine.restore() >= 1
+    (listed,) = [a for a in h2.engine.listing() if a["alertname"] == "CallQualityBad"]
+    assert listed["value"] == pytest.approx(fired.value)
+    assert fired.value is not None
+    assert 0 < fired.value < 3.1
+    # Nothing more is heard of the room: after the restore grace the alert resolves, saying
+    # the MOS it fired at, not its mirror image.
+    h2.advance(301, step=10)
+    (resolved,) = [e for e in await h2.events() if e.alertname == "CallQualityBad"]
+    assert resolved.status.value == "resolved"
+    assert resolved.value == pytest.approx(fired.value)
+
+
 def test_a_level_bad_when_low_is_written_below_and_checked_like_the_others() -> None:
     rule = Rule.model_validate(
         {"metric": "call_mos", "levels": [{"severity": "major", "below": 3.6, "clear": 3.8}]}
