@@ -50,8 +50,7 @@ import aiohttp
 from collectors.base import CollectError, CollectorSettings
 from collectors.codec_settings import XapiSettings
 from collectors.tls import TlsContexts, connect_failure
-from collectors.xapi_media import parse_media
-from collectors.xapi_parse import StatusError, StatusReader, merge, parse_status
+from collectors.xapi_parse import StatusError, StatusReader, merge, parse_media, parse_status
 from netmon.credentials import ApiCredential, Secret
 from netmon.model import EndpointStatus, ProbeTarget
 

@@ -47,6 +47,7 @@ from netmon.model import (
     Call,
     Diagnostic,
     DiagnosticLevel,
+    MediaStream,
     Peripheral,
     PeripheralKind,
     Registration,
@@ -355,3 +356,55 @@ def _diagnostics(root: Element, parts: StatusParts) -> None:
                 _text(message, "Description") or "",
             )
         )
+
+
+# -- media statistics (Status/MediaChannels), read only while the codec is in a call --------
+#
+# Per channel: Direction (Incoming: what the room receives, `rx`), Type (Audio, Video),
+# Video/ChannelRole (Main, Presentation), the protocol, and Netstat: `LastIntervalLost` and
+# `LastIntervalReceived` give the loss of the codec's last statistics interval (`Loss`/`Packets`
+# count since the call began, which would hide a fault that starts late in a long meeting),
+# `Jitter` in milliseconds, `ChannelRate` in bit/s, Video/FrameRate. The element is `Netstat`
+# on RoomOS and CE; `NetStat` is accepted too.
+
+DIRECTIONS = {"incoming": "rx", "outgoing": "tx"}
+MEDIA = {"audio": "audio", "video": "video"}
+
+
+def parse_media(root: Element) -> list[MediaStream]:
+    streams = []
+    for call in root.findall("MediaChannels/Call"):
+        call_id = call.get("item", "")[:16]
+        for channel in call.findall("Channel"):
+            direction = DIRECTIONS.get((_text(channel, "Direction") or "").lower())
+            media = MEDIA.get((_text(channel, "Type") or "").lower())
+            if direction is None or media is None:
+                continue  # a data channel, or a shape this reader does not know
+            netstat = channel.find("Netstat")
+            if netstat is None:
+                netstat = channel.find("NetStat")
+            lost = _number(_text(netstat, "LastIntervalLost"))
+            received = _number(_text(netstat, "LastIntervalReceived"))
+            loss = None
+            if lost is not None and received is not None and lost + received > 0:
+                loss = lost / (lost + received)
+            jitter = _number(_text(netstat, "Jitter"))
+            kind = "Audio" if media == "audio" else "Video"
+            role = (_text(channel, "Video/ChannelRole") or "").lower()
+            streams.append(
+                MediaStream(
+                    call=call_id,
+                    direction=direction,
+                    media=media,
+                    role=role if media == "video" and role == "presentation" else "main",
+                    codec=_text(channel, f"{kind}/Protocol") or "",
+                    loss_ratio=loss,
+                    jitter=None if jitter is None else jitter / 1000,
+                    bitrate=_number(_text(netstat, "ChannelRate")),
+                    frame_rate=(
+                        _number(_text(channel, "Video/FrameRate")) if media == "video" else None
+                    ),
+                    channel=channel.get("item", "")[:16],
+                )
+            )
+    return streams

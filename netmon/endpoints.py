@@ -23,6 +23,7 @@ from netmon.model import (
     Diagnostic,
     DiagnosticLevel,
     EndpointStatus,
+    Observation,
     Peripheral,
     PeripheralKind,
     RegistrarContacts,
@@ -107,6 +108,16 @@ class RegistrarWord:
     @property
     def registered(self) -> bool | None:
         return bool(self.contacts) if self.known else None
+
+
+def registrar_says(
+    registrar: str, aor: str, table: RegistrarTable | None, poll: Observation
+) -> RegistrarWord:
+    """What a registrar's latest `poll` says of one AoR: its table's word, or unknown with the
+    poll's failure when the registrar could not be read."""
+    if table is not None:
+        return table.word(registrar, aor)
+    return RegistrarWord(registrar, known=False, reason=poll.detail or poll.reason or "failed")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,17 +15,10 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from netmon.quality import audio_mos, video_quality
-from netmon.state import Reach, StateStore, TargetState
+from netmon.state import StateStore
 
 # `channel` keeps two streams of one call apart (Cisco multistream, a Poly in multipoint).
 STREAM_LABELS = ["target", "call", "channel", "direction", "media", "role"]
-
-
-def _rtt(state: TargetState) -> float | None:
-    icmp = state.icmp
-    if icmp is None or icmp.reach is not Reach.UP:
-        return None
-    return icmp.last_rtt
 
 
 def call_families(store: StateStore) -> Iterator[Metric]:
@@ -62,7 +55,7 @@ def call_families(store: StateStore) -> Iterator[Metric]:
         view = state.endpoint_view()
         if view is None or view.status is None:
             continue
-        rtt = _rtt(state)
+        rtt = state.path_rtt
         for stream in view.status.streams:
             labels = [
                 target_id, stream.call, stream.channel, stream.direction, stream.media, stream.role

@@ -18,7 +18,7 @@ from enum import StrEnum
 from netmon.checks.model import CheckReport, Verdict
 from netmon.config.schema import MeetingConfig
 from netmon.devices import DeviceState
-from netmon.endpoints import EndpointView, RegistrarTable, RegistrarWord
+from netmon.endpoints import EndpointView, RegistrarTable, RegistrarWord, registrar_says
 from netmon.inventory import Inventory, Target
 from netmon.model import (
     DeviceSample,
@@ -199,6 +199,13 @@ class TargetState:
     status: EndpointStatus | None = None  # the endpoint's last answer over its API
     registrar_table: RegistrarTable | None = None  # a registrar's: its last poll
     registrar_word: RegistrarWord | None = None  # an endpoint's: what its registrar says
+
+    @property
+    def path_rtt(self) -> float | None:
+        """netmon's last RTT to the site while it answers: the network's share of a call's
+        delay (None while it does not answer, or is not pinged)."""
+        icmp = self.icmp
+        return icmp.last_rtt if icmp is not None and icmp.reach is Reach.UP else None
 
     def endpoint_view(self) -> EndpointView | None:
         """The room's own status, for a target with an API status probe or a registrar."""
@@ -399,16 +406,13 @@ class StateStore:
     def _tell_registered(self, registrar: TargetState, observation: Observation) -> None:
         """Give every endpoint of a registrar what the registrar now says of it, and let the
         listeners (the alert engine) judge them: one poll covers them all."""
-        table = registrar.registrar_table
-        reason = observation.detail or observation.reason or "failed"
+        registrar_id = registrar.target.id
         for state in self.targets.values():
             target = state.target
-            if target.registrar != registrar.target.id:
+            if target.registrar != registrar_id:
                 continue
-            state.registrar_word = (
-                table.word(registrar.target.id, target.aor)
-                if table is not None
-                else RegistrarWord(registrar.target.id, known=False, reason=reason)
+            state.registrar_word = registrar_says(
+                registrar_id, target.aor, registrar.registrar_table, observation
             )
             for listener in self._record_listeners:
                 listener(state, observation)

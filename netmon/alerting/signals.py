@@ -227,8 +227,7 @@ def _received_audio(state: TargetState) -> list[tuple[float | None, float | None
     view = state.endpoint_view()
     if view is None or view.status is None:
         return []
-    icmp = state.icmp
-    rtt = icmp.last_rtt if icmp is not None and icmp.reach is Reach.UP else None
+    rtt = state.path_rtt
     found: list[tuple[float | None, float | None]] = []
     for stream in view.status.streams:
         if stream.direction != "rx" or stream.media != "audio":
@@ -271,7 +270,7 @@ def _call_hint(state: TargetState, labels: Mapping[str, str]) -> dict[str, objec
     path_loss = icmp.window.loss_ratio() if icmp is not None else None
     if not call_loss or call_loss < 0.005:
         # Not lost packets: late ones. The delay and jitter are the path's (or the room's).
-        rtt = icmp.last_rtt if icmp is not None else None
+        rtt = state.path_rtt
         where = f"netmon's RTT to the site is {rtt * 1000:.0f} ms" if rtt is not None else ""
         return {"hint": f"delay and jitter, not loss{': ' + where if where else ''}"}
     if path_loss is not None and path_loss >= call_loss / 2:

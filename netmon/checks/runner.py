@@ -30,7 +30,7 @@ from netmon.collect import collect_many, collect_one
 from netmon.config.schema import MeetingConfig
 from netmon.config.thresholds import Thresholds
 from netmon.devices import interface_rates
-from netmon.endpoints import RegistrarTable, RegistrarWord
+from netmon.endpoints import RegistrarTable, registrar_says
 from netmon.inventory import Inventory, Target
 from netmon.meetings import meeting_targets
 from netmon.model import DeviceSample, EchoRound, Observation, ProbeRole, RegistrarContacts
@@ -281,13 +281,10 @@ class CheckRunner:
                 collector, name, registrar.probe_target, settings, deadline=settings.timeout + 1.0
             )
             table = RegistrarTable.of(read) if isinstance(read, RegistrarContacts) else None
-            reason = read.detail or read.reason or "failed"
             for target in targets:
                 if target.registrar == registrar_id:
-                    collected[target.id].registrar = (
-                        table.word(registrar_id, target.aor)
-                        if table is not None
-                        else RegistrarWord(registrar_id, known=False, reason=reason)
+                    collected[target.id].registrar = registrar_says(
+                        registrar_id, target.aor, table, read
                     )
             if progress:
                 progress(f"{name} registrar", 1)
