@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,6 +62,41 @@ def netmon_command() -> list[str]:
 def write_config(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
+
+
+async def until(
+    condition: Callable[[], object],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.01,
+    what: str = "",
+) -> None:
+    """`wait_until` for a test on the event loop: the loop keeps running while it waits."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        await asyncio.sleep(interval)
+
+
+async def poll(
+    fetch: Callable[[], Awaitable[T]],
+    done: Callable[[T], object],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "",
+) -> T:
+    """Ask `fetch()` again until `done` holds for its answer; the answer, or a failure that
+    shows the last one."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        seen = await fetch()
+        if done(seen):
+            return seen
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {seen}")
+        await asyncio.sleep(interval)
 
 
 class NetmonProcess:

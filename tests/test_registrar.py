@@ -24,6 +24,7 @@ from collectors.codec_settings import KamailioSettings
 from collectors.registrar.kamailio import KamailioCollector, parse_htable_dump, parse_ul_dump
 from netmon.credentials import ApiCredential, Secret
 from netmon.model import ProbeTarget, RegistrarContacts
+from tests.helpers import poll
 from tests.peers import free_port
 from tests.registrar_peer import KamailioRegistrar
 from tests.sip_peers import Baresip, registering
@@ -61,15 +62,13 @@ async def poll_until(
     timeout: float = 20.0,
 ) -> RegistrarContacts:
     """Poll the registrar until `condition` holds for netmon's view of it."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        seen = await collector.collect(target(), settings(registrar.rpc_url))
-        if condition(seen):
-            return seen
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {seen}")
-        await asyncio.sleep(0.1)
+    return await poll(
+        lambda: collector.collect(target(), settings(registrar.rpc_url)),
+        condition,
+        timeout=timeout,
+        interval=0.1,
+        what=what,
+    )
 
 
 def aors(seen: RegistrarContacts) -> set[str]:

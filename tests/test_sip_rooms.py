@@ -7,7 +7,6 @@ registrar, and see it come back; nothing is left running after.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import os
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +29,7 @@ from netmon_lab.sip_rooms import (
     plain_sip_rooms,
     sip_user,
 )
+from tests.helpers import poll
 from tests.sip_peers import program
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,15 +83,12 @@ async def netmon_sees(
     assert rooms.rpc_url is not None
     settings = KamailioSettings.model_validate({"url": rooms.rpc_url, "timeout": 5})
     target = ProbeTarget(id=REGISTRAR_ID, address="127.0.0.1")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        seen = await collector.collect(target, settings)
-        if condition({contact.aor for contact in seen.contacts}):
-            return seen
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {seen}")
-        await asyncio.sleep(0.05)
+    return await poll(
+        lambda: collector.collect(target, settings),
+        lambda seen: condition({contact.aor for contact in seen.contacts}),
+        timeout=timeout,
+        what=what,
+    )
 
 
 async def test_every_room_is_a_live_contact_netmon_reads(

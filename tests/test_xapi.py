@@ -35,6 +35,7 @@ from netmon.model import (
 )
 from netmon_lab.cisco_sim import HUGE_SIZE, CiscoSim, SimCodec
 from netmon_lab.codec_state import CodecState, SimCall, SimDiagnostic
+from tests.helpers import until
 from tests.test_http_probe import Certificate, make_certificate
 
 PASSWORD = "Kh0ng-d0an-du0c-7731"  # noqa: S105 - must never show up anywhere
@@ -398,7 +399,7 @@ async def test_a_huge_answer_is_refused_without_reading_it(
     codec.answer = answer
     error = await _failure(probe, codec)
     assert error.reason == "too_large"
-    await wait_until_async(lambda: codec.huge_ends == 1)
+    await until(lambda: codec.huge_ends == 1, timeout=HANG)
     # The codec could not send most of it: netmon hung up.
     assert codec.huge_sent < HUGE_SIZE // 4
     codec.answer = "xml"
@@ -419,12 +420,6 @@ async def test_a_closed_port_is_refused(probe: XapiCollector, codec: SimCodec) -
     codec.port = port
     error = await _failure(probe, codec)
     assert error.reason == "refused"
-
-
-async def wait_until_async(condition: Any) -> None:
-    async with asyncio.timeout(HANG):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 # --- the sample payloads ------------------------------------------------------------------------
