@@ -48,14 +48,20 @@ from collectors.baresip_stats import (
 )
 from collectors.registrar.kamailio import (
     KamailioAnswerError,
-    parse_ul_dump,
-    rpc_request,
-    rpc_result,
 )
 from netmon_lab.baresip_ctrl import BaresipCommandError, BaresipControl
 from netmon_lab.lab_process import LabProcess
 from netmon_lab.media_relay import Impairment, MediaRelay
-from netmon_lab.registrar import kamailio_modules, kamailio_program, render_config, snippet
+from netmon_lab.registrar import (
+    free_port,
+    kamailio_modules,
+    kamailio_program,
+    registered_aors,
+    render_config,
+    snippet,
+    write_baresip,
+    write_kamailio,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +98,6 @@ def calls_available() -> str | None:
 
 def video_available() -> bool:
     return all((BARESIP_MODULES / m).is_file() for m in VIDEO_MODULES)
-
-
-def _free_port(kind: socket.SocketKind) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(slots=True)
@@ -236,13 +236,13 @@ class CallLab:
         included = self._stack.enter_context(snippet())
         why = "kamailio did not start"
         for _attempt in range(ATTEMPTS):
-            self.sip_port = _free_port(socket.SOCK_DGRAM)
-            rpc_port = _free_port(socket.SOCK_STREAM)
+            self.sip_port = free_port(socket.SOCK_DGRAM)
+            rpc_port = free_port(socket.SOCK_STREAM)
             text = render_config(
                 sip_port=self.sip_port, rpc_port=rpc_port, users=users, modules=modules,
                 snippet=included, media_relay=self.relay.control_port,
             )  # fmt: skip
-            await asyncio.to_thread(_write, config, text, runtime)
+            await asyncio.to_thread(write_kamailio, config, text, runtime)
             argv = [program, "-f", str(config), "-DD", "-E", "-Y", str(runtime), "-m", "32"]
             process = await self._own("kamailio", [*argv, "-M", "8"])
             self.rpc_url = f"http://127.0.0.1:{rpc_port}/RPC"
@@ -267,7 +267,7 @@ class CallLab:
         modules = (*AUDIO_MODULES, *(VIDEO_MODULES if self.video else ()), *CONTROL_MODULES)
         why = "baresip did not start"
         for _attempt in range(ATTEMPTS):
-            control_port = _free_port(socket.SOCK_STREAM)
+            control_port = free_port(socket.SOCK_STREAM)
             config = (
                 f"sip_listen\t{agent.host}:0\n"
                 f"module_path\t{BARESIP_MODULES}\n"
@@ -283,7 +283,7 @@ class CallLab:
                 )
             )
             accounts = self._account(agent) + "\n"
-            await asyncio.to_thread(_write_baresip, confdir, config, accounts)
+            await asyncio.to_thread(write_baresip, confdir, config, accounts)
             process = await self._own(agent.id, ["baresip", "-f", str(confdir), "-n", agent.host])
             await process.until_saw(READY, CTRL_FAILED, timeout=10.0)
             if process.saw(READY) and not process.saw(CTRL_FAILED) and not process.ended:
@@ -298,13 +298,7 @@ class CallLab:
     async def registered(self) -> set[str]:
         """The AoRs the registrar lists now."""
         assert self._http is not None
-        async with (
-            asyncio.timeout(5),
-            self._http.post(self.rpc_url, data=rpc_request("ul.dump", 1)) as response,
-        ):
-            response.raise_for_status()
-            document = await response.json(content_type=None)
-        return {c.aor for c in parse_ul_dump(rpc_result(document, "ul.dump"), time.time())}
+        return await registered_aors(self._http, self.rpc_url)
 
     # -- meetings ----------------------------------------------------------------------------
 
@@ -396,14 +390,3 @@ class CallLab:
         except TimeoutError:
             raise CallLabError(f"{room}: statistics not as awaited within {timeout:g}s") from None
         return agent.stats()
-
-
-def _write(config: Path, text: str, runtime: Path) -> None:
-    runtime.mkdir(exist_ok=True)
-    config.write_text(text)
-
-
-def _write_baresip(confdir: Path, config: str, accounts: str) -> None:
-    confdir.mkdir(exist_ok=True)
-    (confdir / "config").write_text(config)
-    (confdir / "accounts").write_text(accounts)

@@ -14,13 +14,20 @@ symlink to the deploy file: one file), so an installed netmon finds it too.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import shutil
+import socket
 import sysconfig
+import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from importlib import resources
 from pathlib import Path
+
+import aiohttp
+
+from collectors.registrar.kamailio import parse_ul_dump, rpc_request, rpc_result
 
 SNIPPET = "netmon-registrar.cfg"
 
@@ -219,3 +226,36 @@ def render_config(
         snippet=snippet,
         passwords=passwords or "    $var(none) = 0;\n",
     )
+
+
+# -- what the lab's programs need around the registrar: free ports, their files, who is in -----
+
+
+def free_port(kind: socket.SocketKind) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_kamailio(config: Path, text: str, runtime: Path) -> None:
+    """Blocking: run it in a thread."""
+    runtime.mkdir(exist_ok=True)
+    config.write_text(text)
+
+
+def write_baresip(confdir: Path, config: str, accounts: str) -> None:
+    """Blocking: run it in a thread."""
+    confdir.mkdir(exist_ok=True)
+    (confdir / "config").write_text(config)
+    (confdir / "accounts").write_text(accounts)
+
+
+async def registered_aors(http: aiohttp.ClientSession, rpc_url: str) -> set[str]:
+    """The AoRs with a live contact at the lab registrar now (its `ul.dump`)."""
+    async with (
+        asyncio.timeout(5),
+        http.post(rpc_url, data=rpc_request("ul.dump", 1)) as response,
+    ):
+        response.raise_for_status()
+        document = await response.json(content_type=None)
+    return {c.aor for c in parse_ul_dump(rpc_result(document, "ul.dump"), time.time())}

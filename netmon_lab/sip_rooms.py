@@ -35,14 +35,20 @@ import aiohttp
 
 from collectors.registrar.kamailio import (
     KamailioAnswerError,
-    parse_ul_dump,
-    rpc_request,
-    rpc_result,
 )
 from netmon_lab.baresip_ctrl import BaresipCommandError, BaresipControl
 from netmon_lab.fault_kinds import FaultKind
 from netmon_lab.lab_process import LabProcess
-from netmon_lab.registrar import kamailio_modules, kamailio_program, render_config, snippet
+from netmon_lab.registrar import (
+    free_port,
+    kamailio_modules,
+    kamailio_program,
+    registered_aors,
+    render_config,
+    snippet,
+    write_baresip,
+    write_kamailio,
+)
 from netmon_lab.room_faults import RoomFaults
 
 log = logging.getLogger(__name__)
@@ -103,12 +109,6 @@ def _failed(process: LabProcess, what: str) -> str:
     state = f"exited with {process.returncode}" if process.ended else what
     tail = process.tail()
     return f"{process.name} {state}" + (f": {tail}" if tail else "")
-
-
-def _free_port(kind: socket.SocketKind) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class SipRooms:
@@ -218,13 +218,13 @@ class SipRooms:
         users = {room.user: room.password for room in self.rooms.values()}
         reason = "kamailio did not start"
         for _attempt in range(ATTEMPTS):
-            self.sip_port = _free_port(socket.SOCK_DGRAM)
-            rpc_port = _free_port(socket.SOCK_STREAM)
+            self.sip_port = free_port(socket.SOCK_DGRAM)
+            rpc_port = free_port(socket.SOCK_STREAM)
             text = render_config(
                 sip_port=self.sip_port, rpc_port=rpc_port, users=users,
                 modules=modules, snippet=included,
             )  # fmt: skip
-            await asyncio.to_thread(_write, config, text, runtime)
+            await asyncio.to_thread(write_kamailio, config, text, runtime)
             process = await self._own(
                 "kamailio",
                 # -DD: in the foreground; -E: log to stderr (drained); -Y: its runtime dir.
@@ -263,7 +263,7 @@ class SipRooms:
         accounts = "".join(f"{self._account(room)}\n" for room in self.rooms.values())
         reason = "baresip did not start"
         for _attempt in range(ATTEMPTS):
-            control_port = _free_port(socket.SOCK_STREAM)
+            control_port = free_port(socket.SOCK_STREAM)
             config = (
                 # Port 0: the kernel picks SIP's ports (UDP, TCP, TLS), nothing to collide.
                 "sip_listen\t127.0.0.1:0\n"
@@ -271,7 +271,7 @@ class SipRooms:
                 + "".join(f"module\t{module}\n" for module in BARESIP_NEEDS)
                 + f"ctrl_tcp_listen\t127.0.0.1:{control_port}\n"
             )
-            await asyncio.to_thread(_write_baresip, confdir, config, accounts)
+            await asyncio.to_thread(write_baresip, confdir, config, accounts)
             process = await self._own("baresip", [program, "-f", str(confdir), "-n", "127.0.0.1"])
             await process.until_saw(READY, CTRL_FAILED, timeout=10.0)
             if process.saw(READY) and not process.saw(CTRL_FAILED) and not process.ended:
@@ -306,13 +306,7 @@ class SipRooms:
         """The AoRs with a live contact at the registrar now (its `ul.dump`)."""
         if self._http is None or self.rpc_url is None:
             return set()
-        async with (
-            asyncio.timeout(5),
-            self._http.post(self.rpc_url, data=rpc_request("ul.dump", 1)) as response,
-        ):
-            response.raise_for_status()
-            document = await response.json(content_type=None)
-        return {c.aor for c in parse_ul_dump(rpc_result(document, "ul.dump"), time.time())}
+        return await registered_aors(self._http, self.rpc_url)
 
     async def _until(self, condition: Callable[[set[str]], bool], timeout: float) -> bool:
         """Poll the registrar until `condition(aors)` holds, at most `timeout` s."""
@@ -387,14 +381,3 @@ class SipRooms:
             "probes": {"kamailio": {"url": self.rpc_url, **REGISTRAR_PROBE}},
         }
         return {**data, "targets": [*targets, registrar]}
-
-
-def _write(config: Path, text: str, runtime: Path) -> None:
-    runtime.mkdir(exist_ok=True)
-    config.write_text(text)
-
-
-def _write_baresip(confdir: Path, config: str, accounts: str) -> None:
-    confdir.mkdir(exist_ok=True)
-    (confdir / "config").write_text(config)
-    (confdir / "accounts").write_text(accounts)
