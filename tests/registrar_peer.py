@@ -30,7 +30,14 @@ import pytest
 from netmon_lab.registrar import render_config, rpc_authorization, snippet
 from tests.helpers import wait_until
 from tests.peers import free_port
-from tests.sip_peers import KAMAILIO_MODULES, _SipPeer, answers_udp, free_udp_tcp_port, program
+from tests.sip_peers import (
+    KAMAILIO_MODULES,
+    _SipPeer,
+    answers_udp,
+    free_udp_tcp_port,
+    program,
+    started_peers,
+)
 
 
 class KamailioRegistrar(_SipPeer):
@@ -136,15 +143,4 @@ class KamailioRegistrar(_SipPeer):
 
 @pytest.fixture
 def registrar_factory(tmp_path: Path) -> Iterator[Callable[..., KamailioRegistrar]]:
-    started: list[KamailioRegistrar] = []
-
-    def start(**kwargs: Any) -> KamailioRegistrar:
-        peer = KamailioRegistrar(tmp_path / f"registrar-{len(started)}", **kwargs)
-        started.append(peer)
-        return peer
-
-    try:
-        yield start
-    finally:
-        for peer in started:
-            peer.stop()
+    yield from started_peers(tmp_path, KamailioRegistrar, "registrar")

@@ -30,7 +30,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -415,20 +415,31 @@ class SilentUdp:
 # --- Fixtures --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def kamailio_factory(tmp_path: Path) -> Iterator[Callable[..., Kamailio]]:
-    started: list[Kamailio] = []
+Peer = TypeVar("Peer", bound=_SipPeer)
 
-    def start(**kwargs: Any) -> Kamailio:
-        peer = Kamailio(tmp_path / f"kamailio-{len(started)}", **kwargs)
-        started.append(peer)
-        return peer
+
+def started_peers(
+    tmp_path: Path, peer: Callable[..., Peer], name: str
+) -> Iterator[Callable[..., Peer]]:
+    """A factory fixture's body: each call starts a peer in a directory of its own; every
+    peer started is stopped when the test ends."""
+    started: list[Peer] = []
+
+    def start(**kwargs: Any) -> Peer:
+        running = peer(tmp_path / f"{name}-{len(started)}", **kwargs)
+        started.append(running)
+        return running
 
     try:
         yield start
     finally:
-        for peer in started:
-            peer.stop()
+        for running in started:
+            running.stop()
+
+
+@pytest.fixture
+def kamailio_factory(tmp_path: Path) -> Iterator[Callable[..., Kamailio]]:
+    yield from started_peers(tmp_path, Kamailio, "kamailio")
 
 
 @pytest.fixture
