@@ -225,3 +225,66 @@ def callstat_codecs(text: str) -> dict[str, str]:
             if name.lower() != "telephone-event":
                 codecs[media] = name
     return codecs
+
+
+# The menu's listings are text for a terminal, with colour codes.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_REGINFO_LINE = re.compile(r">?\s*(sips?:\S+)\s+(OK|ERR|zzz)\b", re.IGNORECASE)
+_LISTCALLS_LINE = re.compile(r">?\s*\[line \d+\]\s+(\d+):(\d\d):(\d\d)\s+([A-Z]+)\s+(\S+)")
+_CALLSTAT_ID = re.compile(r"\bid=([0-9A-Za-z]+)")
+# baresip's call states in the words the other endpoints use (netmon.model.Call).
+CALL_STATES = {
+    "ESTABLISHED": "connected",
+    "INCOMING": "ringing",
+    "OUTGOING": "dialling",
+    "RINGING": "dialling",
+    "EARLY": "dialling",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRegistration:
+    """One user agent of `reginfo`: its AoR and `OK` (registered), `ERR` (refused or
+    unanswered) or `zzz` (not registered yet)."""
+
+    aor: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListedCall:
+    """One call of `listcalls`: its state (baresip's word), peer and age in seconds."""
+
+    state: str
+    peer: str
+    seconds: float
+
+
+def parse_reginfo(text: str) -> list[AgentRegistration]:
+    """`reginfo`'s user agents (an empty list when it has none)."""
+    found = []
+    for line in _ANSI.sub("", text).splitlines():
+        matched = _REGINFO_LINE.match(line.strip())
+        if matched:
+            found.append(AgentRegistration(matched.group(1), matched.group(2).upper()))
+    return found
+
+
+def parse_listcalls(text: str) -> list[ListedCall]:
+    """`listcalls`' calls, terminated ones left out."""
+    calls = []
+    for line in _ANSI.sub("", text).splitlines():
+        matched = _LISTCALLS_LINE.match(line.strip())
+        if matched is None or matched.group(4) == "TERMINATED":
+            continue
+        hours, minutes, seconds = (int(matched.group(n)) for n in (1, 2, 3))
+        calls.append(
+            ListedCall(matched.group(4), matched.group(5), hours * 3600 + minutes * 60 + seconds)
+        )
+    return calls
+
+
+def callstat_call_id(text: str) -> str | None:
+    """The id of the call `callstat` describes (its current call); None without one."""
+    matched = _CALLSTAT_ID.search(text)
+    return matched.group(1) if matched else None

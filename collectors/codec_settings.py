@@ -154,3 +154,34 @@ class KamailioSettings(CollectorSettings):
     def url_for(self, address: str) -> str:
         host = f"[{address}]" if ":" in address else address
         return self.url.replace("{address}", host)
+
+
+class BaresipSettings(CollectorSettings):
+    """A baresip user agent (a softphone room) read over its control socket (module
+    ctrl_tcp): registration and calls on each poll, each call's RTCP statistics as baresip
+    reports them (an event per stream every ~5 s on the connection netmon keeps open).
+
+    ctrl_tcp has no authentication and serves one client: bind it to loopback or a management
+    network that only netmon reaches, and let no other program hold it."""
+
+    role: ClassVar[ProbeRole] = ProbeRole.STATUS
+    readiness_label: ClassVar[str] = "endpoint status"
+
+    interval: Duration = Field(default=10.0, gt=0)
+    timeout: Duration = Field(default=3.0, gt=0, description="for one whole poll")
+    address: str | None = Field(
+        default=None, description="the control socket's host when it is not the target's address"
+    )
+    port: int = Field(default=4444, ge=1, le=65535, description="ctrl_tcp_listen's port")
+    plc: bool = Field(
+        default=False,
+        description="true when the user agent loads baresip's plc module (G.711 loss concealment)",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BaresipSettings:
+        if self.timeout >= self.interval:
+            raise ValueError(
+                f"timeout {self.timeout:g}s must be shorter than the interval {self.interval:g}s"
+            )
+        return self

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from functools import cache
 
 from collectors.base import Collector, CollectorSettings
-from collectors.codec_settings import KamailioSettings, PolySettings, XapiSettings
+from collectors.codec_settings import (
+    BaresipSettings,
+    KamailioSettings,
+    PolySettings,
+    XapiSettings,
+)
 from collectors.http_settings import HttpSettings
 from collectors.icmp import IcmpSettings
 from collectors.sip import SipSettings
@@ -39,6 +44,7 @@ PROBES: dict[str, Probe] = {
     "xapi": Probe(XapiSettings, "collectors.xapi:XapiCollector"),
     "poly": Probe(PolySettings, "collectors.poly:PolyCollector"),
     "kamailio": Probe(KamailioSettings, "collectors.registrar.kamailio:KamailioCollector"),
+    "baresip": Probe(BaresipSettings, "collectors.baresip:BaresipCollector"),
 }
 
 

@@ -71,7 +71,9 @@ def call_families(store: StateStore) -> Iterator[Metric]:
             if stream.loss_ratio is None:
                 continue
             if stream.media == "audio":
-                score = audio_mos(stream.codec, stream.loss_ratio, rtt=rtt, jitter=stream.jitter)
+                score = audio_mos(
+                    stream.codec, stream.loss_ratio, rtt=rtt, jitter=stream.jitter, plc=stream.plc
+                )
                 if score is not None:
                     mos.add_metric(
                         [target_id, stream.call, stream.channel, stream.direction, score.codec],

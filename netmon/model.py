@@ -300,6 +300,9 @@ class MediaStream:
     bitrate: float | None = None
     frame_rate: float | None = None
     channel: str = ""  # the source's own number for the stream, unique within its call
+    # Whether the receiver conceals lost audio packets (G.711 Appendix I and its kin): hardware
+    # codecs do; a baresip without its plc module does not, and scores lower for the same loss.
+    plc: bool = True
 
 
 @dataclass(frozen=True, slots=True)

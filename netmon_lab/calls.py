@@ -19,6 +19,11 @@ room's path; `stats(room)` is the room's view of its calls (collectors.baresip_s
 `await until(room, condition)` waits for a new report that satisfies `condition(stats)`;
 `await stop_meeting()` hangs up and returns once every call is closed. Processes are stopped
 by PID when the context ends.
+
+With `watch_rooms=False` the lab leaves each room's control socket (`control_port(room)`) to
+netmon's `baresip` probe, as a real softphone room's would be (ctrl_tcp serves one client):
+the hub alone dials and hangs up, the lab follows the calls through the hub's events, and the
+rooms' statistics are netmon's to read (`stats` and `until` refuse).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from typing import Any, Literal
 
 import aiohttp
 
+from collectors.baresip_ctrl import BaresipCommandError, BaresipControl
 from collectors.baresip_stats import (
     StreamStats,
     callstat_codecs,
@@ -49,7 +55,6 @@ from collectors.baresip_stats import (
 from collectors.registrar.kamailio import (
     KamailioAnswerError,
 )
-from netmon_lab.baresip_ctrl import BaresipCommandError, BaresipControl
 from netmon_lab.lab_process import LabProcess
 from netmon_lab.media_relay import Impairment, MediaRelay
 from netmon_lab.registrar import (
@@ -82,6 +87,11 @@ class CallLabError(RuntimeError):
     """The call lab could not start, or a call did not do what was asked in time."""
 
 
+def _user(uri: str) -> str:
+    """`sip:r1@127.0.0.1:5060` -> `r1`."""
+    return uri.removeprefix("sip:").split("@", 1)[0]
+
+
 def calls_available() -> str | None:
     """Why real calls cannot run here (a program or module missing); None when they can."""
     if kamailio_program() is None or kamailio_modules() is None:
@@ -107,10 +117,12 @@ class _Agent:
     id: str
     host: str
     password: str
+    control_port: int = 0
     process: LabProcess | None = None
     control: BaresipControl | None = None
     established: set[str] = field(default_factory=set)
     closed: set[str] = field(default_factory=set)
+    peers: dict[str, str] = field(default_factory=dict)  # call -> the peer's user
     codecs: dict[str, dict[str, str]] = field(default_factory=dict)  # call -> media -> codec
     latest: dict[tuple[str, str], tuple[StreamStats, StreamStats]] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -119,11 +131,15 @@ class _Agent:
     def live_calls(self) -> set[str]:
         return self.established - self.closed
 
+    def in_call_with(self, user: str) -> bool:
+        return any(self.peers.get(call) == user for call in self.live_calls)
+
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         call_id = str(event.get("id", ""))
         if kind == "CALL_ESTABLISHED":
             self.established.add(call_id)
+            self.peers[call_id] = _user(str(event.get("peeruri", "")))
         elif (closed := closed_call(event)) is not None:
             self.closed.add(closed)
             for key in [key for key in self.latest if key[0] == closed]:
@@ -158,6 +174,7 @@ class CallLab:
         ptime: int = 20,
         seed: int = 0,
         start_timeout: float = 30.0,
+        watch_rooms: bool = True,
     ) -> None:
         if len(set(rooms)) != len(rooms) or HUB in rooms or not rooms:
             raise ValueError("rooms: distinct ids, none of them 'hub'")
@@ -166,6 +183,9 @@ class CallLab:
         self.video = video
         self.ptime = ptime
         self.start_timeout = start_timeout
+        # False: the rooms' control sockets are left to netmon's `baresip` probe (ctrl_tcp
+        # serves one client); the lab then drives and follows the calls from the hub alone.
+        self.watch_rooms = watch_rooms
         self.relay = MediaRelay(seed=seed)
         self.sip_port = 0
         self.rpc_url = ""
@@ -185,6 +205,10 @@ class CallLab:
     def host(self, room: str) -> str:
         """The room's address: its SIP and RTP, and the relay's key for its impairment."""
         return self._agent(room).host
+
+    def control_port(self, room: str) -> int:
+        """The loopback TCP port of the room's baresip control socket (ctrl_tcp)."""
+        return self._agent(room).control_port
 
     # -- life --------------------------------------------------------------------------------
 
@@ -287,9 +311,12 @@ class CallLab:
             process = await self._own(agent.id, ["baresip", "-f", str(confdir), "-n", agent.host])
             await process.until_saw(READY, CTRL_FAILED, timeout=10.0)
             if process.saw(READY) and not process.saw(CTRL_FAILED) and not process.ended:
-                agent.process = process
-                agent.control = await BaresipControl.connect(control_port, on_event=agent.on_event)
-                self._stack.push_async_callback(agent.control.close)
+                agent.process, agent.control_port = process, control_port
+                if agent.id == HUB or self.watch_rooms:
+                    agent.control = await BaresipControl.connect(
+                        control_port, on_event=agent.on_event
+                    )
+                    self._stack.push_async_callback(agent.control.close)
                 return
             why = f"baresip ({agent.id}): {process.tail()}"
             await process.stop()
@@ -313,9 +340,14 @@ class CallLab:
             raise CallLabError(f"{agent.id} has no control connection")
         return agent.control
 
+    def _in_call(self, room: str) -> bool:
+        if self.watch_rooms:
+            return bool(self.agents[room].live_calls)
+        return self.agents[HUB].in_call_with(room)
+
     def in_call(self) -> list[str]:
         """The rooms with an established call now."""
-        return [room for room in self.rooms if self.agents[room].live_calls]
+        return [room for room in self.rooms if self._in_call(room)]
 
     async def start_meeting(
         self, rooms: Iterable[str] | None = None, timeout: float = 15.0
@@ -325,11 +357,13 @@ class CallLab:
         wanted = [self._agent(room) for room in (self.rooms if rooms is None else rooms)]
         hub = self.agents[HUB]
         for agent in wanted:
-            if not agent.live_calls:
+            if not self._in_call(agent.id):
                 await self._control(hub).command(
                     "dial", f"sip:{agent.id}@127.0.0.1:{self.sip_port}"
                 )
-        await self._wait(wanted, lambda a: bool(a.live_calls), timeout, "in a call")
+        await self._wait(wanted, lambda a: self._in_call(a.id), timeout, "in a call")
+        if not self.watch_rooms:
+            return
         for agent in wanted:
             for call_id in agent.live_calls - agent.codecs.keys():
                 # One call per room: `callstat` describes it (its SDP: the codecs).
@@ -340,10 +374,17 @@ class CallLab:
     async def stop_meeting(self, timeout: float = 15.0) -> None:
         """Every room hangs up; returns once no room is in a call."""
         busy = [self.agents[room] for room in self.in_call()]
-        for agent in busy:
-            with contextlib.suppress(BaresipCommandError):
-                await self._control(agent).command("hangup")
-        await self._wait(busy, lambda a: not a.live_calls, timeout, "hung up")
+        if self.watch_rooms:
+            for agent in busy:
+                with contextlib.suppress(BaresipCommandError):
+                    await self._control(agent).command("hangup")
+        else:
+            # baresip 1.0's `hangup` ends the user agent's latest call: once per call.
+            hub = self.agents[HUB]
+            for _call in list(hub.live_calls):
+                with contextlib.suppress(BaresipCommandError):
+                    await self._control(hub).command("hangup")
+        await self._wait(busy, lambda a: not self._in_call(a.id), timeout, "hung up")
 
     async def _wait(
         self, agents: list[_Agent], done: Callable[[_Agent], bool], timeout: float, what: str
@@ -351,9 +392,11 @@ class CallLab:
         try:
             async with asyncio.timeout(timeout):
                 for agent in agents:
+                    # Unwatched rooms are followed through the hub's events.
+                    heard = agent if self.watch_rooms else self.agents[HUB]
                     while not done(agent):
-                        agent.changed.clear()
-                        await agent.changed.wait()
+                        heard.changed.clear()
+                        await heard.changed.wait()
         except TimeoutError:
             late = [agent.id for agent in agents if not done(agent)]
             raise CallLabError(f"not {what} within {timeout:g}s: {late}") from None
@@ -375,13 +418,18 @@ class CallLab:
 
     def stats(self, room: str) -> list[StreamStats]:
         """The room's own statistics of its live calls: per stream, rx and tx."""
-        return self._agent(room).stats()
+        return self._watched(room).stats()
+
+    def _watched(self, room: str) -> _Agent:
+        if not self.watch_rooms:
+            raise CallLabError("the rooms' statistics are netmon's here (watch_rooms=False)")
+        return self._agent(room)
 
     async def until(
         self, room: str, condition: Callable[[list[StreamStats]], bool], timeout: float = 30.0
     ) -> list[StreamStats]:
         """The room's statistics once `condition` holds for them (checked at each event)."""
-        agent = self._agent(room)
+        agent = self._watched(room)
         try:
             async with asyncio.timeout(timeout):
                 while not condition(agent.stats()):

@@ -33,10 +33,10 @@ from typing import Any
 
 import aiohttp
 
+from collectors.baresip_ctrl import BaresipCommandError, BaresipControl
 from collectors.registrar.kamailio import (
     KamailioAnswerError,
 )
-from netmon_lab.baresip_ctrl import BaresipCommandError, BaresipControl
 from netmon_lab.fault_kinds import FaultKind
 from netmon_lab.lab_process import LabProcess
 from netmon_lab.registrar import (

@@ -15,9 +15,11 @@ from netmon.alerting.model import Severity
 from netmon.alerting.rules import LOSS_CONFIDENCE_Z
 from netmon.alerting.signals import (
     SIGNALS,
+    binomial_cdf,
     interface_names,
     interfaces_complete,
     interfaces_seen_up,
+    path_explains,
 )
 from netmon.alerting.tracked import Estimate, wilson
 from netmon.config.rules import Level, Metric, Rule
@@ -566,3 +568,15 @@ def test_an_interface_table_is_complete_only_from_a_device_that_answered() -> No
     assert interfaces_complete(TargetState(_target(), devices={"s": _device(PORT_DOWN)}))
     assert not interfaces_complete(TargetState(_target(), devices={"s": _device(up=False)}))
     assert not interfaces_complete(TargetState(_target(), devices={"s": _device()}))
+
+
+def test_the_call_hint_blames_the_path_only_when_its_pings_lose_alike() -> None:
+    # Binomial(10, 0.5): P(X <= 2) = 56/1024.
+    assert binomial_cdf(2, 10, 0.5) == pytest.approx(56 / 1024)
+    assert binomial_cdf(10, 10, 0.3) == 1.0
+    # 240 pings (4 a second for a minute) and a call losing 5 %:
+    assert path_explains(12, 240, 0.05) is True  # the path loses as much: the WAN
+    assert path_explains(0, 240, 0.10) is False  # clearly cleaner: the room's LAN
+    # 60 pings, none lost, 5 % call loss: a clean path and a 2.5 % one would both do that.
+    assert path_explains(0, 60, 0.05) is None
+    assert path_explains(0, 0, 0.05) is None

@@ -12,10 +12,13 @@ import pytest
 from collectors.baresip_stats import (
     BaresipStatsError,
     StreamStats,
+    callstat_call_id,
     callstat_codecs,
     closed_call,
     interval,
     is_rtcp_event,
+    parse_listcalls,
+    parse_reginfo,
     parse_rtcp_event,
 )
 
@@ -112,3 +115,14 @@ def test_callstat_names_each_medias_codec() -> None:
 def test_what_is_not_a_statistics_event_is_refused(event: Any, why: str) -> None:
     with pytest.raises(BaresipStatsError, match=why):
         parse_rtcp_event(event)
+
+
+def test_the_menus_listings_say_whether_the_room_is_registered_and_in_a_call() -> None:
+    registered = parse_reginfo((DATA / "reginfo.txt").read_text())
+    assert [(r.aor, r.state) for r in registered] == [("sip:r1@127.0.0.1:53185", "OK")]
+    assert parse_reginfo("\n--- User Agents (0) ---\n\n") == []
+    (call,) = parse_listcalls((DATA / "listcalls.txt").read_text())
+    assert (call.state, call.peer, call.seconds) == ("ESTABLISHED", "sip:alice@127.0.0.1:49233", 17)
+    assert parse_listcalls("\n--- Active calls (0) ---\n\n") == []
+    assert callstat_call_id((DATA / "callstat.txt").read_text()) == "27bac4f0beaf3b24"
+    assert callstat_call_id("no call") is None

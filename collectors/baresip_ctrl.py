@@ -1,5 +1,7 @@
 """baresip's control socket (module ctrl_tcp): menu commands as JSON in netstrings.
 
+Shared by the `baresip` probe (collectors.baresip) and the lab that drives its calls.
+
 A command is `{"command": "uadel", "params": "sip:...", "token": "7"}` sent as the netstring
 `<length>:<json>,`; baresip answers `{"response": true, "ok": true, "data": "...", "token":
 "7"}` on the same connection, interleaved with events (`{"event": true, "type":
@@ -54,16 +56,28 @@ class BaresipControl:
 
     @classmethod
     async def connect(
-        cls, port: int, *, timeout: float = 5.0, on_event: EventHandler | None = None
+        cls,
+        port: int,
+        *,
+        host: str = "127.0.0.1",
+        timeout: float = 5.0,
+        on_event: EventHandler | None = None,
     ) -> BaresipControl:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            reader, writer = await asyncio.open_connection(host, port)
         return cls(reader, writer, on_event)
+
+    @property
+    def closed(self) -> bool:
+        """The connection ended (baresip closed it, another client took it over, or close())."""
+        return self._task.done()
 
     async def command(self, command: str, params: str = "", *, timeout: float = 5.0) -> str:
         """Run `command`; its answer's data when baresip says ok, else BaresipCommandError
         naming the command (not its parameters)."""
         async with self._lock:
+            if self.closed:
+                raise BaresipCommandError("baresip control connection closed")
             token = str(next(self._tokens))
             answer = asyncio.get_running_loop().create_future()
             self._pending[token] = answer
@@ -98,7 +112,7 @@ class BaresipControl:
                         answer.set_result(document)
                 elif isinstance(document, dict) and document.get("event") is True:
                     self._event(document)
-        except (asyncio.IncompleteReadError, OSError, ValueError) as exc:
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError, ValueError) as exc:
             failure = ConnectionError(f"baresip control connection lost: {type(exc).__name__}")
         finally:
             for answer in self._pending.values():
