@@ -207,7 +207,11 @@ class Lab:
             data = add_devices(data, devices, self.simulator.port)
         if self._with_rooms:
             rooms = [
-                {"id": t["id"], **{k: str(v) for k, v in t.get("labels", {}).items()}}
+                {
+                    "id": t["id"],
+                    "level": str(t.get("group", "")),
+                    **{k: str(v) for k, v in t.get("labels", {}).items()},
+                }
                 for t in data["targets"]
                 if t.get("kind") == "endpoint"
             ]
@@ -332,6 +336,16 @@ def _banner(lab: Lab, url: str) -> str:
         )
     elif sip is not None:
         lines.append(f"SIP registrar: none, so no plain SIP rooms ({sip.reason})")
+    softphones = lab.rooms.softphones if lab.rooms is not None else None
+    if softphones is not None and softphones.lab is not None:
+        lines.append(
+            "Softphone rooms making real calls in the demo's meeting: "
+            f"{', '.join(softphones.rooms)} (baresip, read by the baresip probe)"
+        )
+    elif softphones is not None:
+        lines.append(
+            f"Softphone rooms: none, so the demo's meeting is simulated ({softphones.reason})"
+        )
     standing = [fault for fault in lab.faults.faults() if fault.standing]
     if standing:
         lines.append("Standing faults of the lab (netmon demo fault list shows every fault):")

@@ -5,8 +5,9 @@ shows (`netmon demo meeting start|stop`, and these routes the demo hands to the 
     POST   /api/v1/demo/meeting   {"rooms": [...]} (optional: every room that can) -> 201
     DELETE /api/v1/demo/meeting   end it -> 200 and the rooms that were in it
 
-The rooms are the demo's Cisco and Poly codecs: netmon reads their media statistics. Each call
-receives what the room's path loses (a `loss` fault on the room), as a real call over a bad
+The rooms are the demo's Cisco and Poly codecs, whose media statistics netmon reads, and its
+softphone rooms (netmon_lab.softphones), which make real calls when baresip is installed. Each
+call receives what the room's path loses (a `loss` fault on the room), as a call over a bad
 link would. Changes from loopback only, as the fault API's.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from netmon_lab.calls import CallLabError
 from netmon_lab.fault_api import MEETING_PATH, _error, _json, _loopback_only
 from netmon_lab.rooms import DemoRooms
 
@@ -30,13 +32,15 @@ def meeting_routes(rooms: DemoRooms) -> list[web.RouteDef]:
         ):
             return _error(400, "rooms: a list of room ids", "rooms")
         try:
-            joined = rooms.start_meeting(wanted)
+            joined = await rooms.start_meeting(wanted)
         except ValueError as exc:
             return _error(400, str(exc), "rooms")
+        except CallLabError as exc:  # a softphone's real call did not come up
+            return _error(503, str(exc), "rooms")
         return _json({"rooms": joined}, 201)
 
     async def stop(_request: web.Request) -> web.Response:
-        return _json({"ended": rooms.stop_meeting()})
+        return _json({"ended": await rooms.stop_meeting()})
 
     return [
         web.get(MEETING_PATH, listing),

@@ -31,6 +31,7 @@ from netmon_lab.fault_kinds import FaultKind
 from netmon_lab.poly_sim import GROUP_SERIES, VIDEOOS, PolyCodec, PolySim
 from netmon_lab.room_faults import RoomFaults
 from netmon_lab.sip_rooms import SipRooms, plain_sip_rooms
+from netmon_lab.softphones import Softphones, softphone_rooms
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class DemoRooms:
     rooms: list[dict[str, str]]  # id, vendor, model, sip_uri of every endpoint
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     sip: SipRooms | None = None  # the plain SIP rooms and their registrar, once started
+    softphones: Softphones | None = None  # the plain SIP rooms that make real calls
     meeting: dict[str, float] = field(default_factory=dict)  # room -> when it joined
     _faults: dict[str, RoomFaults] = field(default_factory=dict)
     _codecs: dict[str, SimCodec | PolyCodec] = field(default_factory=dict)
@@ -154,6 +156,10 @@ class DemoRooms:
                 )
         log.info("simulated codecs ready", extra={"cisco": len(cisco), "poly": len(poly)})
         plain = plain_sip_rooms(self.rooms)
+        self.softphones = await self._stack.enter_async_context(Softphones(softphone_rooms(plain)))
+        if self.softphones.reason is not None:
+            log.warning("no real calls in the demo", extra={"reason": self.softphones.reason})
+        plain = [room for room in plain if room["id"] not in self.softphones.rooms]
         if plain:
             self.sip = await self._stack.enter_async_context(SipRooms(plain))
             if self.sip.reason is not None:
@@ -179,11 +185,15 @@ class DemoRooms:
         status = {"credential": API_CREDENTIAL, "interval": STATUS_INTERVAL}
         defaults = {**data.get("defaults", {}), "xapi": status, "poly": status}
         data = {**data, "targets": targets, "credentials": credentials, "defaults": defaults}
+        if self.softphones is not None:
+            data = self.softphones.config(data)
         return data if self.sip is None else self.sip.config(data)
 
     # -- RoomControl ---------------------------------------------------------------------------
 
     def refusal(self, endpoint: str, kind: FaultKind) -> str | None:
+        if self.softphones is not None and endpoint in self.softphones.rooms:
+            return self.softphones.refusal(endpoint, kind)
         if self.sip is not None and endpoint in self.sip.rooms:
             return self.sip.refusal(endpoint, kind)
         codec = self._codecs.get(endpoint)
@@ -196,6 +206,8 @@ class DemoRooms:
     async def set_rooms(self, rooms: Mapping[str, RoomFaults]) -> None:
         self._faults = dict(rooms)
         self._render()
+        if self.softphones is not None:
+            self.softphones.set_rooms(rooms)
         if self.sip is not None:
             await self.sip.set_rooms(rooms)
 
@@ -209,11 +221,12 @@ class DemoRooms:
 
     def meeting_rooms(self) -> list[str]:
         """The rooms a meeting can be held in: those whose media statistics netmon reads (the
-        Cisco and Poly codecs)."""
-        return list(self._codecs)
+        Cisco and Poly codecs, and the softphones' real calls)."""
+        return [*self._codecs, *(self.softphones.rooms if self.softphones else [])]
 
-    def start_meeting(self, rooms: list[str] | None) -> list[str]:
-        """Put `rooms` (default: every room that can) in a call to the province's bridge."""
+    async def start_meeting(self, rooms: list[str] | None) -> list[str]:
+        """Put `rooms` (default: every room that can) in a call to the province's bridge;
+        returns once the softphones' real calls are established."""
         able = self.meeting_rooms()
         chosen = rooms or able
         unable = [room for room in chosen if room not in able]
@@ -223,14 +236,20 @@ class DemoRooms:
                 f"with a codec API, whose media statistics netmon reads; e.g. "
                 f"{able[0] if able else '-'})"
             )
+        if self.softphones is not None:
+            await self.softphones.start_meeting(
+                [room for room in chosen if room in self.softphones.rooms]
+            )
         now = time.time()
         for room in chosen:
             self.meeting.setdefault(room, now)
         self._render()
         return sorted(self.meeting)
 
-    def stop_meeting(self) -> list[str]:
+    async def stop_meeting(self) -> list[str]:
         ended = sorted(self.meeting)
+        if self.softphones is not None:
+            await self.softphones.stop_meeting()
         self.meeting.clear()
         self._render()
         return ended

@@ -81,9 +81,9 @@ class SipRoom:
 
 
 def plain_sip_rooms(rooms: Iterable[Mapping[str, str]]) -> list[dict[str, str]]:
-    """The rooms (id, model, sip_uri, ...) that are plain SIP rooms: `[{id, sip_uri}]`."""
+    """The rooms (id, model, sip_uri, ...) that are plain SIP rooms: `[{id, sip_uri, level}]`."""
     return [
-        {"id": room["id"], "sip_uri": room.get("sip_uri", "")}
+        {"id": room["id"], "sip_uri": room.get("sip_uri", ""), "level": room.get("level", "")}
         for room in rooms
         if room.get("model", "") in PLAIN_SIP_MODELS
     ]
