@@ -243,32 +243,28 @@ class BaresipCollector:
         return None
 
     async def close(self) -> None:
-        for key in self._keys:
-            agent = _agents.get(key)
-            if agent is not None:
-                agent.users -= 1
-                if agent.users <= 0:
-                    del _agents[key]
-                    await agent.close()
-        self._keys.clear()
+        for key in list(self._keys):
+            await self._release(key)
         self._used.clear()
+
+    async def _release(self, key: tuple[str, int]) -> None:
+        """This collector no longer reads `key`: its connection closes with its last user."""
+        self._keys.discard(key)
+        agent = _agents.get(key)
+        if agent is not None:
+            agent.users -= 1
+            if agent.users <= 0:
+                del _agents[key]
+                await agent.close()
 
     async def _agent(self, target_id: str, key: tuple[str, int]) -> _Agent:
         previous = self._used.get(target_id)
         self._used[target_id] = key
         if key not in self._keys:
             self._keys.add(key)
-            agent = _agents.setdefault(key, _Agent(*key))
-            agent.users += 1
+            _agents.setdefault(key, _Agent(*key)).users += 1
         if previous is not None and previous != key and previous not in self._used.values():
-            # The target moved (address or port changed): its old agent may go.
-            self._keys.discard(previous)
-            old = _agents.get(previous)
-            if old is not None:
-                old.users -= 1
-                if old.users <= 0:
-                    del _agents[previous]
-                    await old.close()
+            await self._release(previous)  # the target moved: its old address or port
         return _agents[key]
 
     async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> EndpointStatus:
