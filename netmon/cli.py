@@ -81,6 +81,10 @@ def _parser(*, with_lab: bool) -> argparse.ArgumentParser:
         "--days", type=float, default=60.0, help="recurring events: occurrences this far ahead"
     )
 
+    from netmon.meeting_quality import command as record_command
+
+    record_command.add_parsers(meeting_commands)
+
     demo = commands.add_parser("demo", help="run netmon on the built-in lab")
     demo.add_argument("--listen", type=_listen, default="127.0.0.1:9842", metavar="HOST:PORT")
     demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
@@ -211,6 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "run":
             return cmd_run(args.config, args.listen)
+        if args.command == "meetings" and args.meetings_command in ("list", "report"):
+            from netmon.meeting_quality import command as record_command
+
+            return record_command.run(args)
         if args.command == "meetings":
             return cmd_meetings_import(args.ics, args.output, args.timezone, args.days)
         if args.command == "check":

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from netmon.quality import audio_mos, video_quality
+from netmon.call_quality import stream_score
 from netmon.state import StateStore
 
 # `channel` keeps two streams of one call apart (Cisco multistream, a Poly in multipoint).
@@ -68,21 +68,14 @@ def call_families(store: StateStore) -> Iterator[Metric]:
                 rate.add_metric(labels, stream.bitrate / 8)
             if stream.frame_rate is not None:
                 frames.add_metric(labels, stream.frame_rate)
-            if stream.loss_ratio is None:
+            score = stream_score(stream, rtt)
+            if score is None:
                 continue
             if stream.media == "audio":
-                score = audio_mos(
-                    stream.codec, stream.loss_ratio, rtt=rtt, jitter=stream.jitter, plc=stream.plc
+                mos.add_metric(
+                    [target_id, stream.call, stream.channel, stream.direction, score.codec],
+                    score.mos,
                 )
-                if score is not None:
-                    mos.add_metric(
-                        [target_id, stream.call, stream.channel, stream.direction, score.codec],
-                        score.mos,
-                    )
-            elif stream.bitrate and stream.frame_rate:
-                estimate = video_quality(
-                    stream.codec, stream.bitrate, stream.frame_rate, stream.loss_ratio
-                )
-                if estimate is not None:
-                    video.add_metric(labels, estimate.mos)
+            else:
+                video.add_metric(labels, score.mos)
     yield from (loss, jitter, rate, frames, mos, video)

@@ -32,6 +32,9 @@ from netmon.config.schema import parse_listen
 from netmon.confirm import Confirmer
 from netmon.exporter import build_registry
 from netmon.inventory import Inventory
+from netmon.meeting_quality.api import routes as meeting_routes
+from netmon.meeting_quality.db import MeetingDB
+from netmon.meeting_quality.recorder import MeetingRecorder
 from netmon.scheduler import Scheduler
 from netmon.state import Reach, ReachChange, StateStore
 from netmon.status_page import status_page
@@ -92,6 +95,7 @@ class Service:
         self.alerting: Alerting | None = None
         self.checks: Checks | None = None
         self.traps: TrapIntake | None = None
+        self.meetings: MeetingRecorder | None = None
         self._collectors: dict[str, Collector] = {}
         self._scheduler: Scheduler | None = None
         self._confirmer: Confirmer | None = None
@@ -154,6 +158,14 @@ class Service:
             self.inventory.config.alerting.database, self._config_path, os.environ
         )
 
+    def _meeting_db_path(self) -> Path:
+        """Beside the alert database: the same state directory (an explicit alert database,
+        the demo's, takes the record's file name into its directory)."""
+        database = self.inventory.config.meeting_record.database
+        if self._alert_db is not None and not Path(database).is_absolute():
+            return self._alert_db.parent / Path(database).name
+        return alert_database_path(database, self._config_path, os.environ)
+
     async def _start(self) -> None:
         self.store.apply_inventory(self.inventory)
         self._machine_names = await asyncio.to_thread(machine_names)
@@ -180,6 +192,18 @@ class Service:
         self.checks = Checks(self.inventory, store=self.store)
         await self.checks.start()
         routes += self.checks.routes()
+        if self.inventory.config.meeting_record.enabled:
+            recorder = MeetingRecorder(
+                self.store, self.inventory, MeetingDB(self._meeting_db_path())
+            )
+            try:
+                await recorder.start()
+            except Exception:  # the record is worth less than the monitoring: run without it
+                log.exception("meeting record not started", extra={"path": recorder.db.path})
+                await recorder.close()
+            else:
+                self.meetings = recorder
+                routes += meeting_routes(recorder)
         await self._start_collectors(self.inventory)
         self._scheduler = Scheduler(
             store=self.store,
@@ -249,6 +273,8 @@ class Service:
         self._collectors.clear()
         if self.checks is not None:
             await self.checks.close()
+        if self.meetings is not None:
+            await self.meetings.close()
         if self.traps is not None:
             await self.traps.close()
         if self.alerting is not None:
@@ -309,6 +335,8 @@ class Service:
             ("alerting.webhooks", old.alerting.webhooks, new.alerting.webhooks),
             ("alerting.database", old.alerting.database, new.alerting.database),
             ("alerting.enabled", old.alerting.enabled, new.alerting.enabled),
+            ("meeting_record.enabled", old.meeting_record.enabled, new.meeting_record.enabled),
+            ("meeting_record.database", old.meeting_record.database, new.meeting_record.database),
             ("trap_receiver", old.trap_receiver, new.trap_receiver),
         ):
             if before != after:
@@ -321,6 +349,8 @@ class Service:
             self.alerting.apply_inventory(inventory)
         if self.checks is not None:
             self.checks.apply_inventory(inventory)
+        if self.meetings is not None:
+            self.meetings.apply_inventory(inventory)
         if self.traps is not None:
             self.traps.apply_inventory(inventory)
         self._apply_access(inventory)

@@ -15,11 +15,11 @@ from collections.abc import Callable, Container, Iterator, Mapping
 
 from netmon.alerting.rules import LOSS_CONFIDENCE_Z, MIN_LOSS_SAMPLES, MIN_RTT_SAMPLES
 from netmon.alerting.tracked import Estimate, wilson
+from netmon.call_quality import stream_score
 from netmon.config.rules import Rule
 from netmon.devices import InterfaceState
 from netmon.endpoints import ESSENTIAL_PERIPHERALS, PROTOCOLS, EndpointView
 from netmon.model import InterfaceSample, RegistrationState
-from netmon.quality import audio_mos
 from netmon.state import IcmpState, Reach, TargetState
 from netmon.windows import jitter, percentile_95
 
@@ -233,11 +233,7 @@ def _received_audio(state: TargetState) -> list[tuple[float | None, float | None
     for stream in view.status.streams:
         if stream.direction != "rx" or stream.media != "audio":
             continue
-        score = None
-        if stream.loss_ratio is not None:
-            score = audio_mos(
-                stream.codec, stream.loss_ratio, rtt=rtt, jitter=stream.jitter, plc=stream.plc
-            )
+        score = stream_score(stream, rtt)
         found.append((None if score is None else score.mos, stream.loss_ratio))
     return found
 

@@ -161,6 +161,28 @@ class SchedulerConfig(StrictModel):
     max_concurrency: int = Field(default=512, ge=1, description="collector runs at once")
 
 
+class MeetingRecordConfig(StrictModel):
+    """The meeting quality record (`netmon/meeting_quality/`): a sample per room every
+    `interval` while a meeting is on, kept `retention_days` in its own SQLite file."""
+
+    enabled: bool = True
+    database: str = Field(
+        default="netmon-meetings.sqlite",
+        description="relative paths are where alerting.database's are (the state directory)",
+    )
+    interval: Duration = Field(default=10.0, ge=1.0, description="one sample per room this often")
+    retention_days: float = Field(default=400.0, gt=0, description="meetings kept this long")
+    max_samples: int = Field(
+        default=20_000_000, ge=1000, description="samples kept at most; oldest meetings go first"
+    )
+    adhoc: bool = Field(default=True, description="record calls outside any scheduled meeting")
+    adhoc_idle: Duration = Field(
+        default=60.0,
+        gt=0,
+        description="an ad hoc meeting ends once no room was in a call this long",
+    )
+
+
 class MeetingConfig(StrictModel):
     """A scheduled meeting: its endpoints are checked `check_before` its start."""
 
@@ -248,6 +270,7 @@ class Config(StrictModel):
         default=None, description="receive SNMP traps (listen on UDP 162 by default)"
     )
     meetings: list[MeetingConfig] = Field(default_factory=list)
+    meeting_record: MeetingRecordConfig = Field(default_factory=MeetingRecordConfig)
     trap_credentials: list[TargetId] = Field(
         default_factory=list,
         description="credentials accepted on traps from any inventory target, besides the "
