@@ -224,6 +224,7 @@ def status_page(
 <h1>netmon · {html.escape(instance)}</h1>
 <p><span id="endpoint-count">{len(rooms)}</span> endpoints: <span id="live"></span>
 · <a style="color:#fff" href="/api/v1/alerts">alerts</a>
+· <a style="color:#fff" href="/meetings">meetings</a>
 · <a style="color:#fff" href="/metrics">metrics</a>{html.escape(device_line)}
 · netmon {html.escape(__version__)}</p>
 </header>

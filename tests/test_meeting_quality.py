@@ -7,6 +7,7 @@ its SQLite file is real, in the test's directory, and its routes are served by t
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -22,6 +24,7 @@ from collectors.codec_settings import XapiSettings
 from netmon.api import build_app
 from netmon.api_access import Access
 from netmon.cli import main
+from netmon.config.loader import load_file
 from netmon.config.schema import Config, MeetingConfig, MeetingRecordConfig
 from netmon.exporter import build_registry
 from netmon.inventory import Inventory, Target
@@ -31,6 +34,7 @@ from netmon.meeting_quality.model import Meeting, Room, RoomSample
 from netmon.meeting_quality.recorder import MeetingRecorder
 from netmon.model import Call, EchoRound, EndpointStatus, MediaStream, Observation
 from netmon.quality import audio_mos
+from netmon.service import Service
 from netmon.state import Clock, StateStore
 from tests.fake_clock import FakeClock
 
@@ -457,3 +461,33 @@ async def test_the_report_from_the_command_line_reads_the_file_offline(
     assert "mỗi 10 giây" in page
     assert main(["meetings", "report", "nope", "--database", database]) == 1
     assert "no recorded meeting 'nope'" in capsys.readouterr().err
+
+
+async def test_the_service_records_meetings_beside_its_alert_database(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        'http: {listen: "127.0.0.1:0"}\ntargets: [{id: hall, address: 192.0.2.10, probes: []}]\n',
+        encoding="utf-8",
+    )
+    service = Service(
+        inventory=load_file(config), config_path=config, alert_db=tmp_path / "db" / "alerts.db"
+    )
+    seen: dict[str, Any] = {}
+
+    async def on_ready(running: Service) -> None:
+        try:
+            async with aiohttp.ClientSession(running.http_url) as session:
+                async with session.get("/api/v1/meetings") as response:
+                    seen["meetings"] = (response.status, await response.json())
+                async with session.get("/") as response:
+                    seen["page"] = await response.text()
+            seen["tasks"] = {t.get_name() for t in asyncio.all_tasks()}
+        finally:
+            running.stop()
+
+    await service.run(on_ready=on_ready)
+    assert seen["meetings"] == (200, {"meetings": []})
+    assert 'href="/meetings"' in seen["page"]
+    assert {"meeting-sampler", "meeting-writer"} <= seen["tasks"]
+    assert (tmp_path / "db" / "netmon-meetings.sqlite").is_file()
+    assert not {t.get_name() for t in asyncio.all_tasks()} & {"meeting-sampler", "meeting-writer"}
