@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -69,10 +70,13 @@ ROOMS = {
 }
 
 
-def _inventory(*, meetings: bool = True, **record: Any) -> Inventory:
+def _inventory(*, meetings: bool = True, duration: float = 600, **record: Any) -> Inventory:
     scheduled = [
         MeetingConfig(
-            name="Họp giao ban tỉnh", start=START, duration=600, targets=["hall", "ep-a", "ep-b"]
+            name="Họp giao ban tỉnh",
+            start=START,
+            duration=duration,
+            targets=["hall", "ep-a", "ep-b"],
         )
     ]
     config = Config(
@@ -491,3 +495,38 @@ async def test_the_service_records_meetings_beside_its_alert_database(tmp_path: 
     assert {"meeting-sampler", "meeting-writer"} <= seen["tasks"]
     assert (tmp_path / "db" / "netmon-meetings.sqlite").is_file()
     assert not {t.get_name() for t in asyncio.all_tasks()} & {"meeting-sampler", "meeting-writer"}
+
+
+async def test_the_interval_is_configurable(tmp_path: Path) -> None:
+    async with _rig(tmp_path, start=T0 - 5, inventory=_inventory(interval="30s")) as rig:
+        await rig.play(T0 + 120, _meeting_frame)
+        assert [s.t for s in rig.samples(MEETING_ID, "hall")] == [T0 + 30 * i for i in range(5)]
+
+
+async def test_a_stalled_disk_never_holds_the_loop_and_keeps_the_newest_hour(
+    tmp_path: Path,
+) -> None:
+    inventory = _inventory(duration=3 * 3600)
+    async with _rig(tmp_path, start=T0 - 5, inventory=inventory) as rig:
+        stalled = threading.Event()
+        write = rig.recorder.db.write
+
+        def stuck(*args: Any) -> None:
+            stalled.wait(timeout=60)  # the disk hangs until the test lets it go
+            write(*args)
+
+        rig.recorder.db.write = stuck  # type: ignore[method-assign]
+        # 80 minutes of samples while the first write hangs: time and the sampler go on.
+        while rig.clock.now < T0 + 80 * 60:
+            for observation in _meeting_frame(rig.clock.now):
+                rig.store.record(observation)
+            await rig.clock.advance(5)
+        dropped = rig.recorder.dropped
+        stalled.set()
+        # 481 ticks (08:00:00 to 09:20:00): one being written, an hour (360) queued, the
+        # oldest of the rest dropped.
+        assert dropped == 481 - 1 - 360
+        await rig.recorder.flush()
+        times = [s.t for s in rig.samples(MEETING_ID, "hall")]
+        # The batch being written when the disk hung, then the newest hour.
+        assert times == [T0] + [T0 + 10 * i for i in range(121, 481)]

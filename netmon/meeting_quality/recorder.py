@@ -76,6 +76,7 @@ class MeetingRecorder:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_prune = -math.inf
         self.dropped = 0  # batches dropped while the disk stalled
+        self._dropping = False
         self.write_errors = 0
 
     @property
@@ -186,8 +187,10 @@ class MeetingRecorder:
         limit = max(1, round(3600 / self.settings.interval))
         while len(self._queue) >= limit:
             self._queue.popleft()
+            if not self._dropping:  # once per stall, not once per batch
+                log.warning("meeting record: the disk is behind; oldest samples dropped")
+            self._dropping = True
             self.dropped += 1
-            log.warning("meeting record: the disk is behind; oldest samples dropped")
         self._queue.append(batch)
         self._wake.set()
 
@@ -196,6 +199,7 @@ class MeetingRecorder:
     async def _write_forever(self) -> None:
         while True:
             if not self._queue:
+                self._dropping = False
                 self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
