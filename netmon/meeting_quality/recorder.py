@@ -18,6 +18,7 @@ by a stop is resumed after a restart if its calls go on, else closed at its last
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import math
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 PRUNE_EVERY = 3600.0  # seconds between retention passes
+CLOSE_WAIT = 1.0  # seconds a stop waits for queued samples (netmon stops within 2 s)
 DAY = 86400.0
 
 
@@ -104,6 +106,13 @@ class MeetingRecorder:
         return meeting
 
     async def close(self) -> None:
+        """Stop sampling, give the writer a moment for what is queued, stop it."""
+        sampler, writer = self._tasks or (None, None)
+        if sampler is not None:
+            sampler.cancel()
+        if writer is not None and not writer.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.flush(), CLOSE_WAIT)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
