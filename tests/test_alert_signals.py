@@ -15,13 +15,12 @@ from netmon.alerting.model import Severity
 from netmon.alerting.rules import LOSS_CONFIDENCE_Z
 from netmon.alerting.signals import (
     SIGNALS,
-    binomial_cdf,
     interface_names,
     interfaces_complete,
     interfaces_seen_up,
-    path_explains,
 )
 from netmon.alerting.tracked import Estimate, wilson
+from netmon.call_quality import binomial_cdf, path_explains
 from netmon.config.rules import Level, Metric, Rule
 from netmon.devices import DeviceState, InterfaceState
 from netmon.endpoints import RegistrarWord

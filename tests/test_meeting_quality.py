@@ -33,6 +33,8 @@ from netmon.meeting_quality.api import routes
 from netmon.meeting_quality.db import MeetingDB
 from netmon.meeting_quality.model import Meeting, Room, RoomSample
 from netmon.meeting_quality.recorder import MeetingRecorder
+from netmon.meeting_quality.report import hint
+from netmon.meeting_quality.summary import summarize
 from netmon.model import Call, EchoRound, EndpointStatus, MediaStream, Observation
 from netmon.quality import audio_mos
 from netmon.service import Service
@@ -366,25 +368,33 @@ async def test_the_meetings_and_their_quality_as_json(tmp_path: Path) -> None:
         assert ep_a["worst_loss"] == pytest.approx(0.10)
         assert ep_a["min_mos"] < 3.6 < ep_a["mean_mos"]
         assert ep_a["fault"] == "wan"
+        # 18 poor samples, 20 echoes each since the one before, 1 in 10 lost.
+        assert (ep_a["path_sent"], ep_a["path_lost"]) == (360, 36)
+        assert ep_a["mean_path_loss"] == pytest.approx(0.10)
         assert ep_a["hint"].startswith("Likely the WAN path")
         ep_b = rooms[1]["summary"]
         assert (ep_b["poor_minutes"], ep_b["fault"]) == (1, "room")
         assert ep_b["mean_path_loss"] == 0.0
         assert ep_b["mean_call_loss"] == pytest.approx(0.15)
+        assert (ep_b["path_sent"], ep_b["path_lost"]) == (120, 0)
         hall = rooms[2]["summary"]
         assert (hall["poor_minutes"], hall["fault"], hall["hint"]) == (0, None, None)
         assert len(rooms[2]["timeline"]) == 60
-        assert rooms[2]["timeline"][0] == {
-            "t": "2026-12-05T01:00:00.000+00:00",
+        first, second = rooms[2]["timeline"][:2]
+        assert second == {
+            "t": "2026-12-05T01:00:10.000+00:00",
             "in_call": True,
             "mos_rx": pytest.approx(hall["mean_mos"], abs=0.001),
-            "mos_tx": rooms[2]["timeline"][0]["mos_tx"],
+            "mos_tx": first["mos_tx"],
             "loss": 0.0,
             "jitter": JITTER,
-            "video": rooms[2]["timeline"][0]["video"],
+            "video": first["video"],
             "path_rtt": RTT,
             "path_loss": 0.0,
+            "path_sent": 20,  # netmon's echoes since the sample before
+            "path_lost": 0,
         }
+        assert (first["path_sent"], first["path_lost"]) == (None, None)  # none before it
         one = await (await client.get(f"/api/v1/meetings/{MEETING_ID}/quality?room=hall")).json()
         assert [r["id"] for r in one["rooms"]] == ["hall"]
 
@@ -530,3 +540,20 @@ async def test_a_stalled_disk_never_holds_the_loop_and_keeps_the_newest_hour(
         times = [s.t for s in rig.samples(MEETING_ID, "hall")]
         # The batch being written when the disk hung, then the newest hour.
         assert times == [T0] + [T0 + 10 * i for i in range(121, 481)]
+
+
+def test_too_few_pings_over_the_poor_minutes_cannot_tell_the_wan_from_the_room() -> None:
+    poor = [
+        RoomSample("ep-b", T0 + 10 * i, True, mos_rx=3.3, loss=0.05, path_sent=2, path_lost=0)
+        for i in range(6)
+    ]
+    [room] = summarize(Meeting("m", "m", "scheduled", T0, T0 + 600, (Room("ep-b"),)), poor)
+    assert (room.fault, room.path_sent) == ("unknown", 12)
+    # 12 pings, none lost: a clean path and one losing 2.5 % would both do that.
+    assert hint(room, "en") == (
+        "WAN or the room's LAN: netmon's 12 pings to the site over those minutes cannot tell."
+    )
+    assert hint(room, "vi") == (
+        "Do WAN hay mạng LAN của phòng họp: 12 gói ping của netmon tới điểm cầu trong những "
+        "phút đó chưa đủ để phân biệt."
+    )

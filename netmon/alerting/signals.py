@@ -10,12 +10,11 @@ memory they read (which interfaces were ever seen up): `interfaces_seen_up` says
 from __future__ import annotations
 
 import fnmatch
-import math
 from collections.abc import Callable, Container, Iterator, Mapping
 
 from netmon.alerting.rules import LOSS_CONFIDENCE_Z, MIN_LOSS_SAMPLES, MIN_RTT_SAMPLES
 from netmon.alerting.tracked import Estimate, wilson
-from netmon.call_quality import stream_score
+from netmon.call_quality import fault_side, stream_score
 from netmon.config.rules import Rule
 from netmon.devices import InterfaceState
 from netmon.endpoints import ESSENTIAL_PERIPHERALS, PROTOCOLS, EndpointView
@@ -258,40 +257,6 @@ def call_mos(
     yield {}, min(scores) if scores else None
 
 
-# How sure "the path is cleaner than the call" must be before the room is blamed: the chance
-# that a path losing half the call's share would lose this few of netmon's pings, or fewer.
-CLEANER_PATH_P = 0.01
-
-
-def binomial_cdf(k: int, n: int, p: float) -> float:
-    """P(X <= k) for X ~ Binomial(n, p), summed in logs (n up to thousands of echoes)."""
-    if k >= n or p <= 0.0:
-        return 1.0
-    if p >= 1.0:
-        return 0.0
-    log_p, log_q = math.log(p), math.log1p(-p)
-    total = 0.0
-    for i in range(k + 1):
-        log_term = (
-            math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
-            + i * log_p + (n - i) * log_q
-        )  # fmt: skip
-        total += math.exp(log_term)
-    return min(total, 1.0)
-
-
-def path_explains(lost: int, sent: int, call_loss: float) -> bool | None:
-    """Whether netmon's own pings to the site lose like the call does: True when they lose
-    some and are not clearly cleaner than half the call's loss (the path explains it), False
-    when they are clearly cleaner (binomial, CLEANER_PATH_P), None when too few pings say
-    either (a minute of 1 s pings cannot tell a clean path from a 5 % one by itself)."""
-    if sent <= 0:
-        return None
-    if binomial_cdf(lost, sent, call_loss / 2) < CLEANER_PATH_P:
-        return False
-    return True if lost > 0 else None
-
-
 def _call_hint(state: TargetState, labels: Mapping[str, str]) -> dict[str, object]:
     """Where the fault lies: netmon's own path to the site losing as much as the call does
     points at the WAN; a clean path with a lossy call, at the room's LAN or the endpoint."""
@@ -299,18 +264,18 @@ def _call_hint(state: TargetState, labels: Mapping[str, str]) -> dict[str, objec
     if not scored:
         return {}
     _, call_loss = min(scored)
-    if not call_loss or call_loss < 0.005:
+    window = state.icmp.window if state.icmp is not None else None
+    sent = window.sent if window is not None else 0
+    path_loss = (window.loss_ratio() or 0.0) if window is not None else 0.0
+    side = fault_side(call_loss, round(path_loss * sent), sent)
+    if side == "delay":
         # Not lost packets: late ones. The delay and jitter are the path's (or the room's).
         rtt = state.path_rtt
         where = f"netmon's RTT to the site is {rtt * 1000:.0f} ms" if rtt is not None else ""
         return {"hint": f"delay and jitter, not loss{': ' + where if where else ''}"}
-    window = state.icmp.window if state.icmp is not None else None
-    sent = window.sent if window is not None else 0
-    path_loss = (window.loss_ratio() or 0.0) if window is not None else 0.0
-    explains = path_explains(round(path_loss * sent), sent, call_loss)
-    if explains:
+    if side == "wan":
         return {"hint": f"WAN path: netmon's pings lose {path_loss * 100:.1f}% too"}
-    if explains is False:
+    if side == "room":
         return {"hint": "room LAN / endpoint: netmon's path to the site is clean"}
     seconds = window.seconds if window is not None else 0.0
     return {"hint": f"WAN or room LAN: netmon's {sent} pings in {seconds:.0f} s cannot tell yet"}

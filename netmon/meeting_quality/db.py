@@ -5,9 +5,9 @@ and the retention's deletes never hold up the alert outbox's transactions, the r
 with alerting disabled, and the file can be copied or read offline (`netmon meetings report`)
 without touching alert state.
 
-Size: a sample row is ~46 bytes with its key (room id, time, seven figures as scaled
+Size: a sample row is ~48 bytes with its key (room id, time, nine figures as scaled
 integers), so a 2-hour meeting of 215 rooms at one sample per 10 s (154,800 rows) takes
-7.1 MB (measured with every figure present). Meetings older than the retention go, and beyond
+7.4 MB (measured with every figure present). Meetings older than the retention go, and beyond
 `max_samples` (20 million by default, ~0.9 GB, some 130 such meetings) the oldest ended
 meetings go first.
 """
@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS samples (
     -- scaled integers (_SCALES): MOS x 1000, ratios x 100000, seconds x 1000000
     mos_rx INTEGER, mos_tx INTEGER, loss INTEGER, jitter INTEGER, video INTEGER,
     path_rtt INTEGER, path_loss INTEGER,
+    path_sent INTEGER, path_lost INTEGER,  -- netmon's echoes since the previous sample
     PRIMARY KEY (meeting, room, t)
 ) WITHOUT ROWID;
 """
@@ -59,6 +60,8 @@ _SCALES = {
     "video": 1000,
     "path_rtt": 1_000_000,
     "path_loss": 100_000,
+    "path_sent": 1,
+    "path_lost": 1,
 }
 
 
@@ -70,9 +73,9 @@ def _scaled(sample: RoomSample) -> list[int | None]:
     return values
 
 
-def _unscaled(values: Sequence[int | None]) -> list[float | None]:
+def _unscaled(values: Sequence[int | None]) -> list[Any]:
     return [
-        None if value is None else value / scale
+        value if value is None or scale == 1 else value / scale
         for value, scale in zip(values, _SCALES.values(), strict=True)
     ]
 
@@ -145,8 +148,8 @@ class MeetingDB:
                     seq = seqs[meeting_id] = int(row.fetchone()[0])
                 cursor = db.execute(
                     "INSERT OR REPLACE INTO samples (meeting, room, t, in_call, mos_rx, mos_tx,"
-                    " loss, jitter, video, path_rtt, path_loss)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " loss, jitter, video, path_rtt, path_loss, path_sent, path_lost)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         seq,
                         sample.room,
@@ -235,7 +238,8 @@ class MeetingDB:
         """A meeting's samples by room and time (only `rooms` when given)."""
         wanted = list(rooms)
         query = (
-            "SELECT room, t, in_call, mos_rx, mos_tx, loss, jitter, video, path_rtt, path_loss"
+            "SELECT room, t, in_call, mos_rx, mos_tx, loss, jitter, video, path_rtt, path_loss,"
+            " path_sent, path_lost"
             " FROM samples WHERE meeting = (SELECT seq FROM meetings WHERE id = ?)"
         )
         if wanted:

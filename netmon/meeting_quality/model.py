@@ -64,7 +64,9 @@ class RoomSample:
     """One room at one moment of a meeting. MOS are the E-model's (worst stream of the
     direction: rx what the room hears, tx what it sends as the far end reports); `loss` and
     `jitter` the worst stream's; `video` G.1070's estimate of the worst received video
-    stream; `path_rtt` and `path_loss` netmon's own echoes to the site."""
+    stream; `path_rtt` and `path_loss` netmon's own echoes to the site as the alerts read
+    them (the last RTT, the loss over the ICMP window); `path_sent` and `path_lost` its
+    regular echoes since the previous sample (None for a room's first)."""
 
     room: str
     t: float
@@ -76,6 +78,8 @@ class RoomSample:
     video: float | None = None
     path_rtt: float | None = None
     path_loss: float | None = None
+    path_sent: int | None = None
+    path_lost: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +92,8 @@ class RoomSample:
             "video": _round(self.video, 3),
             "path_rtt": _round(self.path_rtt, 5),
             "path_loss": _round(self.path_loss, 5),
+            "path_sent": self.path_sent,
+            "path_lost": self.path_lost,
         }
 
 

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from netmon.call_quality import echo_counts
 from netmon.config.schema import MeetingRecordConfig
 from netmon.inventory import Inventory
 from netmon.meeting_quality.db import MeetingDB
@@ -70,6 +71,7 @@ class MeetingRecorder:
         self._adhoc: _Adhoc | None = None
         self._last_adhoc_id = ""
         self._written: dict[str, Meeting] = {}  # meetings as last written, by id
+        self._echoes: dict[str, tuple[int, int]] = {}  # (sent, lost) per room at the last tick
         self._queue: deque[_Batch] = deque()
         self._wake = asyncio.Event()
         self._writing = False
@@ -152,13 +154,17 @@ class MeetingRecorder:
         covered: set[str] = set()
         targets = self.store.targets
         self.store.prune_windows()
+        pings = self._pings()
+
+        def sample(tid: str) -> RoomSample:
+            return sample_room(targets[tid], now, pings.get(tid))
+
         for meeting in in_progress(self.inventory, now):
             meetings.append(meeting)
             for room in meeting.rooms:
-                state = targets.get(room.id)
-                if state is not None:
+                if room.id in targets:
                     covered.add(room.id)
-                    samples.append((meeting.id, sample_room(state, now)))
+                    samples.append((meeting.id, sample(room.id)))
         calling = sorted(
             tid
             for tid, state in targets.items()
@@ -184,13 +190,28 @@ class MeetingRecorder:
                 rooms = tuple(sorted((*adhoc.meeting.rooms, *joined), key=lambda r: r.id))
                 adhoc.meeting = dataclasses.replace(adhoc.meeting, rooms=rooms)
             adhoc.last_in_call = now
-            samples += [(adhoc.meeting.id, sample_room(targets[tid], now)) for tid in calling]
+            samples += [(adhoc.meeting.id, sample(tid)) for tid in calling]
             meetings.append(adhoc.meeting)
         changed = tuple(m for m in meetings if self._written.get(m.id) != m)
         for meeting in changed:
             self._written_as(meeting)
         if changed or samples:
             self._enqueue(_Batch(changed, tuple(samples)))
+
+    def _pings(self) -> dict[str, tuple[int, int]]:
+        """(sent, lost) of netmon's echoes to each room since the previous tick."""
+        since: dict[str, tuple[int, int]] = {}
+        counts: dict[str, tuple[int, int]] = {}
+        for tid, state in self.store.targets.items():
+            now = echo_counts(state) if state.target.is_room else None
+            if now is None:
+                continue
+            counts[tid] = now
+            before = self._echoes.get(tid)
+            if before is not None and now[0] >= before[0] and now[1] >= before[1]:
+                since[tid] = (now[0] - before[0], now[1] - before[1])
+        self._echoes = counts
+        return since
 
     def _enqueue(self, batch: _Batch) -> None:
         limit = max(1, round(3600 / self.settings.interval))

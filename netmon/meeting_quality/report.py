@@ -75,6 +75,8 @@ def hint(summary: RoomSummary, lang: Lang) -> str | None:
         rtt = summary.mean_path_rtt
         shown = words["unknown"] if rtt is None else f"{_number(rtt * 1000, 0, lang)} ms"
         return words["delay"].format(rtt=shown)
+    if summary.fault == "unknown":
+        return words["unknown_side"].format(sent=summary.path_sent)
     return words[summary.fault]
 
 

@@ -28,7 +28,8 @@ def _worst(values: Iterable[float | None], *, low: bool) -> float | None:
     return min(known) if low else max(known)
 
 
-def sample_room(state: TargetState, now: float) -> RoomSample:
+def sample_room(state: TargetState, now: float, pings: tuple[int, int] | None = None) -> RoomSample:
+    """The room now; `pings` (sent, lost) netmon's echoes to it since the previous sample."""
     rtt = state.path_rtt
     view = state.endpoint_view()
     status = view.status if view is not None else None
@@ -56,4 +57,6 @@ def sample_room(state: TargetState, now: float) -> RoomSample:
         video=mos("rx", "video"),
         path_rtt=rtt,
         path_loss=path_loss(state),
+        path_sent=None if pings is None else pings[0],
+        path_lost=None if pings is None else pings[1],
     )

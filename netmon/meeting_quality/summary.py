@@ -5,8 +5,9 @@
 - poor minutes: the wall-clock minutes in which a sample of its received audio scored below
   3.6 (CallQualityDegraded's raise point): ten seconds of bad audio is heard, so one sample
   makes its minute poor; runs of them as periods;
-- where the fault lay over the poor samples, as the alert's hint judges it
-  (`netmon.call_quality.fault_side`): the call's mean loss against netmon's own path loss.
+- where the fault lay over the poor samples, by the alert hint's own rule
+  (`netmon.call_quality.fault_side`): the call's mean loss against netmon's own pings to the
+  site over those same samples' intervals (sent and lost counted, a binomial test).
 
 Rooms come worst first: the most poor minutes, then the lowest MOS; rooms never scored last.
 """
@@ -52,7 +53,9 @@ class RoomSummary:
     worst_loss: float | None
     max_jitter: float | None
     mean_call_loss: float | None  # over the poor samples (all in-call samples if none)
-    mean_path_loss: float | None  # the same samples
+    mean_path_loss: float | None  # netmon's pings over the same samples
+    path_sent: int  # those pings
+    path_lost: int
     mean_path_rtt: float | None
     poor: tuple[PoorPeriod, ...]
     fault: FaultSide | None  # None: never poor
@@ -90,6 +93,8 @@ class RoomSummary:
                 "mean_call_loss": r(self.mean_call_loss, 5),
                 "mean_path_loss": r(self.mean_path_loss, 5),
                 "mean_path_rtt": r(self.mean_path_rtt, 5),
+                "path_sent": self.path_sent,
+                "path_lost": self.path_lost,
                 "poor_minutes": self.poor_minutes,
                 "poor_periods": [period.to_json() for period in self.poor],
                 "fault": self.fault,
@@ -133,7 +138,9 @@ def summarize_room(room: Room, samples: Sequence[RoomSample]) -> RoomSummary:
     poor = [s for s in samples if s.mos_rx is not None and s.mos_rx < POOR_MOS]
     judged = poor or [s for s in samples if s.in_call]
     call_loss = _mean(s.loss for s in judged)
-    path_loss = _mean(s.path_loss for s in judged)
+    sent = sum(s.path_sent or 0 for s in judged)
+    lost = sum(s.path_lost or 0 for s in judged)
+    path_loss = lost / sent if sent else _mean(s.path_loss for s in judged)
     return RoomSummary(
         room=room,
         timeline=tuple(samples),
@@ -144,9 +151,11 @@ def summarize_room(room: Room, samples: Sequence[RoomSample]) -> RoomSummary:
         max_jitter=_extreme((s.jitter for s in samples), low=False),
         mean_call_loss=call_loss,
         mean_path_loss=path_loss,
+        path_sent=sent,
+        path_lost=lost,
         mean_path_rtt=_mean(s.path_rtt for s in judged),
         poor=poor_periods(samples),
-        fault=fault_side(call_loss, path_loss) if poor else None,
+        fault=fault_side(call_loss, lost, sent) if poor else None,
     )
 
 

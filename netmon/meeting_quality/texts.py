@@ -28,6 +28,8 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "wan": "Likely the WAN path: netmon's own pings to the site lost about as much.",
         "room": "Likely the room's LAN or the endpoint: netmon's path to the site was clean.",
         "delay": "Delay and jitter, not loss: netmon's RTT to the site {rtt}.",
+        "unknown_side": "WAN or the room's LAN: netmon's {sent} pings to the site over those "
+        "minutes cannot tell.",
         "unknown": "unknown",
         "timeline": "Received audio MOS over the meeting; the dashed line is 3.6.",
         "about": "MOS is an estimate from ITU-T G.107's E-model (each stream's loss and jitter, "
@@ -59,6 +61,8 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "room": "Nhiều khả năng do mạng LAN của phòng họp hoặc thiết bị đầu cuối: đường truyền "
         "của netmon tới điểm cầu không mất gói.",
         "delay": "Do độ trễ và jitter, không phải mất gói: RTT của netmon tới điểm cầu {rtt}.",
+        "unknown_side": "Do WAN hay mạng LAN của phòng họp: {sent} gói ping của netmon tới điểm "
+        "cầu trong những phút đó chưa đủ để phân biệt.",
         "unknown": "không rõ",
         "timeline": "MOS âm thanh nhận được trong suốt cuộc họp; đường nét đứt là mức 3,6.",
         "about": "MOS là giá trị ước lượng theo mô hình E của ITU-T G.107 (tỷ lệ mất gói và "
