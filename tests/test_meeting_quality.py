@@ -72,7 +72,7 @@ ROOMS = {
 }
 
 
-def _inventory(*, meetings: bool = True, duration: float = 600, **record: Any) -> Inventory:
+def _inventory(*, duration: float = 600, **record: Any) -> Inventory:
     scheduled = [
         MeetingConfig(
             name="Họp giao ban tỉnh",
@@ -81,9 +81,7 @@ def _inventory(*, meetings: bool = True, duration: float = 600, **record: Any) -
             targets=["hall", "ep-a", "ep-b"],
         )
     ]
-    config = Config(
-        meetings=scheduled if meetings else [], meeting_record=MeetingRecordConfig(**record)
-    )
+    config = Config(meetings=scheduled, meeting_record=MeetingRecordConfig(**record))
     return Inventory(config=config, defaults={}, targets=dict(ROOMS))
 
 
