@@ -189,7 +189,7 @@ class Service:
             engine_ids = self.alerting.engine_ids if self.alerting is not None else None
             self.traps = TrapIntake(trap_settings, self.inventory, self.store, engine_ids)
             await self.traps.start()
-        self.checks = Checks(self.inventory, store=self.store)
+        self.checks = Checks(self.inventory, store=self.store, collectors=self._collectors)
         await self.checks.start()
         routes += self.checks.routes()
         if self.inventory.config.meeting_record.enabled:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import socket
 import subprocess
 import urllib.error
@@ -144,8 +146,31 @@ async def test_a_check_started_over_http_completes_and_sets_endpoint_ready(
         assert readiness["check"] == body["id"]
         assert readiness["reasons"] == report["endpoints"][0]["reasons"]
         assert call(netmon.url + "/api/v1/targets/ep-good")[1]["readiness"]["verdict"] == "GO"
+        # The check pinged through the service's own ICMP sockets: one set per process, so
+        # every echo reply is read once (a runner of its own held a second set and read each
+        # reply twice).
+        assert _icmp_sockets(netmon.process.pid) == {"ipv4": 1, "ipv6": 1}
     finally:
         netmon.stop()
+
+
+def _icmp_sockets(pid: int) -> dict[str, int]:
+    """How many raw (or ping) ICMP sockets process `pid` holds per family, from /proc."""
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                held.add(link[len("socket:[") : -1])
+    counts = {}
+    for family, tables in (("ipv4", ("raw", "icmp")), ("ipv6", ("raw6", "icmp6"))):
+        inodes = {
+            line.split()[9]
+            for table in tables
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        }
+        counts[family] = len(held & inodes)
+    return counts
 
 
 def call(url: str, method: str = "GET", body: object = None) -> tuple[int, Any]:

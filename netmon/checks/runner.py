@@ -15,7 +15,7 @@ import ipaddress
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,25 +104,37 @@ def _is_ip(address: str) -> bool:
 
 
 class CheckRunner:
-    """Owns the collectors a check needs; one runner serves many checks."""
+    """Owns the collectors a check needs; one runner serves many checks.
 
-    def __init__(self, inventory: Inventory, *, burst: BurstSettings | None = None) -> None:
+    In the service, `shared` is the service's own collectors: a check uses those it finds there
+    (one set of raw ICMP sockets per process, every echo reply read once; one connection per
+    codec session) and starts, and later closes, only the others. `netmon check` has none."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        *,
+        burst: BurstSettings | None = None,
+        shared: Mapping[str, Collector] | None = None,
+    ) -> None:
         self.inventory = inventory
         self.burst = burst or BurstSettings()
-        self._icmp = IcmpCollector()
-        self._collectors: dict[str, Collector] = {}
+        self._shared: Mapping[str, Collector] = shared if shared is not None else {}
+        self._collectors: dict[str, Collector] = {}  # started here, closed here
         self._starting: dict[str, asyncio.Lock] = {}
 
     async def start(self) -> None:
-        await self._icmp.start()
+        return None
 
     async def close(self) -> None:
-        await self._icmp.close()
         for collector in self._collectors.values():
             await collector.close()
         self._collectors.clear()
 
     async def _collector(self, name: str) -> Collector:
+        shared = self._shared.get(name)
+        if shared is not None:
+            return shared
         # Hundreds of endpoints ask at once: one of them starts the collector, the others
         # wait for it (each starting its own would leave all but one unclosed).
         async with self._starting.setdefault(name, asyncio.Lock()):
@@ -132,6 +144,11 @@ class CheckRunner:
                 collector = (await asyncio.to_thread(registry.collector_class, name))()
                 await collector.start()
                 self._collectors[name] = collector
+        return collector
+
+    async def _icmp(self) -> IcmpCollector:
+        collector = await self._collector(IcmpCollector.name)
+        assert isinstance(collector, IcmpCollector)
         return collector
 
     async def run(
@@ -214,10 +231,11 @@ class CheckRunner:
             size=burst.size,
             dscp=burst.dscp,
         )
+        icmp = await self._icmp()
         for target in targets:
             if not _is_ip(target.address):
                 with contextlib.suppress(Exception):
-                    await self._icmp.resolve(target.address)
+                    await icmp.resolve(target.address)
         # Staggered over one spacing: all bursts in step would put 200+ echoes on the wire in
         # the same millisecond, every 20 ms, and overflow the buffers along the way.
         waves = max(1, min(STAGGER_WAVES, len(targets)))
@@ -227,7 +245,7 @@ class CheckRunner:
             await asyncio.sleep(index * burst.spacing / waves)
             items = [(t.probe_target, settings) for t in group]
             # No deadline of its own: the check's deadline bounds the burst.
-            return await collect_many(self._icmp, self._icmp.name, items, deadline=None)
+            return await collect_many(icmp, icmp.name, items, deadline=None)
 
         results = await asyncio.gather(*(wave(i, g) for i, g in enumerate(groups)))
         rounds = [observation for result in results for observation in result]

@@ -15,10 +15,12 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
+from collectors.base import Collector
 from netmon.api_access import change_body
 from netmon.checks.runner import CheckRunner, ScopeError, select
 from netmon.inventory import Inventory
@@ -32,11 +34,18 @@ SCOPE_KEYS = ("targets", "group", "district", "meeting")
 
 
 class Checks:
-    def __init__(self, inventory: Inventory, *, store: StateStore) -> None:
+    def __init__(
+        self,
+        inventory: Inventory,
+        *,
+        store: StateStore,
+        collectors: Mapping[str, Collector] | None = None,
+    ) -> None:
         self.inventory = inventory
         self._store = store
         self._done: set[tuple[str, float, float]] = set()  # (meeting, start, offset) run
-        self._runner = CheckRunner(inventory)
+        # The service's collectors, shared: one set of ICMP sockets, one codec session each.
+        self._runner = CheckRunner(inventory, shared=collectors)
         self.reports: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
 
