@@ -9,6 +9,7 @@ up and its devices' traffic among them), each of which clears what it injected.
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 import json
 import os
@@ -16,6 +17,7 @@ import re
 import shlex
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -607,6 +609,16 @@ def test_a_demo_meeting_shows_each_rooms_call_quality_and_a_lossy_path_lowers_it
         other = mos("ep-so-07")
         assert other is not None
         assert other > 4.0
+        # The meeting's quality record (an ad hoc meeting: the demo's is not in the config)
+        # keeps each room's timeline; it has the lossy stretch once a 10 s sample took it.
+        wait_until(
+            lambda: all(
+                (_recorded_mos(clean, rooms).get(room) or 5) < 3.1
+                for room in ("ep-so-01", SOFTPHONE)
+            ),
+            timeout=HANG,
+            what="the lossy rooms' low MOS in the meeting record",
+        )
     finally:
         stopped = subprocess.run(
             [*netmon_command(), "demo", "meeting", "stop", "--url", clean.url],
@@ -617,6 +629,42 @@ def test_a_demo_meeting_shows_each_rooms_call_quality_and_a_lossy_path_lowers_it
         wait_until(
             lambda room=room: mos(room) is None, timeout=HANG, what=f"{room}'s call series gone"
         )
+    # After the meeting: its record, worst rooms first, and the post-meeting report.
+    meeting = _recorded_meeting(clean, rooms)
+    status, quality = call("GET", f"{clean.url}/api/v1/meetings/{meeting['id']}/quality")
+    assert status == 200
+    order = [room["id"] for room in quality["rooms"]]
+    assert order.index("ep-so-07") > max(order.index("ep-so-01"), order.index(SOFTPHONE))
+    summaries = {room["id"]: room["summary"] for room in quality["rooms"]}
+    assert summaries["ep-so-07"]["min_mos"] > 4.0
+    assert summaries["ep-so-01"]["poor_minutes"] >= 1
+    for lang in ("en", "vi"):
+        url = f"{clean.url}/api/v1/meetings/{meeting['id']}/report?lang={lang}"
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310
+            assert answer.headers["Content-Type"].startswith("text/html")
+            page = answer.read().decode()
+        assert html.escape(clean.target("ep-so-01")["name"]) in page
+
+
+def _recorded_meeting(demo: Demo, rooms: list[str]) -> dict[str, Any]:
+    """The newest recorded meeting that has all of `rooms`."""
+    status, listing = call("GET", f"{demo.url}/api/v1/meetings")
+    assert status == 200
+    ours = [
+        meeting
+        for meeting in listing["meetings"]
+        if set(rooms) <= {room["id"] for room in meeting["rooms"]}
+    ]
+    assert ours, listing
+    return dict(ours[0])
+
+
+def _recorded_mos(demo: Demo, rooms: list[str]) -> dict[str, float | None]:
+    """Each room's lowest recorded MOS in the meeting record of `rooms`."""
+    meeting = _recorded_meeting(demo, rooms)
+    status, quality = call("GET", f"{demo.url}/api/v1/meetings/{meeting['id']}/quality")
+    assert status == 200
+    return {room["id"]: room["summary"]["min_mos"] for room in quality["rooms"]}
 
 
 @pytest.mark.netns
