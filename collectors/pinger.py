@@ -1,9 +1,13 @@
 """ICMP echo to many addresses over ONE shared socket per address family.
 
 Replies are matched to requests by identifier, sequence and a per-socket token in the payload, so
-every other ICMP packet the host sees is ignored. Round-trip times come from the kernel's receive
-timestamp (SO_TIMESTAMPNS) rather than from when the event loop got round to the reply: under
-load the loop can be milliseconds late, the kernel is not.
+every other ICMP packet the host sees is ignored. Round-trip times are kernel to kernel: from the
+moment the kernel queued the request for its interface (a TX software timestamp, SO_TIMESTAMPING
+with SOF_TIMESTAMPING_TX_SCHED, read back from the socket's error queue) to the moment it
+received the reply (SO_TIMESTAMPNS), rather than from when Python got round to either: under
+load, or in a garbage collection between building a packet and sending it, the process can be
+tens of milliseconds late; the kernel is not. Where the kernel gives no TX timestamp, the send
+time is taken immediately before `sendmsg`, after every allocation of the echo.
 
 As root (or with CAP_NET_RAW) the sockets are raw; otherwise unprivileged ICMP datagram sockets,
 which need the process group inside `net.ipv4.ping_group_range`. The ICMP collector
@@ -32,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # Linux constants the socket module does not export.
 SO_TIMESTAMPNS = 35
+SO_TIMESTAMPING = 37
+SOF_TIMESTAMPING_SOFTWARE = 1 << 4  # report software timestamps
+SOF_TIMESTAMPING_TX_SCHED = 1 << 8  # stamp when the packet enters the interface's queue
 SOL_RAW = 255
 ICMP_FILTER = 1
 ICMP6_FILTER = 1
@@ -44,7 +51,12 @@ ICMP6_ECHO_REPLY = 129
 TOKEN_LEN = 8
 _HEADER = struct.Struct("!BBHHH")
 _TIMESPEC = struct.Struct("@qq")
-_ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
+# Room for SO_TIMESTAMPNS and, when another socket of the host asked for receive timestamping,
+# an SCM_TIMESTAMPING (three timespecs) beside it: truncation would drop ours.
+_ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(3 * _TIMESPEC.size)
+# An error-queue message: the echo as it left (up to its token) and its timestamp and error.
+_ERRQUEUE_DATA = 256
+_ERRQUEUE_ANCILLARY = 512
 
 
 def _word_sum(data: bytes) -> int:
@@ -86,8 +98,9 @@ class _Pending:
     batch: _Batch
     target_index: int
     echo_index: int
-    sent_realtime_ns: int
-    sent_monotonic_ns: int
+    sent_realtime_ns: int = 0
+    sent_monotonic_ns: int = 0
+    kernel_sent: bool = False  # sent_realtime_ns is the kernel's TX timestamp
 
 
 @dataclass(slots=True)
@@ -102,6 +115,7 @@ class _FamilySocket:
     next_sequence: int = 0
     write_waiters: list[asyncio.Future[None]] = field(default_factory=list)
     tos_refused: bool = False
+    tx_timestamps: bool = False  # the kernel stamps our echoes as they leave
 
 
 class Pinger:
@@ -197,6 +211,10 @@ class Pinger:
             sock.bind(("", 0) if family == socket.AF_INET else ("::", 0))
             identifier = sock.getsockname()[1]  # the kernel rewrites the id to the "port"
         fsock = _FamilySocket(family=family, sock=sock, identifier=identifier, raw=raw)
+        with contextlib.suppress(OSError):
+            flags = SOF_TIMESTAMPING_TX_SCHED | SOF_TIMESTAMPING_SOFTWARE
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, flags)
+            fsock.tx_timestamps = True
         assert self._loop is not None
         self._loop.add_reader(sock.fileno(), self._make_reader(fsock))
         return fsock
@@ -323,18 +341,18 @@ class Pinger:
             (address, 0) if fsock.family == socket.AF_INET else (address, 0, 0, 0)
         )
         pending = _Pending(
-            address=address,
-            batch=batch,
-            target_index=target_index,
-            echo_index=echo_index,
-            sent_realtime_ns=time.time_ns(),
-            sent_monotonic_ns=time.monotonic_ns(),
+            address=address, batch=batch, target_index=target_index, echo_index=echo_index
         )
         fsock.pending[sequence] = pending
         ancillary = self._tos_ancillary(fsock, dscp)
+        buffers = [packet]
         while True:
             try:
-                fsock.sock.sendmsg([packet], ancillary, 0, destination)
+                # The last thing before the send: nothing that allocates comes between (a
+                # collection there would be counted as network time when no TX timestamp comes).
+                pending.sent_realtime_ns = time.time_ns()
+                pending.sent_monotonic_ns = time.monotonic_ns()
+                fsock.sock.sendmsg(buffers, ancillary, 0, destination)
                 break
             except BlockingIOError:
                 del fsock.pending[sequence]
@@ -418,6 +436,10 @@ class Pinger:
 
     def _make_reader(self, fsock: _FamilySocket) -> Callable[[], None]:
         def on_readable() -> None:
+            # TX timestamps first: a request's is queued before its reply can arrive. (The
+            # error queue wakes the reader too: epoll reports EPOLLERR to a read interest.)
+            if fsock.tx_timestamps:
+                self._drain_errqueue(fsock)
             # Drain everything queued: one wake-up may cover hundreds of replies.
             while True:
                 try:
@@ -430,6 +452,39 @@ class Pinger:
                 self._on_packet(fsock, data, ancillary, source[0])
 
         return on_readable
+
+    def _drain_errqueue(self, fsock: _FamilySocket) -> None:
+        """Take the kernel's TX timestamps: each comes with the echo as it left (headers of
+        every layer first, so the echo is found by its token)."""
+        while True:
+            try:
+                data, ancillary, _flags, _source = fsock.sock.recvmsg(
+                    _ERRQUEUE_DATA, _ERRQUEUE_ANCILLARY, socket.MSG_ERRQUEUE
+                )
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("ICMP error queue: %s", exc)
+                return
+            stamp = 0
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(value) >= 16:
+                    seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                    stamp = seconds * 1_000_000_000 + nanoseconds
+            at = data.find(self._token)
+            if not stamp or at < _HEADER.size:
+                continue
+            _type, _code, _sum, identifier, sequence = _HEADER.unpack_from(data, at - _HEADER.size)
+            pending = fsock.pending.get(sequence)
+            # Never earlier than our own stamp (a wall clock stepped back meanwhile).
+            if (
+                identifier == fsock.identifier
+                and pending is not None
+                and not pending.kernel_sent
+                and stamp >= pending.sent_realtime_ns
+            ):
+                pending.sent_realtime_ns = stamp
+                pending.kernel_sent = True
 
     def _on_packet(
         self,
