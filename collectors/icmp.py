@@ -17,7 +17,8 @@ from typing import Annotated, ClassVar
 from pydantic import BeforeValidator, Field, model_validator
 
 from collectors.base import CollectError, CollectorSettings
-from collectors.pinger import TOKEN_LEN, Pinger, PingOutcome
+from collectors.icmp_wire import TOKEN_LEN
+from collectors.pinger import Pinger, PingOutcome
 from collectors.resolve import Address, Resolver
 from netmon.model import Duration, EchoRound, Observation, ProbeRole, ProbeTarget, ReachPolicy
 

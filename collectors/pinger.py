@@ -31,44 +31,29 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from collectors.base import CollectError
+from collectors.icmp_wire import (
+    ANCILLARY_SPACE,
+    ERRQUEUE_ANCILLARY,
+    ERRQUEUE_DATA,
+    HEADER,
+    ICMP6_ECHO_REPLY,
+    ICMP6_FILTER,
+    ICMP_ECHO_REPLY,
+    ICMP_FILTER,
+    SO_TIMESTAMPING,
+    SO_TIMESTAMPNS,
+    SOF_TIMESTAMPING_SOFTWARE,
+    SOF_TIMESTAMPING_TX_SCHED,
+    SOL_RAW,
+    TOKEN_LEN,
+    canonical_address,
+    echo_in,
+    echo_request,
+    timestamp_ns,
+    word_sum,
+)
 
 log = logging.getLogger(__name__)
-
-# Linux constants the socket module does not export.
-SO_TIMESTAMPNS = 35
-SO_TIMESTAMPING = 37
-SOF_TIMESTAMPING_SOFTWARE = 1 << 4  # report software timestamps
-SOF_TIMESTAMPING_TX_SCHED = 1 << 8  # stamp when the packet enters the interface's queue
-SOL_RAW = 255
-ICMP_FILTER = 1
-ICMP6_FILTER = 1
-
-ICMP_ECHO_REPLY = 0
-ICMP_ECHO_REQUEST = 8
-ICMP6_ECHO_REQUEST = 128
-ICMP6_ECHO_REPLY = 129
-
-TOKEN_LEN = 8
-_HEADER = struct.Struct("!BBHHH")
-_TIMESPEC = struct.Struct("@qq")
-# Room for SO_TIMESTAMPNS and, when another socket of the host asked for receive timestamping,
-# an SCM_TIMESTAMPING (three timespecs) beside it: truncation would drop ours.
-_ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(3 * _TIMESPEC.size)
-# An error-queue message: the echo as it left (up to its token) and its timestamp and error.
-_ERRQUEUE_DATA = 256
-_ERRQUEUE_ANCILLARY = 512
-
-
-def _word_sum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    return sum(struct.unpack(f"!{len(data) // 2}H", data))
-
-
-def _checksum(word_sum: int) -> int:
-    word_sum = (word_sum >> 16) + (word_sum & 0xFFFF)
-    word_sum += word_sum >> 16
-    return ~word_sum & 0xFFFF
 
 
 class PingOutcome(NamedTuple):
@@ -304,7 +289,7 @@ class Pinger:
         cached = self._payloads.get(size)
         if cached is None:
             payload = self._token + bytes(size - TOKEN_LEN)
-            cached = self._payloads[size] = (payload, _word_sum(payload))
+            cached = self._payloads[size] = (payload, word_sum(payload))
         return cached
 
     def _parse(self, address: str) -> tuple[int, str]:
@@ -331,12 +316,7 @@ class Pinger:
     ) -> int | None:
         """Send one echo; its sequence number, or None if the socket buffer is full."""
         sequence = self._next_sequence(fsock)
-        echo_type = ICMP_ECHO_REQUEST if fsock.family == socket.AF_INET else ICMP6_ECHO_REQUEST
-        checksum = 0
-        if fsock.family == socket.AF_INET:
-            # The kernel checksums ICMPv6 itself; ICMPv4 is ours (datagram sockets redo it).
-            checksum = _checksum((echo_type << 8) + fsock.identifier + sequence + payload_sum)
-        packet = _HEADER.pack(echo_type, 0, checksum, fsock.identifier, sequence) + payload
+        packet = echo_request(fsock.family, fsock.identifier, sequence, payload, payload_sum)
         destination: tuple[str, int] | tuple[str, int, int, int] = (
             (address, 0) if fsock.family == socket.AF_INET else (address, 0, 0, 0)
         )
@@ -443,7 +423,7 @@ class Pinger:
             # Drain everything queued: one wake-up may cover hundreds of replies.
             while True:
                 try:
-                    data, ancillary, _flags, source = fsock.sock.recvmsg(2048, _ANCILLARY_SPACE)
+                    data, ancillary, _flags, source = fsock.sock.recvmsg(2048, ANCILLARY_SPACE)
                 except (BlockingIOError, InterruptedError):
                     return
                 except OSError as exc:
@@ -459,22 +439,18 @@ class Pinger:
         while True:
             try:
                 data, ancillary, _flags, _source = fsock.sock.recvmsg(
-                    _ERRQUEUE_DATA, _ERRQUEUE_ANCILLARY, socket.MSG_ERRQUEUE
+                    ERRQUEUE_DATA, ERRQUEUE_ANCILLARY, socket.MSG_ERRQUEUE
                 )
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
                 log.debug("ICMP error queue: %s", exc)
                 return
-            stamp = 0
-            for level, kind, value in ancillary:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(value) >= 16:
-                    seconds, nanoseconds = _TIMESPEC.unpack_from(value)
-                    stamp = seconds * 1_000_000_000 + nanoseconds
-            at = data.find(self._token)
-            if not stamp or at < _HEADER.size:
+            stamp = timestamp_ns(ancillary, SO_TIMESTAMPING)
+            echo = echo_in(data, self._token)
+            if not stamp or echo is None:
                 continue
-            _type, _code, _sum, identifier, sequence = _HEADER.unpack_from(data, at - _HEADER.size)
+            identifier, sequence = echo
             pending = fsock.pending.get(sequence)
             # Never earlier than our own stamp (a wall clock stepped back meanwhile).
             if (
@@ -499,30 +475,26 @@ class Pinger:
                 self.malformed_replies += 1
                 return
             data = data[(data[0] & 0x0F) * 4 :]
-        if len(data) < _HEADER.size + TOKEN_LEN:
+        if len(data) < HEADER.size + TOKEN_LEN:
             self.malformed_replies += 1
             return
-        icmp_type, _code, _sum, identifier, sequence = _HEADER.unpack_from(data)
+        icmp_type, _code, _sum, identifier, sequence = HEADER.unpack_from(data)
         reply_type = ICMP_ECHO_REPLY if fsock.family == socket.AF_INET else ICMP6_ECHO_REPLY
         if icmp_type != reply_type or identifier != fsock.identifier:
             return
-        if data[_HEADER.size : _HEADER.size + TOKEN_LEN] != self._token:
+        if data[HEADER.size : HEADER.size + TOKEN_LEN] != self._token:
             return  # another pinger on this host that happened to pick our identifier
         pending = fsock.pending.get(sequence)
-        if pending is None or (pending.address != source and pending.address != _canonical(source)):
+        if pending is None or (
+            pending.address != source and pending.address != canonical_address(source)
+        ):
             return  # late (already counted lost), duplicate, or from the wrong host
         del fsock.pending[sequence]
         rtt_ns = received_monotonic_ns - pending.sent_monotonic_ns
-        for level, kind, value in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
-                seconds, nanoseconds = _TIMESPEC.unpack_from(value)
-                kernel_rtt_ns = seconds * 1_000_000_000 + nanoseconds - pending.sent_realtime_ns
-                # The kernel stamp is on the wall clock; if it was stepped meanwhile, fall back.
-                if 0 <= kernel_rtt_ns <= rtt_ns:
-                    rtt_ns = kernel_rtt_ns
+        if received := timestamp_ns(ancillary, SO_TIMESTAMPNS):
+            kernel_rtt_ns = received - pending.sent_realtime_ns
+            # The kernel stamp is on the wall clock; if it was stepped meanwhile, fall back.
+            if 0 <= kernel_rtt_ns <= rtt_ns:
+                rtt_ns = kernel_rtt_ns
         pending.batch.results[pending.target_index][pending.echo_index] = rtt_ns / 1e9
         pending.batch.settle()
-
-
-def _canonical(address: str) -> str:
-    return str(ipaddress.ip_address(address.split("%", 1)[0]))
