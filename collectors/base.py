@@ -11,7 +11,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from netmon.model import Duration, Observation, ProbeRole, ProbeTarget, ReachPolicy
+from netmon.model import CallMedia, Duration, Observation, ProbeRole, ProbeTarget, ReachPolicy
 
 
 class CollectorSettings(BaseModel):
@@ -43,6 +43,11 @@ class CollectorSettings(BaseModel):
 
     def reach_policy(self) -> ReachPolicy | None:
         """How this probe's results decide up and down, for the probe that decides them."""
+        return None
+
+    def media_interval(self) -> float | None:
+        """How often a call's media statistics are read alone while the target is in one, for
+        a status probe whose collector can (`MediaCollector`); None: only with the status."""
         return None
 
 
@@ -79,3 +84,18 @@ class BatchCollector(Collector, Protocol):
     async def collect_batch(
         self, items: Sequence[tuple[ProbeTarget, CollectorSettings]]
     ) -> Sequence[Observation]: ...
+
+
+@runtime_checkable
+class MediaCollector(Collector, Protocol):
+    """A status collector that can read the media statistics of a call alone, more often than
+    the whole status (optional: a collector without `collect_media` is polled as before).
+
+    `netmon.calls.CallPoller` calls it every `call_interval` seconds while the target's last
+    status says it is in a call, and never otherwise. Like `collect`, it bounds its own network
+    waits by the settings' timeout and raises CollectError with one stable word.
+    """
+
+    async def collect_media(
+        self, target: ProbeTarget, settings: CollectorSettings
+    ) -> CallMedia: ...

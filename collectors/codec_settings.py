@@ -45,6 +45,12 @@ class ApiSettings(CollectorSettings):
 
     interval: Duration = Field(default=30.0, gt=0)
     timeout: Duration = Field(default=5.0, gt=0, description="for one whole poll")
+    call_interval: Duration = Field(
+        default=10.0,
+        gt=0,
+        description="while the endpoint is in a call, its media statistics alone are read this "
+        "often (shorter than `interval`; not shorter: only with the status)",
+    )
     scheme: Literal["http", "https"] = "https"
     address: str | None = Field(
         default=None,
@@ -67,9 +73,23 @@ class ApiSettings(CollectorSettings):
             raise ValueError(
                 f"timeout {self.timeout:g}s must be shorter than the interval {self.interval:g}s"
             )
+        if self.polls_media and self.timeout >= self.call_interval:
+            raise ValueError(
+                f"timeout {self.timeout:g}s must be shorter than the call_interval "
+                f"{self.call_interval:g}s"
+            )
         if self.ca_file is not None and not self.verify_tls:
             raise ValueError("ca_file is only used with verify_tls: true")
         return self
+
+    @property
+    def polls_media(self) -> bool:
+        """Whether a call's media are read between status polls: only when `call_interval` is
+        shorter than `interval` (otherwise every status poll reads them already)."""
+        return self.call_interval < self.interval
+
+    def media_interval(self) -> float | None:
+        return self.call_interval if self.polls_media else None
 
     def usage_problems(self) -> list[tuple[str, str]]:
         if self.credential is None:

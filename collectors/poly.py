@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -51,7 +52,7 @@ from collectors.poly_parse import (
 )
 from collectors.tls import TlsContexts, connect_failure
 from netmon.credentials import ApiCredential, Secret
-from netmon.model import EndpointStatus, MediaStream, ProbeTarget
+from netmon.model import CallMedia, EndpointStatus, MediaStream, ProbeTarget
 
 LOGIN = "/rest/current/session"
 LEGACY_LOGIN = "/rest/session"  # Group Series before the /rest/current resources
@@ -144,39 +145,18 @@ class PolyCollector:
     async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> EndpointStatus:
         assert isinstance(settings, PolySettings)
         assert self._session is not None, "start() first"
-        credential = target.credentials.get(settings.credential or "")
-        if not isinstance(credential, ApiCredential):  # the config allows no other
-            raise CollectError("config", f"no API credential {settings.credential!r}")
+        credential = _credential(target, settings)
         codec = self._codec(target.id, settings.base_url(target.address), credential)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        try:
+        with _failures(settings.timeout, codec):
             async with asyncio.timeout(settings.timeout):
                 codec.context = await self._context(settings)
                 status = await self._poll(codec, credential, settings)
                 streams: list[MediaStream] = []
                 if status.calls:
-                    # In a call: its media statistics too (one more GET, only then). A codec
-                    # without the resource (404) has no streams to report.
-                    path = MEDIASTATS.format(id=0)
-                    answer = await self._get(codec, credential, path, settings.max_body)
-                    if answer is not _ABSENT:
-                        streams = parse_mediastats(answer, "0")
-        except TimeoutError:
-            raise CollectError("timeout", f"no answer within {settings.timeout:g}s") from None
-        except PolyParseError as exc:
-            codec.api = None  # the answer's shape may say the API changed: ask again
-            raise CollectError("parse", str(exc)) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise connect_failure(exc) from None
-        except aiohttp.ServerDisconnectedError:
-            raise CollectError("protocol", "the codec closed the connection") from None
-        except aiohttp.ClientPayloadError:
-            raise CollectError("parse", "the answer was cut short") from None
-        except aiohttp.ClientResponseError as exc:
-            raise CollectError("protocol", f"bad HTTP answer: {exc.message}") from None
-        except aiohttp.ClientError as exc:
-            raise CollectError("protocol", type(exc).__name__) from None
+                    # In a call: its media statistics too (one more GET, only then).
+                    streams = await self._media(codec, credential, settings.max_body)
         return EndpointStatus(
             target=target.id,
             collector=self.name,
@@ -194,6 +174,42 @@ class PolyCollector:
             streams=tuple(streams),
         )
 
+    async def collect_media(self, target: ProbeTarget, settings: CollectorSettings) -> CallMedia:
+        """Only the media statistics of the codec's call (one GET of mediastats), over the same
+        login as its status polls: what netmon.calls.CallPoller reads every `call_interval`
+        while the room is in a call."""
+        assert isinstance(settings, PolySettings)
+        assert self._session is not None, "start() first"
+        credential = _credential(target, settings)
+        codec = self._codec(target.id, settings.base_url(target.address), credential)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with _failures(settings.timeout, codec):
+            async with asyncio.timeout(settings.timeout):
+                codec.context = await self._context(settings)
+                await self._logged_in(codec, credential, settings.max_body)
+                streams = await self._media(codec, credential, settings.max_body)
+        return CallMedia(
+            target=target.id,
+            collector=self.name,
+            ok=True,
+            duration=loop.time() - started,
+            streams=tuple(streams),
+        )
+
+    async def _media(
+        self, codec: _Codec, credential: ApiCredential, limit: int
+    ) -> list[MediaStream]:
+        """The call's streams; a codec without the resource (404) has none to report."""
+        answer = await self._get(codec, credential, MEDIASTATS.format(id=0), limit)
+        return [] if answer is _ABSENT else parse_mediastats(answer, "0")
+
+    async def _logged_in(self, codec: _Codec, credential: ApiCredential, limit: int) -> None:
+        if codec.session_id is None:
+            async with codec.lock:
+                if codec.session_id is None:
+                    await self._login(codec, credential, limit)
+
     def _codec(self, target: str, base: str, credential: ApiCredential) -> _Codec:
         identity = (base, credential.user, credential.password)
         codec = self._codecs.get(target)
@@ -204,10 +220,7 @@ class PolyCollector:
     async def _poll(
         self, codec: _Codec, credential: ApiCredential, settings: PolySettings
     ) -> PolyStatus:
-        if codec.session_id is None:
-            async with codec.lock:
-                if codec.session_id is None:
-                    await self._login(codec, credential, settings.max_body)
+        await self._logged_in(codec, credential, settings.max_body)
         answers: dict[str, Any] = {}
         if settings.api != "auto":
             codec.api = settings.api
@@ -318,6 +331,35 @@ class PolyCollector:
         if settings.scheme == "http":
             return None
         return await self._tls.context(verify=settings.verify_tls, ca_file=settings.ca_file)
+
+
+def _credential(target: ProbeTarget, settings: PolySettings) -> ApiCredential:
+    credential = target.credentials.get(settings.credential or "")
+    if not isinstance(credential, ApiCredential):  # the config allows no other
+        raise CollectError("config", f"no API credential {settings.credential!r}")
+    return credential
+
+
+@contextlib.contextmanager
+def _failures(timeout: float, codec: _Codec) -> Iterator[None]:
+    """What goes wrong talking to a codec, as a CollectError with one stable word."""
+    try:
+        yield
+    except TimeoutError:
+        raise CollectError("timeout", f"no answer within {timeout:g}s") from None
+    except PolyParseError as exc:
+        codec.api = None  # the answer's shape may say the API changed: ask again
+        raise CollectError("parse", str(exc)) from None
+    except aiohttp.ClientConnectorError as exc:
+        raise connect_failure(exc) from None
+    except aiohttp.ServerDisconnectedError:
+        raise CollectError("protocol", "the codec closed the connection") from None
+    except aiohttp.ClientPayloadError:
+        raise CollectError("parse", "the answer was cut short") from None
+    except aiohttp.ClientResponseError as exc:
+        raise CollectError("protocol", f"bad HTTP answer: {exc.message}") from None
+    except aiohttp.ClientError as exc:
+        raise CollectError("protocol", type(exc).__name__) from None
 
 
 def _session_in(data: Any) -> str:

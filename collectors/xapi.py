@@ -17,6 +17,9 @@ connection. So: one request per path. 70 codecs every 30 s cost ~0.5 % of one co
 A path the codec does not know (400/404) leaves its parts in `missing`; a part is reported
 missing only if a path asked for covers it.
 
+In a call, a status poll also reads `Status/MediaChannels`; between polls, `collect_media` reads
+that path alone (netmon.call_poller calls it every `call_interval` while the room is in a call).
+
 Authentication: the codec's session, as RoomOS recommends over basic auth on every request
 (each of which is a login on the codec): `POST /xmlapi/session/begin` with basic auth gives a
 `SessionId` cookie, kept per codec (not in a cookie jar: lab codecs share an address and
@@ -41,6 +44,7 @@ import base64
 import contextlib
 import logging
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 from xml.etree.ElementTree import Element
@@ -52,7 +56,7 @@ from collectors.codec_settings import XapiSettings
 from collectors.tls import TlsContexts, connect_failure
 from collectors.xapi_parse import StatusError, StatusReader, merge, parse_media, parse_status
 from netmon.credentials import ApiCredential, Secret
-from netmon.model import EndpointStatus, ProbeTarget
+from netmon.model import CallMedia, EndpointStatus, ProbeTarget
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ KEEPALIVE = 120.0  # seconds an idle connection is kept: beyond a 30 s poll inte
 CHUNK = 64 * 1024
 END_TIMEOUT = 2.0  # seconds to end every session when netmon stops
 SESSION_COOKIE = "SessionId"
+MEDIA = "/Status/MediaChannels"  # a call's media statistics: read only while in a call
 # What each `paths` entry of the settings covers among the parts a poll reports missing.
 _PART_PATHS = {
     "SIP/Registration": "SIP",
@@ -145,42 +150,18 @@ class XapiCollector:
     async def collect(self, target: ProbeTarget, settings: CollectorSettings) -> EndpointStatus:
         assert isinstance(settings, XapiSettings)
         assert self._http is not None, "start() first"
-        credential = target.credentials.get(settings.credential or "")
-        if not isinstance(credential, ApiCredential):  # the config allows no other
-            raise CollectError("config", f"no API credential {settings.credential!r}")
-        base = settings.base_url(target.address)
-        codec = self._codecs.get(target.id)
-        if codec is None or codec.key != (base, credential.user, credential.password):
-            # New, or its address or credential changed: a session of the old one is left
-            # to expire on the codec, never used with the new credential.
-            codec = _Codec(key=(base, credential.user, credential.password), base=base)
-            self._codecs[target.id] = codec
+        credential = _credential(target, settings)
+        codec = self._codec(target.id, settings.base_url(target.address), credential)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        try:
+        with _failures(settings.timeout):
             async with asyncio.timeout(settings.timeout):
                 codec.ssl = await self._context(settings)
                 root = await self._status(codec, credential, settings)
                 media = None
                 if root.find("Call") is not None:
                     # In a call: its media statistics too (one more GET, only then).
-                    location = "/Status/MediaChannels"
-                    media = await self._get(codec, credential, location, settings.max_body)
-        except TimeoutError:
-            raise CollectError("timeout", f"no answer within {settings.timeout:g}s") from None
-        except StatusError as exc:
-            raise CollectError(exc.reason, exc.detail) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise connect_failure(exc) from None
-        except aiohttp.ServerDisconnectedError:
-            raise CollectError("protocol", "the codec closed the connection") from None
-        except aiohttp.ClientPayloadError:
-            raise CollectError("parse", "the answer ended early (truncated)") from None
-        except aiohttp.ClientResponseError as exc:
-            # Only the parser's message: the exception also holds our headers.
-            raise CollectError("protocol", f"bad HTTP answer: {exc.message}") from None
-        except aiohttp.ClientError as exc:
-            raise CollectError("protocol", type(exc).__name__) from None
+                    media = await self._get(codec, credential, MEDIA, settings.max_body)
         parts = parse_status(root)
         covered = {path.split("/")[0] for path in settings.paths}
         missing = tuple(
@@ -203,6 +184,37 @@ class XapiCollector:
             missing=missing,
             streams=tuple(parse_media(media)) if media is not None and parts.calls else (),
         )
+
+    async def collect_media(self, target: ProbeTarget, settings: CollectorSettings) -> CallMedia:
+        """Only the media statistics of the codec's calls (one getxml of MediaChannels), over
+        the same session and connection as its status polls: what netmon.calls.CallPoller
+        reads every `call_interval` while the room is in a call."""
+        assert isinstance(settings, XapiSettings)
+        assert self._http is not None, "start() first"
+        credential = _credential(target, settings)
+        codec = self._codec(target.id, settings.base_url(target.address), credential)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with _failures(settings.timeout):
+            async with asyncio.timeout(settings.timeout):
+                codec.ssl = await self._context(settings)
+                media = await self._get(codec, credential, MEDIA, settings.max_body)
+        return CallMedia(
+            target=target.id,
+            collector=self.name,
+            ok=True,
+            duration=loop.time() - started,
+            streams=tuple(parse_media(media)) if media is not None else (),
+        )
+
+    def _codec(self, target: str, base: str, credential: ApiCredential) -> _Codec:
+        codec = self._codecs.get(target)
+        if codec is None or codec.key != (base, credential.user, credential.password):
+            # New, or its address or credential changed: a session of the old one is left
+            # to expire on the codec, never used with the new credential.
+            codec = _Codec(key=(base, credential.user, credential.password), base=base)
+            self._codecs[target] = codec
+        return codec
 
     async def _status(
         self, codec: _Codec, credential: ApiCredential, settings: XapiSettings
@@ -272,6 +284,35 @@ class XapiCollector:
                 return
             codec.session = Secret(cookie.value)
             codec.sessions = True
+
+
+def _credential(target: ProbeTarget, settings: XapiSettings) -> ApiCredential:
+    credential = target.credentials.get(settings.credential or "")
+    if not isinstance(credential, ApiCredential):  # the config allows no other
+        raise CollectError("config", f"no API credential {settings.credential!r}")
+    return credential
+
+
+@contextlib.contextmanager
+def _failures(timeout: float) -> Iterator[None]:
+    """What goes wrong talking to a codec, as a CollectError with one stable word."""
+    try:
+        yield
+    except TimeoutError:
+        raise CollectError("timeout", f"no answer within {timeout:g}s") from None
+    except StatusError as exc:
+        raise CollectError(exc.reason, exc.detail) from None
+    except aiohttp.ClientConnectorError as exc:
+        raise connect_failure(exc) from None
+    except aiohttp.ServerDisconnectedError:
+        raise CollectError("protocol", "the codec closed the connection") from None
+    except aiohttp.ClientPayloadError:
+        raise CollectError("parse", "the answer ended early (truncated)") from None
+    except aiohttp.ClientResponseError as exc:
+        # Only the parser's message: the exception also holds our headers.
+        raise CollectError("protocol", f"bad HTTP answer: {exc.message}") from None
+    except aiohttp.ClientError as exc:
+        raise CollectError("protocol", type(exc).__name__) from None
 
 
 def _basic(credential: ApiCredential) -> str:

@@ -18,7 +18,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-from collectors.base import BatchCollector, CollectError, Collector, CollectorSettings
+from collectors.base import (
+    BatchCollector,
+    CollectError,
+    Collector,
+    CollectorSettings,
+    MediaCollector,
+)
 from netmon.model import Observation, ProbeTarget
 
 log = logging.getLogger(__name__)
@@ -74,10 +80,40 @@ async def collect_one(
     sleep: Sleep = asyncio.sleep,
 ) -> Observation:
     """One `collect()` within `deadline` seconds; never raises but for cancellation."""
+    return await _guarded(
+        lambda: collector.collect(target, settings), name, target, deadline, clock, sleep
+    )
+
+
+async def collect_media(
+    collector: MediaCollector,
+    name: str,
+    target: ProbeTarget,
+    settings: CollectorSettings,
+    *,
+    deadline: float,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+) -> Observation:
+    """One `collect_media()` within `deadline` seconds: a CallMedia, or a failure as
+    `collect_one` gives it; never raises but for cancellation."""
+    return await _guarded(
+        lambda: collector.collect_media(target, settings), name, target, deadline, clock, sleep
+    )
+
+
+async def _guarded(
+    run: Callable[[], Awaitable[Observation]],
+    name: str,
+    target: ProbeTarget,
+    deadline: float,
+    clock: Clock,
+    sleep: Sleep,
+) -> Observation:
     started = clock()
     try:
         async with _deadline(deadline, sleep):
-            return await collector.collect(target, settings)
+            return await run()
     except CollectError as exc:
         return failure(target.id, name, clock() - started, exc.reason, exc.detail)
     except TimeoutError:

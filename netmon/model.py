@@ -330,6 +330,15 @@ class EndpointStatus(Observation):
 
 
 @dataclass(frozen=True, slots=True)
+class CallMedia(Observation):
+    """One read of only the media statistics of the calls an endpoint is in, between two reads
+    of its whole status (`EndpointStatus`): the store puts `streams` in place of the last
+    status's while that status still says the endpoint is in a call."""
+
+    streams: tuple[MediaStream, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Contact:
     """One live contact in a registrar's location table.
 

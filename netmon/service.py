@@ -25,6 +25,7 @@ from netmon.alerting.runtime import Alerting
 from netmon.alerting.sinks.factory import build_sinks
 from netmon.api import build_app
 from netmon.api_access import Access, machine_names
+from netmon.call_poller import CallPoller
 from netmon.checks.service import Checks
 from netmon.config.errors import ConfigError
 from netmon.config.loader import load_file
@@ -99,6 +100,7 @@ class Service:
         self._collectors: dict[str, Collector] = {}
         self._scheduler: Scheduler | None = None
         self._confirmer: Confirmer | None = None
+        self._call_poller: CallPoller | None = None
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
         self._ready = False
@@ -212,6 +214,11 @@ class Service:
         )
         self._scheduler.apply(self.inventory)
         self._confirmer = Confirmer(self.store, self._collectors)
+        self._call_poller = CallPoller(
+            self.store,
+            self._collectors,
+            max_concurrency=self.inventory.config.scheduler.max_concurrency,
+        )
         metrics_registry = build_registry(self.store)
         if self.alerting is not None:
             metrics_registry.register(AlertingCollector(self.alerting))
@@ -266,6 +273,8 @@ class Service:
             await self._scheduler.stop()
         if self._confirmer is not None:
             await self._confirmer.stop()
+        if self._call_poller is not None:
+            await self._call_poller.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         for collector in self._collectors.values():
@@ -345,6 +354,8 @@ class Service:
         added, removed, changed = self.store.apply_inventory(inventory)
         assert self._scheduler is not None
         self._scheduler.apply(inventory)
+        if self._call_poller is not None:
+            self._call_poller.apply()
         if self.alerting is not None:
             self.alerting.apply_inventory(inventory)
         if self.checks is not None:

@@ -12,7 +12,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from netmon.checks.model import CheckReport, Verdict
@@ -21,6 +21,7 @@ from netmon.devices import DeviceState
 from netmon.endpoints import EndpointView, RegistrarTable, RegistrarWord, registrar_says
 from netmon.inventory import Inventory, Target
 from netmon.model import (
+    CallMedia,
     DeviceSample,
     EchoRound,
     EndpointStatus,
@@ -402,6 +403,20 @@ class StateStore:
             listener(state, observation)
         if state.target.probe_role(observation.collector) is ProbeRole.REGISTRAR:
             self._tell_registered(state, observation)
+
+    def record_media(self, media: CallMedia) -> bool:
+        """A call's media statistics read between two status polls: they replace the streams of
+        the target's last status while that status says it is in a call (a status read since
+        that found the call over wins). Listeners hear of it as of any observation. Whether
+        they were taken."""
+        state = self.targets.get(media.target)
+        status = state.status if state is not None else None
+        if state is None or status is None or not status.calls:
+            return False
+        state.status = replace(status, streams=media.streams)
+        for listener in self._record_listeners:
+            listener(state, media)
+        return True
 
     def _tell_registered(self, registrar: TargetState, observation: Observation) -> None:
         """Give every endpoint of a registrar what the registrar now says of it, and let the

@@ -16,8 +16,8 @@ Sessions expire after `session_ttl` seconds unused, or when a test calls `expire
 Knobs for tests (attributes of `SimCodec`, changed at any time): `state` (the CodecState),
 `delay` (seconds before a status answer), `answer` ("xml", "html", "truncated", "bomb", "huge",
 "huge_chunked"), `sessions`, `mic_shape`, `absent` (sections the firmware lacks: "H323").
-Counters: `logins`, `basic_requests`, `status_requests`, `connections`, `huge_sent`,
-`huge_ends`; `live_sessions`.
+Counters: `logins`, `basic_requests`, `status_requests` (and by location, `locations`),
+`connections`, `huge_sent`, `huge_ends`; `live_sessions`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import socket
 import ssl
 import time
 import weakref
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -92,6 +93,7 @@ class SimCodec:
     logins: int = 0
     basic_requests: int = 0
     status_requests: int = 0
+    locations: Counter[str] = field(default_factory=Counter)  # status requests by location
     connections: int = 0
     huge_sent: int = 0
     huge_ends: int = 0  # huge answers over, sent whole or cut off by the client
@@ -297,6 +299,7 @@ class CiscoSim:
             codec.basic_requests += 1
         codec.status_requests += 1
         location = request.query.get("location", "/Status")
+        codec.locations[location] += 1
         if location != "/Status" and not location.startswith("/Status/"):
             return web.Response(status=400, text="<Error>bad location</Error>")
         if codec.delay:

@@ -38,6 +38,7 @@ import json
 import secrets
 import socket
 import ssl
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,7 @@ class PolyCodec:
     failed_logins: int = 0
     logouts: int = 0
     gets: int = 0
+    paths: Counter[str] = field(default_factory=Counter)  # GETs by path
     refused: int = 0  # requests refused for a missing/expired session or XSRF token
     sessions: dict[str, str] = field(default_factory=dict)  # session id → XSRF token
 
@@ -266,6 +268,7 @@ class PolySim:
 
     async def _get(self, request: web.Request, codec: PolyCodec) -> web.StreamResponse:
         codec.gets += 1
+        codec.paths[request.path] += 1
         if not self._allowed(request, codec):
             codec.refused += 1
             status = 403 if codec.api == VIDEOOS else 401
