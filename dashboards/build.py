@@ -11,7 +11,7 @@ from pathlib import Path
 
 from grafana_foundation_sdk.models import dashboard as dm
 
-from dashboards import endpoints, links, noc, selfmon
+from dashboards import endpoints, links, meeting, noc, selfmon
 from dashboards.common import to_json
 
 BUILDERS: tuple[Callable[[], dm.Dashboard], ...] = (
@@ -19,6 +19,7 @@ BUILDERS: tuple[Callable[[], dm.Dashboard], ...] = (
     endpoints.build,
     links.build,
     selfmon.build,
+    meeting.build,
 )
 
 

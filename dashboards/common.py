@@ -31,6 +31,7 @@ NOC_UID = "netmon-noc"
 ENDPOINTS_UID = "netmon-endpoints"
 LINKS_UID = "netmon-links"
 SELF_UID = "netmon-self"
+MEETING_UID = "netmon-meeting"
 
 # The levels netmon alerts at with no configuration (netmon/config/thresholds.py, rules.py).
 LEVELS = Thresholds()

@@ -69,6 +69,7 @@ EXPECTED_VARIABLES = {
     "netmon-endpoints": ["datasource", "district", "target"],
     "netmon-links": ["datasource", "district", "device", "interface"],
     "netmon-self": ["datasource", "job", "instance"],
+    "netmon-meeting": ["datasource", "district"],
 }
 UNIT_PANELS = {"timeseries", "stat", "bargauge", "gauge", "state-timeline", "table"}
 
@@ -364,7 +365,7 @@ async def test_a_refused_dashboard_is_reported_and_the_push_fails(tmp_path: Path
     assert "HTTP 400 Cannot save provisioned dashboard" in " ".join(report["netmon-links"]), output
     assert "HTTP 403 Access denied to save dashboard" in " ".join(report["netmon-self"]), output
     assert report["netmon-endpoints"][2:] == [f"failed: {NOT_GRAFANA}"], output
-    assert "3 of 4 failed" in output
+    assert f"3 of {len(EXPECTED_VARIABLES)} failed" in output
     assert TOKEN not in output
 
 
@@ -526,6 +527,17 @@ def _ha_series() -> list[Series]:
     both("netmon:icmp_rtt_seconds:p95_5m", {"target": "rt-core"}, 0.75)
     both("netmon_icmp_jitter_seconds", {"target": "ep1"}, 0.0078125, 0.015625)
     both("netmon_icmp_jitter_seconds", {"target": "rt-core"}, 0.5)
+    # ep1 is in a call; the two netmons read its streams at different times (10 s apart):
+    # the board shows the worse of the two, once.
+    both("netmon_endpoint_in_call", {"target": "ep1"}, 1)
+    both("netmon_endpoint_in_call", {"target": "ep2"}, 0)
+    both("netmon_icmp_loss_ratio", {"target": "ep1"}, 0.015625, 0.03125)
+    both("netmon_icmp_loss_ratio", {"target": "ep2"}, 0.5)
+    for channel, direction, mos, loss in (("1", "rx", (3.5, 3.25), (0.0625, 0.125)),
+                                          ("2", "tx", (4.25, 4.25), (0, 0))):  # fmt: skip
+        stream = {"target": "ep1", "call": "1", "channel": channel, "direction": direction}
+        both("netmon_call_audio_mos", {**stream, "codec": "G711Mu"}, *mos)
+        both("netmon_call_stream_loss_ratio", {**stream, "media": "audio", "role": "main"}, *loss)
     for port, util_in, util_out, errors, discards in (
         (ROUTER_PORT, (0.5, 0.75), 0.25, (0.25, 0.5), (0.125, 0.25)),
         (SERVER_PORT, (0.125, 0.125), 0.125, (0, 0), (1, 1)),
@@ -599,6 +611,25 @@ HA_ANSWERS: dict[tuple[str, str, str], list[tuple[dict[str, str], float]]] = {
     ],
     ("netmon-endpoints", "Endpoints down, per district", "A"): [
         ({"district": "D1"}, 0), ({"district": "D2"}, 1),
+    ],
+    ("netmon-meeting", "Rooms in a call", "A"): [({}, 1)],
+    ("netmon-meeting", "Rooms that hear badly", "A"): [({}, 1)],
+    ("netmon-meeting", "Worst MOS now", "A"): [({}, 3.25)],
+    ("netmon-meeting", "Worst call loss now", "A"): [({}, 0.125)],
+    ("netmon-meeting", "MOS by room over time", "A"): [({"target": "ep1"}, 3.25)],
+    ("netmon-meeting", "Worst streams", "C"): [
+        ({"target": "ep1", "call": "1", "channel": "1", "direction": "rx", "codec": "G711Mu"},
+         3.25),
+        ({"target": "ep1", "call": "1", "channel": "2", "direction": "tx", "codec": "G711Mu"},
+         4.25),
+    ],
+    # The MCU, not in a call, is in none of the path-and-call rows.
+    ("netmon-meeting", "Path loss and call loss, per room in a call", "A"): [(ROOM_1, 1)],
+    ("netmon-meeting", "Path loss and call loss, per room in a call", "B"): [
+        ({"target": "ep1"}, 0.03125),
+    ],
+    ("netmon-meeting", "Path loss and call loss, per room in a call", "C"): [
+        ({"target": "ep1"}, 0.125),
     ],
     # netmon's own processes only, the one never up included; not Prometheus' own.
     ("netmon-self", "Scraped", "A"): [
@@ -920,6 +951,10 @@ def test_no_dashboard_panel_and_no_rule_is_dead(
         assert tiles["WARN"] >= 1, tiles
         assert tiles["NO-GO"] >= 2, tiles
         assert sum(tiles.values()) == len(endpoints), tiles
+        # The demo's meeting, once the verdicts above are in (a room in a call is busy for a
+        # readiness check): rooms in a call, their streams and MOS, for the meeting board.
+        status, meeting = call("POST", demo.url + "/api/v1/demo/meeting", {})
+        assert status == 201, meeting
         problems: list[str] = []
         counted: dict[str, int] = {}
 
