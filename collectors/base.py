@@ -91,7 +91,7 @@ class MediaCollector(Collector, Protocol):
     """A status collector that can read the media statistics of a call alone, more often than
     the whole status (optional: a collector without `collect_media` is polled as before).
 
-    `netmon.calls.CallPoller` calls it every `call_interval` seconds while the target's last
+    `netmon.call_poller.CallPoller` calls it every `call_interval` seconds while the target's last
     status says it is in a call, and never otherwise. Like `collect`, it bounds its own network
     waits by the settings' timeout and raises CollectError with one stable word.
     """

@@ -176,7 +176,7 @@ class PolyCollector:
 
     async def collect_media(self, target: ProbeTarget, settings: CollectorSettings) -> CallMedia:
         """Only the media statistics of the codec's call (one GET of mediastats), over the same
-        login as its status polls: what netmon.calls.CallPoller reads every `call_interval`
+        login as its status polls: what netmon.call_poller.CallPoller reads every `call_interval`
         while the room is in a call."""
         assert isinstance(settings, PolySettings)
         assert self._session is not None, "start() first"

@@ -187,7 +187,7 @@ class XapiCollector:
 
     async def collect_media(self, target: ProbeTarget, settings: CollectorSettings) -> CallMedia:
         """Only the media statistics of the codec's calls (one getxml of MediaChannels), over
-        the same session and connection as its status polls: what netmon.calls.CallPoller
+        the same session and connection as its status polls: what netmon.call_poller.CallPoller
         reads every `call_interval` while the room is in a call."""
         assert isinstance(settings, XapiSettings)
         assert self._http is not None, "start() first"
