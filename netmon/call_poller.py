@@ -16,8 +16,12 @@ Nothing polls media while no call is up. A collector without `collect_media` (ba
 statistics arrive as events) is left alone, and so is a probe whose `call_interval` is not
 shorter than its `interval` (its status polls read the media already).
 
-Each task runs on a fixed grid from the status read that started it (`start + k x
-call_interval`: no drift; a read that overruns skips the missed slots, counted). Every read has
+A read comes a `call_interval` after the last one, a status read's included (each status read
+in a call reads the media too): on a grid from the last status read, with no drift. The read
+that would fall within half a `call_interval` of the next status read is left to it, so a room
+in a call costs one media request per `call_interval`, not one more per status poll (with the
+defaults: reads at +10 s and +20 s, then the status poll at +30 s). A read that overruns skips
+the slots it missed (counted). Every read has
 a deadline of one `call_interval` over the collector's own timeout, and counts in netmon's
 collector statistics under `<probe>_media` (duration, errors by reason, lag), so
 `netmon_collector_errors_total{collector="xapi_media"}` says how media reads fail. A failed
@@ -31,11 +35,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from collectors.base import Collector, CollectorSettings, MediaCollector
 from netmon.collect import collect_media
-from netmon.model import CallMedia, Observation, ProbeTarget
+from netmon.model import CallMedia, EndpointStatus, Observation, ProbeTarget
 from netmon.state import StateStore, TargetState
 
 log = logging.getLogger(__name__)
@@ -53,7 +57,8 @@ class _Want:
     probe: str
     settings: CollectorSettings
     target: ProbeTarget
-    interval: float
+    interval: float  # call_interval
+    status_interval: float  # the status probe's: each of its reads reads the media too
 
 
 @dataclass(eq=False)
@@ -61,8 +66,10 @@ class _Poll:
     state: TargetState  # the store's entry it was started for (a readdressed target gets anew)
     want: _Want
     collector: MediaCollector
+    read_at: float = 0.0  # when the media were last read (or due), a status read's included
+    status_at: float = 0.0  # when the last status read came
     task: asyncio.Task[None] | None = None
-    failing: str | None = field(default=None)
+    failing: str | None = None
 
 
 class CallPoller:
@@ -95,8 +102,13 @@ class CallPoller:
         if isinstance(observation, CallMedia):
             return  # its own reads change no call's state
         probe = state.target.status_probe()
-        if probe is not None and observation.collector == probe[0]:
-            self._consider(state)
+        if probe is None or observation.collector != probe[0]:
+            return
+        self._consider(state)
+        poll = self._polls.get(state.target.id)
+        if poll is not None and isinstance(observation, EndpointStatus):
+            # It read the media too: the next read is a call_interval from now.
+            poll.read_at = poll.status_at = self._clock()
 
     def apply(self) -> None:
         """After a reload (the store already matches the new inventory): tasks of targets gone
@@ -111,7 +123,11 @@ class CallPoller:
         target_id = state.target.id
         want = self._want(state)
         poll = self._polls.get(target_id)
+        now = self._clock()
+        read_at = status_at = now
         if poll is not None and (want != poll.want or poll.state is not state):
+            if poll.state is state:  # new settings: the same call, read as recently
+                read_at, status_at = poll.read_at, poll.status_at
             self._end(target_id)
             poll = None
         if want is None or poll is not None or self._stopped:
@@ -119,7 +135,9 @@ class CallPoller:
         collector = self._collectors.get(want.probe)
         if not isinstance(collector, MediaCollector):
             return
-        poll = self._polls[target_id] = _Poll(state=state, want=want, collector=collector)
+        poll = self._polls[target_id] = _Poll(
+            state=state, want=want, collector=collector, read_at=read_at, status_at=status_at
+        )
         poll.task = asyncio.create_task(self._run(poll), name=f"call-media:{target_id}")
         log.debug("call media polling started", extra={"target": target_id})
 
@@ -138,7 +156,7 @@ class CallPoller:
             return None
         if not isinstance(self._collectors.get(name), MediaCollector):
             return None
-        return _Want(name, settings, state.target.probe_target, interval)
+        return _Want(name, settings, state.target.probe_target, interval, settings.interval)
 
     def _end(self, target_id: str) -> None:
         poll = self._polls.pop(target_id, None)
@@ -154,13 +172,28 @@ class CallPoller:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    @staticmethod
+    def _next_slot(poll: _Poll) -> float:
+        """A call_interval after the last read; but a read that would fall within half a
+        call_interval of the next status read is left to that one (it reads the media too),
+        and comes a call_interval after it should it be late."""
+        interval = poll.want.interval
+        slot = poll.read_at + interval
+        status_due = poll.status_at + poll.want.status_interval
+        if abs(slot - status_due) < interval / 2:
+            slot = status_due + interval
+        return slot
+
     async def _run(self, poll: _Poll) -> None:
         want = poll.want
         name = stats_name(want.probe)
-        start = self._clock()  # the status read that found the call has just read the media
-        slot = start + want.interval
         while True:
-            await self._sleep(max(0.0, slot - self._clock()))
+            slot = self._next_slot(poll)
+            now = self._clock()
+            if slot > now:
+                await self._sleep(slot - now)
+                continue  # a status read may have moved the slot meanwhile
+            poll.read_at = slot  # the slot, not the time it ran: no drift
             async with self._semaphore:
                 self._store.stats.observe_lag(name, max(0.0, self._clock() - slot))
                 observation = await collect_media(
@@ -173,13 +206,11 @@ class CallPoller:
                     sleep=self._sleep,
                 )
             self._record(poll, name, observation)
-            following = slot + want.interval
-            now = self._clock()
-            if following < now:  # overran: skip the slots missed, and count them
-                missed = int((now - following) // want.interval) + 1
+            late = self._clock() - (poll.read_at + want.interval)
+            if late > 0:  # overran: skip the slots missed, and count them
+                missed = int(late // want.interval) + 1
                 self._store.stats.skipped(name, missed)
-                following += missed * want.interval
-            slot = following
+                poll.read_at += missed * want.interval
 
     def _record(self, poll: _Poll, name: str, observation: Observation) -> None:
         self._store.stats.observe_run(name, observation.duration, observation.reason)

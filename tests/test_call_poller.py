@@ -202,15 +202,34 @@ async def test_in_a_call_the_media_are_read_every_call_interval(room: Room) -> N
     assert room.media.reads == [start + 10]
     assert room.loss() == 0.02  # the fresh figure, in place of the status poll's
     room.media.loss = 0.07
-    await room.clock.advance(20)
-    assert room.media.reads == [start + 10, start + 20, start + 30]  # on a grid: no drift
+    await room.clock.advance(10)
+    assert room.media.reads == [start + 10, start + 20]  # on a grid: no drift
     assert room.loss() == 0.07
+    await room.clock.advance(10)
+    assert room.media.reads == [start + 10, start + 20]  # t = 30: the status poll's turn
+    room.status(in_call=True, loss=0.01)
+    assert room.loss() == 0.01
+    await room.clock.advance(20)
+    assert room.media.reads == [start + 10, start + 20, start + 40, start + 50]
     # The listeners (the alert engine) heard of each read; the status probe's state is the
     # status poll's alone.
-    assert sum(isinstance(o, CallMedia) for o in room.heard) == 3
+    assert sum(isinstance(o, CallMedia) for o in room.heard) == 4
     assert room.state.probes["xapi"].duration == 0.05
-    assert room.store.stats.collector_duration[stats_name("xapi")].count == 3
-    assert room.poller.reads == 3
+    assert room.store.stats.collector_duration[stats_name("xapi")].count == 4
+    assert room.poller.reads == 4
+
+
+async def test_the_reads_follow_the_status_polls_and_go_on_without_them(room: Room) -> None:
+    start = room.clock()
+    room.status(in_call=True)
+    await room.clock.advance(15)
+    room.status(in_call=True)  # a status read at +15 (a readiness check's): the grid follows
+    await room.clock.advance(20)
+    assert room.media.reads == [start + 10, start + 25, start + 35]
+    # The next status poll is due at +45: the read is left to it. It does not come (late):
+    # the reads go on a call_interval after it was due.
+    await room.clock.advance(30)
+    assert room.media.reads == [start + 10, start + 25, start + 35, start + 55, start + 65]
 
 
 async def test_a_room_not_in_a_call_has_no_media_read(room: Room) -> None:
@@ -249,12 +268,14 @@ async def test_a_failed_status_read_stops_the_polling(room: Room) -> None:
 async def test_failed_reads_are_counted_and_change_nothing(room: Room) -> None:
     room.status(in_call=True, loss=0.01)
     room.media.fail = "refused"
-    await room.clock.advance(30)
-    assert len(room.media.reads) == 3
-    assert room.store.stats.collector_errors[(stats_name("xapi"), "refused")] == 3
+    await room.clock.advance(20)
+    assert len(room.media.reads) == 2
+    assert room.store.stats.collector_errors[(stats_name("xapi"), "refused")] == 2
     assert room.loss() == 0.01  # the status poll's figures stand
     assert room.state.probes["xapi"].success  # the room's status is the status poll's word
     room.media.fail = None
+    await room.clock.advance(10)
+    room.status(in_call=True, loss=0.01)  # t = 30
     await room.clock.advance(10)
     assert room.loss() == 0.02
 
@@ -429,13 +450,24 @@ async def test_a_cisco_room_in_a_call_has_its_media_read_every_10_s(
         assert loss is not None
         assert 0.02 < loss < 0.05
 
+        await live.clock.advance(10)  # t = 30: the status poll's turn, no media read of its own
+        assert codec.locations[MEDIA_LOCATION] == 3
+        await live.status_poll()  # reads them
+        assert codec.locations[MEDIA_LOCATION] == 4
+        await live.media_poll()  # t = 40
+        assert codec.locations[MEDIA_LOCATION] == 5
+
         codec.state.calls.clear()
-        await live.clock.advance(10)  # t = 30: the media read and the status poll both run
-        await until(lambda: codec.locations[MEDIA_LOCATION] == 4, what="the t=30 read")
+        await live.media_poll()  # t = 50: the codec reports no media channels any more
+        assert codec.locations[MEDIA_LOCATION] == 6
+        status = live.store.targets[ROOM_ID].status
+        assert status is not None
+        assert status.streams == ()  # the call's series vanish before the next status poll
+        await live.clock.advance(10)  # t = 60
         await live.status_poll()  # says the call is over
         assert live.poller.polling() == set()
         await live.clock.advance(60)
-        assert codec.locations[MEDIA_LOCATION] == 4
+        assert codec.locations[MEDIA_LOCATION] == 6
         assert live.clock.sleeping == 0
     finally:
         await live.poller.stop()
