@@ -546,6 +546,7 @@ async def test_the_service_polls_a_call_s_media_and_stops_cleanly(
     inventory = load_data(
         {
             "alerting": {"enabled": False},
+            "meeting_record": {"enabled": False},
             "credentials": {"codec": {"user": "admin", "password": PASSWORD}},
             "targets": [
                 {
