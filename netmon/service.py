@@ -8,6 +8,7 @@ keeps running.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -70,6 +71,15 @@ def alert_database_path(
     if config_path is not None:
         return config_path.parent / path
     return path
+
+
+def freeze_long_lived() -> None:
+    """Move every object alive now (the inventory, modules, collectors: thousands per target)
+    out of the garbage collector's sight: full collections then scan only what the run creates,
+    and last milliseconds instead of the 0.14-0.41 s measured at 5,000 targets (issue 17),
+    during which no probe is sent or timestamped."""
+    gc.collect()
+    gc.freeze()
 
 
 class Service:
@@ -247,6 +257,7 @@ class Service:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.http_url = f"http://{shown}:{bound_port}"
         self._ready = True
+        freeze_long_lived()
         log.info(
             "netmon running",
             extra={
@@ -366,6 +377,9 @@ class Service:
             self.traps.apply_inventory(inventory)
         self._apply_access(inventory)
         self.inventory = inventory
+        # The old inventory's cycles were frozen with it: let one collection see them.
+        gc.unfreeze()
+        freeze_long_lived()
         stats.reloads["success"] += 1
         log.info(
             "config reloaded",
