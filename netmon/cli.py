@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from netmon.config.errors import ConfigError
 from netmon.config.loader import load_file
 from netmon.config.schema import parse_listen
 from netmon.inventory_import import CsvImportError, csv_to_config, to_yaml
+from netmon.sharding import ShardSpecError, parse_shard
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -46,6 +48,12 @@ def _parser(*, with_lab: bool) -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the service")
     run.add_argument("--config", required=True, type=Path, metavar="FILE")
     run.add_argument("--listen", type=_listen, metavar="HOST:PORT", help="overrides http.listen")
+    run.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="run shard K of N (overrides sharding.shard and sharding.of)",
+    )
     logging_options(run)
 
     validate = commands.add_parser("validate", help="check a config file")
@@ -181,15 +189,28 @@ def cmd_meetings_import(ics: Path, output: Path | None, timezone: str, days: flo
     return _emit(to_yaml(meetings), output, f"{len(meetings)} meetings")
 
 
-def cmd_run(config: Path, listen: str | None) -> int:
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        return parse_shard(text)
+    except ShardSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_run(config: Path, listen: str | None, shard: tuple[int, int] | None = None) -> int:
     from netmon.service import Service
 
     try:
-        inventory = load_file(config)
+        inventory = load_file(config, shard=shard)
     except ConfigError as exc:
         _print_problems(exc.problems)
         return EXIT_PROBLEM
-    service = Service(inventory=inventory, config_path=config, listen=listen)
+    # A reload (SIGHUP) keeps the shard given on the command line.
+    service = Service(
+        inventory=inventory,
+        config_path=config,
+        listen=listen,
+        load=functools.partial(load_file, shard=shard),
+    )
     asyncio.run(service.run())
     return EXIT_OK
 
@@ -214,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.csv, args.output, args.instance, args.api_credential, args.registrar
             )
         if args.command == "run":
-            return cmd_run(args.config, args.listen)
+            return cmd_run(args.config, args.listen, args.shard)
         if args.command == "meetings" and args.meetings_command in ("list", "report"):
             from netmon.meeting_quality import command as record_command
 

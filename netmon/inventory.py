@@ -40,6 +40,9 @@ class Target:
     vendor: str = ""  # cisco, poly, sip, other; "" when the inventory does not say
     registrar: str | None = None  # the id of the registrar target it registers to
     aor: str = ""  # its address of record there (set when `registrar` is)
+    # False: another shard owns it; this one only watches it for the targets it owns (their
+    # parent, their registrar) and neither alerts on it nor exports it (netmon/sharding.py).
+    owned: bool = True
 
     @property
     def display_name(self) -> str:
@@ -84,6 +87,7 @@ class Inventory:
     defaults: Mapping[str, CollectorSettings]
     targets: Mapping[str, Target]
     rules: Mapping[str, Rule] = field(default_factory=dict)
+    shard_map: Mapping[str, int] = field(default_factory=dict)  # every target's shard, if sharded
 
     def summary(self) -> str:
         kinds = Counter(target.kind for target in self.targets.values())

@@ -38,6 +38,7 @@ from netmon.meeting_quality.api import routes as meeting_routes
 from netmon.meeting_quality.db import MeetingDB
 from netmon.meeting_quality.recorder import MeetingRecorder
 from netmon.scheduler import Scheduler
+from netmon.sharding_api import ShardCollector, shard_routes
 from netmon.state import Reach, ReachChange, StateStore
 from netmon.status_page import status_page
 from netmon.traps import TrapIntake, TrapReceiverCollector
@@ -230,6 +231,8 @@ class Service:
             max_concurrency=self.inventory.config.scheduler.max_concurrency,
         )
         metrics_registry = build_registry(self.store)
+        metrics_registry.register(ShardCollector(lambda: self.inventory))
+        routes += shard_routes(lambda: self.inventory)
         if self.alerting is not None:
             metrics_registry.register(AlertingCollector(self.alerting))
         if self.traps is not None:

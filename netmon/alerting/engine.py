@@ -162,7 +162,10 @@ class AlertEngine:
         for tracked in list(self.tracked.values()):
             target = inventory.targets.get(tracked.target)
             kinds = tracked.rule.kinds
-            if target is None or (
+            if (target is None or not target.owned) and tracked.target in inventory.shard_map:
+                # Another shard owns it now (re-sharding): it takes the alert over.
+                self._lifecycle.hand_over(tracked, now)
+            elif target is None or (
                 tracked.hold_until is None and kinds is not None and target.kind not in kinds
             ):
                 self._lifecycle.drop(tracked, now)
@@ -199,6 +202,8 @@ class AlertEngine:
         """
         now = self._clock()
         target = state.target
+        if not target.owned:
+            return  # watched for the targets behind it; its owner shard alerts on it
         for name, rule in self.rules.items():
             if not rule.enabled or (rule.kinds is not None and target.kind not in rule.kinds):
                 continue

@@ -288,6 +288,20 @@ class Lifecycle:
         self.resolve(tracked, now)
         self.alerts.pop(tracked.key, None)
 
+    def hand_over(self, tracked: Tracked, now: float) -> None:
+        """Forget an alert whose target another shard now owns: stored as over, but never
+        announced (the new owner raises it again, under the same fingerprint, if it still
+        holds): a move between shards must not look like a recovery."""
+        log.info(
+            "alert handed over to another shard",
+            extra={"alert": tracked.alertname, "target": tracked.target},
+        )
+        tracked.level = -1
+        tracked.flapping = False
+        tracked.announced = False
+        self.resolve(tracked, now)
+        self.alerts.pop(tracked.key, None)
+
     def _announce(self, tracked: Tracked) -> None:
         assert tracked.emitted is not None
         tracked.announced = True

@@ -119,8 +119,11 @@ class Alerting:
         self.engine.apply_inventory(inventory)
         self.engine.set_meetings(meeting_windows(inventory))
         self.traps.apply_inventory(inventory)
+        # A target that moved to another shard keeps its retained status: its new owner
+        # publishes over it.
+        keep = {*inventory.targets, *inventory.shard_map}
         for publisher in self._publishers:
-            publisher.forget_statuses(inventory.targets)
+            publisher.forget_statuses(keep)
 
     # --- feeding the engine ----------------------------------------------------------------
 
@@ -192,8 +195,8 @@ class Alerting:
 
     def _publish_status(self, target_id: str) -> None:
         state = self._store.targets.get(target_id)
-        if state is None or not self._publishers:
-            return
+        if state is None or not self._publishers or not state.target.owned:
+            return  # a target another shard owns is its to publish
         status = status_message(state, self.degraded(target_id), time.time())
         for publisher in self._publishers:
             publisher.publish_status(target_id, status)

@@ -36,6 +36,7 @@ from netmon.credentials import credential_kind
 from netmon.inventory import Inventory
 from netmon.meetings import meeting_thresholds
 from netmon.model import ProbeRole
+from netmon.sharding import apply_sharding
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -84,14 +85,15 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError([ConfigProblem(source, "YAML error: nested too deeply")]) from None
 
 
-def load_file(path: str | Path) -> Inventory:
-    """Read and validate a config file (blocking: call it off the event loop)."""
+def load_file(path: str | Path, *, shard: tuple[int, int] | None = None) -> Inventory:
+    """Read and validate a config file (blocking: call it off the event loop); `shard` (K, N)
+    is `netmon run --shard K/N`, over the file's `sharding`."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigProblem(source, f"cannot read: {exc}")]) from exc
-    return load_data(parse_yaml(text, source))
+    return load_data(parse_yaml(text, source), shard=shard)
 
 
 def _unencodable(value: Any, location: list[int | str]) -> Iterator[ConfigProblem]:
@@ -139,10 +141,17 @@ def _shape_problem(raw: Any) -> ConfigProblem | None:
     return None
 
 
-def load_data(raw: Any) -> Inventory:
+def load_data(raw: Any, *, shard: tuple[int, int] | None = None) -> Inventory:
     """Validate already-parsed config data, reporting every problem at once."""
     if raw is None:
         raw = {}
+    if shard is not None and isinstance(raw, dict):
+        sharding = raw.get("sharding")
+        raw = {
+            **raw,
+            "sharding": {**(sharding if isinstance(sharding, dict) else {}),
+                         "shard": shard[0], "of": shard[1]},
+        }  # fmt: skip
     if not isinstance(raw, dict):
         raise ConfigError([ConfigProblem("", "the config must be a mapping of keys to values")])
     shape = _shape_problem(raw)
@@ -190,7 +199,8 @@ def load_data(raw: Any) -> Inventory:
         target.id: resolve_target(index, target, overridden, settings, config.credentials)
         for index, target in enumerate(config.targets)
     }
-    return Inventory(config=config, defaults=settings, targets=targets, rules=rules)
+    inventory = Inventory(config=config, defaults=settings, targets=targets, rules=rules)
+    return apply_sharding(inventory, config)
 
 
 def _dedupe(problems: list[ConfigProblem]) -> list[ConfigProblem]:

@@ -161,6 +161,32 @@ class SchedulerConfig(StrictModel):
     max_concurrency: int = Field(default=512, ge=1, description="collector runs at once")
 
 
+class ShardingConfig(StrictModel):
+    """This instance is shard `shard` of `of`: it probes and alerts on the targets whose shard
+    key hashes to it (rendezvous hashing, netmon/sharding.py)."""
+
+    shard: int = Field(ge=1, description="this instance's shard, 1..of")
+    of: int = Field(ge=1, le=64, description="how many shards the inventory is split into")
+    by: Literal["district", "target"] = Field(
+        default="district",
+        description="district: a district's targets stay together, so its topology alerts "
+        "(DistrictUnreachable, endpoints behind a cut uplink) are judged on one shard",
+    )
+    instances: list[str] = Field(
+        default_factory=list,
+        description="each shard's HTTP address (host:port), in shard order, for the shard map "
+        "Prometheus discovers them by (http_sd)",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ShardingConfig:
+        if self.shard > self.of:
+            raise ValueError(f"shard {self.shard} of {self.of}: shards are numbered 1..{self.of}")
+        if self.instances and len(self.instances) != self.of:
+            raise ValueError(f"instances: {len(self.instances)} given for {self.of} shards")
+        return self
+
+
 class MeetingRecordConfig(StrictModel):
     """The meeting quality record (`netmon/meeting_quality/`): a sample per room every
     `interval` while a meeting is on, kept `retention_days` in its own SQLite file."""
@@ -271,6 +297,9 @@ class Config(StrictModel):
     )
     meetings: list[MeetingConfig] = Field(default_factory=list)
     meeting_record: MeetingRecordConfig = Field(default_factory=MeetingRecordConfig)
+    sharding: ShardingConfig | None = Field(
+        default=None, description="split the inventory over several instances (or --shard K/N)"
+    )
     trap_credentials: list[TargetId] = Field(
         default_factory=list,
         description="credentials accepted on traps from any inventory target, besides the "
