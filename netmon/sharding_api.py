@@ -1,8 +1,9 @@
 """The shard map over HTTP and on /metrics.
 
     GET /api/v1/shards      this instance's shard, and which shard owns each target
-    GET /api/v1/shards/sd   Prometheus http_sd: one target group per shard (sharding.instances),
-                            labelled `shard`, so one scrape job finds every shard
+    GET /api/v1/shards/sd   Prometheus http_sd: one target group per shard (sharding.instances:
+                            its address, or its HA replicas'), labelled `shard`, so one scrape
+                            job finds every shard and replica
 
 Every shard serves the same map (the whole inventory is in each one's config), so Prometheus
 may ask any of them, and a re-shard shows in all of them at their next reload.
@@ -38,8 +39,11 @@ def service_discovery(inventory: Inventory) -> list[dict[str, object]]:
     if sharding is None:
         return []
     return [
-        {"targets": [address], "labels": {"shard": str(index), "shards": str(sharding.of)}}
-        for index, address in enumerate(sharding.instances, start=1)
+        {
+            "targets": [addresses] if isinstance(addresses, str) else list(addresses),
+            "labels": {"shard": str(index), "shards": str(sharding.of)},
+        }
+        for index, addresses in enumerate(sharding.instances, start=1)
     ]
 
 

@@ -22,7 +22,7 @@ import ssl
 import subprocess
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,7 +60,12 @@ class Alertmanager:
         config: Mapping[str, Any] | str | Path | None = None,
         binary: str | None = None,
         port: int | None = None,
+        cluster_port: int | None = None,
+        peers: Sequence[int] = (),
     ) -> None:
+        # A cluster member gossips on `cluster_port` with the members on `peers` (loopback).
+        self.cluster_port = cluster_port
+        self.peers = list(peers)
         self.binary = binary or require_program("prometheus-alertmanager")
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
@@ -91,13 +96,27 @@ class Alertmanager:
                     self.binary, f"--config.file={self.config_file}",
                     f"--storage.path={self.storage}",
                     f"--web.listen-address=127.0.0.1:{self.port}",
-                    # One instance per test: no gossip, no cluster port to collide on.
-                    "--cluster.listen-address=",
+                    *self._cluster_options(),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
         wait_until(self._healthy, timeout=15, interval=0.02, what="alertmanager /-/healthy")
+
+    def _cluster_options(self) -> list[str]:
+        if self.cluster_port is None:
+            # One instance per test: no gossip, no cluster port to collide on.
+            return ["--cluster.listen-address="]
+        return [
+            f"--cluster.listen-address=127.0.0.1:{self.cluster_port}",
+            f"--cluster.advertise-address=127.0.0.1:{self.cluster_port}",
+            *(f"--cluster.peer=127.0.0.1:{peer}" for peer in self.peers),
+            # Loopback gossip settles at once; the defaults are for a WAN.
+            "--cluster.gossip-interval=50ms",
+            "--cluster.pushpull-interval=1s",
+            "--cluster.peer-timeout=3s",
+            "--cluster.settle-timeout=2s",
+        ]
 
     def stop(self) -> None:
         if self.process is None:

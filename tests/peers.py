@@ -57,6 +57,7 @@ class Prometheus(_ChildPeer):
         rule_files: list[Path] | None = None,
         scrape_interval: str = "1s",
         evaluation_interval: str = "1s",
+        scrape_configs: list[dict[str, Any]] | None = None,
     ) -> None:
         config: dict[str, Any] = {
             "global": {
@@ -66,7 +67,8 @@ class Prometheus(_ChildPeer):
             "scrape_configs": [
                 {"job_name": job, "static_configs": [{"targets": targets}]}
                 for job, targets in scrape_targets.items()
-            ],
+            ]
+            + list(scrape_configs or []),
         }
         if rule_files:
             config["rule_files"] = [str(path) for path in rule_files]

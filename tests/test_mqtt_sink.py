@@ -441,3 +441,41 @@ def test_settings_defaults_and_durations() -> None:
     assert MqttSettings(tls=True).port == 1883  # 8883 only when asked for
     # Alerts are news within seconds of a broker coming back, however long it was away.
     assert MqttSettings().reconnect_max == 5
+
+
+async def test_an_ha_pairs_replicas_keep_their_own_trees_and_never_clear_each_other(
+    mosquitto: Mosquitto, make_sink: SinkFactory
+) -> None:
+    # Two replicas watch the same target from two vantage points: with `per_instance`, each
+    # publishes under netmon/{instance}/, and a consumer merges them (README, "HA pair").
+    down = alert("ep-1", "EndpointDown")
+    settings = settings_for(mosquitto, per_instance=True)
+    east = await make_sink(settings, instance="east", active=lambda: [down])
+    west = await make_sink(settings, instance="west", active=lambda: [down])
+    await connected(east)
+    await connected(west)
+    await east.send(down)
+    await west.send(down)
+    east.publish_status("ep-1", {"state": "down"})
+    west.publish_status("ep-1", {"state": "down"})
+    both = await retained_until(
+        mosquitto, "netmon/#", lambda state: len([t for t in state if "/alerts/" in t]) == 2
+    )
+    assert {t for t in both if "/alerts/" in t} == {
+        "netmon/east/alerts/ep-1/EndpointDown",
+        "netmon/west/alerts/ep-1/EndpointDown",
+    }
+    # East sees the target answer again; west still cannot reach it.
+    await east.send(down.resolved(at=STARTS + 60))
+    east.publish_status("ep-1", {"state": "up"})
+    state = await retained_until(
+        mosquitto,
+        "netmon/#",
+        lambda state: (
+            "netmon/east/alerts/ep-1/EndpointDown" not in state
+            and json.loads(state.get("netmon/east/status/ep-1", "{}")).get("state") == "up"
+        ),
+    )
+    assert json.loads(state["netmon/west/alerts/ep-1/EndpointDown"])["status"] == "firing"
+    assert json.loads(state["netmon/west/status/ep-1"])["state"] == "down"
+    assert state["netmon/service/east"] == state["netmon/service/west"] == "online"

@@ -172,10 +172,10 @@ class ShardingConfig(StrictModel):
         description="district: a district's targets stay together, so its topology alerts "
         "(DistrictUnreachable, endpoints behind a cut uplink) are judged on one shard",
     )
-    instances: list[str] = Field(
+    instances: list[str | list[str]] = Field(
         default_factory=list,
-        description="each shard's HTTP address (host:port), in shard order, for the shard map "
-        "Prometheus discovers them by (http_sd)",
+        description="each shard's HTTP address (host:port), in shard order, or the addresses "
+        "of its HA replicas, for the shard map Prometheus discovers them by (http_sd)",
     )
 
     @model_validator(mode="after")

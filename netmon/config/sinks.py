@@ -82,6 +82,11 @@ class MqttSettings(BaseModel):
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=1883, ge=1, le=65535, description="8883 for TLS is not implied")
     prefix: str = "netmon"
+    per_instance: bool = Field(
+        default=False,
+        description="every topic under {prefix}/{instance}/: for the replicas of an HA pair, "
+        "which publish the same targets",
+    )
     client_id: str | None = Field(default=None, min_length=1, description="netmon-{instance}")
     username: str | None = Field(default=None, min_length=1)
     password: SecretValue | None = None

@@ -80,7 +80,9 @@ class MqttSink:
         self._settings = settings
         self._active = active
         self._instance = instance
-        self._prefix = settings.prefix
+        # An HA pair's replicas watch the same targets: each keeps its own tree, so neither
+        # overwrites nor clears the other's retained alerts and statuses (README, "HA pair").
+        self._prefix = f"{settings.prefix}/{instance}" if settings.per_instance else settings.prefix
         self._service_topic = f"{settings.prefix}/service/{instance}"
         self._client_id = settings.client_id or f"netmon-{instance}"
         self._broker = f"{settings.host}:{settings.port}"
