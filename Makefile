@@ -13,7 +13,7 @@ SYSTEM_TOOLS := ip:iproute2 sysctl:procps setpriv:util-linux promtool:prometheus
   prometheus:prometheus snmpd:snmpd snmpbulkwalk:snmp snmptrap:snmp \
   mosquitto:mosquitto mosquitto_sub:mosquitto-clients \
   prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager \
-  kamailio:kamailio baresip:baresip-core sipsak:sipsak \
+  kamailio:kamailio baresip:baresip-core sipsak:sipsak victoria-metrics:victoria-metrics \
   chromium:chromium chromedriver:chromium-driver \
   systemd-analyze:systemd systemd-sysusers:systemd
 # Peers that only the benchmarks measure netmon against.

@@ -58,6 +58,7 @@ class Prometheus(_ChildPeer):
         scrape_interval: str = "1s",
         evaluation_interval: str = "1s",
         scrape_configs: list[dict[str, Any]] | None = None,
+        remote_write: list[str] | None = None,
     ) -> None:
         config: dict[str, Any] = {
             "global": {
@@ -72,6 +73,11 @@ class Prometheus(_ChildPeer):
         }
         if rule_files:
             config["rule_files"] = [str(path) for path in rule_files]
+        if remote_write:
+            # Sent within a second of the scrape, so what the far side holds is current.
+            config["remote_write"] = [
+                {"url": url, "queue_config": {"batch_send_deadline": "1s"}} for url in remote_write
+            ]
         config_file = workdir / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(config))
         self.port = free_port()
@@ -117,6 +123,39 @@ class Prometheus(_ChildPeer):
         assert status == 200, body
         result: list[dict[str, Any]] = json.loads(body)["data"]["result"]
         return result
+
+
+class VictoriaMetrics(_ChildPeer):
+    """A single-node VictoriaMetrics (Debian's victoria-metrics): Prometheus' remote_write in,
+    Prometheus' query API out, as the long-term store of deploy/compose.yaml."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.write_url = self.url + "/api/v1/write"
+        self.log = (workdir / "victoria-metrics.log").open("w")
+        self.process = subprocess.Popen(
+            [
+                binary, f"-storageDataPath={workdir / 'victoria-metrics'}",
+                f"-httpListenAddr=127.0.0.1:{self.port}",
+                # Queries see data a second old, not 30 s (the default, for late writers).
+                "-search.latencyOffset=1s", "-search.disableCache",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_until(self._ready, timeout=30, what="victoria-metrics /health")
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"victoria-metrics exited with {self.process.returncode}")
+        try:
+            return http_get(self.url + "/health", timeout=1)[0] == 200
+        except OSError:
+            return False
+
+    api = Prometheus.api
+    query = Prometheus.query
 
 
 class _SnmpPeer(_ChildPeer):

@@ -116,13 +116,11 @@ def test_shards_are_scraped_as_distinct_instances_with_a_shard_label() -> None:
     )
     # Relabelling instance would merge the shards' own series (see the file's comment).
     assert "relabel_configs" not in job
-    groups = [
-        group
-        for sd in job["file_sd_configs"]
-        for pattern in sd["files"]
-        for path in sorted(PROMETHEUS.glob(pattern))
-        for group in load(path)
-    ]
+    # netmon's shard map, which tests/test_distributed.py reads with a real Prometheus.
+    (sd,) = job["http_sd_configs"]
+    assert sd["url"].endswith(":9842/api/v1/shards/sd")
+    # The file for shards split by hand, which the job's comment offers instead.
+    groups = load(PROMETHEUS / "file_sd" / "netmon.yml")
     targets = [target for group in groups for target in group["targets"]]
     assert len(targets) >= 2
     assert len(set(targets)) == len(targets)
@@ -749,10 +747,14 @@ def test_prometheus_scrapes_netmon_and_alerts_to_alertmanager_by_service_name() 
 
 def test_grafana_reads_the_compose_prometheus_and_the_generated_dashboards() -> None:
     provisioning = host_path("grafana", "/etc/grafana/provisioning")
-    (datasource,) = load(provisioning / "datasources" / "prometheus.yml")["datasources"]
+    datasource, long_term = load(provisioning / "datasources" / "prometheus.yml")["datasources"]
     assert (datasource["type"], datasource["uid"]) == ("prometheus", "prometheus")
     assert datasource["isDefault"] is True
     assert host_port(datasource["url"]) == ("prometheus", PROMETHEUS_PORT)
+    # VictoriaMetrics answers the same PromQL: the dashboards' datasource variable offers it.
+    assert (long_term["type"], long_term["uid"]) == ("prometheus", "victoriametrics")
+    assert long_term["isDefault"] is False
+    assert host_port(long_term["url"]) == ("victoriametrics", 8428)
     (provider,) = load(provisioning / "dashboards" / "netmon.yml")["providers"]
     assert provider["folder"] == "netmon"
     assert host_path("grafana", provider["options"]["path"]) == ROOT / "dashboards" / "json"
@@ -774,7 +776,7 @@ def test_the_generated_dashboards_work_with_the_provisioned_prometheus() -> None
     provisioned datasource (by the datasource variable, or its uid)."""
     recorded = {rule["record"] for rule in rules(RULES / "netmon-recording.yml")}
     provisioning = host_path("grafana", "/etc/grafana/provisioning")
-    (datasource,) = load(provisioning / "datasources" / "prometheus.yml")["datasources"]
+    datasource, _long_term = load(provisioning / "datasources" / "prometheus.yml")["datasources"]
     dashboards = sorted((ROOT / "dashboards" / "json").glob("*.json"))
     assert dashboards
     for path in dashboards:
@@ -788,3 +790,14 @@ def test_the_generated_dashboards_work_with_the_provisioned_prometheus() -> None
             assert ref["uid"] in {"${datasource}", datasource["uid"]}, f"{path.name}: {ref}"
         variables = [v for v in dashboard["templating"]["list"] if v["type"] == "datasource"]
         assert [v["query"] for v in variables] == [datasource["type"]], path.name
+
+
+@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus-shards.yml"])
+def test_prometheus_writes_every_sample_to_the_compose_victoriametrics(config: str) -> None:
+    (remote,) = load(PROMETHEUS / config)["remote_write"]
+    assert host_port(remote["url"]) == ("victoriametrics", 8428)
+    assert urllib.parse.urlsplit(remote["url"]).path == "/api/v1/write"
+    victoria = services()["victoriametrics"]
+    # As long as the availability reports look back (issue 19's default retention).
+    assert "-retentionPeriod=400d" in victoria["command"]
+    assert "victoriametrics" in services()["prometheus"]["depends_on"]
