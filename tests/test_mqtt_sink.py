@@ -479,3 +479,21 @@ async def test_an_ha_pairs_replicas_keep_their_own_trees_and_never_clear_each_ot
     assert json.loads(state["netmon/west/alerts/ep-1/EndpointDown"])["status"] == "firing"
     assert json.loads(state["netmon/west/status/ep-1"])["state"] == "down"
     assert state["netmon/service/east"] == state["netmon/service/west"] == "online"
+
+
+async def test_a_shards_alerts_say_which_shard_raised_them(
+    mosquitto: Mosquitto, make_sink: SinkFactory
+) -> None:
+    down = alert("ep-1", "EndpointDown")
+    sink = MqttSink(settings_for(mosquitto), instance="north", active=lambda: [down], shard=2)
+    await sink.start()
+    try:
+        await connected(sink)
+        await sink.send(down)
+        state = await retained_until(
+            mosquitto, "netmon/alerts/#", lambda state: "netmon/alerts/ep-1/EndpointDown" in state
+        )
+        payload = json.loads(state["netmon/alerts/ep-1/EndpointDown"])
+        assert (payload["instance"], payload["shard"]) == ("north", 2)
+    finally:
+        await sink.close()

@@ -180,3 +180,14 @@ async def test_a_rate_limit_says_how_long_to_wait(
         with pytest.raises(SinkUnavailable) as raised:
             await sink.send(link_event())
     assert raised.value.retry_after == seconds
+
+
+async def test_a_shard_says_which_it_is_beside_its_instance(http_recorder: HttpRecorder) -> None:
+    settings = WebhookSettings.model_validate({"url": http_recorder.url + "/hook"})
+    event = link_event()
+    async with WebhookSink(settings, instance="north", shard=2) as sink:
+        await sink.send(event)
+    (request,) = http_recorder.requests
+    assert request.json() == {
+        "version": 1, "instance": "north", "shard": 2, "alert": event.to_json(),
+    }  # fmt: skip

@@ -74,12 +74,23 @@ class MqttSink:
     name = "mqtt"
     queue = "mqtt"
 
-    def __init__(self, settings: MqttSettings, *, instance: str, active: ActiveAlerts) -> None:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        instance: str,
+        active: ActiveAlerts,
+        shard: int | None = None,
+    ) -> None:
         if not topic_level_ok(instance):
             raise ValueError(f"instance {instance!r} cannot be an MQTT topic level")
         self._settings = settings
         self._active = active
         self._instance = instance
+        # Who says it: the instance, and its shard when the inventory is sharded.
+        self._origin: dict[str, object] = {"instance": instance}
+        if shard is not None:
+            self._origin["shard"] = shard
         # An HA pair's replicas watch the same targets: each keeps its own tree, so neither
         # overwrites nor clears the other's retained alerts and statuses (README, "HA pair").
         self._prefix = f"{settings.prefix}/{instance}" if settings.per_instance else settings.prefix
@@ -157,7 +168,7 @@ class MqttSink:
     def _alert_payload(self, event: AlertEvent) -> bytes:
         # `instance` says whose alert a retained topic is: several netmons (shards, an HA pair,
         # a test instance) may share one broker and prefix, and each reconciles only its own.
-        return json.dumps({**event.to_json(), "instance": self._instance}).encode()
+        return json.dumps({**event.to_json(), **self._origin}).encode()
 
     def _ours(self, payload: bytes) -> bool:
         """Whether a retained alert was published by this instance (or by a netmon from before

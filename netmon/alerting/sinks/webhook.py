@@ -110,13 +110,17 @@ async def _reason(response: aiohttp.ClientResponse) -> str:
 
 
 class WebhookSink:
-    """POSTs `{"version": 1, "instance": ..., "alert": <alert JSON>}` for every transition."""
+    """POSTs `{"version": 1, "instance": ..., "alert": <alert JSON>}` for every transition,
+    with `"shard": K` after the instance when the inventory is sharded."""
 
     name = "webhook"
 
-    def __init__(self, settings: WebhookSettings, *, instance: str) -> None:
+    def __init__(
+        self, settings: WebhookSettings, *, instance: str, shard: int | None = None
+    ) -> None:
         self.settings = settings
         self.instance = instance
+        self.shard = shard
         self.queue = f"webhook:{settings.name}"
         self._session: aiohttp.ClientSession | None = None
 
@@ -131,7 +135,10 @@ class WebhookSink:
             raise RuntimeError("WebhookSink.send() before start()")
         headers = {name: value.reveal() for name, value in self.settings.headers.items()}
         headers |= bearer_headers(self.settings.bearer_token)
-        body = {"version": PAYLOAD_VERSION, "instance": self.instance, "alert": event.to_json()}
+        body: dict[str, object] = {"version": PAYLOAD_VERSION, "instance": self.instance}
+        if self.shard is not None:
+            body["shard"] = self.shard
+        body["alert"] = event.to_json()
         await post_json(
             self._session, self.settings.url, body, timeout=self.settings.timeout, headers=headers
         )
