@@ -298,7 +298,10 @@ async def test_names_resolve_in_the_background_without_touching_state() -> None:
     assert seen[-1] is None
 
 
-STALL = 0.1  # s: a full garbage collection at 5,000 targets took 0.14-0.41 s (issue 17)
+# s: a full garbage collection at 5,000 targets took 0.14-0.41 s (issue 17). Counted, it
+# would make every RTT at least this; the lab's responder, a process of its own, may answer
+# tens of ms late on a loaded machine, so the bound is half of it.
+STALL = 0.5
 
 
 class _StallingSocket:
@@ -321,7 +324,7 @@ async def test_a_stall_before_an_echo_leaves_is_not_counted_as_network_time(
     where: str, request: pytest.FixtureRequest
 ) -> None:
     """The RTT runs from the kernel's TX timestamp, not from when netmon meant to send: no
-    false 100 ms spikes (and HighJitter alerts) on a 0.01 ms path."""
+    false spikes of a pause's length (and HighJitter alerts) on a 0.01 ms path."""
     address = where
     if where == "veth":
         netlab: NetLab = request.getfixturevalue("netlab")
@@ -331,4 +334,4 @@ async def test_a_stall_before_an_echo_leaves_is_not_counted_as_network_time(
             fsock.sock = _StallingSocket(fsock.sock)  # type: ignore[assignment]
         rtts = await pinger.ping(address, count=3, spacing=0.01, timeout=2.0)
     assert all(rtt is not None for rtt in rtts), rtts
-    assert max(rtt for rtt in rtts if rtt is not None) < STALL / 10, rtts
+    assert max(rtt for rtt in rtts if rtt is not None) < STALL / 2, rtts
