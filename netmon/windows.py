@@ -44,38 +44,110 @@ class Histogram:
 
 
 class EchoWindow:
-    """Echo outcomes over the last `seconds`, in send order, for loss, jitter and percentiles."""
+    """Echo outcomes over the last `seconds`, in send order, for loss, jitter and percentiles.
+
+    The alert engine reads the 95th percentile and the jitter of every window on every echo
+    round, so the statistics are kept as echoes come and go instead of recomputed over the
+    window each time: the replies and the differences of consecutive replies in sorted lists
+    (an insertion and a removal per echo, in C), the lost echoes counted. What they give is
+    exactly what `percentile_95` and `jitter` give over `rtts()` (same sums in the same order);
+    tests/test_windows.py compares them over random sequences.
+    """
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._entries: deque[tuple[float, float | None]] = deque()
+        self._entries = deque()
+
+    @property
+    def _entries(self) -> deque[tuple[float, float | None]]:
+        return self._echoes
+
+    @_entries.setter
+    def _entries(self, entries: deque[tuple[float, float | None]]) -> None:
+        """Replace the echoes outright (a test ageing them); the statistics follow."""
+        self._echoes = entries
+        rtts = [rtt for _, rtt in entries if rtt is not None]
+        self._lost = len(entries) - len(rtts)
+        self._sorted: list[float] = sorted(rtts)  # the replies' RTTs, ascending
+        # |b - a| of each two consecutive replies, ascending
+        self._sorted_differences: list[float] = sorted(
+            abs(b - a) for a, b in itertools.pairwise(rtts)
+        )
+        self._last: float | None = rtts[-1] if rtts else None  # the newest reply's RTT
+        self._jitter: float | None = None
+        self._jitter_known = False
 
     def add(self, when: float, rtts: Iterable[float | None]) -> None:
+        entries = self._echoes
         for rtt in rtts:
-            self._entries.append((when, rtt))
+            entries.append((when, rtt))
+            if rtt is None:
+                self._lost += 1
+                continue
+            if self._last is not None:
+                bisect.insort(self._sorted_differences, abs(rtt - self._last))
+            bisect.insort(self._sorted, rtt)
+            self._last = rtt
+            self._jitter_known = False
         self.prune(when)
 
     def prune(self, now: float) -> None:
         horizon = now - self.seconds
-        while self._entries and self._entries[0][0] < horizon:
-            self._entries.popleft()
+        entries = self._echoes
+        while entries and entries[0][0] < horizon:
+            _, rtt = entries.popleft()
+            if rtt is None:
+                self._lost -= 1
+                continue
+            _remove(self._sorted, rtt)
+            following = next((later for _, later in entries if later is not None), None)
+            if following is None:
+                self._last = None  # it was the only reply
+            else:
+                _remove(self._sorted_differences, abs(following - rtt))
+            self._jitter_known = False
 
     @property
     def sent(self) -> int:
-        return len(self._entries)
+        return len(self._echoes)
+
+    @property
+    def replies(self) -> int:
+        """How many echoes of the window were answered (`len(rtts())`, without the list)."""
+        return len(self._sorted)
 
     def rtts(self) -> list[float]:
-        return [rtt for _, rtt in self._entries if rtt is not None]
+        return [rtt for _, rtt in self._echoes if rtt is not None]
 
     def loss_ratio(self) -> float | None:
-        if not self._entries:
+        if not self._echoes:
             return None
-        lost = sum(1 for _, rtt in self._entries if rtt is None)
-        return lost / len(self._entries)
+        return self._lost / len(self._echoes)
 
     def jitter(self) -> float | None:
-        """Mean absolute difference of consecutive RTTs (RFC 3550's D), over the window."""
-        return jitter(self.rtts())
+        """Mean absolute difference of consecutive RTTs (RFC 3550's D), over the window: what
+        `jitter(self.rtts())` says, kept until the window changes."""
+        if not self._jitter_known:
+            self._jitter = self._trimmed_jitter()
+            self._jitter_known = True
+        return self._jitter
+
+    def _trimmed_jitter(self) -> float | None:
+        differences = self._sorted_differences
+        if len(differences) < 10:
+            return jitter(self.rtts())  # in send order, as `jitter` sums them
+        kept = len(differences) - (2 + len(differences) // 20)
+        return sum(differences[:kept]) / kept
+
+    def percentile_95(self) -> float | None:
+        """`percentile_95(self.rtts())`; None without a reply."""
+        ordered = self._sorted
+        return ordered[int(0.95 * (len(ordered) - 1))] if ordered else None
+
+
+def _remove(ordered: list[float], value: float) -> None:
+    """Take one `value` out of an ascending list (equal values are alike)."""
+    del ordered[bisect.bisect_left(ordered, value)]
 
 
 class LossCounter:
@@ -88,6 +160,9 @@ class LossCounter:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._buckets: deque[list[float]] = deque()  # [start, sent, lost]
+        # The buckets' sums, kept as they change (the loss signal reads them every round).
+        self._sent = 0
+        self._lost = 0
 
     def add(self, when: float, sent: int, lost: int) -> None:
         start = when - when % self.BUCKET
@@ -96,12 +171,16 @@ class LossCounter:
         bucket = self._buckets[-1]
         bucket[1] += sent
         bucket[2] += lost
+        self._sent += sent
+        self._lost += lost
         self.prune(when)
 
     def prune(self, now: float) -> None:
         horizon = now - self.seconds
         while self._buckets and self._buckets[0][0] + self.BUCKET <= horizon:
-            self._buckets.popleft()
+            _, sent, lost = self._buckets.popleft()
+            self._sent -= int(sent)
+            self._lost -= int(lost)
 
     def forget_lost(self, echoes: int) -> None:
         """Take the last `echoes` lost echoes out of the sample altogether (newest first)."""
@@ -109,16 +188,15 @@ class LossCounter:
             taken = int(min(echoes, bucket[2]))
             bucket[1] -= taken
             bucket[2] -= taken
+            self._sent -= taken
+            self._lost -= taken
             echoes -= taken
             if echoes == 0:
                 return
 
     def counts(self) -> tuple[int, int]:
         """(sent, lost) over the window."""
-        return (
-            int(sum(bucket[1] for bucket in self._buckets)),
-            int(sum(bucket[2] for bucket in self._buckets)),
-        )
+        return self._sent, self._lost
 
 
 def jitter(rtts: Sequence[float]) -> float | None:

@@ -20,7 +20,6 @@ from netmon.devices import InterfaceState
 from netmon.endpoints import ESSENTIAL_PERIPHERALS, PROTOCOLS, EndpointView
 from netmon.model import InterfaceSample, RegistrationState
 from netmon.state import IcmpState, Reach, TargetState
-from netmon.windows import jitter, percentile_95
 
 Reading = tuple[dict[str, str], float | Estimate | None]
 # (the target's state, the rule, the (target, ifname) of interfaces seen up before) -> readings
@@ -85,14 +84,15 @@ def _loss(icmp: IcmpState) -> Estimate | None:
     return wilson(lost, sent, LOSS_CONFIDENCE_Z) if sent >= MIN_LOSS_SAMPLES else None
 
 
+# Both kept by the window as echoes come and go (`EchoWindow`), not recomputed per rule.
 def _rtt_p95(icmp: IcmpState) -> float | None:
-    rtts = icmp.window.rtts()
-    return percentile_95(rtts) if len(rtts) >= MIN_RTT_SAMPLES else None
+    window = icmp.window
+    return window.percentile_95() if window.replies >= MIN_RTT_SAMPLES else None
 
 
 def _jitter(icmp: IcmpState) -> float | None:
-    rtts = icmp.window.rtts()
-    return jitter(rtts) if len(rtts) >= MIN_RTT_SAMPLES else None
+    window = icmp.window
+    return window.jitter() if window.replies >= MIN_RTT_SAMPLES else None
 
 
 def interface_names(samples: Mapping[int, InterfaceSample]) -> dict[int, str]:
