@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import inspect
 import os
 import pstats
@@ -129,6 +130,7 @@ def run(targets: int, warmup: int, measured: int, *, engine_on: bool, profile: b
             tick = engine.tick
         feed(store, clock, rounds(inv, warmup, rng), tick)
         timed = rounds(inv, measured, rng)
+        gc.collect()
         profiler = cProfile.Profile() if profile else None
         started = time.process_time()
         if profiler is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterable, Sequence
 
@@ -84,9 +85,10 @@ class EchoWindow:
             if rtt is None:
                 self._lost += 1
                 continue
-            if self._last is not None:
-                bisect.insort(self._sorted_differences, abs(rtt - self._last))
-            bisect.insort(self._sorted, rtt)
+            last = self._last
+            if last is not None:
+                insort(self._sorted_differences, abs(rtt - last))
+            insort(self._sorted, rtt)
             self._last = rtt
             self._jitter_known = False
         self.prune(when)
@@ -95,16 +97,21 @@ class EchoWindow:
         horizon = now - self.seconds
         entries = self._echoes
         while entries and entries[0][0] < horizon:
-            _, rtt = entries.popleft()
+            rtt = entries.popleft()[1]
             if rtt is None:
                 self._lost -= 1
                 continue
-            _remove(self._sorted, rtt)
-            following = next((later for _, later in entries if later is not None), None)
+            ordered = self._sorted
+            del ordered[bisect_left(ordered, rtt)]
+            # The difference to the next reply goes with it (there is none if it was the last).
+            following = entries[0][1] if entries else None
             if following is None:
-                self._last = None  # it was the only reply
+                following = next((later for _, later in entries if later is not None), None)
+            if following is None:
+                self._last = None
             else:
-                _remove(self._sorted_differences, abs(following - rtt))
+                differences = self._sorted_differences
+                del differences[bisect_left(differences, abs(following - rtt))]
             self._jitter_known = False
 
     @property
@@ -143,11 +150,6 @@ class EchoWindow:
         """`percentile_95(self.rtts())`; None without a reply."""
         ordered = self._sorted
         return ordered[int(0.95 * (len(ordered) - 1))] if ordered else None
-
-
-def _remove(ordered: list[float], value: float) -> None:
-    """Take one `value` out of an ascending list (equal values are alike)."""
-    del ordered[bisect.bisect_left(ordered, value)]
 
 
 class LossCounter:

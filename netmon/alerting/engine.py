@@ -22,12 +22,10 @@ from netmon.alerting.lifecycle import Lifecycle
 from netmon.alerting.meetings import Meetings
 from netmon.alerting.model import AlertEvent, Severity, Status, fingerprint
 from netmon.alerting.outbox import Outbox
+from netmon.alerting.relevance import Plans, Step, reboots_changed
 from netmon.alerting.rendering import listed
-from netmon.alerting.rules import INTERFACE_METRICS
 from netmon.alerting.signals import (
-    DETAILS,
     ROOM_METRICS,
-    SIGNALS,
     interfaces_complete,
     interfaces_seen_up,
 )
@@ -38,11 +36,15 @@ from netmon.alerting.tracked import Tracked
 from netmon.config.alerting import AlertingConfig, Silence
 from netmon.config.rules import Rule
 from netmon.inventory import Inventory, Target
+from netmon.model import Observation
 from netmon.state import StateStore, TargetState
 
 # A restored alert whose condition cannot be judged again (the target went away, its probe
 # was removed) is resolved after this long rather than left firing for ever.
 RESTORE_GRACE = 300.0
+# Fingerprints remembered at most (an identity per rule, target and interface): beyond, the
+# memo starts again rather than grow with identities long gone.
+MAX_KEYS = 200_000
 
 
 class AlertEngine:
@@ -64,6 +66,8 @@ class AlertEngine:
         self.tracked: dict[str, Tracked] = {}  # by fingerprint
         # (target, ifname) of interfaces seen up, polled or by linkUp: only_seen_up's memory.
         self._seen_up: set[tuple[str, str]] = set()
+        self._plans = Plans()  # which rules each observation can change
+        self._keys: dict[tuple[object, ...], str] = {}  # fingerprints, by (name, target, labels)
         self._outbox = Outbox(db=db, queues=queues, on_queued=on_queued)
         self._silences = Silences(db=db, clock=clock)
         self._meetings = Meetings()
@@ -175,6 +179,8 @@ class AlertEngine:
                 # The room's status is no longer read (its vendor or registrar left the
                 # config): nothing will ever clear what it said.
                 self._lifecycle.drop(tracked, now)
+        self._plans.clear()
+        self._keys.clear()
         known = set(inventory.targets)
         # In place: the events room adds to the same set.
         self._seen_up.difference_update({key for key in self._seen_up if key[0] not in known})
@@ -193,43 +199,65 @@ class AlertEngine:
 
     # --- evaluation ----------------------------------------------------------------------
 
-    def observe(self, state: TargetState) -> None:
-        """Evaluate every rule on the target's state, just after an observation was folded in.
+    def observe(self, state: TargetState, observation: Observation | None = None) -> None:
+        """Evaluate the rules on the target's state, just after an observation was folded in.
 
-        All of them, whatever the observation was: a signal may change with any of them (an
-        echo round decides whether SNMPUnreachable is worth saying, a web service's probes are
-        its `down`), and a pending change is due at the first evaluation after its `for`.
+        Only the rules whose metric an observation of this kind can change (relevance.py:
+        an echo round does not touch an interface table); all of them without `observation`.
+        A pending change does not wait for the next evaluation: `tick` takes it when its
+        `for` has passed.
         """
-        now = self._clock()
         target = state.target
         if not target.owned:
             return  # watched for the targets behind it; its owner shard alerts on it
-        for name, rule in self.rules.items():
-            if not rule.enabled or (rule.kinds is not None and target.kind not in rule.kinds):
-                continue
-            produced = set()
-            details = DETAILS.get(rule.metric)
-            for labels, value in SIGNALS[rule.metric](state, rule, self._seen_up):
-                produced.add(fingerprint(name, target.id, labels))
-                # Words that explain the value, while it has one worth explaining; an empty
-                # answer keeps the words of the last (a resolve says why it fired).
-                extra = (details(state, labels) or None) if details and value else None
-                if rule.falling and isinstance(value, float):
-                    value = -value  # a `below` level is kept mirrored (Level._below)
-                self._lifecycle.update(name, rule, target, labels, value, now, extra=extra)
-            self._seen_up |= interfaces_seen_up(state, rule)
-            if rule.metric in INTERFACE_METRICS and interfaces_complete(state):
-                # A full interface table without this interface: it is gone (a module out,
-                # a renamed port). Its alert has nothing left to watch.
-                for tracked in list(self.tracked.values()):
-                    if (
-                        tracked.target == target.id
-                        and tracked.alertname == name
-                        and tracked.key not in produced
-                        and tracked.hold_until is None
-                    ):
-                        self._lifecycle.drop(tracked, now)
-        self._events.check_reboot(state)
+        kind = None if observation is None else type(observation)
+        now = self._clock()
+        for step in self._plans.steps(self.rules, target, kind):
+            if step.needs_devices and not state.devices:
+                continue  # no SNMP reading: nothing to say, no interface gone
+            self._evaluate(step, state, now)
+        if reboots_changed(kind):
+            self._events.check_reboot(state)
+
+    def _evaluate(self, step: Step, state: TargetState, now: float) -> None:
+        name, rule, signal, details, per_interface, falling, _ = step
+        target = state.target
+        produced = set()
+        for labels, value in signal(state, rule, self._seen_up):
+            key = self._key(name, target.id, labels)
+            if per_interface:
+                produced.add(key)
+            # Words that explain the value, while it has one worth explaining; an empty
+            # answer keeps the words of the last (a resolve says why it fired).
+            extra = (details(state, labels) or None) if details and value else None
+            if falling and isinstance(value, float):
+                value = -value  # a `below` level is kept mirrored (Level._below)
+            self._lifecycle.update(name, rule, target, labels, value, now, extra=extra, key=key)
+        if not per_interface:
+            return
+        self._seen_up |= interfaces_seen_up(state, rule)
+        if interfaces_complete(state):
+            # A full interface table without this interface: it is gone (a module out,
+            # a renamed port). Its alert has nothing left to watch.
+            for tracked in list(self.tracked.values()):
+                if (
+                    tracked.target == target.id
+                    and tracked.alertname == name
+                    and tracked.key not in produced
+                    and tracked.hold_until is None
+                ):
+                    self._lifecycle.drop(tracked, now)
+
+    def _key(self, name: str, target: str, labels: dict[str, str]) -> str:
+        """The alert's fingerprint (a hash), remembered: the same identities come back on
+        every observation."""
+        memo = (name, target, *labels.items())
+        key = self._keys.get(memo)
+        if key is None:
+            if len(self._keys) >= MAX_KEYS:
+                self._keys.clear()  # identities that came and went (renamed ports)
+            key = self._keys[memo] = fingerprint(name, target, labels)
+        return key
 
     def tick(self) -> None:
         """Time-driven changes: `for` and `clear_for` elapsing between observations, holds

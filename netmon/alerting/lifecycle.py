@@ -65,9 +65,12 @@ class Lifecycle:
         value: float | Estimate | None,
         now: float,
         extra: dict[str, object] | None = None,
+        key: str | None = None,
     ) -> None:
-        """A value of one alert identity, None when it cannot be judged now."""
-        key = fingerprint(name, target.id, labels)
+        """A value of one alert identity, None when it cannot be judged now; `key` its
+        fingerprint, when the caller has it already."""
+        if key is None:
+            key = fingerprint(name, target.id, labels)
         tracked = self.alerts.get(key)
         if value is None:
             if tracked is not None:

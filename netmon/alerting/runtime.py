@@ -129,7 +129,7 @@ class Alerting:
 
     def _on_record(self, state: TargetState, observation: Observation) -> None:
         try:
-            self.engine.observe(state)
+            self.engine.observe(state, observation)
         except Exception:
             self.engine_errors += 1
             log.exception("alert evaluation failed", extra={"target": state.target.id})
