@@ -13,6 +13,14 @@ window and the 60 echoes loss needs), then `--rounds` rounds are timed with
 
 No peers, no root, no sockets; absolute figures depend on the machine, the ratio is what to
 compare (with `uptime`: another process on the machine shows in both passes alike).
+
+`--service` measures the same in the real service path instead (root, raw sockets): netmon's
+scheduler, ICMP collector and store probing loopback addresses once a second
+(bench/netmon_load.py), with alerting off and on (the runtime, default rules), each after
+`--warmup` seconds that fill the windows, then `--seconds` measured; and fping over the same
+addresses for `--seconds`. CPU as a share of one core, and netmon's per probe against fping's:
+
+    python -m bench.engine_bench --service --targets 5000 10000
 """
 
 from __future__ import annotations
@@ -22,9 +30,12 @@ import asyncio
 import cProfile
 import gc
 import inspect
+import json
 import os
 import pstats
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -145,23 +156,58 @@ def run(targets: int, warmup: int, measured: int, *, engine_on: bool, profile: b
     return spent / (targets * measured)
 
 
+def service(targets: int, seconds: int, warmup: int) -> None:
+    """Alerting off and on in the real service path, and fping, at `targets` addresses."""
+    from bench.icmp_bench import loopback_set, run_fping
+
+    addresses = loopback_set(targets)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
+        handle.write("\n".join(addresses))
+    figures: dict[str, tuple[float, float, int]] = {}  # share of a core, CPU s per probe, lost
+    for name, flags in (("alerting off", []), ("alerting on", ["--alerting"])):
+        output = subprocess.run(
+            [sys.executable, "-m", "bench.netmon_load", handle.name, str(seconds),
+             "--warmup", str(warmup), *flags],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        data = json.loads(output)
+        lost = int(data["sent"] - data["received"])
+        figures[name] = (data["cpu_seconds"] / seconds, data["cpu_seconds"] / data["sent"], lost)
+    fping = run_fping(addresses, seconds)
+    figures["fping"] = (fping.cpu_seconds / seconds, fping.cpu_seconds / fping.probes, fping.lost)
+    Path(handle.name).unlink()
+    off, on, peer = figures["alerting off"], figures["alerting on"], figures["fping"]
+    for name, (share, per_probe, lost) in figures.items():
+        print(f"{targets:>6} {name:>13}: {share * 100:5.1f} % of a core, "
+              f"{per_probe * 1e6:5.1f} µs CPU / probe, {lost} lost")  # fmt: skip
+    print(f"{targets:>6} alerting on / off {on[1] / off[1]:.2f}x, "
+          f"on / fping {on[1] / peer[1]:.2f}x, off / fping {off[1] / peer[1]:.2f}x")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--targets", type=int, nargs="+", default=[2000, 5000])
-    parser.add_argument("--warmup", type=int, default=62, help="rounds before timing")
+    parser.add_argument("--rounds-before", type=int, default=62, help="rounds before timing")
     parser.add_argument("--rounds", type=int, default=10, help="rounds timed")
     parser.add_argument("--repeat", type=int, default=2, help="best of this many passes")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--service", action="store_true", help="the real service path (root)")
+    parser.add_argument("--seconds", type=int, default=20, help="--service: measured seconds")
+    parser.add_argument("--warmup", type=int, default=65, help="--service: seconds before")
     args = parser.parse_args()
     print(f"uptime: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1 and 5 min load)")
+    if args.service:
+        for targets in args.targets:
+            service(targets, args.seconds, args.warmup)
+        return
     print(f"{'targets':>8} {'engine off µs/obs':>18} {'engine on µs/obs':>17} {'on/off':>7}")
     for targets in args.targets:
         off = min(
-            run(targets, args.warmup, args.rounds, engine_on=False, profile=False)
+            run(targets, args.rounds_before, args.rounds, engine_on=False, profile=False)
             for _ in range(args.repeat)
         )
         on = min(
-            run(targets, args.warmup, args.rounds, engine_on=True, profile=args.profile)
+            run(targets, args.rounds_before, args.rounds, engine_on=True, profile=args.profile)
             for _ in range(1 if args.profile else args.repeat)
         )
         print(f"{targets:>8} {off * 1e6:>18.1f} {on * 1e6:>17.1f} {on / off:>6.2f}x")

@@ -52,9 +52,9 @@ class EchoWindow:
     round, so the statistics are kept as echoes come and go instead of recomputed over the
     window each time: the replies and the differences of consecutive replies in sorted arrays
     (an insertion and a removal per echo, in C; about 1 KB a target at one echo a second), the
-    lost echoes counted. What they give is
-    exactly what `percentile_95` and `jitter` give over `rtts()` (same sums in the same order);
-    tests/test_windows.py compares them over random sequences.
+    lost echoes counted. What they give is exactly what `percentile_95` and `jitter` give over
+    `rtts()` (the same sums in the same order); tests/test_windows.py compares them over random
+    sequences.
     """
 
     def __init__(self, seconds: float) -> None:

@@ -281,7 +281,9 @@ def _call_hint(state: TargetState, labels: Mapping[str, str]) -> dict[str, objec
     return {"hint": f"WAN or room LAN: netmon's {sent} pings in {seconds:.0f} s cannot tell yet"}
 
 
-# Every `Metric` a rule may name, and the signal that reads it.
+# Every `Metric` a rule may name, and the signal that reads it. Which kinds of observation can
+# change what each one reads (so which rules an echo round evaluates): relevance.CHANGED_BY; a
+# new signal, or a signal reading more of the state, must be entered there too.
 SIGNALS: Mapping[str, Signal] = {
     "down": down,
     "rtt_p95": _link_quality(_rtt_p95),
