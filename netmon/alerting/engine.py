@@ -222,10 +222,10 @@ class AlertEngine:
     def _evaluate(self, step: Step, state: TargetState, now: float) -> None:
         name, rule, signal, details, per_interface, falling, _ = step
         target = state.target
-        produced = set()
+        produced: set[str] | None = set() if per_interface else None
         for labels, value in signal(state, rule, self._seen_up):
             key = self._key(name, target.id, labels)
-            if per_interface:
+            if produced is not None:
                 produced.add(key)
             # Words that explain the value, while it has one worth explaining; an empty
             # answer keeps the words of the last (a resolve says why it fired).
@@ -233,7 +233,7 @@ class AlertEngine:
             if falling and isinstance(value, float):
                 value = -value  # a `below` level is kept mirrored (Level._below)
             self._lifecycle.update(name, rule, target, labels, value, now, extra=extra, key=key)
-        if not per_interface:
+        if produced is None:
             return
         self._seen_up |= interfaces_seen_up(state, rule)
         if interfaces_complete(state):
