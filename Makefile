@@ -72,6 +72,7 @@ test: setup lint
 bench: setup bench-deps
 	$(BIN)/python -m bench.icmp_bench
 	$(BIN)/python -m bench.engine_bench
+	$(BIN)/python -m bench.scrape_bench
 	$(BIN)/python -m bench.snmp_bench
 	$(BIN)/python -m bench.trap_bench
 	$(BIN)/python -m bench.alert_bench

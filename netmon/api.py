@@ -5,8 +5,10 @@ Handlers only read the state store; they never start I/O towards targets.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -16,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from netmon import __version__
 from netmon.api_access import Access, guard
 from netmon.exporter import render
+from netmon.exposition import Exposition, accepts_gzip, exposition_for, gzipped
 from netmon.state import StateStore
 from netmon.status import target_json
 
@@ -25,11 +28,24 @@ ReadyCheck = Callable[[], bool]
 READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("ready")
 Degraded = Callable[[str], bool]  # target id → a quality alert is pending or firing for it
 DEGRADED_KEY: web.AppKey[Degraded] = web.AppKey("degraded")
+EXPOSITION_KEY: web.AppKey[Exposition | None] = web.AppKey("exposition")
+SLICE_SECONDS = 0.005  # the longest stretch of a listing's work between turns of the loop
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body, content_type = render(request.app[REGISTRY_KEY], request.headers.get("Accept"))
-    return web.Response(body=body, headers={"Content-Type": content_type})
+    accept = request.headers.get("Accept")
+    exposition = request.app[EXPOSITION_KEY]
+    if exposition is None:
+        body, content_type = render(request.app[REGISTRY_KEY], accept)
+        chunks = [body]
+    else:  # kept per target, written in slices: the probes' loop never waits long
+        scrape = await exposition.scrape(accept)
+        chunks, content_type = scrape.body, scrape.content_type
+    headers = {"Content-Type": content_type, "Vary": "Accept-Encoding"}
+    if accepts_gzip(request.headers.get("Accept-Encoding")):
+        headers["Content-Encoding"] = "gzip"
+        return web.Response(body=await asyncio.to_thread(gzipped, chunks), headers=headers)
+    return web.Response(body=b"".join(chunks), headers=headers)
 
 
 async def healthy(_request: web.Request) -> web.Response:
@@ -46,15 +62,20 @@ async def targets(request: web.Request) -> web.Response:
     store = request.app[STORE_KEY]
     degraded = request.app[DEGRADED_KEY]
     store.prune_windows()
-    return web.json_response(
-        {
-            "targets": [
-                target_json(state, degraded(target_id))
-                for target_id, state in sorted(store.targets.items())
-            ]
-        },
-        dumps=_dumps,
-    )
+    # What json.dumps({"targets": [...]}) writes, one target at a time, with turns of the
+    # event loop between slices: at 10,000 targets the whole at once would hold it too long.
+    parts: list[str] = []
+    turn = time.perf_counter() + SLICE_SECONDS
+    for target_id in sorted(store.targets):
+        state = store.targets.get(target_id)
+        if state is None:  # removed by a reload while the loop had a turn
+            continue
+        parts.append(_dumps(target_json(state, degraded(target_id))))
+        if time.perf_counter() > turn:
+            await asyncio.sleep(0)
+            turn = time.perf_counter() + SLICE_SECONDS
+    text = '{"targets": [' + ", ".join(parts) + "]}"
+    return web.Response(text=text, content_type="application/json")
 
 
 async def target(request: web.Request) -> web.Response:
@@ -106,6 +127,7 @@ def build_app(
     app = web.Application(middlewares=[guard(access or Access())])
     app[STORE_KEY] = store
     app[REGISTRY_KEY] = registry
+    app[EXPOSITION_KEY] = exposition_for(registry)
     app[READY_KEY] = is_ready
     app[DEGRADED_KEY] = degraded
     app.router.add_get("/", index_page or index)

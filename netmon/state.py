@@ -94,6 +94,9 @@ class IcmpState:
     address: str = ""
     bursts: deque[float] = field(default_factory=deque)  # when each loss burst was seen
     burst_seen_at: float = -math.inf
+    # Bumped whenever `prune` drops something: what was derived from the windows (loss,
+    # jitter, bursts) changed without a new observation (the exposition's cache asks).
+    pruned: int = 0
 
     def apply(self, policy: ReachPolicy) -> None:
         self.window.seconds = policy.window
@@ -109,14 +112,18 @@ class IcmpState:
         return 0 < self.consecutive_lost < self.policy.down_after
 
     def prune(self, now: float) -> None:
-        self.window.prune(now)
-        self.loss.prune(now)
-        self._prune_bursts(now)
+        dropped = self.window.prune(now)
+        dropped = self.loss.prune(now) or dropped
+        if self._prune_bursts(now) or dropped:
+            self.pruned += 1
 
-    def _prune_bursts(self, now: float) -> None:
+    def _prune_bursts(self, now: float) -> bool:
         horizon = now - self.policy.loss_window
+        dropped = False
         while self.bursts and self.bursts[0] < horizon:
             self.bursts.popleft()
+            dropped = True
+        return dropped
 
     def fold(self, echo: EchoRound, now: float, now_wall: float) -> Reach | None:
         """Add one round; return the new reachability if it changed."""

@@ -96,9 +96,12 @@ class EchoWindow:
             self._jitter_known = False
         self.prune(when)
 
-    def prune(self, now: float) -> None:
+    def prune(self, now: float) -> bool:
+        """Drop the echoes older than the window; whether there were any."""
         horizon = now - self.seconds
         entries = self._echoes
+        if not entries or entries[0][0] >= horizon:
+            return False
         while entries and entries[0][0] < horizon:
             rtt = entries.popleft()[1]
             if rtt is None:
@@ -116,6 +119,7 @@ class EchoWindow:
                 differences = self._sorted_differences
                 del differences[bisect_left(differences, abs(following - rtt))]
             self._jitter_known = False
+        return True
 
     @property
     def sent(self) -> int:
@@ -181,12 +185,16 @@ class LossCounter:
         self._lost += lost
         self.prune(when)
 
-    def prune(self, now: float) -> None:
+    def prune(self, now: float) -> bool:
+        """Drop the buckets older than the window; whether there were any."""
         horizon = now - self.seconds
+        if not self._buckets or self._buckets[0][0] + self.BUCKET > horizon:
+            return False
         while self._buckets and self._buckets[0][0] + self.BUCKET <= horizon:
             _, sent, lost = self._buckets.popleft()
             self._sent -= int(sent)
             self._lost -= int(lost)
+        return True
 
     def forget_lost(self, echoes: int) -> None:
         """Take the last `echoes` lost echoes out of the sample altogether (newest first)."""
