@@ -158,7 +158,8 @@ class MetricSink:
         metric.samples.append(Sample(name, labels, value))
 
 
-LabelCache = dict[tuple[tuple[str, ...], tuple[str, ...]], str]
+# (label names, label values) → their text; (sample name, label items) → a sample's prefix.
+LabelCache = dict[tuple[object, ...], str]
 BucketCache = dict[tuple[Family, tuple[str, ...]], tuple[str, str, str, str]]
 
 
@@ -221,11 +222,17 @@ class TextSink:
         self.ages.append((family.index, self._prefix(family, values), since))
 
     def add_sample(self, family: Family, name: str, labels: dict[str, str], value: float) -> None:
-        shown = ",".join(f'{label_name(k)}="{label_value(v)}"' for k, v in sorted(labels.items()))
+        key = (name, *labels.items())
+        prefix = self.labels.get(key)
+        if prefix is None:
+            shown = ",".join(
+                f'{label_name(k)}="{label_value(v)}"' for k, v in sorted(labels.items())
+            )
+            prefix = f"{metric_name(name)}{{{shown}}} " if shown else f"{metric_name(name)} "
+            self.labels[key] = prefix
         if not (legacy_name(name) and all(map(legacy_name, labels))):
             self.legacy = False
-        line = f"{metric_name(name)}{{{shown}}} " if shown else f"{metric_name(name)} "
-        line += f"{number(value)}\n"
+        line = f"{prefix}{number(value)}\n"
         if family.index >= 0:
             self.lines[family.index].append(line)
         else:
