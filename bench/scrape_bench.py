@@ -12,6 +12,8 @@ process scrapes /metrics as Prometheus does (its Accept header, gzip):
   than 100 ms; and a 10 ms timer on netmon's event loop (`bench/lag_probe.py`) that writes down
   how late it fires (its max is the longest stall; its p99 counts a stall once, however long);
 - skipped runs: the increase of `netmon_scheduler_skipped_runs_total` over the window;
+- interval 0: probing alone, no scrape in the window but the one closing it, for the floor
+  (its scheduler figures still count the runs the opening scrape delayed);
 - echoes per second (`netmon_icmp_packets_sent_total`), and netmon's CPU from /proc.
 
 "before" is the code of a git ref (`--baseline`, main by default) taken with `git archive` into
@@ -182,12 +184,16 @@ async def measure(
             sizes: list[int] = []
             text = first
             listing = float("nan")
+            probing_end = time.time()
             while time.time() - start < window:
-                await asyncio.sleep(interval - (time.time() - start) % interval)
+                # Interval 0: no scrape in the window but one at its end (probing alone).
+                pause = interval or window
+                await asyncio.sleep(pause - (time.time() - start) % pause)
+                probing_end = time.time()
                 elapsed, size, text = await _scrape(session, url)
                 times.append(elapsed)
                 sizes.append(size)
-                if math.isnan(listing) and time.time() - start > window / 2:  # once, midway
+                if interval and math.isnan(listing) and time.time() - start > window / 2:
                     await asyncio.sleep(interval / 2)
                     began = time.perf_counter()
                     await netmon.get(session, "/api/v1/targets")
@@ -195,7 +201,8 @@ async def measure(
             end, cpu_end = time.time(), proc_cpu(netmon.pid)
             load += f"–{os.getloadavg()[0]:.2f}"
             netmon.check_running()
-        lags = sorted(_lags(lag_file, start, end))
+        # Probing alone: the timer up to the closing scrape, which is not part of it.
+        lags = sorted(_lags(lag_file, start, end if interval else probing_end))
     skipped_name = "netmon_scheduler_skipped_runs_total"
     sent_name = "netmon_icmp_packets_sent_total"
     return Run(
@@ -239,7 +246,9 @@ def baseline_tree(ref: str, into: Path) -> Path | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="5000,10000", help="target counts, comma-separated")
-    parser.add_argument("--intervals", default="15,5", help="scrape intervals in seconds")
+    parser.add_argument(
+        "--intervals", default="0,15,5", help="scrape intervals in seconds (0: probing alone)"
+    )
     parser.add_argument("--warmup", type=int, default=20, help="seconds after ready")
     parser.add_argument("--window", type=int, default=60, help="measured seconds per run")
     parser.add_argument("--baseline", default="main", help="git ref of 'before'; '' for none")
@@ -273,7 +282,7 @@ def main() -> None:
         table.add_column(column, justify="right")
     for run in runs:
         table.add_row(
-            str(run.targets), f"{run.interval} s", run.version,
+            str(run.targets), f"{run.interval} s" if run.interval else "none", run.version,
             f"{run.scrape_median:.3f} / {run.scrape_max:.3f}", f"{run.megabytes:.2f}",
             f"{run.listing:.2f}",
             f"{1000 * run.scheduler_p99:g} ms", f"{100 * run.late_runs:.2f} %",

@@ -15,8 +15,10 @@ Both see the same calls, so the two renderings cannot drift apart.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from itertools import accumulate
 from typing import Protocol
 
 from prometheus_client.core import (
@@ -38,7 +40,7 @@ from netmon.windows import Histogram
 
 
 class Family:
-    """One metric family's description; `index` is its place in its subject's list."""
+    """One metric family's description; `index` its number among all numbered families."""
 
     __slots__ = ("doc", "index", "kind", "labels", "legacy", "name", "order", "sample", "shown")
 
@@ -64,9 +66,14 @@ class Family:
         return GaugeMetricFamily(self.name, self.doc, labels=self.labels)
 
 
+_numbered: list[Family] = []
+
+
 def numbered(*families: Family) -> tuple[Family, ...]:
-    for index, family in enumerate(families):
-        family.index = index
+    """A subject's families, each given its number (unique across subjects)."""
+    for family in families:
+        family.index = len(_numbered)
+        _numbered.append(family)
     return families
 
 
@@ -164,7 +171,7 @@ BucketCache = dict[tuple[Family, tuple[str, ...]], tuple[str, str, str, str]]
 
 
 class TextSink:
-    """Writes one target's exposition lines, per family of one subject (`lines[index]`).
+    """Writes one target's exposition lines, per family (`lines[family.index]`).
 
     `ages` keeps what grows with time apart ((family index, line prefix, since)), so a cached
     target's ages are written at each scrape; `others` holds families made up as they come
@@ -174,8 +181,8 @@ class TextSink:
 
     __slots__ = ("ages", "buckets", "labels", "legacy", "lines", "others")
 
-    def __init__(self, size: int, labels: LabelCache, buckets: BucketCache) -> None:
-        self.lines: list[list[str]] = [[] for _ in range(size)]
+    def __init__(self, labels: LabelCache, buckets: BucketCache) -> None:
+        self.lines: dict[int, list[str]] = {}
         self.ages: list[tuple[int, str, float]] = []
         self.others: dict[str, tuple[str, str, list[str]]] = {}
         self.labels = labels
@@ -198,7 +205,11 @@ class TextSink:
         return f"{family.shown}{{{labels}}} " if labels else f"{family.shown} "
 
     def add(self, family: Family, values: Sequence[str], value: float) -> None:
-        self.lines[family.index].append(f"{self._prefix(family, values)}{number(value)}\n")
+        line = f"{self._prefix(family, values)}{number(value)}\n"
+        if (lines := self.lines.get(family.index)) is None:
+            self.lines[family.index] = [line]
+        else:
+            lines.append(line)
 
     def add_histogram(self, family: Family, values: Sequence[str], hist: Histogram) -> None:
         key = (family, tuple(values))
@@ -208,14 +219,14 @@ class TextSink:
         head, tail, count, total = parts
         if not legacy_name(family.name + "_bucket"):
             self.legacy = False
-        out = self.lines[family.index]
-        running = 0
-        for bound, seen in zip(hist.bounds, hist.counts, strict=False):
-            running += seen
-            out.append(f'{head}le="{bound!r}"{tail}{number(running)}\n')
-        running += hist.counts[-1]
-        out.append(f'{head}le="+Inf"{tail}{number(running)}\n')
-        out.append(f"{count}{number(running)}\n")
+        out = self.lines.setdefault(family.index, [])
+        running = list(accumulate(hist.counts))
+        les = _les(hist.bounds)
+        if running[-1] < 1_000_000:  # whole counts as number() writes them, without the call
+            out += [f"{head}{le}{tail}{n}.0\n" for le, n in zip(les, running, strict=True)]
+        else:
+            out += [f"{head}{le}{tail}{number(n)}\n" for le, n in zip(les, running, strict=True)]
+        out.append(f"{count}{number(running[-1])}\n")
         out.append(f"{total}{number(hist.sum)}\n")
 
     def add_age(self, family: Family, values: Sequence[str], since: float, now: float) -> None:
@@ -234,9 +245,15 @@ class TextSink:
             self.legacy = False
         line = f"{prefix}{number(value)}\n"
         if family.index >= 0:
-            self.lines[family.index].append(line)
+            self.lines.setdefault(family.index, []).append(line)
         else:
             self.others.setdefault(family.name, (family.kind, family.doc, []))[2].append(line)
+
+
+@lru_cache(maxsize=64)
+def _les(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """The `le` label of each bucket, as Histogram.cumulative() names them."""
+    return tuple(f'le="{"+Inf" if b == math.inf else repr(b)}"' for b in (*bounds, math.inf))
 
 
 def _bucket_parts(family: Family, values: Sequence[str]) -> tuple[str, str, str, str]:

@@ -46,13 +46,12 @@ from netmon.state import CheckDone, TargetState
 # The families kept per target, in the order a scrape writes them; the modules' families
 # (made up as devices bring them) come after the devices'.
 SUBJECTS = (TARGET_FAMILIES, DEVICE_FAMILIES, EVENT_FAMILIES, ROOM_FAMILIES, CALL_FAMILIES)
-OFFSETS = tuple(sum(map(len, SUBJECTS[:i])) for i in range(len(SUBJECTS)))
 INVENTORY_ORDER = {3, 4}  # rooms and calls go in the inventory's order, the rest sorted by id
 SLICE_SECONDS = 0.005  # the longest stretch of work between two turns of the event loop
 
 
 class _Entry:
-    """One target's kept lines: `parts[i]` the lines of family i of SUBJECTS, flattened."""
+    """One target's kept lines: `parts[family.index]`, for the families it has lines in."""
 
     __slots__ = (
         "ages", "buckets", "labels", "legacy", "modules", "parts", "pruned", "samples", "state",
@@ -63,7 +62,7 @@ class _Entry:
         self.state = state
         self.target = state.target
         self.pruned = state.icmp.pruned if state.icmp is not None else -1
-        self.parts: tuple[str, ...] = ()
+        self.parts: dict[int, str] = {}
         self.ages: list[tuple[int, str, float]] = []
         self.modules: dict[str, tuple[str, str, str]] = {}
         self.labels: LabelCache = {}
@@ -180,11 +179,10 @@ class Exposition:
         for subject, families in enumerate(SUBJECTS):
             order = in_inventory if subject in INVENTORY_ORDER else in_order
             picked = [entries[tid] for tid in order if tid in entries]
-            offset = OFFSETS[subject]
             for family in families:
-                i = offset + family.index
-                text = "".join([entry.parts[i] for entry in picked])
-                if subject == 0 and i in ages:
+                i = family.index
+                text = "".join([entry.parts.get(i, "") for entry in picked])
+                if i in ages:
                     text += "".join(ages[i])
                 yield (_header(family, openmetrics) + text).encode()
                 if clock() > turn:
@@ -203,22 +201,20 @@ class Exposition:
             and len(previous.labels) + len(previous.buckets) <= 64 + 2 * previous.samples
         ):  # the label strings of the same target, not grown with series gone since
             entry.labels, entry.buckets = previous.labels, previous.buckets
-        sinks = [TextSink(len(families), entry.labels, entry.buckets) for families in SUBJECTS]
-        emit_target(sinks[0], tid, state, 0.0)  # its ages are kept apart, valued per scrape
-        emit_device(sinks[1], tid, state)
-        emit_modules(sinks[1], tid, state)
-        emit_events(sinks[2], tid, state)
-        emit_room(sinks[3], tid, state)
-        emit_calls(sinks[4], tid, state)
-        every = [lines for sink in sinks for lines in sink.lines]
-        entry.parts = tuple(["".join(lines) for lines in every])
-        entry.samples = sum(map(len, every))
-        entry.ages = sinks[0].ages
+        sink = TextSink(entry.labels, entry.buckets)
+        emit_target(sink, tid, state, 0.0)  # its ages are kept apart, valued per scrape
+        emit_device(sink, tid, state)
+        emit_modules(sink, tid, state)
+        emit_events(sink, tid, state)
+        emit_room(sink, tid, state)
+        emit_calls(sink, tid, state)
+        entry.parts = {index: "".join(lines) for index, lines in sink.lines.items()}
+        entry.samples = sum(map(len, sink.lines.values()))
+        entry.ages = sink.ages
         entry.modules = {
-            name: (kind, doc, "".join(lines))
-            for name, (kind, doc, lines) in sinks[1].others.items()
+            name: (kind, doc, "".join(lines)) for name, (kind, doc, lines) in sink.others.items()
         }
-        entry.legacy = all(sink.legacy for sink in sinks)
+        entry.legacy = sink.legacy
         return entry
 
 
