@@ -140,7 +140,13 @@ def _gunzip(raw: bytes) -> str:
 
 
 async def measure(
-    version: str, tree: Path | None, targets: int, interval: int, warmup: int, window: int
+    version: str,
+    tree: Path | None,
+    targets: int,
+    interval: int,
+    warmup: int,
+    window: int,
+    alerting: bool,
 ) -> Run:
     with tempfile.TemporaryDirectory(prefix="netmon-scrape-") as tmp:
         workdir = Path(tmp)
@@ -149,7 +155,7 @@ async def measure(
             workdir,
             {
                 "http": {"listen": f"127.0.0.1:{port}"},
-                "alerting": {"database": str(workdir / "alerts.sqlite")},
+                "alerting": {"enabled": alerting, "database": str(workdir / "alerts.sqlite")},
                 "targets": [
                     {"id": f"t{i}", "address": a} for i, a in enumerate(loopback_set(targets))
                 ],
@@ -252,6 +258,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20, help="seconds after ready")
     parser.add_argument("--window", type=int, default=60, help="measured seconds per run")
     parser.add_argument("--baseline", default="main", help="git ref of 'before'; '' for none")
+    parser.add_argument(
+        "--alerting", choices=("on", "off"), default="on", help="the alert engine (default rules)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     intervals = [int(s) for s in args.intervals.split(",")]
@@ -268,12 +277,23 @@ def main() -> None:
                 for version, tree in versions:
                     with console.status(f"{version}: {size} targets, scrape every {interval} s"):
                         run = asyncio.run(
-                            measure(version, tree, size, interval, args.warmup, args.window)
+                            measure(
+                                version,
+                                tree,
+                                size,
+                                interval,
+                                args.warmup,
+                                args.window,
+                                args.alerting == "on",
+                            )
                         )
                     runs.append(run)
                     console.print(run)
 
-    table = Table(title=f"/metrics against probing, {args.window} s per run (load: 1-min avg)")
+    table = Table(
+        title=f"/metrics against probing, alerting {args.alerting}, {args.window} s per run "
+        "(load: 1-min average at start and end)"
+    )
     columns = ("targets", "scrape", "version", "scrape s (median / max)", "MB sent",
                "targets API s", "sched. lag p99 ≤", "runs >100 ms late", "10 ms timer p99 / max ms",
                "skipped runs",

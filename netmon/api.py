@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from netmon import __version__
 from netmon.api_access import Access, guard
 from netmon.exporter import render
 from netmon.exposition import Exposition, accepts_gzip, exposition_for, gzipped
+from netmon.slices import Slices
 from netmon.state import StateStore
 from netmon.status import target_json
 
@@ -29,7 +29,6 @@ READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("ready")
 Degraded = Callable[[str], bool]  # target id → a quality alert is pending or firing for it
 DEGRADED_KEY: web.AppKey[Degraded] = web.AppKey("degraded")
 EXPOSITION_KEY: web.AppKey[Exposition | None] = web.AppKey("exposition")
-SLICE_SECONDS = 0.005  # the longest stretch of a listing's work between turns of the loop
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -65,15 +64,14 @@ async def targets(request: web.Request) -> web.Response:
     # What json.dumps({"targets": [...]}) writes, one target at a time, with turns of the
     # event loop between slices: at 10,000 targets the whole at once would hold it too long.
     parts: list[str] = []
-    turn = time.perf_counter() + SLICE_SECONDS
+    slices = Slices()
     for target_id in sorted(store.targets):
         state = store.targets.get(target_id)
         if state is None:  # removed by a reload while the loop had a turn
             continue
         parts.append(_dumps(target_json(state, degraded(target_id))))
-        if time.perf_counter() > turn:
-            await asyncio.sleep(0)
-            turn = time.perf_counter() + SLICE_SECONDS
+        if slices.due():
+            await slices.turn()
     text = '{"targets": [' + ", ".join(parts) + "]}"
     return web.Response(text=text, content_type="application/json")
 

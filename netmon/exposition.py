@@ -41,13 +41,13 @@ from netmon.exporter_devices import (
 from netmon.exporter_rooms import ROOM_FAMILIES, emit_room
 from netmon.exporter_sink import BucketCache, Family, LabelCache, TextSink, header, number
 from netmon.exporter_targets import TARGET_FAMILIES, emit_target
+from netmon.slices import Slices
 from netmon.state import CheckDone, TargetState
 
 # The families kept per target, in the order a scrape writes them; the modules' families
 # (made up as devices bring them) come after the devices'.
 SUBJECTS = (TARGET_FAMILIES, DEVICE_FAMILIES, EVENT_FAMILIES, ROOM_FAMILIES, CALL_FAMILIES)
 INVENTORY_ORDER = {3, 4}  # rooms and calls go in the inventory's order, the rest sorted by id
-SLICE_SECONDS = 0.005  # the longest stretch of work between two turns of the event loop
 
 
 class _Entry:
@@ -123,9 +123,10 @@ class Exposition:
             escaping = content_type.rsplit("escaping=", 1)[1].strip()
         async with self._lock:
             body: list[bytes] = []
-            for chunk in self._store_part(openmetrics):
+            slices = Slices()
+            for chunk in self._store_part(openmetrics, slices):
                 if chunk is None:
-                    await asyncio.sleep(0)
+                    await slices.turn()
                 else:
                     body.append(chunk)
         if escaping not in (UNDERSCORES, ALLOWUTF8) or (
@@ -140,13 +141,14 @@ class Exposition:
 
     def store_text(self, openmetrics: bool = False) -> bytes:
         """The store's families at once, without turns of the loop (tests, benchmarks)."""
-        return b"".join(chunk for chunk in self._store_part(openmetrics) if chunk is not None)
+        parts = self._store_part(openmetrics, Slices())
+        return b"".join(chunk for chunk in parts if chunk is not None)
 
     def _others(self) -> Iterator[Metric]:
         for collector in self._registry.others:
             yield from collector.collect()
 
-    def _store_part(self, openmetrics: bool) -> Iterator[bytes | None]:
+    def _store_part(self, openmetrics: bool, slices: Slices) -> Iterator[bytes | None]:
         """The store's families as bytes; None where the event loop may take a turn."""
         store = self._store
         now = time.monotonic()
@@ -157,8 +159,6 @@ class Exposition:
         for gone in [tid for tid in self._entries if tid not in targets]:
             del self._entries[gone]
         entries: dict[str, _Entry] = {}
-        clock = time.perf_counter
-        turn = clock() + SLICE_SECONDS
         for tid in in_order:
             state = targets.get(tid)
             if state is None:  # removed by a reload while the loop had a turn
@@ -168,9 +168,8 @@ class Exposition:
                 self._dirty.discard(tid)
                 entry = self._entries[tid] = self._write(tid, state, entry)
             entries[tid] = entry
-            if clock() > turn:
+            if slices.due():
                 yield None
-                turn = clock() + SLICE_SECONDS
         # Ages (only the targets' families have them) are valued now, in target order.
         ages: dict[int, list[str]] = {}
         for entry in entries.values():
@@ -185,9 +184,8 @@ class Exposition:
                 if i in ages:
                     text += "".join(ages[i])
                 yield (_header(family, openmetrics) + text).encode()
-                if clock() > turn:
+                if slices.due():
                     yield None
-                    turn = clock() + SLICE_SECONDS
             if families is DEVICE_FAMILIES:
                 yield from _modules(picked, openmetrics)
 
