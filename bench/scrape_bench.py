@@ -231,6 +231,62 @@ async def measure(
     )
 
 
+def render_cpu(targets: int) -> dict[str, float]:
+    """CPU of one scrape's store families in this process, the store holding 60 s of echoes
+    per target: prometheus_client from scratch (the reference collector, the code main runs
+    per scrape) and the kept lines, every target changed (1 s ICMP) and none changed."""
+    import random
+
+    from prometheus_client import generate_latest
+
+    from netmon.config.loader import load_data
+    from netmon.exporter import NetmonRegistry
+    from netmon.exposition import Exposition
+    from netmon.model import EchoRound
+    from netmon.state import Clock, StateStore
+
+    now = [1000.0]
+    store = StateStore(clock=Clock(wall=lambda: now[0], monotonic=lambda: now[0]))
+    addresses = loopback_set(targets)
+    store.apply_inventory(
+        load_data({"targets": [{"id": f"t{i}", "address": a} for i, a in enumerate(addresses)]})
+    )
+    registry = NetmonRegistry(store)
+    exposition = Exposition(registry)
+    for _ in range(60):
+        now[0] += 1
+        for i in range(targets):
+            rtt = random.choice([None, *[random.uniform(0.0001, 0.003)] * 30])
+            store.record(EchoRound(target=f"t{i}", collector="icmp", ok=rtt is not None,
+                                   duration=0.001, address=addresses[i], rtts=(rtt,)))  # fmt: skip
+
+    def cpu(work: object) -> float:
+        assert callable(work)
+        best = float("inf")
+        for _ in range(3):
+            started = time.process_time()
+            work()
+            best = min(best, time.process_time() - started)
+        return best
+
+    def all_changed() -> float:
+        best = float("inf")
+        for _ in range(3):
+            for i in range(targets):
+                store.record(EchoRound(target=f"t{i}", collector="icmp", ok=True, duration=0.001,
+                                       address=addresses[i], rtts=(0.001,)))  # fmt: skip
+            started = time.process_time()
+            exposition.store_text(openmetrics=True)
+            best = min(best, time.process_time() - started)
+        return best
+
+    return {
+        "from scratch": cpu(lambda: generate_latest(registry)),
+        "kept, all changed": all_changed(),
+        "kept, none changed": cpu(lambda: exposition.store_text(openmetrics=True)),
+    }
+
+
 def baseline_tree(ref: str, into: Path) -> Path | None:
     """The netmon and collectors packages of `ref`, or None (with why) when git cannot say."""
     archive = into / "baseline.tar"
@@ -261,8 +317,20 @@ def main() -> None:
     parser.add_argument(
         "--alerting", choices=("on", "off"), default="on", help="the alert engine (default rules)"
     )
+    parser.add_argument(
+        "--render", action="store_true", help="only the in-process render CPU, then exit"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.render:
+        for size in sizes:
+            figures = render_cpu(size)
+            console.print(
+                f"{size} targets, CPU s of one scrape's store families: "
+                + ", ".join(f"{name} {value:.3f}" for name, value in figures.items())
+                + f" ({figures['from scratch'] / figures['kept, all changed']:.1f}x less)"
+            )
+        return
     intervals = [int(s) for s in args.intervals.split(",")]
 
     runs: list[Run] = []

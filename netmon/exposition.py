@@ -237,7 +237,8 @@ def exposition_for(registry: CollectorRegistry) -> Exposition | None:
 
 def gzipped(chunks: list[bytes]) -> bytes:
     """A gzip stream of the chunks (in a worker thread: zlib lets go of the GIL)."""
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    # Level 1: half the time of the default 6 for 15 % more bytes; the scrape waits for it.
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
     out = [compressor.compress(chunk) for chunk in chunks]
     out.append(compressor.flush())
     return b"".join(out)
