@@ -204,7 +204,11 @@ async def measure(
                 if interval and math.isnan(listing) and time.time() - start > window / 2:
                     await asyncio.sleep(interval / 2)
                     began = time.perf_counter()
-                    await netmon.get(session, "/api/v1/targets")
+                    listed = session.get(
+                        netmon.url + "/api/v1/targets", timeout=aiohttp.ClientTimeout(total=60)
+                    )
+                    async with listed as answer:
+                        await answer.read()
                     listing = time.perf_counter() - began
             end, cpu_end = time.time(), proc_cpu(netmon.pid)
             load += f"–{os.getloadavg()[0]:.2f}"
