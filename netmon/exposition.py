@@ -121,6 +121,8 @@ class Exposition:
         escaping = UNDERSCORES
         if "escaping=" in content_type:
             escaping = content_type.rsplit("escaping=", 1)[1].strip()
+        if escaping not in (UNDERSCORES, ALLOWUTF8):  # rare scrapers: from scratch, as before
+            return Scrape([render(self._registry, accept)[0]], content_type)
         async with self._lock:
             body: list[bytes] = []
             slices = Slices()
@@ -129,9 +131,7 @@ class Exposition:
                     await slices.turn()
                 else:
                     body.append(chunk)
-        if escaping not in (UNDERSCORES, ALLOWUTF8) or (
-            escaping == ALLOWUTF8 and not all(e.legacy for e in self._entries.values())
-        ):
+        if escaping == ALLOWUTF8 and not all(e.legacy for e in self._entries.values()):
             return Scrape([render(self._registry, accept)[0]], content_type)
         own = encoder(_Collected(lambda: self_families(self._store)))
         if openmetrics:
@@ -158,6 +158,7 @@ class Exposition:
         in_order = sorted(in_inventory)
         for gone in [tid for tid in self._entries if tid not in targets]:
             del self._entries[gone]
+        self._dirty.intersection_update(targets)
         entries: dict[str, _Entry] = {}
         for tid in in_order:
             state = targets.get(tid)

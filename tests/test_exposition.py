@@ -25,7 +25,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from netmon.api import build_app
 from netmon.checks.model import CheckReport, EndpointReport, Finding, Verdict
 from netmon.config.loader import load_data
-from netmon.exporter import NetmonRegistry, build_registry, store_families
+from netmon.exporter import NetmonRegistry, build_registry, render, store_families
 from netmon.exposition import Exposition, accepts_gzip
 from netmon.inventory import Inventory
 from netmon.model import (
@@ -203,6 +203,7 @@ def test_accept_encoding() -> None:
 def _without_volatile(text: str) -> list[str]:
     """Lines that do not move on their own between two requests."""
     moving = ("netmon_probe_age_seconds", "process_", "netmon_asyncio_tasks")
+    moving += tuple(name.replace("_", "__") for name in moving)  # escaping=dots
     return [line for line in text.splitlines() if not line.startswith(moving)]
 
 
@@ -230,6 +231,14 @@ async def test_metrics_gzip_and_formats_over_http() -> None:
         assert om_text.count("# EOF") == 1
         reference = openmetrics_latest(registry).decode()
         assert _without_volatile(om_text) == _without_volatile(reference)
+        # A name escaping the kept lines do not serve: rendered from scratch, as before.
+        dots = "application/openmetrics-text;version=1.0.0;escaping=dots"
+        dotted = await client.get("/metrics", headers={"Accept": dots, "Accept-Encoding": ""})
+        dotted_text = (await dotted.read()).decode()
+        assert "netmon__icmp__packets__sent__total" in dotted_text
+        assert _without_volatile(dotted_text) == _without_volatile(
+            render(registry, dots)[0].decode()
+        )
 
 
 async def test_the_targets_listing_is_the_json_it_was() -> None:
