@@ -75,7 +75,7 @@ def store_families(store: StateStore, now_monotonic: float) -> Iterator[Metric]:
     """Every per-target family, built from scratch (the reference `netmon.exposition` keeps
     up with incrementally): targets, devices and modules, events in target order; rooms and
     calls in the inventory's order."""
-    ordered = sorted(store.targets.items())
+    ordered = sorted(store.exported_targets().items())
     targets = MetricSink(TARGET_FAMILIES)
     for target_id, state in ordered:
         emit_target(targets, target_id, state, now_monotonic)

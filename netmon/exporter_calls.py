@@ -64,7 +64,7 @@ CALL_FAMILIES = numbered(LOSS, JITTER, RATE, FRAMES, MOS, VIDEO)
 
 def call_families(store: StateStore) -> Iterator[Metric]:
     sink = MetricSink(CALL_FAMILIES)
-    for target_id, state in store.targets.items():
+    for target_id, state in store.exported_targets().items():
         emit_calls(sink, target_id, state)
     yield from sink.metrics.values()
 

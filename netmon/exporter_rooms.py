@@ -79,7 +79,7 @@ ROOM_FAMILIES = numbered(
 
 def room_families(store: StateStore) -> Iterator[Metric]:
     sink = MetricSink(ROOM_FAMILIES)
-    for target_id, state in store.targets.items():
+    for target_id, state in store.exported_targets().items():
         emit_room(sink, target_id, state)
     yield from sink.metrics.values()
 

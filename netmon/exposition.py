@@ -153,7 +153,7 @@ class Exposition:
         store = self._store
         now = time.monotonic()
         store.prune_windows()  # a target whose rounds stopped must not report old loss
-        targets = store.targets
+        targets = store.exported_targets()
         in_inventory = list(targets)
         in_order = sorted(in_inventory)
         for gone in [tid for tid in self._entries if tid not in targets]:

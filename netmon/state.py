@@ -319,6 +319,8 @@ class StateStore:
     def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.clock = clock
         self.targets: dict[str, TargetState] = {}
+        # Targets another shard owns, kept here for the targets behind them (netmon/sharding.py).
+        self._watched: frozenset[str] = frozenset()
         self.stats = SelfStats()
         self._reach_listeners: list[ReachListener] = []
         self._record_listeners: list[RecordListener] = []
@@ -375,7 +377,15 @@ class StateStore:
                     state.icmp = None
                 elif state.icmp is not None:
                     state.icmp.apply(policy)
+        self._watched = frozenset(tid for tid, target in new.items() if not target.owned)
         return added, removed, changed
+
+    def exported_targets(self) -> dict[str, TargetState]:
+        """The targets whose series this instance exports: all of them, but for the ones it
+        only watches for another shard (their owner exports them, once)."""
+        if not self._watched:
+            return self.targets
+        return {tid: state for tid, state in self.targets.items() if tid not in self._watched}
 
     def record(self, observation: Observation) -> None:
         state = self.targets.get(observation.target)

@@ -16,8 +16,10 @@ from netmon.alerting.store import AlertDB
 from netmon.config.errors import ConfigError
 from netmon.config.loader import load_data
 from netmon.config.schema import ShardingConfig
+from netmon.exporter import store_families
 from netmon.inventory_import import csv_to_config
 from netmon.sharding import owner, parse_shard, shard_map
+from netmon.state import StateStore
 from tests.helpers import NetmonProcess, metric_value, netmon_command, write_config
 from tests.test_alert_engine import Clock, Harness, transitions
 
@@ -159,3 +161,24 @@ def test_every_shard_serves_the_map_prometheus_discovers_the_shards_by(tmp_path:
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310
         return str(answer.read().decode())
+
+
+def test_a_watched_target_is_exported_by_its_owner_only() -> None:
+    targets = [
+        {"id": "core", "address": "192.0.2.1", "kind": "router"},
+        {"id": "ep-a", "address": "192.0.2.3", "district": "A", "parent": "core"},
+    ]
+    # District A hashes to shard 3 of 8, the core to shard 5 (see the test above).
+    watching = load_data({"targets": targets, "sharding": {"shard": 3, "of": 8}})
+    owning = load_data({"targets": targets, "sharding": {"shard": 5, "of": 8}})
+    exported = {}
+    for name, inventory in (("watching", watching), ("owning", owning)):
+        store = StateStore()
+        store.apply_inventory(inventory)
+        exported[name] = {
+            sample.labels["target"]
+            for family in store_families(store, 0.0)
+            if family.name == "netmon_target_info"
+            for sample in family.samples
+        }
+    assert exported == {"watching": {"ep-a"}, "owning": {"core"}}
