@@ -73,6 +73,7 @@ bench: setup bench-deps
 	$(BIN)/python -m bench.icmp_bench
 	$(BIN)/python -m bench.engine_bench
 	$(BIN)/python -m bench.scrape_bench
+	$(BIN)/python -m bench.memory_bench --minutes 3
 	$(BIN)/python -m bench.snmp_bench
 	$(BIN)/python -m bench.trap_bench
 	$(BIN)/python -m bench.alert_bench

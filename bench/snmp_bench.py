@@ -4,7 +4,8 @@ An snmpd runs in a lab namespace that holds hundreds of veth interfaces (these m
 dummy-interface module), so its ifTable is large. Every tool reads the same IF-MIB columns that
 netmon polls, many times at once, and is measured in CPU seconds per 10,000 varbinds:
 - netmon: the real SnmpCollector, in a child process (v2c on netmon's codec, and v3 authPriv
-  on pysnmp);
+  on pysnmp), its start-up objects frozen out of the GC's sight as `netmon run` does (a second
+  v2c row without that: bench/snmp_load.py);
 - prometheus-snmp-exporter (Debian's 0.21, with an if_mib module written here for the same
   columns), scraped concurrently; its CPU read from /proc;
 - net-snmp's snmpbulkwalk, one process per walk.
@@ -87,10 +88,12 @@ def start_agent(
     return host, process, port
 
 
-def run_netmon(address: str, port: int, targets: int, v3: bool) -> dict[str, float]:
+def run_netmon(
+    address: str, port: int, targets: int, v3: bool, freeze: bool = True
+) -> dict[str, float]:
     output = subprocess.run(
         [sys.executable, "-m", "bench.snmp_load", address, str(port), str(targets),
-         "v3" if v3 else "v2c", COMMUNITY, json.dumps(V3)],
+         "v3" if v3 else "v2c", COMMUNITY, json.dumps(V3), "freeze" if freeze else "nofreeze"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     result: dict[str, float] = json.loads(output)
@@ -217,6 +220,9 @@ def main() -> None:
                 agents.append(process)
             with console.status("netmon v2c"):
                 results["netmon v2c"] = run_netmon(big.address, port, args.polls, v3=False)
+                results["netmon v2c, no gc.freeze"] = run_netmon(
+                    big.address, port, args.polls, v3=False, freeze=False
+                )
             with console.status("netmon v3 authPriv"):
                 results["netmon v3 authPriv"] = run_netmon(
                     big.address, port, max(2, args.polls // 5), v3=True
@@ -249,7 +255,9 @@ def main() -> None:
         "vs snmp_exporter",
     ):
         table.add_column(column, justify="right")
-    for name in ("netmon v2c", "netmon v3 authPriv", "snmp_exporter", "snmpbulkwalk"):
+    names = ("netmon v2c", "netmon v2c, no gc.freeze", "netmon v3 authPriv", "snmp_exporter",
+             "snmpbulkwalk")  # fmt: skip
+    for name in names:
         r = results[name]
         table.add_row(
             name,
