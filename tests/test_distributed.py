@@ -135,8 +135,7 @@ async def test_shards_and_an_ha_pair_notify_each_fault_once_and_reshard_without_
             ]}
         ],
     }  # fmt: skip
-    am1 = _member(tmp_path / "am1", hook_config, peers=[])
-    am2 = _member(tmp_path / "am2", hook_config, peers=[am1.cluster_port or 0])
+    members: list[Alertmanager] = []  # stopped at the end, however far the test got
     ports = {name: free_port() for name in ("s1a", "s1b", "s2", "s3")}
 
     def config(instance: str, shard: int, of: int, instances: list[Any]) -> Path:
@@ -168,6 +167,10 @@ async def test_shards_and_an_ha_pair_notify_each_fault_once_and_reshard_without_
 
     prometheus = None
     try:
+        am1 = _member(tmp_path / "am1", hook_config, peers=[])
+        members.append(am1)
+        am2 = _member(tmp_path / "am2", hook_config, peers=[am1.cluster_port or 0])
+        members.append(am2)
         s1a, s1b, s2 = await asyncio.gather(
             asyncio.to_thread(start, "s1a", 1, 2, two),
             asyncio.to_thread(start, "s1b", 1, 2, two),
@@ -261,5 +264,5 @@ async def test_shards_and_an_ha_pair_notify_each_fault_once_and_reshard_without_
             process.stop()
         if prometheus is not None:
             prometheus.stop()
-        am1.stop()
-        am2.stop()
+        for member in members:
+            member.stop()
