@@ -72,18 +72,7 @@ async def run(
             NetmonRun(config, workdir, port) as netmon,
             aiohttp.ClientSession(auto_decompress=False) as session,
         ):
-            deadline = time.monotonic() + 180
-            while True:
-                netmon.check_running()
-                try:
-                    status, _ = await netmon.get(session, "/-/ready")
-                    if status == 200:
-                        break
-                except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"netmon not ready in 180 s (log: {netmon.log})")
-                await asyncio.sleep(0.5)
+            await netmon.until_ready(session, 180)
             console.print(f"{targets} targets: ready, pid {netmon.pid}")
             scrapes = 0
 

@@ -123,3 +123,18 @@ class NetmonRun:
         timeout = aiohttp.ClientTimeout(total=10)
         async with session.get(self.url + path, timeout=timeout) as response:
             return response.status, await response.text()
+
+    async def until_ready(self, session: aiohttp.ClientSession, timeout: float) -> None:
+        """Wait until netmon answers /-/ready (10,000 targets take a while to start)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_running()
+            try:
+                status, _ = await self.get(session, "/-/ready")
+                if status == 200:
+                    return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise HarnessError(f"netmon not ready in {timeout:g} s (log: {self.log})")
+            await asyncio.sleep(0.5)

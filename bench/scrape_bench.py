@@ -171,18 +171,7 @@ async def measure(
             NetmonRun(config, workdir, port, command=command, env=env) as netmon,
             aiohttp.ClientSession(auto_decompress=False) as session,
         ):
-            deadline = time.monotonic() + 120
-            while True:
-                netmon.check_running()
-                try:
-                    status, _ = await netmon.get(session, "/-/ready")
-                    if status == 200:
-                        break
-                except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"netmon not ready in 120 s (log: {netmon.log})")
-                await asyncio.sleep(0.5)
+            await netmon.until_ready(session, 120)
             await asyncio.sleep(warmup)
             url = netmon.url + "/metrics"
             _, _, first = await _scrape(session, url)
