@@ -6,12 +6,14 @@ Run by path, not as a module, so that the netmon it starts is whichever the envi
 first (`PYTHONPATH`: the bench's baseline tree, or this checkout). A task on netmon's own loop
 sleeps 10 ms at a time and appends, once a second, one line per wake-up to LAG_FILE:
 `<unix time> <lateness in seconds>`. A loop held by a scrape shows as a late timer, exactly
-as the probes' timers are late.
+as the probes' timers are late. Each garbage collection goes to LAG_FILE.gc as
+`<unix time at its end> <generation> <seconds>`, so a late timer can be told from a collection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 import time
@@ -40,8 +42,28 @@ async def _watch(path: str) -> None:
         os.close(fd)
 
 
+def _time_collections(path: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    started = [0.0]
+    lines: list[str] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        lines.append(
+            f"{time.time():.3f} {info['generation']} {time.perf_counter() - started[0]:.6f}\n"
+        )
+        if len(lines) >= 64 or info["generation"] == 2:
+            os.write(fd, "".join(lines).encode())
+            lines.clear()
+
+    gc.callbacks.append(callback)
+
+
 def main() -> int:
     lag_file = sys.argv[1]
+    _time_collections(lag_file + ".gc")
     sys.argv = ["netmon", *sys.argv[2:]]
     run = asyncio.run
 

@@ -78,6 +78,28 @@ class Run:
     echoes_per_second: float
     cpu_percent: float
     load: str
+    full_collections: int  # generation-2 garbage collections in the window
+    full_collection_max_ms: float
+    collection_share: float  # of the window's wall time, all generations
+
+
+@dataclass(frozen=True)
+class Collections:
+    full: int
+    full_max_ms: float
+    share: float
+
+
+def _collections(path: Path, start: float, end: float) -> Collections:
+    full: list[float] = []
+    total = 0.0
+    for line in path.read_text().splitlines() if path.exists() else []:
+        when, generation, seconds = line.split()
+        if start <= float(when) <= end:
+            total += float(seconds)
+            if generation == "2":
+                full.append(float(seconds))
+    return Collections(len(full), 1000 * max(full, default=0.0), total / (end - start))
 
 
 def _sum(text: str, name: str, labels: str = "") -> float:
@@ -204,6 +226,7 @@ async def measure(
             netmon.check_running()
         # Probing alone: the timer up to the closing scrape, which is not part of it.
         lags = sorted(_lags(lag_file, start, end if interval else probing_end))
+        collections = _collections(Path(f"{lag_file}.gc"), start, end)
     skipped_name = "netmon_scheduler_skipped_runs_total"
     sent_name = "netmon_icmp_packets_sent_total"
     return Run(
@@ -223,6 +246,9 @@ async def measure(
         echoes_per_second=(_sum(text, sent_name) - _sum(first, sent_name)) / (end - start),
         cpu_percent=100 * (cpu_end - cpu_start) / (end - start),
         load=load,
+        full_collections=collections.full,
+        full_collection_max_ms=collections.full_max_ms,
+        collection_share=collections.share,
     )
 
 
@@ -360,7 +386,7 @@ def main() -> None:
     columns = ("targets", "scrape", "version", "scrape s (median / max)", "MB sent",
                "targets API s", "sched. lag p99 ≤", "runs >100 ms late", "10 ms timer p99 / max ms",
                "skipped runs",
-               "echoes/s", "CPU %", "load")  # fmt: skip
+               "echoes/s", "CPU %", "full GCs (max ms)", "GC % of time", "load")  # fmt: skip
     for column in columns:
         table.add_column(column, justify="right")
     for run in runs:
@@ -371,7 +397,8 @@ def main() -> None:
             f"{1000 * run.scheduler_p99:g} ms", f"{100 * run.late_runs:.2f} %",
             f"{run.lag_p99_ms:.1f} / {run.lag_max_ms:.0f}",
             f"{run.skipped:.0f}", f"{run.echoes_per_second:.0f}", f"{run.cpu_percent:.1f}",
-            run.load,
+            f"{run.full_collections} ({run.full_collection_max_ms:.0f})",
+            f"{100 * run.collection_share:.1f}", run.load,
         )  # fmt: skip
     console.print(table)
     for size in sizes:

@@ -76,11 +76,20 @@ def alert_database_path(
 
 def freeze_long_lived() -> None:
     """Move every object alive now (the inventory, modules, collectors: thousands per target)
-    out of the garbage collector's sight: full collections then scan only what the run creates,
-    and last milliseconds instead of the 0.14-0.41 s measured at 5,000 targets (issue 17),
-    during which no probe is sent or timestamped."""
+    out of the garbage collector's sight, and collect the young generation less often.
+
+    Frozen, full collections scan only what the run creates. But that is still 20+ objects a
+    target (the echo windows), and at the default threshold (a collection of the young every
+    700 net allocations) the state of each probe run, which lives about a second, outlives
+    two young collections and reaches the old generation: at 10,000 targets that forced a
+    full collection every 2-3 s, each 0.3-0.5 s during which no probe is sent or timestamped,
+    11-23 % of the loop's time (issue 17, bench/scrape_bench.py "full GCs"). Collecting the
+    young every 50,000 allocations (about once a second at 10,000 targets, a few ms each) lets
+    such objects die young; cyclic garbage waits a little longer, which costs a few MB at most.
+    """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
 
 
 class Service:
