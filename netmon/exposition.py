@@ -47,15 +47,17 @@ from netmon.state import CheckDone, TargetState
 # The families kept per target, in the order a scrape writes them; the modules' families
 # (made up as devices bring them) come after the devices'.
 SUBJECTS = (TARGET_FAMILIES, DEVICE_FAMILIES, EVENT_FAMILIES, ROOM_FAMILIES, CALL_FAMILIES)
-INVENTORY_ORDER = {3, 4}  # rooms and calls go in the inventory's order, the rest sorted by id
+# Rooms and calls go in the inventory's order, the rest sorted by target id.
+INVENTORY_ORDER_FAMILIES = frozenset(f.index for f in (*ROOM_FAMILIES, *CALL_FAMILIES))
 
 
 class _Entry:
-    """One target's kept lines: `parts[family.index]`, for the families it has lines in."""
+    """One target's kept lines: `parts[family.index]`, for the families it has lines in
+    (`in_inventory_order` for those written in the inventory's order)."""
 
     __slots__ = (
-        "ages", "buckets", "labels", "legacy", "modules", "parts", "pruned", "samples", "state",
-        "target",
+        "ages", "buckets", "in_inventory_order", "labels", "legacy", "modules", "parts", "pruned",
+        "samples", "state", "target",
     )  # fmt: skip
 
     def __init__(self, state: TargetState) -> None:
@@ -63,6 +65,7 @@ class _Entry:
         self.target = state.target
         self.pruned = state.icmp.pruned if state.icmp is not None else -1
         self.parts: dict[int, str] = {}
+        self.in_inventory_order: dict[int, str] = {}  # rooms' and calls' families
         self.ages: list[tuple[int, str, float]] = []
         self.modules: dict[str, tuple[str, str, str]] = {}
         self.labels: LabelCache = {}
@@ -159,7 +162,7 @@ class Exposition:
         for gone in [tid for tid in self._entries if tid not in targets]:
             del self._entries[gone]
         self._dirty.intersection_update(targets)
-        entries: dict[str, _Entry] = {}
+        entries: dict[str, _Entry] = {}  # in target order
         for tid in in_order:
             state = targets.get(tid)
             if state is None:  # removed by a reload while the loop had a turn
@@ -171,24 +174,36 @@ class Exposition:
             entries[tid] = entry
             if slices.due():
                 yield None
-        # Ages (only the targets' families have them) are valued now, in target order.
+        # Each family's lines gathered in one pass over the targets (a target has lines in a
+        # few of the ~50 families); ages, only the targets' families have them, valued now.
+        texts: dict[int, list[str]] = {}
         ages: dict[int, list[str]] = {}
         for entry in entries.values():
+            for index, text in entry.parts.items():
+                if (found := texts.get(index)) is None:
+                    texts[index] = [text]
+                else:
+                    found.append(text)
             for index, prefix, since in entry.ages:
                 ages.setdefault(index, []).append(f"{prefix}{number(now - since)}\n")
-        for subject, families in enumerate(SUBJECTS):
-            order = in_inventory if subject in INVENTORY_ORDER else in_order
-            picked = [entries[tid] for tid in order if tid in entries]
+            if slices.due():
+                yield None
+        for tid in in_inventory:  # rooms and calls: in the inventory's order
+            entry = entries.get(tid)
+            if entry is not None:
+                for index, text in entry.in_inventory_order.items():
+                    texts.setdefault(index, []).append(text)
+        for families in SUBJECTS:
             for family in families:
                 i = family.index
-                text = "".join([entry.parts.get(i, "") for entry in picked])
+                text = "".join(texts.get(i, ()))
                 if i in ages:
                     text += "".join(ages[i])
                 yield (_header(family, openmetrics) + text).encode()
                 if slices.due():
                     yield None
             if families is DEVICE_FAMILIES:
-                yield from _modules(picked, openmetrics)
+                yield from _modules(list(entries.values()), openmetrics)
 
     def _write(self, tid: str, state: TargetState, previous: _Entry | None) -> _Entry:
         self.written += 1
@@ -207,7 +222,11 @@ class Exposition:
         emit_events(sink, tid, state)
         emit_room(sink, tid, state)
         emit_calls(sink, tid, state)
-        entry.parts = {index: "".join(lines) for index, lines in sink.lines.items()}
+        for index, lines in sink.lines.items():
+            if index in INVENTORY_ORDER_FAMILIES:
+                entry.in_inventory_order[index] = "".join(lines)
+            else:
+                entry.parts[index] = "".join(lines)
         entry.samples = sum(map(len, sink.lines.values()))
         entry.ages = sink.ages
         entry.modules = {
