@@ -67,6 +67,8 @@ async def system_lookup(host: str) -> list[Address]:
     return found
 
 
+# Every probe run asks (10,000 a second at 10,000 targets); ipaddress parses in pure Python.
+@functools.lru_cache(maxsize=65536)
 def literal(host: str) -> Address | None:
     """`host` as an Address if it is an IP literal, else None."""
     try:
