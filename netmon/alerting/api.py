@@ -1,4 +1,5 @@
-"""HTTP routes of alerting: GET /api/v1/alerts, and silences (POST needs the API token)."""
+"""HTTP routes of alerting: GET /api/v1/alerts, acknowledgements and silences (changes need the
+API token, or loopback without one: `netmon.api_access.guard`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from netmon.api_access import change_body
 from netmon.config.alerting import Silence
 
 MAX_SILENCE = 366 * 86_400  # a silence longer than a year is a mistake, not maintenance
+MAX_BY = 100
+MAX_COMMENT = 1000
 
 
 def routes(alerting: Alerting) -> list[web.RouteDef]:
@@ -72,12 +75,46 @@ def routes(alerting: Alerting) -> list[web.RouteDef]:
             return web.json_response({"error": "no such silence"}, status=404)
         return web.json_response({"deleted": request.match_info["id"]})
 
+    async def acknowledge(request: web.Request) -> web.Response:
+        body = await change_body(request)
+        if isinstance(body, web.Response):
+            return body
+        by, comment = body.get("by"), body.get("comment", "")
+        problems = []
+        if not isinstance(by, str) or not 0 < len(by.strip()) <= MAX_BY:
+            problems.append(f"by: who is on it, 1 to {MAX_BY} characters")
+        if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
+            problems.append(f"comment: text of at most {MAX_COMMENT} characters")
+        unknown = sorted(set(body) - {"by", "comment"})
+        if unknown:
+            problems.append(f"unknown field(s): {', '.join(unknown)}")
+        if problems or not isinstance(by, str) or not isinstance(comment, str):
+            return web.json_response({"error": "; ".join(problems)}, status=400)
+        event = engine.acknowledge(request.match_info["id"], by.strip(), comment.strip())
+        if event is None:
+            return _no_such_alert()
+        return web.json_response(event.to_json(), dumps=_dumps)
+
+    async def unacknowledge(request: web.Request) -> web.Response:
+        event = engine.unacknowledge(request.match_info["id"])
+        if event is None:
+            return _no_such_alert()
+        return web.json_response(event.to_json(), dumps=_dumps)
+
     return [
         web.get("/api/v1/alerts", list_alerts),
+        web.post("/api/v1/alerts/{id}/ack", acknowledge),
+        web.delete("/api/v1/alerts/{id}/ack", unacknowledge),
         web.get("/api/v1/silences", list_silences),
         web.post("/api/v1/silences", add_silence),
         web.delete("/api/v1/silences/{id}", delete_silence),
     ]
+
+
+def _no_such_alert() -> web.Response:
+    return web.json_response(
+        {"error": "no firing alert has that fingerprint (see GET /api/v1/alerts)"}, status=404
+    )
 
 
 def _dumps(data: Any) -> str:

@@ -32,7 +32,7 @@ from netmon.alerting.signals import (
 from netmon.alerting.silences import Silences
 from netmon.alerting.store import AlertDB
 from netmon.alerting.topology import GROUP_ALERT, Topology, group_rule
-from netmon.alerting.tracked import Tracked
+from netmon.alerting.tracked import Acknowledgement, Tracked
 from netmon.config.alerting import AlertingConfig, Silence
 from netmon.config.rules import Rule
 from netmon.inventory import Inventory, Target
@@ -116,6 +116,14 @@ class AlertEngine:
                 raw_active=True,
                 announced=item.announced,
                 emitted=event,
+                ack=Acknowledgement(
+                    by=event.acknowledged_by,
+                    at=event.acknowledged_at or event.event_at,
+                    comment=event.acknowledged_comment,
+                    severity=event.severity,
+                )
+                if event.acknowledged
+                else None,
             )
             if is_event:
                 started = event.starts_at or now
@@ -324,6 +332,25 @@ class AlertEngine:
         """linkDown/linkUp: the same InterfaceDown alert the polls drive, only sooner."""
         self._events.interface_trap(self.rules.get("InterfaceDown"), target, if_index, down)
 
+    # --- acknowledgements ----------------------------------------------------------------
+
+    def acknowledge(self, key: str, by: str, comment: str = "") -> AlertEvent | None:
+        """`by` is on the firing alert whose fingerprint is `key`; None if none fires so.
+        Acknowledged again (by someone else, or with another comment), the latest stands."""
+        tracked = self.tracked.get(key)
+        if tracked is None or tracked.emitted is None:
+            return None
+        now = self._clock()
+        ack = Acknowledgement(by=by, at=now, comment=comment, severity=tracked.emitted.severity)
+        return self._lifecycle.acknowledge(tracked, ack, now)
+
+    def unacknowledge(self, key: str) -> AlertEvent | None:
+        """Nobody is on it any more; None if no firing alert has that fingerprint."""
+        tracked = self.tracked.get(key)
+        if tracked is None or tracked.emitted is None:
+            return None
+        return self._lifecycle.acknowledge(tracked, None, self._clock())
+
     # --- silences and the outbox ---------------------------------------------------------
 
     @property
@@ -364,8 +391,8 @@ class AlertEngine:
         """Alerts the sinks should consider active (announced and still firing)."""
         return views.firing(self.tracked.values())
 
-    def active_by_severity(self) -> dict[str, int]:
-        return views.active_by_severity(self.tracked.values())
+    def active_by_severity(self, *, acknowledged: bool | None = None) -> dict[str, int]:
+        return views.active_by_severity(self.tracked.values(), acknowledged=acknowledged)
 
     def quality_alerts(self, target_id: str) -> list[Tracked]:
         return views.quality_alerts(self.tracked.values(), target_id)

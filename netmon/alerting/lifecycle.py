@@ -20,7 +20,7 @@ from netmon.alerting.outbox import Outbox
 from netmon.alerting.rendering import render
 from netmon.alerting.silences import Silences
 from netmon.alerting.topology import Topology
-from netmon.alerting.tracked import Estimate, Tracked, desired_level
+from netmon.alerting.tracked import Acknowledgement, Estimate, Tracked, desired_level
 from netmon.config.alerting import AlertingConfig
 from netmon.config.rules import Rule
 from netmon.inventory import Target
@@ -254,6 +254,14 @@ class Lifecycle:
 
     def fire(self, tracked: Tracked, now: float) -> None:
         """Announce (or, if silenced, record) the alert firing as it now stands."""
+        ack = tracked.ack
+        if ack is not None and self._meetings.severity(tracked, now).rank > ack.severity.rank:
+            # Worse than what was taken on: news for whoever is on call, paged again.
+            tracked.ack = None
+            log.info(
+                "alert acknowledgement cleared: its severity rose",
+                extra={"alert": tracked.alertname, "target": tracked.target, "by": ack.by},
+            )
         event = self.render(tracked, now, Status.FIRING)
         before = tracked.emitted
         if before is not None and tracked.announced and before.severity != event.severity:
@@ -279,6 +287,7 @@ class Lifecycle:
             )
             # The resolve goes out if and only if the sinks heard of the firing.
             self._outbox.record(event, -1, tracked.announced)
+        tracked.ack = None  # a new firing is a new incident: nobody is on it yet
         tracked.announced = False
         tracked.emitted = None
         tracked.hold_until = tracked.restored_until = None
@@ -304,6 +313,28 @@ class Lifecycle:
         tracked.announced = False
         self.resolve(tracked, now)
         self.alerts.pop(tracked.key, None)
+
+    def acknowledge(self, tracked: Tracked, ack: Acknowledgement | None, now: float) -> AlertEvent:
+        """Someone is on the firing alert (`ack`), or no longer (None): restated to the sinks
+        that heard of it, as it stands, with who took it. Not a transition: its level, timers
+        and summary stay as they are."""
+        assert tracked.emitted is not None, "only a firing alert is acknowledged"
+        tracked.ack = ack
+        event = replace(
+            tracked.emitted,
+            acknowledged_by=ack.by if ack else "",
+            acknowledged_at=ack.at if ack else None,
+            acknowledged_comment=ack.comment if ack else "",
+            event_at=now,
+            previous_severity=None,
+        )
+        level = tracked.peak if tracked.flapping else tracked.level
+        change = "acknowledged" if ack else "acknowledgement withdrawn"
+        tracked.emitted = self._outbox.record(
+            event, max(level, 0), tracked.announced, change=change
+        )
+        self._status_changed(tracked)
+        return tracked.emitted
 
     def _announce(self, tracked: Tracked) -> None:
         assert tracked.emitted is not None

@@ -26,6 +26,15 @@ class AlertingCollector:
         for severity, count in alerting.engine.active_by_severity().items():
             active.add_metric([severity], count)
         yield active
+        acknowledged = GaugeMetricFamily(
+            "netmon_alerts_acknowledged",
+            "Alerts firing now that someone acknowledged (is on), by severity; "
+            "netmon_alerts_active - netmon_alerts_acknowledged are the ones nobody has taken",
+            labels=["severity"],
+        )
+        for severity, count in alerting.engine.active_by_severity(acknowledged=True).items():
+            acknowledged.add_metric([severity], count)
+        yield acknowledged
 
         results = dict(alerting.stats.results)
         for queue, count in alerting.engine.dropped.items():

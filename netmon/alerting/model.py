@@ -75,6 +75,15 @@ class AlertEvent:
     # Delivery is at least once; consumers that must see each transition once dedupe on it.
     # Empty on an event not (yet) recorded, such as a pending alert rendered for the API.
     event_id: str = ""
+    # Someone is on it (issue 18): set while the alert fires acknowledged, and on the resolve
+    # of an alert that was (who had taken it). Empty / None otherwise.
+    acknowledged_by: str = ""
+    acknowledged_at: float | None = None
+    acknowledged_comment: str = ""
+
+    @property
+    def acknowledged(self) -> bool:
+        return bool(self.acknowledged_by)
 
     @property
     def fingerprint(self) -> str:
@@ -121,6 +130,10 @@ class AlertEvent:
             "fingerprint": self.fingerprint,
             "previous_severity": self.previous_severity.value if self.previous_severity else None,
             "event_id": self.event_id or None,
+            "acknowledged": self.acknowledged,
+            "acknowledged_by": self.acknowledged_by or None,
+            "acknowledged_at": iso(self.acknowledged_at),
+            "acknowledged_comment": self.acknowledged_comment or None,
         }
 
     @classmethod
@@ -146,4 +159,7 @@ class AlertEvent:
             if data.get("previous_severity")
             else None,
             event_id=str(data.get("event_id") or ""),
+            acknowledged_by=str(data.get("acknowledged_by") or ""),
+            acknowledged_at=parse_iso(data.get("acknowledged_at")),
+            acknowledged_comment=str(data.get("acknowledged_comment") or ""),
         )

@@ -66,22 +66,30 @@ class Outbox:
         """Transitions decided but not yet on disk."""
         return len(self._unstored)
 
-    def record(self, event: AlertEvent, level: int, announce: bool) -> AlertEvent:
+    def record(
+        self, event: AlertEvent, level: int, announce: bool, *, change: str = ""
+    ) -> AlertEvent:
         """Store the transition (`level`: the index it fired at, -1 resolved); queue it for
         every sink if `announce`. Returns the event as stored: with its own `event_id`, which
-        every delivery of it carries, however often it is re-sent."""
+        every delivery of it carries, however often it is re-sent. `change` names a change
+        that is not a transition (an acknowledgement) for the log."""
         event = replace(event, event_id=new_event_id())
         queues = tuple(self._queues()) if announce else ()
-        log.log(
-            logging.WARNING if event.firing else logging.INFO,
-            f"alert {event.status.value}" + ("" if announce else " (not announced)"),
-            extra={
-                "alert": event.alertname,
-                "target": event.target,
-                "severity": event.severity.value,
-                "summary": event.summary,
-            },
-        )
+        extra: dict[str, object] = {
+            "alert": event.alertname,
+            "target": event.target,
+            "severity": event.severity.value,
+            "summary": event.summary,
+        }
+        if change:
+            extra["by"] = event.acknowledged_by or None
+            log.info(f"alert {change}", extra=extra)
+        else:
+            log.log(
+                logging.WARNING if event.firing else logging.INFO,
+                f"alert {event.status.value}" + ("" if announce else " (not announced)"),
+                extra=extra,
+            )
         self._unstored.append(_Transition(event, level, announce, queues))
         self._stored.clear()
         if self._writer is None or self._writer.done():

@@ -77,4 +77,7 @@ def render(
         description=description,
         flapping=tracked.flapping,
         event_at=now,
+        acknowledged_by=tracked.ack.by if tracked.ack else "",
+        acknowledged_at=tracked.ack.at if tracked.ack else None,
+        acknowledged_comment=tracked.ack.comment if tracked.ack else "",
     )

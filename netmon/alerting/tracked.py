@@ -15,6 +15,17 @@ from netmon.alerting.model import AlertEvent, Severity, fingerprint
 from netmon.config.rules import Level, Rule
 
 
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """Someone is on it: who, when (unix seconds), what they said, and the severity they took
+    it at (a rise above it is news, and clears the acknowledgement)."""
+
+    by: str
+    at: float
+    comment: str
+    severity: Severity
+
+
 @dataclass(slots=True)
 class Tracked:
     """One alert identity and where it stands."""
@@ -40,6 +51,7 @@ class Tracked:
     held_until: float | None = None  # topology wait before a child's down alert is paged
     suppressed_by: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    ack: Acknowledgement | None = None
 
     @property
     def key(self) -> str:

@@ -23,10 +23,16 @@ def firing(alerts: Iterable[Tracked]) -> list[AlertEvent]:
     ]
 
 
-def active_by_severity(alerts: Iterable[Tracked]) -> dict[str, int]:
+def active_by_severity(
+    alerts: Iterable[Tracked], *, acknowledged: bool | None = None
+) -> dict[str, int]:
+    """Alerts firing now by severity; only those (not) acknowledged when `acknowledged` is
+    given."""
     counts = {severity.value: 0 for severity in Severity}
     for tracked in alerts:
-        if tracked.emitted is not None and (tracked.level >= 0 or tracked.flapping):
+        firing = tracked.emitted is not None and (tracked.level >= 0 or tracked.flapping)
+        if firing and (acknowledged is None or (tracked.ack is not None) == acknowledged):
+            assert tracked.emitted is not None
             counts[tracked.emitted.severity.value] += 1
     return counts
 
