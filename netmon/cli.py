@@ -121,6 +121,9 @@ def _parser(*, with_lab: bool) -> argparse.ArgumentParser:
     from netmon import dashboards_command
 
     dashboards_command.add_parser(commands)
+    from netmon import alerts_command
+
+    alerts_command.add_parser(commands)
     return parser
 
 
@@ -250,6 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from netmon import dashboards_command
 
             return dashboards_command.run(args)
+        if args.command == "alerts":
+            from netmon import alerts_command
+
+            return alerts_command.run(args)
         if args.command == "demo" and getattr(args, "demo_command", None) in ("fault", "meeting"):
             from netmon_lab import fault_client
 

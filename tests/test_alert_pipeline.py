@@ -4,6 +4,9 @@ real sinks, and the API's alerts and silences behave as a person expects."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -153,5 +156,87 @@ async def test_silences_need_the_token_and_keep_a_fault_quiet(
         assert payload["alert"]["alertname"] == "EndpointDown"
         assert payload["alert"]["status"] == "firing"
         assert "s3cret" not in "".join(netmon.stderr_lines)
+    finally:
+        netmon.stop()
+
+
+def netmon_cli(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "NETMON_API_TOKEN"}
+    if token is not None:
+        env["NETMON_API_TOKEN"] = token
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("netmon")), *args],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+
+
+async def test_an_alert_acknowledged_from_the_command_line_shows_everywhere(
+    netlab: NetLab, http_recorder: HttpRecorder, tmp_path: Path
+) -> None:
+    host = netlab.add_host()
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    config = write_config(
+        tmp_path / "netmon.yaml",
+        {
+            "http": {"token": {"file": str(token_file)}},
+            "alerting": {
+                "database": str(tmp_path / "alerts.sqlite"),
+                "webhooks": [{"name": "ops", "url": http_recorder.url + "/hook"}],
+            },
+            "targets": [{"id": "ep-ack", "address": host.address, "name": "Xã Thanh Sơn"}],
+        },
+    )
+    netmon = NetmonProcess(config)
+    try:
+        await eventually(
+            lambda: metric_value(netmon.metrics(), "netmon_target_up", target="ep-ack") == 1,
+            timeout=10,
+            what="the endpoint up",
+        )
+        host.link_down()
+        await eventually(lambda: http_recorder.on("/hook"), timeout=10, what="the page")
+        (alert,) = request(netmon.url + "/api/v1/alerts")[1]["alerts"]
+        assert alert["acknowledged"] is False
+        prefix = alert["fingerprint"][:6]
+
+        listed = netmon_cli("alerts", "list", "--url", netmon.url)
+        assert listed.returncode == 0, listed.stderr
+        assert alert["fingerprint"] in listed.stdout
+        refused = netmon_cli("alerts", "ack", prefix, "--url", netmon.url)
+        assert refused.returncode == 1
+        assert "token" in refused.stderr.lower()
+
+        taken = netmon_cli(
+            "alerts", "ack", prefix, "--by", "Tuấn", "--comment", "gọi VNPT", "--url", netmon.url,
+            token=TOKEN,
+        )  # fmt: skip
+        assert taken.returncode == 0, taken.stderr
+        assert "acknowledged by Tuấn" in taken.stdout
+        (alert,) = request(netmon.url + "/api/v1/alerts")[1]["alerts"]
+        assert (alert["acknowledged_by"], alert["acknowledged_comment"]) == ("Tuấn", "gọi VNPT")
+        assert (
+            metric_value(netmon.metrics(), "netmon_alerts_acknowledged", severity="critical") == 1
+        )
+        restated = await eventually(
+            lambda: [
+                json.loads(p.body)["alert"]
+                for p in http_recorder.on("/hook")
+                if json.loads(p.body)["alert"]["acknowledged"]
+            ],
+            timeout=10,
+            what="the acknowledgement at the webhook",
+        )
+        assert restated[0]["acknowledged_by"] == "Tuấn"
+        assert restated[0]["status"] == "firing"
+
+        withdrawn = netmon_cli("alerts", "unack", prefix, "--url", netmon.url, token=TOKEN)
+        assert withdrawn.returncode == 0, withdrawn.stderr
+        (alert,) = request(netmon.url + "/api/v1/alerts")[1]["alerts"]
+        assert alert["acknowledged"] is False
+        assert (
+            metric_value(netmon.metrics(), "netmon_alerts_acknowledged", severity="critical") == 0
+        )
+        assert TOKEN not in "".join(netmon.stderr_lines)
     finally:
         netmon.stop()
