@@ -2,8 +2,9 @@
 
 Server-rendered HTML with a little JavaScript: the endpoints grouped by district, coloured by
 their live state (refreshed every few seconds from /api/v1/targets), the last readiness verdict
-of each, and a form that runs a check for a district or group and shows the verdicts as they
-come. Nothing is fetched from outside (no CDN): it works on a laptop in a meeting room without
+of each, a form that runs a check for a district or group and shows the verdicts as they
+come, and the firing alerts with who is on them (an Acknowledge button for the others).
+Nothing is fetched from outside (no CDN): it works on a laptop in a meeting room without
 internet access, and on a phone.
 """
 
@@ -55,7 +56,15 @@ li[data-verdict="WARN"] .verdict { background: var(--degraded); }
 li[data-verdict="NO-GO"] .verdict { background: var(--down); }
 #attention { background: #fff; border-left: .3rem solid var(--down); border-radius: .4rem;
              padding: .5rem .7rem; margin-bottom: 1rem; }
-#attention h2 { font-size: 1rem; margin: .2rem 0 .4rem; }
+#attention h2, #alerts h2 { font-size: 1rem; margin: .2rem 0 .4rem; }
+#alerts { background: #fff; border-left: .3rem solid var(--degraded); border-radius: .4rem;
+          padding: .5rem .7rem; margin-bottom: 1rem; }
+#alerts p { margin: 0 0 .4rem; font-size: .9rem; }
+li.alert { display: flex; flex-wrap: wrap; align-items: center; gap: .4rem; padding: .2rem 0;
+           font-size: .92rem; }
+li.alert[data-severity="critical"] span { color: var(--down); font-weight: 600; }
+li.alert small.ack { color: var(--up); font-weight: 600; }
+li.alert button { font-size: .85rem; padding: .2rem .45rem; margin-left: auto; }
 li.endpoint small.problems { color: var(--down); font-size: .78rem; }
 .legend span { margin-right: .8rem; }
 .legend .up { color: var(--up); } .legend .degraded { color: var(--degraded); }
@@ -155,8 +164,78 @@ document.getElementById('check-form').addEventListener('submit', async (event) =
     button.disabled = false;
   }
 });
+// Firing alerts with who is on them; an Acknowledge button for the others (issue 18).
+async function refreshAlerts() {
+  try {
+    const r = await fetch('/api/v1/alerts'); if (!r.ok) return;
+    const firing = ((await r.json()).alerts || []).filter(a => a.state === 'firing');
+    document.getElementById('alert-list').replaceChildren(...firing.map(alertRow));
+    document.getElementById('alerts').hidden = firing.length === 0;
+  } catch (err) { /* the next refresh tries again */ }
+}
+function alertRow(a) {
+  const row = document.createElement('li');
+  row.className = 'alert';
+  row.dataset.fingerprint = a.fingerprint;
+  row.dataset.severity = a.severity;
+  row.dataset.acknowledged = a.acknowledged ? 'yes' : 'no';
+  const text = document.createElement('span');
+  text.textContent = `${a.severity}: ${a.summary}`;
+  row.append(text);
+  if (a.acknowledged) {
+    const who = document.createElement('small');
+    who.className = 'ack';
+    who.textContent = `✓ ${a.acknowledged_by}` +
+      (a.acknowledged_comment ? ` (${a.acknowledged_comment})` : '');
+    row.append(who);
+  } else {
+    const button = document.createElement('button');
+    button.className = 'ack-button';
+    button.type = 'button';
+    button.textContent = 'Đã nhận / Acknowledge';
+    button.addEventListener('click', () => acknowledge(a.fingerprint, button));
+    row.append(button);
+  }
+  return row;
+}
+async function acknowledge(fingerprint, button) {
+  const byField = document.getElementById('ack-by');
+  const note = document.getElementById('alerts-note');
+  const by = byField.value.trim();
+  if (!by) { note.textContent = 'enter your name first: who is on it'; byField.focus(); return; }
+  localStorage.setItem('netmon-name', by);
+  const tokenField = document.getElementById('check-token');
+  const token = tokenField.value.trim() || sessionStorage.getItem('netmon-token') || '';
+  const headers = {'Content-Type': 'application/json'};
+  if (token) headers['Authorization'] = `Bearer ${token}`;
+  button.disabled = true;
+  try {
+    const r = await fetch(`/api/v1/alerts/${encodeURIComponent(fingerprint)}/ack`,
+      {method: 'POST', headers, body: JSON.stringify({by})});
+    if (r.status === 401) {
+      sessionStorage.removeItem('netmon-token');
+      tokenField.hidden = false;
+      tokenField.focus();
+      note.textContent = token ? 'that token is not accepted'
+        : 'this netmon needs its API token: enter it above and press again';
+      return;
+    }
+    const body = await r.json();
+    if (!r.ok) { note.textContent = body.error || `HTTP ${r.status}`; return; }
+    if (token) { sessionStorage.setItem('netmon-token', token); tokenField.hidden = true; }
+    note.textContent = '';
+  } catch (err) {
+    note.textContent = 'netmon did not answer; try again';
+  } finally {
+    button.disabled = false;
+    refreshAlerts();
+  }
+}
+document.getElementById('ack-by').value = localStorage.getItem('netmon-name') || '';
 refresh();
+refreshAlerts();
 setInterval(refresh, 5000);
+setInterval(refreshAlerts, 5000);
 """
 
 
@@ -239,6 +318,10 @@ def status_page(
 <p class="legend"><span class="up">● up</span><span class="degraded">● degraded</span>
 <span class="down">● down</span><span class="unknown">● unknown</span>
 <span>verdicts: GO / WARN / NO-GO (hover for the reasons)</span></p>
+<section id="alerts" hidden><h2>Alerts</h2>
+<p><label for="ack-by">Your name</label> <input id="ack-by" autocomplete="name"
+placeholder="who is on it"> <span id="alerts-note"></span></p>
+<ul id="alert-list"></ul></section>
 <section id="attention" hidden><h2>Needs attention</h2><ul id="attention-list"></ul></section>
 <div class="districts">
 {sections}

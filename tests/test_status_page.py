@@ -21,7 +21,8 @@ from selenium.webdriver.support.ui import Select
 from netmon_lab import netns
 from tests.browser import ARTIFACTS, Browser, chromium
 from tests.demo_peer import Demo
-from tests.helpers import NetmonProcess, http_get, wait_until, write_config
+from tests.helpers import NetmonProcess, http_get, metric_value, wait_until, write_config
+from tests.lab.netlab import NetLab
 
 ENDPOINTS = 215
 SUMMARY = re.compile(
@@ -260,6 +261,62 @@ def test_with_an_api_token_the_form_asks_for_it_once_and_then_runs_checks(
             timeout=20,
             what="a second check",
         )
+        assert token not in browser.driver.page_source
+    finally:
+        netmon.stop()
+
+
+def test_staff_acknowledge_a_firing_alert_from_the_page(
+    browser: Browser, netlab: NetLab, tmp_path: Path
+) -> None:
+    token = "on-call-token-0123456789"  # noqa: S105 (a test token)
+    (tmp_path / "token").write_text(token + "\n", encoding="utf-8")
+    host = netlab.add_host()
+    config = write_config(
+        tmp_path / "netmon.yaml",
+        {
+            "http": {"token": {"file": str(tmp_path / "token")}},
+            "alerting": {"database": str(tmp_path / "alerts.sqlite")},
+            "targets": [
+                {"id": "ep-xa", "address": host.address, "kind": "endpoint",
+                 "name": "UBND xã Thanh Sơn", "district": "Bá Thước"},
+            ],
+        },
+    )  # fmt: skip
+    netmon = NetmonProcess(config)
+    try:
+        wait_until(
+            lambda: metric_value(netmon.metrics(), "netmon_target_up", target="ep-xa") == 1,
+            timeout=10,
+            what="the endpoint up",
+        )
+        host.link_down()
+        browser.open(netmon.url + "/")
+        button = browser.wait_for(
+            lambda driver: driver.find_elements("css selector", "li.alert button.ack-button"),
+            timeout=20,
+            what="the alert with its Acknowledge button",
+        )[0]
+        assert "UBND xã Thanh Sơn" in browser.find("li.alert").text
+        button.click()
+        note = browser.find("#alerts-note")
+        browser.wait_for(lambda driver: "your name" in note.text, timeout=5, what="the ask")
+
+        browser.find("#ack-by").send_keys("Tuấn")
+        browser.find("li.alert button.ack-button").click()
+        browser.wait_for(lambda driver: "API token" in note.text, timeout=10, what="token ask")
+        browser.find("#check-token").send_keys(token)
+        browser.find("li.alert button.ack-button").click()
+        taken = browser.wait_for(
+            lambda driver: driver.find_elements("css selector", "li.alert small.ack"),
+            timeout=10,
+            what="the alert shown as taken",
+        )
+        assert taken[0].text == "✓ Tuấn"
+        _, _, body = http_get(netmon.url + "/api/v1/alerts")
+        (alert,) = json.loads(body)["alerts"]
+        assert (alert["acknowledged"], alert["acknowledged_by"]) == (True, "Tuấn")
+        browser.driver.save_screenshot(str(ARTIFACTS / "status-page-alert-acknowledged.png"))
         assert token not in browser.driver.page_source
     finally:
         netmon.stop()
