@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -457,3 +458,45 @@ async def test_a_full_disk_holds_alerts_back_until_space_returns_and_loses_none(
         finally:
             netmon.stop()
     assert alert_events(recorder) == [("EndpointDown", "ep-a", "firing")]
+
+
+async def test_an_acknowledgement_is_an_event_and_stays_on_the_retained_alert(
+    netlab: NetLab, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    host = netlab.add_host()
+    with MqttRecorder(mosquitto, "netmon/#") as recorder:
+        netmon = NetmonProcess(
+            config(tmp_path, mosquitto, [{"id": "ep-1", "address": host.address}])
+        )
+        try:
+            await wait_up(netmon, "ep-1")
+            host.link_down()
+            firing = await recorder.until(is_event("EndpointDown", "ep-1", "firing"), timeout=8)
+            fingerprint = json.loads(firing.payload)["fingerprint"]
+            request = urllib.request.Request(  # noqa: S310 - netmon on loopback
+                f"{netmon.url}/api/v1/alerts/{fingerprint}/ack",
+                data=json.dumps({"by": "Lan", "comment": "xe đang tới"}).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
+
+            def post() -> int:
+                with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+                    return int(answer.status)
+
+            assert await asyncio.to_thread(post) == 200
+
+            def acknowledged(message: MqttMessage) -> bool:
+                return message.topic == EVENTS and json.loads(message.payload)["acknowledged"]
+
+            event = json.loads((await recorder.until(acknowledged, timeout=8)).payload)
+            assert (event["status"], event["acknowledged_by"]) == ("firing", "Lan")
+            assert event["event_id"] != json.loads(firing.payload)["event_id"]
+            alert = "netmon/alerts/ep-1/EndpointDown"
+            await recorder.until(
+                lambda m: m.topic == alert and '"acknowledged": true' in m.payload, timeout=5
+            )
+            kept = json.loads(retained(mosquitto, "netmon/alerts/#")[alert])
+            assert (kept["acknowledged_by"], kept["acknowledged_comment"]) == ("Lan", "xe đang tới")
+        finally:
+            netmon.stop()

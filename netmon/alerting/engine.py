@@ -32,7 +32,7 @@ from netmon.alerting.signals import (
 from netmon.alerting.silences import Silences
 from netmon.alerting.store import AlertDB
 from netmon.alerting.topology import GROUP_ALERT, Topology, group_rule
-from netmon.alerting.tracked import Acknowledgement, Tracked
+from netmon.alerting.tracked import Acknowledgement, Tracked, acknowledgement_of
 from netmon.config.alerting import AlertingConfig, Silence
 from netmon.config.rules import Rule
 from netmon.inventory import Inventory, Target
@@ -116,14 +116,7 @@ class AlertEngine:
                 raw_active=True,
                 announced=item.announced,
                 emitted=event,
-                ack=Acknowledgement(
-                    by=event.acknowledged_by,
-                    at=event.acknowledged_at or event.event_at,
-                    comment=event.acknowledged_comment,
-                    severity=event.severity,
-                )
-                if event.acknowledged
-                else None,
+                ack=acknowledgement_of(event),
             )
             if is_event:
                 started = event.starts_at or now
@@ -335,21 +328,17 @@ class AlertEngine:
     # --- acknowledgements ----------------------------------------------------------------
 
     def acknowledge(self, key: str, by: str, comment: str = "") -> AlertEvent | None:
-        """`by` is on the firing alert whose fingerprint is `key`; None if none fires so.
-        Acknowledged again (by someone else, or with another comment), the latest stands."""
+        """`by` is on the firing alert whose fingerprint is `key` (None: nobody is any more);
+        None if no alert fires so. Acknowledged again, the latest stands."""
         tracked = self.tracked.get(key)
         if tracked is None or tracked.emitted is None:
             return None
         now = self._clock()
-        ack = Acknowledgement(by=by, at=now, comment=comment, severity=tracked.emitted.severity)
+        ack = Acknowledgement(by, now, comment, tracked.emitted.severity) if by else None
         return self._lifecycle.acknowledge(tracked, ack, now)
 
     def unacknowledge(self, key: str) -> AlertEvent | None:
-        """Nobody is on it any more; None if no firing alert has that fingerprint."""
-        tracked = self.tracked.get(key)
-        if tracked is None or tracked.emitted is None:
-            return None
-        return self._lifecycle.acknowledge(tracked, None, self._clock())
+        return self.acknowledge(key, "")
 
     # --- silences and the outbox ---------------------------------------------------------
 

@@ -26,6 +26,14 @@ class Acknowledgement:
     severity: Severity
 
 
+def acknowledgement_of(event: AlertEvent) -> Acknowledgement | None:
+    """The acknowledgement a stored firing event carries (a restart brings it back)."""
+    if not event.acknowledged:
+        return None
+    at = event.acknowledged_at or event.event_at
+    return Acknowledgement(event.acknowledged_by, at, event.acknowledged_comment, event.severity)
+
+
 @dataclass(slots=True)
 class Tracked:
     """One alert identity and where it stands."""
