@@ -98,7 +98,8 @@ class EmailChannel:
         domain = self.settings.sender.rpartition("@")[2] or "netmon.invalid"
         ids = [page.page_id for page in group]
         message = MIMEMultipart("alternative")
-        message["Subject"] = _header(texts.subject(group, language))
+        # compat32 takes a Header (typeshed types this message's header values as str).
+        message["Subject"] = _header(texts.subject(group, language))  # type: ignore[assignment]
         message["From"] = email.utils.formataddr(email.utils.parseaddr(self.settings.from_address))
         message["To"] = group[0].recipient
         message["Date"] = email.utils.format_datetime(texts.local(self._clock()))
