@@ -52,6 +52,17 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason TEXT NOT NULL,
     at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS escalations (  -- the on-call loop's, one per alert it escalates
+    fingerprint TEXT PRIMARY KEY,
+    state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pages (        -- messages to people, per channel queue
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    page TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pages_queue ON pages (queue, seq);
 CREATE TABLE IF NOT EXISTS engine_ids (
     target TEXT NOT NULL,
     engine_id TEXT NOT NULL,
@@ -224,6 +235,56 @@ class AlertDB:
         for target, engine_id in self._db.execute("SELECT target, engine_id FROM engine_ids"):
             learned.setdefault(target, []).append(bytes.fromhex(engine_id))
         return learned
+
+    # --- the on-call loop: escalations and the pages they send ------------------------------
+
+    def save_escalations(
+        self,
+        saved: Sequence[tuple[str, dict[str, Any]]],
+        ended: Sequence[str],
+        pages: Sequence[tuple[str, dict[str, Any]]],
+    ) -> None:
+        """What one decision of the escalator changed, at once: after a crash, a step is
+        either recorded with its pages or not at all."""
+        now = time.time()
+        with self._transaction() as db:
+            for fingerprint, state in saved:
+                db.execute(
+                    "INSERT OR REPLACE INTO escalations (fingerprint, state) VALUES (?, ?)",
+                    (fingerprint, json.dumps(state, ensure_ascii=False)),
+                )
+            for fingerprint in ended:
+                db.execute("DELETE FROM escalations WHERE fingerprint = ?", (fingerprint,))
+            for queue, page in pages:
+                db.execute(
+                    "INSERT INTO pages (queue, page, created) VALUES (?, ?, ?)",
+                    (queue, json.dumps(page, ensure_ascii=False), now),
+                )
+
+    def load_escalations(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT state FROM escalations").fetchall()
+        return [json.loads(text) for (text,) in rows]
+
+    def pending_pages(self, queue: str, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        """The oldest pages of a channel's queue; one that does not decode is quarantined."""
+        rows = self._db.execute(
+            "SELECT seq, page FROM pages WHERE queue = ? ORDER BY seq LIMIT ?", (queue, limit)
+        ).fetchall()
+        pages = []
+        for seq, text in rows:
+            try:
+                pages.append((int(seq), dict(json.loads(text))))
+            except (ValueError, TypeError) as exc:
+                self.quarantine("pages", text, exc)
+                self._db.execute("DELETE FROM pages WHERE seq = ?", (seq,))
+        return pages
+
+    def done_pages(self, seqs: Sequence[int]) -> None:
+        self._db.executemany("DELETE FROM pages WHERE seq = ?", [(seq,) for seq in seqs])
+
+    def page_counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT queue, count(*) FROM pages GROUP BY queue").fetchall()
+        return dict(rows)
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
