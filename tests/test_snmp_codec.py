@@ -321,3 +321,56 @@ def test_an_oid_of_128_sub_identifiers_is_read() -> None:
 def test_an_ip_address_that_is_not_4_bytes_is_malformed(address: bytes) -> None:
     with pytest.raises(DecodeError, match="IpAddress"):
         decode_message(_trap_with(bytes([0x2B, 6, 1]), _ber(0x40, address)))
+
+
+# --- the inline fast paths of the varbind decoder -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoded", "expected"),
+    [
+        (b"\x00\x00\x00\x00\x01", 1),  # five bytes, as pyasn1 writes some: range-checked
+        (b"\x80\x00\x00\x00", -(2**31)),
+        (b"\x7f\xff\xff\xff", 2**31 - 1),
+        (b"\xff", -1),
+        (b"\x00\x80", 128),
+        (b"\x02", 2),  # ifOperStatus down
+    ],
+)
+def test_integers_of_every_length_are_read(encoded: bytes, expected: int) -> None:
+    message = decode_message(_trap_with(bytes([0x2B, 6, 1]), _ber(0x02, encoded)))
+    assert message.varbinds[0] == VarBind((1, 3, 6, 1), Tag.INTEGER, expected)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"\x02\x00",  # an empty INTEGER
+        b"\x02\x05\x00\x80\x00\x00\x00",  # 2**31 in five bytes: past 32 bits
+        b"\x41\x00",  # an empty Counter32
+        b"\x41\x05\x01\x00\x00\x00\x00",  # a Counter32 of 2**32
+    ],
+    ids=["empty-integer", "integer-2**31", "empty-counter", "counter-2**32"],
+)
+def test_numbers_out_of_their_type_are_malformed(value: bytes) -> None:
+    with pytest.raises(DecodeError):
+        decode_message(_trap_with(bytes([0x2B, 6, 1]), value))
+
+
+def test_a_value_running_past_its_varbind_is_malformed() -> None:
+    # The varbind says 7 bytes; its Counter32 says 4 of them while only 1 is left in it.
+    varbind = b"\x30\x07\x06\x02\x2b\x06\x41\x04\x01"
+    pdu = _ber(0xA2, _ber(2, b"\x01") + _ber(2, b"\x00") + _ber(2, b"\x00") + _ber(0x30, varbind))
+    with pytest.raises(DecodeError, match="past the end"):
+        decode_message(_ber(0x30, _ber(2, b"\x01") + _ber(4, b"c") + pdu))
+
+
+def test_long_form_lengths_read_like_short_ones() -> None:
+    # A 300-byte string makes the varbind's and the value's lengths long-form; the counter
+    # beside it is short-form and read inline.
+    text = bytes(range(256)) + b"x" * 44
+    message = Message(Version.V2C, b"c", PduType.RESPONSE, 7, 0, 0, (
+        VarBind((1, 3, 6, 1, 2, 1, 2, 2, 1, 2, 1), Tag.OCTET_STRING, text),
+        VarBind((1, 3, 6, 1, 2, 1, 2, 2, 1, 10, 1), Tag.COUNTER32, 2**32 - 1),
+    ))  # fmt: skip
+    assert decode_message(encode_message(message)) == message
