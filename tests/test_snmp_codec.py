@@ -374,3 +374,15 @@ def test_long_form_lengths_read_like_short_ones() -> None:
         VarBind((1, 3, 6, 1, 2, 1, 2, 2, 1, 10, 1), Tag.COUNTER32, 2**32 - 1),
     ))  # fmt: skip
     assert decode_message(encode_message(message)) == message
+
+
+def test_a_request_for_very_long_oids_matches_pysnmp() -> None:
+    # 100 sub-identifiers of 5 bytes: the varbind's length no longer fits in one byte.
+    long_oid: OID = (1, 3, *[2**32 - 1] * 100)
+    ours = encode_request(version=Version.V2C, community=b"public", pdu_type=PduType.GET_BULK,
+                          request_id=9, oids=[long_oid, (1, 3, 6)], max_repetitions=25)  # fmt: skip
+    theirs = pysnmp_encode(
+        Message(Version.V2C, b"public", PduType.GET_BULK, 9, 0, 25,
+                (VarBind(long_oid, Tag.NULL, None), VarBind((1, 3, 6), Tag.NULL, None)))
+    )  # fmt: skip
+    assert ours == theirs

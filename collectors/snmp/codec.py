@@ -198,18 +198,23 @@ def encode_message(message: Message) -> bytes:
         )
         for vb in message.varbinds
     )
+    return _wrap(message.version, message.community, message.pdu_type, message.request_id,
+                 message.error_status, message.error_index, varbinds)  # fmt: skip
+
+
+def _wrap(version: int, community: bytes, pdu_type: int, request_id: int, status: int,
+          index: int, varbinds: bytes) -> bytes:  # fmt: skip
+    """The message around the encoded varbind list: `encode_message`'s and `encode_request`'s."""
     pdu = _tlv(
-        message.pdu_type,
-        _tlv(Tag.INTEGER, _signed(message.request_id))
-        + _tlv(Tag.INTEGER, _signed(message.error_status))
-        + _tlv(Tag.INTEGER, _signed(message.error_index))
+        pdu_type,
+        _tlv(Tag.INTEGER, _signed(request_id))
+        + _tlv(Tag.INTEGER, _signed(status))
+        + _tlv(Tag.INTEGER, _signed(index))
         + _tlv(Tag.SEQUENCE, varbinds),
     )
     return _tlv(
         Tag.SEQUENCE,
-        _tlv(Tag.INTEGER, _signed(message.version))
-        + _tlv(Tag.OCTET_STRING, message.community)
-        + pdu,
+        _tlv(Tag.INTEGER, _signed(version)) + _tlv(Tag.OCTET_STRING, community) + pdu,
     )
 
 
@@ -223,19 +228,22 @@ def encode_request(
     non_repeaters: int = 0,
     max_repetitions: int = 0,
 ) -> bytes:
-    """A GET, GETNEXT or GETBULK request for `oids` (values NULL)."""
+    """A GET, GETNEXT or GETBULK request for `oids` (values NULL).
+
+    The same bytes as `encode_message` of that request, written without a VarBind per OID nor
+    the general value encoder: a poll sends one request per GETBULK step, ~17 OIDs each, and
+    going through `encode_message` cost about a tenth of netmon's CPU per polled varbind.
+    """
     bulk = pdu_type == PduType.GET_BULK
-    return encode_message(
-        Message(
-            version=version,
-            community=community,
-            pdu_type=pdu_type,
-            request_id=request_id,
-            error_status=non_repeaters if bulk else 0,
-            error_index=max_repetitions if bulk else 0,
-            varbinds=tuple(VarBind(oid, Tag.NULL, None) for oid in oids),
-        )
-    )
+    parts = []
+    for oid in oids:
+        encoded = encode_oid(oid)
+        if len(encoded) < 0x7C:  # the varbind's length (OID TLV + NULL) fits in one byte
+            parts.append(b"\x30%c\x06%c%s\x05\x00" % (len(encoded) + 4, len(encoded), encoded))
+        else:
+            parts.append(_tlv(Tag.SEQUENCE, _tlv(Tag.OBJECT_IDENTIFIER, encoded) + b"\x05\x00"))
+    return _wrap(version, community, pdu_type, request_id, non_repeaters if bulk else 0,
+                 max_repetitions if bulk else 0, b"".join(parts))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
