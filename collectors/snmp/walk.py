@@ -77,36 +77,58 @@ class ColumnWalker(Generic[AgentT]):
                 max_repetitions=max_repetitions,
             )
             stamp: int | None = None
+            offset = 0
             if clock is not None and varbinds:
-                first, varbinds = varbinds[0], varbinds[1:]
+                first, offset = varbinds[0], 1
                 if first.tag == Tag.TIMETICKS and isinstance(first.value, int):
                     stamp = first.value
-            if not varbinds:
+            if len(varbinds) <= offset:
                 break
             width = len(active)
-            for position, varbind in enumerate(varbinds):
-                column = active[position % width]
-                if done[column]:
-                    continue
-                oid = varbind.oid
+            # Where in the response the walk was last cut short: with several columns cut
+            # in one response, the reason kept is that of the latest varbind, as read in order.
+            cut_at = -1
+            # Column by column (a GETBULK answer is row after row of the active columns, so
+            # column j's successors are every width-th varbind): each column's state stays in
+            # local names for its whole run instead of being looked up per varbind.
+            for j, column in enumerate(active):
+                previous = last[column]
+                # An OID is under the column's root exactly when it sorts between the root and
+                # the root's next sibling: two tuple comparisons, no slice to build, and they
+                # also prove the OID increased, since `previous` never sorts below the root.
+                root = columns[column]
+                sibling = (*root[:-1], root[-1] + 1)
                 cut = widths[column]
-                if varbind.tag == end_of_view or oid[:cut] != columns[column]:
-                    done[column] = True
-                    continue
-                if oid <= last[column]:
-                    done[column] = True
-                    truncated = "non-increasing OID"
-                    continue
-                last[column] = oid
                 rows = values[column]
-                steps[column] += 1
-                if varbind.tag not in exceptions:
-                    key = oid[cut:]
-                    rows[key] = varbind
-                    if stamp is not None and column in stamped:
-                        times[column][key] = stamp
-                # Steps, not rows: an agent answering noSuchInstance forever must end too.
-                if steps[column] >= max_rows:
-                    done[column] = True
-                    truncated = "row cap"
+                stamps = times[column] if stamp is not None and column in stamped else None
+                tick = 0 if stamp is None else stamp
+                step = first_step = steps[column]
+                for varbind in varbinds[offset + j :: width]:
+                    oid, tag, _ = varbind
+                    if tag == end_of_view:
+                        done[column] = True
+                        break
+                    if not previous < oid < sibling:
+                        done[column] = True
+                        if oid[:cut] == root:  # under the root, yet not past the last one
+                            position = j + (step - first_step) * width
+                            if position > cut_at:
+                                cut_at, truncated = position, "non-increasing OID"
+                        break
+                    previous = oid
+                    step += 1
+                    if tag not in exceptions:
+                        key = oid[cut:]
+                        rows[key] = varbind
+                        if stamps is not None:
+                            stamps[key] = tick
+                    # Steps, not rows: an agent answering noSuchInstance forever must end too.
+                    if step >= max_rows:
+                        done[column] = True
+                        position = j + (step - 1 - first_step) * width
+                        if position > cut_at:
+                            cut_at, truncated = position, "row cap"
+                        break
+                last[column] = previous
+                steps[column] = step
         return TableResult(columns=values, truncated=truncated, ticks=times)
