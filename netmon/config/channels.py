@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from netmon.config.alerting import Language
-from netmon.config.sinks import _HEADER_NAME, _RESERVED_HEADERS, _SINK_NAME, EndpointUrl
+from netmon.config.sinks import _HEADER_NAME, _RESERVED_HEADERS, _SINK_NAME, BaseUrl, EndpointUrl
 from netmon.credentials import Secret, SecretValue
 from netmon.model import Duration
 
@@ -302,3 +302,92 @@ class GatewaySettings(BaseModel):
         values = [self.secret.reveal()] if self.secret is not None else []
         values += [secret.reveal() for secret in self.secrets.values()]
         return [value for value in values if value]
+
+
+# --- Telegram --------------------------------------------------------------------------------
+
+# What @BotFather hands out: the bot's numeric id, a colon, 35 URL-safe characters. Checked so a
+# pasted token with a space or a slash cannot change the path of the URL it is put in.
+_BOT_TOKEN = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$")
+_USER_ID = re.compile(r"^[0-9]{1,20}$")
+# Telegram usernames: 5-32 of letters, digits and '_' (compared without case, as Telegram does).
+_USERNAME = re.compile(r"^@[A-Za-z0-9_]{5,32}$")
+
+
+class TelegramSettings(BaseModel):
+    """A Telegram bot that pages people and groups, and hears their button presses
+    (`netmon.channels.telegram`)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, arbitrary_types_allowed=True
+    )
+
+    kind: Literal["telegram"] = "telegram"
+    name: str = Field(default="telegram", description="names the channel's page queue")
+    api_url: BaseUrl = Field(
+        default="https://api.telegram.org", description="a local Bot API server, or a test's"
+    )
+    bot_token: SecretValue
+    allowed_users: tuple[str, ...] = Field(
+        default=(),
+        description="Telegram user ids (123456789) or @usernames who may press Acknowledge "
+        "and Silence; nobody when empty, and the buttons are not shown then",
+    )
+    updates: Literal["poll", "off"] = Field(
+        default="poll",
+        description="poll: hear button presses by long polling getUpdates (no inbound port); "
+        "off: send only, no buttons",
+    )
+    per_chat_interval: Duration = Field(default=1.0, ge=0, description="between two messages")
+    per_group_per_minute: int = Field(default=20, ge=1, le=1000)
+    timeout: Duration = Field(
+        default=10.0, gt=0, description="per request; also the longest wait for rate limits"
+    )
+    poll_timeout: Duration = Field(
+        default=25.0, ge=1, le=50, description="how long one getUpdates may wait for a press"
+    )
+    language: Language | None = Field(
+        default=None, description="the language of every page on this channel (default: the page's)"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _id_like(cls, value: str) -> str:
+        return _channel_name(value)
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: Secret) -> Secret:
+        if not _BOT_TOKEN.match(value.reveal()):
+            # Never echo the value, not even a part of it.
+            raise ValueError("is not a bot token as @BotFather gives it (123456:ABC-DEF...)")
+        return value
+
+    @field_validator("allowed_users", mode="before")
+    @classmethod
+    def _normalised_users(cls, value: object) -> object:
+        if not isinstance(value, list | tuple):
+            return value
+        users: list[object] = []
+        for user in value:
+            if isinstance(user, int) and not isinstance(user, bool):
+                user = str(user)
+            if isinstance(user, str):
+                user = user.strip()
+                if _USERNAME.match(user):
+                    user = user.lower()
+                elif not _USER_ID.match(user):
+                    raise ValueError(f"{user!r} is neither a numeric user id nor an @username")
+            users.append(user)
+        return tuple(users)
+
+    def may_act(self, user_id: str, username: str | None) -> bool:
+        """Whether a Telegram user (by numeric id, or @username) is on the allow-list."""
+        if user_id in self.allowed_users:
+            return True
+        return bool(username) and f"@{username}".lower() in self.allowed_users
+
+    @property
+    def buttons(self) -> bool:
+        """Acknowledge/Silence buttons are shown only when someone can press them."""
+        return self.updates == "poll" and bool(self.allowed_users)
