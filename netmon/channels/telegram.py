@@ -218,10 +218,9 @@ class TelegramChannel:
             raise self._contract_error(chat, exc) from None
 
     async def _send(self, chat: str, body: dict[str, Any]) -> None:
-        try:
-            await self.call("sendMessage", body, timeout=self.settings.timeout)
-        finally:
-            self.limits.sent(chat)
+        await self.call("sendMessage", body, timeout=self.settings.timeout)
+        # Only a message Telegram took counts against its limits; a 429 sets its own wait.
+        self.limits.sent(chat)
 
     def _contract_error(self, chat: str, exc: TelegramError) -> Exception:
         if exc.retry_after is not None:
