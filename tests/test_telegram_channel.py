@@ -413,3 +413,28 @@ def test_the_settings_load_without_aiohttp() -> None:
     probe = "import sys, netmon.config.channels; print('aiohttp' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_a_failing_handler_is_answered_and_the_next_press_works(
+    server: TelegramServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[Action] = []
+
+    async def flaky(action: Action) -> str:
+        calls.append(action)
+        if len(calls) == 1:
+            raise RuntimeError("the alert database is locked")
+        return "Acknowledged"
+
+    async with TelegramChannel(settings(server.url), flaky, clock=clock, sleep=clock.sleep) as ch:
+        await ch.deliver([page()])
+        first = await server.press_button(GROUP, "Acknowledge", user_id=ALLOWED_ID)
+        await server.until(lambda: server.answer_to(first), what="the first press answered")
+        second = await server.press_button(GROUP, "Acknowledge", user_id=ALLOWED_ID)
+        await server.until(lambda: server.answer_to(second), what="the second press answered")
+    answers = [server.answer_to(first), server.answer_to(second)]
+    assert [answer.text if answer else None for answer in answers] == [
+        "Lỗi, thử lại sau / failed, try again",
+        "Acknowledged",
+    ]
+    assert "the alert database is locked" in caplog.text

@@ -132,6 +132,7 @@ class TelegramChannel:
         self.counts: collections.Counter[str] = collections.Counter()
         self._session: aiohttp.ClientSession | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._offset = 0  # the next getUpdates' offset: every update below it is handled
 
     def __repr__(self) -> str:
         return f"TelegramChannel(name={self.name!r})"
@@ -249,29 +250,35 @@ class TelegramChannel:
     # -- button presses -------------------------------------------------------------------
 
     async def _poll(self) -> None:
-        offset = 0
         backoff = POLL_BACKOFF[0]
-        poll = self.settings.poll_timeout
         while True:
-            body = {"offset": offset, "timeout": int(poll), "allowed_updates": ["callback_query"]}
             try:
-                updates = await self.call("getUpdates", body, timeout=poll + self.settings.timeout)
+                await self._poll_once()
             except TelegramError as exc:
-                self.counts["poll_errors"] += 1
-                log.warning(
-                    "telegram %s: getUpdates failed: %s; again in %g s", self.name, exc, backoff
-                )
-                await self.sleep(backoff)
-                backoff = min(backoff * 2, POLL_BACKOFF[1])
+                failure = str(exc)
+            except Exception as exc:  # a bug of ours must not end the buttons for good
+                log.exception("telegram %s: handling button presses failed", self.name)
+                failure = type(exc).__name__
+            else:
+                backoff = POLL_BACKOFF[0]
                 continue
-            backoff = POLL_BACKOFF[0]
-            for update in updates if isinstance(updates, list) else []:
-                if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
-                    continue
-                offset = max(offset, update["update_id"] + 1)
-                query = update.get("callback_query")
-                if isinstance(query, dict):
-                    await self._pressed(query)
+            self.counts["poll_errors"] += 1
+            log.warning("telegram %s: getUpdates: %s; again in %g s", self.name, failure, backoff)
+            await self.sleep(backoff)
+            backoff = min(backoff * 2, POLL_BACKOFF[1])
+
+    async def _poll_once(self) -> None:
+        poll = self.settings.poll_timeout
+        body = {"offset": self._offset, "timeout": int(poll), "allowed_updates": ["callback_query"]}
+        updates = await self.call("getUpdates", body, timeout=poll + self.settings.timeout)
+        for update in updates if isinstance(updates, list) else []:
+            if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+                continue
+            # Confirmed at the next poll, handled or not: one bad press is never retried.
+            self._offset = max(self._offset, update["update_id"] + 1)
+            query = update.get("callback_query")
+            if isinstance(query, dict):
+                await self._pressed(query)
 
     async def _pressed(self, query: dict[str, Any]) -> None:
         self.counts["presses"] += 1
