@@ -4,8 +4,8 @@ Delivery (`deliver`): each run of consecutive pages to the same chat is one `sen
 `parse_mode=HTML` (the text: `telegram_format`); "CHAT_ID:THREAD_ID" posts into a forum topic
 (`message_thread_id`). Telegram's limits are kept by the channel itself: a chat gets at most one
 message per `per_chat_interval`, a group (a negative chat id, or an @channel) at most
-`per_group_per_minute`. A wait up to `timeout` is waited inside `deliver`; a longer one stops
-the batch there: the pages sent so far are returned as done, or, when none was,
+`per_group_per_minute`. Waits of up to `timeout` in all are waited inside `deliver`; a
+longer one stops the batch there: the pages sent so far are returned as done, or, when none was,
 `SinkUnavailable(retry_after=...)` says when to come back. A 429 sets the chat's wait to
 `parameters.retry_after`. A 400 "can't parse entities" is a bug of ours, not of the page: the
 message is sent once more as plain text. Other 400s and 403s (chat not found, bot blocked or
@@ -164,9 +164,12 @@ class TelegramChannel:
 
     async def deliver(self, pages: Sequence[Page]) -> int:
         done = 0
+        # All the rate-limit waits of one call together stay within `timeout`: a batch that
+        # alternates between two chats must not hold the worker for a second per page.
+        budget = [self.settings.timeout]
         for run in _runs(pages):
             try:
-                await self._send_run(run)
+                await self._send_run(run, budget)
             except (SinkUnavailable, SinkRejected) as exc:
                 if done == 0:
                     raise
@@ -177,15 +180,16 @@ class TelegramChannel:
             done += len(run)
         return done
 
-    async def _send_run(self, run: Sequence[Page]) -> None:
+    async def _send_run(self, run: Sequence[Page], budget: list[float]) -> None:
         try:
             chat, thread = parse_recipient(run[0].recipient)
         except ValueError as exc:
             raise SinkRejected(str(exc)) from None
         wait = self.limits.wait(chat)
-        if wait > self.settings.timeout:
+        if wait > budget[0]:
             raise SinkUnavailable(f"rate limit of chat {chat}", retry_after=wait)
         if wait > 0:
+            budget[0] -= wait
             await self.sleep(wait)
         message = render(run, buttons=self.settings.buttons)
         body: dict[str, Any] = {"chat_id": chat, "text": message.html, "parse_mode": "HTML"}
