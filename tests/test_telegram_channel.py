@@ -17,6 +17,7 @@ import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 
 from netmon.alerting.model import AlertEvent, Severity, Status
@@ -468,3 +469,44 @@ async def test_one_delivery_waits_for_rate_limits_no_longer_than_its_timeout(
         assert held <= 5
         assert len(server.messages[GROUP]) == 2
         assert len(server.messages[PERSON]) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "description"),
+    [
+        ({"text": "<b>bold"}, 400, "can't parse entities"),
+        ({"text": "<b>bold</i>"}, 400, "can't parse entities"),
+        ({"text": "<blink>x</blink>"}, 400, "Unsupported start tag"),
+        ({"text": "1 < 2"}, 400, "can't parse entities"),
+        ({"text": "R&D"}, 400, "can't parse entities"),
+        ({"text": "&lt;b&gt; &amp; &#39;&#x1F600;"}, 200, ""),
+        ({"text": "<b>" + "é" * 4096 + "</b>"}, 200, ""),
+        ({"text": "<b>" + "😀" * 2049 + "</b>"}, 400, "message is too long"),
+        (
+            {
+                "text": "x",
+                "reply_markup": {"inline_keyboard": [[{"text": "a", "callback_data": "x" * 65}]]},
+            },
+            400,
+            "BUTTON_DATA_INVALID",
+        ),
+        ({"text": "x", "chat_id": "-42"}, 400, "chat not found"),
+    ],
+)
+async def test_the_contract_server_refuses_what_telegram_refuses(
+    server: TelegramServer, body: dict[str, Any], status: int, description: str
+) -> None:
+    request = {"chat_id": GROUP, "parse_mode": "HTML"} | body
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{server.url}/bot{TOKEN}/sendMessage", json=request) as answer:
+            assert answer.status == status
+            reply = await answer.json()
+        async with session.post(f"{server.url}/bot1:wrong/sendMessage", json=request) as wrong:
+            assert wrong.status == 401
+            assert await wrong.json() == {
+                "ok": False,
+                "error_code": 401,
+                "description": "Unauthorized",
+            }
+    assert reply["ok"] is (status == 200)
+    assert description in reply.get("description", "")
