@@ -170,9 +170,9 @@ async def test_vietnamese_page_reads_in_vietnamese_with_hanoi_time(
     burst += [page(event(i, summary=summary * 20), language="vi", step=1) for i in range(1, 30)]
     assert await channel.deliver(burst) == 30
     (message,) = server.messages[GROUP]
-    assert message.plain.startswith("🚨 Đang cảnh báo · bước 2")
+    assert message.plain.startswith("🚨 Cảnh báo · bước 2")
     assert summary in message.plain
-    assert "từ 15:00 05/12/2025" in message.plain
+    assert "từ lúc 15:00 05/12/2025" in message.plain
     assert "cảnh báo khác" in message.plain
     assert utf16_len(message.plain) <= 4096
 
@@ -510,3 +510,14 @@ async def test_the_contract_server_refuses_what_telegram_refuses(
             }
     assert reply["ok"] is (status == 200)
     assert description in reply.get("description", "")
+
+
+async def test_the_channels_language_overrides_the_pages(
+    server: TelegramServer, clock: FakeClock, actions: Actions
+) -> None:
+    vietnamese = settings(server.url, language="vi")
+    async with TelegramChannel(vietnamese, actions, clock=clock, sleep=clock.sleep) as telegram:
+        await telegram.deliver([page(event(0, status=Status.RESOLVED), kind=PageKind.RESOLVED)])
+    (message,) = server.messages[GROUP]
+    assert message.plain.startswith("✅ Đã khôi phục")
+    assert "từ lúc 15:00 05/12/2025 đến 16:00 05/12/2025" in message.plain

@@ -191,7 +191,7 @@ class TelegramChannel:
         if wait > 0:
             budget[0] -= wait
             await self.sleep(wait)
-        message = render(run, buttons=self.settings.buttons)
+        message = render(run, buttons=self.settings.buttons, language=self.settings.language)
         body: dict[str, Any] = {"chat_id": chat, "text": message.html, "parse_mode": "HTML"}
         if thread is not None:
             body["message_thread_id"] = thread

@@ -6,6 +6,7 @@ site, district, names, URLs) is escaped with `html.escape`; tags are only ours, 
 is built whole, with its visible text beside its HTML, so the message is measured as Telegram
 measures it (the text after entity parsing, in UTF-16 code units) and cut only between blocks:
 never inside a tag or an entity. What does not fit becomes "+N more" ("+N cảnh báo khác").
+The words and times are the e-mails' (`netmon.channels.texts`): one vocabulary for every channel.
 
 Buttons (`callback_data` "ack:<fingerprint>" or "silence1h:<fingerprint>", at most 26 bytes)
 go with firing alerts of FIRING and REMINDER pages: one row per alert shown, for the first
@@ -14,7 +15,6 @@ go with firing alerts of FIRING and REMINDER pages: one row per alert shown, for
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import re
 from collections.abc import Sequence
@@ -23,41 +23,15 @@ from typing import Any
 
 from netmon.alerting.model import AlertEvent, Severity
 from netmon.channels.base import ActionKind, Page, PageKind
+from netmon.channels.texts import WORDS, headline, local
+from netmon.config.alerting import Language
 
 MAX_TEXT = 4096  # UTF-16 code units of the text after entity parsing (Bot API, sendMessage)
 MAX_SUMMARY = 1000  # characters of one summary: one alert never fills a message alone
 MAX_BUTTON_ROWS = 5
 MAX_CALLBACK_DATA = 64  # bytes
-# Vietnam keeps UTC+7 all year (no DST since 1975): a fixed offset needs no tz database.
-VIETNAM = dt.timezone(dt.timedelta(hours=7), "ICT")
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
 
-WORDS: dict[str, dict[str, str]] = {
-    "en": {
-        "firing": "Firing",
-        "reminder": "Reminder: still firing, nobody on it yet",
-        "resolved": "Resolved",
-        "acknowledged": "Acknowledged by",
-        "step": "step",
-        "for": "for",
-        "since": "since",
-        "ended": "ended",
-        "more": "+{count} more",
-        "status": "Status page",
-    },
-    "vi": {
-        "firing": "Đang cảnh báo",
-        "reminder": "Nhắc lại: vẫn đang cảnh báo, chưa ai nhận",
-        "resolved": "Đã khắc phục",
-        "acknowledged": "Đã nhận xử lý bởi",
-        "step": "bước",
-        "for": "gửi",
-        "since": "từ",
-        "ended": "kết thúc",
-        "more": "+{count} cảnh báo khác",
-        "status": "Trang trạng thái",
-    },
-}
 BUTTONS = {
     ActionKind.ACKNOWLEDGE: "Đã nhận / Acknowledge",
     ActionKind.SILENCE_1H: "Tắt 1 giờ / Silence 1 h",
@@ -119,8 +93,9 @@ class Message:
         return {"inline_keyboard": self.keyboard} if self.keyboard else None
 
 
-def local_time(unix: float) -> str:
-    return dt.datetime.fromtimestamp(unix, VIETNAM).strftime("%H:%M %d/%m/%Y")
+def local_time(unix: float, language: Language) -> str:
+    """In Asia/Ho_Chi_Minh, as the e-mails write it."""
+    return local(unix).strftime(WORDS[language].date_format)
 
 
 def callback_data(kind: ActionKind, fingerprint: str) -> str:
@@ -141,77 +116,79 @@ def parse_callback_data(data: object) -> tuple[ActionKind, str] | None:
     return (action, fingerprint) if _FINGERPRINT.match(fingerprint) else None
 
 
-def _header(page: Page) -> Piece:
-    words = WORDS[page.language]
-    piece = Piece().text(f"{_KIND_MARK[page.kind]} ")
-    if page.kind is PageKind.ACKNOWLEDGED:
-        piece.tag("b", words["acknowledged"]).text(f" {page.acknowledged_by or '?'}")
-    else:
-        piece.tag("b", words[page.kind.value])
+def _header(page: Page, language: Language) -> Piece:
+    words = WORDS[language]
+    piece = Piece().text(f"{_KIND_MARK[page.kind]} ").tag("b", headline(page, language))
     if page.kind in (PageKind.FIRING, PageKind.REMINDER):
         if page.step > 0:
-            piece.text(f" · {words['step']} {page.step + 1}")
+            piece.text(f" · {words.step.format(n=page.step + 1)}")
         if page.person:
-            piece.text(f" · {words['for']} {page.person}")
+            piece.text(f" · {page.person}")
     return piece.text("\n")
 
 
-def _block(event: AlertEvent, page: Page, number: int | None) -> Piece:
-    words = WORDS[page.language]
+def _block(event: AlertEvent, language: Language, number: int | None) -> Piece:
+    words = WORDS[language]
     summary = event.summary or f"{event.alertname} {event.target}"
     if len(summary) > MAX_SUMMARY:
         summary = summary[: MAX_SUMMARY - 1] + "…"
     mark = "✅" if not event.firing else _SEVERITY_MARK.get(event.severity, "⚪")
     piece = Piece().text(f"{mark} ")
     piece.tag("b", f"{number}. {summary}" if number is not None else summary).text("\n")
-    where = [event.severity.value, event.context.get("site") or event.target]
+    where = [words.severity[event.severity], event.context.get("site") or event.target]
     if event.context.get("district"):
         where.append(event.context["district"])
-    piece.text(" · ".join(where) + " · ")
-    if event.firing or event.ends_at is None:
-        piece.text(f"{words['since']} {local_time(event.starts_at)}")
-    else:
-        piece.text(f"{words['since']} {local_time(event.starts_at)}, ")
-        piece.text(f"{words['ended']} {local_time(event.ends_at)}")
-    return piece.text("\n")
+    when = f"{words.since} {local_time(event.starts_at, language)}"
+    if not event.firing and event.ends_at is not None:
+        when += f" {words.until} {local_time(event.ends_at, language)}"
+    return piece.text(" · ".join([*where, when]) + "\n")
 
 
-def _more(page: Page, count: int) -> Piece:
-    return Piece().text("\n").tag("i", WORDS[page.language]["more"].format(count=count))
+def _more(language: Language, count: int) -> Piece:
+    return Piece().text("\n").tag("i", WORDS[language].more.format(n=count))
 
 
-def _footer(page: Page, url: str) -> Piece:
+def _footer(language: Language, url: str) -> Piece:
     piece = Piece().text("\n")
     if url.startswith(("http://", "https://")):
-        return piece.tag("a", WORDS[page.language]["status"], href=url)
-    return piece.text(f"{WORDS[page.language]['status']}: {url}")
+        return piece.tag("a", WORDS[language].status_page, href=url)
+    return piece.text(f"{WORDS[language].status_page}: {url}")
 
 
-def render(pages: Sequence[Page], *, buttons: bool, limit: int = MAX_TEXT) -> Message:
-    """One message for a run of pages to the same chat (see the module doc)."""
+def render(
+    pages: Sequence[Page],
+    *,
+    buttons: bool,
+    language: Language | None = None,
+    limit: int = MAX_TEXT,
+) -> Message:
+    """One message for a run of pages to the same chat (see the module doc), in `language`,
+    else each page's own."""
     if not pages:
         raise ValueError("render() needs at least one page")
+    first = language or pages[0].language
     items: list[tuple[Piece, AlertEvent | None, Page]] = []
     count = sum(len(page.events) for page in pages)
     number = 0
     last_header = ""
     for page in pages:
-        header = _header(page)
+        header = _header(page, language or page.language)
         if header.html != last_header:
             blank = "\n" if items else ""
             items.append((Piece(blank + header.html, blank + header.plain), None, page))
             last_header = header.html
         for event in page.events:
             number += 1
-            items.append((_block(event, page, number if count > 1 else None), event, page))
+            block = _block(event, language or page.language, number if count > 1 else None)
+            items.append((block, event, page))
     url = next((page.status_url for page in pages if page.status_url), "")
-    footer = _footer(pages[0], url) if url else Piece()
+    footer = _footer(first, url) if url else Piece()
 
     included: list[tuple[Piece, AlertEvent | None]] = []
     shown: list[tuple[AlertEvent, Page]] = []
     used, left = 0, count
     for piece, item_event, page in items:
-        more = len(_more(pages[0], left)) if left else 0
+        more = len(_more(first, left)) if left else 0
         if used + len(piece) + len(footer) + more > limit:
             break
         included.append((piece, item_event))
@@ -223,7 +200,7 @@ def render(pages: Sequence[Page], *, buttons: bool, limit: int = MAX_TEXT) -> Me
         included.pop()  # a header whose first alert did not fit
     body = Piece("".join(p.html for p, _ in included), "".join(p.plain for p, _ in included))
     if left:
-        more_piece = _more(pages[0], left)
+        more_piece = _more(first, left)
         body.html += more_piece.html
         body.plain += more_piece.plain
     body.html += footer.html
