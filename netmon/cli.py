@@ -124,6 +124,9 @@ def _parser(*, with_lab: bool) -> argparse.ArgumentParser:
     from netmon import alerts_command
 
     alerts_command.add_parser(commands)
+    from netmon.oncall import command as oncall_command
+
+    oncall_command.add_parser(commands)
     return parser
 
 
@@ -257,6 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from netmon import alerts_command
 
             return alerts_command.run(args)
+        if args.command == "oncall":
+            from netmon.oncall import command as oncall_command
+
+            return oncall_command.run(args)
         if args.command == "demo" and getattr(args, "demo_command", None) in ("fault", "meeting"):
             from netmon_lab import fault_client
 

@@ -140,7 +140,13 @@ async def test_metrics_split_the_firing_alerts_nobody_has_taken(db: AlertDB) -> 
     h.engine.acknowledge(first.fingerprint, "lan")
 
     runtime = SimpleNamespace(
-        engine=h.engine, stats=NotificationStats(), sinks=[], pending={}, db=db, engine_errors=0
+        engine=h.engine,
+        stats=NotificationStats(),
+        sinks=[],
+        pending={},
+        db=db,
+        engine_errors=0,
+        oncall=None,
     )
     families = {m.name: m for m in AlertingCollector(runtime).collect()}  # type: ignore[arg-type]
     active = {s.labels["severity"]: s.value for s in families["netmon_alerts_active"].samples}

@@ -42,6 +42,12 @@ def config(**extra: Any) -> OncallConfig:
         "rotas": {"noc": {"people": ["tuan", "lan"], "shift": "daily", "handover": "09:15",
                           "start": "2026-12-07"}},
         "districts": {"Bá Thước": {"tg": "-1001234:77"}},
+        "channels": [
+            {"kind": "telegram", "name": "tg", "bot_token": "123456789:" + "A" * 35},
+            {"kind": "email", "name": "mail", "host": "127.0.0.1", "from_address": "n@x.vn"},
+            {"kind": "gateway", "name": "sms", "url": "https://sms.example.vn/send",
+             "body": {"to": "{phone}", "text": "{text}"}},
+        ],
         "policies": [{
             "name": "critical",
             "match": {"severity": ["critical", "major"]},

@@ -65,7 +65,10 @@ def test_an_override_takes_its_range_and_the_regular_shift_comes_back_after() ->
     assert (before.person, before.end) == ("lan", at("2026-12-10T18:00"))  # cut short by it
     during = on_call(rota, at("2026-12-10T23:00"), HCM)
     assert (during.person, during.override) == ("hoa", True)
-    assert next_on_call(rota, at("2026-12-10T23:00"), HCM).person == "lan"
+    after = next_on_call(rota, at("2026-12-10T23:00"), HCM)
+    assert (after.person, after.start, after.end) == (
+        "lan", at("2026-12-11T08:00"), at("2026-12-14T08:00"),
+    )  # fmt: skip
     assert on_call(rota, at("2026-12-11T08:00"), HCM).person == "lan"
 
 

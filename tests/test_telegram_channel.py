@@ -1,4 +1,5 @@
-"""The Telegram channel end to end against the Bot API contract server (tests/telegram_server.py).
+"""The Telegram channel end to end against the Bot API contract server
+(netmon_lab/telegram_server.py).
 
 What an on-call engineer sees in the chat: escaped text, a burst as one message within
 Telegram's limit, Vietnamese words and times, forum topics, buttons that acknowledge; and what
@@ -24,9 +25,9 @@ from netmon.alerting.model import AlertEvent, Severity, Status
 from netmon.channels.base import Action, ActionKind, Page, PageKind, SinkRejected, SinkUnavailable
 from netmon.channels.telegram import TelegramChannel
 from netmon.config.channels import TelegramSettings
+from netmon_lab.telegram_server import TelegramServer, utf16_len
 from tests.fake_clock import FakeClock
 from tests.peers import free_port
-from tests.telegram_server import TelegramServer, utf16_len
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"  # noqa: S105 - a test bot's
 SECRET_PART = TOKEN.split(":")[1]

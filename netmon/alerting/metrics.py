@@ -7,6 +7,9 @@ from collections.abc import Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from netmon.alerting.runtime import Alerting
+from netmon.oncall.delivery import RESULTS as PAGE_RESULTS
+from netmon.oncall.escalation import page_queue
+from netmon.oncall.service import OnCall
 
 RESULTS = ("success", "failure", "rejected", "dropped")
 
@@ -80,8 +83,50 @@ class AlertingCollector:
         quarantined.add_metric([], alerting.db.quarantined)
         yield quarantined
 
+        oncall = alerting.oncall
+        if oncall is not None:
+            yield from _oncall_families(oncall)
+
         errors = CounterMetricFamily(
             "netmon_alert_evaluation_errors", "Alert rule evaluations that failed (a bug)"
         )
         errors.add_metric([], alerting.engine_errors)
         yield errors
+
+
+def _oncall_families(oncall: OnCall) -> Iterator[Metric]:
+    pages = CounterMetricFamily(
+        "netmon_pages",
+        "Pages handed to people's channels, by result (failure = will be retried; rejected = "
+        "the channel refused it for good: dropped)",
+        labels=["channel", "result"],
+    )
+    for channel in oncall.channels:
+        for result in PAGE_RESULTS:
+            pages.add_metric(
+                [channel.name, result], oncall.stats.results.get((channel.name, result), 0)
+            )
+    yield pages
+    queued = GaugeMetricFamily(
+        "netmon_pages_queued", "Pages waiting for their channel", labels=["channel"]
+    )
+    for channel in oncall.channels:
+        queued.add_metric([channel.name], oncall.pending.get(page_queue(channel.name), 0))
+    yield queued
+    escalating = GaugeMetricFamily(
+        "netmon_escalations",
+        "Alerts an escalation policy took, by whether someone acknowledged them",
+        labels=["acknowledged"],
+    )
+    escalations = list(oncall.escalator.escalations.values())
+    for taken in (False, True):
+        count = sum(1 for e in escalations if e.acknowledged == taken)
+        escalating.add_metric(["true" if taken else "false"], count)
+    yield escalating
+    unaddressed = CounterMetricFamily(
+        "netmon_pages_unaddressed",
+        "Recipients a step could not page: no address for that channel (a person without a "
+        "phone number for SMS, a district without a Telegram chat)",
+    )
+    unaddressed.add_metric([], oncall.escalator.unaddressed)
+    yield unaddressed

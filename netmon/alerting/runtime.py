@@ -24,6 +24,7 @@ from netmon.checks.model import Verdict
 from netmon.inventory import Inventory
 from netmon.meetings import meeting_windows
 from netmon.model import Observation, TrapEvent
+from netmon.oncall.service import OnCall
 from netmon.state import CheckDone, ReachChange, StateStore, TargetState
 from netmon.status import status_message
 
@@ -56,6 +57,13 @@ class Alerting:
             on_queued=self._wake_workers,
         )
         self.sinks = list(sinks(self.engine.firing))
+        self.oncall: OnCall | None = None
+        oncall = inventory.config.oncall
+        if oncall is not None and oncall.policies:
+            self.oncall = OnCall(
+                oncall, db=self.db, engine=self.engine, language=inventory.config.alerting.language
+            )
+            self.sinks.append(self.oncall.escalator)  # its own durable queue of transitions
         self.workers = [DeliveryWorker(sink, self.db, self.stats) for sink in self.sinks]
         self.engine_errors = 0
         self.pending: dict[str, int] = {}
@@ -87,6 +95,8 @@ class Alerting:
             await sink.start()
         for worker in self.workers:
             worker.start()
+        if self.oncall is not None:
+            await self.oncall.start()
         self._tasks.append(asyncio.create_task(self._tick(), name="alert-tick"))
         if self._publishers:
             self._tasks.append(asyncio.create_task(self._refresh_status(), name="alert-status"))
@@ -104,6 +114,8 @@ class Alerting:
         await self.engine.stop()
         for worker in self.workers:
             await worker.stop()
+        if self.oncall is not None:
+            await self.oncall.stop()
         for sink in self.sinks:
             try:
                 await sink.close()
@@ -119,6 +131,8 @@ class Alerting:
         self.engine.apply_inventory(inventory)
         self.engine.set_meetings(meeting_windows(inventory))
         self.traps.apply_inventory(inventory)
+        if self.oncall is not None and inventory.config.oncall is not None:
+            self.oncall.set_config(inventory.config.oncall)
         # A target that moved to another shard keeps its retained status: its new owner
         # publishes over it.
         keep = {*inventory.targets, *inventory.shard_map}
@@ -180,6 +194,9 @@ class Alerting:
             try:
                 self.engine.tick()
                 self.pending = await self.db.call(self.db.pending_counts)
+                if self.oncall is not None:
+                    await self.oncall.tick()
+                    await self.oncall.refresh_counts(self.db)
             except Exception:
                 self.engine_errors += 1
                 log.exception("alert tick failed")

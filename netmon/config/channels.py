@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from email.utils import parseaddr
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -391,3 +391,11 @@ class TelegramSettings(BaseModel):
     def buttons(self) -> bool:
         """Acknowledge/Silence buttons are shown only when someone can press them."""
         return self.updates == "poll" and bool(self.allowed_users)
+
+
+# --- every kind ------------------------------------------------------------------------------
+
+ChannelSettings = Annotated[
+    TelegramSettings | EmailSettings | GatewaySettings, Field(discriminator="kind")
+]
+"""One entry of `oncall.channels`, told apart by its `kind`."""

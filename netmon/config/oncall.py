@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from netmon.config.alerting import Language
+from netmon.config.channels import ChannelSettings
 from netmon.config.rules import Severity
 from netmon.model import Duration
 
@@ -184,10 +185,17 @@ class OncallConfig(_Strict):
         default_factory=list, description="the first whose match takes an alert escalates it"
     )
     office_hours: OfficeHours = Field(default_factory=OfficeHours)
+    channels: list[ChannelSettings] = Field(
+        default_factory=list, description="where pages go: telegram, email, gateway (SMS, Zalo)"
+    )
 
     @model_validator(mode="after")
     def _references(self) -> OncallConfig:
         problems = []
+        channels = [channel.name for channel in self.channels]
+        repeated = sorted({n for n in channels if channels.count(n) > 1})
+        if repeated:
+            problems.append(f"channels need distinct names; repeated: {', '.join(repeated)}")
         for name, rota in self.rotas.items():
             problems += [
                 f"rotas.{name}: no person {p!r} in oncall.people"
@@ -198,15 +206,20 @@ class OncallConfig(_Strict):
             for j, step in enumerate(policy.steps):
                 for k, notify in enumerate(step.notify):
                     where = f"policies.{i}.steps.{j}.notify.{k}.to"
+                    if notify.channel not in channels:
+                        problems.append(
+                            f"policies.{i}.steps.{j}.notify.{k}.channel: no channel "
+                            f"{notify.channel!r} in oncall.channels"
+                        )
                     kind, _, name = notify.to.partition(":")
                     if kind == "oncall" and name not in self.rotas:
                         problems.append(f"{where}: no rota {name!r} in oncall.rotas")
                     if kind == "person" and name not in self.people:
                         problems.append(f"{where}: no person {name!r} in oncall.people")
         names = [policy.name for policy in self.policies]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            problems.append(f"policies need distinct names; repeated: {', '.join(repeated)}")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            problems.append(f"policies need distinct names; repeated: {', '.join(twice)}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -214,3 +227,6 @@ class OncallConfig(_Strict):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def channel_kinds(self) -> dict[str, str]:
+        return {channel.name: channel.kind for channel in self.channels}

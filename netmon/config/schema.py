@@ -24,6 +24,7 @@ from pydantic import (
 
 from collectors.traps.settings import TrapSettings
 from netmon.config.alerting import AlertingConfig
+from netmon.config.oncall import OncallConfig
 from netmon.config.thresholds import Thresholds
 from netmon.credentials import Credential, Secret, SecretValue
 from netmon.model import Duration
@@ -297,6 +298,9 @@ class Config(StrictModel):
     )
     meetings: list[MeetingConfig] = Field(default_factory=list)
     meeting_record: MeetingRecordConfig = Field(default_factory=MeetingRecordConfig)
+    oncall: OncallConfig | None = Field(
+        default=None, description="acknowledgements' other half: escalation, rotas, channels"
+    )
     sharding: ShardingConfig | None = Field(
         default=None, description="split the inventory over several instances (or --shard K/N)"
     )

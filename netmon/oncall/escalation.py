@@ -176,6 +176,18 @@ class Escalator:
         """Steps and repeats that came due, handovers: called every second."""
         await self._commit(self.due(self._clock()))
 
+    async def snooze(self, fingerprint: str, *, until: float) -> bool:
+        """No page about this alert before `until` ("Silence 1 h"); whether it escalates."""
+        escalation = self.escalations.get(fingerprint)
+        if escalation is None:
+            return False
+        if escalation.next_at is not None:
+            escalation.next_at = max(escalation.next_at, until)
+        changes = Changes()
+        changes.save(escalation)
+        await self._commit(changes)
+        return True
+
     async def _commit(self, changes: Changes) -> None:
         if not changes:
             return

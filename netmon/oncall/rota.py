@@ -63,13 +63,19 @@ def on_call(rota: Rota, when: float, zone: ZoneInfo) -> Shift:
     override = _override_at(rota.overrides, when, zone)
     if override is not None:
         return override
-    # A regular shift ends early where an override begins inside it.
+    # A regular shift resumes where an override inside it ended, and ends early where one
+    # begins.
     starts = [
         _aware(o.start, zone).timestamp()
         for o in rota.overrides
         if when < _aware(o.start, zone).timestamp() < regular.end
     ]
-    return Shift(regular.person, regular.start, min([regular.end, *starts]))
+    ends = [
+        _aware(o.end, zone).timestamp()
+        for o in rota.overrides
+        if regular.start < _aware(o.end, zone).timestamp() <= when
+    ]
+    return Shift(regular.person, max([regular.start, *ends]), min([regular.end, *starts]))
 
 
 def next_on_call(rota: Rota, when: float, zone: ZoneInfo) -> Shift:

@@ -1,0 +1,143 @@
+"""One worker per channel: reads the channel's page queue in order and hands it the pages.
+
+As the sinks' delivery workers (`netmon.alerting.delivery`): a channel that is slow or dead
+holds up only its own queue; a page leaves the queue only once the channel says the far side
+has it. A channel may take fewer pages than offered (a rate limit, a message full): the rest
+is offered again at once, and the channel's own limiter decides when they go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from netmon.alerting.store import AlertDB
+from netmon.channels.base import Channel, SinkRejected, SinkUnavailable
+from netmon.oncall.escalation import page_queue
+from netmon.oncall.pages import page_from_json
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+RESULTS = ("success", "failure", "rejected")
+
+
+class PageStats:
+    """Counts behind netmon_pages_total{channel,result}."""
+
+    def __init__(self) -> None:
+        self.results: dict[tuple[str, str], int] = {}
+
+    def count(self, channel: str, result: str, n: int = 1) -> None:
+        key = (channel, result)
+        self.results[key] = self.results.get(key, 0) + n
+
+
+class PageWorker:
+    def __init__(
+        self,
+        channel: Channel,
+        db: AlertDB,
+        stats: PageStats,
+        *,
+        send_timeout: float = 60.0,
+        backoff_min: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        self.channel = channel
+        self.queue = page_queue(channel.name)
+        self._db = db
+        self._stats = stats
+        self._send_timeout = send_timeout
+        self._backoff_min = backoff_min
+        self._backoff_max = backoff_max
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.failing = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"pages-{self.channel.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = self._backoff_min
+        while True:
+            try:
+                backoff = await self._round(backoff)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database hiccuped: the pages stay queued; a dead worker would leave
+                # the channel silent for good.
+                log.exception(
+                    "page delivery failed; retrying", extra={"channel": self.channel.name}
+                )
+                await asyncio.sleep(self._backoff_max / 6)
+
+    async def _round(self, backoff: float) -> float:
+        self._wake.clear()
+        rows = await self._db.call(self._db.pending_pages, self.queue, BATCH)
+        if not rows:
+            await self._wake.wait()
+            return backoff
+        pages, seqs = [], []
+        for seq, data in rows:
+            try:
+                pages.append(page_from_json(data))
+                seqs.append(seq)
+            except (KeyError, TypeError, ValueError) as exc:
+                await self._db.call(self._db.quarantine, "pages", data, exc)
+                await self._db.call(self._db.done_pages, [seq])
+        if not pages:
+            return backoff
+        name = self.channel.name
+        try:
+            done = await asyncio.wait_for(self.channel.deliver(pages), self._send_timeout)
+        except SinkRejected as exc:
+            self._stats.count(name, "rejected")
+            log.error(
+                "page rejected by the channel; dropped",
+                extra={"channel": name, "to": pages[0].recipient, "reason": str(exc)},
+            )
+            await self._db.call(self._db.done_pages, seqs[:1])
+            return self._backoff_min
+        except (SinkUnavailable, TimeoutError, OSError) as exc:
+            self._stats.count(name, "failure")
+            self._set_failing(True, str(exc) or type(exc).__name__)
+            asked = exc.retry_after if isinstance(exc, SinkUnavailable) else None
+            await asyncio.sleep(max(backoff * random.uniform(0.8, 1.2), asked or 0.0))
+            return min(backoff * 2, self._backoff_max)
+        except Exception:
+            self._stats.count(name, "failure")
+            log.exception("page channel failed", extra={"channel": name})
+            await asyncio.sleep(backoff)
+            return min(backoff * 2, self._backoff_max)
+        done = max(0, min(done, len(seqs)))
+        if not done:  # nothing taken and nothing said: not a reason to spin
+            await asyncio.sleep(backoff)
+            return min(backoff * 2, self._backoff_max)
+        self._stats.count(name, "success", done)
+        self._set_failing(False, "")
+        await self._db.call(self._db.done_pages, seqs[:done])
+        return self._backoff_min
+
+    def _set_failing(self, failing: bool, reason: str) -> None:
+        if failing == self.failing:
+            return
+        self.failing = failing
+        if failing:
+            log.warning(
+                "page channel unavailable; pages are queued and retried",
+                extra={"channel": self.channel.name, "reason": reason},
+            )
+        else:
+            log.info("page channel delivering again", extra={"channel": self.channel.name})
