@@ -264,7 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from netmon.oncall import command as oncall_command
 
             return oncall_command.run(args)
-        if args.command == "demo" and getattr(args, "demo_command", None) in ("fault", "meeting"):
+        demo_commands = ("fault", "meeting", "pages", "press")
+        if args.command == "demo" and getattr(args, "demo_command", None) in demo_commands:
             from netmon_lab import fault_client
 
             return fault_client.run(args)

@@ -41,6 +41,7 @@ from netmon_lab.fault_client import DEFAULT_URL
 from netmon_lab.faults import FaultInjector
 from netmon_lab.meeting_api import meeting_routes
 from netmon_lab.netns import EndpointNetwork, LabUnavailableError
+from netmon_lab.oncall_lab import OncallLab
 from netmon_lab.rooms import DemoRooms
 from netmon_lab.snmpsim import UPLINK_ALIAS, SimDevice, SnmpSimulator, build_lab, slug
 
@@ -152,11 +153,14 @@ class Lab:
         with_devices: bool = True,
         with_network: bool = True,
         with_rooms: bool = True,
+        with_oncall: bool = True,
         mqtt: str = DEFAULT_MQTT,
         alertmanager: str = DEFAULT_ALERTMANAGER,
     ) -> None:
         self._listen = listen
         self._with_rooms = with_rooms
+        self._with_oncall = with_oncall
+        self.oncall: OncallLab | None = None
         self.rooms: DemoRooms | None = None
         self.mqtt = mqtt
         self._alertmanager = alertmanager
@@ -220,6 +224,12 @@ class Lab:
         self.sinks = await detect_sinks(self.mqtt, self._alertmanager)
         if self.sinks:
             data["alerting"] = {**data.get("alerting", {}), **self.sinks}
+        if self._with_oncall:
+            self.oncall = OncallLab()
+            self._stack.push_async_callback(self.oncall.close)
+            await self.oncall.start()
+            districts = sorted({e["district"] for e in endpoints if e["district"]})
+            data["oncall"] = self.oncall.config(districts, f"http://{self._listen}/")
         self.inventory = load_data(data)
         # The lab's config as a file, so `netmon check --config` can check the lab's endpoints.
         self.config_file = self.workdir / "netmon-demo.yaml"
@@ -274,7 +284,8 @@ class Lab:
     def routes(self) -> list[web.RouteDef]:
         """The fault and meeting APIs, for `Service(extra_routes=...)`."""
         meeting = meeting_routes(self.rooms) if self.rooms is not None else []
-        return [*fault_routes(self.faults), *meeting]
+        oncall = self.oncall.routes() if self.oncall is not None else []
+        return [*fault_routes(self.faults), *meeting, *oncall]
 
     async def __aexit__(
         self,
@@ -328,6 +339,8 @@ def _banner(lab: Lab, url: str) -> str:
             f'Check a district: netmon check --config {lab.config_file} --district "Bá Thước"'
         )
     lines += _sink_lines(lab)
+    if lab.oncall is not None:
+        lines += lab.oncall.banner(url_option="" if url == DEFAULT_URL else f" --url {url}")
     sip = lab.rooms.sip if lab.rooms is not None else None
     if sip is not None and sip.reason is None:
         lines.append(

@@ -12,12 +12,14 @@ import asyncio
 import json
 import os
 import sys
+import time
 from typing import Any
 
 import aiohttp
 
 from netmon_lab.fault_api import MEETING_PATH, PATH
 from netmon_lab.faults import FIELDS, FaultKind
+from netmon_lab.oncall_lab import PAGES_PATH, PRESS_PATH
 
 DEFAULT_URL = "http://127.0.0.1:9842"
 TIMEOUT = 10.0
@@ -95,6 +97,19 @@ def add_parser(demo_commands: argparse._SubParsersAction[argparse.ArgumentParser
     )
     url_option(begin)
     url_option(steps.add_parser("stop", help="end the meeting's calls"))
+    pages = demo_commands.add_parser(
+        "pages", help="what the demo's Telegram and mail catcher received from netmon"
+    )
+    url_option(pages)
+    press = demo_commands.add_parser(
+        "press", help="press a button of the last page in a Telegram chat, as an engineer"
+    )
+    press.add_argument("button", choices=("ack", "silence"), help="Acknowledge, or Silence 1 h")
+    press.add_argument("--chat", help="the chat (default: the NOC group, districts' topics)")
+    press.add_argument(
+        "--alert", help="the alert's fingerprint or its beginning (default: the last page's)"
+    )
+    url_option(press)
 
 
 class DemoUnreachableError(Exception):
@@ -155,10 +170,39 @@ async def _meeting(args: argparse.Namespace, base: str) -> int:
     return EXIT_OK
 
 
+async def _pages(base: str) -> int:
+    status, document = await _call("GET", base, PAGES_PATH)
+    if status != 200:
+        return _problem(str(document.get("error", f"HTTP {status}")), "pages")
+    for message in document["telegram"]:
+        when = time.strftime("%H:%M:%S", time.localtime(message["at"]))
+        where = message["chat"] + (f" topic {message['thread']}" if message["thread"] else "")
+        print(f"{when}  Telegram {where}:")
+        print("    " + message["text"].replace("\n", "\n    "))
+        if message["buttons"]:
+            print(f"    [{'] ['.join(message['buttons'])}]")
+    for mail in document["mail"]:
+        when = time.strftime("%H:%M:%S", time.localtime(mail["received"]))
+        print(f"{when}  e-mail to {', '.join(mail['to'])}: {mail['subject']}")
+    if not document["telegram"] and not document["mail"]:
+        print("no pages yet")
+    return EXIT_OK
+
+
 async def _run(args: argparse.Namespace) -> int:
     base = args.url.rstrip("/")
     if getattr(args, "meeting_command", None) is not None:
         return await _meeting(args, base)
+    if args.demo_command == "pages":
+        return await _pages(base)
+    if args.demo_command == "press":
+        body = {"button": args.button, "chat": args.chat, "alert": args.alert}
+        status, document = await _call("POST", base, PRESS_PATH, body)
+        if status != 200:
+            return _problem(str(document.get("error", f"HTTP {status}")), "press")
+        print(f"pressed {document['pressed']} on: {document['on']}")
+        print(f"netmon answered: {document['answer']}")
+        return EXIT_OK
     if args.fault_command == "add":
         kind = FaultKind(args.kind)
         body = {"kind": kind.value, **{name: getattr(args, name) for name in FIELDS[kind]}}

@@ -92,6 +92,11 @@ class Demo:
         with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:  # noqa: S310
             return str(response.read().decode())
 
+    def alerts(self) -> list[dict[str, Any]]:
+        status, document = call("GET", f"{self.url}/api/v1/alerts")
+        assert status == 200
+        return list(document["alerts"])
+
     def target(self, target: str) -> dict[str, Any]:
         status, document = call("GET", f"{self.url}/api/v1/targets/{target}")
         assert status == 200

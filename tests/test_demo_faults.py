@@ -550,6 +550,57 @@ async def test_the_demo_publishes_statuses_and_a_faults_alert_on_mqtt(
 
 
 @pytest.mark.netns
+async def test_the_demo_pages_telegram_and_the_button_stops_the_escalation(
+    clean: Demo, broker: Mosquitto
+) -> None:
+    """Issue 18's demo: a fault pages the district's topic of the lab's Telegram; "Acknowledge"
+    pressed there (`netmon demo press`) shows in the API, on MQTT and in the metrics."""
+    assert "On call: the district's Telegram topic is paged at once" in clean.output
+    target = "ep-so-08"
+    name = clean.target(target)["name"]
+
+    def pages() -> dict[str, Any]:
+        status, document = call("GET", clean.url + "/api/v1/demo/pages")
+        assert status == 200
+        return document
+
+    clean.inject({"kind": "endpoint-down", "target": target})
+    # "Within 3 s" is a figure of the issue's note (timed on the demo), not asserted here.
+    page = wait_until(
+        lambda: [m for m in pages()["telegram"] if name in m["text"] and "Alert" in m["text"]],
+        timeout=HANG,
+        what="the district's Telegram page",
+    )[0]
+    assert page["chat"] == "-1001000000001"
+    assert page["buttons"] == ["Đã nhận / Acknowledge", "Tắt 1 giờ / Silence 1 h"]
+    (alert,) = [a for a in clean.alerts() if a["target"] == target]
+    with MqttRecorder(broker, "netmon/alerts/#") as recorder:
+        pressed = await asyncio.to_thread(
+            subprocess.run,
+            [*netmon_command(), "demo", "press", "ack", "--alert", alert["fingerprint"],
+             "--url", clean.url],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert pressed.returncode == 0, pressed.stderr
+        assert "netmon answered: Đã nhận / Acknowledged: Nguyễn Văn Tuấn" in pressed.stdout
+        (taken,) = [a for a in clean.alerts() if a["target"] == target]
+        assert taken["acknowledged_by"] == "Nguyễn Văn Tuấn (telegram:1001)"
+        retained_alert = await recorder.until(
+            lambda m: target in m.topic and '"acknowledged": true' in m.payload, timeout=HANG
+        )
+        assert json.loads(retained_alert.payload)["acknowledged_by"].startswith("Nguyễn Văn Tuấn")
+    assert metric_value(clean.metrics(), "netmon_escalations", acknowledged="true") == 1
+    told = wait_until(
+        lambda: [
+            m for m in pages()["telegram"] if name in m["text"] and "Acknowledged" in m["text"]
+        ],
+        timeout=HANG,
+        what="the acknowledgement told to the district",
+    )
+    assert told[0]["chat"] == "-1001000000001"
+
+
+@pytest.mark.netns
 async def test_a_room_taken_off_the_registrar_is_endpoint_unregistered_on_mqtt(
     clean: Demo, broker: Mosquitto
 ) -> None:

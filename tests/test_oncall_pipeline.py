@@ -90,7 +90,7 @@ async def test_a_fault_is_paged_escalated_and_stopped_by_the_telegram_button(
             assert "Đã nhận" in telegram.answers[0].text
             (alert,) = request(netmon.url + "/api/v1/alerts")[1]["alerts"]
             assert alert["acknowledged"] is True
-            assert alert["acknowledged_by"].startswith("telegram:")
+            assert alert["acknowledged_by"] == f"Tuấn (telegram:{ENGINEER})"
             notice = await eventually(
                 lambda: [m for m in telegram.messages[GROUP] if m.message_id != first.message_id],
                 timeout=10,

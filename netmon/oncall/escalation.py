@@ -149,6 +149,7 @@ class Escalator:
         self.set_config(config, channels)
 
     def set_config(self, config: OncallConfig, channels: Mapping[str, str]) -> None:
+        self.config = config
         self._config = config
         self._channels = dict(channels)
         self._policies = {policy.name: policy for policy in config.policies}

@@ -73,11 +73,12 @@ class OnCall:
 
     async def act(self, action: Action) -> str:
         """A person's answer from a channel (a Telegram button): the text shown back."""
+        by = self._who(action)
         if action.kind is ActionKind.ACKNOWLEDGE:
-            event = self._engine.acknowledge(action.fingerprint, action.by)
+            event = self._engine.acknowledge(action.fingerprint, by)
             if event is None:
                 return "Cảnh báo đã kết thúc / This alert is no longer firing"
-            return f"Đã nhận / Acknowledged: {action.by}"
+            return f"Đã nhận / Acknowledged: {by}"
         tracked = self._engine.tracked.get(action.fingerprint)
         if tracked is None or tracked.emitted is None:
             return "Cảnh báo đã kết thúc / This alert is no longer firing"
@@ -86,11 +87,21 @@ class OnCall:
             matchers={"alertname": tracked.alertname, "target": tracked.target},
             ends_at=dt.datetime.fromtimestamp(now + SNOOZE, dt.UTC),
             comment=f"silenced for 1 h from {action.channel}",
-            created_by=action.by,
+            created_by=by,
         )
         await self._engine.add_silence(silence)
         await self.escalator.snooze(action.fingerprint, until=now + SNOOZE)
         return "Tắt 1 giờ / Silenced for 1 h"
+
+    def _who(self, action: Action) -> str:
+        """The person's name when the channel's user is one of `oncall.people`."""
+        config = self.escalator.config
+        if config.channel_kinds().get(action.channel) != "telegram":
+            return action.by
+        for person_id, person in config.people.items():
+            if person.telegram == action.user_id:
+                return f"{person.name or person_id} ({action.by})"
+        return action.by
 
     async def tick(self) -> None:
         await self.escalator.tick()
