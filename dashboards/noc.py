@@ -114,10 +114,23 @@ def _alerts() -> list[stat.Panel | timeseries.Panel]:
         "Active alerts, by severity",
         "Alerts netmon has firing now (silenced ones included), by severity.",
         query("sum by (severity) (netmon_alerts_active)", "{{severity}}"),
-        width=12,
+        width=8,
         height=6,
     ).unit(COUNT)
     active.thresholds(ANY_IS_BAD).color_mode(cm.BigValueColorMode.BACKGROUND)
+    untaken = panel(
+        stat.Panel(),
+        "Not acknowledged",
+        "Firing alerts nobody has acknowledged yet (netmon alerts ack, the status page, the "
+        "Telegram button): the ones the on-call loop is still escalating.",
+        query(
+            "sum(netmon_alerts_active) - (sum(netmon_alerts_acknowledged) or vector(0))",
+            "not acknowledged",
+        ),
+        width=4,
+        height=6,
+    ).unit(COUNT)
+    untaken.thresholds(ANY_IS_BAD).color_mode(cm.BigValueColorMode.BACKGROUND)
     for severity, colour in SEVERITY_COLOURS.items():
         active.override_by_name(
             severity,
@@ -131,7 +144,7 @@ def _alerts() -> list[stat.Panel | timeseries.Panel]:
         width=12,
         height=6,
     ).unit(COUNT)
-    return [active, history]
+    return [active, untaken, history]
 
 
 def _worst_links() -> list[table.Panel]:
