@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -32,6 +33,7 @@ from tests.alertmanager_peer import (  # noqa: E402
     eventually,
 )
 from tests.fake_clock import FakeClock  # noqa: E402
+from tests.helpers import http_get  # noqa: E402
 from tests.mqtt_peer import CertAuthority  # noqa: E402
 
 pytest_plugins = ["tests.alertmanager_peer"]
@@ -442,3 +444,38 @@ async def test_a_late_resolve_of_an_earlier_incident_never_ends_the_newer_one(
     (request,) = http_recorder.on("/api/v2/alerts")
     (posted,) = json.loads(request.body)
     assert timestamp(posted["startsAt"]) == pytest.approx(again.starts_at, abs=0.001)
+
+
+async def test_an_acknowledged_alert_is_silenced_in_alertmanager_until_it_resolves(
+    alertmanager: Alertmanager,
+) -> None:
+    """`silence_on_ack`: Alertmanager's own routes stop paging an alert someone took."""
+    event = endpoint_event()
+    taken = dataclasses.replace(
+        event, acknowledged_by="Tuấn", acknowledged_at=time.time(), acknowledged_comment="on it"
+    )
+
+    def silences() -> list[dict[str, Any]]:
+        status, _, body = http_get(f"{alertmanager.url}/api/v2/silences")
+        assert status == 200
+        found = json.loads(body)
+        return [s for s in found if s["status"]["state"] == "active"]
+
+    async with sink_for(alertmanager.url, silence_on_ack=True) as sink:
+        await sink.send(event)
+        assert silences() == []
+        await sink.send(taken)
+        await sink.send(taken)  # delivered again (at least once): still one silence
+        (silence,) = silences()
+        assert {(m["name"], m["value"]) for m in silence["matchers"]} == {
+            ("alertname", "EndpointDown"),
+            ("target", "ep-hall-01"),
+        }
+        assert silence["comment"].startswith("acknowledged in netmon by Tuấn: on it")
+        await eventually(
+            lambda: alertmanager.alerts(alertname="EndpointDown", active=False, silenced=True),
+            what="the alert shown silenced",
+        )
+        await sink.send(taken.resolved(time.time()))
+        assert silences() == []
+        assert alertmanager.alerts(alertname="EndpointDown") == []

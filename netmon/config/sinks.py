@@ -209,6 +209,11 @@ class AlertmanagerSettings(BaseModel):
 
     urls: list[BaseUrl] = Field(min_length=1, description="every member of an HA cluster")
     resend_interval: Duration = Field(default=60.0, gt=0)
+    silence_on_ack: bool = Field(
+        default=False,
+        description="an acknowledged alert gets a matching Alertmanager silence, expired when "
+        "it resolves or the acknowledgement ends (Alertmanager's own routes stop paging it)",
+    )
     timeout: Duration = Field(default=5.0, gt=0)
     bearer_token: SecretValue | None = None
     basic_auth: BasicAuth | None = None

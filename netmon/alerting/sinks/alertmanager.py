@@ -4,7 +4,8 @@ One sink per Alertmanager URL, each with its own outbox queue, so one dead membe
 never holds up the other. Besides delivering transitions it re-sends every firing alert each
 `resend_interval`, as Prometheus does: Alertmanager expects it, and it is how an Alertmanager
 that restarted with empty memory gets the alerts back. Routing, grouping, inhibition and
-silences are Alertmanager's job, never this module's.
+silences are Alertmanager's job; the one silence this module makes is asked for
+(`silence_on_ack`): an acknowledged alert's, until it resolves.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from netmon.model import iso
 log = logging.getLogger(__name__)
 
 ALERTS_PATH = "/api/v2/alerts"
+SILENCES_PATH = "/api/v2/silences"
+# An acknowledged alert's silence is expired when it resolves; this bounds one whose resolve
+# never comes (netmon's database lost): a week, then Alertmanager pages it again.
+ACK_SILENCE_MAX = 7 * 86_400.0
 # Prometheus' own factor: an alert ends by itself 4 resends after netmon went quiet for good.
 ENDS_AT_RESENDS = 4
 # Keeps one re-send request of a large outage well below Alertmanager's body limits.
@@ -108,7 +113,69 @@ class AlertmanagerSink:
             # old-severity alert would stay active until its endsAt.
             alerts.append(self._alert(event, now, ended_severity=event.previous_severity))
         async with self._post_lock:
+            if self.settings.silence_on_ack:
+                await self._follow_acknowledgement(event, now)
             await self._post(alerts)
+
+    async def _follow_acknowledgement(self, event: AlertEvent, now: float) -> None:
+        """`silence_on_ack`: an acknowledged alert silenced in Alertmanager until it resolves
+        or nobody is on it any more. The silences are found again by their comment, which
+        names the alert's fingerprint: nothing to remember across a restart, and a re-sent
+        acknowledgement does not make a second silence."""
+        marker = f"[netmon {event.fingerprint}]"
+        ours = [
+            silence
+            for silence in await self._request("GET", SILENCES_PATH)
+            if marker in str(silence.get("comment", ""))
+            and silence.get("status", {}).get("state") in ("active", "pending")
+        ]
+        if event.firing and event.acknowledged:
+            if ours:
+                return
+            matchers = [
+                {"name": name, "value": value, "isRegex": False, "isEqual": True}
+                for name, value in {
+                    "alertname": event.alertname, "target": event.target, **event.labels
+                }.items()
+            ]  # fmt: skip
+            comment = f"acknowledged in netmon by {event.acknowledged_by}"
+            if event.acknowledged_comment:
+                comment += f": {event.acknowledged_comment}"
+            await self._request(
+                "POST",
+                SILENCES_PATH,
+                {
+                    "matchers": matchers,
+                    "startsAt": iso(now),
+                    "endsAt": iso(now + ACK_SILENCE_MAX),
+                    "createdBy": "netmon",
+                    "comment": f"{comment} {marker}",
+                },
+            )
+            return
+        for silence in ours:
+            await self._request("DELETE", f"/api/v2/silence/{silence['id']}")
+
+    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+        """A silences API call, its failures mapped as a post's are."""
+        if self._session is None:
+            raise RuntimeError("AlertmanagerSink used before start()")
+        try:
+            async with self._session.request(
+                method,
+                self.url + path,
+                json=body,
+                headers=self.settings.auth_headers(),
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+            ) as response:
+                if response.status >= 300:
+                    raise SinkUnavailable(f"silences API: HTTP {response.status}")
+                return await response.json(content_type=None) if method == "GET" else None
+        except TimeoutError:
+            raise SinkUnavailable(f"no answer within {self.settings.timeout:g}s") from None
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise SinkUnavailable(f"silences API: {type(exc).__name__}") from None
 
     def _superseded(self, resolved: AlertEvent) -> bool:
         """Whether a newer incident of the same alert fires now."""
