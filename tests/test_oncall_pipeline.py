@@ -113,6 +113,10 @@ async def test_a_fault_is_paged_escalated_and_stopped_by_the_telegram_button(
             text = netmon.metrics()
             assert metric_value(text, "netmon_pages_total", channel="tg", result="success")
             assert metric_value(text, "netmon_pages_queued", channel="mail") == 0
+            assert (
+                metric_value(text, "netmon_channel_events_total", channel="tg", event="presses")
+                == 1
+            )
             assert TOKEN not in "".join(netmon.stderr_lines)
             assert TOKEN.split(":")[1] not in json.dumps(request(netmon.url + "/api/v1/alerts")[1])
         finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -123,6 +123,19 @@ def _oncall_families(oncall: OnCall) -> Iterator[Metric]:
         count = sum(1 for e in escalations if e.acknowledged == taken)
         escalating.add_metric(["true" if taken else "false"], count)
     yield escalating
+    events = CounterMetricFamily(
+        "netmon_channel_events",
+        "What a channel saw besides pages: Telegram's messages sent, alerts summarised as "
+        '"+N more", plain-text resends after a parse error, button presses (and those '
+        "malformed, not allowed, or whose action failed), failed polls for presses",
+        labels=["channel", "event"],
+    )
+    for channel in oncall.channels:
+        counts = getattr(channel, "counts", None)
+        if isinstance(counts, Mapping):
+            for event, count in sorted(counts.items()):
+                events.add_metric([channel.name, str(event)], float(count))
+    yield events
     unaddressed = CounterMetricFamily(
         "netmon_pages_unaddressed",
         "Recipients a step could not page: no address for that channel (a person without a "
