@@ -434,11 +434,11 @@ async def test_a_full_disk_holds_alerts_back_until_space_returns_and_loses_none(
         netmon = NetmonProcess(path)
         try:
             await wait_up(netmon, "ep-a")
-            with (small_disk / "filler").open("wb") as filler:
+            # Unbuffered: a write the full disk refuses leaves nothing for close() to retry.
+            with (small_disk / "filler").open("wb", buffering=0) as filler:
                 try:
                     while True:
                         filler.write(b"\0" * 65536)
-                        filler.flush()
                 except OSError:
                     pass  # full
             host.link_down()
