@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 
+from netmon.alerting.delivery import NotificationStats
 from netmon.alerting.store import AlertDB
 from netmon.channels.base import Channel, SinkRejected, SinkUnavailable
 from netmon.oncall.escalation import page_queue
@@ -23,15 +24,8 @@ BATCH = 50
 RESULTS = ("success", "failure", "rejected")
 
 
-class PageStats:
-    """Counts behind netmon_pages_total{channel,result}."""
-
-    def __init__(self) -> None:
-        self.results: dict[tuple[str, str], int] = {}
-
-    def count(self, channel: str, result: str, n: int = 1) -> None:
-        key = (channel, result)
-        self.results[key] = self.results.get(key, 0) + n
+# Counts behind netmon_pages_total{channel,result}: the sinks' kind of tally, by channel.
+PageStats = NotificationStats
 
 
 class PageWorker:
