@@ -152,3 +152,14 @@ async def test_metrics_split_the_firing_alerts_nobody_has_taken(db: AlertDB) -> 
     active = {s.labels["severity"]: s.value for s in families["netmon_alerts_active"].samples}
     taken = {s.labels["severity"]: s.value for s in families["netmon_alerts_acknowledged"].samples}
     assert (active["critical"], taken["critical"]) == (2, 1)
+
+
+async def test_withdrawing_when_nobody_had_it_announces_nothing(db: AlertDB) -> None:
+    h = Harness(inventory(), db, Clock())
+    h.up("ep1")
+    h.down("ep1")
+    (firing,) = await h.events()
+    unchanged = h.engine.unacknowledge(firing.fingerprint)
+    assert unchanged is not None
+    assert not unchanged.acknowledged
+    assert await h.events() == [firing]  # no "withdrawn" restatement to the sinks

@@ -7,8 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from netmon.alerting.model import AlertEvent, Severity, Status
 from netmon.alerting.store import AlertDB
@@ -16,6 +19,7 @@ from netmon.channels.base import Page, PageKind
 from netmon.config.oncall import OncallConfig
 from netmon.oncall.escalation import Escalator
 from netmon.oncall.pages import page_from_json
+from netmon.oncall.service import OnCall
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 MINUTE = 60.0
@@ -214,3 +218,94 @@ async def test_an_alert_no_policy_takes_pages_nobody(db: AlertDB) -> None:
     loop = Loop(db)
     assert await loop.send(alert(Severity.INFO)) == []
     assert loop.escalator.escalations == {}
+
+
+async def test_a_write_that_fails_loses_no_step(db: AlertDB, monkeypatch: Any) -> None:
+    loop = Loop(db)
+    real = db.save_escalations
+    failures = [OSError("disk I/O error")]
+
+    def flaky(*args: Any) -> None:
+        if failures:
+            raise failures.pop()
+        real(*args)
+
+    monkeypatch.setattr(db, "save_escalations", flaky)
+    event = alert()
+    with pytest.raises(OSError, match="disk I/O"):
+        await loop.escalator.send(event)
+    # The delivery worker offers the same transition again: it is not taken as seen.
+    assert sent(await loop.send(event)) == [("tg", "-1001234:77", "firing")]
+    assert len(await loop.at(T0 + 10 * MINUTE)) == 2  # and step 2 comes at its time
+
+
+async def test_a_policy_shortened_by_a_reload_ends_the_escalation_without_a_crash(
+    db: AlertDB,
+) -> None:
+    loop = Loop(db)
+    await loop.send(alert())
+    await loop.at(T0 + 10 * MINUTE)  # steps 1 and 2 done
+    shorter = config()
+    policies = [shorter.policies[0].model_copy(update={"steps": shorter.policies[0].steps[:1],
+                                                        "repeat": None})]  # fmt: skip
+    loop.escalator.set_config(shorter.model_copy(update={"policies": policies}), CHANNELS)
+    assert await loop.at(T0 + 2 * 3600) == []
+    (escalation,) = loop.escalator.escalations.values()
+    assert escalation.next_at is None
+
+
+async def test_a_handover_repages_the_step_that_paged_the_rota_not_the_last_one(
+    db: AlertDB,
+) -> None:
+    policy = {
+        "name": "critical",
+        "steps": [
+            {"after": "0s", "notify": [{"channel": "tg", "to": "district"}]},
+            {"after": "1m", "notify": [{"channel": "tg", "to": "oncall:noc"}]},
+            {"after": "2m", "notify": [{"channel": "sms", "to": "person:lead"}]},
+        ],
+    }
+    loop = Loop(db, oncall=config(policies=[policy]))
+    await loop.send(alert())
+    assert len(await loop.at(T0 + 2 * MINUTE)) == 2  # Tuấn on Telegram, then the lead by SMS
+    handover = await loop.at(at("2026-12-08T09:15"))
+    assert sent(handover) == [("tg", "1002", "reminder")]  # Lan, as step 2 paged Tuấn
+    assert handover[0].step == 1
+
+
+async def test_silence_1h_pages_nobody_for_an_hour_not_even_at_a_handover(db: AlertDB) -> None:
+    loop = Loop(db)
+    await loop.send(alert())
+    await loop.at(T0 + 10 * MINUTE)
+    assert await loop.escalator.snooze(alert().fingerprint, until=T0 + 70 * MINUTE)
+    assert await loop.at(T0 + 70 * MINUTE - 1) == []  # step 3, the 09:15 handover: held
+    assert len(await loop.at(T0 + 70 * MINUTE)) >= 1
+
+
+async def test_office_hours_need_a_day() -> None:
+    with pytest.raises(ValueError, match=r"office_hours\.days"):
+        config(office_hours={"days": []})
+
+
+async def test_an_escalation_whose_alert_stopped_firing_unheard_ends_after_two_minutes(
+    db: AlertDB,
+) -> None:
+    """An alert handed over to another shard is not announced as resolved: its escalation
+    must not page for ever."""
+    now = [T0]
+    firing: list[AlertEvent] = []
+    engine = SimpleNamespace(firing=lambda: firing)
+    oncall = OnCall(config(), db=db, engine=engine, language="vi", clock=lambda: now[0])  # type: ignore[arg-type]
+    event = alert()
+    firing.append(event)
+    await oncall.escalator.send(event)
+    await oncall.tick()
+    firing.clear()  # gone without a word to the escalator
+    await oncall.tick()  # first seen missing
+    now[0] += 119
+    await oncall.tick()
+    assert list(oncall.escalator.escalations) == [event.fingerprint]  # a resolve may be on its way
+    now[0] += 1
+    await oncall.tick()
+    assert oncall.escalator.escalations == {}
+    assert await db.call(db.load_escalations) == []

@@ -333,6 +333,8 @@ class AlertEngine:
         tracked = self.tracked.get(key)
         if tracked is None or tracked.emitted is None:
             return None
+        if not by and tracked.ack is None:
+            return tracked.emitted  # nobody had it: nothing to withdraw, nothing to announce
         now = self._clock()
         ack = Acknowledgement(by, now, comment, tracked.emitted.severity) if by else None
         return self._lifecycle.acknowledge(tracked, ack, now)

@@ -262,8 +262,16 @@ class AlertDB:
                 )
 
     def load_escalations(self) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT state FROM escalations").fetchall()
-        return [json.loads(text) for (text,) in rows]
+        """Every escalation's state; a row that does not decode is quarantined, so that one
+        damaged row never stops netmon starting."""
+        states = []
+        for fingerprint, text in self._db.execute("SELECT fingerprint, state FROM escalations"):
+            try:
+                states.append(dict(json.loads(text)))
+            except (ValueError, TypeError) as exc:
+                self.quarantine("escalations", text, exc)
+                self._db.execute("DELETE FROM escalations WHERE fingerprint = ?", (fingerprint,))
+        return states
 
     def pending_pages(self, queue: str, limit: int) -> list[tuple[int, dict[str, Any]]]:
         """The oldest pages of a channel's queue; one that does not decode is quarantined."""

@@ -102,7 +102,7 @@ class Rota(_Strict):
 class OfficeHours(_Strict):
     """Giờ hành chính: when "office hours only" routes page."""
 
-    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]))
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1)
     periods: list[tuple[dt.time, dt.time]] = Field(
         default_factory=lambda: [
             (dt.time(7, 30), dt.time(11, 30)),

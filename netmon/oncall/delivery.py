@@ -20,7 +20,10 @@ from netmon.oncall.pages import page_from_json
 
 log = logging.getLogger(__name__)
 
-BATCH = 50
+# A batch is offered under one timeout (`send_timeout`): small enough that a slow provider
+# (an SMS gateway answering in seconds, one request a page) ends it well within it, so the
+# pages it sent are counted and never sent again.
+BATCH = 10
 RESULTS = ("success", "failure", "rejected")
 
 
@@ -35,7 +38,7 @@ class PageWorker:
         db: AlertDB,
         stats: PageStats,
         *,
-        send_timeout: float = 60.0,
+        send_timeout: float = 300.0,
         backoff_min: float = 0.5,
         backoff_max: float = 30.0,
     ) -> None:

@@ -23,6 +23,7 @@ What changes an escalation, as on-call staff expect:
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 import uuid
@@ -71,6 +72,8 @@ class Escalation:
     acknowledged: bool = False
     paged: list[Paged] = field(default_factory=list)
     on_call: dict[str, str] = field(default_factory=dict)  # rota -> the person it paged
+    on_call_step: dict[str, int] = field(default_factory=dict)  # rota -> the step that did
+    snoozed_until: float = 0.0  # "Silence 1 h": no page before then
     last_event_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -84,6 +87,8 @@ class Escalation:
             "acknowledged": self.acknowledged,
             "paged": [[p.channel, p.recipient, p.person, p.language] for p in self.paged],
             "on_call": self.on_call,
+            "on_call_step": self.on_call_step,
+            "snoozed_until": self.snoozed_until,
             "last_event_id": self.last_event_id,
         }
 
@@ -99,6 +104,8 @@ class Escalation:
             acknowledged=bool(data["acknowledged"]),
             paged=[Paged(c, r, p, lang) for c, r, p, lang in data["paged"]],
             on_call={str(k): str(v) for k, v in data["on_call"].items()},
+            on_call_step={str(k): int(v) for k, v in data.get("on_call_step", {}).items()},
+            snoozed_until=float(data.get("snoozed_until", 0.0)),
             last_event_id=str(data.get("last_event_id", "")),
         )
 
@@ -145,6 +152,7 @@ class Escalator:
         self._on_paged = on_paged
         self._language = language
         self.escalations: dict[str, Escalation] = {}
+        self._lock = asyncio.Lock()
         self.unaddressed = 0  # recipients a step could not reach (no address for the channel)
         self.set_config(config, channels)
 
@@ -158,36 +166,78 @@ class Escalator:
     # --- the sink side ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        for text in await self._db.call(self._db.load_escalations):
+        await self._reload()
+        await self.tick()  # steps that came due while netmon was away
+
+    async def _reload(self) -> None:
+        """The escalations as the database has them."""
+        loaded: dict[str, Escalation] = {}
+        for data in await self._db.call(self._db.load_escalations):
             try:
-                escalation = Escalation.from_json(text)
+                escalation = Escalation.from_json(data)
             except (KeyError, TypeError, ValueError) as exc:
                 log.error("escalation state unreadable; dropped", extra={"error": str(exc)})
                 continue
-            self.escalations[escalation.fingerprint] = escalation
-        await self.tick()  # steps that came due while netmon was away
+            loaded[escalation.fingerprint] = escalation
+        self.escalations = loaded
 
     async def send(self, event: AlertEvent) -> None:
-        await self._commit(self.decide(event, self._clock()))
+        await self._apply(lambda now: self.decide(event, now))
 
     async def close(self) -> None:
         return None
 
     async def tick(self) -> None:
         """Steps and repeats that came due, handovers: called every second."""
-        await self._commit(self.due(self._clock()))
+        await self._apply(self.due)
 
     async def snooze(self, fingerprint: str, *, until: float) -> bool:
         """No page about this alert before `until` ("Silence 1 h"); whether it escalates."""
-        escalation = self.escalations.get(fingerprint)
-        if escalation is None:
-            return False
-        if escalation.next_at is not None:
-            escalation.next_at = max(escalation.next_at, until)
-        changes = Changes()
-        changes.save(escalation)
-        await self._commit(changes)
-        return True
+
+        def decide(now: float) -> Changes:
+            changes = Changes()
+            escalation = self.escalations.get(fingerprint)
+            if escalation is not None:
+                escalation.snoozed_until = max(escalation.snoozed_until, until)
+                changes.save(escalation)
+            return changes
+
+        return bool(await self._apply(decide))
+
+    async def forget(self, fingerprints: Iterable[str]) -> None:
+        """End, silently, escalations whose alert no longer fires though their queue never
+        said so (the alert moved to another shard; its resolve was dropped from a full
+        queue)."""
+
+        def decide(now: float) -> Changes:
+            changes = Changes()
+            for fingerprint in fingerprints:
+                if self.escalations.pop(fingerprint, None) is not None:
+                    log.info(
+                        "escalation of an alert that no longer fires ended",
+                        extra={"fingerprint": fingerprint},
+                    )
+                    changes.end(fingerprint)
+            return changes
+
+        await self._apply(decide)
+
+    async def _apply(self, decide: Callable[[float], Changes]) -> Changes:
+        """Decide and write in one piece: shielded, so a caller's timeout cannot leave a
+        decision taken in memory but never written, and locked, so the next decision sees
+        this one's outcome. A write that fails takes the database's word back."""
+
+        async def apply() -> Changes:
+            async with self._lock:
+                changes = decide(self._clock())
+                try:
+                    await self._commit(changes)
+                except BaseException:
+                    await self._reload()
+                    raise
+                return changes
+
+        return await asyncio.shield(apply())
 
     async def _commit(self, changes: Changes) -> None:
         if not changes:
@@ -264,26 +314,33 @@ class Escalator:
         else:
             escalation.next_at = None
             return
-        escalation.next_at = self._hours(policy).add(now, gap)
+        escalation.next_at = self._hours(policy).add(max(now, escalation.snoozed_until), gap)
 
     def due(self, now: float) -> Changes:
         changes = Changes()
         for escalation in list(self.escalations.values()):
-            if escalation.acknowledged:
+            if escalation.acknowledged or now < escalation.snoozed_until:
                 continue
             before = (escalation.step, escalation.next_at, dict(escalation.on_call))
-            self._fire_due(escalation, now, changes)
-            self._hand_over(escalation, now, changes)
+            try:
+                self._fire_due(escalation, now, changes)
+                self._hand_over(escalation, now, changes)
+            except Exception:  # one escalation's bug must not stop the others'
+                log.exception("escalation failed", extra={"fingerprint": escalation.fingerprint})
+                continue
             if (escalation.step, escalation.next_at, escalation.on_call) != before:
                 changes.save(escalation)
         return changes
 
     def _fire_due(self, escalation: Escalation, now: float, changes: Changes) -> None:
         policy = self._policies.get(escalation.policy)
-        if policy is None or escalation.acknowledged:
+        if policy is None or escalation.acknowledged or now < escalation.snoozed_until:
             return
         hours = self._hours(policy)
         while escalation.next_at is not None and escalation.next_at <= now:
+            if escalation.step >= len(policy.steps) and policy.repeat is None:
+                escalation.next_at = None  # the policy lost steps in a reload: nothing left
+                break
             due = escalation.next_at
             if escalation.step < len(policy.steps):
                 self._page_step(escalation, policy, escalation.step, PageKind.FIRING, now, changes)
@@ -299,7 +356,7 @@ class Escalator:
                 else:
                     escalation.next_at = None
             else:
-                assert policy.repeat is not None
+                assert policy.repeat is not None  # the top of the loop checked
                 last = len(policy.steps) - 1
                 self._page_step(escalation, policy, last, PageKind.REMINDER, now, changes)
                 # Reminders missed while netmon was away are one reminder, not a burst.
@@ -307,11 +364,10 @@ class Escalator:
 
     def _hand_over(self, escalation: Escalation, now: float, changes: Changes) -> None:
         """A rota changed hands while the escalation waits for someone: page the new person
-        with the last step that paged the rota."""
+        with the step that paged the rota (not necessarily the last step)."""
         policy = self._policies.get(escalation.policy)
-        if policy is None or not escalation.on_call or escalation.step == 0:
+        if policy is None or not escalation.on_call:
             return
-        last = policy.steps[min(escalation.step, len(policy.steps)) - 1]
         for rota_name, paged in list(escalation.on_call.items()):
             rota = self._config.rotas.get(rota_name)
             if rota is None:
@@ -320,17 +376,11 @@ class Escalator:
             if person == paged:
                 continue
             escalation.on_call[rota_name] = person
-            for notify in last.notify:
+            index = min(escalation.on_call_step.get(rota_name, 0), len(policy.steps) - 1)
+            for notify in policy.steps[index].notify:
                 if notify.to == f"oncall:{rota_name}":
-                    self._page(
-                        escalation,
-                        notify,
-                        escalation.step - 1,
-                        PageKind.REMINDER,
-                        now,
-                        changes,
-                        {"handover": paged},
-                    )
+                    extra = {"handover": paged}
+                    self._page(escalation, notify, index, PageKind.REMINDER, now, changes, extra)
 
     # --- pages ---------------------------------------------------------------------------------
 
@@ -372,6 +422,7 @@ class Escalator:
         kind_, _, rota = notify.to.partition(":")
         if kind_ == "oncall":
             escalation.on_call[rota] = person
+            escalation.on_call_step[rota] = step
         changes.pages.append(
             self._new_page(
                 notify.channel,
