@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import subprocess
 import tempfile
@@ -161,6 +162,7 @@ class Lab:
         self._with_rooms = with_rooms
         self._with_oncall = with_oncall
         self.oncall: OncallLab | None = None
+        self.oncall_unavailable = ""  # why the demo pages nobody, when it does not
         self.rooms: DemoRooms | None = None
         self.mqtt = mqtt
         self._alertmanager = alertmanager
@@ -224,7 +226,9 @@ class Lab:
         self.sinks = await detect_sinks(self.mqtt, self._alertmanager)
         if self.sinks:
             data["alerting"] = {**data.get("alerting", {}), **self.sinks}
-        if self._with_oncall:
+        if self._with_oncall and importlib.util.find_spec("aiosmtpd") is None:
+            self.oncall_unavailable = "aiosmtpd is not installed (pip install 'netmon[lab]')"
+        elif self._with_oncall:
             self.oncall = OncallLab()
             self._stack.push_async_callback(self.oncall.close)
             await self.oncall.start()
@@ -341,6 +345,8 @@ def _banner(lab: Lab, url: str) -> str:
     lines += _sink_lines(lab)
     if lab.oncall is not None:
         lines += lab.oncall.banner(url_option="" if url == DEFAULT_URL else f" --url {url}")
+    elif lab.oncall_unavailable:
+        lines.append(f"On call: no pages in this demo ({lab.oncall_unavailable})")
     sip = lab.rooms.sip if lab.rooms is not None else None
     if sip is not None and sip.reason is None:
         lines.append(

@@ -9,9 +9,10 @@ import email
 import email.policy
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+if TYPE_CHECKING:  # aiosmtpd is the lab extra's: an installed netmon imports the lab without it
+    from aiosmtpd.smtp import SMTP, Envelope, Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,8 @@ class MailCatcher:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
+        from aiosmtpd.smtp import SMTP
+
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: SMTP(self, hostname="mail.netmon-demo.invalid"), "127.0.0.1", 0

@@ -8,7 +8,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from netmon.alerting.runtime import Alerting
 from netmon.oncall.delivery import RESULTS as PAGE_RESULTS
-from netmon.oncall.escalation import page_queue
+from netmon.oncall.records import page_queue
 from netmon.oncall.service import OnCall
 
 RESULTS = ("success", "failure", "rejected", "dropped")

@@ -15,8 +15,8 @@ import random
 from netmon.alerting.delivery import NotificationStats
 from netmon.alerting.store import AlertDB
 from netmon.channels.base import Channel, SinkRejected, SinkUnavailable
-from netmon.oncall.escalation import page_queue
 from netmon.oncall.pages import page_from_json
+from netmon.oncall.records import page_queue
 
 log = logging.getLogger(__name__)
 
