@@ -20,6 +20,7 @@ from aiohttp import web
 
 from collectors import registry
 from collectors.base import Collector
+from netmon import heap
 from netmon.alerting.api import routes as alert_routes
 from netmon.alerting.metrics import AlertingCollector
 from netmon.alerting.runtime import Alerting
@@ -269,6 +270,7 @@ class Service:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.http_url = f"http://{shown}:{bound_port}"
         self._ready = True
+        heap.tune()
         freeze_long_lived()
         log.info(
             "netmon running",
