@@ -9,32 +9,50 @@ every `--scrape` seconds from the moment it is ready:
 - N targets (`--targets`, 10,000) for `--minutes`, VmRSS (/proc/PID/status) sampled every
   `--sample` seconds.
 
-Printed: the table of samples (time since ready, RSS, scrapes so far), and the per-target
-figures at the end: (RSS - baseline RSS) / N and RSS / N, and the slope of RSS over the last
-`--slope-minutes` (least squares, MB per hour). No pass/fail: the figures go to the README
+Printed: the table of samples (time since ready, RSS, scrapes so far, 1-min load), and the
+per-target figures at the end: (RSS - baseline RSS) / N and RSS / N, and the slope of RSS over
+the last `--slope-minutes` (least squares, MB per hour). Of the same N-target run, over the
+measured window (first scrape to last): the share of echoes with an RTT above 1 ms and above
+5 ms, from the difference of `netmon_icmp_rtt_seconds` summed over all targets between the two
+scrapes (does "RTT p99.9 < 5 ms" hold on loopback under this load?), and every alert that fired
+(netmon's log: its "alert firing" lines), by name. No pass/fail: the figures go to the README
 (Performance). Needs root (raw ICMP sockets). `make bench` runs a shortened one
-(`--minutes 3`); the README's figures: `--minutes 10`.
+(`--minutes 3`); the README's figures: `--minutes 60`.
+
+`--memory DIR` starts netmon through `bench/storm_memory.py` and asks it (SIGUSR2) for a
+snapshot at each of `--snapshots` (minutes since ready): smaps_rollup and pymalloc's arenas,
+and with `--tracemalloc` the Python heap too (tracemalloc on from the first import; it slows
+netmon and disables pymalloc's statistics, so one run for each). The snapshots' diff (by line,
+owner of the traceback) is printed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
+import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 from rich.console import Console
 from rich.table import Table
 
+from bench import storm_memory
 from bench.icmp_bench import loopback_set
 from bench.netmon_run import NetmonRun, write_config
 from bench.peers import free_port
 from bench.scrape_bench import _scrape
+from netmon import heap
 
 console = Console(width=140)
 
@@ -50,10 +68,106 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+_BUCKET = re.compile(r'^netmon_icmp_rtt_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\S+)', re.M)
+_COUNT = re.compile(r"^netmon_icmp_rtt_seconds_count\{[^}]*\} (\S+)", re.M)
+
+
+def rtt_buckets(exposition: str) -> dict[float, float]:
+    """`netmon_icmp_rtt_seconds` summed over all targets: cumulative count by `le` (inf too)."""
+    sums: dict[float, float] = {}
+    for le, value in _BUCKET.findall(exposition):
+        bound = float(le)  # "+Inf" parses as inf
+        sums[bound] = sums.get(bound, 0.0) + float(value)
+    if float("inf") not in sums:
+        sums[float("inf")] = sum(float(v) for v in _COUNT.findall(exposition))
+    return sums
+
+
+def rtt_shares(
+    start: dict[float, float], end: dict[float, float]
+) -> tuple[float, dict[float, float]]:
+    """Echoes answered between the two scrapes, and the share of them above each bound."""
+    echoes = end.get(float("inf"), 0.0) - start.get(float("inf"), 0.0)
+    above = {
+        le: (echoes - (end[le] - start.get(le, 0.0))) / echoes if echoes else float("nan")
+        for le in sorted(end)
+        if le != float("inf")
+    }
+    return echoes, above
+
+
+def fired_alerts(log: Path) -> Counter[str]:
+    """Alert name -> "alert firing" transitions in netmon's JSON log."""
+    fired: Counter[str] = Counter()
+    if not log.exists():
+        return fired
+    for line in log.read_text(errors="replace").splitlines():
+        if '"alert firing' not in line:
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if str(event.get("msg", "")).startswith("alert firing"):
+            fired[str(event.get("alert", "?"))] += 1
+    return fired
+
+
+@dataclass
+class Result:
+    samples: list[tuple[float, int, int, str]] = field(default_factory=list)
+    rtt_start: dict[float, float] = field(default_factory=dict)
+    rtt_end: dict[float, float] = field(default_factory=dict)
+    window: tuple[float, float] = (0.0, 0.0)  # seconds since ready of the two scrapes
+    alerts: Counter[str] = field(default_factory=Counter)
+    snapshot_labels: list[str] = field(default_factory=list)
+
+
+async def _snapshot(netmon: NetmonRun, directory: Path, n: int, timeout: float = 600) -> None:
+    done = directory / f"snap-{n:02d}.done"
+    assert netmon.process is not None
+    netmon.process.send_signal(signal.SIGUSR2)
+    deadline = time.monotonic() + timeout
+    while not done.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no memory snapshot {n} in {timeout:g} s")
+        await asyncio.sleep(0.5)
+
+
+def _launch(
+    memory: Path | None, trace: str, glibc_default: bool
+) -> tuple[list[str], dict[str, str] | None]:
+    """The command and environment netmon is started with (bench/storm_memory.py for
+    snapshots; NETMON_MALLOC=default for glibc's malloc as it comes)."""
+    command: list[str] = []
+    env: dict[str, str] | None = None
+    if glibc_default:
+        env = {**os.environ, heap.ENV: "default"}
+    if memory is not None:
+        memory.mkdir(parents=True, exist_ok=True)
+        env = {**(env or os.environ), storm_memory.ENV: str(memory.resolve()),
+               "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # fmt: skip
+        if trace:
+            env[storm_memory.TRACE_ENV] = trace
+        command = [sys.executable, "-m", "bench.storm_memory"]
+    return command, env
+
+
 async def run(
-    targets: int, seconds: float, sample: float, scrape: float
-) -> list[tuple[float, int, int, str]]:
-    """(seconds since ready, RSS KB, scrapes so far, 1-min load) every `sample` seconds."""
+    targets: int,
+    seconds: float,
+    sample: float,
+    scrape: float,
+    *,
+    memory: Path | None = None,
+    trace: str = "",
+    snapshots: tuple[float, ...] = (),
+    glibc_default: bool = False,
+) -> Result:
+    """(seconds since ready, RSS KB, scrapes so far, 1-min load) every `sample` seconds, the
+    RTT histogram at the first and last scrape, the alerts fired, memory snapshots."""
+    result = Result()
+    command, env = _launch(memory, trace, glibc_default)
     with tempfile.TemporaryDirectory(prefix="netmon-memory-") as tmp:
         workdir = Path(tmp)
         port = free_port()
@@ -67,26 +181,47 @@ async def run(
                 ],
             },
         )
-        samples: list[tuple[float, int, int, str]] = []
+        samples = result.samples
         async with (
-            NetmonRun(config, workdir, port) as netmon,
+            NetmonRun(config, workdir, port, command=command, env=env) as netmon,
             aiohttp.ClientSession(auto_decompress=False) as session,
         ):
-            await netmon.until_ready(session, 180)
+            await netmon.until_ready(session, 900 if trace == "1" else 180)
             console.print(f"{targets} targets: ready, pid {netmon.pid}")
             scrapes = 0
+            last = ""
+            last_at = 0.0
 
             async def scraper() -> None:
-                nonlocal scrapes
+                nonlocal scrapes, last, last_at
                 while True:
-                    await _scrape(session, netmon.url + "/metrics")
+                    try:
+                        _, _, text = await _scrape(session, netmon.url + "/metrics")
+                    except (aiohttp.ClientError, TimeoutError) as exc:
+                        console.print(f"  scrape failed: {exc!r}")
+                        await asyncio.sleep(scrape - (time.monotonic() - start) % scrape)
+                        continue
+                    at = time.monotonic() - start
+                    if scrapes == 0:
+                        result.rtt_start = await asyncio.to_thread(rtt_buckets, text)
+                        result.window = (at, at)
+                    last, last_at = text, at
                     scrapes += 1
                     await asyncio.sleep(scrape - (time.monotonic() - start) % scrape)
 
+            pending = sorted(snapshots)
             start = time.monotonic()
             task = asyncio.create_task(scraper())
             try:
                 while True:
+                    due = pending and time.monotonic() - start >= 60 * pending[0]
+                    if memory is not None and due:
+                        label = f"{(time.monotonic() - start) / 60:.1f} min"
+                        await _snapshot(netmon, memory, len(result.snapshot_labels))
+                        result.snapshot_labels.append(label)
+                        console.print(f"  snapshot at {label} (written by "
+                                      f"{(time.monotonic() - start) / 60:.1f} min)")  # fmt: skip
+                        pending.pop(0)
                     elapsed = time.monotonic() - start
                     netmon.check_running()
                     load = f"{os.getloadavg()[0]:.2f}"
@@ -99,7 +234,11 @@ async def run(
                     await asyncio.sleep(sample - (time.monotonic() - start) % sample)
             finally:
                 task.cancel()
-    return samples
+            if last:
+                result.rtt_end = await asyncio.to_thread(rtt_buckets, last)
+                result.window = (result.window[0], last_at)
+        result.alerts = fired_alerts(workdir / "netmon.log")
+    return result
 
 
 def slope_mb_per_hour(samples: list[tuple[float, int, int, str]], minutes: float) -> float:
@@ -120,13 +259,30 @@ def main() -> None:
     parser.add_argument("--slope-minutes", type=float, default=5, help="slope over the last ...")
     parser.add_argument("--baseline-targets", type=int, default=1)
     parser.add_argument("--baseline-seconds", type=float, default=60)
+    parser.add_argument("--memory", type=Path, help="directory for memory snapshots (see above)")
+    parser.add_argument(
+        "--tracemalloc", nargs="?", const="1", default="",
+        help="with --memory: the Python heap; 'late': tracemalloc from the first snapshot on",
+    )  # fmt: skip
+    parser.add_argument("--snapshots", default="", help="minutes since ready, comma-separated")
+    parser.add_argument(
+        "--glibc-default", action="store_true",
+        help=f"{heap.ENV}=default: glibc's malloc untuned, not trimmed after scrapes (netmon.heap)",
+    )  # fmt: skip
     args = parser.parse_args()
+    snapshots = tuple(float(m) for m in args.snapshots.split(",") if m.strip())
 
     console.print(f"uptime: {_uptime()}")
-    base = asyncio.run(run(args.baseline_targets, args.baseline_seconds, args.sample, args.scrape))
-    base_kb = base[-1][1]
+    base = asyncio.run(run(args.baseline_targets, args.baseline_seconds, args.sample, args.scrape,
+                           glibc_default=args.glibc_default))  # fmt: skip
+    base_kb = base.samples[-1][1]
     console.print(f"uptime: {_uptime()}")
-    samples = asyncio.run(run(args.targets, 60 * args.minutes, args.sample, args.scrape))
+    result = asyncio.run(
+        run(args.targets, 60 * args.minutes, args.sample, args.scrape,
+            memory=args.memory, trace=args.tracemalloc, snapshots=snapshots,
+            glibc_default=args.glibc_default)
+    )  # fmt: skip
+    samples = result.samples
     console.print(f"uptime: {_uptime()}")
 
     table = Table(title=f"netmon run, {args.targets} loopback targets, 1 s ICMP, default rules, "
@@ -145,6 +301,19 @@ def main() -> None:
         f"RSS / N = {final / args.targets:.1f} KB; slope over the last {args.slope_minutes:g} "
         f"min: {slope_mb_per_hour(samples, args.slope_minutes):+.1f} MB/h"
     )
+    echoes, above = rtt_shares(result.rtt_start, result.rtt_end)
+    first, end = result.window
+    console.print(
+        f"RTT, all {args.targets} targets, scrapes at {first:.0f} s and {end:.0f} s since ready: "
+        f"{echoes:.0f} echoes answered ({echoes / max(end - first, 1e-9) / args.targets:.3f} "
+        "a target a second)"
+    )
+    for le, share in above.items():
+        console.print(f"  above {le * 1000:g} ms: {share * 100:.4f} % ({share * echoes:.0f})")
+    alerts = ", ".join(f"{name} {n}" for name, n in result.alerts.most_common()) or "none"
+    console.print(f"alerts fired during the run (netmon's log, 'alert firing'): {alerts}")
+    if args.memory is not None:
+        storm_memory.print_report(storm_memory.report(args.memory, result.snapshot_labels))
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ class NetmonRun:
                 status, _ = await self.get(session, "/-/ready")
                 if status == 200:
                     return
-            except aiohttp.ClientError:
+            except (aiohttp.ClientError, TimeoutError):  # a slow start (tracemalloc) times out
                 pass
             if time.monotonic() > deadline:
                 raise HarnessError(f"netmon not ready in {timeout:g} s (log: {self.log})")

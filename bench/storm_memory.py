@@ -16,12 +16,15 @@ by file and by line, the live arenas and their high-water mark, anonymous agains
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import io
 import os
 import re
 import signal
 import sys
 import tracemalloc
+from collections import deque
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -33,10 +36,52 @@ ENV = "NETMON_BENCH_MEMORY_DIR"
 TRACE_ENV = "NETMON_BENCH_TRACEMALLOC"
 
 
+# "late": tracemalloc starts at the first snapshot, not at import: the later snapshots then hold
+# only what was allocated since and is still alive (what a steady state keeps growing), and
+# netmon runs at full speed up to it (bench/memory_bench.py's long runs).
+LATE = "late"
+
+
+def objects(directory: Path, label: str) -> None:
+    """Live gc-tracked objects by type, and the largest containers (type, length, id, a hint):
+    the same id longer at each snapshot is a structure that keeps growing."""
+    counts: dict[str, int] = {}
+    big: list[tuple[int, str, int, str]] = []
+    for obj in gc.get_objects():
+        kind = type(obj)
+        name = f"{kind.__module__}.{kind.__qualname__}"
+        counts[name] = counts.get(name, 0) + 1
+        if isinstance(obj, dict | list | set | deque):
+            size = len(obj)
+            if size >= 500:
+                hint = repr(list(obj.items())[:2] if isinstance(obj, dict) else list(obj)[:2])
+                big.append((size, name, id(obj), hint[:200]))
+    lines = [f"{n}\t{name}" for name, n in sorted(counts.items(), key=lambda i: -i[1])]
+    lines += ["--"] + [f"{size}\t{name}\t{ident}\t{hint}" for size, name, ident, hint in
+                       sorted(big, reverse=True)]  # fmt: skip
+    (directory / f"{label}.objects").write_text("\n".join(lines) + "\n")
+
+
+def malloc_info(path: Path) -> None:
+    """glibc's malloc_info(3) XML: per malloc arena, what it holds from the system and what of
+    it is free (Python's objects over 512 bytes, and every C library's, live there)."""
+    libc = ctypes.CDLL(None)
+    libc.fopen.restype = ctypes.c_void_p
+    libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    stream = libc.fopen(str(path).encode(), b"w")
+    if stream:
+        libc.malloc_info(0, stream)
+        libc.fclose(stream)
+
+
 def dump(directory: Path, label: str) -> None:
-    """One snapshot's three views, as files named after `label`."""
+    """One snapshot's views, as files named after `label`."""
     if tracemalloc.is_tracing():
         tracemalloc.take_snapshot().dump(str(directory / f"{label}.tracemalloc"))
+    objects(directory, label)
+    malloc_info(directory / f"{label}.malloc")
     (directory / f"{label}.smaps").write_text(Path("/proc/self/smaps_rollup").read_text())
     # _debugmallocstats writes to the C stderr: point fd 2 at a file for the call.
     target = directory / f"{label}.pymalloc"
@@ -49,13 +94,15 @@ def dump(directory: Path, label: str) -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    if os.environ.get(TRACE_ENV) == LATE and not tracemalloc.is_tracing():
+        tracemalloc.start(FRAMES)
     (directory / f"{label}.done").touch()  # written last: the bench waits for it
 
 
 def main() -> None:
     directory = Path(os.environ[ENV])
     count = iter(range(1_000_000))
-    if os.environ.get(TRACE_ENV):
+    if os.environ.get(TRACE_ENV) not in (None, "", LATE):
         tracemalloc.start(FRAMES)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -90,6 +137,28 @@ def arenas(path: Path) -> dict[str, int]:
         if match:
             out[match[1]] = int(match[2].replace(",", ""))
     return out
+
+
+def glibc_heaps(path: Path) -> dict[str, int]:
+    """malloc_info's totals (bytes): heaps (arenas), their system memory, free in them, and
+    the blocks served by mmap."""
+    if not path.exists():
+        return {}
+    text = path.read_text(errors="replace")
+    tail = text[text.rfind("</heap>") :]  # the totals over all heaps follow the last one
+    out = {"heaps": text.count("<heap nr=")}
+    for kind, key in (("rest", "free"), ("fast", "free_fast"), ("mmap", "mmap")):
+        match = re.search(rf'<total type="{kind}" count="\d+" size="(\d+)"/>', tail)
+        out[key] = int(match[1]) if match else 0
+    match = re.search(r'<system type="current" size="(\d+)"/>', tail)
+    out["system"] = int(match[1]) if match else 0
+    return out
+
+
+def pymalloc_used(path: Path) -> int:
+    text = path.read_text(errors="replace")
+    match = re.search(r"# bytes in allocated blocks\s+=\s+([\d,]+)", text)
+    return int(match[1].replace(",", "")) if match else 0
 
 
 def _where(frame: Any) -> str:
@@ -141,6 +210,8 @@ def report(directory: Path, labels: list[str]) -> dict[str, Any]:
             "anonymous": rollup.get("Anonymous", 0),
             "file": rollup.get("Rss", 0) - rollup.get("Anonymous", 0),
             "arenas": arenas(base.with_suffix(".pymalloc")),
+            "pymalloc_used": pymalloc_used(base.with_suffix(".pymalloc")),
+            "glibc": glibc_heaps(base.with_suffix(".malloc")),
             "python_heap": sum(
                 s.size for s in tracemalloc.Snapshot.load(str(heap)).statistics("filename")
             ) if heap.exists() else None,
@@ -149,7 +220,7 @@ def report(directory: Path, labels: list[str]) -> dict[str, Any]:
     steps = [
         {"from": points[n - 1]["at"], "to": points[n]["at"], **diff(heaps[n - 1], heaps[n])}
         for n in range(1, len(heaps))
-        if heaps[n].exists()
+        if heaps[n].exists() and heaps[n - 1].exists()
     ]
     return {"points": points, "steps": steps}
 
@@ -173,6 +244,15 @@ def print_report(result: dict[str, Any]) -> None:
             ),
             file=out,
         )
+        if point.get("glibc"):
+            g = point["glibc"]
+            print(
+                f"  {'':<16} pymalloc blocks in use {point['pymalloc_used'] / mib:6.1f}; glibc: "
+                f"{g['heaps']} heaps, {g['system'] / mib:6.1f} from the system, "
+                f"{(g['free'] + g['free_fast']) / mib:6.1f} of it free, "
+                f"{g['mmap'] / mib:5.1f} in mmap'd blocks",
+                file=out,
+            )
     for step in result["steps"]:
         print(f"python heap, {step['from']} → {step['to']}: "
               f"{step['python_heap_delta'] / mib:+.2f} MiB", file=out)  # fmt: skip
