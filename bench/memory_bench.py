@@ -72,9 +72,16 @@ _BUCKET = re.compile(r'^netmon_icmp_rtt_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\}
 _COUNT = re.compile(r"^netmon_icmp_rtt_seconds_count\{[^}]*\} (\S+)", re.M)
 
 
+_SENT = re.compile(r"^netmon_icmp_packets_(sent|received)(?:_total)?\{[^}]*\} (\S+)", re.M)
+SENT, RECEIVED = -1.0, -2.0  # rtt_buckets' keys for the regular echoes sent and answered
+
+
 def rtt_buckets(exposition: str) -> dict[float, float]:
-    """`netmon_icmp_rtt_seconds` summed over all targets: cumulative count by `le` (inf too)."""
-    sums: dict[float, float] = {}
+    """`netmon_icmp_rtt_seconds` summed over all targets: cumulative count by `le` (inf too);
+    and the regular echoes sent and answered (`SENT`, `RECEIVED`)."""
+    sums: dict[float, float] = {SENT: 0.0, RECEIVED: 0.0}
+    for kind, value in _SENT.findall(exposition):
+        sums[SENT if kind == "sent" else RECEIVED] += float(value)
     for le, value in _BUCKET.findall(exposition):
         bound = float(le)  # "+Inf" parses as inf
         sums[bound] = sums.get(bound, 0.0) + float(value)
@@ -91,13 +98,14 @@ def rtt_shares(
     above = {
         le: (echoes - (end[le] - start.get(le, 0.0))) / echoes if echoes else float("nan")
         for le in sorted(end)
-        if le != float("inf")
+        if 0 < le < float("inf")
     }
     return echoes, above
 
 
 def fired_alerts(log: Path) -> Counter[str]:
-    """Alert name -> "alert firing" transitions in netmon's JSON log."""
+    """Alert name -> "alert firing" transitions in netmon's JSON log; and "name @ HH:MM" ->
+    those of each minute (when they came: a load peak, a snapshot's pause)."""
     fired: Counter[str] = Counter()
     if not log.exists():
         return fired
@@ -110,6 +118,7 @@ def fired_alerts(log: Path) -> Counter[str]:
             continue
         if str(event.get("msg", "")).startswith("alert firing"):
             fired[str(event.get("alert", "?"))] += 1
+            fired[f"{event.get('alert', '?')} @ {str(event.get('ts', ''))[11:16]}"] += 1
     return fired
 
 
@@ -135,7 +144,7 @@ async def _snapshot(netmon: NetmonRun, directory: Path, n: int, timeout: float =
 
 
 def _launch(
-    memory: Path | None, trace: str, glibc_default: bool
+    memory: Path | None, trace: str, glibc_default: bool, objects: bool
 ) -> tuple[list[str], dict[str, str] | None]:
     """The command and environment netmon is started with (bench/storm_memory.py for
     snapshots; NETMON_MALLOC=default for glibc's malloc as it comes)."""
@@ -149,6 +158,8 @@ def _launch(
                "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # fmt: skip
         if trace:
             env[storm_memory.TRACE_ENV] = trace
+        if objects:
+            env[storm_memory.OBJECTS_ENV] = "1"
         command = [sys.executable, "-m", "bench.storm_memory"]
     return command, env
 
@@ -163,11 +174,12 @@ async def run(
     trace: str = "",
     snapshots: tuple[float, ...] = (),
     glibc_default: bool = False,
+    objects: bool = False,
 ) -> Result:
     """(seconds since ready, RSS KB, scrapes so far, 1-min load) every `sample` seconds, the
     RTT histogram at the first and last scrape, the alerts fired, memory snapshots."""
     result = Result()
-    command, env = _launch(memory, trace, glibc_default)
+    command, env = _launch(memory, trace, glibc_default, objects)
     with tempfile.TemporaryDirectory(prefix="netmon-memory-") as tmp:
         workdir = Path(tmp)
         port = free_port()
@@ -266,6 +278,10 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--snapshots", default="", help="minutes since ready, comma-separated")
     parser.add_argument(
+        "--objects", action="store_true",
+        help="with --memory: live objects by type at each snapshot (a pause of seconds at 10,000)",
+    )  # fmt: skip
+    parser.add_argument(
         "--glibc-default", action="store_true",
         help=f"{heap.ENV}=default: glibc's malloc untuned, not trimmed after scrapes (netmon.heap)",
     )  # fmt: skip
@@ -274,13 +290,13 @@ def main() -> None:
 
     console.print(f"uptime: {_uptime()}")
     base = asyncio.run(run(args.baseline_targets, args.baseline_seconds, args.sample, args.scrape,
-                           glibc_default=args.glibc_default))  # fmt: skip
+                           glibc_default=args.glibc_default, objects=args.objects))  # fmt: skip
     base_kb = base.samples[-1][1]
     console.print(f"uptime: {_uptime()}")
     result = asyncio.run(
         run(args.targets, 60 * args.minutes, args.sample, args.scrape,
             memory=args.memory, trace=args.tracemalloc, snapshots=snapshots,
-            glibc_default=args.glibc_default)
+            glibc_default=args.glibc_default, objects=args.objects)
     )  # fmt: skip
     samples = result.samples
     console.print(f"uptime: {_uptime()}")
@@ -310,8 +326,20 @@ def main() -> None:
     )
     for le, share in above.items():
         console.print(f"  above {le * 1000:g} ms: {share * 100:.4f} % ({share * echoes:.0f})")
-    alerts = ", ".join(f"{name} {n}" for name, n in result.alerts.most_common()) or "none"
+    totals = [(name, n) for name, n in result.alerts.most_common() if " @ " not in name]
+    alerts = ", ".join(f"{name} {n}" for name, n in totals) or "none"
     console.print(f"alerts fired during the run (netmon's log, 'alert firing'): {alerts}")
+    by_minute = sorted((name.split(" @ ")[1], name.split(" @ ")[0], n)
+                       for name, n in result.alerts.items() if " @ " in name)  # fmt: skip
+    for minute, name, n in by_minute:
+        console.print(f"  {minute} UTC  {name} {n}")
+    sent = result.rtt_end.get(SENT, 0.0) - result.rtt_start.get(SENT, 0.0)
+    received = result.rtt_end.get(RECEIVED, 0.0) - result.rtt_start.get(RECEIVED, 0.0)
+    console.print(
+        f"regular echoes over the same window: {sent:.0f} sent "
+        f"({sent / max(end - first, 1e-9) / args.targets:.3f} a target a second), "
+        f"{sent - received:.0f} unanswered ({(sent - received) / max(sent, 1) * 100:.3f} %)"
+    )
     if args.memory is not None:
         storm_memory.print_report(storm_memory.report(args.memory, result.snapshot_labels))
 

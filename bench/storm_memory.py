@@ -40,6 +40,7 @@ TRACE_ENV = "NETMON_BENCH_TRACEMALLOC"
 # only what was allocated since and is still alive (what a steady state keeps growing), and
 # netmon runs at full speed up to it (bench/memory_bench.py's long runs).
 LATE = "late"
+OBJECTS_ENV = "NETMON_BENCH_OBJECTS"  # "1": live objects by type too (seconds of gc walk at 10,000)
 
 
 def objects(directory: Path, label: str) -> None:
@@ -80,7 +81,8 @@ def dump(directory: Path, label: str) -> None:
     """One snapshot's views, as files named after `label`."""
     if tracemalloc.is_tracing():
         tracemalloc.take_snapshot().dump(str(directory / f"{label}.tracemalloc"))
-    objects(directory, label)
+    if os.environ.get(OBJECTS_ENV):
+        objects(directory, label)
     malloc_info(directory / f"{label}.malloc")
     (directory / f"{label}.smaps").write_text(Path("/proc/self/smaps_rollup").read_text())
     # _debugmallocstats writes to the C stderr: point fd 2 at a file for the call.
