@@ -163,24 +163,40 @@ class EchoWindow:
 class LossCounter:
     """Regular echoes sent and lost over the last `seconds`, kept as counts per 10 s bucket:
     ten minutes of a target's echoes in 60 small entries, not 600 (at 10,000 targets that
-    difference is memory)."""
+    difference is memory).
+
+    The buckets are three arrays (start, sent, lost), not an object per bucket: a bucket lives
+    the whole window (10 minutes), and one new list and float per target every 10 s, freed 10
+    minutes later among everything shorter-lived, kept pymalloc's arenas from ever emptying
+    (issue 17: RSS up 17 MB in 9 minutes at 10,000 targets while the live objects shrank).
+    Opening a bucket now reuses the arrays' room; a full window is ~1.5 KB a target instead of
+    6.6 KB.
+    """
 
     BUCKET = 10.0
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._buckets: deque[list[float]] = deque()  # [start, sent, lost]
+        self._starts = array("d")
+        self._sent_in = array("q")
+        self._lost_in = array("q")
         # The buckets' sums, kept as they change (the loss signal reads them every round).
         self._sent = 0
         self._lost = 0
 
+    def buckets(self) -> list[tuple[float, int, int]]:
+        """(start, sent, lost) of each bucket, oldest first (tests, inspection)."""
+        return list(zip(self._starts, self._sent_in, self._lost_in, strict=True))
+
     def add(self, when: float, sent: int, lost: int) -> None:
         start = when - when % self.BUCKET
-        if not self._buckets or self._buckets[-1][0] != start:
-            self._buckets.append([start, 0, 0])
-        bucket = self._buckets[-1]
-        bucket[1] += sent
-        bucket[2] += lost
+        starts = self._starts
+        if not starts or starts[-1] != start:
+            starts.append(start)
+            self._sent_in.append(0)
+            self._lost_in.append(0)
+        self._sent_in[-1] += sent
+        self._lost_in[-1] += lost
         self._sent += sent
         self._lost += lost
         self.prune(when)
@@ -188,20 +204,24 @@ class LossCounter:
     def prune(self, now: float) -> bool:
         """Drop the buckets older than the window; whether there were any."""
         horizon = now - self.seconds
-        if not self._buckets or self._buckets[0][0] + self.BUCKET > horizon:
+        starts = self._starts
+        if not starts or starts[0] + self.BUCKET > horizon:
             return False
-        while self._buckets and self._buckets[0][0] + self.BUCKET <= horizon:
-            _, sent, lost = self._buckets.popleft()
-            self._sent -= int(sent)
-            self._lost -= int(lost)
+        old = 1
+        while old < len(starts) and starts[old] + self.BUCKET <= horizon:
+            old += 1
+        self._sent -= sum(self._sent_in[:old])
+        self._lost -= sum(self._lost_in[:old])
+        del starts[:old], self._sent_in[:old], self._lost_in[:old]
         return True
 
     def forget_lost(self, echoes: int) -> None:
         """Take the last `echoes` lost echoes out of the sample altogether (newest first)."""
-        for bucket in reversed(self._buckets):
-            taken = int(min(echoes, bucket[2]))
-            bucket[1] -= taken
-            bucket[2] -= taken
+        sent_in, lost_in = self._sent_in, self._lost_in
+        for i in range(len(lost_in) - 1, -1, -1):
+            taken = min(echoes, lost_in[i])
+            sent_in[i] -= taken
+            lost_in[i] -= taken
             self._sent -= taken
             self._lost -= taken
             echoes -= taken

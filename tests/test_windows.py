@@ -3,6 +3,7 @@ the statistics recomputed over the whole window say, whatever the sequence."""
 
 from __future__ import annotations
 
+import tracemalloc
 from collections import deque
 
 from hypothesis import given, settings
@@ -65,8 +66,8 @@ def test_replacing_the_echoes_recomputes_the_statistics(
 class _Recount(LossCounter):
     def recount(self) -> tuple[int, int]:
         return (
-            int(sum(bucket[1] for bucket in self._buckets)),
-            int(sum(bucket[2] for bucket in self._buckets)),
+            sum(sent for _, sent, _ in self.buckets()),
+            sum(lost for _, _, lost in self.buckets()),
         )
 
 
@@ -97,3 +98,26 @@ def test_loss_counts_are_the_sums_of_the_buckets(
         if gap > 20.0:
             counter.prune(now + gap)
             assert counter.counts() == counter.recount()
+
+
+def test_a_full_loss_window_holds_its_buckets_and_no_object_per_bucket() -> None:
+    """Ten minutes of one echo a second are 61 buckets at most, hours later too; and what
+    opening a bucket allocates does not live on with it (issue 17: a list and a float per
+    bucket, alive for the whole window, kept pymalloc's arenas from emptying)."""
+    counter = LossCounter(600.0)
+    now = 1000.0
+    for _ in range(3600):  # an hour
+        now += 1.0
+        counter.add(now, 1, 0)
+    assert len(counter.buckets()) <= 61
+    tracemalloc.start()
+    try:
+        for _ in range(600):  # 60 more buckets opened, 60 dropped
+            now += 1.0
+            counter.add(now, 1, 0)
+        alive, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert alive < 512  # a list and a float per bucket: 1.5 KB for these 60 (measured)
+    assert len(counter.buckets()) <= 61
+    assert counter.counts() == (sum(s for _, s, _ in counter.buckets()), 0)
