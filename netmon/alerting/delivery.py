@@ -29,18 +29,28 @@ class NotificationStats:
         self.results[key] = self.results.get(key, 0) + n
 
 
-class DeliveryWorker:
+class QueueWorker:
+    """What every worker over a durable queue shares: one task, woken when its queue grows,
+    kept alive through database hiccups, and a log line when its far side stops or starts
+    taking deliveries again. Subclasses deliver in `_work`, which runs until cancelled."""
+
+    FAILED = "delivery failed; retrying"
+    UNAVAILABLE = "unavailable; retried"
+    AGAIN = "delivering again"
+
     def __init__(
         self,
-        sink: Sink,
+        name: str,
+        context: dict[str, str],
         db: AlertDB,
         stats: NotificationStats,
         *,
-        send_timeout: float = 15.0,
-        backoff_min: float = 0.5,
-        backoff_max: float = 30.0,
+        send_timeout: float,
+        backoff_min: float,
+        backoff_max: float,
     ) -> None:
-        self.sink = sink
+        self._name = name
+        self._context = context  # what names the queue in the log
         self._db = db
         self._stats = stats
         self._send_timeout = send_timeout
@@ -54,7 +64,7 @@ class DeliveryWorker:
         self._wake.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"deliver-{self.sink.queue}")
+        self._task = asyncio.create_task(self._run(), name=self._name)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -65,14 +75,51 @@ class DeliveryWorker:
     async def _run(self) -> None:
         while True:
             try:
-                await self._deliver()
+                await self._work()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # The database hiccuped (locked, disk full): the events stay queued; a worker
-                # that died here would leave its sink silent for good.
-                log.exception("alert delivery failed; retrying", extra={"sink": self.sink.queue})
+                # The database hiccuped (locked, disk full): the queue stays as it is; a
+                # worker that died here would leave its far side silent for good.
+                log.exception(self.FAILED, extra=self._context)
                 await asyncio.sleep(self._backoff_max / 6)
+
+    async def _work(self) -> None:
+        raise NotImplementedError
+
+    def _set_failing(self, failing: bool, reason: str) -> None:
+        if failing == self.failing:
+            return
+        self.failing = failing
+        if failing:
+            log.warning(self.UNAVAILABLE, extra={**self._context, "reason": reason})
+        else:
+            log.info(self.AGAIN, extra=self._context)
+
+
+class DeliveryWorker(QueueWorker):
+    FAILED = "alert delivery failed; retrying"
+    UNAVAILABLE = "alert sink unavailable; notifications are queued and retried"
+    AGAIN = "alert sink delivering again"
+
+    def __init__(
+        self,
+        sink: Sink,
+        db: AlertDB,
+        stats: NotificationStats,
+        *,
+        send_timeout: float = 15.0,
+        backoff_min: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        super().__init__(
+            f"deliver-{sink.queue}", {"sink": sink.queue}, db, stats,
+            send_timeout=send_timeout, backoff_min=backoff_min, backoff_max=backoff_max,
+        )  # fmt: skip
+        self.sink = sink
+
+    async def _work(self) -> None:
+        await self._deliver()
 
     async def _deliver(self) -> None:
         backoff = self._backoff_min
@@ -127,15 +174,3 @@ class DeliveryWorker:
             if not was_connected and getattr(self.sink, "connected", False):
                 return
             await asyncio.sleep(min(left, 0.2))
-
-    def _set_failing(self, failing: bool, reason: str) -> None:
-        if failing == self.failing:
-            return
-        self.failing = failing
-        if failing:
-            log.warning(
-                "alert sink unavailable; notifications are queued and retried",
-                extra={"sink": self.sink.queue, "reason": reason},
-            )
-        else:
-            log.info("alert sink delivering again", extra={"sink": self.sink.queue})

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 
-from netmon.alerting.delivery import NotificationStats
+from netmon.alerting.delivery import NotificationStats, QueueWorker
 from netmon.alerting.store import AlertDB
 from netmon.channels.base import Channel, SinkRejected, SinkUnavailable
 from netmon.oncall.pages import page_from_json
@@ -31,7 +31,11 @@ RESULTS = ("success", "failure", "rejected")
 PageStats = NotificationStats
 
 
-class PageWorker:
+class PageWorker(QueueWorker):
+    FAILED = "page delivery failed; retrying"
+    UNAVAILABLE = "page channel unavailable; pages are queued and retried"
+    AGAIN = "page channel delivering again"
+
     def __init__(
         self,
         channel: Channel,
@@ -42,43 +46,17 @@ class PageWorker:
         backoff_min: float = 0.5,
         backoff_max: float = 30.0,
     ) -> None:
+        super().__init__(
+            f"pages-{channel.name}", {"channel": channel.name}, db, stats,
+            send_timeout=send_timeout, backoff_min=backoff_min, backoff_max=backoff_max,
+        )  # fmt: skip
         self.channel = channel
         self.queue = page_queue(channel.name)
-        self._db = db
-        self._stats = stats
-        self._send_timeout = send_timeout
-        self._backoff_min = backoff_min
-        self._backoff_max = backoff_max
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.failing = False
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"pages-{self.channel.name}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
+    async def _work(self) -> None:
         backoff = self._backoff_min
         while True:
-            try:
-                backoff = await self._round(backoff)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # The database hiccuped: the pages stay queued; a dead worker would leave
-                # the channel silent for good.
-                log.exception(
-                    "page delivery failed; retrying", extra={"channel": self.channel.name}
-                )
-                await asyncio.sleep(self._backoff_max / 6)
+            backoff = await self._round(backoff)
 
     async def _round(self, backoff: float) -> float:
         self._wake.clear()
@@ -126,15 +104,3 @@ class PageWorker:
         self._set_failing(False, "")
         await self._db.call(self._db.done_pages, seqs[:done])
         return self._backoff_min
-
-    def _set_failing(self, failing: bool, reason: str) -> None:
-        if failing == self.failing:
-            return
-        self.failing = failing
-        if failing:
-            log.warning(
-                "page channel unavailable; pages are queued and retried",
-                extra={"channel": self.channel.name, "reason": reason},
-            )
-        else:
-            log.info("page channel delivering again", extra={"channel": self.channel.name})
