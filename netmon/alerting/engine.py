@@ -20,7 +20,7 @@ from netmon.alerting import views
 from netmon.alerting.events import Events, event_rule, hold_for
 from netmon.alerting.lifecycle import Lifecycle
 from netmon.alerting.meetings import Meetings
-from netmon.alerting.model import AlertEvent, Severity, Status, fingerprint
+from netmon.alerting.model import AlertEvent, Fingerprints, Severity, Status, fingerprint
 from netmon.alerting.outbox import Outbox
 from netmon.alerting.relevance import Plans, Step, reboots_changed
 from netmon.alerting.rendering import listed
@@ -32,7 +32,7 @@ from netmon.alerting.signals import (
 from netmon.alerting.silences import Silences
 from netmon.alerting.store import AlertDB
 from netmon.alerting.topology import GROUP_ALERT, Topology, group_rule
-from netmon.alerting.tracked import Acknowledgement, Tracked, acknowledgement_of
+from netmon.alerting.tracked import Acknowledgement, Estimate, Tracked, acknowledgement_of
 from netmon.config.alerting import AlertingConfig, Silence
 from netmon.config.rules import Rule
 from netmon.inventory import Inventory, Target
@@ -42,9 +42,6 @@ from netmon.state import StateStore, TargetState
 # A restored alert whose condition cannot be judged again (the target went away, its probe
 # was removed) is resolved after this long rather than left firing for ever.
 RESTORE_GRACE = 300.0
-# Fingerprints remembered at most (an identity per rule, target and interface): beyond, the
-# memo starts again rather than grow with identities long gone.
-MAX_KEYS = 200_000
 
 
 class AlertEngine:
@@ -67,7 +64,7 @@ class AlertEngine:
         # (target, ifname) of interfaces seen up, polled or by linkUp: only_seen_up's memory.
         self._seen_up: set[tuple[str, str]] = set()
         self._plans = Plans()  # which rules each observation can change
-        self._keys: dict[tuple[object, ...], str] = {}  # fingerprints, by (name, target, labels)
+        self._keys = Fingerprints()  # the same identities come back on every observation
         self._outbox = Outbox(db=db, queues=queues, on_queued=on_queued)
         self._silences = Silences(db=db, clock=clock)
         self._meetings = Meetings()
@@ -221,18 +218,25 @@ class AlertEngine:
             self._events.check_reboot(state)
 
     def _evaluate(self, step: Step, state: TargetState, now: float) -> None:
-        name, rule, signal, details, per_interface, falling, _ = step
+        name, rule, signal, details, per_interface, falling, _, raise_at = step
         target = state.target
         produced: set[str] | None = set() if per_interface else None
+        alerts = self.tracked
         for labels, value in signal(state, rule, self._seen_up):
-            key = self._key(name, target.id, labels)
+            key = self._keys.of(name, target.id, labels)
             if produced is not None:
                 produced.add(key)
+            if falling and isinstance(value, float):
+                value = -value  # a `below` level is kept mirrored (Level._below)
+            if key not in alerts and (
+                value is None or (value.low if isinstance(value, Estimate) else value) <= raise_at
+            ):
+                # Quiet and not tracked, as nearly every reading is: nothing to decide
+                # (Lifecycle.update would find the same, at several times the cost).
+                continue
             # Words that explain the value, while it has one worth explaining; an empty
             # answer keeps the words of the last (a resolve says why it fired).
             extra = (details(state, labels) or None) if details and value else None
-            if falling and isinstance(value, float):
-                value = -value  # a `below` level is kept mirrored (Level._below)
             self._lifecycle.update(name, rule, target, labels, value, now, extra=extra, key=key)
         if produced is None:
             return
@@ -248,17 +252,6 @@ class AlertEngine:
                     and tracked.hold_until is None
                 ):
                     self._lifecycle.drop(tracked, now)
-
-    def _key(self, name: str, target: str, labels: dict[str, str]) -> str:
-        """The alert's fingerprint (a hash), remembered: the same identities come back on
-        every observation."""
-        memo = (name, target, *labels.items())
-        key = self._keys.get(memo)
-        if key is None:
-            if len(self._keys) >= MAX_KEYS:
-                self._keys.clear()  # identities that came and went (renamed ports)
-            key = self._keys[memo] = fingerprint(name, target, labels)
-        return key
 
     def tick(self) -> None:
         """Time-driven changes: `for` and `clear_for` elapsing between observations, holds

@@ -39,6 +39,30 @@ def fingerprint(alertname: str, target: str, labels: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class Fingerprints:
+    """`fingerprint`, remembered: hashing an identity costs more than looking it up, and the
+    engine asks for the same few identities on every observation."""
+
+    # Identities remembered at most (one per rule, target and interface): beyond, the memo
+    # starts again rather than grow with identities long gone (renamed ports).
+    LIMIT = 200_000
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[object, ...], str] = {}
+
+    def of(self, alertname: str, target: str, labels: Mapping[str, str]) -> str:
+        memo = (alertname, target, *labels.items()) if labels else (alertname, target)
+        key = self._known.get(memo)
+        if key is None:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            key = self._known[memo] = fingerprint(alertname, target, labels)
+        return key
+
+    def clear(self) -> None:
+        self._known.clear()
+
+
 def new_event_id() -> str:
     """A fresh transition's idempotency key (see `AlertEvent.event_id`)."""
     return uuid.uuid4().hex

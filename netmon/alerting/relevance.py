@@ -119,6 +119,7 @@ class Step(NamedTuple):
     per_interface: bool  # evaluated per interface: gone interfaces are dropped
     falling: bool  # a `below` rule: its values are kept mirrored
     needs_devices: bool  # reads nothing before an SNMP reading
+    raise_at: float  # the lowest level's `above`: a value at or below it raises nothing
 
 
 class Plans:
@@ -165,6 +166,7 @@ class Plans:
                 rule.metric in INTERFACE_METRICS,
                 rule.falling,
                 rule.metric in DEVICE_METRICS,
+                rule.levels[0].above,
             )
             for name, rule in rules.items()
             if rule.enabled
