@@ -23,6 +23,7 @@ from collectors.icmp import IcmpCollector
 from netmon.alerting.runtime import Alerting
 from netmon.config.loader import load_data
 from netmon.scheduler import Scheduler
+from netmon.service import freeze_long_lived
 from netmon.state import StateStore
 
 
@@ -67,6 +68,7 @@ async def main(
         return sum(i.sent_total for i in icmps), sum(i.received_total for i in icmps)
 
     scheduler.apply(inventory)
+    freeze_long_lived()  # as `netmon run` does once started
     if warmup:
         await asyncio.sleep(warmup)
     started = _cpu()

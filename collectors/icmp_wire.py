@@ -4,6 +4,7 @@ checksum, and the kernel timestamps that come back as ancillary data. Pure: no s
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import struct
@@ -81,3 +82,13 @@ def echo_request(
 def canonical_address(address: str) -> str:
     """One spelling of an IP address (a reply's source against the address pinged)."""
     return str(ipaddress.ip_address(address.split("%", 1)[0]))
+
+
+@functools.cache
+def marking(family: int, dscp: int) -> list[tuple[int, int, bytes]]:
+    """The ancillary data that marks an echo with a DSCP code point: packed once, not per echo
+    (sendmsg only reads it)."""
+    value = struct.pack("i", dscp << 2)
+    if family == socket.AF_INET:
+        return [(socket.IPPROTO_IP, socket.IP_TOS, value)]
+    return [(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, value)]

@@ -49,6 +49,7 @@ from collectors.icmp_wire import (
     canonical_address,
     echo_in,
     echo_request,
+    marking,
     timestamp_ns,
     word_sum,
 )
@@ -392,10 +393,7 @@ class Pinger:
     def _tos_ancillary(fsock: _FamilySocket, dscp: int) -> list[tuple[int, int, bytes]]:
         if dscp == 0 or fsock.tos_refused:
             return []
-        value = struct.pack("i", dscp << 2)
-        if fsock.family == socket.AF_INET:
-            return [(socket.IPPROTO_IP, socket.IP_TOS, value)]
-        return [(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, value)]
+        return marking(fsock.family, dscp)
 
     @staticmethod
     def _next_sequence(fsock: _FamilySocket) -> int:

@@ -54,8 +54,11 @@ class Target:
         return self.kind in ("endpoint", "mcu")
 
     def probe(self, name: str) -> CollectorSettings | None:
-        # Called for every result recorded: a scan of one or two pairs, no dict built.
-        return next((settings for probe, settings in self.probes if probe == name), None)
+        # Called for every result recorded: a scan of one or two pairs, no dict or generator.
+        for probe, settings in self.probes:
+            if probe == name:
+                return settings
+        return None
 
     def device_probe(self) -> tuple[str, CollectorSettings] | None:
         """The probe that reads the device's own state (SNMP), if one is configured."""

@@ -125,7 +125,7 @@ class EchoRound(Observation):
 
     @property
     def received(self) -> int:
-        return sum(1 for rtt in self.rtts if rtt is not None)
+        return len(self.rtts) - self.rtts.count(None)  # read several times per echo round
 
 
 @dataclass(frozen=True, slots=True)

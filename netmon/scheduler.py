@@ -227,15 +227,18 @@ class Scheduler:
         self._log_transition(spec, observation)
 
     def _log_transition(self, spec: JobSpec, observation: Observation) -> None:
+        # Called for every probe: the log context is built only when there is something to log.
         key = (spec.target.id, spec.collector)
-        context = {"target": spec.target.id, "collector": spec.collector}
         if observation.ok:
-            if self._failing.pop(key, None) is not None:
-                log.info("probe recovered", extra=context)
+            if self._failing and self._failing.pop(key, None) is not None:
+                log.info("probe recovered", extra=_context(spec))
         elif observation.reason is not None and self._failing.get(key) != observation.reason:
             self._failing[key] = observation.reason
             detail = {"detail": observation.detail} if observation.detail else {}
-            log.warning("probe failing", extra={**context, "reason": observation.reason, **detail})
+            log.warning(
+                "probe failing",
+                extra={**_context(spec), "reason": observation.reason, **detail},
+            )
         # A run that takes most of its interval is about to miss slots: name the target once.
         # (Only answers count: a silent target is slow because it is failing, logged above.)
         slow = observation.ok and observation.duration > SLOW_SHARE * spec.settings.interval
@@ -243,9 +246,13 @@ class Scheduler:
             self._slow.add(key)
             log.warning(
                 "probe slow",
-                extra={**context, "duration": round(observation.duration, 3),
+                extra={**_context(spec), "duration": round(observation.duration, 3),
                        "interval": spec.settings.interval},
             )  # fmt: skip
-        elif not slow and key in self._slow:
+        elif not slow and self._slow and key in self._slow:
             self._slow.discard(key)
-            log.info("probe no longer slow", extra=context)
+            log.info("probe no longer slow", extra=_context(spec))
+
+
+def _context(spec: JobSpec) -> dict[str, object]:
+    return {"target": spec.target.id, "collector": spec.collector}

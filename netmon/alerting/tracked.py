@@ -84,8 +84,12 @@ class Estimate:
 def wilson(lost: int, sent: int, z: float) -> Estimate:
     """The share lost with its Wilson score interval: unlike the normal approximation it stays
     inside 0..1 and is honest for the few losses a healthy link has."""
-    share = lost / sent
     z2 = z * z
+    if not lost:
+        # The formula's bounds with no loss, exactly (it gives a lower bound of 0 only up to
+        # rounding), without its square root: every echo round of every healthy target.
+        return Estimate(0.0, 0.0, z2 / (sent + z2))
+    share = lost / sent
     centre = (share + z2 / (2 * sent)) / (1 + z2 / sent)
     half = z * math.sqrt(share * (1 - share) / sent + z2 / (4 * sent * sent)) / (1 + z2 / sent)
     return Estimate(share, max(0.0, centre - half), min(1.0, centre + half))
