@@ -93,6 +93,10 @@ def _parser(*, with_lab: bool) -> argparse.ArgumentParser:
 
     record_command.add_parsers(meeting_commands)
 
+    from netmon.availability import command as report_command
+
+    report_command.add_parser(commands)
+
     demo = commands.add_parser("demo", help="run netmon on the built-in lab")
     demo.add_argument("--listen", type=_listen, default="127.0.0.1:9842", metavar="HOST:PORT")
     demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
@@ -260,6 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from netmon import alerts_command
 
             return alerts_command.run(args)
+        if args.command == "report":
+            from netmon.availability import command as report_command
+
+            return report_command.run(args)
         if args.command == "oncall":
             from netmon.oncall import command as oncall_command
 

@@ -75,7 +75,7 @@ class Topology:
             pending.extend(self._children.get(child, ()))
         return found
 
-    def _is_cut(self, target_id: str) -> bool:
+    def is_cut(self, target_id: str) -> bool:
         """The target is unreachable, its uplink is down, or most of what hangs off it is."""
         state = self._store.targets.get(target_id)
         if state is None:
@@ -121,7 +121,7 @@ class Topology:
         seen: set[str] = set()
         while target is not None and target.parent is not None and target.parent not in seen:
             seen.add(target.parent)
-            if self._is_cut(target.parent):
+            if self.is_cut(target.parent):
                 return target.parent
             target = self.target(target.parent)
         return None
@@ -132,7 +132,7 @@ class Topology:
             parent = self.target(parent_id)
             if parent is None:
                 continue
-            cut = self._is_cut(parent_id)
+            cut = self.is_cut(parent_id)
             behind = sorted(t for t in self._descendants(parent_id) if self._down(t)) if cut else []
             names = []
             for target_id in behind:

@@ -24,6 +24,7 @@ from pydantic import (
 
 from collectors.traps.settings import TrapSettings
 from netmon.config.alerting import AlertingConfig
+from netmon.config.availability import AvailabilityConfig
 from netmon.config.oncall import OncallConfig
 from netmon.config.thresholds import Thresholds
 from netmon.credentials import Credential, Secret, SecretValue
@@ -298,6 +299,10 @@ class Config(StrictModel):
     )
     meetings: list[MeetingConfig] = Field(default_factory=list)
     meeting_record: MeetingRecordConfig = Field(default_factory=MeetingRecordConfig)
+    availability: AvailabilityConfig = Field(
+        default_factory=AvailabilityConfig,
+        description="the outage journal and how availability reports count it",
+    )
     oncall: OncallConfig | None = Field(
         default=None, description="acknowledgements' other half: escalation, rotas, channels"
     )

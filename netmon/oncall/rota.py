@@ -92,7 +92,7 @@ class Hours:
         self._periods = sorted(config.periods)
         self._zone = zone
 
-    def _periods_of(self, day: dt.date) -> list[tuple[float, float]]:
+    def periods_of(self, day: dt.date) -> list[tuple[float, float]]:
         if day.weekday() not in self._days:
             return []
         return [
@@ -105,7 +105,7 @@ class Hours:
 
     def within(self, when: float) -> bool:
         day = _local(when, self._zone).date()
-        return any(start <= when < end for start, end in self._periods_of(day))
+        return any(start <= when < end for start, end in self.periods_of(day))
 
     def add(self, when: float, seconds: float) -> float:
         """The moment `seconds` of office time after `when` (at once in office hours for 0;
@@ -113,7 +113,7 @@ class Hours:
         day = _local(when, self._zone).date()
         left = seconds
         for _ in range(3660):  # ten years of days: a config with no office day never ends
-            for start, end in self._periods_of(day):
+            for start, end in self.periods_of(day):
                 begin = max(start, when)
                 if begin >= end:
                     continue

@@ -1,0 +1,129 @@
+"""`netmon report`: an availability report from the outage journal, offline.
+
+    netmon report --config F --month 2026-11 [--district D | --group G | --target T]
+                  --format html|pdf|csv|json [--output F] [--lang vi|en]
+
+It reads the journal's SQLite file where `netmon run` keeps it (WAL lets it read while netmon
+writes), or `--database FILE`; the targets, rules and policy come from the config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+EXIT_OK, EXIT_PROBLEM = 0, 1
+FORMATS = ("html", "pdf", "csv", "json")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = commands.add_parser("report", help="an availability report from the outage journal")
+    report.add_argument("--config", required=True, type=Path, metavar="FILE")
+    report.add_argument("--database", type=Path, metavar="FILE", help="the journal's file")
+    period = report.add_mutually_exclusive_group(required=True)
+    period.add_argument("--month", metavar="YYYY-MM", help="a calendar month, local time")
+    period.add_argument(
+        "--from",
+        dest="since",
+        metavar="DATE",
+        help="from this local date (YYYY-MM-DD, or 'today') until --to or now",
+    )
+    report.add_argument("--to", dest="until", metavar="DATE", help="until this local date (excl.)")
+    scope = report.add_mutually_exclusive_group()
+    scope.add_argument("--district")
+    scope.add_argument("--group")
+    scope.add_argument("--target")
+    report.add_argument("--format", choices=FORMATS, default="html")
+    report.add_argument("--table", choices=("sites", "outages"), default="sites", help="csv")
+    report.add_argument("--lang", choices=("vi", "en"), default=None)
+    report.add_argument("-o", "--output", type=Path, metavar="FILE")
+
+
+def period_of(
+    month: str | None, since: str | None, until: str | None, zone: ZoneInfo, now: float
+) -> tuple[float, float]:
+    """[start, end) of the period asked for, local time; never past now."""
+    from netmon.availability.calendar import month_bounds
+
+    if month:
+        start, end = month_bounds(month, zone)
+    else:
+        start = _local_day(since or "today", zone, now)
+        end = _local_day(until, zone, now) if until else now
+    end = min(end, now)
+    if end <= start:
+        raise ValueError("the period is empty (it starts after it ends, or in the future)")
+    return start, end
+
+
+def _local_day(text: str, zone: ZoneInfo, now: float) -> float:
+    if text == "today":
+        day = dt.datetime.fromtimestamp(now, zone).date()
+    else:
+        try:
+            day = dt.date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or 'today'") from None
+    return dt.datetime.combine(day, dt.time(), zone).timestamp()
+
+
+def journal_path(config_path: Path, database: str) -> Path:
+    from netmon.service import alert_database_path
+
+    return alert_database_path(database, config_path, os.environ)
+
+
+def run(args: argparse.Namespace) -> int:
+    from netmon.availability.db import JournalDB
+    from netmon.availability.render import render
+    from netmon.availability.report import build_report
+    from netmon.config.errors import ConfigError
+    from netmon.config.loader import load_file
+
+    try:
+        inventory = load_file(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_PROBLEM
+    config = inventory.config.availability
+    lang = args.lang or config.report_lang
+    path = args.database or journal_path(args.config, config.database)
+    try:
+        start, end = period_of(
+            args.month, args.since, args.until, ZoneInfo(config.timezone), time.time()
+        )
+    except ValueError as exc:
+        print(f"netmon report: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    db = JournalDB(path)
+    try:
+        db.open(create=False)
+        journal = db.read(start, end)
+    except FileNotFoundError as exc:
+        print(f"netmon report: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    finally:
+        db.shutdown()
+    scope = {"district": args.district, "group": args.group, "target": args.target}
+    report = build_report(journal, inventory, config, scope=scope, lang=lang)
+    try:
+        body = render(report, args.format, lang=lang, table=args.table)
+    except RuntimeError as exc:  # PDF without its library
+        print(f"netmon report: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    if args.output is None:
+        if isinstance(body, bytes):
+            sys.stdout.buffer.write(body)
+        else:
+            sys.stdout.write(body)
+    else:
+        data = body if isinstance(body, bytes) else body.encode()
+        args.output.write_bytes(data)
+        print(f"wrote {args.output} ({len(data)} bytes)", file=sys.stderr)
+    return EXIT_OK

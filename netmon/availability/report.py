@@ -1,0 +1,79 @@
+"""A report over a period: the journal slice read, the accounting run over the inventory's
+targets in scope, the policy attached."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from netmon.availability.accounting import Accountant, Meeting, district_summaries
+from netmon.availability.calendar import office_spans
+from netmon.availability.db import JournalSlice
+from netmon.availability.model import Report
+from netmon.availability.policy import policy
+from netmon.config.availability import AvailabilityConfig
+from netmon.inventory import Inventory, Target
+from netmon.meetings import meeting_targets
+
+
+def in_scope(target: Target, scope: Mapping[str, str]) -> bool:
+    district, group, wanted = scope.get("district"), scope.get("group"), scope.get("target")
+    return (
+        (district is None or target.district.casefold() == district.casefold())
+        and (group is None or target.group == group)
+        and (wanted is None or target.id == wanted)
+    )
+
+
+def build_report(
+    journal: JournalSlice,
+    inventory: Inventory,
+    config: AvailabilityConfig,
+    *,
+    scope: Mapping[str, str] | None = None,
+    lang: str = "en",
+    generated: float | None = None,
+) -> Report:
+    scope = {k: v for k, v in (scope or {}).items() if v}
+    start, end = journal.start, journal.end
+    office, holidays = office_spans(config, start, end, lang)
+    targets = inventory.targets
+    accountant = Accountant(
+        journal,
+        targets,
+        inventory.rules,
+        office,
+        config.timezone,
+        unknown_is_down=config.unknown == "down",
+    )
+    chosen = [t for t in targets.values() if in_scope(t, scope)]
+    sites = [accountant.subject(t) for t in sorted(chosen, key=lambda t: (t.district, t.id))]
+    parents = sorted({t.parent for t in chosen if t.parent and t.parent in targets})
+    links = [accountant.subject(targets[p], link=True) for p in parents]
+    meetings = []
+    for configured in inventory.config.meetings:
+        begins = configured.start.timestamp()
+        if not start <= begins < end:
+            continue
+        rooms = [t for t in meeting_targets(inventory, configured) if in_scope(t, scope)]
+        if rooms:
+            meeting = Meeting(configured.name, begins, begins + configured.duration, rooms)
+            verdicts: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+            for check in journal.checks:  # in time order: the last before the start wins
+                if check.meeting == configured.name and check.at <= begins:
+                    verdicts[(check.meeting, check.target)] = (check.verdict, check.reasons)
+            meetings.append(accountant.meeting(meeting, verdicts))
+    return Report(
+        policy=policy(config, start, end, holidays),
+        start=start,
+        end=end,
+        timezone=config.timezone,
+        generated=time.time() if generated is None else generated,
+        sites=sites,
+        links=links,
+        districts=district_summaries(sites, links, meetings, {t.id for t in chosen if t.is_room}),
+        meetings=meetings,
+        days=accountant.days,
+        scope=dict(scope),
+        gaps=accountant.gaps,
+    )
