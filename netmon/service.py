@@ -27,6 +27,7 @@ from netmon.alerting.runtime import Alerting
 from netmon.alerting.sinks.factory import build_sinks
 from netmon.api import build_app
 from netmon.api_access import Access, machine_names
+from netmon.availability.runtime import Availability
 from netmon.call_poller import CallPoller
 from netmon.checks.service import Checks
 from netmon.config.errors import ConfigError
@@ -118,6 +119,7 @@ class Service:
         self.checks: Checks | None = None
         self.traps: TrapIntake | None = None
         self.meetings: MeetingRecorder | None = None
+        self.availability: Availability | None = None
         self._collectors: dict[str, Collector] = {}
         self._scheduler: Scheduler | None = None
         self._confirmer: Confirmer | None = None
@@ -182,12 +184,34 @@ class Service:
         )
 
     def _meeting_db_path(self) -> Path:
+        return self._state_path(self.inventory.config.meeting_record.database)
+
+    def _state_path(self, name: str) -> Path:
         """Beside the alert database: the same state directory (an explicit alert database,
-        the demo's, takes the record's file name into its directory)."""
-        database = self.inventory.config.meeting_record.database
-        if self._alert_db is not None and not Path(database).is_absolute():
-            return self._alert_db.parent / Path(database).name
-        return alert_database_path(database, self._config_path, os.environ)
+        the demo's, takes the file's name into its directory)."""
+        if self._alert_db is not None and not Path(name).is_absolute():
+            return self._alert_db.parent / Path(name).name
+        return alert_database_path(name, self._config_path, os.environ)
+
+    async def _start_availability(self) -> list[web.RouteDef]:
+        config = self.inventory.config.availability
+        if not config.enabled:
+            return []
+        availability = Availability(
+            store=self.store,
+            inventory=lambda: self.inventory,
+            path=self._state_path(config.database),
+            reports=self._state_path(config.reports) if config.reports else None,
+            alerts=self.alerting.engine.tracked if self.alerting is not None else None,
+        )
+        try:
+            await availability.start()
+        except Exception:  # the journal is worth less than the monitoring: run without it
+            log.exception("availability journal not started")
+            await availability.close()
+            return []
+        self.availability = availability
+        return availability.routes()
 
     async def _start(self) -> None:
         self.store.apply_inventory(self.inventory)
@@ -227,6 +251,7 @@ class Service:
             else:
                 self.meetings = recorder
                 routes += meeting_routes(recorder)
+        routes += await self._start_availability()
         await self._start_collectors(self.inventory)
         self._scheduler = Scheduler(
             store=self.store,
@@ -309,6 +334,8 @@ class Service:
             await self.checks.close()
         if self.meetings is not None:
             await self.meetings.close()
+        if self.availability is not None:
+            await self.availability.close()
         if self.traps is not None:
             await self.traps.close()
         if self.alerting is not None:
@@ -387,6 +414,8 @@ class Service:
             self.checks.apply_inventory(inventory)
         if self.meetings is not None:
             self.meetings.apply_inventory(inventory)
+        if self.availability is not None:
+            await self.availability.reload(inventory)
         if self.traps is not None:
             self.traps.apply_inventory(inventory)
         self._apply_access(inventory)

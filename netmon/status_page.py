@@ -304,6 +304,7 @@ def status_page(
 <p><span id="endpoint-count">{len(rooms)}</span> endpoints: <span id="live"></span>
 · <a style="color:#fff" href="/api/v1/alerts">alerts</a>
 · <a style="color:#fff" href="/meetings">meetings</a>
+· <a style="color:#fff" href="/api/v1/reports/availability?format=html">availability</a>
 · <a style="color:#fff" href="/metrics">metrics</a>{html.escape(device_line)}
 · netmon {html.escape(__version__)}</p>
 </header>

@@ -342,6 +342,10 @@ def _banner(lab: Lab, url: str) -> str:
         lines.append(
             f'Check a district: netmon check --config {lab.config_file} --district "Bá Thước"'
         )
+        lines.append(
+            f"Availability today: netmon report --config {lab.config_file} --from today"
+            f" --format html -o report.html  (or {url}/api/v1/reports/availability?format=html)"
+        )
     lines += _sink_lines(lab)
     if lab.oncall is not None:
         lines += lab.oncall.banner(url_option="" if url == DEFAULT_URL else f" --url {url}")

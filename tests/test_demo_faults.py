@@ -774,6 +774,45 @@ def test_endpoint_down_takes_the_endpoint_down_and_clearing_brings_it_back(clean
 
 
 @pytest.mark.netns
+def test_todays_report_lists_an_outage_with_its_cause(clean: Demo) -> None:
+    config = re.search(r"config\s+(\S+netmon-demo\.yaml)", clean.output)
+    assert config is not None, clean.output
+    fault = clean.inject({"kind": "endpoint-down", "target": "ep-so-13"})
+    wait_until(lambda: clean.up()["ep-so-13"] == 0.0, timeout=HANG, interval=0.3, what="down")
+    clean.call("DELETE", suffix="/" + fault["id"])
+    wait_until(lambda: clean.up()["ep-so-13"] == 1.0, timeout=10, interval=0.3, what="up again")
+
+    def report() -> dict[str, Any]:
+        done = subprocess.run(
+            [*netmon_command(), "report", "--config", config.group(1), "--from", "today",
+             "--target", "ep-so-13", "--format", "json"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        document: dict[str, Any] = json.loads(done.stdout)
+        return document
+
+    # The journal is written once a second; until the recovery is in, the outage reaches the
+    # period's end (now) and is marked split.
+    wait_until(
+        lambda: [o["split"] for o in report()["targets"][0]["outages"]] == [False],
+        timeout=10, interval=1, what="the ended outage in the report",
+    )  # fmt: skip
+    (site,) = report()["targets"]
+    (outage,) = [o for o in site["outages"] if o["cause"] == "EndpointDown"]
+    assert outage["excluded"] is False
+    assert outage["reason"] == "timeout"
+    assert 0 < outage["seconds"] < HANG + 10
+    assert site["availability"] < 1.0
+    assert site["figures"]["down_seconds"] == outage["seconds"]
+    # The same over the API, as the status page links it.
+    status, document = call(
+        "GET", f"{clean.url}/api/v1/reports/availability?from=today&target=ep-so-13"
+    )
+    assert status == 200
+    assert document["targets"][0]["outages"] == site["outages"]
+
+
+@pytest.mark.netns
 def test_delay_raises_the_round_trip_by_that_much(clean: Demo) -> None:
     before = clean.target("ep-so-07")["rtt_ms"]
     assert before < 20

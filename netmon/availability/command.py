@@ -10,15 +10,15 @@ writes), or `--database FILE`; the targets, rules and policy come from the confi
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import sys
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from netmon.availability.period import FORMATS, period_of
+
 EXIT_OK, EXIT_PROBLEM = 0, 1
-FORMATS = ("html", "pdf", "csv", "json")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,34 +42,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     report.add_argument("--table", choices=("sites", "outages"), default="sites", help="csv")
     report.add_argument("--lang", choices=("vi", "en"), default=None)
     report.add_argument("-o", "--output", type=Path, metavar="FILE")
-
-
-def period_of(
-    month: str | None, since: str | None, until: str | None, zone: ZoneInfo, now: float
-) -> tuple[float, float]:
-    """[start, end) of the period asked for, local time; never past now."""
-    from netmon.availability.calendar import month_bounds
-
-    if month:
-        start, end = month_bounds(month, zone)
-    else:
-        start = _local_day(since or "today", zone, now)
-        end = _local_day(until, zone, now) if until else now
-    end = min(end, now)
-    if end <= start:
-        raise ValueError("the period is empty (it starts after it ends, or in the future)")
-    return start, end
-
-
-def _local_day(text: str, zone: ZoneInfo, now: float) -> float:
-    if text == "today":
-        day = dt.datetime.fromtimestamp(now, zone).date()
-    else:
-        try:
-            day = dt.date.fromisoformat(text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or 'today'") from None
-    return dt.datetime.combine(day, dt.time(), zone).timestamp()
 
 
 def journal_path(config_path: Path, database: str) -> Path:

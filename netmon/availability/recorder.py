@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from netmon.alerting.topology import Topology
 from netmon.alerting.tracked import Tracked
@@ -45,8 +45,10 @@ class JournalRecorder:
         alerts: Mapping[str, Tracked] | None = None,
         topology: TopologyConfig | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.db = db
+        self._sleep = sleep
         self.config = config
         self._store = store
         self._clock = clock
@@ -61,9 +63,8 @@ class JournalRecorder:
         self._parents: list[str] = []
         self._service: list[tuple[str, str]] = []
         self.write_errors = 0
+        self._listening = False
         self.apply_inventory(inventory)
-        store.on_reach_change(self._on_reach)
-        store.on_check(self._on_check)
 
     def apply_inventory(self, inventory: Inventory) -> None:
         self._topology.apply_inventory(inventory)
@@ -93,6 +94,10 @@ class JournalRecorder:
         self._started = self._clock()
         await self.db.call(self.db.start_run, self._started)
         await self.db.call(self.db.keep_windows, self._windows)
+        if not self._listening:  # once: the store has no way to stop telling
+            self._store.on_reach_change(self._on_reach)
+            self._store.on_check(self._on_check)
+            self._listening = True
         self._tasks = [
             asyncio.create_task(self._every(FLUSH_EVERY, self._tick), name="journal-tick"),
             asyncio.create_task(
@@ -186,6 +191,13 @@ class JournalRecorder:
         self.look()
         await self._flush()
 
+    def now(self) -> float:
+        return self._clock()
+
+    async def flush(self) -> None:
+        """Write what is queued (a report reads the journal after this)."""
+        await self._flush()
+
     async def _flush(self) -> None:
         if not self._queue and not self._checks:
             return
@@ -211,7 +223,7 @@ class JournalRecorder:
         self, seconds: float, work: Callable[[], object], *, at_once: bool = False
     ) -> None:
         if not at_once:
-            await asyncio.sleep(seconds)
+            await self._sleep(seconds)
         while True:
             try:
                 result = work()
@@ -219,7 +231,7 @@ class JournalRecorder:
                     await result
             except Exception:
                 log.exception("availability journal: %s failed", getattr(work, "__name__", work))
-            await asyncio.sleep(seconds)
+            await self._sleep(seconds)
 
 
 def _reason(state: TargetState) -> str | None:

@@ -1,0 +1,65 @@
+"""The availability journal as `netmon run` wires it: the recorder, its routes, and the monthly
+report when `availability.reports` names a directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from aiohttp import web
+
+from netmon.alerting.tracked import Tracked
+from netmon.availability.api import routes
+from netmon.availability.db import JournalDB
+from netmon.availability.monthly import MonthlyReports
+from netmon.availability.recorder import JournalRecorder
+from netmon.inventory import Inventory
+from netmon.state import StateStore
+
+log = logging.getLogger(__name__)
+
+
+class Availability:
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        inventory: Callable[[], Inventory],
+        path: Path,
+        reports: Path | None,
+        alerts: Mapping[str, Tracked] | None,
+    ) -> None:
+        current = inventory()
+        self.recorder = JournalRecorder(
+            store=store,
+            inventory=current,
+            config=current.config.availability,
+            db=JournalDB(path),
+            alerts=alerts,
+            topology=current.config.alerting.topology,
+        )
+        self._inventory = inventory
+        self.monthly = MonthlyReports(self.recorder, inventory, reports) if reports else None
+        self._monthly_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.recorder.start()
+        if self.monthly is not None:
+            self._monthly_task = asyncio.create_task(self.monthly.run(), name="monthly-report")
+
+    def routes(self) -> list[web.RouteDef]:
+        return routes(self.recorder, self._inventory)
+
+    async def reload(self, inventory: Inventory) -> None:
+        self.recorder.set_config(inventory.config.availability, inventory.config.alerting.topology)
+        await self.recorder.reload(inventory, inventory.config.availability)
+
+    async def close(self) -> None:
+        if self._monthly_task is not None:
+            self._monthly_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monthly_task
+        await self.recorder.close()

@@ -1,0 +1,210 @@
+"""The outage journal as netmon writes it: changes with netmon's reasons, district links, service
+probes, runs and heartbeats, on a fake clock and a real journal file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netmon.availability.accounting import coverage
+from netmon.availability.db import Change, JournalDB
+from netmon.availability.recorder import JournalRecorder
+from netmon.config.loader import load_data
+from netmon.inventory import Inventory
+from netmon.model import EchoRound, Observation
+from netmon.state import Clock, StateStore
+from tests.fake_clock import FakeClock
+
+START = 1_800_000_000.0
+LOOPS = 3  # the recorder's: tick, heartbeat, prune
+
+
+def _inventory() -> Inventory:
+    return load_data(
+        {
+            "defaults": {"icmp": {"down_after": 2, "confirm": 0, "up_after": 1}},
+            "targets": [
+                {"id": "sw", "address": "192.0.2.1", "kind": "switch", "district": "D1"},
+                {"id": "ep", "address": "192.0.2.2", "district": "D1", "parent": "sw",
+                 "probes": {"icmp": {}, "tcp": {"port": 5060}}},
+            ],
+        }
+    )  # fmt: skip
+
+
+def _echo(target: str, reply: bool) -> EchoRound:
+    return EchoRound(target=target, collector="icmp", ok=reply, duration=0.01,
+                     rtts=(0.01,) if reply else (None,), address="192.0.2.1",
+                     reason=None if reply else "timeout")  # fmt: skip
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.clock = FakeClock(START)
+        self.store = StateStore(clock=Clock(wall=self.clock, monotonic=self.clock))
+        self.inventory = _inventory()
+        self.store.apply_inventory(self.inventory)
+        self.path = path
+        self.recorder = self.new_recorder()
+
+    def new_recorder(self) -> JournalRecorder:
+        return JournalRecorder(
+            store=self.store,
+            inventory=self.inventory,
+            config=self.inventory.config.availability,
+            db=JournalDB(self.path),
+            clock=self.clock,
+            sleep=self.clock.sleep,
+        )
+
+    async def advance(self, seconds: int) -> None:
+        """Second by second, each time until the recorder's three loops sleep again: its writes
+        go through a thread of their own, which the fake clock does not wait for."""
+        await self.idle()
+        for _ in range(seconds):
+            await self.clock.advance(1)
+            await self.idle()
+
+    async def idle(self) -> None:
+        async with asyncio.timeout(10):
+            while self.clock.sleeping < LOOPS:
+                await asyncio.sleep(0.001)
+
+    def changes(self) -> list[tuple[str, float, str, str | None]]:
+        db = JournalDB(self.path)
+        db.open(create=False)
+        try:
+            found = db.read(START - 1, START + 100_000)
+        finally:
+            db.shutdown()
+        return [(c.subject, c.at - START, c.state, c.reason) for c in found.changes]
+
+
+@pytest.fixture
+async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
+    running = Journal(tmp_path / "journal.sqlite")
+    await running.recorder.start()
+    await running.idle()
+    try:
+        yield running
+    finally:
+        await running.recorder.close()
+
+
+async def test_reach_a_cut_link_and_a_service_probe_are_journaled_with_reasons(
+    journal: Journal,
+) -> None:
+    store = journal.store
+    store.record(_echo("sw", True))
+    store.record(_echo("ep", True))
+    store.record(Observation(target="ep", collector="tcp", ok=True, duration=0.01))
+    await journal.advance(1)
+    await journal.advance(9)  # ten seconds in: the switch stops answering
+    for _ in range(2):
+        store.record(_echo("sw", False))
+        store.record(_echo("ep", False))
+    store.record(
+        Observation(target="ep", collector="tcp", ok=False, duration=1.0, reason="timeout")
+    )
+    await journal.advance(1)
+    await journal.advance(29)  # forty seconds in: back
+    store.record(_echo("sw", True))
+    store.record(_echo("ep", True))
+    await journal.advance(1)
+    assert journal.changes() == [
+        ("ep", 0, "up", None),
+        ("ep", 10, "down", "timeout"),
+        ("ep", 40, "up", None),
+        ("ep/tcp", 1, "up", None),
+        ("ep/tcp", 11, "down", "timeout"),
+        ("link:sw", 1, "up", None),
+        ("link:sw", 11, "down", "unreachable"),
+        ("link:sw", 41, "up", None),
+        ("sw", 0, "up", None),
+        ("sw", 10, "down", "timeout"),
+        ("sw", 40, "up", None),
+    ]
+
+
+async def test_a_crash_leaves_the_time_since_the_last_heartbeat_unknown(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite")
+    crashed = journal.recorder
+    await crashed.start()
+    await journal.advance(150)  # heartbeats at 60 and 120
+    # The process dies: its timers stop, nothing notes the stop.
+    for task in crashed._tasks:
+        task.cancel()
+    await crashed.db.call(crashed.db.close)
+    crashed.db.shutdown()
+    await journal.clock.advance(300)  # nobody runs: nothing to wait for
+    restarted = journal.new_recorder()
+    await restarted.start()
+    await journal.advance(10)
+    await restarted.close()
+    reader = JournalDB(journal.path)
+    reader.open(create=False)
+    try:
+        runs = reader.read(START, START + 1000).runs
+    finally:
+        reader.shutdown()
+    spans = [(a - START, b - START) for a, b in coverage(runs, [])]
+    assert spans == [(0, 120), (450, 460)]  # 120-450 nobody watched: unknown
+
+
+async def test_a_journal_that_cannot_be_written_keeps_the_changes_for_the_next_try(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = journal.recorder.db
+    real: Callable[..., Any] = db.record
+    failures = [RuntimeError("disk I/O error")]
+
+    def flaky(*args: Any) -> None:
+        if failures:
+            raise failures.pop()
+        real(*args)
+
+    monkeypatch.setattr(db, "record", flaky)
+    journal.store.record(_echo("sw", True))
+    await journal.advance(1)
+    assert journal.recorder.write_errors == 1
+    assert journal.changes() == []
+    await journal.advance(1)
+    assert [c[:3] for c in journal.changes()] == [("link:sw", 1, "up"), ("sw", 0, "up")]
+
+
+async def test_a_target_removed_by_a_reload_is_unknown_from_then(journal: Journal) -> None:
+    journal.store.record(_echo("ep", True))
+    await journal.advance(5)
+    smaller = load_data({"targets": [{"id": "sw", "address": "192.0.2.1", "kind": "switch"}]})
+    await journal.recorder.reload(smaller, smaller.config.availability)
+    await journal.advance(1)
+    assert [c for c in journal.changes() if c[0] == "ep"] == [
+        ("ep", 0, "up", None),
+        ("ep", 5, "unknown", None),
+    ]
+
+
+def test_prune_keeps_the_state_each_subject_was_in(tmp_path: Path) -> None:
+    db = JournalDB(tmp_path / "j.sqlite")
+    db.open()
+    try:
+        db.record(
+            [
+                Change("a", 10, "up"),
+                Change("a", 20, "down", "timeout"),
+                Change("a", 30, "up"),
+                Change("b", 5, "up"),
+            ]
+        )
+        assert db.prune(25) == 1  # a's first change; a's 20 and b's 5 say where they stood
+        assert [(c.subject, c.at) for c in db.read(25, 100).changes] == [
+            ("a", 20),
+            ("a", 30),
+            ("b", 5),
+        ]
+    finally:
+        db.shutdown()
