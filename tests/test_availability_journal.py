@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from netmon.availability.accounting import coverage
+from netmon.availability.accounting import coverage, timeline
 from netmon.availability.db import Change, JournalDB
 from netmon.availability.recorder import JournalRecorder
 from netmon.config.loader import load_data
@@ -208,3 +208,9 @@ def test_prune_keeps_the_state_each_subject_was_in(tmp_path: Path) -> None:
         ]
     finally:
         db.shutdown()
+
+
+def test_a_subject_without_a_verdict_in_a_run_is_unknown_all_through_it() -> None:
+    line = timeline([Change("a", 5, "up"), Change("a", 8, "down", "timeout")], [(0, 10), (20, 30)])
+    assert line.up == [(5, 8)]
+    assert line.down == [(8, 10, "timeout")]  # not carried into the next run: unknown there

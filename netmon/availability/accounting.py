@@ -7,6 +7,7 @@ Every second of the period is classified once per subject, in the policy's order
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
@@ -88,10 +89,11 @@ def timeline(changes: Sequence[Change], runs: Sequence[tuple[float, float]]) -> 
     up: Spans = []
     down: list[tuple[float, float, str | None]] = []
     ordered = sorted(changes, key=lambda c: c.at)
+    times = [c.at for c in ordered]
     for run_start, run_end in runs:
-        inside = [c for c in ordered if run_start <= c.at < run_end]
-        for change, following in zip(inside, [*inside[1:], None], strict=True):
-            until = run_end if following is None else following.at
+        inside = ordered[bisect.bisect_left(times, run_start) : bisect.bisect_left(times, run_end)]
+        for index, change in enumerate(inside):
+            until = inside[index + 1].at if index + 1 < len(inside) else run_end
             if change.state == "up":
                 up.append((change.at, until))
             elif change.state == "down":
@@ -236,7 +238,15 @@ class Accountant:
         pieces: list[Piece] = []
         outages = iv.normal((s, e) for s, e, _ in line.down)
         own_alert = fingerprint(alertname, target.id, {})
+        downs = sorted(line.down, key=lambda d: d[0])
+        first = 0  # each down span belongs to one outage: walk them once, not per outage
         for number, (start, end) in enumerate(outages, 1):
+            while first < len(downs) and downs[first][1] <= start:
+                first += 1
+            mine = []
+            while first < len(downs) and downs[first][0] < end:
+                mine.append(downs[first])
+                first += 1
             if end <= self.start or start >= self.end:
                 continue
             split = start < self.start or end > self.end
@@ -253,7 +263,7 @@ class Accountant:
                 charged = f"charged to the link of {ancestor.display_name}"
                 link_alert = fingerprint(GROUP_ALERT, ancestor.id, {})
                 causes.append((spans, GROUP_ALERT, link_alert, True, charged, None))
-            for s, e, reason in line.down:
+            for s, e, reason in mine:
                 causes.append(([(s, e)], alertname, own_alert, False, None, reason))
             for spans, cause, alert, excluded, because, reason in causes:
                 for s, e in iv.intersect(left, spans):
