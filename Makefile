@@ -83,6 +83,7 @@ bench: setup bench-deps
 	$(BIN)/python -m bench.xapi_poll
 	$(BIN)/python -m bench.poly_bench
 	$(BIN)/python -m bench.registrar_bench
+	$(BIN)/python -m bench.journal_size
 
 # Issue 13's proof campaign (~10 min, root): netmon on lossy lab links, goal by goal. Not part
 # of `test` or `bench`. A quick self-check: make lossy-links ARGS="--minutes 1 --endpoints 10"
