@@ -203,6 +203,7 @@ class Service:
             path=self._state_path(config.database),
             reports=self._state_path(config.reports) if config.reports else None,
             alerts=self.alerting.engine.tracked if self.alerting is not None else None,
+            meeting_record=lambda: self.meetings.db if self.meetings is not None else None,
         )
         try:
             await availability.start()

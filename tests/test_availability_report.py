@@ -26,9 +26,13 @@ import pytest
 
 from netmon.alerting.model import fingerprint
 from netmon.availability.db import Change, CheckVerdict, JournalDB, Window
+from netmon.availability.quality import call_quality, meetings_between
 from netmon.availability.render import render
 from netmon.availability.report import build_report
 from netmon.config.loader import load_data
+from netmon.meeting_quality.db import MeetingDB
+from netmon.meeting_quality.model import Meeting as QualityMeeting
+from netmon.meeting_quality.model import Room, RoomSample, scheduled_id
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 MONTH = 30 * 86400
@@ -121,16 +125,40 @@ def journal(path: Path) -> JournalDB:
     return db
 
 
+def meeting_record(path: Path) -> MeetingDB:
+    """The meeting quality record of the 26th: ep-b in the call at 4.2 until its outage, 3.1
+    for the two minutes before it dropped; ep-c never in the call (no figure)."""
+    db = MeetingDB(path)
+    db.open()
+    start = at(26, 8)
+    meeting_id = scheduled_id("Họp tỉnh", start)
+    rooms = (Room("ep-b", "Phường Đồng Xoài", "D1"), Room("ep-c", "UBND huyện Bù Đăng", "D2"))
+    samples = [
+        (meeting_id, RoomSample("ep-b", t, True, mos_rx=3.1 if t >= at(26, 8, 28) else 4.2))
+        for t in range(int(start), int(at(26, 8, 30)), 10)
+    ] + [(meeting_id, RoomSample("ep-c", start, False))]
+    db.write([QualityMeeting(meeting_id, "Họp tỉnh", "scheduled", start, start + 7200, rooms)],
+             samples)  # fmt: skip
+    return db
+
+
 @pytest.fixture
 def report_json(tmp_path: Path) -> dict[str, Any]:
     db = journal(tmp_path / "journal.sqlite")
+    record = meeting_record(tmp_path / "meetings.sqlite")
+    inventory = load_data(CONFIG)
     try:
         slice_ = db.read(at(1, 0), at(1, 0, month=12))
+        quality = call_quality(record, meetings_between(inventory, at(1, 0), at(1, 0, month=12)))
     finally:
         db.shutdown()
-    inventory = load_data(CONFIG)
+        record.shutdown()
     report = build_report(
-        slice_, inventory, inventory.config.availability, generated=at(1, 3, month=12)
+        slice_,
+        inventory,
+        inventory.config.availability,
+        generated=at(1, 3, month=12),
+        call_quality=quality,
     )
     data: dict[str, Any] = json.loads(render(report, "json"))
     return data
@@ -237,6 +265,14 @@ def test_meeting_availability_and_the_checks_before_it(report_json: dict[str, An
     assert rooms["ep-c"]["availability"] == 1.0
     assert (rooms["ep-c"]["verdict"], rooms["ep-c"]["ready"]) == ("NO-GO", False)
     assert rooms["ep-c"]["reasons"] == ["not registered (SIP)"]
+    # Call quality where the meeting quality record has the room in the call.
+    quality = rooms["ep-b"]["call_quality"]
+    assert (quality["mean_mos"], quality["min_mos"]) == (
+        round((168 * 4.2 + 12 * 3.1) / 180, 3),
+        3.1,
+    )
+    assert quality["poor_minutes"] == 2
+    assert rooms["ep-c"]["call_quality"] is None
     assert meeting["availability"] == (5400 + 7200) / 14400
 
 

@@ -28,6 +28,7 @@ from netmon.availability.model import (
     Piece,
     SubjectReport,
 )
+from netmon.availability.quality import CallQuality
 from netmon.config.rules import Rule
 from netmon.inventory import Target
 
@@ -294,7 +295,10 @@ class Accountant:
         return hours
 
     def meeting(
-        self, meeting: Meeting, verdicts: Mapping[tuple[str, str], tuple[str, tuple[str, ...]]]
+        self,
+        meeting: Meeting,
+        verdicts: Mapping[tuple[str, str], tuple[str, tuple[str, ...]]],
+        quality: Mapping[str, CallQuality],
     ) -> MeetingReport:
         window = [(meeting.start, meeting.end)]
         rooms = []
@@ -306,7 +310,7 @@ class Accountant:
             length = meeting.end - meeting.start
             rooms.append(
                 MeetingRoom(room.id, room.display_name, room.district, length, up, down,
-                            length - up - down, verdict, reasons)
+                            length - up - down, verdict, reasons, quality.get(room.id))
             )  # fmt: skip
         return MeetingReport(meeting.name, meeting.start, meeting.end, rooms)
 

@@ -19,10 +19,12 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from netmon.availability.period import FORMATS, period_of
+from netmon.availability.quality import call_quality, meetings_between
 from netmon.availability.recorder import JournalRecorder
 from netmon.availability.render import render
 from netmon.availability.report import build_report
 from netmon.inventory import Inventory
+from netmon.meeting_quality.db import MeetingDB
 
 CONTENT_TYPES = {
     "json": "application/json",
@@ -38,7 +40,11 @@ def _error(message: str, status: int = 400) -> web.Response:
     )
 
 
-def routes(recorder: JournalRecorder, inventory: Callable[[], Inventory]) -> list[web.RouteDef]:
+def routes(
+    recorder: JournalRecorder,
+    inventory: Callable[[], Inventory],
+    meeting_record: Callable[[], MeetingDB | None] = lambda: None,
+) -> list[web.RouteDef]:
     async def availability(request: web.Request) -> web.StreamResponse:
         query = request.query
         current = inventory()
@@ -61,9 +67,14 @@ def routes(recorder: JournalRecorder, inventory: Callable[[], Inventory]) -> lis
         await recorder.flush()
         db = recorder.db
         journal = await db.call(db.read, start, end)
+        record = meeting_record()
+        meetings = meetings_between(current, start, end)
+        quality = await record.call(call_quality, record, meetings) if record and meetings else {}
 
         def build() -> str | bytes:
-            report = build_report(journal, current, config, scope=scope, lang=lang)
+            report = build_report(
+                journal, current, config, scope=scope, lang=lang, call_quality=quality
+            )
             return render(report, fmt, lang=lang, table=table)
 
         try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from netmon.availability.period import FORMATS, period_of
+from netmon.availability.quality import CallQuality, call_quality, meetings_between
 
 EXIT_OK, EXIT_PROBLEM = 0, 1
 
@@ -48,6 +49,22 @@ def journal_path(config_path: Path, database: str) -> Path:
     from netmon.service import alert_database_path
 
     return alert_database_path(database, config_path, os.environ)
+
+
+def _call_quality(
+    path: Path, meetings: list[tuple[str, float]]
+) -> dict[tuple[str, str], CallQuality]:
+    """From the meeting quality record, when there is one and there are meetings."""
+    from netmon.meeting_quality.db import MeetingDB
+
+    if not meetings or not path.is_file():
+        return {}
+    db = MeetingDB(path)
+    try:
+        db.open(create=False)
+        return call_quality(db, meetings)
+    finally:
+        db.shutdown()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,7 +100,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         db.shutdown()
     scope = {"district": args.district, "group": args.group, "target": args.target}
-    report = build_report(journal, inventory, config, scope=scope, lang=lang)
+    record = (
+        path.parent / Path(inventory.config.meeting_record.database).name
+        if args.database
+        else journal_path(args.config, inventory.config.meeting_record.database)
+    )
+    quality = _call_quality(record, meetings_between(inventory, start, end))
+    report = build_report(journal, inventory, config, scope=scope, lang=lang, call_quality=quality)
     try:
         body = render(report, args.format, lang=lang, table=args.table)
     except RuntimeError as exc:  # PDF without its library

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from netmon.availability.quality import CallQuality
+
 # The accounting rules' version: a report states which rules made its figures, so a figure
 # questioned a year later can be recomputed the same way.
 POLICY_VERSION = "netmon-availability/1"
@@ -114,6 +116,7 @@ class MeetingRoom:
     unknown: float
     verdict: str | None  # the last readiness verdict before the start (GO, WARN, NO-GO)
     reasons: tuple[str, ...]
+    quality: CallQuality | None = None  # from the meeting quality record, where it has the call
 
     @property
     def availability(self) -> float | None:
@@ -253,6 +256,7 @@ class Report:
                     "verdict": r.verdict,
                     "ready": r.ready,
                     "reasons": list(r.reasons),
+                    "call_quality": None if r.quality is None else r.quality.to_json(),
                 }
                 for r in meeting.rooms
             ],

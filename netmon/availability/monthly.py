@@ -16,10 +16,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from netmon.availability.calendar import month_bounds
+from netmon.availability.quality import call_quality, meetings_between
 from netmon.availability.recorder import JournalRecorder
 from netmon.availability.render import render
 from netmon.availability.report import build_report
 from netmon.inventory import Inventory
+from netmon.meeting_quality.db import MeetingDB
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +48,14 @@ def _write(path: Path, data: bytes) -> None:
 
 class MonthlyReports:
     def __init__(
-        self, recorder: JournalRecorder, inventory: Callable[[], Inventory], directory: Path
+        self,
+        recorder: JournalRecorder,
+        inventory: Callable[[], Inventory],
+        directory: Path,
+        meeting_record: Callable[[], MeetingDB | None] = lambda: None,
     ) -> None:
         self._recorder = recorder
+        self._meeting_record = meeting_record
         self._inventory = inventory
         self.directory = directory
         self._pdf = True  # until WeasyPrint turns out to be missing
@@ -78,9 +85,12 @@ class MonthlyReports:
         if not journal.runs:
             return []  # netmon did not run that month: nothing to account for
         lang = config.report_lang
+        record = self._meeting_record()
+        meetings = meetings_between(inventory, start, end)
+        quality = await record.call(call_quality, record, meetings) if record and meetings else {}
 
         def build() -> list[Path]:
-            report = build_report(journal, inventory, config, lang=lang)
+            report = build_report(journal, inventory, config, lang=lang, call_quality=quality)
             self.directory.mkdir(parents=True, exist_ok=True)
             written = []
             for fmt in missing:

@@ -11,8 +11,10 @@ from netmon.availability.calendar import office_spans
 from netmon.availability.db import JournalSlice
 from netmon.availability.model import Report
 from netmon.availability.policy import policy
+from netmon.availability.quality import CallQuality
 from netmon.config.availability import AvailabilityConfig
 from netmon.inventory import Inventory, Target
+from netmon.meeting_quality.model import scheduled_id
 from netmon.meetings import meeting_targets
 
 
@@ -33,7 +35,10 @@ def build_report(
     scope: Mapping[str, str] | None = None,
     lang: str = "en",
     generated: float | None = None,
+    call_quality: Mapping[tuple[str, str], CallQuality] | None = None,
 ) -> Report:
+    """`call_quality`: (meeting record id, room) -> the room's call quality in that meeting
+    (quality.call_quality), where the meeting quality record has it."""
     scope = {k: v for k, v in (scope or {}).items() if v}
     start, end = journal.start, journal.end
     office, holidays = office_spans(config, start, end, lang)
@@ -62,7 +67,9 @@ def build_report(
             for check in journal.checks:  # in time order: the last before the start wins
                 if check.meeting == configured.name and check.at <= begins:
                     verdicts[(check.meeting, check.target)] = (check.verdict, check.reasons)
-            meetings.append(accountant.meeting(meeting, verdicts))
+            record_id = scheduled_id(configured.name, begins)
+            quality = {room: q for (m, room), q in (call_quality or {}).items() if m == record_id}
+            meetings.append(accountant.meeting(meeting, verdicts, quality))
     return Report(
         policy=policy(config, start, end, holidays),
         start=start,

@@ -17,6 +17,7 @@ from netmon.availability.db import JournalDB
 from netmon.availability.monthly import MonthlyReports
 from netmon.availability.recorder import JournalRecorder
 from netmon.inventory import Inventory
+from netmon.meeting_quality.db import MeetingDB
 from netmon.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class Availability:
         path: Path,
         reports: Path | None,
         alerts: Mapping[str, Tracked] | None,
+        meeting_record: Callable[[], MeetingDB | None] = lambda: None,
     ) -> None:
         current = inventory()
         self.recorder = JournalRecorder(
@@ -42,7 +44,10 @@ class Availability:
             topology=current.config.alerting.topology,
         )
         self._inventory = inventory
-        self.monthly = MonthlyReports(self.recorder, inventory, reports) if reports else None
+        self._meeting_record = meeting_record
+        self.monthly = (
+            MonthlyReports(self.recorder, inventory, reports, meeting_record) if reports else None
+        )
         self._monthly_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -51,7 +56,7 @@ class Availability:
             self._monthly_task = asyncio.create_task(self.monthly.run(), name="monthly-report")
 
     def routes(self) -> list[web.RouteDef]:
-        return routes(self.recorder, self._inventory)
+        return routes(self.recorder, self._inventory, self._meeting_record)
 
     async def reload(self, inventory: Inventory) -> None:
         self.recorder.set_config(inventory.config.availability, inventory.config.alerting.topology)
