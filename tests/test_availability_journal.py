@@ -4,20 +4,26 @@ probes, runs and heartbeats, on a fake clock and a real journal file."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from netmon.availability.accounting import coverage, timeline
 from netmon.availability.db import Change, JournalDB
+from netmon.availability.monthly import MonthlyReports
 from netmon.availability.recorder import JournalRecorder
+from netmon.config.errors import ConfigError
 from netmon.config.loader import load_data
 from netmon.inventory import Inventory
 from netmon.model import EchoRound, Observation
 from netmon.state import Clock, StateStore
 from tests.fake_clock import FakeClock
+from tests.test_email_channel import SmtpPeer, smtp  # noqa: F401 - its SMTP server fixture
 
 START = 1_800_000_000.0
 LOOPS = 3  # the recorder's: tick, heartbeat, prune
@@ -214,3 +220,68 @@ def test_a_subject_without_a_verdict_in_a_run_is_unknown_all_through_it() -> Non
     line = timeline([Change("a", 5, "up"), Change("a", 8, "down", "timeout")], [(0, 10), (20, 30)])
     assert line.up == [(5, 8)]
     assert line.down == [(8, 10, "timeout")]  # not carried into the next run: unknown there
+
+
+async def test_last_months_report_is_written_once_the_month_is_over(tmp_path: Path) -> None:
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    november = dt.datetime(2026, 11, 20, 9, tzinfo=zone).timestamp()
+    journal = Journal(tmp_path / "journal.sqlite")
+    journal.clock.now = november
+    await journal.recorder.start()
+    journal.store.record(_echo("ep", True))
+    await journal.advance(2)
+    monthly = MonthlyReports(journal.recorder, lambda: journal.inventory, tmp_path / "reports")
+    assert await monthly.write_due() == []  # October: netmon did not run, nothing to say
+    journal.clock.now = dt.datetime(2026, 12, 1, 0, 5, tzinfo=zone).timestamp()
+    written = await monthly.write_due()
+    assert sorted(path.name for path in written) == [
+        f"availability-2026-11.{ext}" for ext in ("csv", "html", "json", "pdf")
+    ]
+    report = json.loads((tmp_path / "reports" / "availability-2026-11.json").read_text())
+    assert report["period"]["from"] == "2026-11-01T00:00:00+07:00"
+    assert [t["target"] for t in report["targets"]] == ["ep", "sw"]
+    assert await monthly.write_due() == []  # written once: a restart does not write it again
+    await journal.recorder.close()
+
+
+async def test_the_monthly_report_is_mailed_once_with_its_csv_and_pdf(
+    tmp_path: Path,
+    smtp: SmtpPeer,  # noqa: F811 - the fixture imported above
+) -> None:
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    journal = Journal(tmp_path / "journal.sqlite")
+    journal.clock.now = dt.datetime(2026, 11, 20, 9, tzinfo=zone).timestamp()
+    await journal.recorder.start()
+    journal.store.record(_echo("ep", True))
+    await journal.advance(2)
+    reports = tmp_path / "reports"
+    mailing = load_data({
+        "targets": [{"id": "ep", "address": "192.0.2.2", "name": "Xã Tân Lập"}],
+        "oncall": {"channels": [{
+            "kind": "email", "name": "mail", "host": "127.0.0.1", "port": smtp.port,
+            "security": "none", "from_address": "netmon NOC <noc@so.example.vn>",
+        }]},
+        "availability": {"reports": str(reports), "mail_to": ["giamdoc@so.example.vn"],
+                         "mail_channel": "mail"},
+    })  # fmt: skip
+    monthly = MonthlyReports(journal.recorder, lambda: mailing, reports)
+    journal.clock.now = dt.datetime(2026, 12, 1, 0, 5, tzinfo=zone).timestamp()
+    await monthly.write_due()
+    await monthly.write_due()  # the same month again: written and mailed already
+    await journal.recorder.close()
+    (mail,) = smtp.received
+    assert mail.rcpt_tos == ["giamdoc@so.example.vn"]
+    assert mail.message["Subject"] == "netmon: báo cáo khả dụng tháng 11/2026"
+    attached = sorted(part.get_filename() for part in mail.message.iter_attachments())
+    assert attached == ["availability-2026-11.csv", "availability-2026-11.pdf"]
+    body = mail.message.get_body(("html",))
+    assert body is not None
+    assert "Xã Tân Lập" in body.get_content()
+
+
+def test_a_report_mailed_through_a_channel_that_is_not_there_fails_at_load() -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_data({"availability": {"reports": "r", "mail_to": ["a@b.vn"], "mail_channel": "x"}})
+    assert [str(p) for p in refused.value.problems] == [
+        "availability.mail_channel: no e-mail channel 'x' in oncall.channels (e-mail channels: [])"
+    ]

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
 import logging
 import os
 import tempfile
 from collections.abc import Callable
+from email.header import Header
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,6 +25,9 @@ from netmon.availability.quality import call_quality, meetings_between
 from netmon.availability.recorder import JournalRecorder
 from netmon.availability.render import render
 from netmon.availability.report import build_report
+from netmon.channels.base import SinkRejected, SinkUnavailable
+from netmon.channels.email import EmailChannel
+from netmon.config.channels import EmailSettings
 from netmon.inventory import Inventory
 from netmon.meeting_quality.db import MeetingDB
 
@@ -78,6 +86,7 @@ class MonthlyReports:
         paths = {f: self.directory / f"availability-{month}.{f}" for f in formats}
         missing = [f for f, path in paths.items() if not path.exists()]
         if not missing:
+            await self._mail(inventory, month, paths)
             return []
         start, end = month_bounds(month, zone)
         db = self._recorder.db
@@ -108,4 +117,51 @@ class MonthlyReports:
         log.info(
             "monthly availability report written", extra={"month": month, "files": len(written)}
         )
+        await self._mail(inventory, month, {f: p for f, p in paths.items() if p.exists()})
         return written
+
+    async def _mail(self, inventory: Inventory, month: str, paths: dict[str, Path]) -> None:
+        """Mail the month's report once (`availability.mail_to`); a failure is tried again at
+        the next check, every ten minutes, until the relay takes it."""
+        config = inventory.config.availability
+        marker = self.directory / f".availability-{month}.mailed"
+        if not config.mail_to or marker.exists() or "html" not in paths:
+            return
+        channels = inventory.config.oncall.channels if inventory.config.oncall else []
+        settings = next(
+            (c for c in channels if c.name == config.mail_channel and c.kind == "email"), None
+        )
+        if not isinstance(settings, EmailSettings):
+            return  # the loader refuses such a config; a reload may have just changed it
+        message = report_message(month, paths, config.report_lang, config.mail_to)
+        try:
+            await EmailChannel(settings).send_message(message, config.mail_to)
+        except (SinkUnavailable, SinkRejected) as exc:
+            log.warning("monthly report not mailed", extra={"month": month, "error": str(exc)})
+            return
+        _write(marker, f"{self._recorder.now()}\n".encode())
+        log.info("monthly availability report mailed", extra={"month": month})
+
+
+def report_message(
+    month: str, paths: dict[str, Path], lang: str, recipients: list[str]
+) -> MIMEMultipart:
+    """The report's HTML as the message, its CSV and PDF attached."""
+    year, number = month.split("-")
+    subject = (
+        f"netmon: báo cáo khả dụng tháng {int(number)}/{year}"
+        if lang == "vi"
+        else f"netmon: availability report {month}"
+    )
+    message = MIMEMultipart("mixed")
+    message["Subject"] = Header(subject, "utf-8")  # type: ignore[assignment]
+    message["To"] = ", ".join(recipients)
+    message["Date"] = email.utils.formatdate(localtime=False)
+    message["Auto-Submitted"] = "auto-generated"
+    message.attach(MIMEText(paths["html"].read_text(encoding="utf-8"), "html", "utf-8"))
+    for fmt, subtype in (("csv", "csv"), ("pdf", "pdf")):
+        if fmt in paths:
+            part = MIMEApplication(paths[fmt].read_bytes(), _subtype=subtype)
+            part.add_header("Content-Disposition", "attachment", filename=paths[fmt].name)
+            message.attach(part)
+    return message

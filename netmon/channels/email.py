@@ -89,6 +89,27 @@ class EmailChannel:
             await _quit(smtp)
         return done
 
+    async def send_message(self, message: MIMEMultipart, recipients: Sequence[str]) -> None:
+        """One message of netmon's own (a monthly report) to `recipients`, through the same
+        relay, TLS and login as the pages; the same SinkUnavailable/SinkRejected on failure."""
+        bad = [r for r in recipients if not _plain_address(r)]
+        if bad:
+            raise SinkRejected(f"not e-mail addresses: {', '.join(map(repr, bad))}")
+        if "From" not in message:
+            message["From"] = email.utils.formataddr(
+                email.utils.parseaddr(self.settings.from_address)
+            )
+        smtp = await self._connect()
+        try:
+            await smtp.send_message(message, sender=self.settings.sender, recipients=recipients)
+        except Exception as exc:
+            failure = self._failure(exc)
+            if failure is None:
+                raise
+            raise failure from None
+        finally:
+            await _quit(smtp)
+
     def message(self, group: Sequence[Page]) -> MIMEMultipart:
         """The message for one alert group (pages for one recipient)."""
         # Built with the compat32 MIME classes, not EmailMessage: the default policy's folding

@@ -74,6 +74,19 @@ class AvailabilityConfig(_Strict):
         "JSON, CSV); relative paths are in the state directory",
     )
     report_lang: Literal["vi", "en"] = "vi"
+    mail_to: list[str] = Field(
+        default_factory=list,
+        description="who gets the monthly report by e-mail (needs `reports` and mail_channel)",
+    )
+    mail_channel: str | None = Field(
+        default=None, description="the e-mail channel of `oncall.channels` it goes through"
+    )
+
+    @model_validator(mode="after")
+    def _mail(self) -> AvailabilityConfig:
+        if self.mail_to and (self.mail_channel is None or self.reports is None):
+            raise ValueError("mail_to needs mail_channel (an e-mail channel) and reports")
+        return self
 
     @model_validator(mode="after")
     def _unique_windows(self) -> AvailabilityConfig:

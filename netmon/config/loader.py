@@ -141,6 +141,19 @@ def _shape_problem(raw: Any) -> ConfigProblem | None:
     return None
 
 
+def _report_mail_problems(config: Config) -> list[ConfigProblem]:
+    name = config.availability.mail_channel
+    if name is None:
+        return []
+    channels = config.oncall.channels if config.oncall is not None else []
+    kinds = {channel.name: channel.kind for channel in channels}
+    if kinds.get(name) != "email":
+        known = sorted(n for n, kind in kinds.items() if kind == "email")
+        message = f"no e-mail channel {name!r} in oncall.channels (e-mail channels: {known})"
+        return [ConfigProblem("availability.mail_channel", message)]
+    return []
+
+
 def load_data(raw: Any, *, shard: tuple[int, int] | None = None) -> Inventory:
     """Validate already-parsed config data, reporting every problem at once."""
     if raw is None:
@@ -189,6 +202,7 @@ def load_data(raw: Any, *, shard: tuple[int, int] | None = None) -> Inventory:
     if config is not None:
         problems.extend(_meeting_problems(config))
         problems.extend(_registrar_problems(config))
+        problems.extend(_report_mail_problems(config))
         rules, rule_problems = resolve_rules(config.alerting, config.thresholds)
         problems.extend(ConfigProblem(f"alerting.rules.{p}", m) for p, m in rule_problems)
     if problems or config is None:
