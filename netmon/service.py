@@ -212,6 +212,8 @@ class Service:
             await availability.close()
             return []
         self.availability = availability
+        if self.alerting is not None and config.degraded:
+            availability.listen_to(self.alerting.engine)
         return availability.routes()
 
     async def _start(self) -> None:

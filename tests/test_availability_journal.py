@@ -285,3 +285,15 @@ def test_a_report_mailed_through_a_channel_that_is_not_there_fails_at_load() -> 
     assert [str(p) for p in refused.value.problems] == [
         "availability.mail_channel: no e-mail channel 'x' in oncall.channels (e-mail channels: [])"
     ]
+
+
+async def test_link_quality_is_journaled_as_the_engine_judges_it(journal: Journal) -> None:
+    journal.recorder.quality_changed("ep", ["HighLoss", "HighJitter"])
+    await journal.advance(3)
+    journal.recorder.quality_changed("ep", [])
+    journal.recorder.quality_changed("ep", [])  # told again: no change, no row
+    await journal.advance(1)
+    assert [c for c in journal.changes() if c[0] == "ep~quality"] == [
+        ("ep~quality", 0, "down", "HighJitter, HighLoss"),
+        ("ep~quality", 3, "up", None),
+    ]

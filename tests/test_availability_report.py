@@ -62,6 +62,7 @@ CONFIG: dict[str, Any] = {
          "targets": ["ep-b", "ep-c"]},
     ],
     "availability": {
+        "degraded": True,
         "maintenance": [
             {"id": "mw-1", "starts_at": "2026-11-20T22:00:00+07:00",
              "ends_at": "2026-11-20T23:00:00+07:00", "matchers": {"district": "D1"},
@@ -107,6 +108,9 @@ def journal(path: Path) -> JournalDB:
         # In the maintenance window.
         Change("ep-a", at(20, 22, 10), "down", "timeout"),
         Change("ep-a", at(20, 22, 40), "up"),
+        # A lossy hour: up, but HighLoss firing (the quality figure counts it as down).
+        Change("ep-c~quality", at(12, 10), "down", "HighLoss"),
+        Change("ep-c~quality", at(12, 11), "up"),
         # The holiday morning (office hours on a weekday, but a holiday).
         Change("ep-c", at(24, 8), "down", "send"),
         Change("ep-c", at(24, 9), "up"),
@@ -254,6 +258,17 @@ def test_office_hours_leave_out_nights_weekends_and_the_holiday(
     # ep-c's holiday hour is not office time; in the whole month it counts.
     assert (c["down_seconds"], c["availability"]) == (0, 1.0)
     assert by_target(report_json, "ep-c")["figures"]["down_seconds"] == 3600
+
+
+def test_the_quality_figure_counts_degraded_time_as_down(report_json: dict[str, Any]) -> None:
+    site = by_target(report_json, "ep-c")
+    up = MONTH - 7204 - 3600
+    assert site["availability"] == up / (up + 3600)
+    quality = site["quality"]
+    assert (quality["up_seconds"], quality["down_seconds"]) == (up - 3600, 3600 + 3600)
+    assert quality["availability"] == (up - 3600) / (up + 3600)
+    # A site never degraded has the same quality figure as its availability.
+    assert by_target(report_json, "ep-a")["quality"] == by_target(report_json, "ep-a")["figures"]
 
 
 def test_meeting_availability_and_the_checks_before_it(report_json: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ from netmon.inventory import Target
 
 GROUP_ALERT = "DistrictUnreachable"  # netmon.alerting.topology's name for a cut parent
 LINK = "link:"
+QUALITY = "~quality"  # a target's link quality: down while a quality alert fires
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +144,9 @@ class Accountant:
         office: Spans,
         timezone: str,
         unknown_is_down: bool = False,
+        degraded: bool = False,
     ) -> None:
+        self.degraded = degraded
         self.start, self.end = journal.start, journal.end
         self.period: Spans = [(self.start, self.end)]
         self._targets = targets
@@ -198,6 +201,13 @@ class Accountant:
         if self._unknown_is_down:
             counted_down, unknown = iv.union(counted_down, unknown), []
         parts = (counted_up, counted_down, unknown, maintenance, parent)
+        quality = None
+        if self.degraded and not link:
+            bad = iv.intersect(counted_up, self.timeline(target.id + QUALITY).down_spans)
+            quality = self._figures(
+                self.period, iv.subtract(counted_up, bad), iv.union(counted_down, bad),
+                unknown, maintenance, parent,
+            )  # fmt: skip
         alertname = GROUP_ALERT if link else down_alert(target, self._rules)
         return SubjectReport(
             subject=subject,
@@ -210,6 +220,7 @@ class Accountant:
             office=self._figures(self._office, *parts),
             pieces=self._pieces(target, line, windows, cut, alertname, unknown),
             daily=[self._day(day, counted_up, counted_down) for day in self.days],
+            quality=quality,
             down_by_hour=self._by_hour(counted_down),
         )
 

@@ -93,6 +93,7 @@ class SubjectReport:
     pieces: list[Piece]
     daily: list[float | None]  # availability per local day of the period
     down_by_hour: list[float]  # counted down seconds by local hour of day (0-23)
+    quality: Figures | None = None  # `availability.degraded`: degraded time counted as down
 
     @property
     def outages(self) -> int:
@@ -207,6 +208,7 @@ class Report:
             "unknown_seconds": round(subject.total.unknown, 3),
             "figures": subject.total.to_json(),
             "office_hours": subject.office.to_json(),
+            "quality": None if subject.quality is None else subject.quality.to_json(),
             "outage_count": subject.outages,
             "mttr_seconds": None if subject.mttr is None else round(subject.mttr, 3),
             "daily": subject.daily,

@@ -55,6 +55,10 @@ def policy(
         if config.unknown == "excluded"
         else "counted as down",
         "excluded": ["maintenance windows", "a site's time behind a cut parent link"],
+        "degraded": "a quality figure beside availability: time up with a link-quality alert "
+        "firing (HighLoss, HighLatency, HighJitter, LossBursts) counted as down"
+        if config.degraded
+        else None,
         "precedence": list(PRECEDENCE),
         "heartbeat_seconds": heartbeat if heartbeat is not None else config.heartbeat,
         "office_hours": {

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from netmon.alerting.topology import Topology
 from netmon.alerting.tracked import Tracked
-from netmon.availability.accounting import LINK
+from netmon.availability.accounting import LINK, QUALITY
 from netmon.availability.db import Change, CheckVerdict, JournalDB, Window
 from netmon.config.availability import AvailabilityConfig
 from netmon.config.rules import TopologyConfig
@@ -147,6 +147,12 @@ class JournalRecorder:
         state = self._store.targets.get(change.target.id)
         reason = _reason(state) if state is not None else None
         self._queue_change(change.target.id, STATES[change.reach], reason, self._clock())
+
+    def quality_changed(self, target_id: str, firing: list[str]) -> None:
+        """The link-quality alerts firing on a target now (the alert engine's word): the
+        target is degraded while there is one."""
+        state = "down" if firing else "up"
+        self._queue_change(target_id + QUALITY, state, ", ".join(sorted(firing)), self._clock())
 
     def _on_check(self, done: CheckDone) -> None:
         if done.meeting is None:

@@ -50,6 +50,7 @@ def build_report(
         office,
         config.timezone,
         unknown_is_down=config.unknown == "down",
+        degraded=config.degraded,
     )
     chosen = [t for t in targets.values() if in_scope(t, scope)]
     sites = [accountant.subject(t) for t in sorted(chosen, key=lambda t: (t.district, t.id))]

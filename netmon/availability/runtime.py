@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from netmon.alerting.engine import AlertEngine
 from netmon.alerting.tracked import Tracked
 from netmon.availability.api import routes
 from netmon.availability.db import JournalDB
@@ -21,6 +22,9 @@ from netmon.meeting_quality.db import MeetingDB
 from netmon.state import StateStore
 
 log = logging.getLogger(__name__)
+
+# The metrics of a link's quality (the rest say a target is down, or something of its devices).
+QUALITY_METRICS = frozenset({"rtt_p95", "loss_ratio", "jitter", "loss_bursts"})
 
 
 class Availability:
@@ -54,6 +58,24 @@ class Availability:
         await self.recorder.start()
         if self.monthly is not None:
             self._monthly_task = asyncio.create_task(self.monthly.run(), name="monthly-report")
+
+    def listen_to(self, engine: AlertEngine) -> None:
+        """Journal each target's link quality as the engine judges it (`degraded`)."""
+        recorder = self.recorder
+
+        def changed(target: str) -> None:
+            firing = [
+                t.alertname
+                for t in engine.tracked.values()
+                if t.target == target
+                and t.metric in QUALITY_METRICS
+                and t.emitted is not None
+                and t.announced
+                and (t.level >= 0 or t.flapping)
+            ]
+            recorder.quality_changed(target, firing)
+
+        engine.on_status_change(changed)
 
     def routes(self) -> list[web.RouteDef]:
         return routes(self.recorder, self._inventory, self._meeting_record)

@@ -63,6 +63,11 @@ class AvailabilityConfig(_Strict):
     extra_holidays: list[dt.date] = Field(
         default_factory=list, description="days off decreed on top of the public holidays"
     )
+    degraded: bool = Field(
+        default=False,
+        description="also a quality figure: time up but with a link-quality alert firing "
+        "(HighLoss, HighLatency, HighJitter, LossBursts) counted as down",
+    )
     unknown: Literal["excluded", "down"] = Field(
         default="excluded",
         description="time without data: out of the denominator (default), or counted as down",
