@@ -16,6 +16,11 @@ SYSTEM_TOOLS := ip:iproute2 sysctl:procps setpriv:util-linux promtool:prometheus
   kamailio:kamailio baresip:baresip-core sipsak:sipsak victoria-metrics:victoria-metrics \
   chromium:chromium chromedriver:chromium-driver \
   systemd-analyze:systemd systemd-sysusers:systemd
+# file-or-soname:package pairs for what no command shows: a package is installed only when its
+# shared library is not in ldconfig's cache (a soname) or its file is missing (a path). The PDF
+# report's WeasyPrint loads Pango at run time, and prints Vietnamese in DejaVu Sans.
+SYSTEM_LIBS := libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2-1.0-0 \
+  /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
 # Peers that only the benchmarks measure netmon against.
 BENCH_TOOLS := fping:fping prometheus-snmp-exporter:prometheus-snmp-exporter \
   prometheus-blackbox-exporter:prometheus-blackbox-exporter snmptrapd:snmptrapd
@@ -26,16 +31,25 @@ BENCH_TOOLS := fping:fping prometheus-snmp-exporter:prometheus-snmp-exporter \
 setup: system-deps $(STAMP)
 
 system-deps:
-	@$(MAKE) --no-print-directory apt-missing TOOLS="$(SYSTEM_TOOLS)"
+	@$(MAKE) --no-print-directory apt-missing TOOLS="$(SYSTEM_TOOLS)" LIBS="$(SYSTEM_LIBS)"
 
 bench-deps:
 	@$(MAKE) --no-print-directory apt-missing TOOLS="$(BENCH_TOOLS)"
 
-# Installs the Debian package of every command:package pair in TOOLS whose command is missing.
+# Installs the Debian package of every command:package pair in TOOLS whose command is missing,
+# and of every file-or-soname:package pair in LIBS whose file or shared library is missing.
 apt-missing:
 	@missing=""; \
 	for pair in $(TOOLS); do \
 	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	cache=$$(PATH="$$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null); \
+	for pair in $(LIBS); do \
+	  need="$${pair%:*}"; \
+	  case "$$need" in \
+	    /*) test -e "$$need" ;; \
+	    *) awk -v lib="$$need" '$$1 == lib { found = 1 } END { exit !found }' <<<"$$cache" ;; \
+	  esac || missing="$$missing $${pair##*:}"; \
 	done; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
@@ -48,7 +62,7 @@ apt-missing:
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev,lab,grafana]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev,lab,grafana,report]'
 	touch $@
 
 demo: setup
