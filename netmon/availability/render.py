@@ -25,6 +25,15 @@ def render(report: Report, fmt: str, *, lang: str = "en", table: str = "sites") 
         return json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n"
     if fmt == "csv":
         return to_csv(report, table)
+    if fmt in ("html", "pdf"):
+        from netmon.availability.html import render_html
+
+        page = render_html(report, lang)
+        if fmt == "html":
+            return page
+        from netmon.availability.pdf import render_pdf
+
+        return render_pdf(page)
     raise ValueError(f"unknown format {fmt!r}")
 
 

@@ -1,0 +1,478 @@
+"""The availability report as one self-contained HTML page, in English or Vietnamese.
+
+No scripts, no external fonts, images or stylesheets, as the meeting quality report
+(`netmon/meeting_quality/report.py`): it opens the same on a phone, attached to an email, and
+printed to PDF (`pdf.py`, from this very page: `@page` and `@media print` rules are for that).
+Every value from the config, the journal or the policy is escaped. In order: the period and
+scope, the districts, the worst sites, two small charts (inline SVG), the sites, the links, the
+meetings, the evidence (every outage piece), when netmon was not running, and the policy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from netmon.availability.model import DistrictSummary, Figures, MeetingReport, Report
+from netmon.availability.model import SubjectReport as Subject
+from netmon.availability.texts import LANGS, TEXTS, Lang, cause_text, policy_text, why_text
+
+DASH = "—"
+# DejaVu Sans first: Debian's fonts-dejavu-core has every Vietnamese glyph, and the PDF embeds it.
+STYLE = """
+body { font-family: "DejaVu Sans", system-ui, sans-serif; margin: 1rem; color: #1d1d1f;
+       max-width: 72rem; font-size: 15px; line-height: 1.4; overflow-wrap: anywhere; }
+h1 { font-size: 1.3rem; margin: 0 0 .3rem; } h2 { font-size: 1.1rem; margin: 1.4rem 0 .4rem; }
+h3 { font-size: 1rem; margin: .8rem 0 .2rem; }
+p.meta { color: #4a4a4f; margin: .15rem 0; } p.note, figcaption { color: #6e6e73;
+  font-size: .82rem; margin: .2rem 0 .5rem; }
+div.scroll { overflow-x: auto; max-width: 100%; margin: 0 0 .6rem; }
+table { border-collapse: collapse; font-size: .84rem; overflow-wrap: normal; }
+th, td { border-bottom: 1px solid #e2e2e6; padding: .22rem .45rem; text-align: left;
+         vertical-align: top; }
+th { background: #f3f3f6; font-weight: 600; white-space: nowrap; }
+td.n { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+td.t { white-space: nowrap; } tr.all td { font-weight: 700; }
+td small, li small { color: #6e6e73; } code { font-size: .78rem; }
+.good { color: #1b7f3b; } .fair { color: #b26a00; } .poor { color: #b3261e; }
+span.verdict { border-radius: .25rem; padding: 0 .35rem; color: #fff; font-weight: 700;
+               white-space: nowrap; }
+.GO { background: #1b7f3b; } .WARN { background: #b26a00; } .NO-GO { background: #b3261e; }
+figure { margin: .4rem 0 1rem; } svg.chart { display: block; width: 100%; max-width: 40rem;
+  height: auto; } svg text { font-family: inherit; }
+dl.policy { display: grid; grid-template-columns: minmax(8rem, 14rem) 1fr; gap: .3rem 1rem;
+            margin: .3rem 0; font-size: .88rem; }
+dl.policy dt { color: #4a4a4f; font-weight: 600; } dl.policy dd { margin: 0; }
+dl.policy ul, dl.policy ol { margin: 0; padding-left: 1.2rem; }
+dl.policy dd dl { margin: 0; } dl.policy dd dt { font-style: italic; font-weight: 400; }
+dl.policy dd dd { margin: 0 0 .3rem 1rem; }
+span.en { color: #6e6e73; font-size: .8em; }
+@media (max-width: 40rem) { body { margin: .6rem; font-size: 14px; }
+  dl.policy { grid-template-columns: 1fr; } dl.policy dd { margin-bottom: .4rem; } }
+@page { size: A4 landscape; margin: 12mm;
+        @bottom-right { content: counter(page) " / " counter(pages); font-size: 8pt; } }
+@media print { body { margin: 0; max-width: none; font-size: 9pt; }
+  div.scroll { overflow: visible; } table { font-size: 7.5pt; }
+  h2 { break-after: avoid; } tr, figure { break-inside: avoid; } }
+"""
+
+
+def _decimal(text: str, lang: Lang) -> str:
+    return text.replace(".", ",") if lang == "vi" else text
+
+
+def percent(value: float | None, lang: Lang) -> str:
+    """A ratio as a percentage with 3 decimals ("99.685 %", vi "99,685 %"), "—" for None."""
+    return DASH if value is None else _decimal(f"{value * 100:.3f}", lang) + " %"
+
+
+def duration(seconds: float | None, lang: Lang) -> str:
+    """Seconds as "1 h 15 min 20 s" (vi "1 giờ 15 phút 20 giây"), whole seconds."""
+    if seconds is None:
+        return DASH
+    words = TEXTS[lang]
+    left = round(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        count, left = divmod(left, size)
+        if count:
+            parts.append(f"{count} {words[unit]}")
+    return " ".join(parts) or f"0 {words['s']}"
+
+
+def local_time(report: Report, when: float) -> str:
+    """ "2026-11-03 23:30:00" in the report's time zone."""
+    return dt.datetime.fromisoformat(report.local(when)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _grade(value: float | None) -> str:
+    if value is None:
+        return ""
+    return "good" if value >= 0.999 else "fair" if value >= 0.99 else "poor"
+
+
+def _pct_cell(value: float | None, lang: Lang) -> str:
+    grade = _grade(value)
+    css = f"n {grade}" if grade else "n"
+    return f'<td class="{css}">{html.escape(percent(value, lang))}</td>'
+
+
+def _cell(text: str, css: str = "") -> str:
+    attr = f' class="{css}"' if css else ""
+    return f"<td{attr}>{html.escape(text)}</td>"
+
+
+def _table(head: Sequence[str], rows: Iterable[str]) -> str:
+    """A table in its horizontally scrolling wrapper (a phone scrolls the table, not the page);
+    `rows` are ready <tr> elements."""
+    ths = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    return (
+        f'<div class="scroll"><table><thead><tr>{ths}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _subject_name(subject: Subject) -> str:
+    e = html.escape
+    if subject.name and subject.name != subject.subject:
+        return f"{e(subject.name)} <small>{e(subject.subject)}</small>"
+    return e(subject.subject)
+
+
+def render_html(report: Report, lang: str) -> str:
+    if lang not in LANGS:
+        raise ValueError(f"unknown language {lang!r}: one of {', '.join(LANGS)}")
+    language: Lang = "vi" if lang == "vi" else "en"
+    words, e = TEXTS[language], html.escape
+    first, last = local_time(report, report.start), local_time(report, report.end)
+    title = f"{words['title']} · {_period_name(report)}"
+    scope = ", ".join(f"{words.get(k, k)} {v}" for k, v in report.scope.items())
+    sections = [
+        f"<h1>{e(title)}</h1>",
+        f'<p class="meta">{e(words["period"])}: {e(first)} – {e(last)} ({e(report.timezone)})</p>',
+        f'<p class="meta">{e(words["scope"])}: {e(scope or words["scope_all"])} · '
+        f"{e(words['generated'])}: {e(local_time(report, report.generated))} · "
+        f"{e(words['policy_version'])}: {e(str(report.policy.get('version', DASH)))}</p>",
+        _summary(report, language),
+        _worst(report, language),
+        _charts(report, language),
+        f"<h2>{e(words['site_table'])}</h2>",
+        _subjects(report.sites, language, words["site"]),
+        f"<h2>{e(words['link_table'])}</h2>",
+        _subjects(report.links, language, words["link"])
+        if report.links
+        else f'<p class="note">{e(words["none"])}</p>',
+        _meetings(report, language),
+        _evidence(report, language),
+        _gaps(report, language),
+        _policy(report.policy, language),
+    ]
+    body = "\n".join(sections)
+    return f"""<!DOCTYPE html>
+<html lang="{language}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(title)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+{body}
+</body>
+</html>
+"""
+
+
+def _period_name(report: Report) -> str:
+    """ "2026-11" for a calendar month, else "2026-11-01 – 2026-11-15" (the last day included)."""
+    first = dt.datetime.fromisoformat(report.local(report.start))
+    after = dt.datetime.fromisoformat(report.local(report.end))
+    midnight = dt.time()
+    if first.time() == after.time() == midnight and first.day == after.day == 1:
+        months = (after.year - first.year) * 12 + after.month - first.month
+        if months == 1:
+            return first.strftime("%Y-%m")
+    last = after - dt.timedelta(seconds=1) if after.time() == midnight else after
+    return f"{first.date().isoformat()} – {last.date().isoformat()}"
+
+
+def _summary(report: Report, lang: Lang) -> str:
+    words = TEXTS[lang]
+    rows = [_district_row(d.district, d, lang) for d in report.districts]
+    if len(report.districts) > 1:
+        total = DistrictSummary(
+            words["all"],
+            sum((d.sites for d in report.districts), Figures(0, 0, 0, 0, 0, 0)),
+            sum((d.links for d in report.districts), Figures(0, 0, 0, 0, 0, 0)),
+            sum((d.office for d in report.districts), Figures(0, 0, 0, 0, 0, 0)),
+            _meetings_availability(report.meetings),
+            sum(d.outages for d in report.districts),
+            sum(d.down_seconds for d in report.districts),
+        )
+        rows.append(_district_row(words["all"], total, lang, css="all"))
+    head = (words["district"], words["sites"], words["links"], words["office"],
+            words["meetings"], words["outages"], words["mttr"])  # fmt: skip
+    return f"<h2>{html.escape(words['summary'])}</h2>" + _table(head, rows)
+
+
+def _meetings_availability(meetings: Sequence[MeetingReport]) -> float | None:
+    up = sum(r.up for m in meetings for r in m.rooms)
+    counted = up + sum(r.down for m in meetings for r in m.rooms)
+    return up / counted if counted > 0 else None
+
+
+def _district_row(name: str, district: DistrictSummary, lang: Lang, css: str = "") -> str:
+    attr = f' class="{css}"' if css else ""
+    return (
+        f"<tr{attr}>{_cell(name)}{_pct_cell(district.sites.availability, lang)}"
+        f"{_pct_cell(district.links.availability, lang)}"
+        f"{_pct_cell(district.office.availability, lang)}"
+        f"{_pct_cell(district.meetings, lang)}{_cell(str(district.outages), 'n')}"
+        f"{_cell(duration(district.mttr, lang), 'n')}</tr>"
+    )
+
+
+def _worst(report: Report, lang: Lang) -> str:
+    words = TEXTS[lang]
+    rows = [
+        f"<tr>{_cell(str(rank), 'n')}<td>{_subject_name(s)}</td>{_cell(s.district)}"
+        f"{_pct_cell(s.total.availability, lang)}{_cell(duration(s.total.down, lang), 'n')}"
+        f"{_cell(str(s.outages), 'n')}</tr>"
+        for rank, s in enumerate(report.worst(), 1)
+    ]
+    head = (words["rank"], words["site"], words["district"], words["availability"],
+            words["down"], words["outages"])  # fmt: skip
+    body = _table(head, rows) if rows else f'<p class="note">{html.escape(words["none"])}</p>'
+    return f"<h2>{html.escape(words['worst'])}</h2>{body}"
+
+
+def daily_means(sites: Sequence[Subject], days: int) -> list[float | None]:
+    """Per day, the mean of the sites' availability that day (None: no site had a figure)."""
+    means: list[float | None] = []
+    for day in range(days):
+        known = [s.daily[day] for s in sites if day < len(s.daily) and s.daily[day] is not None]
+        means.append(sum(v for v in known if v is not None) / len(known) if known else None)
+    return means
+
+
+def _floor(values: Iterable[float | None]) -> float:
+    """The bottom of the daily chart's scale: the highest of 99 %, 95 %, 90 %, 50 %, 0 % at or
+    below the lowest day, so that a bad day stands out and none goes below the axis."""
+    lowest = min((v for v in values if v is not None), default=1.0)
+    return next(f for f in (0.99, 0.95, 0.9, 0.5, 0.0) if f <= lowest)
+
+
+def _charts(report: Report, lang: Lang) -> str:
+    words, e = TEXTS[lang], html.escape
+    means = daily_means(report.sites, len(report.days))
+    floor = _floor(means)
+    floor_text = _decimal(f"{floor * 100:g}", lang) + " %"
+    bar_w, height, top = 12, 80, 10
+    width = 34 + bar_w * max(len(means), 1)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height + 24}" role="img" '
+        f'aria-label="{e(words["daily"])}">',
+        f'<rect x="34" y="{top}" width="{width - 34}" height="{height - top}" fill="#f6f6f8"/>',
+        f'<text x="31" y="{top + 3}" font-size="7" text-anchor="end">100 %</text>',
+        f'<text x="31" y="{height}" font-size="7" text-anchor="end">{e(floor_text)}</text>',
+    ]
+    for index, (day, value) in enumerate(zip(report.days, means, strict=False)):
+        x = 34 + index * bar_w
+        label = f"{day.isoformat()}: {percent(value, lang)}"
+        if value is None:
+            parts.append(
+                f'<rect x="{x + 2}" y="{height - 2}" width="{bar_w - 4}" height="2" '
+                f'fill="#8a8a8e"><title>{e(label)}</title></rect>'
+            )
+        else:
+            bar = (value - floor) / (1 - floor) * (height - top) if floor < 1 else 0.0
+            colour = {"good": "#1b7f3b", "fair": "#b26a00", "poor": "#b3261e"}[_grade(value)]
+            parts.append(
+                f'<rect x="{x + 2}" y="{height - bar:.1f}" width="{bar_w - 4}" '
+                f'height="{bar:.1f}" fill="{colour}"><title>{e(label)}</title></rect>'
+            )
+        parts.append(
+            f'<text x="{x + bar_w / 2}" y="{height + 10}" font-size="6" '
+            f'text-anchor="middle">{day.day}</text>'
+        )
+    parts.append("</svg>")
+    caption = words["daily_caption"].format(count=len(report.sites), floor=floor_text)
+    daily = (
+        f"<figure><h3>{e(words['daily'])}</h3>{''.join(parts)}"
+        f"<figcaption>{e(caption)}</figcaption></figure>"
+    )
+    return f"<h2>{e(words['charts'])}</h2>{daily}{_heatmap(report, lang)}"
+
+
+def _heatmap(report: Report, lang: Lang) -> str:
+    words, e = TEXTS[lang], html.escape
+    hours = [
+        sum(s.down_by_hour[h] for s in report.sites if h < len(s.down_by_hour)) for h in range(24)
+    ]
+    peak = max(hours)
+    cell, left = 16, 4
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {left * 2 + cell * 24} {cell + 14}" role="img" '
+        f'aria-label="{e(words["hourly"])}">'
+    ]
+    for hour, seconds in enumerate(hours):
+        x = left + hour * cell
+        shade = seconds / peak if peak > 0 else 0.0
+        label = f"{hour:02d}:00–{hour + 1:02d}:00: {duration(seconds, lang)}"
+        parts.append(
+            f'<rect x="{x}" y="0" width="{cell - 1}" height="{cell}" fill="#f0f0f3"/>'
+            f'<rect x="{x}" y="0" width="{cell - 1}" height="{cell}" fill="#b3261e" '
+            f'fill-opacity="{0.12 + 0.88 * shade if seconds > 0 else 0:.2f}">'
+            f"<title>{e(label)}</title></rect>"
+        )
+        if hour % 3 == 0:
+            parts.append(
+                f'<text x="{x + (cell - 1) / 2}" y="{cell + 10}" font-size="7" '
+                f'text-anchor="middle">{hour}</text>'
+            )
+    parts.append("</svg>")
+    shown = duration(peak, lang) if peak > 0 else words["no_downtime"]
+    caption = words["hourly_caption"].format(peak=shown)
+    return (
+        f"<figure><h3>{e(words['hourly'])}</h3>{''.join(parts)}"
+        f"<figcaption>{e(caption)}</figcaption></figure>"
+    )
+
+
+def _subjects(subjects: Sequence[Subject], lang: Lang, first: str) -> str:
+    words = TEXTS[lang]
+    head = (first, words["district"], words["kind"], words["availability"], words["office"],
+            words["up"], words["down"], words["unknown"], words["maintenance"], words["parent"],
+            words["outages"], words["mttr"])  # fmt: skip
+    rows = []
+    for s in subjects:
+        t = s.total
+        seconds = (t.up, t.down, t.unknown, t.maintenance, t.parent)
+        rows.append(
+            f"<tr><td>{_subject_name(s)}</td>{_cell(s.district)}{_cell(s.kind)}"
+            f"{_pct_cell(t.availability, lang)}{_pct_cell(s.office.availability, lang)}"
+            + "".join(_cell(duration(v, lang), "n") for v in seconds)
+            + f"{_cell(str(s.outages), 'n')}{_cell(duration(s.mttr, lang), 'n')}</tr>"
+        )
+    return _table(head, rows)
+
+
+def _meetings(report: Report, lang: Lang) -> str:
+    words, e = TEXTS[lang], html.escape
+    out = [f"<h2>{e(words['meetings'])}</h2>"]
+    if not report.meetings:
+        out.append(f'<p class="note">{e(words["none"])}</p>')
+    head = (words["room"], words["district"], words["availability"], words["down"],
+            words["unknown"], words["verdict"], words["ready"], words["reasons"])  # fmt: skip
+    for meeting in report.meetings:
+        when = f"{local_time(report, meeting.start)} – {local_time(report, meeting.end)[11:]}"
+        out.append(
+            f'<h3>{e(meeting.name)}</h3><p class="meta">{e(when)} · '
+            f"{e(words['availability'])}: <strong>{e(percent(meeting.availability, lang))}"
+            "</strong></p>"
+        )
+        rows = []
+        for room in meeting.rooms:
+            name = f"{e(room.name)} <small>{e(room.target)}</small>"
+            verdict = (
+                f'<span class="verdict {e(room.verdict)}">{e(room.verdict)}</span>'
+                if room.verdict
+                else DASH
+            )
+            ready = DASH if room.ready is None else words["yes" if room.ready else "no"]
+            rows.append(
+                f"<tr><td>{name}</td>{_cell(room.district)}{_pct_cell(room.availability, lang)}"
+                f"{_cell(duration(room.down, lang), 'n')}"
+                f"{_cell(duration(room.unknown, lang), 'n')}<td>{verdict}</td>{_cell(ready)}"
+                f"{_cell('; '.join(room.reasons) or DASH)}</tr>"
+            )
+        out.append(_table(head, rows))
+    return "".join(out)
+
+
+def _evidence(report: Report, lang: Lang) -> str:
+    words, e = TEXTS[lang], html.escape
+    head = (words["site"], words["start"], words["end"], words["duration"], words["cause"],
+            words["alert"], words["excluded"], words["reason"])  # fmt: skip
+    rows = []
+    for s in [*report.sites, *report.links]:
+        for p in s.pieces:
+            end = local_time(report, p.end)
+            split = f' <span title="{e(words["split"])}">↦</span>' if p.split else ""
+            excluded = words["no"]
+            if p.excluded:
+                excluded = words["yes"] + (f": {why_text(p.why, lang)}" if p.why else "")
+            alert = f"<code>{e(p.alert)}</code>" if p.alert else DASH
+            rows.append(
+                f"<tr><td>{_subject_name(s)}</td>{_cell(local_time(report, p.start), 't')}"
+                f'<td class="t">{e(end)}{split}</td>{_cell(duration(p.seconds, lang), "n")}'
+                f"{_cell(cause_text(p.cause, lang))}<td>{alert}</td>{_cell(excluded)}"
+                f"{_cell(p.reason or DASH)}</tr>"
+            )
+    body = _table(head, rows) if rows else f'<p class="note">{e(words["none"])}</p>'
+    return f'<h2>{e(words["evidence"])}</h2><p class="note">{e(words["evidence_note"])}</p>{body}'
+
+
+def _gaps(report: Report, lang: Lang) -> str:
+    words, e = TEXTS[lang], html.escape
+    rows = [
+        f"<tr>{_cell(local_time(report, a), 't')}{_cell(local_time(report, b), 't')}"
+        f"{_cell(duration(b - a, lang), 'n')}</tr>"
+        for a, b in report.gaps
+    ]
+    if not rows:
+        return f'<h2>{e(words["gaps"])}</h2><p class="note">{e(words["none"])}</p>'
+    head = (words["start"], words["end"], words["duration"])
+    return f'<h2>{e(words["gaps"])}</h2><p class="note">{e(words["gaps_note"])}</p>' + _table(
+        head, rows
+    )
+
+
+def _said(text: Any, lang: Lang) -> str:
+    """A fixed text of the policy in `lang`, escaped; marked when it has no translation."""
+    shown, translated = policy_text(str(text), lang)
+    mark = "" if translated else f' <span class="en">{html.escape(TEXTS[lang]["english"])}</span>'
+    return html.escape(shown) + mark
+
+
+def _policy(policy: dict[str, Any], lang: Lang) -> str:
+    words, e = TEXTS[lang], html.escape
+    period = policy.get("period", {})
+    hours = policy.get("office_hours", {})
+    unknown = str(policy.get("unknown", ""))
+    items: list[tuple[str, str]] = [
+        (words["version"], e(str(policy.get("version", DASH)))),
+        (words["timezone"], e(str(policy.get("timezone", DASH)))),
+        (
+            words["period"],
+            f"{e(str(period.get('from', DASH)))} – {e(str(period.get('to', DASH)))}"
+            + (f"<br>{_said(period['note'], lang)}" if period.get("note") else ""),
+        ),
+        (words["what_down"], _said(policy.get("down", DASH), lang)),
+        (
+            words["unknown_handling"],
+            e(words.get(f"unknown_{unknown}", unknown))
+            + (f": {_said(policy['unknown_note'], lang)}" if policy.get("unknown_note") else ""),
+        ),
+        (words["exclusions"], _list(_said(x, lang) for x in policy.get("excluded", []))),
+        (words["precedence"], _list((_said(x, lang) for x in policy.get("precedence", [])), "ol")),
+        (words["heartbeat"], e(duration(policy.get("heartbeat_seconds"), lang))),
+        (words["office_days"], ", ".join(_said(d, lang) for d in hours.get("days", []))),
+        (words["office_periods"], e(", ".join(f"{a}–{b}" for a, b in hours.get("periods", [])))),
+        (
+            words["holidays"],
+            e(str(hours.get("holidays", DASH)))
+            + (
+                f" <small>({e(str(hours['holidays_source']))})</small>"
+                if hours.get("holidays_source")
+                else ""
+            ),
+        ),
+        (
+            words["holidays_in_period"],
+            _list(
+                f"{e(str(h.get('day')))} — {e(str(h.get('name')))}"
+                for h in hours.get("holidays_in_period", [])
+            )
+            or e(words["none"]),
+        ),
+        (
+            words["formulas"],
+            "<dl>"
+            + "".join(
+                f"<dt>{_said(name, lang)}</dt><dd>{_said(text, lang)}</dd>"
+                for name, text in policy.get("formulas", {}).items()
+            )
+            + "</dl>",
+        ),
+    ]
+    rows = "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in items)
+    return f'<h2>{e(words["policy"])}</h2><dl class="policy">{rows}</dl>'
+
+
+def _list(items: Iterable[str], tag: str = "ul") -> str:
+    """Ready (escaped) items as a list; "" when there are none."""
+    shown = "".join(f"<li>{item}</li>" for item in items)
+    return f"<{tag}>{shown}</{tag}>" if shown else ""
