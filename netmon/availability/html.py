@@ -22,7 +22,8 @@ from netmon.availability.texts import LANGS, TEXTS, Lang, cause_text, policy_tex
 DASH = "—"
 # DejaVu Sans first: Debian's fonts-dejavu-core has every Vietnamese glyph, and the PDF embeds it.
 STYLE = """
-body { font-family: "DejaVu Sans", system-ui, sans-serif; margin: 1rem; color: #1d1d1f;
+html { font-family: "DejaVu Sans", system-ui, sans-serif; }
+body { margin: 1rem; color: #1d1d1f;
        max-width: 72rem; font-size: 15px; line-height: 1.4; overflow-wrap: anywhere; }
 h1 { font-size: 1.3rem; margin: 0 0 .3rem; } h2 { font-size: 1.1rem; margin: 1.4rem 0 .4rem; }
 h3 { font-size: 1rem; margin: .8rem 0 .2rem; }
@@ -32,16 +33,16 @@ div.scroll { overflow-x: auto; max-width: 100%; margin: 0 0 .6rem; }
 table { border-collapse: collapse; font-size: .84rem; overflow-wrap: normal; }
 th, td { border-bottom: 1px solid #e2e2e6; padding: .22rem .45rem; text-align: left;
          vertical-align: top; }
-th { background: #f3f3f6; font-weight: 600; white-space: nowrap; }
+th { background: #f3f3f6; font-weight: 600; min-width: 3.5rem; }
 td.n { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
-td.t { white-space: nowrap; } tr.all td { font-weight: 700; }
+td.t, td.name { white-space: nowrap; } tr.all td { font-weight: 700; }
 td small, li small { color: #6e6e73; } code { font-size: .78rem; }
 .good { color: #1b7f3b; } .fair { color: #b26a00; } .poor { color: #b3261e; }
 span.verdict { border-radius: .25rem; padding: 0 .35rem; color: #fff; font-weight: 700;
                white-space: nowrap; }
 .GO { background: #1b7f3b; } .WARN { background: #b26a00; } .NO-GO { background: #b3261e; }
 figure { margin: .4rem 0 1rem; } svg.chart { display: block; width: 100%; max-width: 40rem;
-  height: auto; } svg text { font-family: inherit; }
+  height: auto; } svg text { font-family: "DejaVu Sans", system-ui, sans-serif; }
 dl.policy { display: grid; grid-template-columns: minmax(8rem, 14rem) 1fr; gap: .3rem 1rem;
             margin: .3rem 0; font-size: .88rem; }
 dl.policy dt { color: #4a4a4f; font-weight: 600; } dl.policy dd { margin: 0; }
@@ -217,7 +218,7 @@ def _district_row(name: str, district: DistrictSummary, lang: Lang, css: str = "
 def _worst(report: Report, lang: Lang) -> str:
     words = TEXTS[lang]
     rows = [
-        f"<tr>{_cell(str(rank), 'n')}<td>{_subject_name(s)}</td>{_cell(s.district)}"
+        f"<tr>{_cell(str(rank), 'n')}<td class='name'>{_subject_name(s)}</td>{_cell(s.district)}"
         f"{_pct_cell(s.total.availability, lang)}{_cell(duration(s.total.down, lang), 'n')}"
         f"{_cell(str(s.outages), 'n')}</tr>"
         for rank, s in enumerate(report.worst(), 1)
@@ -252,7 +253,7 @@ def _charts(report: Report, lang: Lang) -> str:
     bar_w, height, top = 12, 80, 10
     width = 34 + bar_w * max(len(means), 1)
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height + 24}" role="img" '
+        f'<svg class="chart" font-family="DejaVu Sans, sans-serif" viewBox="0 0 {width} {height + 24}" role="img" '
         f'aria-label="{e(words["daily"])}">',
         f'<rect x="34" y="{top}" width="{width - 34}" height="{height - top}" fill="#f6f6f8"/>',
         f'<text x="31" y="{top + 3}" font-size="7" text-anchor="end">100 %</text>',
@@ -294,7 +295,7 @@ def _heatmap(report: Report, lang: Lang) -> str:
     peak = max(hours)
     cell, left = 16, 4
     parts = [
-        f'<svg class="chart" viewBox="0 0 {left * 2 + cell * 24} {cell + 14}" role="img" '
+        f'<svg class="chart" font-family="DejaVu Sans, sans-serif" viewBox="0 0 {left * 2 + cell * 24} {cell + 14}" role="img" '
         f'aria-label="{e(words["hourly"])}">'
     ]
     for hour, seconds in enumerate(hours):
@@ -331,7 +332,7 @@ def _subjects(subjects: Sequence[Subject], lang: Lang, first: str) -> str:
         t = s.total
         seconds = (t.up, t.down, t.unknown, t.maintenance, t.parent)
         rows.append(
-            f"<tr><td>{_subject_name(s)}</td>{_cell(s.district)}{_cell(s.kind)}"
+            f"<tr><td class='name'>{_subject_name(s)}</td>{_cell(s.district)}{_cell(s.kind)}"
             f"{_pct_cell(t.availability, lang)}{_pct_cell(s.office.availability, lang)}"
             + "".join(_cell(duration(v, lang), "n") for v in seconds)
             + f"{_cell(str(s.outages), 'n')}{_cell(duration(s.mttr, lang), 'n')}</tr>"
@@ -363,7 +364,8 @@ def _meetings(report: Report, lang: Lang) -> str:
             )
             ready = DASH if room.ready is None else words["yes" if room.ready else "no"]
             rows.append(
-                f"<tr><td>{name}</td>{_cell(room.district)}{_pct_cell(room.availability, lang)}"
+                f"<tr><td class='name'>{name}</td>{_cell(room.district)}"
+                f"{_pct_cell(room.availability, lang)}"
                 f"{_cell(duration(room.down, lang), 'n')}"
                 f"{_cell(duration(room.unknown, lang), 'n')}<td>{verdict}</td>{_cell(ready)}"
                 f"{_cell('; '.join(room.reasons) or DASH)}</tr>"
@@ -386,7 +388,8 @@ def _evidence(report: Report, lang: Lang) -> str:
                 excluded = words["yes"] + (f": {why_text(p.why, lang)}" if p.why else "")
             alert = f"<code>{e(p.alert)}</code>" if p.alert else DASH
             rows.append(
-                f"<tr><td>{_subject_name(s)}</td>{_cell(local_time(report, p.start), 't')}"
+                f"<tr><td class='name'>{_subject_name(s)}</td>"
+                f"{_cell(local_time(report, p.start), 't')}"
                 f'<td class="t">{e(end)}{split}</td>{_cell(duration(p.seconds, lang), "n")}'
                 f"{_cell(cause_text(p.cause, lang))}<td>{alert}</td>{_cell(excluded)}"
                 f"{_cell(p.reason or DASH)}</tr>"
@@ -427,7 +430,7 @@ def _policy(policy: dict[str, Any], lang: Lang) -> str:
         (words["timezone"], e(str(policy.get("timezone", DASH)))),
         (
             words["period"],
-            f"{e(str(period.get('from', DASH)))} – {e(str(period.get('to', DASH)))}"
+            f"{e(_iso_local(period.get('from')))} – {e(_iso_local(period.get('to')))}"
             + (f"<br>{_said(period['note'], lang)}" if period.get("note") else ""),
         ),
         (words["what_down"], _said(policy.get("down", DASH), lang)),
@@ -470,6 +473,14 @@ def _policy(policy: dict[str, Any], lang: Lang) -> str:
     ]
     rows = "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in items)
     return f'<h2>{e(words["policy"])}</h2><dl class="policy">{rows}</dl>'
+
+
+def _iso_local(text: object) -> str:
+    """The policy's ISO 8601 local time as the report shows times; other text as it is."""
+    try:
+        return dt.datetime.fromisoformat(str(text)).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return DASH if text is None else str(text)
 
 
 def _list(items: Iterable[str], tag: str = "ul") -> str:
