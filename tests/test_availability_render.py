@@ -20,12 +20,13 @@ from typing import Any
 import pypdf
 import pytest
 
-from netmon.availability.html import duration, percent, render_html
+from netmon.availability.charts import daily_means
+from netmon.availability.html import render_html
 from netmon.availability.model import Report
 from netmon.availability.pdf import render_pdf
 from netmon.availability.render import render
 from netmon.availability.report import build_report
-from netmon.availability.texts import TEXTS
+from netmon.availability.texts import TEXTS, duration, percent
 from netmon.config.loader import load_data
 from tests.browser import ARTIFACTS, chromium
 from tests.test_availability_report import CONFIG, MONTH, at, journal
@@ -107,6 +108,24 @@ def test_the_page_shows_the_hand_computed_month(pages: dict[str, str], lang: str
     assert text.count("netmon-availability/1") == 2  # the header and the policy block
     assert f"2026-11-24 — {HOLIDAY[lang]}" in text
     assert "07:30–11:30, 13:30–17:00" in text
+
+
+def test_the_charts_show_each_day_and_each_hour(
+    reports: dict[str, Report], pages: dict[str, str]
+) -> None:
+    sites = reports["en"].sites
+    means = daily_means(sites, 30)
+    # The 4th: ep-a down 45 min after midnight (96.875 %), the three other sites up all day.
+    assert [s.subject for s in sites] == ["ep-a", "ep-b", "sw-d1", "ep-c"]
+    assert means[3] == pytest.approx((1 - 2700 / 86400 + 3) / 4)
+    page = pages["en"]
+    assert len(re.findall(r"<rect [^>]*><title>2026-11-\d\d: ", page)) == 30
+    assert "<title>2026-11-04: 99.219 %</title>" in page
+    # By hour: ep-a's 45 min after midnight (4th); before it, 30 min (3rd) and 1 h (30th).
+    assert "<title>00:00–01:00: 45 min</title>" in page
+    assert "<title>23:00–00:00: 1 h 30 min</title>" in page
+    assert len(re.findall(r"<title>\d\d:00–\d\d:00: ", page)) == 24
+    assert "the mean of the 4 sites' availability" in _text(page)
 
 
 def test_the_vietnamese_page_is_in_vietnamese(pages: dict[str, str]) -> None:

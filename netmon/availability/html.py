@@ -4,8 +4,9 @@ No scripts, no external fonts, images or stylesheets, as the meeting quality rep
 (`netmon/meeting_quality/report.py`): it opens the same on a phone, attached to an email, and
 printed to PDF (`pdf.py`, from this very page: `@page` and `@media print` rules are for that).
 Every value from the config, the journal or the policy is escaped. In order: the period and
-scope, the districts, the worst sites, two small charts (inline SVG), the sites, the links, the
-meetings, the evidence (every outage piece), when netmon was not running, and the policy.
+scope, the districts, the worst sites, two small charts (inline SVG, `charts.py`), the sites,
+the links, the meetings, the evidence (every outage piece), when netmon was not running, and the
+policy. Numbers and durations are written as `texts.py` says for each language.
 """
 
 from __future__ import annotations
@@ -15,11 +16,22 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from netmon.availability.charts import charts
 from netmon.availability.model import DistrictSummary, Figures, MeetingReport, Report
 from netmon.availability.model import SubjectReport as Subject
-from netmon.availability.texts import LANGS, TEXTS, Lang, cause_text, policy_text, why_text
+from netmon.availability.texts import (
+    DASH,
+    LANGS,
+    TEXTS,
+    Lang,
+    cause_text,
+    duration,
+    grade,
+    percent,
+    policy_text,
+    why_text,
+)
 
-DASH = "—"
 # DejaVu Sans first: Debian's fonts-dejavu-core has every Vietnamese glyph, and the PDF embeds it.
 STYLE = """
 html { font-family: "DejaVu Sans", system-ui, sans-serif; }
@@ -36,7 +48,7 @@ th, td { border-bottom: 1px solid #e2e2e6; padding: .22rem .45rem; text-align: l
 th { background: #f3f3f6; font-weight: 600; min-width: 3.5rem; }
 td.n { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 td.t, td.name { white-space: nowrap; } tr.all td { font-weight: 700; }
-td small, li small { color: #6e6e73; } code { font-size: .78rem; }
+td small, li small { color: #6e6e73; } code { font-size: .9em; }
 .good { color: #1b7f3b; } .fair { color: #b26a00; } .poor { color: #b3261e; }
 span.verdict { border-radius: .25rem; padding: 0 .35rem; color: #fff; font-weight: 700;
                white-space: nowrap; }
@@ -55,32 +67,11 @@ span.en { color: #6e6e73; font-size: .8em; }
 @page { size: A4 landscape; margin: 12mm;
         @bottom-right { content: counter(page) " / " counter(pages); font-size: 8pt; } }
 @media print { body { margin: 0; max-width: none; font-size: 9pt; }
-  div.scroll { overflow: visible; } table { font-size: 7.5pt; }
+  div.scroll { overflow: visible; } table { font-size: 7.5pt; width: 100%; }
+  th { min-width: 0; } td.n { white-space: normal; } td.pc { white-space: nowrap; }
+  dl.policy dt { break-after: avoid; }
   h2 { break-after: avoid; } tr, figure { break-inside: avoid; } }
 """
-
-
-def _decimal(text: str, lang: Lang) -> str:
-    return text.replace(".", ",") if lang == "vi" else text
-
-
-def percent(value: float | None, lang: Lang) -> str:
-    """A ratio as a percentage with 3 decimals ("99.685 %", vi "99,685 %"), "—" for None."""
-    return DASH if value is None else _decimal(f"{value * 100:.3f}", lang) + " %"
-
-
-def duration(seconds: float | None, lang: Lang) -> str:
-    """Seconds as "1 h 15 min 20 s" (vi "1 giờ 15 phút 20 giây"), whole seconds."""
-    if seconds is None:
-        return DASH
-    words = TEXTS[lang]
-    left = round(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
-        count, left = divmod(left, size)
-        if count:
-            parts.append(f"{count} {words[unit]}")
-    return " ".join(parts) or f"0 {words['s']}"
 
 
 def local_time(report: Report, when: float) -> str:
@@ -88,15 +79,9 @@ def local_time(report: Report, when: float) -> str:
     return dt.datetime.fromisoformat(report.local(when)).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _grade(value: float | None) -> str:
-    if value is None:
-        return ""
-    return "good" if value >= 0.999 else "fair" if value >= 0.99 else "poor"
-
-
 def _pct_cell(value: float | None, lang: Lang) -> str:
-    grade = _grade(value)
-    css = f"n {grade}" if grade else "n"
+    shade = grade(value)
+    css = f"n pc {shade}" if shade else "n pc"
     return f'<td class="{css}">{html.escape(percent(value, lang))}</td>'
 
 
@@ -138,7 +123,7 @@ def render_html(report: Report, lang: str) -> str:
         f"{e(words['policy_version'])}: {e(str(report.policy.get('version', DASH)))}</p>",
         _summary(report, language),
         _worst(report, language),
-        _charts(report, language),
+        charts(report, language),
         f"<h2>{e(words['site_table'])}</h2>",
         _subjects(report.sites, language, words["site"]),
         f"<h2>{e(words['link_table'])}</h2>",
@@ -227,99 +212,6 @@ def _worst(report: Report, lang: Lang) -> str:
             words["down"], words["outages"])  # fmt: skip
     body = _table(head, rows) if rows else f'<p class="note">{html.escape(words["none"])}</p>'
     return f"<h2>{html.escape(words['worst'])}</h2>{body}"
-
-
-def daily_means(sites: Sequence[Subject], days: int) -> list[float | None]:
-    """Per day, the mean of the sites' availability that day (None: no site had a figure)."""
-    means: list[float | None] = []
-    for day in range(days):
-        known = [s.daily[day] for s in sites if day < len(s.daily) and s.daily[day] is not None]
-        means.append(sum(v for v in known if v is not None) / len(known) if known else None)
-    return means
-
-
-def _floor(values: Iterable[float | None]) -> float:
-    """The bottom of the daily chart's scale: the highest of 99 %, 95 %, 90 %, 50 %, 0 % at or
-    below the lowest day, so that a bad day stands out and none goes below the axis."""
-    lowest = min((v for v in values if v is not None), default=1.0)
-    return next(f for f in (0.99, 0.95, 0.9, 0.5, 0.0) if f <= lowest)
-
-
-def _charts(report: Report, lang: Lang) -> str:
-    words, e = TEXTS[lang], html.escape
-    means = daily_means(report.sites, len(report.days))
-    floor = _floor(means)
-    floor_text = _decimal(f"{floor * 100:g}", lang) + " %"
-    bar_w, height, top = 12, 80, 10
-    width = 34 + bar_w * max(len(means), 1)
-    parts = [
-        f'<svg class="chart" font-family="DejaVu Sans, sans-serif" viewBox="0 0 {width} {height + 24}" role="img" '
-        f'aria-label="{e(words["daily"])}">',
-        f'<rect x="34" y="{top}" width="{width - 34}" height="{height - top}" fill="#f6f6f8"/>',
-        f'<text x="31" y="{top + 3}" font-size="7" text-anchor="end">100 %</text>',
-        f'<text x="31" y="{height}" font-size="7" text-anchor="end">{e(floor_text)}</text>',
-    ]
-    for index, (day, value) in enumerate(zip(report.days, means, strict=False)):
-        x = 34 + index * bar_w
-        label = f"{day.isoformat()}: {percent(value, lang)}"
-        if value is None:
-            parts.append(
-                f'<rect x="{x + 2}" y="{height - 2}" width="{bar_w - 4}" height="2" '
-                f'fill="#8a8a8e"><title>{e(label)}</title></rect>'
-            )
-        else:
-            bar = (value - floor) / (1 - floor) * (height - top) if floor < 1 else 0.0
-            colour = {"good": "#1b7f3b", "fair": "#b26a00", "poor": "#b3261e"}[_grade(value)]
-            parts.append(
-                f'<rect x="{x + 2}" y="{height - bar:.1f}" width="{bar_w - 4}" '
-                f'height="{bar:.1f}" fill="{colour}"><title>{e(label)}</title></rect>'
-            )
-        parts.append(
-            f'<text x="{x + bar_w / 2}" y="{height + 10}" font-size="6" '
-            f'text-anchor="middle">{day.day}</text>'
-        )
-    parts.append("</svg>")
-    caption = words["daily_caption"].format(count=len(report.sites), floor=floor_text)
-    daily = (
-        f"<figure><h3>{e(words['daily'])}</h3>{''.join(parts)}"
-        f"<figcaption>{e(caption)}</figcaption></figure>"
-    )
-    return f"<h2>{e(words['charts'])}</h2>{daily}{_heatmap(report, lang)}"
-
-
-def _heatmap(report: Report, lang: Lang) -> str:
-    words, e = TEXTS[lang], html.escape
-    hours = [
-        sum(s.down_by_hour[h] for s in report.sites if h < len(s.down_by_hour)) for h in range(24)
-    ]
-    peak = max(hours)
-    cell, left = 16, 4
-    parts = [
-        f'<svg class="chart" font-family="DejaVu Sans, sans-serif" viewBox="0 0 {left * 2 + cell * 24} {cell + 14}" role="img" '
-        f'aria-label="{e(words["hourly"])}">'
-    ]
-    for hour, seconds in enumerate(hours):
-        x = left + hour * cell
-        shade = seconds / peak if peak > 0 else 0.0
-        label = f"{hour:02d}:00–{hour + 1:02d}:00: {duration(seconds, lang)}"
-        parts.append(
-            f'<rect x="{x}" y="0" width="{cell - 1}" height="{cell}" fill="#f0f0f3"/>'
-            f'<rect x="{x}" y="0" width="{cell - 1}" height="{cell}" fill="#b3261e" '
-            f'fill-opacity="{0.12 + 0.88 * shade if seconds > 0 else 0:.2f}">'
-            f"<title>{e(label)}</title></rect>"
-        )
-        if hour % 3 == 0:
-            parts.append(
-                f'<text x="{x + (cell - 1) / 2}" y="{cell + 10}" font-size="7" '
-                f'text-anchor="middle">{hour}</text>'
-            )
-    parts.append("</svg>")
-    shown = duration(peak, lang) if peak > 0 else words["no_downtime"]
-    caption = words["hourly_caption"].format(peak=shown)
-    return (
-        f"<figure><h3>{e(words['hourly'])}</h3>{''.join(parts)}"
-        f"<figcaption>{e(caption)}</figcaption></figure>"
-    )
 
 
 def _subjects(subjects: Sequence[Subject], lang: Lang, first: str) -> str:
@@ -425,6 +317,7 @@ def _policy(policy: dict[str, Any], lang: Lang) -> str:
     period = policy.get("period", {})
     hours = policy.get("office_hours", {})
     unknown = str(policy.get("unknown", ""))
+    days = hours.get("days", [])
     items: list[tuple[str, str]] = [
         (words["version"], e(str(policy.get("version", DASH)))),
         (words["timezone"], e(str(policy.get("timezone", DASH)))),
@@ -442,7 +335,10 @@ def _policy(policy: dict[str, Any], lang: Lang) -> str:
         (words["exclusions"], _list(_said(x, lang) for x in policy.get("excluded", []))),
         (words["precedence"], _list((_said(x, lang) for x in policy.get("precedence", [])), "ol")),
         (words["heartbeat"], e(duration(policy.get("heartbeat_seconds"), lang))),
-        (words["office_days"], ", ".join(_said(d, lang) for d in hours.get("days", []))),
+        (
+            words["office_days"],
+            ", ".join(_said(d if lang == "vi" else str(d).capitalize(), lang) for d in days),
+        ),
         (words["office_periods"], e(", ".join(f"{a}–{b}" for a, b in hours.get("periods", [])))),
         (
             words["holidays"],

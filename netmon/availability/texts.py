@@ -4,6 +4,7 @@ The policy block's values are data (the report's JSON carries them in English); 
 among them (what counts as down, the formulas, ...) are translated here by their English text,
 so a text changed in `policy.py` without its translation shows in English, marked as such,
 rather than an old translation of a rule that no longer holds (a test checks none is missing).
+Numbers are written here too: a decimal comma in Vietnamese, durations in its words.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from netmon.availability.policy import FORMULAS
 
 Lang = Literal["en", "vi"]
 LANGS: tuple[Lang, ...] = ("en", "vi")
+DASH = "—"
 
 TEXTS: dict[Lang, dict[str, str]] = {
     "en": {
@@ -120,7 +122,7 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "office": "Giờ hành chính",
         "meetings": "Cuộc họp",
         "outages": "Số lần ngừng",
-        "mttr": "MTTR (thời gian khắc phục trung bình)",
+        "mttr": "Khắc phục TB (MTTR)",
         "availability": "Khả dụng",
         "worst": "Các điểm kém nhất",
         "rank": "#",
@@ -263,3 +265,32 @@ def cause_text(cause: str, lang: Lang) -> str:
     if cause == "maintenance":
         return TEXTS[lang]["maintenance"]
     return cause
+
+
+def decimal(text: str, lang: Lang) -> str:
+    return text.replace(".", ",") if lang == "vi" else text
+
+
+def percent(value: float | None, lang: Lang) -> str:
+    """A ratio as a percentage with 3 decimals ("99.685 %", vi "99,685 %"), "—" for None."""
+    return DASH if value is None else decimal(f"{value * 100:.3f}", lang) + " %"
+
+
+def duration(seconds: float | None, lang: Lang) -> str:
+    """Seconds as "1 h 15 min 20 s" (vi "1 giờ 15 phút 20 giây"), whole seconds."""
+    if seconds is None:
+        return DASH
+    words = TEXTS[lang]
+    left = round(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        count, left = divmod(left, size)
+        if count:
+            parts.append(f"{count} {words[unit]}")
+    return " ".join(parts) or f"0 {words['s']}"
+
+
+def grade(value: float | None) -> str:
+    if value is None:
+        return ""
+    return "good" if value >= 0.999 else "fair" if value >= 0.99 else "poor"
