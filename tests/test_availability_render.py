@@ -24,12 +24,13 @@ from netmon.availability.charts import daily_means
 from netmon.availability.html import render_html
 from netmon.availability.model import Report
 from netmon.availability.pdf import render_pdf
+from netmon.availability.quality import call_quality, meetings_between
 from netmon.availability.render import render
 from netmon.availability.report import build_report
 from netmon.availability.texts import TEXTS, duration, percent
 from netmon.config.loader import load_data
 from tests.browser import ARTIFACTS, chromium
-from tests.test_availability_report import CONFIG, MONTH, at, journal
+from tests.test_availability_report import CONFIG, MONTH, at, journal, meeting_record
 
 # ep-a by hand (tests/test_availability_report.py): 8,120 s down and counted; 7,202 s unknown,
 # 3,600 s in maintenance and 3,600 s behind the cut link, all out of the denominator.
@@ -41,14 +42,24 @@ HOLIDAY = {"en": "Vietnam Cultural Day", "vi": "Ngày Văn hóa Việt Nam"}
 
 
 def _report(tmp: Path, lang: str, config: dict[str, Any] = CONFIG) -> Report:
+    """The hand-computed month (its journal and its meeting quality record) as a Report."""
     db = journal(tmp / "journal.sqlite")
+    record = meeting_record(tmp / "meetings.sqlite")
+    inventory = load_data(config)
+    start, end = at(1, 0), at(1, 0, month=12)
     try:
-        slice_ = db.read(at(1, 0), at(1, 0, month=12))
+        slice_ = db.read(start, end)
+        quality = call_quality(record, meetings_between(inventory, start, end))
     finally:
         db.shutdown()
-    inventory = load_data(config)
+        record.shutdown()
     return build_report(
-        slice_, inventory, inventory.config.availability, generated=at(1, 3, month=12), lang=lang
+        slice_,
+        inventory,
+        inventory.config.availability,
+        generated=at(1, 3, month=12),
+        lang=lang,
+        call_quality=quality,
     )
 
 
@@ -102,8 +113,10 @@ def test_the_page_shows_the_hand_computed_month(pages: dict[str, str], lang: str
     assert "2026-11-30 23:00:00 2026-12-01 00:00:00 ↦" in text
     assert "2026-11-10 12:00:00 2026-11-10 14:00:00" in text
     assert "Họp tỉnh 2026-11-26 08:00:00 – 10:00:00" in text
-    assert "NO-GO" in text
-    assert "not registered (SIP)" in text
+    # ep-b in the call: mean MOS 4.13, lowest 3.10, 2 poor minutes; ep-c never in it.
+    mos = ("4,13", "3,10") if lang == "vi" else ("4.13", "3.10")
+    assert f"GO {words['yes']} — {mos[0]} {mos[1]} 2 " in text
+    assert f"NO-GO {words['no']} not registered (SIP) — — — " in text
     # The policy: its version, the holiday by name, the formulas.
     assert text.count("netmon-availability/1") == 2  # the header and the policy block
     assert f"2026-11-24 — {HOLIDAY[lang]}" in text

@@ -27,6 +27,7 @@ from netmon.availability.texts import (
     cause_text,
     duration,
     grade,
+    mos_text,
     percent,
     policy_text,
     why_text,
@@ -237,10 +238,14 @@ def _meetings(report: Report, lang: Lang) -> str:
     out = [f"<h2>{e(words['meetings'])}</h2>"]
     if not report.meetings:
         out.append(f'<p class="note">{e(words["none"])}</p>')
+    else:
+        out.append(f'<p class="note">{e(words["mos_note"])}</p>')
     head = (words["room"], words["district"], words["availability"], words["down"],
-            words["unknown"], words["verdict"], words["ready"], words["reasons"])  # fmt: skip
+            words["unknown"], words["verdict"], words["ready"], words["reasons"],
+            words["mean_mos"], words["min_mos"], words["poor_minutes"])  # fmt: skip
     for meeting in report.meetings:
-        when = f"{local_time(report, meeting.start)} – {local_time(report, meeting.end)[11:]}"
+        begins, ends = local_time(report, meeting.start), local_time(report, meeting.end)
+        when = f"{begins} – {ends[11:] if ends[:10] == begins[:10] else ends}"
         out.append(
             f'<h3>{e(meeting.name)}</h3><p class="meta">{e(when)} · '
             f"{e(words['availability'])}: <strong>{e(percent(meeting.availability, lang))}"
@@ -255,12 +260,18 @@ def _meetings(report: Report, lang: Lang) -> str:
                 else DASH
             )
             ready = DASH if room.ready is None else words["yes" if room.ready else "no"]
+            mos = (DASH, DASH, DASH)
+            if (call := room.quality) is not None:
+                mos = (mos_text(call.mean_mos, lang), mos_text(call.min_mos, lang),
+                       str(call.poor_minutes))  # fmt: skip
             rows.append(
                 f"<tr><td class='name'>{name}</td>{_cell(room.district)}"
                 f"{_pct_cell(room.availability, lang)}"
                 f"{_cell(duration(room.down, lang), 'n')}"
                 f"{_cell(duration(room.unknown, lang), 'n')}<td>{verdict}</td>{_cell(ready)}"
-                f"{_cell('; '.join(room.reasons) or DASH)}</tr>"
+                f"{_cell('; '.join(room.reasons) or DASH)}"
+                + "".join(_cell(text, "n") for text in mos)
+                + "</tr>"
             )
         out.append(_table(head, rows))
     return "".join(out)

@@ -65,6 +65,12 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "verdict": "Check before",
         "ready": "Ready",
         "reasons": "Reasons",
+        "mean_mos": "Mean MOS",
+        "min_mos": "Lowest MOS",
+        "poor_minutes": "Poor minutes",
+        "mos_note": "Per room: its availability over the meeting's scheduled time, the last "
+        "readiness check before the start, and its call quality (received audio MOS; poor: "
+        "below 3.6) where the meeting quality record has the room in the call.",
         "yes": "yes",
         "no": "no",
         "evidence": "Evidence: every outage",
@@ -149,6 +155,12 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "verdict": "Kiểm tra trước họp",
         "ready": "Sẵn sàng",
         "reasons": "Lý do",
+        "mean_mos": "MOS trung bình",
+        "min_mos": "MOS thấp nhất",
+        "poor_minutes": "Số phút kém",
+        "mos_note": "Mỗi điểm cầu: khả dụng trong thời gian theo lịch của cuộc họp, kết quả "
+        "kiểm tra sẵn sàng cuối cùng trước giờ họp, và chất lượng cuộc gọi (MOS âm thanh nhận "
+        "được; kém: dưới 3,6) khi bản ghi chất lượng cuộc họp có điểm cầu trong cuộc gọi.",
         "yes": "có",
         "no": "không",
         "evidence": "Bằng chứng: mọi lần ngừng",
@@ -288,6 +300,11 @@ def duration(seconds: float | None, lang: Lang) -> str:
         if count:
             parts.append(f"{count} {words[unit]}")
     return " ".join(parts) or f"0 {words['s']}"
+
+
+def mos_text(value: float | None, lang: Lang) -> str:
+    """A MOS with 2 decimals, as the meeting quality report writes it; "—" for None."""
+    return DASH if value is None else decimal(f"{value:.2f}", lang)
 
 
 def grade(value: float | None) -> str:
