@@ -121,6 +121,12 @@ def test_the_page_shows_the_hand_computed_month(pages: dict[str, str], lang: str
     assert text.count("netmon-availability/1") == 2  # the header and the policy block
     assert f"2026-11-24 — {HOLIDAY[lang]}" in text
     assert "07:30–11:30, 13:30–17:00" in text
+    # The quality figure (`degraded` in the month's config): ep-c's lossy hour counted down.
+    c_up = 30 * 86400 - 7204 - 3600
+    quality = percent((c_up - 3600) / (c_up + 3600), lang)
+    assert words["quality"] in text
+    assert f"UBND huyện Bù Đăng ep-c D2 endpoint {percent(c_up / (c_up + 3600), lang)} " in text
+    assert quality in text.split("UBND huyện Bù Đăng ep-c D2 endpoint", 2)[-1][:80]
 
 
 def test_the_charts_show_each_day_and_each_hour(

@@ -217,16 +217,20 @@ def _worst(report: Report, lang: Lang) -> str:
 
 def _subjects(subjects: Sequence[Subject], lang: Lang, first: str) -> str:
     words = TEXTS[lang]
+    quality = any(s.quality is not None for s in subjects)  # `availability.degraded`
     head = (first, words["district"], words["kind"], words["availability"], words["office"],
+            *((words["quality"],) if quality else ()),
             words["up"], words["down"], words["unknown"], words["maintenance"], words["parent"],
             words["outages"], words["mttr"])  # fmt: skip
     rows = []
     for s in subjects:
         t = s.total
         seconds = (t.up, t.down, t.unknown, t.maintenance, t.parent)
+        figure = s.quality.availability if s.quality is not None else None
         rows.append(
             f"<tr><td class='name'>{_subject_name(s)}</td>{_cell(s.district)}{_cell(s.kind)}"
             f"{_pct_cell(t.availability, lang)}{_pct_cell(s.office.availability, lang)}"
+            + (_pct_cell(figure, lang) if quality else "")
             + "".join(_cell(duration(v, lang), "n") for v in seconds)
             + f"{_cell(str(s.outages), 'n')}{_cell(duration(s.mttr, lang), 'n')}</tr>"
         )
