@@ -20,10 +20,12 @@ import sys
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+from pypdf import PdfReader
 
 from netmon_lab import netns
 from netmon_lab.fault_api import PATH, fault_routes
@@ -810,6 +812,16 @@ def test_todays_report_lists_an_outage_with_its_cause(clean: Demo) -> None:
     )
     assert status == 200
     assert document["targets"][0]["outages"] == site["outages"]
+    # The PDF of the same, from the demo's journal: it opens, and reads as the JSON says.
+    pdf = Path(config.group(1)).parent / "report.pdf"
+    subprocess.run(
+        [*netmon_command(), "report", "--config", config.group(1), "--from", "today",
+         "--district", site["district"], "--format", "pdf", "--lang", "vi", "-o", str(pdf)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    text = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert site["name"] in text
+    assert "EndpointDown" in text
 
 
 @pytest.mark.netns
