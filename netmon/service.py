@@ -204,6 +204,9 @@ class Service:
             reports=self._state_path(config.reports) if config.reports else None,
             alerts=self.alerting.engine.tracked if self.alerting is not None else None,
             meeting_record=lambda: self.meetings.db if self.meetings is not None else None,
+            silences=lambda: (
+                self.alerting.engine.silences.values() if self.alerting is not None else ()
+            ),
         )
         try:
             await availability.start()

@@ -17,6 +17,7 @@ from netmon.availability.accounting import coverage, timeline
 from netmon.availability.db import Change, JournalDB
 from netmon.availability.monthly import MonthlyReports
 from netmon.availability.recorder import JournalRecorder
+from netmon.config.alerting import Silence
 from netmon.config.errors import ConfigError
 from netmon.config.loader import load_data
 from netmon.inventory import Inventory
@@ -57,7 +58,7 @@ class Journal:
         self.path = path
         self.recorder = self.new_recorder()
 
-    def new_recorder(self) -> JournalRecorder:
+    def new_recorder(self, silences: Callable[[], list[Silence]] = list) -> JournalRecorder:
         return JournalRecorder(
             store=self.store,
             inventory=self.inventory,
@@ -65,6 +66,7 @@ class Journal:
             db=JournalDB(self.path),
             clock=self.clock,
             sleep=self.clock.sleep,
+            silences=silences,
         )
 
     async def advance(self, seconds: int) -> None:
@@ -297,3 +299,43 @@ async def test_link_quality_is_journaled_as_the_engine_judges_it(journal: Journa
         ("ep~quality", 0, "down", "HighJitter, HighLoss"),
         ("ep~quality", 3, "up", None),
     ]
+
+
+async def test_maintenance_silences_are_journaled_and_one_lifted_early_ends_then(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "journal.sqlite")
+    starts = dt.datetime.fromtimestamp(START + 30, dt.UTC)
+    silences = [
+        Silence.model_validate({
+            "matchers": {"district": "D1", "alertname": "*"}, "starts_at": starts.isoformat(),
+            "ends_at": (starts + dt.timedelta(hours=2)).isoformat(), "comment": "thay UPS",
+            "maintenance": True,
+        }),
+        Silence.model_validate({  # an ordinary silence: alerts muted, figures untouched
+            "matchers": {"target": "ep"}, "ends_at": (starts + dt.timedelta(hours=1)).isoformat(),
+        }),
+    ]  # fmt: skip
+    recorder = journal.new_recorder(silences=lambda: list(silences))  # the engine's, as given
+    await recorder.start()
+    await journal.advance(120)  # lifted through the API after two minutes
+    silences.clear()
+    await journal.advance(60)  # the next heartbeat finds it gone
+    await recorder.close()
+    reader = JournalDB(journal.path)
+    reader.open(create=False)
+    try:
+        windows = reader.read(START, START + 86400).windows
+    finally:
+        reader.shutdown()
+    assert [(w.starts - START, w.ends - START, w.matchers, w.comment) for w in windows] == [
+        (30, 180, {"district": "D1"}, "thay UPS")
+    ]
+
+
+def test_a_maintenance_silence_needs_its_start() -> None:
+    with pytest.raises(ValueError, match="a maintenance silence needs starts_at"):
+        Silence.model_validate(
+            {"matchers": {"target": "x"}, "ends_at": "2026-12-01T00:00:00+07:00",
+             "maintenance": True}
+        )  # fmt: skip

@@ -15,12 +15,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 
 from netmon.alerting.topology import Topology
 from netmon.alerting.tracked import Tracked
 from netmon.availability.accounting import LINK, QUALITY
 from netmon.availability.db import Change, CheckVerdict, JournalDB, Window
+from netmon.config.alerting import Silence
 from netmon.config.availability import AvailabilityConfig
 from netmon.config.rules import TopologyConfig
 from netmon.inventory import Inventory
@@ -32,6 +34,8 @@ FLUSH_EVERY = 1.0
 PRUNE_EVERY = 86400.0
 MAX_QUEUED = 1_000_000  # beyond, the oldest changes go (a journal that cannot be written)
 STATES = {Reach.UP: "up", Reach.DOWN: "down", Reach.UNKNOWN: "unknown"}
+# A silence's matchers that select targets (alertname and severity select alerts).
+TARGET_LABELS = frozenset({"target", "district", "group", "kind", "site"})
 
 
 class JournalRecorder:
@@ -46,7 +50,10 @@ class JournalRecorder:
         topology: TopologyConfig | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        silences: Callable[[], Iterable[Silence]] = tuple,
     ) -> None:
+        self._silences = silences
+        self._silence_windows: dict[str, Window] = {}
         self.db = db
         self._sleep = sleep
         self.config = config
@@ -94,6 +101,7 @@ class JournalRecorder:
         self._started = self._clock()
         await self.db.call(self.db.start_run, self._started)
         await self.db.call(self.db.keep_windows, self._windows)
+        await self._sync_silences()
         if not self._listening:  # once: the store has no way to stop telling
             self._store.on_reach_change(self._on_reach)
             self._store.on_check(self._on_check)
@@ -218,6 +226,28 @@ class JournalRecorder:
 
     async def _heartbeat(self) -> None:
         await self.db.call(self.db.heartbeat, self._started, self._clock())
+        await self._sync_silences()
+
+    async def _sync_silences(self) -> None:
+        """Silences marked maintenance (the config's and the API's) as windows: kept as they
+        are; one deleted before its end ends when it was found gone."""
+        now = self._clock()
+        current = {}
+        for silence in self._silences():
+            if silence.maintenance and silence.starts_at is not None:
+                matchers = {str(k): v for k, v in silence.matchers.items() if k in TARGET_LABELS}
+                comment = silence.comment or "silence"
+                window = Window("silence:" + silence.id, silence.starts_at.timestamp(),
+                                silence.ends_at, matchers, comment)  # fmt: skip
+                current[window.id] = window
+        changed = [w for w in current.values() if self._silence_windows.get(w.id) != w]
+        for gone in set(self._silence_windows) - set(current):
+            window = self._silence_windows[gone]
+            if window.ends > now > window.starts:
+                changed.append(replace(window, ends=now))
+        self._silence_windows = current
+        if changed:
+            await self.db.call(self.db.keep_windows, changed)
 
     async def _prune(self) -> None:
         before = self._clock() - self.config.retention_days * 86400.0

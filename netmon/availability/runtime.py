@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from aiohttp import web
@@ -17,6 +17,7 @@ from netmon.availability.api import routes
 from netmon.availability.db import JournalDB
 from netmon.availability.monthly import MonthlyReports
 from netmon.availability.recorder import JournalRecorder
+from netmon.config.alerting import Silence
 from netmon.inventory import Inventory
 from netmon.meeting_quality.db import MeetingDB
 from netmon.state import StateStore
@@ -37,6 +38,7 @@ class Availability:
         reports: Path | None,
         alerts: Mapping[str, Tracked] | None,
         meeting_record: Callable[[], MeetingDB | None] = lambda: None,
+        silences: Callable[[], Iterable[Silence]] = tuple,
     ) -> None:
         current = inventory()
         self.recorder = JournalRecorder(
@@ -46,6 +48,7 @@ class Availability:
             db=JournalDB(path),
             alerts=alerts,
             topology=current.config.alerting.topology,
+            silences=silences,
         )
         self._inventory = inventory
         self._meeting_record = meeting_record

@@ -35,13 +35,23 @@ class Silence(BaseModel):
     ends_at_time: AwareDatetime = Field(alias="ends_at")
     comment: str = ""
     created_by: str = ""
+    maintenance: bool = Field(
+        default=False,
+        description="planned work: availability reports exclude the matched targets' time in "
+        "it (by its target, district, group, kind and site matchers)",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Silence:
         if self.starts_at is not None and self.starts_at >= self.ends_at_time:
             raise ValueError("ends_at must be after starts_at")
+        if self.maintenance and self.starts_at is None:
+            raise ValueError("a maintenance silence needs starts_at (reports exclude from then)")
         if not self.id:
-            digest = hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
+            # Without the flag when it is off: silences written before it keep their ids.
+            unflagged = {"maintenance"} if not self.maintenance else None
+            text = self.model_dump_json(exclude=unflagged)
+            digest = hashlib.sha256(text.encode()).hexdigest()[:12]
             object.__setattr__(self, "id", digest)
         return self
 
@@ -67,6 +77,7 @@ class Silence(BaseModel):
             "ends_at": self.ends_at_time.isoformat(),
             "comment": self.comment,
             "created_by": self.created_by,
+            "maintenance": self.maintenance,
         }
 
 
