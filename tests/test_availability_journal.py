@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from netmon.availability.accounting import coverage, timeline
-from netmon.availability.db import Change, JournalDB
+from netmon.availability.db import Change, JournalDB, JournalSlice
 from netmon.availability.monthly import MonthlyReports
 from netmon.availability.recorder import JournalRecorder
 from netmon.config.alerting import Silence
@@ -82,14 +82,17 @@ class Journal:
             while self.clock.sleeping < LOOPS:
                 await asyncio.sleep(0.001)
 
-    def changes(self) -> list[tuple[str, float, str, str | None]]:
+    def read(self, start: float = START - 1, end: float = START + 100_000) -> JournalSlice:
+        """The journal file as `netmon report` reads it."""
         db = JournalDB(self.path)
         db.open(create=False)
         try:
-            found = db.read(START - 1, START + 100_000)
+            return db.read(start, end)
         finally:
             db.shutdown()
-        return [(c.subject, c.at - START, c.state, c.reason) for c in found.changes]
+
+    def changes(self) -> list[tuple[str, float, str, str | None]]:
+        return [(c.subject, c.at - START, c.state, c.reason) for c in self.read().changes]
 
 
 @pytest.fixture
@@ -153,12 +156,7 @@ async def test_a_crash_leaves_the_time_since_the_last_heartbeat_unknown(tmp_path
     await restarted.start()
     await journal.advance(10)
     await restarted.close()
-    reader = JournalDB(journal.path)
-    reader.open(create=False)
-    try:
-        runs = reader.read(START, START + 1000).runs
-    finally:
-        reader.shutdown()
+    runs = journal.read(START, START + 1000).runs
     spans = [(a - START, b - START) for a, b in coverage(runs, [])]
     assert spans == [(0, 120), (450, 460)]  # 120-450 nobody watched: unknown
 
@@ -322,12 +320,7 @@ async def test_maintenance_silences_are_journaled_and_one_lifted_early_ends_then
     silences.clear()
     await journal.advance(60)  # the next heartbeat finds it gone
     await recorder.close()
-    reader = JournalDB(journal.path)
-    reader.open(create=False)
-    try:
-        windows = reader.read(START, START + 86400).windows
-    finally:
-        reader.shutdown()
+    windows = journal.read(START, START + 86400).windows
     assert [(w.starts - START, w.ends - START, w.matchers, w.comment) for w in windows] == [
         (30, 180, {"district": "D1"}, "thay UPS")
     ]

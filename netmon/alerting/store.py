@@ -8,22 +8,20 @@ or not at all.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import dataclasses
 import hashlib
 import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from netmon.alerting.model import AlertEvent
+from netmon.sqlite_file import SQLiteFile
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 SCHEMA = """
@@ -85,41 +83,19 @@ class OutboxEntry:
     event: AlertEvent
 
 
-class AlertDB:
+class AlertDB(SQLiteFile):
     """The SQLite file. Use `await db.call(db.method, ...)` from the loop, or the async helpers."""
 
+    SCHEMA = SCHEMA
+    WHAT = "alert database"
+    THREAD = "alert-db"
+
     def __init__(self, path: str | Path, *, max_queue: int = 50_000) -> None:
-        self.path = str(path)
+        super().__init__(path)
         self.max_queue = max_queue
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="alert-db")
-        self._connection: sqlite3.Connection | None = None
         self.quarantined = 0  # rows set aside since start: damaged, or from another version
 
-    async def call(self, function: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-
     # --- the blocking side, run on the db thread -------------------------------------------
-
-    def open(self) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a power cut may lose the last transactions, a crash of netmon
-        # loses nothing; the fsync per transition FULL would cost is not worth it here.
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.executescript(SCHEMA)
-        self._connection = connection
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        assert self._connection is not None, "AlertDB.open() first"
-        return self._connection
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
 
     def load_alerts(self) -> list[StoredAlert]:
         """The alerts firing when netmon stopped; a row that does not decode is quarantined,
@@ -296,10 +272,6 @@ class AlertDB:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
-
-    def shutdown(self) -> None:
-        self._executor.submit(self.close).result()
-        self._executor.shutdown(wait=True)
 
 
 def _decode(text: str) -> AlertEvent:

@@ -17,16 +17,11 @@ Size: a change is ~40 bytes with its key. A year of 215 endpoints with realistic
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import json
-import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
 
-T = TypeVar("T")
+from netmon.sqlite_file import SQLiteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS changes (
@@ -110,42 +105,10 @@ class JournalSlice:
     checks: list[CheckVerdict]
 
 
-class JournalDB:
-    """Use `await db.call(db.method, ...)` from the loop; the methods block (a CLI may call
-    them directly)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="journal-db")
-        self._connection: sqlite3.Connection | None = None
-
-    async def call(self, function: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-
-    def open(self, *, create: bool = True) -> None:
-        if self.path != ":memory:" and create:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        if not create and not Path(self.path).is_file():
-            raise FileNotFoundError(f"{self.path}: no availability journal here")
-        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.executescript(SCHEMA)
-        self._connection = connection
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        assert self._connection is not None, "JournalDB.open() first"
-        return self._connection
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    def shutdown(self) -> None:
-        self._executor.submit(self.close).result()
-        self._executor.shutdown(wait=True)
+class JournalDB(SQLiteFile):
+    SCHEMA = SCHEMA
+    WHAT = "availability journal"
+    THREAD = "journal-db"
 
     # --- writes ----------------------------------------------------------------------------
 

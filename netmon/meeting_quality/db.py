@@ -14,17 +14,12 @@ meetings go first.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import json
-import sqlite3
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from netmon.meeting_quality.model import Meeting, Room, RoomSample
-
-T = TypeVar("T")
+from netmon.sqlite_file import SQLiteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meetings (
@@ -80,42 +75,10 @@ def _unscaled(values: Sequence[int | None]) -> list[Any]:
     ]
 
 
-class MeetingDB:
-    """Use `await db.call(db.method, ...)` from the loop; the methods block (a CLI may call
-    them directly)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="meeting-db")
-        self._connection: sqlite3.Connection | None = None
-
-    async def call(self, function: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-
-    def open(self, *, create: bool = True) -> None:
-        if self.path != ":memory:" and create:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        if not create and not Path(self.path).is_file():
-            raise FileNotFoundError(f"{self.path}: no meeting record here")
-        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.executescript(SCHEMA)
-        self._connection = connection
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        assert self._connection is not None, "MeetingDB.open() first"
-        return self._connection
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    def shutdown(self) -> None:
-        self._executor.submit(self.close).result()
-        self._executor.shutdown(wait=True)
+class MeetingDB(SQLiteFile):
+    SCHEMA = SCHEMA
+    WHAT = "meeting record"
+    THREAD = "meeting-db"
 
     # --- writes ----------------------------------------------------------------------------
 
