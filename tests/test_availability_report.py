@@ -306,6 +306,7 @@ def test_district_summary_sums_its_rooms_and_its_links(report_json: dict[str, An
 def test_the_policy_is_printed_with_its_version_and_rules(report_json: dict[str, Any]) -> None:
     policy = report_json["policy"]
     assert policy["version"] == "netmon-availability/1"
+    assert policy["source"] == "journal"
     assert policy["timezone"] == "Asia/Ho_Chi_Minh"
     assert policy["unknown"] == "excluded"
     assert policy["precedence"] == ["maintenance", "unknown", "parent", "down", "up"]

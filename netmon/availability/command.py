@@ -2,9 +2,12 @@
 
     netmon report --config F --month 2026-11 [--district D | --group G | --target T]
                   --format html|pdf|csv|json [--output F] [--lang vi|en]
+                  [--database FILE | --from-prometheus URL [--step SECONDS]]
 
 It reads the journal's SQLite file where `netmon run` keeps it (WAL lets it read while netmon
-writes), or `--database FILE`; the targets, rules and policy come from the config.
+writes), or `--database FILE`; or, with `--from-prometheus URL [--step SECONDS]`, the recorded
+series `netmon:target_up` from a Prometheus (netmon/availability/prometheus.py). The targets,
+rules and policy come from the config.
 """
 
 from __future__ import annotations
@@ -25,7 +28,20 @@ EXIT_OK, EXIT_PROBLEM = 0, 1
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     report = commands.add_parser("report", help="an availability report from the outage journal")
     report.add_argument("--config", required=True, type=Path, metavar="FILE")
-    report.add_argument("--database", type=Path, metavar="FILE", help="the journal's file")
+    source = report.add_mutually_exclusive_group()
+    source.add_argument("--database", type=Path, metavar="FILE", help="the journal's file")
+    source.add_argument(
+        "--from-prometheus",
+        metavar="URL",
+        help="compute the report from Prometheus' netmon:target_up instead of the journal",
+    )
+    report.add_argument(
+        "--step",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --from-prometheus: the resolution asked of Prometheus (default 15)",
+    )
     period = report.add_mutually_exclusive_group(required=True)
     period.add_argument("--month", metavar="YYYY-MM", help="a calendar month, local time")
     period.add_argument(
@@ -90,23 +106,45 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"netmon report: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
-    db = JournalDB(path)
-    try:
-        db.open(create=False)
-        journal = db.read(start, end)
-    except FileNotFoundError as exc:
-        print(f"netmon report: {exc}", file=sys.stderr)
-        return EXIT_PROBLEM
-    finally:
-        db.shutdown()
     scope = {"district": args.district, "group": args.group, "target": args.target}
+    if args.from_prometheus is not None:
+        from netmon.availability.prometheus import (
+            DEFAULT_STEP,
+            PrometheusError,
+            PrometheusSource,
+            read_prometheus,
+        )
+
+        try:
+            prometheus = PrometheusSource(args.from_prometheus, args.step or DEFAULT_STEP)
+            journal = read_prometheus(prometheus, inventory, config, start, end, scope=scope)
+        except (PrometheusError, ValueError) as exc:
+            print(f"netmon report: {exc}", file=sys.stderr)
+            return EXIT_PROBLEM
+        source = prometheus.describe()
+    else:
+        if args.step is not None:
+            print("netmon report: --step goes with --from-prometheus", file=sys.stderr)
+            return EXIT_PROBLEM
+        db = JournalDB(path)
+        try:
+            db.open(create=False)
+            journal = db.read(start, end)
+        except FileNotFoundError as exc:
+            print(f"netmon report: {exc}", file=sys.stderr)
+            return EXIT_PROBLEM
+        finally:
+            db.shutdown()
+        source = "journal"
     record = (
         path.parent / Path(inventory.config.meeting_record.database).name
         if args.database
         else journal_path(args.config, inventory.config.meeting_record.database)
     )
     quality = _call_quality(record, meetings_between(inventory, start, end))
-    report = build_report(journal, inventory, config, scope=scope, lang=lang, call_quality=quality)
+    report = build_report(
+        journal, inventory, config, scope=scope, lang=lang, call_quality=quality, source=source
+    )
     try:
         body = render(report, args.format, lang=lang, table=args.table)
     except RuntimeError as exc:  # PDF without its library

@@ -36,11 +36,15 @@ def policy(
     end: float,
     holidays: list[Holiday],
     heartbeat: float | None = None,
+    source: str = "journal",
 ) -> dict[str, Any]:
+    """`source`: where the evidence came from: "journal" (netmon's outage journal), or the
+    Prometheus series it was rebuilt from (netmon/availability/prometheus.py says how)."""
     zone = ZoneInfo(config.timezone)
     hours = config.office_hours
     return {
         "version": POLICY_VERSION,
+        "source": source,
         "timezone": config.timezone,
         "period": {
             "from": dt.datetime.fromtimestamp(start, zone).isoformat(),

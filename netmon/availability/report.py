@@ -36,9 +36,12 @@ def build_report(
     lang: str = "en",
     generated: float | None = None,
     call_quality: Mapping[tuple[str, str], CallQuality] | None = None,
+    source: str = "journal",
 ) -> Report:
     """`call_quality`: (meeting record id, room) -> the room's call quality in that meeting
-    (quality.call_quality), where the meeting quality record has it."""
+    (quality.call_quality), where the meeting quality record has it. `source` is printed in
+    the policy: "journal", or the Prometheus series the slice was rebuilt from
+    (netmon.availability.prometheus)."""
     scope = {k: v for k, v in (scope or {}).items() if v}
     start, end = journal.start, journal.end
     office, holidays = office_spans(config, start, end, lang)
@@ -72,7 +75,7 @@ def build_report(
             quality = {room: q for (m, room), q in (call_quality or {}).items() if m == record_id}
             meetings.append(accountant.meeting(meeting, verdicts, quality))
     return Report(
-        policy=policy(config, start, end, holidays),
+        policy=policy(config, start, end, holidays, source=source),
         start=start,
         end=end,
         timezone=config.timezone,
