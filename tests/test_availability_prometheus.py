@@ -1,0 +1,227 @@
+"""An availability report from Prometheus (`netmon report --from-prometheus`) agrees with the one
+from netmon's own journal over the same period: a real `netmon run`, a lab endpoint that goes
+down and comes back, a real Prometheus scraping netmon every second with the recording rule
+`netmon:target_up` evaluated every second."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from netmon.availability.db import JournalDB
+from netmon.availability.model import Report, SubjectReport
+from netmon.availability.prometheus import (
+    PrometheusError,
+    PrometheusSource,
+    query_range,
+    read_prometheus,
+)
+from netmon.availability.report import build_report
+from netmon.config.loader import load_file
+from tests.conftest import require_program
+from tests.helpers import NetmonProcess, netmon_command, wait_until, write_config
+from tests.lab.netlab import NetLab
+from tests.peers import Prometheus, free_port
+
+RULES = Path(__file__).parent.parent / "deploy" / "prometheus" / "rules" / "netmon-recording.yml"
+
+# Every transition reaches the Prometheus report late by up to three 1 s intervals: the next
+# scrape of netmon, the next evaluation of the rule, and the next query_range step (a sample
+# holds for the step after it). The journal notes the change at the moment netmon judges it.
+# An outage's start and end are both late by 0-3 s, so its length differs by at most ~3 s.
+TOLERANCE = 3.0
+DOWN_SECONDS = 'sum_over_time((netmon:target_up{target="ep-lab"} == bool 0)[1m:1s])'
+
+
+def _rules_every_second(workdir: Path) -> Path:
+    """The shipped recording rules, netmon:target_up's group evaluated every second."""
+    rules = yaml.safe_load(RULES.read_text())
+    for group in rules["groups"]:
+        if any(rule.get("record") == "netmon:target_up" for rule in group["rules"]):
+            group["interval"] = "1s"
+    path = workdir / "netmon-recording.yml"
+    path.write_text(yaml.safe_dump(rules))
+    return path
+
+
+def _value(prometheus: Prometheus, expr: str, at: float | None = None) -> float | None:
+    params = {"query": expr} | ({"time": repr(at)} if at is not None else {})
+    answer = prometheus.api("/api/v1/query", params)
+    assert answer["status"] == "success", answer
+    result = answer["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def _by_subject(report: Report) -> dict[str, SubjectReport]:
+    return {s.subject: s for s in [*report.sites, *report.links]}
+
+
+def _report_cli(config: Path, *extra: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [*netmon_command(), "report", "--config", str(config), "--from", "today",
+         "--format", "json", "--lang", "en", *extra],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+@pytest.mark.peer
+def test_a_report_from_prometheus_agrees_with_the_journal(netlab: NetLab, tmp_path: Path) -> None:
+    binary = require_program("prometheus")
+    host = netlab.add_host()
+    journal_file = tmp_path / "journal.sqlite"
+    config = write_config(
+        tmp_path / "netmon.yaml",
+        {
+            "instance": "report-prom",
+            "defaults": {"icmp": {"interval": "500ms", "timeout": "300ms"}},
+            "alerting": {"database": str(tmp_path / "alerts.sqlite")},
+            "availability": {"database": str(journal_file), "heartbeat": 1},
+            "targets": [
+                {"id": "sw-d1", "address": "127.0.4.10", "kind": "switch", "district": "D1"},
+                {"id": "ep-lab", "address": host.address, "parent": "sw-d1", "district": "D1"},
+                {"id": "ep-b", "address": "127.0.4.11", "parent": "sw-d1", "district": "D1"},
+                {"id": "ep-c", "address": "127.0.4.12", "parent": "sw-d1", "district": "D1"},
+            ],
+        },
+    )
+    ids = {"sw-d1", "ep-lab", "ep-b", "ep-c"}
+    netmon = NetmonProcess(config)
+    prometheus = None
+    try:
+        prometheus = Prometheus(
+            binary,
+            tmp_path,
+            {"netmon": [netmon.url.removeprefix("http://")]},
+            rule_files=[_rules_every_second(tmp_path)],
+        )
+        wait_until(
+            lambda: _value(prometheus, "count(netmon:target_up == 1)") == len(ids),
+            timeout=30,
+            what="every target up in netmon:target_up",
+        )
+        # The period starts on a whole second where both sources know every target is up.
+        t0 = float(math.ceil(time.time()))
+        wait_until(lambda: time.time() > t0, what="the period's start")
+
+        host.link_down()
+        wait_until(
+            lambda: (_value(prometheus, DOWN_SECONDS) or 0) >= 10,
+            timeout=40,
+            what="ten seconds of ep-lab down in Prometheus",
+        )
+        host.link_up()
+        wait_until(
+            lambda: _value(prometheus, 'netmon:target_up{target="ep-lab"}') == 1,
+            timeout=30,
+            what="ep-lab up again in Prometheus",
+        )
+        # A few seconds of it up again, then the period ends on a whole second both sources
+        # have written past: the journal's heartbeat (every second) and the rule's evaluations.
+        back = time.time()
+        wait_until(lambda: time.time() > back + 3, what="ep-lab up for a while")
+        t1 = float(math.floor(time.time()))
+        wait_until(
+            lambda: _value(prometheus, "count(netmon:target_up)", at=t1 + 1) == len(ids),
+            timeout=10,
+            what="Prometheus past the period's end",
+        )
+
+        def journal_past_end() -> bool:
+            db = JournalDB(journal_file)
+            db.open(create=False)
+            try:
+                runs = db.read(t0, t1).runs
+            finally:
+                db.shutdown()
+            return bool(runs) and runs[-1].ended >= t1
+
+        wait_until(journal_past_end, timeout=10, what="the journal past the period's end")
+
+        inventory = load_file(config)
+        settings = inventory.config.availability
+        db = JournalDB(journal_file)
+        db.open(create=False)
+        try:
+            from_journal = build_report(db.read(t0, t1), inventory, settings)
+        finally:
+            db.shutdown()
+        source = PrometheusSource(prometheus.url, step=1.0)
+        from_prometheus = build_report(
+            read_prometheus(source, inventory, settings, t0, t1),
+            inventory,
+            settings,
+            source=source.describe(),
+        )
+        assert from_journal.policy["source"] == "journal"
+        assert from_prometheus.policy["source"] == (
+            f"prometheus {prometheus.url} netmon:target_up, step 1 s"
+        )
+
+        journal, prom = _by_subject(from_journal), _by_subject(from_prometheus)
+        print({k: (journal[k].total, prom[k].total, journal[k].outages) for k in journal})
+        assert set(journal) == set(prom) == ids | {"link:sw-d1"}
+        shown = {k: (journal[k].total, prom[k].total) for k in journal}
+        for subject in journal:
+            j, p = journal[subject].total, prom[subject].total
+            assert j.period == p.period == t1 - t0
+            assert abs(j.down - p.down) <= TOLERANCE, (subject, shown)
+            # Both knew every target at t0 and after: no unknown time beyond a late sample.
+            assert j.unknown <= TOLERANCE, (subject, shown)
+            assert p.unknown <= TOLERANCE, (subject, shown)
+            assert abs(j.up - p.up) <= 2 * TOLERANCE, (subject, shown)
+            assert journal[subject].outages == prom[subject].outages, (subject, shown)
+        assert journal["ep-lab"].outages == 1
+        assert journal["ep-lab"].total.down >= 8, shown
+        for subject in ids - {"ep-lab"} | {"link:sw-d1"}:
+            assert journal[subject].total.down == prom[subject].total.down == 0, shown
+
+        # The command: today so far from each source, both with the one outage of ep-lab.
+        cli_journal = _report_cli(config)
+        cli_prometheus = _report_cli(config, "--from-prometheus", prometheus.url, "--step", "1")
+        assert cli_journal["policy"]["source"] == "journal"
+        assert cli_prometheus["policy"]["source"].startswith(f"prometheus {prometheus.url} ")
+
+        def site(answer: dict[str, Any], target: str) -> dict[str, Any]:
+            found: dict[str, Any] = next(s for s in answer["targets"] if s["target"] == target)
+            return found
+
+        j_site, p_site = site(cli_journal, "ep-lab"), site(cli_prometheus, "ep-lab")
+        assert j_site["outage_count"] == p_site["outage_count"] == 1, (j_site, p_site)
+        j_down, p_down = j_site["figures"]["down_seconds"], p_site["figures"]["down_seconds"]
+        assert abs(j_down - p_down) <= TOLERANCE, (j_site, p_site)
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        netmon.stop()
+
+
+def test_an_unreachable_prometheus_is_named_without_its_credentials() -> None:
+    url = f"http://reporter:s3cret@127.0.0.1:{free_port()}"
+    with pytest.raises(PrometheusError) as caught:
+        query_range(PrometheusSource(url, timeout=5), "netmon:target_up", 0.0, 60.0)
+    message = str(caught.value)
+    assert message.startswith(f"Prometheus at http://127.0.0.1:{url.rsplit(':', 1)[1]}")
+    assert "unreachable" in message
+    assert "s3cret" not in message
+    assert "reporter" not in message
+
+
+@pytest.mark.peer
+def test_an_error_answer_of_prometheus_is_shown(tmp_path: Path) -> None:
+    prometheus = Prometheus(require_program("prometheus"), tmp_path, {})
+    try:
+        with pytest.raises(PrometheusError) as caught:
+            query_range(PrometheusSource(prometheus.url), "netmon:target_up{", 0.0, 60.0)
+        assert f"Prometheus at {prometheus.url} answered 400: bad_data" in str(caught.value)
+    finally:
+        prometheus.stop()
