@@ -122,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"netmon report: {exc}", file=sys.stderr)
             return EXIT_PROBLEM
         source = prometheus.describe()
+        # The quality figure needs the link-quality alerts the journal keeps; Prometheus'
+        # netmon:target_up has none, so it would only repeat availability: left out.
+        config = config.model_copy(update={"degraded": False})
     else:
         if args.step is not None:
             print("netmon report: --step goes with --from-prometheus", file=sys.stderr)

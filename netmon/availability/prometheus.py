@@ -15,7 +15,8 @@ with `query_range` at a fixed step, and turns it into the journal's evidence:
   interface down, or most of the targets behind it down, while the parent still answers) is
   not available from this metric, so a link can only be cut here when its parent is down;
 - maintenance windows: the config's `availability.maintenance`, as the recorder writes them;
-- readiness checks: none (they are not in Prometheus).
+- readiness checks: none (they are not in Prometheus); nor the link-quality alerts behind the
+  quality figure (`availability.degraded`): `netmon report` leaves that figure out.
 
 Prometheus answers at most 11,000 points per series and query: longer periods are asked in
 chunks. Its lookback (5 min by default) fills a gap without staleness markers, e.g. while
