@@ -21,6 +21,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from netmon.config.availability import MaintenanceWindow
 from netmon.sqlite_file import SQLiteFile
 
 SCHEMA = """
@@ -81,6 +82,16 @@ class Window:
     ends: float
     matchers: dict[str, str]
     comment: str
+
+    @classmethod
+    def configured(cls, window: MaintenanceWindow) -> Window:
+        return cls(
+            window.id,
+            window.starts_at.timestamp(),
+            window.ends_at.timestamp(),
+            {str(k): v for k, v in window.matchers.items()},
+            window.comment,
+        )
 
 
 @dataclass(frozen=True, slots=True)

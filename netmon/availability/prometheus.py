@@ -119,16 +119,7 @@ def read_prometheus(
 
 def maintenance_windows(config: AvailabilityConfig, start: float, end: float) -> list[Window]:
     """The configured windows touching [start, end), as the recorder keeps them."""
-    windows = [
-        Window(
-            w.id,
-            w.starts_at.timestamp(),
-            w.ends_at.timestamp(),
-            {str(k): v for k, v in w.matchers.items()},
-            w.comment,
-        )
-        for w in config.maintenance
-    ]
+    windows = [Window.configured(w) for w in config.maintenance]
     return sorted(
         (w for w in windows if w.starts < end and w.ends > start), key=lambda w: (w.starts, w.id)
     )

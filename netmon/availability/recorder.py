@@ -78,16 +78,7 @@ class JournalRecorder:
         targets = inventory.targets
         self._parents = sorted({t.parent for t in targets.values() if t.parent in targets})  # type: ignore[misc]
         self._service = [(t.id, name) for t in targets.values() for name, _ in t.service_probes()]
-        self._windows = [
-            Window(
-                w.id,
-                w.starts_at.timestamp(),
-                w.ends_at.timestamp(),
-                {str(k): v for k, v in w.matchers.items()},
-                w.comment,
-            )
-            for w in self.config.maintenance
-        ]
+        self._windows = [Window.configured(w) for w in self.config.maintenance]
 
     def set_config(
         self, config: AvailabilityConfig, topology: TopologyConfig | None = None
