@@ -52,7 +52,7 @@ CONFIG: dict[str, Any] = {
     "targets": [
         {"id": "sw-d1", "address": "192.0.2.1", "kind": "switch", "district": "D1"},
         {"id": "ep-a", "address": "192.0.2.2", "district": "D1", "parent": "sw-d1",
-         "name": "Xã Tân Lập"},
+         "name": "Xã Tân Lập", "probes": {"icmp": {}, "tcp": {"port": 5060}}},
         {"id": "ep-b", "address": "192.0.2.3", "district": "D1", "parent": "sw-d1",
          "name": "Phường Đồng Xoài"},
         {"id": "ep-c", "address": "192.0.2.4", "district": "D2", "name": "UBND huyện Bù Đăng"},
@@ -88,6 +88,13 @@ def journal(path: Path) -> JournalDB:
     changes = [
         # Run 1: everything up before the month began.
         *(Change(s, first, "up") for s in ("sw-d1", "link:sw-d1", "ep-a", "ep-b", "ep-c")),
+        Change("ep-a/tcp", first, "up"),
+        # ep-a's SIP port refused for half an hour on the 5th.
+        Change("ep-a/tcp", at(5, 10), "down", "refused"),
+        Change("ep-a/tcp", at(5, 10, 30), "up"),
+        Change("ep-a/tcp", RESTART + 5, "up"),
+        Change("ep-a/tcp", at(15, 9, 0, 30), "down", "timeout"),
+        Change("ep-a/tcp", at(15, 10, 0, 5), "up"),
         Change("ep-a", at(3, 23, 30), "down", "timeout"),
         Change("ep-a", at(4, 0, 45), "up"),
         # Run 2: first verdicts a few seconds after the restart.
@@ -258,6 +265,24 @@ def test_office_hours_leave_out_nights_weekends_and_the_holiday(
     # ep-c's holiday hour is not office time; in the whole month it counts.
     assert (c["down_seconds"], c["availability"]) == (0, 1.0)
     assert by_target(report_json, "ep-c")["figures"]["down_seconds"] == 3600
+
+
+def test_a_service_probe_has_its_own_figure_charged_to_the_link_as_its_site(
+    report_json: dict[str, Any],
+) -> None:
+    (service,) = report_json["services"]
+    assert service["target"] == "ep-a/tcp"
+    down = 1800 + 5  # the 5th's half hour; 5 s after the link came back on the 15th
+    up = MONTH - 7205 - 3600 - 3600 - down  # unknown, maintenance, the link's hour
+    assert service["figures"]["down_seconds"] == down
+    assert service["figures"]["parent_seconds"] == 3600
+    assert service["availability"] == up / (up + down)
+    probe_failed = fingerprint("ProbeFailed", "ep-a", {"probe": "tcp"})
+    assert [(p["cause"], p["alert"], p["reason"], p["excluded"]) for p in service["outages"]] == [
+        ("ProbeFailed", probe_failed, "refused", False),
+        ("DistrictUnreachable", fingerprint("DistrictUnreachable", "sw-d1", {}), None, True),
+        ("ProbeFailed", probe_failed, "timeout", False),
+    ]
 
 
 def test_the_quality_figure_counts_degraded_time_as_down(report_json: dict[str, Any]) -> None:

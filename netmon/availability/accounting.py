@@ -133,6 +133,12 @@ def down_alert(target: Target, rules: Mapping[str, Rule]) -> str:
     return "TargetDown"
 
 
+def probe_alert(rules: Mapping[str, Rule]) -> str:
+    """The alert netmon fires when a service probe fails (ProbeFailed)."""
+    found = (name for name, rule in rules.items() if rule.metric == "probe_failed" and rule.enabled)
+    return next(found, "ProbeFailed")
+
+
 class Accountant:
     """Figures and evidence per subject over one period."""
 
@@ -180,8 +186,14 @@ class Accountant:
             parent = self._targets.get(parent.parent) if parent.parent else None
         return chain
 
-    def subject(self, target: Target, *, link: bool = False) -> SubjectReport:
+    def subject(
+        self, target: Target, *, link: bool = False, service: str | None = None
+    ) -> SubjectReport:
+        """A site's figures and evidence; its district link's (`link`); one of its service
+        probes' (`service`: the probe's name), charged to a cut link as the site is."""
         subject = LINK + target.id if link else target.id
+        if service is not None:
+            subject = target.id + "/" + service
         line = self.timeline(subject)
         windows = windows_for(self._windows, target_labels(target))
         maintenance = iv.clip(iv.normal((w.starts, w.ends) for w in windows), self.start, self.end)
@@ -202,13 +214,16 @@ class Accountant:
             counted_down, unknown = iv.union(counted_down, unknown), []
         parts = (counted_up, counted_down, unknown, maintenance, parent)
         quality = None
-        if self.degraded and not link:
+        if self.degraded and not link and service is None:
             bad = iv.intersect(counted_up, self.timeline(target.id + QUALITY).down_spans)
             quality = self._figures(
                 self.period, iv.subtract(counted_up, bad), iv.union(counted_down, bad),
                 unknown, maintenance, parent,
             )  # fmt: skip
         alertname = GROUP_ALERT if link else down_alert(target, self._rules)
+        labels = {}
+        if service is not None:
+            alertname, labels = probe_alert(self._rules), {"probe": service}
         return SubjectReport(
             subject=subject,
             name=target.display_name,
@@ -218,7 +233,7 @@ class Accountant:
             parent=target.parent,
             total=self._figures(self.period, *parts),
             office=self._figures(self._office, *parts),
-            pieces=self._pieces(target, line, windows, cut, alertname, unknown),
+            pieces=self._pieces(target, line, windows, cut, (alertname, labels), unknown),
             daily=[self._day(day, counted_up, counted_down) for day in self.days],
             quality=quality,
             down_by_hour=self._by_hour(counted_down),
@@ -244,12 +259,13 @@ class Accountant:
         line: Timeline,
         windows: list[Window],
         cut: list[tuple[Target, Spans]],
-        alertname: str,
+        alert: tuple[str, dict[str, str]],
         unknown: Spans,
     ) -> list[Piece]:
         pieces: list[Piece] = []
+        alertname = alert[0]
         outages = iv.normal((s, e) for s, e, _ in line.down)
-        own_alert = fingerprint(alertname, target.id, {})
+        own_alert = fingerprint(alertname, target.id, alert[1])
         downs = sorted(line.down, key=lambda d: d[0])
         first = 0  # each down span belongs to one outage: walk them once, not per outage
         for number, (start, end) in enumerate(outages, 1):
@@ -277,10 +293,10 @@ class Accountant:
                 causes.append((spans, GROUP_ALERT, link_alert, True, charged, None))
             for s, e, reason in mine:
                 causes.append(([(s, e)], alertname, own_alert, False, None, reason))
-            for spans, cause, alert, excluded, because, reason in causes:
+            for spans, cause, fingerprint_, excluded, because, reason in causes:
                 for s, e in iv.intersect(left, spans):
                     pieces.append(
-                        Piece(s, e, cause, alert, excluded, because, reason, number, split)
+                        Piece(s, e, cause, fingerprint_, excluded, because, reason, number, split)
                     )
                 left = iv.subtract(left, spans)
         if self._unknown_is_down:

@@ -131,6 +131,7 @@ def render_html(report: Report, lang: str) -> str:
         _subjects(report.links, language, words["link"])
         if report.links
         else f'<p class="note">{e(words["none"])}</p>',
+        _services(report, language),
         _meetings(report, language),
         _evidence(report, language),
         _gaps(report, language),
@@ -237,6 +238,14 @@ def _subjects(subjects: Sequence[Subject], lang: Lang, first: str) -> str:
     return _table(head, rows)
 
 
+def _services(report: Report, lang: Lang) -> str:
+    if not report.services:
+        return ""
+    words = TEXTS[lang]
+    heading = f"<h2>{html.escape(words['service_table'])}</h2>"
+    return heading + _subjects(report.services, lang, words["service"])
+
+
 def _meetings(report: Report, lang: Lang) -> str:
     words, e = TEXTS[lang], html.escape
     out = [f"<h2>{e(words['meetings'])}</h2>"]
@@ -286,7 +295,7 @@ def _evidence(report: Report, lang: Lang) -> str:
     head = (words["site"], words["start"], words["end"], words["duration"], words["cause"],
             words["alert"], words["excluded"], words["reason"])  # fmt: skip
     rows = []
-    for s in [*report.sites, *report.links]:
+    for s in [*report.sites, *report.links, *report.services]:
         for p in s.pieces:
             end = local_time(report, p.end)
             split = f' <span title="{e(words["split"])}">↦</span>' if p.split else ""

@@ -168,6 +168,7 @@ class Report:
     sites: list[SubjectReport]
     links: list[SubjectReport]
     districts: list[DistrictSummary]
+    services: list[SubjectReport]  # each site's service probes (`target/probe`)
     meetings: list[MeetingReport]
     days: list[dt.date]
     scope: dict[str, str] = field(default_factory=dict)
@@ -193,6 +194,7 @@ class Report:
             "districts": [self._district(d) for d in self.districts],
             "targets": [self._subject(s) for s in self.sites],
             "links": [self._subject(s) for s in self.links],
+            "services": [self._subject(s) for s in self.services],
             "meetings": [self._meeting(m) for m in self.meetings],
         }
 

@@ -45,7 +45,7 @@ def to_csv(report: Report, table: str = "sites") -> str:
     """One row per site (and per district link), or one row per outage piece (`outages`)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    subjects = [*report.sites, *report.links]
+    subjects = [*report.sites, *report.links, *report.services]
     if table == "outages":
         writer.writerow(OUTAGE_COLUMNS)
         for subject in subjects:

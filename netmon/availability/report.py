@@ -59,6 +59,11 @@ def build_report(
     sites = [accountant.subject(t) for t in sorted(chosen, key=lambda t: (t.district, t.id))]
     parents = sorted({t.parent for t in chosen if t.parent and t.parent in targets})
     links = [accountant.subject(targets[p], link=True) for p in parents]
+    services = [
+        accountant.subject(t, service=name)
+        for t in sorted(chosen, key=lambda t: (t.district, t.id))
+        for name, _ in t.service_probes()
+    ]
     meetings = []
     for configured in inventory.config.meetings:
         begins = configured.start.timestamp()
@@ -82,6 +87,7 @@ def build_report(
         generated=time.time() if generated is None else generated,
         sites=sites,
         links=links,
+        services=services,
         districts=district_summaries(sites, links, meetings, {t.id for t in chosen if t.is_room}),
         meetings=meetings,
         days=accountant.days,
