@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from netmon.alerting.model import fingerprint
 from netmon.availability.db import Change, CheckVerdict, JournalDB, Window
@@ -337,3 +339,21 @@ def test_the_policy_is_printed_with_its_version_and_rules(report_json: dict[str,
     assert policy["precedence"] == ["maintenance", "unknown", "parent", "down", "up"]
     assert policy["period"]["from"] == "2026-11-01T00:00:00+07:00"
     assert policy["period"]["to"] == "2026-12-01T00:00:00+07:00"
+
+
+def test_the_readmes_configuration_example_loads() -> None:
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    section = readme.read_text(encoding="utf-8").split("## Availability reports", 1)[1]
+    found = re.search(r"### Configuration\n.*?```yaml\n(.*?)```", section, re.S)
+    assert found is not None
+    data = yaml.safe_load(found.group(1))
+    inventory = load_data({
+        **data,
+        "targets": [{"id": "ep", "address": "192.0.2.2", "district": "Bá Thước"}],
+        "oncall": {"channels": [{"kind": "email", "name": "email", "host": "smtp.example.vn",
+                                 "from_address": "netmon@stttt.example.vn"}]},
+    })  # fmt: skip
+    config = inventory.config.availability
+    assert (config.degraded, config.mail_channel, config.report_lang) == (True, "email", "vi")
+    assert [w.id for w in config.maintenance] == ["thay-switch-ba-thuoc"]
+    assert [str(day) for day in config.extra_holidays] == ["2026-12-31"]
