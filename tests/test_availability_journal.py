@@ -332,3 +332,29 @@ def test_a_maintenance_silence_needs_its_start() -> None:
             {"matchers": {"target": "x"}, "ends_at": "2026-12-01T00:00:00+07:00",
              "maintenance": True}
         )  # fmt: skip
+
+
+async def test_a_reload_keeps_a_firing_quality_alert_and_forgets_a_removed_probe(
+    journal: Journal,
+) -> None:
+    journal.recorder.quality_changed("ep", ["HighLoss"])
+    journal.store.record(Observation(target="ep", collector="tcp", ok=False, duration=1.0,
+                                     reason="timeout"))  # fmt: skip
+    await journal.advance(5)
+    # The same targets, ep without its tcp probe: its quality alert still fires.
+    without_tcp = load_data(
+        {
+            "defaults": {"icmp": {"down_after": 2, "confirm": 0, "up_after": 1}},
+            "targets": [
+                {"id": "sw", "address": "192.0.2.1", "kind": "switch", "district": "D1"},
+                {"id": "ep", "address": "192.0.2.2", "district": "D1", "parent": "sw"},
+            ],
+        }
+    )
+    await journal.recorder.reload(without_tcp, without_tcp.config.availability)
+    await journal.advance(1)
+    assert [c for c in journal.changes() if c[0] in ("ep~quality", "ep/tcp")] == [
+        ("ep/tcp", 1, "down", "timeout"),
+        ("ep/tcp", 5, "unknown", None),
+        ("ep~quality", 0, "down", "HighLoss"),
+    ]

@@ -126,8 +126,11 @@ class JournalRecorder:
         self.config = config
         self.apply_inventory(inventory)
         now = self._clock()
+        targets = inventory.targets
+        watched = {*targets, *(t + QUALITY for t in targets), *(LINK + p for p in self._parents)}
+        watched.update(f"{t}/{name}" for t, name in self._service)
         for subject in list(self._last):
-            if subject.removeprefix(LINK).split("/")[0] not in inventory.targets:
+            if subject not in watched:
                 self._queue_change(subject, "unknown", None, now)  # no longer watched
                 del self._last[subject]
         await self.db.call(self.db.keep_windows, self._windows)
