@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -358,3 +359,22 @@ async def test_a_reload_keeps_a_firing_quality_alert_and_forgets_a_removed_probe
         ("ep/tcp", 5, "unknown", None),
         ("ep~quality", 0, "down", "HighLoss"),
     ]
+
+
+async def test_a_change_being_written_when_netmon_stops_is_not_lost(journal: Journal) -> None:
+    db = journal.recorder.db
+    busy = asyncio.Event()
+    release = threading.Event()
+    db._executor.submit(lambda: (busy.set(), release.wait(10)))  # the journal's thread is busy
+    journal.store.record(_echo("sw", True))
+    await journal.clock.advance(1)  # the tick takes the change and waits for the thread
+    for _ in range(100):
+        await asyncio.sleep(0.001)
+    closing = asyncio.create_task(journal.recorder.close())  # SIGTERM meanwhile
+    for _ in range(100):
+        await asyncio.sleep(0.001)
+    release.set()
+    await closing
+    journal.recorder = journal.new_recorder()  # the fixture closes it again
+    await journal.recorder.start()
+    assert [c[:3] for c in journal.changes()] == [("link:sw", 1, "up"), ("sw", 0, "up")]

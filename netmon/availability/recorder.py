@@ -213,6 +213,9 @@ class JournalRecorder:
         self._queue, self._checks = [], []
         try:
             await self.db.call(self.db.record, changes, checks)
+        except asyncio.CancelledError:  # close() cancels the tick: it writes them (again: a
+            self._queue[:0], self._checks[:0] = changes, checks  # repeated key replaces)
+            raise
         except Exception:
             self.write_errors += 1
             log.exception("the availability journal could not be written; kept for the next try")
