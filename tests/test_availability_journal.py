@@ -378,3 +378,31 @@ async def test_a_change_being_written_when_netmon_stops_is_not_lost(journal: Jou
     journal.recorder = journal.new_recorder()  # the fixture closes it again
     await journal.recorder.start()
     assert [c[:3] for c in journal.changes()] == [("link:sw", 1, "up"), ("sw", 0, "up")]
+
+
+async def test_a_report_read_after_a_flush_knows_netmon_watched_until_then(
+    journal: Journal,
+) -> None:
+    journal.store.record(_echo("sw", True))
+    await journal.advance(30)  # the next heartbeat is at 60
+    await journal.recorder.flush()  # what the API and the monthly report do before reading
+    now = journal.recorder.now()
+    spans = coverage(journal.read(START, now).runs, journal.read(START, now).changes)
+    assert [(a - START, b - START) for a, b in spans] == [(0, 30)]
+
+
+async def test_the_monthly_report_knows_netmon_ran_until_the_month_was_over(
+    tmp_path: Path,
+) -> None:
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    journal = Journal(tmp_path / "journal.sqlite")
+    journal.clock.now = dt.datetime(2026, 11, 30, 23, 59, 30, tzinfo=zone).timestamp()
+    await journal.recorder.start()
+    journal.store.record(_echo("ep", True))
+    await journal.advance(40)  # midnight passes; the next heartbeat is a minute after the start
+    monthly = MonthlyReports(journal.recorder, lambda: journal.inventory, tmp_path / "reports")
+    assert await monthly.write_due()
+    report = json.loads((tmp_path / "reports" / "availability-2026-11.json").read_text())
+    (ep,) = [t for t in report["targets"] if t["target"] == "ep"]
+    assert ep["figures"]["up_seconds"] == 30
+    await journal.recorder.close()

@@ -89,6 +89,7 @@ class MonthlyReports:
             await self._mail(inventory, month, paths)
             return []
         start, end = month_bounds(month, zone)
+        await self._recorder.flush()  # the month's last changes, and netmon ran until now
         db = self._recorder.db
         journal = await db.call(db.read, start, end)
         if not journal.runs:

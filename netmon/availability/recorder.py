@@ -203,8 +203,11 @@ class JournalRecorder:
         return self._clock()
 
     async def flush(self) -> None:
-        """Write what is queued (a report reads the journal after this)."""
+        """Write what is queued, and note that netmon watched until now (a report reads the
+        journal after this: without the note, the time since the last heartbeat is unknown)."""
         await self._flush()
+        if self._started:
+            await self.db.call(self.db.heartbeat, self._started, self._clock())
 
     async def _flush(self) -> None:
         if not self._queue and not self._checks:
