@@ -13,8 +13,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from netmon.availability.accounting import coverage, timeline
+from netmon.availability.api import routes as availability_routes
 from netmon.availability.db import Change, JournalDB, JournalSlice
 from netmon.availability.monthly import MonthlyReports
 from netmon.availability.recorder import JournalRecorder
@@ -406,3 +409,16 @@ async def test_the_monthly_report_knows_netmon_ran_until_the_month_was_over(
     (ep,) = [t for t in report["targets"] if t["target"] == "ep"]
     assert ep["figures"]["up_seconds"] == 30
     await journal.recorder.close()
+
+
+def _api(journal: Journal) -> TestClient[Any, Any]:
+    app = web.Application()
+    app.add_routes(availability_routes(journal.recorder, lambda: journal.inventory))
+    return TestClient(TestServer(app))
+
+
+async def test_the_api_refuses_a_month_out_of_range_with_a_400(journal: Journal) -> None:
+    async with _api(journal) as client:
+        answer = await client.get("/api/v1/reports/availability", params={"month": "9999-12"})
+        assert answer.status == 400
+        assert "9999-12" in (await answer.json())["error"]

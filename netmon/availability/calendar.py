@@ -26,7 +26,10 @@ def month_bounds(month: str, zone: ZoneInfo) -> tuple[float, float]:
         first = dt.datetime.strptime(month, "%Y-%m").replace(tzinfo=zone)
     except ValueError:
         raise ValueError(f"month: {month!r} is not YYYY-MM") from None
-    following = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    try:
+        following = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    except OverflowError:  # 9999-12: no month after it
+        raise ValueError(f"month: {month!r} is out of range") from None
     return first.timestamp(), following.timestamp()
 
 
