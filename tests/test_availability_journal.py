@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -422,3 +423,23 @@ async def test_the_api_refuses_a_month_out_of_range_with_a_400(journal: Journal)
         answer = await client.get("/api/v1/reports/availability", params={"month": "9999-12"})
         assert answer.status == 400
         assert "9999-12" in (await answer.json())["error"]
+
+
+async def test_a_csv_from_the_api_is_named_after_the_local_day_it_starts(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "UTC")  # the server's clock; the report's zone is +07:00
+    time.tzset()
+    try:
+        await journal.advance(1)
+        async with _api(journal) as client:
+            answer = await client.get(
+                "/api/v1/reports/availability", params={"from": "2027-01-15", "format": "csv"}
+            )
+            assert answer.status == 200
+            assert answer.headers["Content-Disposition"] == (
+                'attachment; filename="availability-2027-01-15.csv"'
+            )
+    finally:
+        monkeypatch.undo()
+        time.tzset()

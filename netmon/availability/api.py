@@ -84,7 +84,8 @@ def routes(
         data = body if isinstance(body, bytes) else body.encode()
         headers: dict[str, Any] = {}
         if fmt in ("csv", "pdf"):
-            name = f"availability-{month or dt.date.fromtimestamp(start).isoformat()}.{fmt}"
+            day = dt.datetime.fromtimestamp(start, zone).date().isoformat()  # local, as asked
+            name = f"availability-{month or day}.{fmt}"
             headers["Content-Disposition"] = f'attachment; filename="{name}"'
         return web.Response(
             body=data,
