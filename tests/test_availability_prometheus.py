@@ -278,3 +278,19 @@ def test_chunks_join_and_unmerged_series_of_a_target_count_as_up_if_either_is() 
 
     assert _combine([[(0, 3, 1)], [(3, 5, 1), (5, 6, 0)]]) == [(0, 5, 1), (5, 6, 0)]
     assert _combine([[(0, 4, 0)], [(2, 6, 1)], [(8, 9, 0)]]) == [(0, 2, 0), (2, 6, 1), (8, 9, 0)]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://reporter:12/s3cret@127.0.0.1:9090",
+        "http://reporter:12?s3cret@127.0.0.1:9090",
+        "http://reporter:12#s3cret@127.0.0.1:9090",
+        "reporter:s3cret@127.0.0.1:9090",  # no scheme
+    ],
+)
+def test_a_url_whose_credentials_cannot_be_told_apart_is_refused_without_them(url: str) -> None:
+    with pytest.raises(ValueError, match="percent-encoded") as caught:
+        PrometheusSource(url)
+    assert "s3cret" not in str(caught.value)
+    assert "reporter" not in str(caught.value)

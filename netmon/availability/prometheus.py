@@ -67,6 +67,13 @@ class PrometheusSource:
         if not self.step > 0:
             raise ValueError(f"the step must be positive, not {self.step}")
         parts = urllib.parse.urlsplit(self.url)
+        if "@" in parts.scheme + parts.path + parts.query + parts.fragment:
+            # A password with / ? # (or no scheme): the URL would be split inside the password,
+            # and redact() would show it. Not a word of the URL, then.
+            raise ValueError(
+                "the Prometheus URL: write it as http(s)://user:password@host:port/, the user "
+                "and password percent-encoded (/ ? # @ : as %2F %3F %23 %40 %3A)"
+            )
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {redact(self.url)}")
 
