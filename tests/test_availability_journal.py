@@ -443,3 +443,21 @@ async def test_a_csv_from_the_api_is_named_after_the_local_day_it_starts(
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"month": "2026-11", "from": "2026-11-02"}, "give a month, or a first day"),
+        ({"to": "2026-11-02"}, "a last day (to) needs a first day (from)"),
+        ({"from": "0001-01-01"}, "a report covers at most 1000 days"),
+        ({"district": "Bá Thươc"}, "no target of the config in district 'Bá Thươc'"),
+    ],
+)
+async def test_the_api_refuses_a_period_or_scope_that_says_nothing_clearly(
+    journal: Journal, params: dict[str, str], error: str
+) -> None:
+    async with _api(journal) as client:
+        answer = await client.get("/api/v1/reports/availability", params=params)
+        assert answer.status == 400
+        assert error in (await answer.json())["error"]

@@ -22,7 +22,7 @@ from netmon.availability.period import FORMATS, period_of
 from netmon.availability.quality import call_quality, meetings_between
 from netmon.availability.recorder import JournalRecorder
 from netmon.availability.render import render
-from netmon.availability.report import build_report
+from netmon.availability.report import build_report, scope_problem
 from netmon.inventory import Inventory
 from netmon.meeting_quality.db import MeetingDB
 
@@ -57,13 +57,16 @@ def routes(
         zone = ZoneInfo(config.timezone)
         now = recorder.now()
         month = query.get("month")
-        if month is None and "from" not in query:
+        if month is None and "from" not in query and "to" not in query:
             month = dt.datetime.fromtimestamp(now, zone).strftime("%Y-%m")
         try:
             start, end = period_of(month, query.get("from"), query.get("to"), zone, now)
         except ValueError as exc:
             return _error(str(exc))
         scope = {k: query[k] for k in ("district", "group", "target") if query.get(k)}
+        problem = scope_problem(current, scope)
+        if problem is not None:
+            return _error(problem)
         await recorder.flush()
         db = recorder.db
         journal = await db.call(db.read, start, end)

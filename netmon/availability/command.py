@@ -86,7 +86,7 @@ def _call_quality(
 def run(args: argparse.Namespace) -> int:
     from netmon.availability.db import JournalDB
     from netmon.availability.render import render
-    from netmon.availability.report import build_report
+    from netmon.availability.report import build_report, scope_problem
     from netmon.config.errors import ConfigError
     from netmon.config.loader import load_file
 
@@ -107,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"netmon report: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
     scope = {"district": args.district, "group": args.group, "target": args.target}
+    nothing = scope_problem(inventory, scope)
+    if nothing is not None:
+        print(f"netmon report: {nothing}", file=sys.stderr)
+        return EXIT_PROBLEM
     if args.from_prometheus is not None:
         from netmon.availability.prometheus import (
             DEFAULT_STEP,

@@ -9,12 +9,19 @@ from zoneinfo import ZoneInfo
 from netmon.availability.calendar import month_bounds
 
 FORMATS = ("html", "pdf", "csv", "json")
+# The longest period one report covers: the journal keeps 400 days by default, and a report
+# over centuries (a typo in a year) would be computed day by day before anyone noticed.
+MAX_DAYS = 1000
 
 
 def period_of(
     month: str | None, since: str | None, until: str | None, zone: ZoneInfo, now: float
 ) -> tuple[float, float]:
     """[start, end) of the period asked for, local time; never past now."""
+    if month and (since or until):
+        raise ValueError("give a month, or a first day (and a last), not both")
+    if until and not since:
+        raise ValueError("a last day (to) needs a first day (from)")
     if month:
         start, end = month_bounds(month, zone)
     else:
@@ -23,6 +30,8 @@ def period_of(
     end = min(end, now)
     if end <= start:
         raise ValueError("the period is empty (it starts after it ends, or in the future)")
+    if end - start > MAX_DAYS * 86400:
+        raise ValueError(f"a report covers at most {MAX_DAYS} days")
     return start, end
 
 

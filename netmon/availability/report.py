@@ -27,6 +27,15 @@ def in_scope(target: Target, scope: Mapping[str, str]) -> bool:
     )
 
 
+def scope_problem(inventory: Inventory, scope: Mapping[str, str | None]) -> str | None:
+    """Why a scope selects nothing (a misspelt district, a target not in the config), or None."""
+    given = {k: v for k, v in scope.items() if v}
+    if not given or any(in_scope(t, given) for t in inventory.targets.values()):
+        return None
+    named = ", ".join(f"{k} {v!r}" for k, v in given.items())
+    return f"no target of the config in {named}"
+
+
 def build_report(
     journal: JournalSlice,
     inventory: Inventory,
