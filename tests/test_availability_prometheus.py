@@ -5,9 +5,11 @@ down and comes back, a real Prometheus scraping netmon every second with the rec
 
 from __future__ import annotations
 
+import http.server
 import json
 import math
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -294,3 +296,46 @@ def test_a_url_whose_credentials_cannot_be_told_apart_is_refused_without_them(ur
         PrometheusSource(url)
     assert "s3cret" not in str(caught.value)
     assert "reporter" not in str(caught.value)
+
+
+def test_a_redirect_is_not_followed_with_the_credentials() -> None:
+    """A Prometheus URL that redirects elsewhere: the answer is the 3xx, and the host it names
+    never sees the password (urllib would follow it with the Authorization header)."""
+    seen: list[str | None] = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    elsewhere = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    target = f"http://127.0.0.1:{elsewhere.server_address[1]}/steal"
+
+    class Redirecting(Elsewhere):
+        def do_POST(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.end_headers()
+
+    prometheus = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    servers = [
+        threading.Thread(target=s.serve_forever, daemon=True) for s in (elsewhere, prometheus)
+    ]
+    for server in servers:
+        server.start()
+    try:
+        url = f"http://reporter:s3cret@127.0.0.1:{prometheus.server_address[1]}"
+        with pytest.raises(PrometheusError, match="answered 302") as caught:
+            query_range(PrometheusSource(url, timeout=5), "netmon:target_up", 0.0, 60.0)
+        assert "s3cret" not in str(caught.value)
+        assert seen == []
+    finally:
+        for server_object in (elsewhere, prometheus):
+            server_object.shutdown()
+            server_object.server_close()

@@ -185,7 +185,7 @@ def query_range(
     )
     where = f"Prometheus at {redact(source.url)}"
     try:
-        with urllib.request.urlopen(request, timeout=source.timeout) as response:  # noqa: S310
+        with _NO_REDIRECTS.open(request, timeout=source.timeout) as response:
             raw = response.read()
     except urllib.error.HTTPError as exc:
         raise PrometheusError(f"{where} answered {exc.code}: {_error_of(exc.read())}") from None
@@ -203,6 +203,17 @@ def query_range(
         raise PrometheusError(f"{where} answered no matrix for {expr}")
     result: list[dict[str, Any]] = data.get("result") or []
     return result
+
+
+class _Refuse(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer (3xx), never followed: urllib would carry the Authorization
+    header, and so the password, to whatever host it names."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_Refuse)
 
 
 def _error_of(body: bytes) -> str:
