@@ -461,3 +461,21 @@ async def test_the_api_refuses_a_period_or_scope_that_says_nothing_clearly(
         answer = await client.get("/api/v1/reports/availability", params=params)
         assert answer.status == 400
         assert error in (await answer.json())["error"]
+
+
+def test_a_crashed_runs_changes_after_its_last_heartbeat_still_count(tmp_path: Path) -> None:
+    """netmon noted itself alive at 100, saw a target go down at 130 and crashed: a report
+    from 120 on knows the target was up 120-130 and down 130 until the crash's last sign."""
+    db = JournalDB(tmp_path / "j.sqlite")
+    db.open()
+    try:
+        db.start_run(0)
+        db.heartbeat(0, 100)
+        db.record([Change("a", 5, "up"), Change("a", 130, "down", "timeout")])
+        found = db.read(120, 1000)
+    finally:
+        db.shutdown()
+    runs = coverage(found.runs, found.changes)
+    assert runs == [(0, 130)]
+    line = timeline([c for c in found.changes if c.subject == "a"], runs)
+    assert line.up == [(5, 130)]

@@ -201,9 +201,12 @@ class JournalDB(SQLiteFile):
         runs = [
             Run(float(a), float(b), None if c is None else float(c))
             for a, b, c in db.execute(
+                # And the last run begun before the period, whatever its last heartbeat: a
+                # crashed run's changes after that heartbeat extend it (accounting.coverage).
                 "SELECT started, seen, stopped FROM runs WHERE started < ? AND"
-                " coalesce(stopped, seen) > ? ORDER BY started",
-                (end, start),
+                " (coalesce(stopped, seen) > ? OR started ="
+                " (SELECT max(started) FROM runs WHERE started <= ?)) ORDER BY started",
+                (end, start, start),
             )
         ]
         rows = db.execute(
