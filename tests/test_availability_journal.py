@@ -191,7 +191,7 @@ async def test_a_target_removed_by_a_reload_is_unknown_from_then(journal: Journa
     journal.store.record(_echo("ep", True))
     await journal.advance(5)
     smaller = load_data({"targets": [{"id": "sw", "address": "192.0.2.1", "kind": "switch"}]})
-    await journal.recorder.reload(smaller, smaller.config.availability)
+    await journal.recorder.reload(smaller)
     await journal.advance(1)
     assert [c for c in journal.changes() if c[0] == "ep"] == [
         ("ep", 0, "up", None),
@@ -356,7 +356,7 @@ async def test_a_reload_keeps_a_firing_quality_alert_and_forgets_a_removed_probe
             ],
         }
     )
-    await journal.recorder.reload(without_tcp, without_tcp.config.availability)
+    await journal.recorder.reload(without_tcp)
     await journal.advance(1)
     assert [c for c in journal.changes() if c[0] in ("ep~quality", "ep/tcp")] == [
         ("ep/tcp", 1, "down", "timeout"),

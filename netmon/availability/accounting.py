@@ -76,13 +76,9 @@ def coverage(runs: Sequence[Run], changes: Sequence[Change]) -> list[tuple[float
 
 
 def _run_of(starts: Sequence[float], at: float) -> int | None:
-    found = None
-    for index, started in enumerate(starts):
-        if started <= at:
-            found = index
-        else:
-            break
-    return found
+    """The run a moment falls in: the last begun at or before it (starts ascending)."""
+    index = bisect.bisect_right(starts, at) - 1
+    return index if index >= 0 else None
 
 
 def timeline(changes: Sequence[Change], runs: Sequence[tuple[float, float]]) -> Timeline:

@@ -35,7 +35,6 @@ def policy(
     start: float,
     end: float,
     holidays: list[Holiday],
-    heartbeat: float | None = None,
     source: str = "journal",
 ) -> dict[str, Any]:
     """`source`: where the evidence came from: "journal" (netmon's outage journal), or the
@@ -64,7 +63,7 @@ def policy(
         if config.degraded
         else None,
         "precedence": list(PRECEDENCE),
-        "heartbeat_seconds": heartbeat if heartbeat is not None else config.heartbeat,
+        "heartbeat_seconds": config.heartbeat,
         "office_hours": {
             "days": list(hours.days),
             "periods": [[a.strftime("%H:%M"), b.strftime("%H:%M")] for a, b in hours.periods],

@@ -69,6 +69,7 @@ class JournalRecorder:
         self._started = 0.0
         self._parents: list[str] = []
         self._service: list[tuple[str, str]] = []
+        self._without_icmp: list[str] = []
         self.write_errors = 0
         self._listening = False
         self.apply_inventory(inventory)
@@ -78,14 +79,10 @@ class JournalRecorder:
         targets = inventory.targets
         self._parents = sorted({t.parent for t in targets.values() if t.parent in targets})  # type: ignore[misc]
         self._service = [(t.id, name) for t in targets.values() for name, _ in t.service_probes()]
+        # ICMP targets are told by the store as their reach changes; only the others are looked
+        # at each second (a few at most of 10,000).
+        self._without_icmp = [t.id for t in targets.values() if t.probe("icmp") is None]
         self._windows = [Window.configured(w) for w in self.config.maintenance]
-
-    def set_config(
-        self, config: AvailabilityConfig, topology: TopologyConfig | None = None
-    ) -> None:
-        self.config = config
-        if topology is not None:
-            self._topology.settings = topology
 
     async def start(self) -> None:
         await self.db.call(self.db.open)
@@ -122,8 +119,10 @@ class JournalRecorder:
             log.exception("the availability journal could not note netmon's stop")
         await asyncio.get_running_loop().run_in_executor(None, self.db.shutdown)
 
-    async def reload(self, inventory: Inventory, config: AvailabilityConfig) -> None:
-        self.config = config
+    async def reload(self, inventory: Inventory) -> None:
+        """A new config: its targets, its `availability:` and topology settings."""
+        self.config = inventory.config.availability
+        self._topology.settings = inventory.config.alerting.topology
         self.apply_inventory(inventory)
         now = self._clock()
         targets = inventory.targets
@@ -169,11 +168,10 @@ class JournalRecorder:
         """Links, targets without ICMP and service probes, as they are now."""
         now = self._clock()
         targets = self._store.targets
-        for state in targets.values():
-            if state.icmp is None:
-                reach = state.reach
-                if reach is not Reach.UNKNOWN:
-                    self._queue_change(state.target.id, STATES[reach], _reason(state), now)
+        for target_id in self._without_icmp:
+            state = targets.get(target_id)
+            if state is not None and state.reach is not Reach.UNKNOWN:
+                self._queue_change(target_id, STATES[state.reach], _reason(state), now)
         for parent in self._parents:
             self._queue_link(parent, now)
         for target_id, probe_name in self._service:

@@ -84,8 +84,7 @@ class Availability:
         return routes(self.recorder, self._inventory, self._meeting_record)
 
     async def reload(self, inventory: Inventory) -> None:
-        self.recorder.set_config(inventory.config.availability, inventory.config.alerting.topology)
-        await self.recorder.reload(inventory, inventory.config.availability)
+        await self.recorder.reload(inventory)
 
     async def close(self) -> None:
         if self._monthly_task is not None:
