@@ -479,3 +479,23 @@ def test_a_crashed_runs_changes_after_its_last_heartbeat_still_count(tmp_path: P
     assert runs == [(0, 130)]
     line = timeline([c for c in found.changes if c.subject == "a"], runs)
     assert line.up == [(5, 130)]
+
+
+async def test_a_switch_that_stops_answering_while_all_behind_it_answer_cuts_nobody_off(
+    journal: Journal,
+) -> None:
+    """As DistrictUnreachable judges it: a link is down when its parent is cut and targets
+    behind it are down, not when only the switch's own address goes quiet."""
+    store = journal.store
+    store.record(_echo("sw", True))
+    store.record(_echo("ep", True))
+    await journal.advance(1)
+    for _ in range(2):
+        store.record(_echo("sw", False))
+        store.record(_echo("ep", True))
+    await journal.advance(5)
+    assert [c for c in journal.changes() if c[0] in ("sw", "link:sw")] == [
+        ("link:sw", 1, "up", None),
+        ("sw", 0, "up", None),
+        ("sw", 1, "down", "timeout"),
+    ]

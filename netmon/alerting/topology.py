@@ -9,7 +9,7 @@ neither: holding, grouping and firing are the lifecycle's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from netmon.alerting.model import fingerprint
@@ -58,6 +58,10 @@ class Topology:
             if target.parent is not None:
                 children.setdefault(target.parent, []).append(target.id)
         self._children = children
+
+    def children(self, target_id: str) -> Sequence[str]:
+        """The targets that hang off this one directly."""
+        return self._children.get(target_id, ())
 
     def target(self, target_id: str) -> Target | None:
         state = self._store.targets.get(target_id)

@@ -19,8 +19,9 @@ FORMULAS = {
     "availability": "up / (up + down)",
     "site down": "seconds netmon judged the target down, less maintenance, unknown and the time "
     "a parent link was cut (charged to that link)",
-    "link down": "seconds the district's aggregation (the parent target) was cut: down itself, "
-    "its uplink interface down, or most targets behind it down",
+    "link down": "seconds the district's aggregation (the parent target) was cut (down itself, "
+    "its uplink interface down, or most targets behind it down) with targets behind it down, "
+    "as DistrictUnreachable judges it",
     "unknown": "seconds without a verdict: netmon not running (from its last heartbeat after a "
     "crash), or running without a verdict on the target yet",
     "office hours": "the same over office hours only, public holidays left out",

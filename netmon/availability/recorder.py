@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 
-from netmon.alerting.topology import Topology
+from netmon.alerting.topology import CutOff, Topology
 from netmon.alerting.tracked import Tracked
 from netmon.availability.accounting import LINK, QUALITY
 from netmon.availability.db import Change, CheckVerdict, JournalDB, Window
@@ -172,8 +172,8 @@ class JournalRecorder:
             state = targets.get(target_id)
             if state is not None and state.reach is not Reach.UNKNOWN:
                 self._queue_change(target_id, STATES[state.reach], _reason(state), now)
-        for parent in self._parents:
-            self._queue_link(parent, now)
+        for cut in self._topology.cut_off():
+            self._queue_link(cut, now)
         for target_id, probe_name in self._service:
             found = targets.get(target_id)
             probe = found.probes.get(probe_name) if found is not None else None
@@ -181,15 +181,21 @@ class JournalRecorder:
                 word = "up" if probe.success else "down"
                 self._queue_change(f"{target_id}/{probe_name}", word, probe.reason, now)
 
-    def _queue_link(self, parent: str, now: float) -> None:
-        state = self._store.targets.get(parent)
-        if state is None:
-            return
-        if self._topology.is_cut(parent):
-            reason = "unreachable" if state.reach is Reach.DOWN else "cut off"
-            self._queue_change(LINK + parent, "down", reason, now)
-        elif state.reach is Reach.UP:
+    def _queue_link(self, cut: CutOff, now: float) -> None:
+        """A link is down as DistrictUnreachable judges it: its parent cut (down, its uplink
+        down, most of what hangs off it down) with targets behind it down. A parent whose
+        uplink reads down while everything behind it answers has not cut anyone off."""
+        parent = cut.parent.id
+        if cut.behind:
+            state = self._store.targets.get(parent)
+            down = state is not None and state.reach is Reach.DOWN
+            self._queue_change(LINK + parent, "down", "unreachable" if down else "cut off", now)
+        elif any(self._up(t) for t in (parent, *self._topology.children(parent))):
             self._queue_change(LINK + parent, "up", None, now)
+
+    def _up(self, target_id: str) -> bool:
+        state = self._store.targets.get(target_id)
+        return state is not None and state.reach is Reach.UP
 
     # --- writing ----------------------------------------------------------------------------
 

@@ -243,8 +243,9 @@ POLICY_VI: dict[str, str] = {
     FORMULAS["availability"]: "hoạt động / (hoạt động + ngừng)",
     FORMULAS["site down"]: "số giây netmon kết luận đối tượng ngừng, trừ thời gian bảo trì, "
     "không rõ và thời gian đường truyền cấp trên bị cắt (tính cho đường truyền đó)",
-    FORMULAS["link down"]: "số giây thiết bị tập trung của huyện (đối tượng cấp trên) bị cắt: "
-    "chính nó ngừng, cổng uplink của nó ngừng, hoặc phần lớn đối tượng phía sau nó ngừng",
+    FORMULAS["link down"]: "số giây thiết bị tập trung của huyện (đối tượng cấp trên) bị cắt "
+    "(chính nó ngừng, cổng uplink của nó ngừng, hoặc phần lớn đối tượng phía sau nó ngừng) "
+    "và có đối tượng phía sau nó ngừng, như cảnh báo DistrictUnreachable",
     FORMULAS["unknown"]: "số giây không có kết luận: netmon không chạy (từ nhịp tim cuối cùng "
     "trước khi dừng đột ngột), hoặc đang chạy nhưng chưa có kết luận về đối tượng",
     FORMULAS["office hours"]: "như trên nhưng chỉ trong giờ hành chính, không tính ngày lễ",
