@@ -21,6 +21,7 @@ import pypdf
 import pytest
 
 from netmon.availability.charts import daily_means
+from netmon.availability.db import Change, JournalDB
 from netmon.availability.html import render_html
 from netmon.availability.model import Report
 from netmon.availability.pdf import render_pdf
@@ -257,3 +258,20 @@ def test_without_weasyprint_a_pdf_is_refused_with_what_to_install(
     monkeypatch.setitem(sys.modules, "weasyprint", None)  # `import weasyprint` fails
     with pytest.raises(RuntimeError, match=r"pip install 'netmon\[report\]'.*libpango-1\.0-0"):
         render_pdf("<p>x</p>")
+
+
+def test_targets_of_no_district_have_a_named_row_in_the_summary(tmp_path: Path) -> None:
+    inventory = load_data({"targets": [{"id": "core", "address": "192.0.2.9", "kind": "router"}]})
+    db = JournalDB(tmp_path / "j.sqlite")
+    db.open()
+    try:
+        db.start_run(1000.0)
+        db.stop_run(1000.0, 2000.0)
+        db.record([Change("core", 1001.0, "up")])
+        journal = db.read(1000.0, 2000.0)
+    finally:
+        db.shutdown()
+    report = build_report(journal, inventory, inventory.config.availability)
+    for lang, label in (("en", "(no district)"), ("vi", "(không thuộc huyện)")):
+        summary = _text(render_html(report, lang)).split(TEXTS[lang]["worst"])[0]
+        assert f" {label} 100" in summary

@@ -168,7 +168,8 @@ def _period_name(report: Report) -> str:
 
 def _summary(report: Report, lang: Lang) -> str:
     words = TEXTS[lang]
-    rows = [_district_row(d.district, d, lang) for d in report.districts]
+    # Targets of no district (the core, the provincial hall's own) are a row of their own.
+    rows = [_district_row(d.district or words["no_district"], d, lang) for d in report.districts]
     if len(report.districts) > 1:
         total = DistrictSummary(
             words["all"],
