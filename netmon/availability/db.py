@@ -188,14 +188,6 @@ class JournalDB(SQLiteFile):
 
     # --- reads -----------------------------------------------------------------------------
 
-    def last_states(self) -> dict[str, str]:
-        """Each subject's last recorded state."""
-        rows = self._db.execute(
-            "SELECT subject, state FROM changes c WHERE at ="
-            " (SELECT max(at) FROM changes WHERE subject = c.subject)"
-        )
-        return dict(rows.fetchall())
-
     def read(self, start: float, end: float) -> JournalSlice:
         db = self._db
         runs = [
@@ -242,7 +234,7 @@ class JournalDB(SQLiteFile):
         )
 
     def size(self) -> dict[str, int]:
-        """Rows per table (the README's size figure, `netmon report --journal-stats`)."""
+        """Rows per table (bench/journal_size.py, the README's size figure)."""
         queries = {
             "changes": "SELECT count(*) FROM changes",
             "runs": "SELECT count(*) FROM runs",
