@@ -21,6 +21,18 @@ def meeting_targets(inventory: Inventory, meeting: MeetingConfig) -> list[Target
     return sorted(members.values(), key=lambda t: t.id)
 
 
+def meetings_starting(
+    inventory: Inventory, start: float, end: float
+) -> list[tuple[MeetingConfig, float]]:
+    """The configured meetings that start in [start, end), with their start (unix seconds)."""
+    found = []
+    for meeting in inventory.config.meetings:
+        begins = meeting.start.timestamp()
+        if start <= begins < end:
+            found.append((meeting, begins))
+    return found
+
+
 def meeting_windows(inventory: Inventory) -> list[tuple[float, float, frozenset[str]]]:
     """(from, until, rooms) per meeting: from its first check until it ends."""
     windows = []

@@ -11,6 +11,7 @@ from netmon.inventory import Inventory
 from netmon.meeting_quality.db import MeetingDB
 from netmon.meeting_quality.model import scheduled_id
 from netmon.meeting_quality.summary import summarize
+from netmon.meetings import meetings_starting
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +30,7 @@ class CallQuality:
 
 def meetings_between(inventory: Inventory, start: float, end: float) -> list[tuple[str, float]]:
     """(name, start) of the configured meetings that start in [start, end)."""
-    found = []
-    for meeting in inventory.config.meetings:
-        begins = meeting.start.timestamp()
-        if start <= begins < end:
-            found.append((meeting.name, begins))
-    return found
+    return [(meeting.name, begins) for meeting, begins in meetings_starting(inventory, start, end)]
 
 
 def call_quality(

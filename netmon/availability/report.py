@@ -15,7 +15,7 @@ from netmon.availability.quality import CallQuality
 from netmon.config.availability import AvailabilityConfig
 from netmon.inventory import Inventory, Target
 from netmon.meeting_quality.model import scheduled_id
-from netmon.meetings import meeting_targets
+from netmon.meetings import meeting_targets, meetings_starting
 
 
 def in_scope(target: Target, scope: Mapping[str, str]) -> bool:
@@ -74,10 +74,7 @@ def build_report(
         for name, _ in t.service_probes()
     ]
     meetings = []
-    for configured in inventory.config.meetings:
-        begins = configured.start.timestamp()
-        if not start <= begins < end:
-            continue
+    for configured, begins in meetings_starting(inventory, start, end):
         rooms = [t for t in meeting_targets(inventory, configured) if in_scope(t, scope)]
         if rooms:
             meeting = Meeting(configured.name, begins, begins + configured.duration, rooms)
